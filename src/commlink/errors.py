@@ -1,0 +1,64 @@
+"""The exception tree. Adapters translate SDK errors into these at their edge."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "CommlinkError",
+    "ConfigError",
+    "CursorExpired",
+    "InvalidInput",
+    "NotFound",
+    "ProviderError",
+    "RateLimited",
+    "StoreError",
+    "TransientError",
+]
+
+
+class CommlinkError(Exception):
+    """Root of every error commlink raises."""
+
+
+class ConfigError(CommlinkError):
+    """A setting is missing or wrong; ``field`` names it when known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class InvalidInput(CommlinkError):
+    """A value handed to commlink is not acceptable; nothing was written."""
+
+
+class StoreError(CommlinkError):
+    """The store failed to read or write."""
+
+
+class ProviderError(CommlinkError):
+    """A mail or calendar provider failed."""
+
+
+class AuthError(ProviderError):
+    """Credentials were refused or revoked; the user must reconnect."""
+
+
+class TransientError(ProviderError):
+    """A temporary failure (network, 5xx): retry later."""
+
+
+class RateLimited(TransientError):
+    """The provider asked us to slow down; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CursorExpired(ProviderError):
+    """The incremental cursor is no longer valid: a full resync is needed."""
+
+
+class NotFound(ProviderError):
+    """The requested item or folder does not exist (any more)."""

@@ -1,0 +1,338 @@
+"""Immutable values that flow through commlink.
+
+Everything here is a frozen ``attrs`` class or an enum: no IO, no behaviour
+beyond small derived properties. Providers produce these values, the policy
+layer reasons over them and stores persist them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+__all__ = [
+    "ALWAYS_EXCLUDED_KINDS",
+    "Address",
+    "Attachment",
+    "Attendee",
+    "CalendarContactPolicy",
+    "Channel",
+    "ChannelKind",
+    "ChannelSettings",
+    "ContactPolicy",
+    "Detail",
+    "Direction",
+    "Event",
+    "EventStatus",
+    "Folder",
+    "FolderKind",
+    "FolderSelection",
+    "Message",
+    "Participant",
+    "ResponseStatus",
+    "Role",
+    "Visibility",
+]
+
+
+class Role(enum.Enum):
+    """The header a participant was found in."""
+
+    FROM = "from"
+    SENDER = "sender"
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
+    REPLY_TO = "reply_to"
+
+
+class Direction(enum.Enum):
+    """Whether the channel owner sent or received a message."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
+class FolderKind(enum.Enum):
+    """What a folder (or Gmail label) is for."""
+
+    INBOX = "inbox"
+    SENT = "sent"
+    ARCHIVE = "archive"
+    ALL = "all"
+    IMPORTANT = "important"
+    STARRED = "starred"
+    CATEGORY = "category"
+    DRAFTS = "drafts"
+    SPAM = "spam"
+    TRASH = "trash"
+    CALENDAR = "calendar"
+    CUSTOM = "custom"
+
+
+#: Folders never imported, whatever the selection says.
+ALWAYS_EXCLUDED_KINDS = frozenset({FolderKind.DRAFTS, FolderKind.SPAM, FolderKind.TRASH})
+
+
+class Visibility(enum.Enum):
+    """How much of a channel's mail other CRM users may see.
+
+    The channel owner always sees everything that is stored.
+    """
+
+    METADATA = "metadata"
+    SUBJECT = "subject"
+    FULL = "full"
+
+    @property
+    def rank(self) -> int:
+        return _VISIBILITY_RANK[self]
+
+
+_VISIBILITY_RANK = {Visibility.METADATA: 0, Visibility.SUBJECT: 1, Visibility.FULL: 2}
+
+
+class Detail(enum.Enum):
+    """How much a provider fetches: headers only, or the whole message."""
+
+    METADATA = "metadata"
+    FULL = "full"
+
+
+class ContactPolicy(enum.Enum):
+    """Which correspondents of a mail channel become new CRM contacts."""
+
+    NONE = "none"
+    SENT = "sent"
+    SENT_AND_RECEIVED = "sent_and_received"
+
+
+class CalendarContactPolicy(enum.Enum):
+    """Which meeting participants become new CRM contacts."""
+
+    NONE = "none"
+    AS_PARTICIPANT = "as_participant"
+    AS_ORGANIZER = "as_organizer"
+    BOTH = "both"
+
+
+class ResponseStatus(enum.Enum):
+    """An attendee's answer to an invitation (iCalendar PARTSTAT)."""
+
+    NEEDS_ACTION = "needs_action"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    TENTATIVE = "tentative"
+    DELEGATED = "delegated"
+
+
+class EventStatus(enum.Enum):
+    CONFIRMED = "confirmed"
+    TENTATIVE = "tentative"
+    CANCELLED = "cancelled"
+
+
+class ChannelKind(enum.Enum):
+    MAIL = "mail"
+    CALENDAR = "calendar"
+
+
+@attrs.frozen(slots=True)
+class Address:
+    """A normalised email address.
+
+    ``key`` is the comparison key: lower-cased, with the domain in its ASCII
+    (IDNA) form, so ``Foo@Bücher.de`` and ``foo@xn--bcher-kva.de`` share one
+    key. ``email`` is the form to show (Unicode domain). An address that
+    failed validation has ``valid=False``, an empty ``key`` and keeps the
+    header text in ``raw``; it is never matched, blocked or created.
+    """
+
+    key: str
+    email: str
+    name: str = ""
+    valid: bool = True
+    raw: str = ""
+
+    @property
+    def domain(self) -> str:
+        """The ASCII (IDNA) domain, lower-cased; empty when invalid."""
+        return self.key.rpartition("@")[2]
+
+    @property
+    def local(self) -> str:
+        return self.key.rpartition("@")[0]
+
+
+@attrs.frozen(slots=True)
+class Participant:
+    address: Address
+    role: Role
+
+
+@attrs.frozen(slots=True)
+class Attachment:
+    """Metadata of an attachment; its content is never stored."""
+
+    filename: str
+    content_type: str
+    size: int
+    inline: bool = False
+    content_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class Folder:
+    """A mail folder, Gmail label or calendar of a channel."""
+
+    id: str
+    name: str
+    kind: FolderKind = FolderKind.CUSTOM
+    parent: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Message:
+    """One email as read from a provider, before policy.
+
+    ``provider_id`` identifies it within its channel; ``message_id`` is the
+    RFC 5322 Message-ID without angle brackets (synthesised from a content
+    hash when the header is missing, with ``synthetic_id`` set).
+    ``body`` is ``None`` when only metadata was fetched.
+    """
+
+    provider_id: str
+    message_id: str
+    date: datetime
+    subject: str = ""
+    participants: tuple[Participant, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    thread_hint: str | None = None
+    folders: tuple[str, ...] = ()
+    body: str | None = None
+    snippet: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    calendar_parts: tuple[str, ...] = ()
+    list_id: str = ""
+    list_unsubscribe: str = ""
+    precedence: str = ""
+    auto_submitted: str = ""
+    size: int = 0
+    synthetic_id: bool = False
+    warnings: tuple[str, ...] = ()
+
+    def addresses(self, *roles: Role) -> tuple[Address, ...]:
+        """Addresses of the given roles (all roles when none given)."""
+        return tuple(p.address for p in self.participants if not roles or p.role in roles)
+
+    @property
+    def sender(self) -> Address | None:
+        for p in self.participants:
+            if p.role is Role.FROM:
+                return p.address
+        return None
+
+
+@attrs.frozen(slots=True)
+class Attendee:
+    address: Address
+    status: ResponseStatus = ResponseStatus.NEEDS_ACTION
+    organizer: bool = False
+    optional: bool = False
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """One calendar event (a series master, a single event or an override).
+
+    ``uid`` is the iCalendar UID; ``recurrence_id`` is set on an overridden
+    instance of a series (``None`` for the master or a single event).
+    ``recurrence`` holds the RRULE/RDATE/EXDATE lines of a series master.
+    """
+
+    provider_id: str
+    uid: str
+    start: datetime
+    end: datetime
+    title: str = ""
+    description: str = ""
+    location: str = ""
+    all_day: bool = False
+    timezone: str = ""
+    recurrence_id: datetime | None = None
+    recurrence: tuple[str, ...] = ()
+    status: EventStatus = EventStatus.CONFIRMED
+    organizer: Attendee | None = None
+    attendees: tuple[Attendee, ...] = ()
+    conference_url: str = ""
+    calendar_id: str = ""
+    sequence: int = 0
+    updated: datetime | None = None
+    warnings: tuple[str, ...] = ()
+
+    def addresses(self) -> tuple[Address, ...]:
+        found = [a.address for a in self.attendees]
+        if self.organizer is not None:
+            found.append(self.organizer.address)
+        return tuple(found)
+
+
+@attrs.frozen(slots=True)
+class FolderSelection:
+    """Which folders of a channel are imported.
+
+    Entries are folder ids or folder kind values (``"inbox"``, ``"sent"``,
+    ``"archive"``, ...). An empty ``include`` means every folder. Spam,
+    trash and drafts are always excluded.
+    """
+
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+
+    def selects(self, folder: Folder) -> bool:
+        if folder.kind in ALWAYS_EXCLUDED_KINDS:
+            return False
+        tokens = (folder.id, folder.kind.value)
+        if any(t in self.exclude for t in tokens):
+            return False
+        return not self.include or any(t in self.include for t in tokens)
+
+
+@attrs.frozen(slots=True)
+class ChannelSettings:
+    """What a channel may keep and show.
+
+    ``owner`` and ``aliases`` are address keys of the mailbox owner;
+    ``org_domains`` are the organisation's domains (subdomains count);
+    ``blocklist`` entries are addresses or ``@domain`` (subdomains too).
+    """
+
+    owner: str
+    aliases: frozenset[str] = frozenset()
+    org_domains: frozenset[str] = frozenset()
+    visibility: Visibility = Visibility.FULL
+    contact_policy: ContactPolicy = ContactPolicy.SENT
+    calendar_contact_policy: CalendarContactPolicy = CalendarContactPolicy.AS_PARTICIPANT
+    folders: FolderSelection = FolderSelection()
+    sync_internal: bool = False
+    blocklist: frozenset[str] = frozenset()
+    create_companies: bool = True
+    sync_invites: bool = False
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return self.aliases | {self.owner}
+
+
+@attrs.frozen(slots=True)
+class Channel:
+    """A connected mailbox or calendar owned by one CRM user."""
+
+    id: str
+    user_id: str
+    kind: ChannelKind
+    provider: str
+    settings: ChannelSettings

@@ -1,0 +1,255 @@
+"""The ports: what providers, stores and host directories must offer.
+
+They are ``typing.Protocol``s, so a host implements them without inheriting
+from anything. Every call is batched: nothing here is called per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .model import Channel, Detail, Event, Folder, Message
+from .records import (
+    AddressLinks,
+    ChannelState,
+    CompanyRef,
+    EventSummary,
+    NewContact,
+    OpportunityRef,
+    Page,
+    PageRequest,
+    PersonRef,
+    Skip,
+    SyncBatch,
+    Target,
+    ThreadSummary,
+    ThreadView,
+    Viewer,
+    Window,
+)
+
+__all__ = [
+    "CalendarProvider",
+    "ChangeSet",
+    "Directory",
+    "FetchedEvent",
+    "FetchedMessage",
+    "IdPage",
+    "MailProvider",
+    "Scope",
+    "Store",
+]
+
+
+@attrs.frozen(slots=True)
+class Scope:
+    """A unit of sync with its own cursor: a folder, a calendar or a mailbox."""
+
+    id: str
+    folder: Folder | None = None
+
+
+@attrs.frozen(slots=True)
+class IdPage:
+    """One page of a full listing, newest first; ``next`` resumes it."""
+
+    ids: tuple[str, ...]
+    next: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ChangeSet:
+    """What changed since a cursor.
+
+    ``complete`` is false when the provider has more changes to page
+    through: call ``changes`` again with ``cursor``.
+    """
+
+    upserted: tuple[str, ...]
+    deleted: tuple[str, ...]
+    cursor: str
+    complete: bool = True
+
+
+@attrs.frozen(slots=True)
+class FetchedMessage:
+    """A message as a provider returns it.
+
+    Either ``raw`` RFC 5322 bytes (headers only when fetched with
+    ``Detail.METADATA``) or an already mapped ``message``; ``error`` is set
+    when the provider could not return it (it is skipped with that reason).
+    ``folders``, ``thread_hint`` and ``date`` come from the provider's own
+    metadata and win over what the headers say.
+    """
+
+    provider_id: str
+    raw: bytes | None = None
+    message: Message | None = None
+    folders: tuple[str, ...] = ()
+    thread_hint: str | None = None
+    date: datetime | None = None
+    error: str | None = None
+
+
+@attrs.frozen(slots=True)
+class FetchedEvent:
+    """One calendar object: a single event, or a series with its overrides."""
+
+    provider_id: str
+    events: tuple[Event, ...] = ()
+    error: str | None = None
+
+
+@runtime_checkable
+class MailProvider(Protocol):
+    """A mailbox: IMAP, Gmail, Microsoft Graph, EWS, mbox/Maildir files."""
+
+    def folders(self) -> Sequence[Folder]: ...
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        """The scopes to sync for the selected folders (Gmail: one)."""
+        ...
+
+    def snapshot(self, scope: Scope) -> str:
+        """A cursor taken before a full listing starts."""
+        ...
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage: ...
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        """Changes since ``cursor``; raises ``CursorExpired`` when it is stale."""
+        ...
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]: ...
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        """Push/IDLE wake-ups for a scope, or ``None`` when not supported."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class CalendarProvider(Protocol):
+    """A calendar source: CalDAV, Google Calendar, Graph, EWS, .ics files."""
+
+    def calendars(self) -> Sequence[Folder]: ...
+
+    def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]: ...
+
+    def snapshot(self, scope: Scope) -> str: ...
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage: ...
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet: ...
+
+    def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """The host CRM's people, companies and opportunities.
+
+    Keys are address keys (``Address.key``) and ASCII domains, lower-cased.
+    """
+
+    def people_by_addresses(self, keys: Collection[str]) -> Mapping[str, PersonRef]: ...
+
+    def companies_by_domains(self, domains: Collection[str]) -> Mapping[str, CompanyRef]: ...
+
+    def opportunities_for(
+        self, company_ids: Collection[str], person_ids: Collection[str]
+    ) -> Mapping[str, Sequence[OpportunityRef]]:
+        """Open opportunities keyed by the company or person id they belong to
+        (a person's are those where they are a point of contact)."""
+        ...
+
+    def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
+        """Create people (and their companies); returns them by address key."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where commlink keeps what it synced; hosts may implement their own."""
+
+    # channels and sync state
+    def save_channel(self, channel: Channel) -> None: ...
+
+    def channel(self, channel_id: str) -> Channel | None: ...
+
+    def channels(self) -> Sequence[Channel]: ...
+
+    def remove_channel(self, channel_id: str) -> None:
+        """Forget a channel and everything only it contributed."""
+        ...
+
+    def channel_state(self, channel_id: str) -> ChannelState | None: ...
+
+    def save_channel_state(self, state: ChannelState) -> None: ...
+
+    def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew the channel's lease; a lease past its TTL is taken over."""
+        ...
+
+    def release_lease(self, channel_id: str, holder: str) -> None: ...
+
+    # the write side
+    def commit(self, batch: SyncBatch) -> None:
+        """Apply a batch atomically and idempotently; raises ``InvalidInput``
+        (writing nothing) for a malformed batch."""
+        ...
+
+    def cursor(self, channel_id: str, scope_id: str) -> str | None: ...
+
+    def scope_ids(self, channel_id: str) -> Sequence[str]:
+        """Scopes with a cursor or stored associations."""
+        ...
+
+    def drop_scope(self, channel_id: str, scope_id: str) -> None:
+        """Delete a scope's associations and cursor (a deselected folder)."""
+        ...
+
+    def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]: ...
+
+    def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
+        """Thread ids of stored messages with these Message-IDs, and of
+        stored messages that reference them."""
+        ...
+
+    def linked_addresses(self, target: Target) -> set[str]:
+        """Address keys currently linked to a CRM record."""
+        ...
+
+    def stored_addresses(self, keys: Collection[str] | None = None) -> set[str]:
+        """Address keys of stored participants and attendees (among ``keys``)."""
+        ...
+
+    def relink(self, changes: Sequence[AddressLinks]) -> None:
+        """Replace the links of these address keys."""
+        ...
+
+    def delete_matching(self, channel_id: str, entries: Collection[str]) -> int:
+        """Remove the channel's messages whose sender or participants match
+        blocklist entries (addresses or ``@domain``); returns how many."""
+        ...
+
+    # the read side (visibility is applied here)
+    def timeline(self, target: Target, viewer: Viewer, page: PageRequest = ...) -> Page[ThreadSummary]: ...
+
+    def thread(self, thread_id: str, viewer: Viewer) -> ThreadView | None: ...
+
+    def events(
+        self, target: Target, viewer: Viewer, window: Window, page: PageRequest = ...
+    ) -> Page[EventSummary]: ...
+
+    def skips(self, channel_id: str, message_id: str | None = None) -> Sequence[Skip]:
+        """Why messages of a channel were left out (optionally one Message-ID)."""
+        ...

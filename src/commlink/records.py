@@ -1,0 +1,304 @@
+"""Values that cross the ``Store`` and ``Directory`` ports.
+
+Write side: a ``SyncBatch`` (what one sync step commits atomically).
+Read side: targets, viewers, pages, thread and event summaries.
+CRM side: references to the host's people, companies and opportunities.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import attrs
+
+from .model import (
+    Address,
+    Attachment,
+    Attendee,
+    Direction,
+    Event,
+    EventStatus,
+    Message,
+    Participant,
+    Visibility,
+)
+
+__all__ = [
+    "AddressLinks",
+    "ChannelState",
+    "ChannelStatus",
+    "CompanyRef",
+    "Decision",
+    "EventRecord",
+    "EventSummary",
+    "Link",
+    "MessageRecord",
+    "MessageView",
+    "NewContact",
+    "OpportunityRef",
+    "Page",
+    "PageRequest",
+    "PersonRef",
+    "Reason",
+    "Skip",
+    "SyncBatch",
+    "SyncStage",
+    "Target",
+    "TargetKind",
+    "ThreadSummary",
+    "ThreadView",
+    "Viewer",
+    "Window",
+]
+
+T = TypeVar("T")
+
+
+class Reason(enum.Enum):
+    """Why a message or event was kept or left out."""
+
+    IMPORTED = "imported"
+    INTERNAL = "internal"
+    GROUP = "group"
+    BLOCKED = "blocked"
+    EXCLUDED_FOLDER = "excluded_folder"
+    INVALID = "invalid"
+    ERROR = "error"
+
+
+@attrs.frozen(slots=True)
+class Decision:
+    """The policy's verdict on one message or event, with its reason."""
+
+    keep: bool
+    reason: Reason
+    detail: str = ""
+
+
+class TargetKind(enum.Enum):
+    PERSON = "person"
+    COMPANY = "company"
+    OPPORTUNITY = "opportunity"
+
+
+@attrs.frozen(slots=True)
+class Target:
+    """A CRM record whose email and meetings are asked for."""
+
+    kind: TargetKind
+    id: str
+
+
+@attrs.frozen(slots=True)
+class Link:
+    """A link from an address to a CRM record."""
+
+    kind: TargetKind
+    id: str
+
+
+@attrs.frozen(slots=True)
+class AddressLinks:
+    """Every CRM record an address key links to (replaces what was stored)."""
+
+    key: str
+    links: tuple[Link, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class PersonRef:
+    id: str
+    company_id: str | None = None
+    name: str = ""
+
+
+@attrs.frozen(slots=True)
+class CompanyRef:
+    id: str
+    name: str = ""
+
+
+@attrs.frozen(slots=True)
+class OpportunityRef:
+    id: str
+    company_id: str | None = None
+    name: str = ""
+
+
+@attrs.frozen(slots=True)
+class NewContact:
+    """A person commlink asks the host to create (contact auto-creation)."""
+
+    address: Address
+    first_name: str = ""
+    last_name: str = ""
+    company_domain: str | None = None
+
+
+@attrs.frozen(slots=True)
+class MessageRecord:
+    """A message the policy kept, minimised for its channel's visibility."""
+
+    message: Message
+    thread_id: str
+    direction: Direction
+
+
+@attrs.frozen(slots=True)
+class EventRecord:
+    """An event the policy kept, minimised for its channel's visibility."""
+
+    event: Event
+
+
+@attrs.frozen(slots=True)
+class Skip:
+    """A message or event left out, and why (answers "why is it missing?")."""
+
+    provider_id: str
+    reason: Reason
+    detail: str = ""
+    message_id: str = ""
+    subject: str = ""
+    sender: str = ""
+    date: datetime | None = None
+
+
+@attrs.frozen(slots=True)
+class SyncBatch:
+    """Everything one sync step writes, committed in one transaction.
+
+    Committing the same batch twice leaves the store as after the first.
+    ``seen`` lists provider ids known to be present and unchanged (their
+    associations get this batch's ``generation``); when ``sweep`` is set,
+    the scope's associations of an older generation are deleted after the
+    batch is applied (the end of a full resync). ``cursor`` is the
+    provider-specific position that covers this batch; ``None`` keeps the
+    stored one. ``thread_merges`` maps thread ids to the ids they merge into.
+    """
+
+    channel_id: str
+    scope_id: str
+    messages: tuple[MessageRecord, ...] = ()
+    events: tuple[EventRecord, ...] = ()
+    links: tuple[AddressLinks, ...] = ()
+    deleted: tuple[str, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    seen: tuple[str, ...] = ()
+    thread_merges: tuple[tuple[str, str], ...] = ()
+    cursor: str | None = None
+    generation: int = 0
+    sweep: bool = False
+
+
+class ChannelStatus(enum.Enum):
+    NOT_SYNCED = "not_synced"
+    ONGOING = "ongoing"
+    ACTIVE = "active"
+    FAILED_AUTH = "failed_auth"
+    FAILED = "failed"
+
+
+class SyncStage(enum.Enum):
+    FULL_IMPORT = "full_import"
+    INCREMENTAL = "incremental"
+
+
+@attrs.frozen(slots=True)
+class ChannelState:
+    """A channel's persisted sync status."""
+
+    channel_id: str
+    status: ChannelStatus = ChannelStatus.NOT_SYNCED
+    stage: SyncStage = SyncStage.FULL_IMPORT
+    failures: int = 0
+    last_error: str = ""
+    next_attempt: datetime | None = None
+    last_success: datetime | None = None
+
+
+@attrs.frozen(slots=True)
+class Viewer:
+    """The CRM user reading; the owner of a channel sees all it stored."""
+
+    user_id: str
+
+
+@attrs.frozen(slots=True)
+class PageRequest:
+    """Keyset paging: ``after`` is the ``next`` of the previous page."""
+
+    limit: int = 50
+    after: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Window:
+    """A half-open time range ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+
+
+@attrs.frozen(slots=True)
+class ThreadSummary:
+    """One email thread in a record's timeline, as the viewer may see it.
+
+    ``subject`` and ``snippet`` are ``None`` where visibility hides them.
+    """
+
+    thread_id: str
+    participants: tuple[Participant, ...]
+    first_at: datetime
+    last_at: datetime
+    message_count: int
+    visibility: Visibility
+    subject: str | None = None
+    snippet: str | None = None
+
+
+@attrs.frozen(slots=True)
+class MessageView:
+    """One message of a thread, as the viewer may see it."""
+
+    message_id: str
+    date: datetime
+    direction: Direction
+    participants: tuple[Participant, ...]
+    visibility: Visibility
+    subject: str | None = None
+    body: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class ThreadView:
+    thread_id: str
+    messages: tuple[MessageView, ...]
+
+
+@attrs.frozen(slots=True)
+class EventSummary:
+    """One meeting (or occurrence of a series) as the viewer may see it."""
+
+    uid: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    status: EventStatus
+    visibility: Visibility
+    organizer: Attendee | None = None
+    attendees: tuple[Attendee, ...] = ()
+    recurrence_id: datetime | None = None
+    title: str | None = None
+    description: str | None = None
+    location: str | None = None
+    conference_url: str | None = None
