@@ -23,6 +23,7 @@ __all__ = [
     "in_domains",
     "is_free_mail",
     "is_role_address",
+    "keys_of",
     "normalise_domain",
     "normalise_entry",
     "parse_address",
@@ -49,22 +50,33 @@ _ROLE_LOCALS = frozenset(
     }
 )  # fmt: skip
 _ROLE_PATTERN = re.compile(
-    r"(?:^|[._+-])(?:no-?reply|do-?not-?reply|bounces?|mailer-daemon)(?:$|[._+-])|^bounces?[+-]"
+    r"(?:^|[._+-])(?:no[._-]?reply|do[._-]?not[._-]?reply|bounces?|mailer-daemon)(?:$|[._+-])"
+    r"|^bounces?[+-]"
 )
+# RFC 5321 limits the whole address to 254 octets; longer text takes the slow path.
+_MAX_SIMPLE_LENGTH = 254
 
 
 def parse_address(text: str, name: str = "") -> Address:
-    """Parse one bare address (no display name syntax) into an ``Address``.
+    """Parse one address into an ``Address``.
 
-    Never raises: an address that fails validation comes back with
-    ``valid=False`` and the original text in ``raw``.
+    ``text`` is a bare address, or ``Display Name <address>`` (the display
+    name is used when ``name`` is empty). Never raises: an address that
+    fails validation comes back with ``valid=False`` and the address text
+    in ``raw``.
     """
-    return _parse(text.strip(), name.strip())
+    text = text.strip()
+    if text.endswith(">") and "<" in text:
+        display, _, bracketed = text[:-1].rpartition("<")
+        text = bracketed.strip()
+        if not name:
+            name = display.strip().strip('"').strip()
+    return _parse(text, name.strip())
 
 
 @lru_cache(maxsize=131072)
 def _parse(text: str, name: str) -> Address:
-    if _SIMPLE.fullmatch(text) and not _IDNA_LABEL.search(text):
+    if len(text) <= _MAX_SIMPLE_LENGTH and _SIMPLE.fullmatch(text) and not _IDNA_LABEL.search(text):
         key = text.lower()
         return Address(key=key, email=key, name=name)
     try:
@@ -89,15 +101,15 @@ def _parse(text: str, name: str) -> Address:
 @lru_cache(maxsize=16384)
 def normalise_domain(domain: str) -> str:
     """The ASCII (IDNA), lower-cased form of a domain; ``""`` if invalid."""
-    domain = domain.strip().strip(".").lstrip("@").lower()
+    domain = domain.strip().lstrip("@").strip(".").lower()
     if not domain:
         return ""
-    if domain.isascii():
+    if domain.isascii() and "xn--" not in domain:
         return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return ""
+    # Same IDNA 2008 / UTS 46 rules as address parsing, so keys and domains agree
+    # (the stdlib "idna" codec is IDNA 2003: it maps "faß.de" to "fass.de").
+    parsed = _parse(f"x@{domain}", "")
+    return parsed.domain
 
 
 def normalise_entry(entry: str) -> str:
@@ -113,10 +125,7 @@ def in_domains(domain: str, domains: Collection[str]) -> bool:
     """Whether ``domain`` is one of ``domains`` or a subdomain of one."""
     if not domain or not domains:
         return False
-    for candidate in domain_candidates(domain):
-        if candidate in domains:
-            return True
-    return False
+    return any(candidate in domains for candidate in domain_candidates(domain))
 
 
 def domain_candidates(domain: str) -> tuple[str, ...]:
