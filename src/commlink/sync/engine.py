@@ -1,0 +1,360 @@
+"""The sync engine: one channel, one step, every batch committed atomically.
+
+A step walks the channel's scopes (folders, calendars). A scope without a
+cursor gets a full pass: a snapshot cursor first, then pages of ids, each
+page fetched, run through the policy and committed together with the page
+token that resumes it. When the listing ends, the pass sweeps what it did
+not see and the scope turns incremental from the snapshot. Incremental
+steps ask the provider for changes since the cursor; an expired cursor
+starts a new full pass that reconciles with what is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+import attrs
+
+from ..errors import AuthError, CommlinkError, CursorExpired, RateLimited
+from ..model import Channel, ChannelKind, Folder
+from ..ports import CalendarProvider, Directory, MailProvider, Scope, Store
+from ..records import ChannelState, ChannelStatus, Reason, SyncBatch, SyncStage
+from .cursor import ScopeCursor
+from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
+from .report import Backoff, Progress, SyncReport
+
+__all__ = ["SyncEngine"]
+
+log = logging.getLogger("commlink.sync")
+
+Provider = MailProvider | CalendarProvider
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _LeaseLost(CommlinkError):
+    """Another runner took the channel over; this one stops quietly."""
+
+
+@attrs.define
+class _Run:
+    channel: Channel
+    fetcher: Fetcher
+    report: SyncReport
+    folders: Mapping[str, Folder]
+    selection: str
+    batches_left: int | None
+
+
+class SyncEngine:
+    """Runs sync steps for channels against a store and a CRM directory.
+
+    ``batch_size`` ids are fetched and committed together; ``max_batches``
+    bounds one step so a runner can interleave channels during long imports
+    (``None``: run until caught up). ``progress`` receives a ``Progress``
+    after every committed batch.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        *,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        max_failures: int = 5,
+        lease_ttl: timedelta = timedelta(minutes=10),
+        backoff: Backoff = Backoff(),
+        progress: Callable[[Progress], None] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        holder: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self.store = store
+        self.directory = directory
+        self.batch_size = batch_size
+        self.max_batches = max_batches
+        self.max_failures = max_failures
+        self.lease_ttl = lease_ttl
+        self.backoff = backoff
+        self.progress = progress
+        self.clock = clock
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # -- public entry points -------------------------------------------------
+
+    def run(self, channel: Channel, provider: Provider) -> SyncReport:
+        """One sync step for ``channel``; never raises for provider trouble.
+
+        The outcome (status, failures, next attempt) is saved as the
+        channel's state and returned in the report.
+        """
+        started = time.monotonic()
+        report = SyncReport(channel.id)
+        if not self.store.acquire_lease(channel.id, self.holder, self.lease_ttl):
+            report.leased = False
+            report.status = self._state(channel.id).status
+            return report
+        try:
+            self.store.save_channel(channel)
+            state = self._state(channel.id)
+            self._run_scopes(channel, provider, report, state)
+        except _LeaseLost:
+            report.errors.append("lease lost to another runner")
+        except AuthError as exc:
+            self._fail(channel.id, report, exc, auth=True)
+        except Exception as exc:  # provider, store or bug: keep the reason, retry later
+            log.warning("sync of %s failed: %r", channel.id, exc, exc_info=True)
+            self._fail(channel.id, report, exc, auth=False)
+        finally:
+            self.store.release_lease(channel.id, self.holder)
+            report.duration = time.monotonic() - started
+        return report
+
+    def request_resync(self, channel_id: str, *, refetch: bool = False) -> None:
+        """Make the next step of a channel a full reconciling pass.
+
+        ``refetch`` re-reads messages already stored (use it after a policy
+        change such as a blocklist entry removed or visibility raised).
+        """
+        for scope_id in self.store.scope_ids(channel_id):
+            current = ScopeCursor.decode(self.store.cursor(channel_id, scope_id))
+            marker = (current or ScopeCursor("full", generation=0)).restart(refetch=refetch)
+            self.store.commit(SyncBatch(channel_id, scope_id, cursor=marker.encode()))
+
+    # -- the step ------------------------------------------------------------
+
+    def _run_scopes(
+        self, channel: Channel, provider: Provider, report: SyncReport, state: ChannelState
+    ) -> None:
+        fetcher = self._fetcher(channel, provider)
+        folders = list(fetcher.folders())
+        selected = [f for f in folders if channel.settings.folders.selects(f)]
+        scopes = list(fetcher.scopes(selected))
+        run = _Run(
+            channel,
+            fetcher,
+            report,
+            {f.id: f for f in folders},
+            _fingerprint(selected),
+            self.max_batches,
+        )
+        wanted = {s.id for s in scopes}
+        for stale in set(self.store.scope_ids(channel.id)) - wanted:
+            self.store.drop_scope(channel.id, stale)
+        if state.status is ChannelStatus.NOT_SYNCED:
+            self._save_state(attrs.evolve(state, status=ChannelStatus.ONGOING))
+        complete = True
+        for scope in scopes:
+            report.scopes += 1
+            complete &= self._sync_scope(run, scope)
+        report.complete = complete
+        report.status = ChannelStatus.ACTIVE if complete else ChannelStatus.ONGOING
+        self._save_state(
+            ChannelState(
+                channel.id,
+                status=report.status,
+                stage=SyncStage.INCREMENTAL if complete else SyncStage.FULL_IMPORT,
+                failures=0,
+                last_error="",
+                next_attempt=None,
+                last_success=self.clock(),
+            )
+        )
+
+    def _sync_scope(self, run: _Run, scope: Scope) -> bool:
+        """Bring one scope up to date; False when the batch budget ran out."""
+        channel_id = run.channel.id
+        cursor = ScopeCursor.decode(self.store.cursor(channel_id, scope.id))
+        selection = run.selection if scope.folder is None else ""
+        if cursor is not None and cursor.mode == "incremental" and cursor.selection != selection:
+            # a mailbox-wide scope whose folder selection changed: re-judge everything
+            cursor = attrs.evolve(cursor.restart(refetch=True), selection=selection)
+        while True:
+            if cursor is None or cursor.mode == "full":
+                cursor = self._full_pass(run, scope, cursor, selection)
+                if cursor is None:
+                    return False
+            try:
+                return self._incremental(run, scope, cursor)
+            except CursorExpired as exc:
+                log.info("cursor of %s/%s expired (%s): full resync", channel_id, scope.id, exc)
+                run.report.resyncs += 1
+                cursor = cursor.restart()
+
+    def _full_pass(
+        self, run: _Run, scope: Scope, cursor: ScopeCursor | None, selection: str
+    ) -> ScopeCursor | None:
+        """Page through a full listing; returns the incremental cursor at the end,
+        or ``None`` when the batch budget ran out first (the pass resumes later)."""
+        channel_id = run.channel.id
+        if cursor is None or not cursor.provider:
+            generation = (cursor.generation if cursor else 0) + 1
+            refetch = cursor.refetch if cursor else False
+            snapshot = run.fetcher.snapshot(scope)
+            cursor = ScopeCursor("full", snapshot, None, generation, selection, 0, refetch)
+            self._commit(run, scope, Parts(), cursor, generation, stage="snapshot")
+        refetch = cursor.refetch
+        while True:
+            if run.batches_left is not None and run.batches_left <= 0:
+                return None
+            page = run.fetcher.list_page(scope, cursor.page)
+            ids = list(dict.fromkeys(page.ids))
+            known = set() if refetch else self.store.known_ids(channel_id, scope.id, ids)
+            fresh = [i for i in ids if i not in known]
+            parts = run.fetcher.process(scope, fresh, run.folders) if fresh else Parts()
+            parts = attrs.evolve(parts, seen=tuple(i for i in ids if i in known))
+            run.report.unchanged += len(known)
+            done = cursor.done + len(ids)
+            if page.next is None:
+                final = ScopeCursor("incremental", cursor.provider, None, cursor.generation, selection)
+                self._commit(run, scope, parts, final, cursor.generation, stage="full", sweep=True, done=done)
+                return final
+            cursor = attrs.evolve(cursor, page=page.next, done=done)
+            self._commit(run, scope, parts, cursor, cursor.generation, stage="full", done=done)
+
+    def _incremental(self, run: _Run, scope: Scope, cursor: ScopeCursor) -> bool:
+        while True:
+            if run.batches_left is not None and run.batches_left <= 0:
+                return False
+            changes = run.fetcher.changes(scope, cursor.provider)
+            upserted = list(dict.fromkeys(changes.upserted))
+            deleted = tuple(dict.fromkeys(d for d in changes.deleted if d not in set(upserted)))
+            chunks = list(_chunks(upserted, self.batch_size)) or [[]]
+            for n, chunk in enumerate(chunks):
+                parts = run.fetcher.process(scope, chunk, run.folders) if chunk else Parts()
+                last = n == len(chunks) - 1
+                if last:
+                    parts = attrs.evolve(parts, deleted=parts.deleted + deleted)
+                    cursor = attrs.evolve(cursor, provider=changes.cursor)
+                if last or parts.records_count:
+                    self._commit(
+                        run, scope, parts, cursor if last else None, cursor.generation,
+                        stage="incremental",
+                    )  # fmt: skip
+            if changes.complete:
+                return True
+
+    # -- committing ----------------------------------------------------------
+
+    def _commit(
+        self,
+        run: _Run,
+        scope: Scope,
+        parts: Parts,
+        cursor: ScopeCursor | None,
+        generation: int,
+        *,
+        stage: str,
+        sweep: bool = False,
+        done: int = 0,
+    ) -> None:
+        batch = parts.batch(run.channel.id, scope.id, cursor, generation, sweep)
+        for committed in self._commit_isolating(batch):
+            run.report.imported += len(committed.messages) + len(committed.events)
+            run.report.deleted += len(committed.deleted)
+            for skip in committed.skipped:
+                run.report.skipped[skip.reason] += 1
+        run.report.batches += 1
+        run.report.fetched += parts.fetched
+        run.report.contacts_created += parts.created
+        if run.batches_left is not None:
+            run.batches_left -= 1
+        if not self.store.acquire_lease(run.channel.id, self.holder, self.lease_ttl):
+            raise _LeaseLost(run.channel.id)
+        if self.progress is not None and stage != "snapshot":
+            self.progress(Progress(run.channel.id, scope.id, stage, done, run.report.imported))
+
+    def _commit_isolating(self, batch: SyncBatch) -> Iterator[SyncBatch]:
+        """Commit a batch; if it fails, bisect to find the records the store
+        refuses, record those as skipped with the store's reason and commit
+        the rest. A batch with no records that still fails is the store's
+        own trouble and raises."""
+        try:
+            self.store.commit(batch)
+            yield batch
+            return
+        except Exception as exc:
+            if not batch.messages and not batch.events:
+                raise
+            failure = exc
+        records_m, records_e = batch.messages, batch.events
+        if len(records_m) + len(records_e) == 1:
+            bad_id = (records_m[0].message.provider_id if records_m else records_e[0].event.provider_id)
+            from ..records import Skip
+
+            skip = Skip(bad_id, Reason.ERROR, f"store refused it: {failure!r}"[:500])
+            rest = attrs.evolve(batch, messages=(), events=(), skipped=(*batch.skipped, skip),
+                                deleted=(*batch.deleted, bad_id))  # fmt: skip
+            yield from self._commit_isolating(rest)
+            return
+        half_m, half_e = len(records_m) // 2, len(records_e) // 2
+        first = SyncBatch(
+            batch.channel_id, batch.scope_id,
+            messages=records_m[:half_m], events=records_e[:half_e],
+            links=batch.links, generation=batch.generation,
+        )  # fmt: skip
+        second = attrs.evolve(batch, messages=records_m[half_m:], events=records_e[half_e:])
+        yield from self._commit_isolating(first)
+        yield from self._commit_isolating(second)
+
+    # -- state ---------------------------------------------------------------
+
+    def _fetcher(self, channel: Channel, provider: Provider) -> Fetcher:
+        if channel.kind is ChannelKind.MAIL:
+            assert isinstance(provider, MailProvider)
+            return MailFetcher(channel, provider, self.store, self.directory)
+        assert isinstance(provider, CalendarProvider)
+        return CalendarFetcher(channel, provider, self.store, self.directory)
+
+    def _state(self, channel_id: str) -> ChannelState:
+        return self.store.channel_state(channel_id) or ChannelState(channel_id)
+
+    def _save_state(self, state: ChannelState) -> None:
+        self.store.save_channel_state(state)
+
+    def _fail(self, channel_id: str, report: SyncReport, exc: Exception, *, auth: bool) -> None:
+        report.errors.append(f"{type(exc).__name__}: {exc}")
+        try:
+            state = self._state(channel_id)
+            if auth:
+                status, failures, next_attempt = ChannelStatus.FAILED_AUTH, state.failures, None
+            else:
+                failures = state.failures + 1
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                status = ChannelStatus.FAILED if failures >= self.max_failures else state.status
+                if status is ChannelStatus.NOT_SYNCED:
+                    status = ChannelStatus.ONGOING
+                next_attempt = self.clock() + self.backoff.delay(failures, retry_after)
+            report.status = status
+            self._save_state(
+                attrs.evolve(
+                    state,
+                    status=status,
+                    failures=failures,
+                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    next_attempt=next_attempt,
+                )
+            )
+        except Exception:  # the store itself is down: the report still says why
+            log.warning("could not save the state of %s", channel_id, exc_info=True)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _fingerprint(selected: Sequence[Folder]) -> str:
+    text = "|".join(sorted(f.id for f in selected))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,189 @@
+"""Fetch a chunk of ids from a provider and turn it into batch parts.
+
+Mail and calendars differ only here: what is fetched, how it is parsed and
+which policy judges it. The engine drives both the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import attrs
+
+from ..mime import parse_message
+from ..model import Channel, Event, EventStatus, Folder, Message
+from ..policy.pipeline import evaluate, evaluate_events
+from ..policy.threads import lookup_ids
+from ..policy.visibility import detail_for
+from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider, Scope, Store
+from ..records import AddressLinks, EventRecord, MessageRecord, Reason, Skip, SyncBatch
+from .cursor import ScopeCursor
+
+__all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts"]
+
+
+@attrs.frozen(slots=True)
+class Parts:
+    """What a chunk of fetched items contributes to a ``SyncBatch``."""
+
+    messages: tuple[MessageRecord, ...] = ()
+    events: tuple[EventRecord, ...] = ()
+    links: tuple[AddressLinks, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    deleted: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
+    merges: tuple[tuple[str, str], ...] = ()
+    fetched: int = 0
+    created: int = 0
+
+    @property
+    def records_count(self) -> int:
+        return len(self.messages) + len(self.events) + len(self.skipped) + len(self.deleted)
+
+    def batch(
+        self,
+        channel_id: str,
+        scope_id: str,
+        cursor: ScopeCursor | None,
+        generation: int,
+        sweep: bool,
+    ) -> SyncBatch:
+        return SyncBatch(
+            channel_id,
+            scope_id,
+            messages=self.messages,
+            events=self.events,
+            links=self.links,
+            deleted=self.deleted,
+            skipped=self.skipped,
+            seen=self.seen,
+            thread_merges=self.merges,
+            cursor=cursor.encode() if cursor is not None else None,
+            generation=generation,
+            sweep=sweep,
+        )
+
+
+class Fetcher(Protocol):
+    def folders(self) -> Sequence[Folder]: ...
+    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]: ...
+    def snapshot(self, scope: Scope) -> str: ...
+    def list_page(self, scope: Scope, page: str | None) -> IdPage: ...
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet: ...
+    def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts: ...
+
+
+@attrs.define
+class MailFetcher:
+    channel: Channel
+    provider: MailProvider
+    store: Store
+    directory: Directory
+
+    def folders(self) -> Sequence[Folder]:
+        return self.provider.folders()
+
+    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]:
+        return self.provider.scopes(selected)
+
+    def snapshot(self, scope: Scope) -> str:
+        return self.provider.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self.provider.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        return self.provider.changes(scope, cursor)
+
+    def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
+        detail = detail_for(self.channel.settings)
+        messages: list[Message] = []
+        errors: list[Skip] = []
+        returned: set[str] = set()
+        for item in self.provider.fetch(scope, ids, detail):
+            returned.add(item.provider_id)
+            if item.error is not None:
+                errors.append(Skip(item.provider_id, Reason.ERROR, item.error))
+            elif item.message is not None:
+                messages.append(item.message)
+            elif item.raw is not None:
+                messages.append(
+                    parse_message(
+                        item.raw,
+                        provider_id=item.provider_id,
+                        detail=detail,
+                        fallback_date=item.date,
+                        folders=item.folders,
+                        thread_hint=item.thread_hint,
+                    )
+                )
+            else:
+                errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
+        vanished = tuple(i for i in ids if i not in returned)
+        known_threads = self.store.threads_by_message_ids(lookup_ids(messages))
+        verdict = evaluate(messages, self.channel, folders, self.directory, known_threads)
+        skipped = (*verdict.skipped, *errors)
+        return Parts(
+            messages=verdict.records,
+            links=verdict.links,
+            skipped=skipped,
+            deleted=(*(s.provider_id for s in skipped), *vanished),
+            merges=verdict.merges,
+            fetched=len(returned),
+            created=len(verdict.created),
+        )
+
+
+@attrs.define
+class CalendarFetcher:
+    channel: Channel
+    provider: CalendarProvider
+    store: Store
+    directory: Directory
+
+    def folders(self) -> Sequence[Folder]:
+        return self.provider.calendars()
+
+    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]:
+        return self.provider.scopes(selected)
+
+    def snapshot(self, scope: Scope) -> str:
+        return self.provider.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self.provider.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        return self.provider.changes(scope, cursor)
+
+    def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
+        events: list[Event] = []
+        errors: list[Skip] = []
+        gone: list[str] = []
+        returned: set[str] = set()
+        for item in self.provider.fetch(scope, ids):
+            returned.add(item.provider_id)
+            if item.error is not None:
+                errors.append(Skip(item.provider_id, Reason.ERROR, item.error))
+            elif not item.events or _cancelled(item.events):
+                gone.append(item.provider_id)
+            else:
+                events.extend(item.events)
+        vanished = tuple(i for i in ids if i not in returned)
+        verdict = evaluate_events(events, self.channel, self.directory)
+        kept = {r.event.provider_id for r in verdict.records}
+        dropped = {e.provider_id for e in events} - kept
+        return Parts(
+            events=verdict.records,
+            links=verdict.links,
+            skipped=(*verdict.skipped, *errors),
+            deleted=(*sorted(dropped), *gone, *(s.provider_id for s in errors), *vanished),
+            fetched=len(returned),
+            created=len(verdict.created),
+        )
+
+
+def _cancelled(events: Sequence[Event]) -> bool:
+    """A cancelled series or single event (cancelled overrides are kept)."""
+    return any(e.recurrence_id is None and e.status is EventStatus.CANCELLED for e in events)
