@@ -1,0 +1,205 @@
+"""Import decisions: which messages and events a channel keeps, and why.
+
+Every decision carries a ``Reason`` (and a human-readable detail), so a host
+can answer "why is this email missing?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+import attrs
+
+from ..addresses import (
+    blocklist_match,
+    in_domains,
+    is_free_mail,
+    is_role_address,
+    normalise_domain,
+    normalise_entry,
+    parse_address,
+)
+from ..model import (
+    ALWAYS_EXCLUDED_KINDS,
+    Address,
+    ChannelSettings,
+    Direction,
+    Event,
+    Folder,
+    FolderKind,
+    Message,
+)
+from ..records import Decision, Reason
+
+__all__ = [
+    "GROUP_PRECEDENCE",
+    "Rules",
+    "decide",
+    "decide_event",
+    "direction",
+    "org_domains",
+    "rules_for",
+]
+
+#: ``Precedence`` header values that mark bulk or list mail.
+GROUP_PRECEDENCE = frozenset({"bulk", "list", "junk"})
+
+IMPORTED = Decision(keep=True, reason=Reason.IMPORTED)
+
+
+@attrs.frozen(slots=True)
+class Rules:
+    """Channel settings compiled for fast per-message checks.
+
+    ``own`` holds the owner's and aliases' address keys, ``org`` the
+    organisation's ASCII domains and ``blocklist`` the normalised entries.
+    """
+
+    own: frozenset[str]
+    org: frozenset[str]
+    blocklist: frozenset[str]
+    sync_internal: bool
+
+    def others(self, addresses: Iterable[Address]) -> list[Address]:
+        """Valid addresses that are not the owner's, in order, without repeats."""
+        seen: set[str] = set()
+        found: list[Address] = []
+        for a in addresses:
+            if a.valid and a.key not in self.own and a.key not in seen:
+                seen.add(a.key)
+                found.append(a)
+        return found
+
+    def is_internal(self, address: Address) -> bool:
+        return in_domains(address.domain, self.org)
+
+    def blocked(self, address: Address) -> str | None:
+        """The blocklist entry matching a valid address, if any."""
+        return blocklist_match(address.key, self.blocklist) if address.valid else None
+
+
+def org_domains(settings: ChannelSettings) -> frozenset[str]:
+    """The organisation's domains, normalised.
+
+    When none are configured, the owner's domain is used unless it is a
+    free-mail domain (a gmail.com owner has no organisation domain).
+    """
+    return rules_for(settings).org
+
+
+def rules_for(settings: ChannelSettings) -> Rules:
+    """Compile ``settings`` (cached: settings are frozen and hashable)."""
+    return _compile(settings)
+
+
+@lru_cache(maxsize=1024)
+def _compile(settings: ChannelSettings) -> Rules:
+    own = frozenset(k for k in (parse_address(a).key for a in settings.own_addresses) if k)
+    org = frozenset(d for d in (normalise_domain(x) for x in settings.org_domains) if d)
+    if not org:
+        owner_domain = parse_address(settings.owner).domain
+        if owner_domain and not is_free_mail(owner_domain):
+            org = frozenset({owner_domain})
+    blocklist = frozenset(e for e in (normalise_entry(x) for x in settings.blocklist) if e)
+    return Rules(own=own, org=org, blocklist=blocklist, sync_internal=settings.sync_internal)
+
+
+def decide(message: Message, settings: ChannelSettings, folders: Mapping[str, Folder]) -> Decision:
+    """Whether a message is imported, with the reason.
+
+    Checks run in order: excluded folder, invalid (no one to link to),
+    blocklist, group/bulk mail, internal-only; else imported.
+    """
+    rules = rules_for(settings)
+    excluded = _folder_exclusion(message.folders, settings, folders)
+    if excluded is not None:
+        return excluded
+    others = rules.others(message.addresses())
+    if not others:
+        return Decision(False, Reason.INVALID, "no valid participant other than the owner")
+    blocked = _blocked(others, rules)
+    if blocked is not None:
+        return blocked
+    group = _group_rule(message, rules)
+    if group is not None:
+        return Decision(False, Reason.GROUP, group)
+    if not rules.sync_internal and _all_internal(message.addresses(), rules):
+        return Decision(False, Reason.INTERNAL, "every participant is inside the organisation")
+    return IMPORTED
+
+
+def decide_event(event: Event, settings: ChannelSettings) -> Decision:
+    """Whether a calendar event is imported, with the reason."""
+    rules = rules_for(settings)
+    others = rules.others(event.addresses())
+    if not others:
+        return Decision(False, Reason.INVALID, "no valid attendee other than the owner")
+    blocked = _blocked(others, rules)
+    if blocked is not None:
+        return blocked
+    if not rules.sync_internal and _all_internal(event.addresses(), rules):
+        return Decision(False, Reason.INTERNAL, "every attendee is inside the organisation")
+    return IMPORTED
+
+
+def direction(message: Message, settings: ChannelSettings) -> Direction:
+    """OUTGOING when the owner or an alias sent the message."""
+    if _sent_by_owner(message, rules_for(settings)):
+        return Direction.OUTGOING
+    return Direction.INCOMING
+
+
+def _sent_by_owner(message: Message, rules: Rules) -> bool:
+    sender = message.sender
+    return sender is not None and sender.valid and sender.key in rules.own
+
+
+def _folder_exclusion(
+    folder_ids: tuple[str, ...], settings: ChannelSettings, folders: Mapping[str, Folder]
+) -> Decision | None:
+    if not folder_ids:
+        return None
+    resolved = [folders.get(fid) or Folder(fid, fid, FolderKind.CUSTOM) for fid in folder_ids]
+    for folder in resolved:
+        if folder.kind in ALWAYS_EXCLUDED_KINDS:
+            return Decision(False, Reason.EXCLUDED_FOLDER, f"in {folder.kind.value} folder")
+    if any(settings.folders.selects(f) for f in resolved):
+        return None
+    names = ", ".join(sorted(f.name or f.id for f in resolved))
+    return Decision(False, Reason.EXCLUDED_FOLDER, f"no selected folder ({names})")
+
+
+def _blocked(others: list[Address], rules: Rules) -> Decision | None:
+    for a in others:
+        entry = rules.blocked(a)
+        if entry is not None:
+            return Decision(False, Reason.BLOCKED, f"{a.key} matches blocklist entry {entry}")
+    return None
+
+
+def _group_rule(message: Message, rules: Rules) -> str | None:
+    """The rule that makes a message group mail, or ``None``."""
+    if _sent_by_owner(message, rules):
+        return None
+    if message.list_id.strip():
+        return "List-Id header"
+    if message.list_unsubscribe.strip():
+        return "List-Unsubscribe header"
+    precedence = message.precedence.strip().lower()
+    if precedence in GROUP_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    auto = message.auto_submitted.partition(";")[0].strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    sender = message.sender
+    if sender is not None and sender.valid and is_role_address(sender.key):
+        return f"automated sender {sender.key}"
+    return None
+
+
+def _all_internal(addresses: Iterable[Address], rules: Rules) -> bool:
+    if not rules.org:
+        return False
+    valid = [a for a in addresses if a.valid]
+    return bool(valid) and all(rules.is_internal(a) for a in valid)

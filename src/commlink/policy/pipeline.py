@@ -1,0 +1,186 @@
+"""The policy pipeline the sync engine runs once per batch.
+
+decide -> direction -> minimise -> create contacts -> match -> thread.
+Per batch the directory is asked at most once per method: one people
+lookup, at most one ``create_contacts``, one company and one opportunity
+lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+import attrs
+
+from ..model import Address, Channel, Direction, Event, Folder, Message
+from ..ports import Directory
+from ..records import (
+    AddressLinks,
+    Decision,
+    EventRecord,
+    MessageRecord,
+    NewContact,
+    PersonRef,
+    Skip,
+)
+from .contacts import contacts_to_create, event_contacts_to_create
+from .filters import decide, decide_event, direction
+from .matching import match_addresses
+from .threads import assign_threads
+from .visibility import minimise_event, minimise_message
+
+__all__ = ["EventEvaluation", "Evaluation", "evaluate", "evaluate_events"]
+
+
+@attrs.frozen(slots=True)
+class Evaluation:
+    """What the policy made of a batch of messages.
+
+    ``records`` are the kept messages (minimised, threaded), ``skipped``
+    the others with their reasons, ``links`` the address links of every
+    valid participant of kept messages, ``merges`` stored threads joined
+    (old id -> kept id) and ``created`` the people created, by address key.
+    """
+
+    records: tuple[MessageRecord, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    links: tuple[AddressLinks, ...] = ()
+    merges: tuple[tuple[str, str], ...] = ()
+    created: tuple[tuple[str, PersonRef], ...] = ()
+
+
+@attrs.frozen(slots=True)
+class EventEvaluation:
+    """What the policy made of a batch of events (as ``Evaluation``, without threads)."""
+
+    records: tuple[EventRecord, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    links: tuple[AddressLinks, ...] = ()
+    created: tuple[tuple[str, PersonRef], ...] = ()
+
+
+def evaluate(
+    messages: Sequence[Message],
+    channel: Channel,
+    folders: Mapping[str, Folder],
+    directory: Directory,
+    known_threads: Mapping[str, str],
+) -> Evaluation:
+    """Run the policy over one batch of a mail channel.
+
+    ``known_threads`` is the store's answer to ``threads_by_message_ids``
+    for ``threads.lookup_ids(messages)``.
+    """
+    settings = channel.settings
+    kept: list[tuple[Message, Direction]] = []
+    skipped: list[Skip] = []
+    for message in messages:
+        verdict = decide(message, settings, folders)
+        if verdict.keep:
+            stored = minimise_message(message, settings.visibility)
+            kept.append((stored, direction(message, settings)))
+        else:
+            skipped.append(_message_skip(message, verdict))
+
+    addresses = [a for m, _ in kept for a in m.addresses()]
+    people, created = _people(
+        addresses,
+        directory,
+        lambda known: contacts_to_create(kept, settings, known),
+    )
+    links = match_addresses(addresses, directory, settings, people=people)
+    threads = assign_threads([m for m, _ in kept], known_threads, channel.id)
+    records = tuple(
+        MessageRecord(message=m, thread_id=threads.by_provider_id[m.provider_id], direction=d)
+        for m, d in kept
+    )
+    return Evaluation(
+        records=records,
+        skipped=tuple(skipped),
+        links=links,
+        merges=threads.merges,
+        created=created,
+    )
+
+
+def evaluate_events(
+    events: Sequence[Event], channel: Channel, directory: Directory
+) -> EventEvaluation:
+    """Run the policy over one batch of a calendar channel."""
+    settings = channel.settings
+    kept: list[Event] = []
+    skipped: list[Skip] = []
+    for event in events:
+        verdict = decide_event(event, settings)
+        if verdict.keep:
+            kept.append(minimise_event(event, settings.visibility))
+        else:
+            skipped.append(_event_skip(event, verdict))
+
+    addresses = [a for e in kept for a in e.addresses()]
+    people, created = _people(
+        addresses,
+        directory,
+        lambda known: event_contacts_to_create(kept, settings, known),
+    )
+    links = match_addresses(addresses, directory, settings, people=people)
+    return EventEvaluation(
+        records=tuple(EventRecord(event=e) for e in kept),
+        skipped=tuple(skipped),
+        links=links,
+        created=created,
+    )
+
+
+def _people(
+    addresses: Iterable[Address],
+    directory: Directory,
+    new_contacts: Callable[[Collection[str]], Sequence[NewContact]],
+) -> tuple[dict[str, PersonRef], tuple[tuple[str, PersonRef], ...]]:
+    """People by key, after creating the missing ones the policy asks for.
+
+    Existing people are looked up first so no one is created twice; the
+    created ones join the answer, so they are linked in the same batch.
+    """
+    keys = sorted({a.key for a in addresses if a.valid and a.key})
+    if not keys:
+        return {}, ()
+    people = dict(directory.people_by_addresses(keys))
+    new = new_contacts(people.keys())
+    if not new:
+        return people, ()
+    wanted = {c.address.key for c in new}
+    made = directory.create_contacts(new)
+    created = tuple(sorted(((k, p) for k, p in made.items() if k in wanted), key=_first))
+    people.update(created)
+    return people, created
+
+
+def _first(item: tuple[str, PersonRef]) -> str:
+    return item[0]
+
+
+def _message_skip(message: Message, verdict: Decision) -> Skip:
+    sender = message.sender
+    return Skip(
+        provider_id=message.provider_id,
+        reason=verdict.reason,
+        detail=verdict.detail,
+        message_id=message.message_id,
+        subject=message.subject,
+        sender=(sender.key or sender.raw) if sender is not None else "",
+        date=message.date,
+    )
+
+
+def _event_skip(event: Event, verdict: Decision) -> Skip:
+    organizer = event.organizer.address if event.organizer is not None else None
+    return Skip(
+        provider_id=event.provider_id,
+        reason=verdict.reason,
+        detail=verdict.detail,
+        message_id=event.uid,
+        subject=event.title,
+        sender=(organizer.key or organizer.raw) if organizer is not None else "",
+        date=event.start,
+    )
