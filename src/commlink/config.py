@@ -29,6 +29,7 @@ import attrs
 
 from .addresses import normalise_domain, normalise_entry, parse_address
 from .errors import ConfigError
+from .providers.registry import PROVIDER_KINDS
 from .model import (
     CalendarContactPolicy,
     Channel,
@@ -45,21 +46,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["ChannelConfig", "Config", "load_config", "parse_config"]
-
-#: Providers by name, and the kind of channel each serves.
-PROVIDER_KINDS: Mapping[str, ChannelKind] = {
-    "mbox": ChannelKind.MAIL,
-    "maildir": ChannelKind.MAIL,
-    "imap": ChannelKind.MAIL,
-    "gmail": ChannelKind.MAIL,
-    "graph": ChannelKind.MAIL,
-    "exchange": ChannelKind.MAIL,
-    "ics": ChannelKind.CALENDAR,
-    "caldav": ChannelKind.CALENDAR,
-    "google-calendar": ChannelKind.CALENDAR,
-    "graph-calendar": ChannelKind.CALENDAR,
-    "exchange-calendar": ChannelKind.CALENDAR,
-}
 
 _SETTINGS_KEYS = {
     "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",

@@ -1,0 +1,55 @@
+"""Providers by name: what the config file's ``provider`` field selects.
+
+Each entry imports its adapter lazily, so a provider's SDK is needed only
+when a channel uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import Channel, ChannelKind
+from ..ports import CalendarProvider, MailProvider
+
+__all__ = ["PROVIDER_KINDS", "connect"]
+
+Provider = MailProvider | CalendarProvider
+
+
+def _mbox(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .mbox import MboxProvider
+
+    return MboxProvider(options["path"])
+
+
+def _maildir(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .maildir import MaildirProvider
+
+    return MaildirProvider(options["path"])
+
+
+def _ics(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .ics import IcsProvider
+
+    return IcsProvider(options["path"])
+
+
+_FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
+    "mbox": (ChannelKind.MAIL, _mbox),
+    "maildir": (ChannelKind.MAIL, _maildir),
+    "ics": (ChannelKind.CALENDAR, _ics),
+}
+
+#: The kind of channel each provider serves.
+PROVIDER_KINDS: Mapping[str, ChannelKind] = {name: kind for name, (kind, _) in _FACTORIES.items()}
+
+
+def connect(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    """Open the provider a channel is configured with."""
+    try:
+        _, factory = _FACTORIES[channel.provider]
+    except KeyError:
+        raise ConfigError(f"unknown provider {channel.provider!r}", field="provider") from None
+    return factory(channel, options)
