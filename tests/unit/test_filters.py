@@ -31,9 +31,7 @@ def settings(**kw: object) -> ChannelSettings:
 def msg(sender: str, *to: str, **kw: object) -> Message:
     people = [Participant(parse_address(sender), Role.FROM)]
     people += [Participant(parse_address(t), Role.TO) for t in to]
-    return Message(
-        provider_id="p1", message_id="m1@x", date=WHEN, participants=tuple(people), **kw
-    )  # type: ignore[arg-type]
+    return Message(provider_id="p1", message_id="m1@x", date=WHEN, participants=tuple(people), **kw)  # type: ignore[arg-type]
 
 
 def event(organizer: str | None, *attendees: str) -> Event:

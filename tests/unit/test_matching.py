@@ -6,7 +6,7 @@ from commlink.policy.matching import company_domains, match_addresses
 from commlink.records import AddressLinks, Link, PersonRef, TargetKind
 from commlink.testing.directory import InMemoryDirectory
 
-P, C, O = TargetKind.PERSON, TargetKind.COMPANY, TargetKind.OPPORTUNITY
+P, C, OPP = TargetKind.PERSON, TargetKind.COMPANY, TargetKind.OPPORTUNITY
 
 
 def addrs(*texts: str) -> list[Address]:
@@ -38,8 +38,8 @@ def test_person_company_and_opportunities() -> None:
         "ann@acme.com": (
             Link(P, "ann"),
             Link(C, "acme"),
-            Link(O, "deal-acme"),
-            Link(O, "deal-eu"),
+            Link(OPP, "deal-acme"),
+            Link(OPP, "deal-eu"),
         )
     }
 
@@ -52,8 +52,8 @@ def test_any_of_a_persons_addresses_matches() -> None:
 
 def test_company_via_subdomain_takes_the_closest_owner() -> None:
     result = links_of(match_addresses(addrs("x@sales.eu.acme.com", "y@mail.acme.com"), crm()))
-    assert result["x@sales.eu.acme.com"] == (Link(C, "acme-eu"), Link(O, "deal-eu"))
-    assert result["y@mail.acme.com"] == (Link(C, "acme"), Link(O, "deal-acme"))
+    assert result["x@sales.eu.acme.com"] == (Link(C, "acme-eu"), Link(OPP, "deal-eu"))
+    assert result["y@mail.acme.com"] == (Link(C, "acme"), Link(OPP, "deal-acme"))
 
 
 def test_idn_domain_matches_company() -> None:
@@ -70,7 +70,7 @@ def test_person_company_and_domain_company_both_link() -> None:
         Link(P, "cy"),
         Link(C, "bucher"),
         Link(C, "acme"),
-        Link(O, "deal-acme"),
+        Link(OPP, "deal-acme"),
     )
 
 
@@ -78,7 +78,7 @@ def test_free_mail_never_links_a_company_and_person_opportunity_links() -> None:
     d = crm()
     result = links_of(match_addresses(addrs("bob@gmail.com", "stranger@gmail.com"), d))
     assert result == {
-        "bob@gmail.com": (Link(P, "bob"), Link(O, "deal-bob")),
+        "bob@gmail.com": (Link(P, "bob"), Link(OPP, "deal-bob")),
         "stranger@gmail.com": (),
     }
     assert d.calls_to("companies_by_domains") == 0
