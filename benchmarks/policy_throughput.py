@@ -1,0 +1,126 @@
+"""Parse + filters + matching throughput against a large CRM directory.
+
+Generates N messages (default 20,000) and a directory of P people (default
+200,000) with their companies and opportunities in the SQLite store, then
+runs ``mime.parse_message`` and the policy pipeline (filters, contact
+rules, matching, threading) in batches of 500, counting directory calls.
+
+    python benchmarks/policy_throughput.py [--messages N] [--people P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from corpus import OWNER, messages, person  # noqa: E402
+
+from commlink.mime import parse_message  # noqa: E402
+from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy  # noqa: E402
+from commlink.policy.pipeline import evaluate  # noqa: E402
+from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef  # noqa: E402
+from commlink.stores.sql import SqlDirectory, SqlStore  # noqa: E402
+
+
+class CountingDirectory:
+    """Counts calls per method, delegating to the SQL directory."""
+
+    def __init__(self, inner: SqlDirectory) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def people_by_addresses(self, keys: Collection[str]) -> Mapping[str, PersonRef]:
+        self.calls["people_by_addresses"] += 1
+        return self.inner.people_by_addresses(keys)
+
+    def companies_by_domains(self, domains: Collection[str]) -> Mapping[str, CompanyRef]:
+        self.calls["companies_by_domains"] += 1
+        return self.inner.companies_by_domains(domains)
+
+    def opportunities_for(
+        self, company_ids: Collection[str], person_ids: Collection[str]
+    ) -> Mapping[str, Sequence[OpportunityRef]]:
+        self.calls["opportunities_for"] += 1
+        return self.inner.opportunities_for(company_ids, person_ids)
+
+    def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
+        self.calls["create_contacts"] += 1
+        return self.inner.create_contacts(new)
+
+
+def build_directory(directory: SqlDirectory, people: int) -> None:
+    companies = min(20_000, people)
+    directory.add_companies_bulk(
+        (f"co{i}", f"Client {i}", [f"client{i}.example"]) for i in range(companies)
+    )
+    directory.add_people_bulk(
+        (f"p{i}", person(i)[0], [person(i)[1]], f"co{i % companies}") for i in range(people)
+    )
+    directory.add_opportunities_bulk(
+        (f"opp{i}", f"Deal {i}", f"co{i}", [f"p{i}"]) for i in range(0, companies, 4)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--people", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlStore(f"sqlite:///{tmp}/bench.sqlite")
+        sql_directory = SqlDirectory(store)
+        t = time.perf_counter()
+        build_directory(sql_directory, args.people)
+        print(f"directory: {args.people:,} people loaded in {time.perf_counter() - t:.1f}s")
+        raws = list(messages(args.messages, args.people))
+        size = sum(len(r) for r in raws) / len(raws)
+        directory = CountingDirectory(sql_directory)
+        channel = Channel(
+            "bench",
+            "owner",
+            ChannelKind.MAIL,
+            "bench",
+            ChannelSettings(owner=OWNER, contact_policy=ContactPolicy.NONE),
+        )
+        parse_time = policy_time = 0.0
+        kept = 0
+        reasons: Counter[str] = Counter()
+        batches = 0
+        for start in range(0, len(raws), args.batch):
+            t0 = time.perf_counter()
+            parsed = [
+                parse_message(raw, provider_id=str(start + i))
+                for i, raw in enumerate(raws[start : start + args.batch])
+            ]
+            t1 = time.perf_counter()
+            result = evaluate(parsed, channel, {}, directory, {})
+            t2 = time.perf_counter()
+            parse_time += t1 - t0
+            policy_time += t2 - t1
+            kept += len(result.records)
+            reasons.update(s.reason.value for s in result.skipped)
+            batches += 1
+        total = parse_time + policy_time
+        calls = sum(directory.calls.values())
+        print(f"messages: {len(raws):,} (avg {size / 1024:.1f} KiB), batches of {args.batch}")
+        print(f"parse:             {len(raws) / parse_time:10,.0f} msg/s")
+        print(f"filters+matching:  {len(raws) / policy_time:10,.0f} msg/s")
+        print(f"parse+policy:      {len(raws) / total:10,.0f} msg/s  (target >= 10,000)")
+        print(f"kept {kept:,}; skipped {dict(reasons)}")
+        print(
+            f"directory calls: {calls} in {batches} batches = {calls / batches:.2f} per batch "
+            f"(target <= 3) {dict(directory.calls)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

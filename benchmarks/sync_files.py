@@ -1,0 +1,114 @@
+"""Full import of a generated Maildir into SQLite: speed, memory, quiet passes.
+
+For each size (default 5,000 and 50,000 messages) a fresh process writes a
+Maildir, imports it with ``SyncEngine`` into a new SQLite store, then runs
+a no-change incremental pass. It prints messages/s, the peak RSS of the
+import process and the quiet-pass time, then the RSS growth between sizes.
+
+    python benchmarks/sync_files.py [--sizes 5000 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def write_maildir(root: Path, count: int) -> None:
+    from corpus import messages
+
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    stamp = 1_700_000_000
+    for n, raw in enumerate(messages(count, people=50_000)):
+        (root / "cur" / f"{stamp + n}.M{n}P1.bench:2,S").write_bytes(raw)
+
+
+def child(size: int, workdir: Path) -> dict[str, float]:
+    from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
+    from commlink.providers.maildir import MaildirProvider
+    from commlink.stores.sql import SqlDirectory, SqlStore
+    from commlink.sync.engine import SyncEngine
+
+    maildir = workdir / "Maildir"
+    write_maildir(maildir, size)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    store = SqlStore(f"sqlite:///{workdir}/bench.sqlite")
+    directory = SqlDirectory(store)
+    channel = Channel(
+        "bench",
+        "owner",
+        ChannelKind.MAIL,
+        "maildir",
+        ChannelSettings(owner="owner@northwind.example", contact_policy=ContactPolicy.NONE),
+    )
+    engine = SyncEngine(store, directory)
+    provider = MaildirProvider(maildir)
+    started = time.perf_counter()
+    report = engine.run(channel, provider)
+    elapsed = time.perf_counter() - started
+    assert not report.errors, report.errors
+    rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    quiet_started = time.perf_counter()
+    quiet = engine.run(channel, provider)
+    quiet_elapsed = time.perf_counter() - quiet_started
+    assert quiet.imported == 0 and not quiet.errors
+    return {
+        "size": size,
+        "seconds": elapsed,
+        "rate": size / elapsed,
+        "imported": report.imported,
+        "skipped": sum(report.skipped.values()),
+        "rss_before_mb": rss_before / 1024,
+        "rss_peak_mb": rss_import / 1024,
+        "quiet_seconds": quiet_elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, Path(args.workdir))))
+        return
+    results = []
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(size), "--workdir", tmp],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            results.append(result)
+            print(
+                f"{size:>7,} messages: {result['seconds']:6.1f}s  {result['rate']:7,.0f} msg/s "
+                f"(target >= 3,000)  imported {result['imported']:,}, skipped {result['skipped']:,}  "
+                f"peak RSS {result['rss_peak_mb']:6.1f} MB  quiet pass {result['quiet_seconds'] * 1000:6.1f} ms "
+                f"(target < 1 s)"
+            )
+    if len(results) >= 2:
+        growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]
+        print(
+            f"peak RSS growth {results[0]['size']:,} -> {results[-1]['size']:,}: {growth:.1f} MB "
+            f"(target < 25 MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
