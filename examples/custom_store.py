@@ -1,0 +1,34 @@
+"""A host implements ``Store`` itself and checks it with the conformance suite.
+
+Here the "custom" store is a thin subclass of the in-memory reference store
+that also publishes every commit to the host's event bus; a real host would
+write to its own tables. Run the suite with:
+
+    pytest examples/custom_store.py
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from commlink.records import SyncBatch
+from commlink.stores.memory import MemoryStore
+from commlink.testing.conformance import StoreConformance
+
+
+class PublishingStore(MemoryStore):
+    """Stores like MemoryStore and tells the host what changed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[tuple[str, int]] = []
+
+    def commit(self, batch: SyncBatch) -> None:
+        super().commit(batch)
+        self.published.append((batch.channel_id, len(batch.messages)))
+
+
+class TestPublishingStore(StoreConformance):
+    @pytest.fixture
+    def store(self) -> PublishingStore:
+        return PublishingStore()
