@@ -1,0 +1,270 @@
+"""Text helpers for MIME parsing: charset decoding with repair, HTML to text, snippets.
+
+Pure functions, no IO. Nothing here raises on bad input: undecodable bytes
+are repaired (and the repair reported to the caller), broken HTML is read
+the way a browser would read it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from functools import lru_cache
+
+from selectolax.lexbor import LexborHTMLParser
+
+__all__ = [
+    "collapse",
+    "decode_8bit",
+    "decode_bytes",
+    "html_to_text",
+    "looks_mojibake",
+    "snippet",
+]
+
+#: Length of ``Message.snippet``.
+SNIPPET_LENGTH = 200
+
+# Labels whose bytes are, in practice, Windows-1252 (the WHATWG encoding
+# standard makes the same call): 0x80-0x9f are never C1 controls in mail.
+_WESTERN = frozenset({"iso8859_1", "iso8859_15", "cp1252"})
+_ALIASES = {
+    "unknown-8bit": "",
+    "x-unknown": "",
+    "unknown": "",
+    "default": "",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "utf8": "utf-8",
+    "x-user-defined": "",
+}
+_GUESS_MIN = 32
+_LABELS = {"utf_8": "utf-8", "ascii": "us-ascii"}
+
+# UTF-8 bytes read as Windows-1252 or Latin-1: a lead byte (U+00C2-U+00F4)
+# followed by what a continuation byte (0x80-0xbf) becomes in those charsets.
+_MOJIBAKE = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+    "\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030"
+    "\u2039\u203a\u20ac\u2122]"
+)
+
+
+@lru_cache(maxsize=512)
+def _codec(label: str) -> str | None:
+    """Python codec name for a charset label; ``None`` when unknown or empty."""
+    label = label.strip().strip("\"'").strip().lower()
+    label = label.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*en
+    label = _ALIASES.get(label, label)
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
+    # Only text codecs: bytes-to-bytes codecs (base64, zlib, ...) are not charsets.
+    try:
+        b"a".decode(name)
+    except Exception:
+        return None
+    return name.replace("-", "_")
+
+
+def _label(codec: str) -> str:
+    codec = codec.replace("-", "_").lower()
+    if codec in _LABELS:
+        return _LABELS[codec]
+    if codec.startswith("cp125"):
+        return "windows-" + codec[2:]
+    if codec.startswith("iso8859_"):
+        return "iso-8859-" + codec[8:]
+    return codec.replace("_", "-")
+
+
+def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
+    """Decode ``data`` declared as ``charset``; repair when that fails.
+
+    Returns the text and, when the declared charset was unknown, wrong or
+    missing for non-ASCII bytes, the label of the charset actually used
+    (for a ``charset-repaired:<label>`` warning). Never raises.
+    """
+    if data.isascii():
+        return data.decode("ascii"), None
+    codec = _codec(charset) if charset else None
+    if codec is not None and codec != "ascii":
+        if codec in _WESTERN and _is_utf8(data):
+            # Valid multi-byte UTF-8 is next to impossible in real Western
+            # single-byte text: the label is wrong.
+            return data.decode("utf-8"), "utf-8"
+        for candidate in ("cp1252", "latin_1") if codec == "iso8859_1" else (codec,):
+            try:
+                return data.decode(candidate), None
+            except (UnicodeDecodeError, LookupError):
+                pass
+    if _is_utf8(data) or _mostly_utf8(data):
+        return data.decode("utf-8", errors="replace"), "utf-8"
+    return _guess(data)
+
+
+def decode_8bit(data: bytes) -> tuple[str, bool]:
+    """Decode raw header bytes: UTF-8 (RFC 6532), else Windows-1252, else Latin-1.
+
+    The flag says whether the bytes were not UTF-8.
+    """
+    if data.isascii():
+        return data.decode("ascii"), False
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), True
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), True
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """UTF-8 with a few bad bytes (truncated or spliced), as opposed to another charset."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    good = non_ascii - bad
+    return good > 0 and good >= bad
+
+
+def _guess(data: bytes) -> tuple[str, str]:
+    """Best-effort decoding of bytes whose charset is unknown: never raises."""
+    if len(data) >= _GUESS_MIN:  # too little text to tell charsets apart
+        guessed = _normalizer_guess(data)
+        if guessed is not None:
+            codec = _codec(guessed)
+            if codec is not None:
+                return data.decode(codec, errors="replace"), _label(codec)
+    try:
+        return data.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "iso-8859-1"
+
+
+def _normalizer_guess(data: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover - an optional helper at runtime
+        return None
+    try:
+        best = from_bytes(data[:65536]).best()
+    except Exception:
+        return None
+    return best.encoding if best is not None else None
+
+
+def looks_mojibake(text: str) -> bool:
+    """Whether text shows signs of a wrong charset (UTF-8 read as Latin-1, or U+FFFD)."""
+    if text.isascii():
+        return False
+    return "\ufffd" in text or _MOJIBAKE.search(text) is not None
+
+
+def collapse(text: str) -> str:
+    """All runs of whitespace as one space, stripped."""
+    return " ".join(text.split())
+
+
+def snippet(body: str, length: int = SNIPPET_LENGTH) -> str:
+    """The first ``length`` characters of ``body``, whitespace collapsed."""
+    head = body[: length * 2]
+    text = collapse(head)
+    if len(text) < length and len(body) > len(head):
+        text = collapse(body)
+    return text[:length].rstrip()
+
+
+# Elements whose content is never readable text.
+_SKIP = ["head", "script", "style", "noscript", "template", "title", "svg", "object"]
+# Block elements: paragraph-like ones are set apart by a blank line, the
+# others by a line break; table cells by a space.
+_PARAGRAPH = frozenset(
+    {
+        "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "ul", "ol", "dl",
+        "table", "hr", "address", "figure", "section", "article", "header", "footer",
+        "aside", "nav", "main", "form", "fieldset",
+    }
+)  # fmt: skip
+_LINE = frozenset(
+    {"div", "li", "tr", "dd", "dt", "caption", "center", "figcaption", "details", "summary"}
+)
+_CELL = frozenset({"td", "th"})
+# Block boundaries are marked with sentinels so that adjacent boundaries merge
+# instead of piling up blank lines; only <br> adds breaks that accumulate.
+_LINE_MARK = "\x01"
+_PARA_MARK = "\x02"
+_BR_MARK = "\x03"
+# What follows the end of a block: the block's own mark again.
+_AFTER = dict.fromkeys(_PARAGRAPH, _PARA_MARK) | dict.fromkeys(_LINE, _LINE_MARK)
+_MARKS = _AFTER | dict.fromkeys(_CELL, " ") | {"br": _BR_MARK}
+# Stray control characters in the HTML itself only add a harmless line break.
+_SPLIT = re.compile(r"([\x01\x02\x03][\s\x01\x02\x03]*)")
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from an HTML document or fragment.
+
+    Drops head, scripts and styles; block elements and ``<br>`` become line
+    breaks (paragraph-like blocks a blank line); entities are unescaped and
+    runs of whitespace collapsed. Never raises.
+    """
+    if not html:
+        return ""
+    try:
+        tree = LexborHTMLParser(html)
+        tree.strip_tags(_SKIP, recursive=True)
+        root = tree.root
+        if root is None:
+            return ""
+        out: list[str] = []
+        marks = _MARKS
+        after = _AFTER
+        # One pass in document order: a block marks where it starts, and what
+        # follows a block's end is marked through its previous sibling.
+        for node in root.traverse(include_text=True):
+            tag = node.tag
+            if tag == "-text":
+                text = node.text_content or ""
+                if not text.isspace():
+                    prev = node.prev
+                    if prev is not None:
+                        out.append(after.get(prev.tag or "", ""))
+                out.append(text)
+            elif tag is not None and tag in marks:
+                mark = marks[tag]
+                if mark != _BR_MARK:
+                    prev = node.prev
+                    if prev is not None:
+                        out.append(after.get(prev.tag or "", ""))
+                out.append(mark)
+    except Exception:
+        return collapse(html)
+    parts = _SPLIT.split("".join(out))
+    lines: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            lines.append(" ".join(part.split()))
+        else:
+            breaks = part.count(_BR_MARK)
+            if _PARA_MARK in part:
+                breaks = 2
+            lines.append("\n" * max(1, min(2, breaks)))
+    return "".join(lines).strip()
