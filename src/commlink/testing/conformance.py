@@ -19,13 +19,20 @@ checked exactly like the reference stores.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from .conformance_read import ReadTests
 from .conformance_write import WriteTests
 
-__all__ = ["StoreConformance"]
+__all__ = ["StoreConformance", "fail_after_writes"]
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 class StoreConformance(WriteTests, ReadTests):
@@ -38,3 +45,24 @@ class StoreConformance(WriteTests, ReadTests):
         given number of writes went through, to prove that none of them stay.
         """
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def fail_after_writes(engine: Engine, after: int) -> Iterator[None]:
+    """A ``break_commit`` for SQLAlchemy stores: while active, the engine
+    raises before executing its write statement number ``after + 1``."""
+    seen = 0
+
+    def count(*args: Any) -> None:
+        nonlocal seen
+        statement: str = args[2]
+        if statement.lstrip().upper().startswith(_WRITES):
+            seen += 1
+            if seen > after:
+                raise RuntimeError(f"injected failure after {after} writes")
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

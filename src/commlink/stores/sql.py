@@ -1,0 +1,276 @@
+"""``SqlStore``: the reference ``Store`` on SQLAlchemy Core.
+
+SQLite is the embedded default (``sqlite:///path``, or ``sqlite://`` in
+memory); PostgreSQL works through psycopg 3 (``postgresql+psycopg://...``).
+The schema is created on first use and versioned (see ``sql_schema``).
+Every database error is raised as ``StoreError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import InvalidInput, StoreError
+from ..model import Channel
+from ..records import (
+    AddressLinks,
+    ChannelState,
+    EventSummary,
+    Page,
+    PageRequest,
+    Skip,
+    SyncBatch,
+    Target,
+    ThreadSummary,
+    ThreadView,
+    Viewer,
+    Window,
+)
+from . import sql_read, sql_write
+from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
+from .sql_directory import SqlDirectory
+from .sql_rows import (
+    channel_from_row,
+    channel_row,
+    skip_from_row,
+    state_from_row,
+    state_row,
+)
+from .sql_schema import (
+    SCHEMA_VERSION,
+    address_links,
+    attendees,
+    channel_states,
+    channels,
+    chunks,
+    create_engine,
+    cursors,
+    ensure_schema,
+    event_assocs,
+    insert_for,
+    leases,
+    message_assocs,
+    participants,
+    prepare_engine,
+    skips,
+    upsert,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqlDirectory", "SqlStore"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SqlStore:
+    """A ``Store`` in a SQL database.
+
+    ``url_or_engine`` is a SQLAlchemy URL or an existing ``Engine`` (which
+    the caller then owns). The schema is created or migrated on
+    construction; a database written by a newer commlink raises
+    ``StoreError``. ``clock`` gives the aware UTC time used for leases.
+    """
+
+    def __init__(
+        self, url_or_engine: str | sa.URL | Engine, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        try:
+            if isinstance(url_or_engine, Engine):
+                self.engine = prepare_engine(url_or_engine)
+                self._owns_engine = False
+            else:
+                self.engine = create_engine(url_or_engine)
+                self._owns_engine = True
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
+            raise StoreError(f"cannot open the store: {exc}") from exc
+        self._clock = clock
+        ensure_schema(self.engine)
+
+    def close(self) -> None:
+        """Release pooled connections (of an engine this store created)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        try:
+            with (
+                self.engine.connect().execution_options(commlink_write=write) as conn,
+                conn.begin(),
+            ):
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(str(exc)) from exc
+
+    # channels and sync state
+
+    def save_channel(self, channel: Channel) -> None:
+        if not channel.id:
+            raise InvalidInput("channel id must not be empty")
+        with self._tx(write=True) as conn:
+            row = channel_row(channel)
+            upsert(conn, channels, [row], ["id"], [k for k in row if k != "id"])
+
+    def channel(self, channel_id: str) -> Channel | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(channels).where(channels.c.id == channel_id)).mappings()
+            found = row.first()
+        return None if found is None else channel_from_row(found)
+
+    def channels(self) -> Sequence[Channel]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute(sa.select(channels).order_by(channels.c.id)).mappings().all()
+        return [channel_from_row(r) for r in rows]
+
+    def remove_channel(self, channel_id: str) -> None:
+        with self._tx(write=True) as conn:
+            dropped = sql_write.delete_assocs(conn, channel_id, None, None)
+            for table in (cursors, channel_states, skips, leases):
+                conn.execute(sa.delete(table).where(table.c.channel_id == channel_id))
+            conn.execute(sa.delete(channels).where(channels.c.id == channel_id))
+            sql_write.collect(conn, *dropped)
+
+    def channel_state(self, channel_id: str) -> ChannelState | None:
+        with self._tx(write=False) as conn:
+            query = sa.select(channel_states).where(channel_states.c.channel_id == channel_id)
+            found = conn.execute(query).mappings().first()
+        return None if found is None else state_from_row(found)
+
+    def save_channel_state(self, state: ChannelState) -> None:
+        require_aware(state.next_attempt, "next_attempt")
+        require_aware(state.last_success, "last_success")
+        with self._tx(write=True) as conn:
+            row = state_row(state)
+            upsert(
+                conn, channel_states, [row], ["channel_id"], [k for k in row if k != "channel_id"]
+            )
+
+    def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:
+        now = self._clock()
+        with self._tx(write=True) as conn:
+            insert = insert_for(conn, leases).values(
+                channel_id=channel_id, holder=holder, expires_at=now + ttl
+            )
+            # one atomic statement: take the row when free, expired or already ours
+            stmt = insert.on_conflict_do_update(
+                index_elements=["channel_id"],
+                set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
+                where=sa.or_(leases.c.holder == holder, leases.c.expires_at <= now),
+            ).returning(leases.c.holder)
+            return conn.execute(stmt).first() is not None
+
+    def release_lease(self, channel_id: str, holder: str) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute(
+                sa.delete(leases).where(
+                    leases.c.channel_id == channel_id, leases.c.holder == holder
+                )
+            )
+
+    # the write side
+
+    def commit(self, batch: SyncBatch) -> None:
+        validate_batch(batch)
+        with self._tx(write=True) as conn:
+            sql_write.commit_batch(conn, batch)
+
+    def cursor(self, channel_id: str, scope_id: str) -> str | None:
+        with self._tx(write=False) as conn:
+            query = sa.select(cursors.c.cursor).where(
+                cursors.c.channel_id == channel_id, cursors.c.scope_id == scope_id
+            )
+            found: str | None = conn.execute(query).scalar()
+        return found
+
+    def scope_ids(self, channel_id: str) -> Sequence[str]:
+        selects = [
+            sa.select(t.c.scope_id).where(t.c.channel_id == channel_id)
+            for t in (cursors, message_assocs, event_assocs)
+        ]
+        with self._tx(write=False) as conn:
+            found = set(conn.execute(sa.union(*selects)).scalars())
+        return sorted(found)
+
+    def drop_scope(self, channel_id: str, scope_id: str) -> None:
+        with self._tx(write=True) as conn:
+            dropped = sql_write.delete_assocs(conn, channel_id, scope_id, None)
+            conn.execute(
+                sa.delete(cursors).where(
+                    cursors.c.channel_id == channel_id, cursors.c.scope_id == scope_id
+                )
+            )
+            sql_write.collect(conn, *dropped)
+
+    def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
+        with self._tx(write=False) as conn:
+            return sql_read.known_ids(conn, channel_id, scope_id, ids)
+
+    def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
+        with self._tx(write=False) as conn:
+            return sql_read.threads_by_message_ids(conn, message_ids)
+
+    def linked_addresses(self, target: Target) -> set[str]:
+        query = sa.select(address_links.c.key).where(
+            address_links.c.kind == target.kind.value, address_links.c.target_id == target.id
+        )
+        with self._tx(write=False) as conn:
+            return set(conn.execute(query).scalars())
+
+    def stored_addresses(self, keys: Collection[str] | None = None) -> set[str]:
+        def keys_of(table: sa.Table, part: Sequence[str] | None) -> sa.Select[tuple[str]]:
+            query = sa.select(table.c.key).where(table.c.key != "")
+            return query if part is None else query.where(table.c.key.in_(part))
+
+        parts: list[Sequence[str] | None] = (
+            [None] if keys is None else list(chunks(sorted(set(keys))))
+        )
+        found: set[str] = set()
+        with self._tx(write=False) as conn:
+            for part in parts:
+                query = sa.union(keys_of(participants, part), keys_of(attendees, part))
+                found.update(str(k) for k in conn.execute(query).scalars())
+        return found
+
+    def relink(self, changes: Sequence[AddressLinks]) -> None:
+        for change in changes:
+            validate_links(change.key, [link.id for link in change.links])
+        with self._tx(write=True) as conn:
+            sql_write.replace_links(conn, changes)
+
+    def delete_matching(self, channel_id: str, entries: Collection[str]) -> int:
+        with self._tx(write=True) as conn:
+            return sql_write.delete_matching(conn, channel_id, entries)
+
+    # the read side (visibility applied here)
+
+    def timeline(
+        self, target: Target, viewer: Viewer, page: PageRequest = FIRST_PAGE
+    ) -> Page[ThreadSummary]:
+        with self._tx(write=False) as conn:
+            return sql_read.timeline(conn, target, viewer, page)
+
+    def thread(self, thread_id: str, viewer: Viewer) -> ThreadView | None:
+        with self._tx(write=False) as conn:
+            return sql_read.thread(conn, thread_id, viewer)
+
+    def events(
+        self, target: Target, viewer: Viewer, window: Window, page: PageRequest = FIRST_PAGE
+    ) -> Page[EventSummary]:
+        require_aware(window.start, "window start")
+        require_aware(window.end, "window end")
+        with self._tx(write=False) as conn:
+            return sql_read.event_page(conn, target, viewer, window, page)
+
+    def skips(self, channel_id: str, message_id: str | None = None) -> Sequence[Skip]:
+        query = sa.select(skips).where(skips.c.channel_id == channel_id)
+        if message_id is not None:
+            query = query.where(skips.c.message_id == message_id)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query.order_by(skips.c.provider_id)).mappings().all()
+        return [skip_from_row(r) for r in rows]

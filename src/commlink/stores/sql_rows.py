@@ -1,0 +1,319 @@
+"""Converting values to SQL rows and back (no IO)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from ..model import (
+    Address,
+    Attachment,
+    Attendee,
+    CalendarContactPolicy,
+    Channel,
+    ChannelKind,
+    ChannelSettings,
+    ContactPolicy,
+    Event,
+    EventStatus,
+    FolderSelection,
+    Participant,
+    ResponseStatus,
+    Role,
+    Visibility,
+)
+from ..records import ChannelState, ChannelStatus, MessageRecord, Reason, Skip, SyncStage
+from .common import StoredMessage
+
+__all__ = [
+    "attendee_rows",
+    "channel_from_row",
+    "channel_row",
+    "event_from_rows",
+    "event_row",
+    "message_row",
+    "participant_rows",
+    "rid_key",
+    "settings_from_json",
+    "settings_to_json",
+    "skip_from_row",
+    "skip_row",
+    "state_from_row",
+    "state_row",
+    "stored_message",
+]
+
+Row = RowMapping
+
+
+def settings_to_json(settings: ChannelSettings) -> str:
+    return json.dumps(
+        {
+            "owner": settings.owner,
+            "aliases": sorted(settings.aliases),
+            "org_domains": sorted(settings.org_domains),
+            "visibility": settings.visibility.value,
+            "contact_policy": settings.contact_policy.value,
+            "calendar_contact_policy": settings.calendar_contact_policy.value,
+            "folders": {
+                "include": sorted(settings.folders.include),
+                "exclude": sorted(settings.folders.exclude),
+            },
+            "sync_internal": settings.sync_internal,
+            "blocklist": sorted(settings.blocklist),
+            "create_companies": settings.create_companies,
+            "sync_invites": settings.sync_invites,
+        },
+        sort_keys=True,
+    )
+
+
+def settings_from_json(text: str) -> ChannelSettings:
+    data: dict[str, Any] = json.loads(text)
+    default = ChannelSettings(owner="")
+    folders = data.get("folders", {})
+    return ChannelSettings(
+        owner=str(data["owner"]),
+        aliases=frozenset(data.get("aliases", ())),
+        org_domains=frozenset(data.get("org_domains", ())),
+        visibility=Visibility(data.get("visibility", default.visibility.value)),
+        contact_policy=ContactPolicy(data.get("contact_policy", default.contact_policy.value)),
+        calendar_contact_policy=CalendarContactPolicy(
+            data.get("calendar_contact_policy", default.calendar_contact_policy.value)
+        ),
+        folders=FolderSelection(
+            include=frozenset(folders.get("include", ())),
+            exclude=frozenset(folders.get("exclude", ())),
+        ),
+        sync_internal=bool(data.get("sync_internal", default.sync_internal)),
+        blocklist=frozenset(data.get("blocklist", ())),
+        create_companies=bool(data.get("create_companies", default.create_companies)),
+        sync_invites=bool(data.get("sync_invites", default.sync_invites)),
+    )
+
+
+def channel_row(channel: Channel) -> dict[str, Any]:
+    return {
+        "id": channel.id,
+        "user_id": channel.user_id,
+        "kind": channel.kind.value,
+        "provider": channel.provider,
+        "visibility": channel.settings.visibility.value,
+        "settings": settings_to_json(channel.settings),
+    }
+
+
+def channel_from_row(row: Row) -> Channel:
+    return Channel(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=ChannelKind(row["kind"]),
+        provider=row["provider"],
+        settings=settings_from_json(row["settings"]),
+    )
+
+
+def state_row(state: ChannelState) -> dict[str, Any]:
+    return {
+        "channel_id": state.channel_id,
+        "status": state.status.value,
+        "stage": state.stage.value,
+        "failures": state.failures,
+        "last_error": state.last_error,
+        "next_attempt": state.next_attempt,
+        "last_success": state.last_success,
+    }
+
+
+def state_from_row(row: Row) -> ChannelState:
+    return ChannelState(
+        channel_id=row["channel_id"],
+        status=ChannelStatus(row["status"]),
+        stage=SyncStage(row["stage"]),
+        failures=int(row["failures"]),
+        last_error=row["last_error"],
+        next_attempt=row["next_attempt"],
+        last_success=row["last_success"],
+    )
+
+
+def _attachments_json(attachments: Iterable[Attachment]) -> str:
+    return json.dumps(
+        [[a.filename, a.content_type, a.size, a.inline, a.content_id] for a in attachments]
+    )
+
+
+def _attachments(text: str) -> tuple[Attachment, ...]:
+    if not text:
+        return ()
+    return tuple(
+        Attachment(filename=f, content_type=t, size=int(s), inline=bool(i), content_id=c)
+        for f, t, s, i, c in json.loads(text)
+    )
+
+
+def message_row(record: MessageRecord) -> dict[str, Any]:
+    msg = record.message
+    return {
+        "message_id": msg.message_id,
+        "thread_id": record.thread_id,
+        "sent_at": msg.date,
+        "subject": msg.subject,
+        "snippet": msg.snippet,
+        "body": msg.body,
+        "attachments": _attachments_json(msg.attachments),
+    }
+
+
+def _address_columns(address: Address) -> dict[str, Any]:
+    return {
+        "key": address.key,
+        "domain": address.domain,
+        "email": address.email,
+        "name": address.name,
+        "valid": address.valid,
+        "raw": address.raw,
+    }
+
+
+def _address(row: Row) -> Address:
+    return Address(
+        key=row["key"],
+        email=row["email"],
+        name=row["name"],
+        valid=bool(row["valid"]),
+        raw=row["raw"],
+    )
+
+
+def participant_rows(message_pk: int, participants: Sequence[Participant]) -> list[dict[str, Any]]:
+    return [
+        {"message_pk": message_pk, "pos": pos, "role": p.role.value, **_address_columns(p.address)}
+        for pos, p in enumerate(participants)
+    ]
+
+
+def participant_from_row(row: Row) -> Participant:
+    return Participant(address=_address(row), role=Role(row["role"]))
+
+
+def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessage:
+    return StoredMessage(
+        message_id=row["message_id"],
+        thread_id=row["thread_id"],
+        date=row["sent_at"],
+        subject=row["subject"],
+        snippet=row["snippet"],
+        body=row["body"],
+        attachments=_attachments(row["attachments"]),
+        participants=tuple(participants),
+    )
+
+
+def rid_key(recurrence_id: datetime | None) -> str:
+    """A non-null key for ``(uid, recurrence_id)`` uniqueness ('' for masters)."""
+    if recurrence_id is None:
+        return ""
+    return recurrence_id.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    return {
+        "uid": event.uid,
+        "rid_key": rid_key(event.recurrence_id),
+        "recurrence_id": event.recurrence_id,
+        "starts_at": event.start,
+        "ends_at": event.end,
+        "title": event.title,
+        "description": event.description,
+        "location": event.location,
+        "all_day": event.all_day,
+        "timezone": event.timezone,
+        "recurrence": json.dumps(list(event.recurrence)),
+        "status": event.status.value,
+        "conference_url": event.conference_url,
+        "calendar_id": event.calendar_id,
+        "sequence": event.sequence,
+        "updated": event.updated,
+    }
+
+
+def _attendee_row(event_pk: int, pos: int, attendee: Attendee) -> dict[str, Any]:
+    return {
+        "event_pk": event_pk,
+        "pos": pos,
+        **_address_columns(attendee.address),
+        "status": attendee.status.value,
+        "organizer": attendee.organizer,
+        "optional": attendee.optional,
+    }
+
+
+def attendee_rows(event_pk: int, event: Event) -> list[dict[str, Any]]:
+    rows = [_attendee_row(event_pk, pos, a) for pos, a in enumerate(event.attendees)]
+    if event.organizer is not None:
+        rows.append(_attendee_row(event_pk, -1, event.organizer))
+    return rows
+
+
+def _attendee(row: Row) -> Attendee:
+    return Attendee(
+        address=_address(row),
+        status=ResponseStatus(row["status"]),
+        organizer=bool(row["organizer"]),
+        optional=bool(row["optional"]),
+    )
+
+
+def event_from_rows(row: Row, people: Sequence[Row], provider_id: str = "") -> Event:
+    """An event from its row and its attendee rows (ordered by position)."""
+    organizer = next((_attendee(p) for p in people if p["pos"] == -1), None)
+    return Event(
+        provider_id=provider_id,
+        uid=row["uid"],
+        start=row["starts_at"],
+        end=row["ends_at"],
+        title=row["title"],
+        description=row["description"],
+        location=row["location"],
+        all_day=bool(row["all_day"]),
+        timezone=row["timezone"],
+        recurrence_id=row["recurrence_id"],
+        recurrence=tuple(json.loads(row["recurrence"] or "[]")),
+        status=EventStatus(row["status"]),
+        organizer=organizer,
+        attendees=tuple(_attendee(p) for p in people if p["pos"] >= 0),
+        conference_url=row["conference_url"],
+        calendar_id=row["calendar_id"],
+        sequence=int(row["sequence"]),
+        updated=row["updated"],
+    )
+
+
+def skip_row(channel_id: str, skip: Skip) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id,
+        "provider_id": skip.provider_id,
+        "reason": skip.reason.value,
+        "detail": skip.detail,
+        "message_id": skip.message_id,
+        "subject": skip.subject,
+        "sender": skip.sender,
+        "sent_at": skip.date,
+    }
+
+
+def skip_from_row(row: Row) -> Skip:
+    return Skip(
+        provider_id=row["provider_id"],
+        reason=Reason(row["reason"]),
+        detail=row["detail"],
+        message_id=row["message_id"],
+        subject=row["subject"],
+        sender=row["sender"],
+        date=row["sent_at"],
+    )

@@ -1,0 +1,440 @@
+"""The SQL schema of the reference store and directory, its version and engines.
+
+One schema serves SQLite (the embedded default) and PostgreSQL. Tables are
+prefixed ``commlink_``. ``commlink_schema`` holds the schema version;
+``ensure_schema`` creates a fresh schema, migrates an older one through
+``MIGRATIONS`` and refuses one written by a newer commlink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "UtcDateTime",
+    "chunks",
+    "create_engine",
+    "ensure_schema",
+    "excluded",
+    "insert_for",
+    "metadata",
+    "prepare_engine",
+    "upsert",
+]
+
+T = TypeVar("T")
+
+#: The version this code writes; bump it with an entry in ``MIGRATIONS``.
+SCHEMA_VERSION = 1
+
+#: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+#: Bound parameters per statement at most (SQLite allows 32,766; PostgreSQL 65,535).
+MAX_PARAMS = 10_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime, read back in UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite an integer of microseconds
+    since the epoch, which sorts and compares exactly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}")
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // _MICROSECOND
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return _EPOCH + int(value) * _MICROSECOND
+        moment: datetime = value
+        return moment.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+
+def _table(name: str, *items: Any) -> sa.Table:
+    return sa.Table(f"commlink_{name}", metadata, *items)
+
+
+def _text(name: str, **kw: Any) -> sa.Column[str]:
+    return sa.Column(name, sa.Text, nullable=False, server_default="", **kw)
+
+
+schema_table = _table(
+    "schema",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+channels = _table(
+    "channels",
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("visibility", sa.String, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+)
+
+channel_states = _table(
+    "channel_states",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    _text("last_error"),
+    sa.Column("next_attempt", UtcDateTime),
+    sa.Column("last_success", UtcDateTime),
+)
+
+leases = _table(
+    "leases",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+cursors = _table(
+    "cursors",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=False),
+)
+
+messages = _table(
+    "messages",
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("message_id", sa.String, nullable=False, unique=True),
+    sa.Column("thread_id", sa.String, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    _text("subject"),
+    _text("snippet"),
+    sa.Column("body", sa.Text),
+    _text("attachments"),
+    sa.Index("commlink_messages_thread", "thread_id", "sent_at"),
+)
+
+def _message_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("commlink_messages.pk", ondelete="CASCADE")
+
+participants = _table(
+    "participants",
+    sa.Column("message_pk", sa.BigInteger, _message_fk(), primary_key=True),
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String, nullable=False),
+    _text("key"),
+    _text("domain"),
+    _text("email"),
+    _text("name"),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    _text("raw"),
+    sa.Index("commlink_participants_key", "key"),
+    sa.Index("commlink_participants_domain", "domain"),
+)
+
+message_refs = _table(
+    "message_refs",
+    sa.Column("message_pk", sa.BigInteger, _message_fk(), primary_key=True),
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ref_id", sa.String, nullable=False),
+    sa.Index("commlink_message_refs_ref", "ref_id"),
+)
+
+message_assocs = _table(
+    "message_assocs",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("message_pk", sa.BigInteger, sa.ForeignKey("commlink_messages.pk"), nullable=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    _text("folders"),
+    sa.Column("direction", sa.String, nullable=False),
+    sa.Index("commlink_message_assocs_message", "message_pk"),
+    sa.Index("commlink_message_assocs_generation", "channel_id", "scope_id", "generation"),
+)
+
+events = _table(
+    "events",
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("uid", sa.String, nullable=False),
+    sa.Column("rid_key", sa.String, nullable=False),
+    sa.Column("recurrence_id", UtcDateTime),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime, nullable=False),
+    _text("title"),
+    _text("description"),
+    _text("location"),
+    sa.Column("all_day", sa.Boolean, nullable=False),
+    _text("timezone"),
+    _text("recurrence"),
+    sa.Column("status", sa.String, nullable=False),
+    _text("conference_url"),
+    _text("calendar_id"),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("updated", UtcDateTime),
+    sa.UniqueConstraint("uid", "rid_key", name="commlink_events_uid_rid"),
+)
+
+def _event_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("commlink_events.pk", ondelete="CASCADE")
+
+attendees = _table(
+    "attendees",
+    sa.Column("event_pk", sa.BigInteger, _event_fk(), primary_key=True),
+    # -1 holds the event's organizer, 0.. its attendees in order
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    _text("key"),
+    _text("domain"),
+    _text("email"),
+    _text("name"),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    _text("raw"),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("organizer", sa.Boolean, nullable=False),
+    sa.Column("optional", sa.Boolean, nullable=False),
+    sa.Index("commlink_attendees_key", "key"),
+    sa.Index("commlink_attendees_domain", "domain"),
+)
+
+event_assocs = _table(
+    "event_assocs",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("event_pk", sa.BigInteger, sa.ForeignKey("commlink_events.pk"), primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Index("commlink_event_assocs_event", "event_pk"),
+    sa.Index("commlink_event_assocs_generation", "channel_id", "scope_id", "generation"),
+)
+
+address_links = _table(
+    "address_links",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("target_id", sa.String, primary_key=True),
+    sa.Index("commlink_address_links_target", "kind", "target_id"),
+)
+
+skips = _table(
+    "skips",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("reason", sa.String, nullable=False),
+    _text("detail"),
+    _text("message_id"),
+    _text("subject"),
+    _text("sender"),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Index("commlink_skips_message", "channel_id", "message_id"),
+)
+
+# the reference CRM directory (SqlDirectory)
+
+companies = _table(
+    "companies",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+)
+
+company_domains = _table(
+    "company_domains",
+    sa.Column("domain", sa.String, primary_key=True),
+    sa.Column(
+        "company_id",
+        sa.String,
+        sa.ForeignKey("commlink_companies.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("commlink_company_domains_company", "company_id"),
+)
+
+people = _table(
+    "people",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+    sa.Column("company_id", sa.String, sa.ForeignKey("commlink_companies.id", ondelete="SET NULL")),
+)
+
+person_addresses = _table(
+    "person_addresses",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column(
+        "person_id",
+        sa.String,
+        sa.ForeignKey("commlink_people.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("commlink_person_addresses_person", "person_id"),
+)
+
+opportunities = _table(
+    "opportunities",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+    sa.Column("company_id", sa.String, sa.ForeignKey("commlink_companies.id", ondelete="CASCADE")),
+    sa.Index("commlink_opportunities_company", "company_id"),
+)
+
+opportunity_contacts = _table(
+    "opportunity_contacts",
+    sa.Column(
+        "opportunity_id",
+        sa.String,
+        sa.ForeignKey("commlink_opportunities.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "person_id",
+        sa.String,
+        sa.ForeignKey("commlink_people.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Index("commlink_opportunity_contacts_person", "person_id"),
+)
+
+
+def chunks(items: Sequence[T], size: int = MAX_PARAMS) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size`` (never an empty slice)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] | dict[str, Any] | None = None,
+) -> None:
+    """``INSERT .. ON CONFLICT (keys) DO UPDATE`` (or ``DO NOTHING`` without
+    ``update``) as one executemany. ``update`` names columns taken from the
+    new row, or maps columns to expressions built by the caller."""
+    if not rows:
+        return
+    stmt = insert_for(conn, table)
+    if update is None:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+        return
+    values = update if isinstance(update, dict) else {n: stmt.excluded[n] for n in update}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=values), list(rows))
+
+
+def insert_for(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` with ``ON CONFLICT`` support for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def excluded(conn: Connection, table: sa.Table) -> Any:
+    """The ``excluded`` pseudo-table of an upsert on ``table`` for this dialect."""
+    return insert_for(conn, table).excluded
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # transactions are begun explicitly below
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # writers take the lock up front, so a read-then-write transaction cannot
+    # fail half-way with SQLITE_BUSY when another process wrote meanwhile
+    write = conn.get_execution_options().get("commlink_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def prepare_engine(engine: Engine) -> Engine:
+    """Install SQLite pragmas and explicit transactions (idempotent)."""
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_connect):
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def create_engine(url: str | sa.URL) -> Engine:
+    """An engine for a SQLAlchemy URL: ``sqlite:///path``, ``sqlite://`` (in
+    memory, one shared connection) or ``postgresql+psycopg://...``."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if parsed.database in (None, "", ":memory:"):
+            options["poolclass"] = StaticPool
+        return prepare_engine(sa.create_engine(parsed, **options))
+    return prepare_engine(sa.create_engine(parsed, pool_pre_ping=True))
+
+
+def _stored_version(conn: Connection) -> int | None:
+    if not sa.inspect(conn).has_table(schema_table.name):
+        return None
+    version = conn.execute(sa.select(schema_table.c.version)).scalar()
+    return None if version is None else int(version)
+
+
+def ensure_schema(engine: Engine) -> int:
+    """Create or migrate the schema; returns the version found before.
+
+    Raises ``StoreError`` for a schema newer than ``SCHEMA_VERSION``.
+    """
+    try:
+        with engine.connect().execution_options(commlink_write=True) as conn, conn.begin():
+            found = _stored_version(conn)
+            if found is not None and found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {found} is newer than this commlink "
+                    f"({SCHEMA_VERSION}); upgrade commlink"
+                )
+            version = found or 0
+            while found is not None and version < SCHEMA_VERSION:
+                migrate = MIGRATIONS.get(version)
+                if migrate is None:
+                    raise StoreError(f"no migration from schema version {version}")
+                migrate(conn)
+                version += 1
+            if found != SCHEMA_VERSION:
+                metadata.create_all(conn, checkfirst=True)
+            if found is None:
+                upsert(conn, schema_table, [{"id": 1, "version": SCHEMA_VERSION}], ["id"])
+            elif found < SCHEMA_VERSION:
+                conn.execute(sa.update(schema_table).values(version=SCHEMA_VERSION))
+            return found or 0
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"cannot prepare the commlink schema: {exc}") from exc
