@@ -147,8 +147,10 @@ messages = _table(
     sa.Index("commlink_messages_thread", "thread_id", "sent_at"),
 )
 
+
 def _message_fk() -> sa.ForeignKey:
     return sa.ForeignKey("commlink_messages.pk", ondelete="CASCADE")
+
 
 participants = _table(
     "participants",
@@ -208,8 +210,10 @@ events = _table(
     sa.UniqueConstraint("uid", "rid_key", name="commlink_events_uid_rid"),
 )
 
+
 def _event_fk() -> sa.ForeignKey:
     return sa.ForeignKey("commlink_events.pk", ondelete="CASCADE")
+
 
 attendees = _table(
     "attendees",
