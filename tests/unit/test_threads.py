@@ -170,3 +170,22 @@ def test_batches_give_the_same_grouping_as_one_batch() -> None:
     store.sync([messages[3]])
     split = {pid: store.thread_of(pid) for pid in whole}
     assert groups(split.items()) == groups(whole.items())
+
+
+def test_groups_sharing_a_stored_thread_become_one() -> None:
+    # "b" and "c" are unrelated in this batch, but both belong to stored thread T2,
+    # which "a" also touches alongside stored thread T1.
+    batch = [m("1", "a", refs=["x"]), m("2", "c")]
+    known = {"x": "T2", "a": "T1", "c": "T2"}
+    result = assign_threads(batch, known, "ch")
+    assert result.by_provider_id == {"1": "T1", "2": "T1"}
+    assert result.merges == (("T2", "T1"),)
+
+
+def test_a_merged_thread_is_never_assigned() -> None:
+    store = ThreadStore()
+    store.sync([m("5", "m1")])
+    store.sync([m("7", "m0", refs=["m2"])])
+    result = store.sync([m("1", "m0", refs=["m1"]), m("3", "m2")])
+    assert len(set(result.values())) == 1
+    assert len({store.thread_of(p) for p in ("1", "3", "5", "7")}) == 1

@@ -89,11 +89,16 @@ def assign_threads(
             union(first, node)
         anchors[m.provider_id] = first
 
-    stored: dict[str, set[str]] = {}
-    for node in parent:
+    # Stored threads join the graph too: two groups of this batch that touch
+    # the same stored thread are one thread.
+    for node in list(parent):
         thread = known.get(node)
         if thread:
-            stored.setdefault(find(node), set()).add(thread)
+            union(node, _STORED + thread)
+    stored: dict[str, set[str]] = {}
+    for node in parent:
+        if node.startswith(_STORED):
+            stored.setdefault(find(node), set()).add(node[len(_STORED) :])
     proposed: dict[str, str] = {}
     for m in messages:
         root = find(anchors[m.provider_id])
@@ -115,6 +120,10 @@ def assign_threads(
         by_provider_id={pid: chosen[find(a)] for pid, a in anchors.items()},
         merges=tuple(sorted(merges)),
     )
+
+
+# Prefix of stored-thread nodes; NUL never occurs in a Message-ID.
+_STORED = "\x00"
 
 
 def _header_ids(message: Message) -> list[str]:

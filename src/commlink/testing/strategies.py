@@ -36,6 +36,7 @@ __all__ = [
     "message_ids",
     "messages",
     "participants",
+    "threaded_messages",
 ]
 
 _ATOM = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -90,8 +91,9 @@ def _local() -> st.SearchStrategy[str]:
 
 
 def _mixed_case(text: str) -> st.SearchStrategy[str]:
-    return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(
-        lambda flips: "".join(c.upper() if f else c for c, f in zip(text, flips, strict=True))
+    # One integer as a bit mask is much cheaper to draw than a list of booleans.
+    return st.integers(0, 2 ** len(text) - 1).map(
+        lambda mask: "".join(c.upper() if mask >> i & 1 else c for i, c in enumerate(text))
     )
 
 
@@ -180,6 +182,29 @@ def messages(
         list_id=draw(st.sampled_from(("", "", "", "<list.example.org>"))),
         precedence=draw(st.sampled_from(("", "", "", "bulk", "list", "junk", "first-class"))),
         auto_submitted=draw(st.sampled_from(("", "", "", "no", "auto-generated"))),
+    )
+
+
+def threaded_messages(
+    ids: st.SearchStrategy[str] | None = None, hints: bool = True
+) -> st.SearchStrategy[Message]:
+    """Messages carrying only threading headers (cheap; for threading properties)."""
+    ids = ids if ids is not None else message_ids()
+    hint = st.one_of(st.none(), st.sampled_from(("t1", "t2", "t3"))) if hints else st.none()
+    return st.builds(
+        lambda pid, mid, refs, irt, h: Message(
+            provider_id=f"p{pid}",
+            message_id=mid,
+            date=_START,
+            references=tuple(refs),
+            in_reply_to=irt,
+            thread_hint=h,
+        ),
+        st.integers(0, 10**9),
+        ids,
+        st.lists(ids, max_size=3, unique=True),
+        st.one_of(st.just(()), ids.map(lambda i: (i,))),
+        hint,
     )
 
 
