@@ -1,0 +1,179 @@
+"""Import contracts: the pure core imports no IO, providers import their SDKs lazily."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PACKAGE = SRC / "commlink"
+
+PURE = sorted(
+    [
+        PACKAGE / "model.py",
+        PACKAGE / "records.py",
+        PACKAGE / "addresses.py",
+        *(PACKAGE / "policy").glob("*.py"),
+    ]
+)
+FORBIDDEN_COMMLINK = ("stores", "sync", "providers", "contrib", "cli")
+FORBIDDEN_PACKAGES = frozenset(
+    {
+        "sqlalchemy",
+        "googleapiclient",
+        "google",
+        "exchangelib",
+        "imapclient",
+        "caldav",
+        "httpx",
+        "msal",
+        "celery",
+        "kombu",
+        "redis",
+        "psycopg",
+        "requests",
+        "sqlite3",
+        "socket",
+        "imaplib",
+        "subprocess",
+    }
+)
+POLICY_MAY_IMPORT = frozenset({"model", "records", "addresses", "ports", "errors", "policy"})
+PROVIDER_SDKS = frozenset(
+    {
+        "googleapiclient",
+        "google",
+        "google_auth_oauthlib",
+        "exchangelib",
+        "imapclient",
+        "caldav",
+        "httpx",
+        "msal",
+    }
+)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve(path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` refers to."""
+    if not node.level:
+        return node.module or ""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports(
+    path: Path, *, module_level_only: bool = False, source: str | None = None
+) -> Iterator[tuple[str, int]]:
+    """``(absolute module, line)`` for each import in a file (or in ``source``
+    as if it were that file).
+
+    With ``module_level_only``, imports inside functions and ``if TYPE_CHECKING:``
+    blocks are left out (they do not run at import time).
+    """
+    text = source if source is not None else path.read_text(encoding="utf-8")
+    tree = ast.parse(text, filename=str(path))
+
+    def visit(node: ast.AST) -> Iterator[tuple[str, int]]:
+        for child in ast.iter_child_nodes(node):
+            if module_level_only and isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            ):
+                continue
+            if module_level_only and isinstance(child, ast.If) and _type_checking(child.test):
+                yield from (i for n in child.orelse for i in visit_one(n))
+                continue
+            yield from visit_one(child)
+
+    def visit_one(child: ast.AST) -> Iterator[tuple[str, int]]:
+        if isinstance(child, ast.Import):
+            for alias in child.names:
+                yield alias.name, child.lineno
+        elif isinstance(child, ast.ImportFrom):
+            base = resolve(path, child)
+            yield base, child.lineno
+            if child.module is None:  # "from . import x": x may be a module
+                for alias in child.names:
+                    yield f"{base}.{alias.name}", child.lineno
+        else:
+            yield from visit(child)
+
+    yield from visit(tree)
+
+
+def _type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def test_the_pure_layer_exists() -> None:
+    names = {module_name(p) for p in PURE}
+    assert {"commlink.model", "commlink.addresses", "commlink.policy.filters"} <= names
+
+
+@pytest.mark.parametrize("path", PURE, ids=module_name)
+def test_pure_layer_imports_no_io(path: Path) -> None:
+    bad = []
+    for name, line in imports(path):
+        parts = name.split(".")
+        inner = parts[1] if parts[0] == "commlink" and len(parts) > 1 else ""
+        if parts[0] in FORBIDDEN_PACKAGES or inner in FORBIDDEN_COMMLINK:
+            bad.append(f"{line}: {name}")
+    assert not bad, f"{module_name(path)} imports outside the pure layer: {bad}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "policy").glob("*.py")), ids=module_name)
+def test_policy_imports_only_the_core(path: Path) -> None:
+    for name, line in imports(path):
+        parts = name.split(".")
+        if parts[0] == "commlink" and len(parts) > 1:
+            assert parts[1] in POLICY_MAY_IMPORT, f"{module_name(path)}:{line} imports {name}"
+
+
+PROVIDERS = sorted(p for p in (PACKAGE / "providers").glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.skipif(not PROVIDERS, reason="no provider modules yet")
+@pytest.mark.parametrize("path", PROVIDERS, ids=module_name)
+def test_providers_import_their_sdks_lazily(path: Path) -> None:
+    eager = [
+        f"{line}: {name}"
+        for name, line in imports(path, module_level_only=True)
+        if name.split(".")[0] in PROVIDER_SDKS
+    ]
+    assert not eager, f"{module_name(path)} imports an SDK at import time: {eager}"
+
+
+def test_checker_sees_through_relative_and_guarded_imports() -> None:
+    # The checks above are only as good as the import walker: exercise it.
+    source = (
+        "from __future__ import annotations\n"
+        "from typing import TYPE_CHECKING\n"
+        "from ..stores import memory\n"
+        "from .. import sync\n"
+        "import sqlalchemy.orm\n"
+        "if TYPE_CHECKING:\n"
+        "    import httpx\n"
+        "def f():\n"
+        "    import msal\n"
+    )
+    located = PACKAGE / "policy" / "example.py"
+    found = {name for name, _ in imports(located, source=source)}
+    assert {"commlink.stores", "commlink.sync", "sqlalchemy.orm", "httpx", "msal"} <= found
+    eager = {name for name, _ in imports(located, source=source, module_level_only=True)}
+    assert "sqlalchemy.orm" in eager
+    assert "httpx" not in eager
+    assert "msal" not in eager
