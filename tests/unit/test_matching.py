@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import pytest
+
 from commlink.addresses import parse_address
+from commlink.errors import InvalidInput
 from commlink.model import Address, ChannelSettings
 from commlink.policy.matching import company_domains, match_addresses
-from commlink.records import AddressLinks, Link, PersonRef, TargetKind
+from commlink.records import AddressLinks, Link, NewContact, PersonRef, TargetKind
 from commlink.testing.directory import InMemoryDirectory
 
 P, C, OPP = TargetKind.PERSON, TargetKind.COMPANY, TargetKind.OPPORTUNITY
@@ -150,3 +153,41 @@ def test_company_domains() -> None:
     assert company_domains("gmail.com") == ()
     assert company_domains("mail.acme.com", frozenset({"acme.com"})) == ()
     assert company_domains("") == ()
+
+
+class TestInMemoryDirectory:
+    def test_addresses_are_normalised_and_unique(self) -> None:
+        d = InMemoryDirectory()
+        d.add_person("p", "P", [" P@Bücher.DE "])
+        assert d.addresses_of("p") == ("p@xn--bcher-kva.de",)
+        assert d.people_by_addresses(["p@xn--bcher-kva.de"])["p@xn--bcher-kva.de"].id == "p"
+        with pytest.raises(InvalidInput):
+            d.add_person("q", "Q", ["p@bücher.de"])
+        with pytest.raises(InvalidInput):
+            d.add_person("r", "R", ["not an address"])
+        with pytest.raises(InvalidInput):
+            d.add_company("gm", "Gmail", ["gmail.com"])
+
+    def test_create_contacts_reuses_companies_and_existing_people(self) -> None:
+        d = crm()
+        made = d.create_contacts(
+            [
+                NewContact(parse_address("new@eu.acme.com"), "New", "", "eu.acme.com"),
+                NewContact(parse_address("x@sub.client.io"), "X", "", "sub.client.io"),
+                NewContact(parse_address("ann@acme.com"), "Ann", "", "acme.com"),
+                NewContact(parse_address("solo@gmail.com"), "", "", None),
+            ]
+        )
+        assert made["new@eu.acme.com"].company_id == "acme-eu"
+        assert made["ann@acme.com"].id == "ann"
+        assert made["solo@gmail.com"].company_id is None
+        new_company = made["x@sub.client.io"].company_id
+        assert new_company is not None
+        assert d.companies_by_domains(["sub.client.io"])["sub.client.io"].id == new_company
+        assert d.calls[0] == ("create_contacts", 4)
+
+    def test_removing_a_person_drops_them_from_opportunities(self) -> None:
+        d = crm()
+        d.remove_person("bob")
+        assert d.opportunities_for([], ["bob"]) == {}
+        assert d.people_by_addresses(["bob@gmail.com"]) == {}
