@@ -5,6 +5,10 @@ Messages are nodes joined by their Message-ID, In-Reply-To and References
 A connected group takes the thread id already stored for any of its
 Message-IDs, merging stored threads it joins; a new group gets an id that
 depends only on its members, never on the order they arrive in.
+
+Across batches, groups are joined through the store's Message-ID index
+(``Store.threads_by_message_ids``); a provider thread id alone joins
+messages only within one batch.
 """
 
 from __future__ import annotations
