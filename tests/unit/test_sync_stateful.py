@@ -131,11 +131,11 @@ class SyncMachine(RuleBasedStateMachine):
         self.box.delete(folder, item)
 
     @precondition(lambda self: any(self.box.items.values()))
-    @rule(data=st.data(), target=st.sampled_from(["INBOX", "Sent", "Archive", "Spam"]))
-    def move_mail(self, data: st.DataObject, target: str) -> None:
+    @rule(data=st.data(), destination=st.sampled_from(["INBOX", "Sent", "Archive", "Spam"]))
+    def move_mail(self, data: st.DataObject, destination: str) -> None:
         folder, item = data.draw(st.sampled_from(self._all_items()))
-        if folder != target:
-            self.box.move(item, folder, target)
+        if folder != destination:
+            self.box.move(item, folder, destination)
 
     @precondition(lambda self: any(self.box.items.values()))
     @rule(data=st.data())
