@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from ..addresses import in_domains, normalise_domain, normalise_entry, parse_address
-from ..model import Channel
+from ..model import Channel, ChannelSettings
 from ..policy.matching import match_addresses
 from ..ports import Directory, Store
 from ..records import Target, TargetKind
@@ -20,11 +20,18 @@ __all__ = ["Relinker"]
 
 
 class Relinker:
-    """Re-matches stored participants and attendees after CRM edits."""
+    """Re-matches stored participants and attendees after CRM edits.
 
-    def __init__(self, store: Store, directory: Directory) -> None:
+    ``settings`` (any channel's settings of the organisation) keep the
+    organisation's own domains from linking to a company, as during sync.
+    """
+
+    def __init__(
+        self, store: Store, directory: Directory, settings: ChannelSettings | None = None
+    ) -> None:
         self.store = store
         self.directory = directory
+        self.settings = settings
 
     def person_changed(self, person_id: str, addresses: Iterable[str] = ()) -> int:
         """A person was created or their addresses changed; returns keys relinked."""
@@ -55,7 +62,8 @@ class Relinker:
         """Re-match these address keys against the directory and store the links."""
         if not keys:
             return 0
-        links = match_addresses([parse_address(k) for k in sorted(keys)], self.directory)
+        addresses = [parse_address(k) for k in sorted(keys)]
+        links = match_addresses(addresses, self.directory, self.settings)
         self.store.relink(links)
         return len(links)
 
