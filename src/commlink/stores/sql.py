@@ -43,6 +43,7 @@ from .sql_rows import (
 )
 from .sql_schema import (
     SCHEMA_VERSION,
+    STATISTICS_AFTER_ROWS,
     address_links,
     attendees,
     channel_states,
@@ -51,6 +52,7 @@ from .sql_schema import (
     create_engine,
     cursors,
     ensure_schema,
+    ensure_statistics,
     event_assocs,
     insert_for,
     leases,
@@ -90,6 +92,7 @@ class SqlStore:
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open the store: {exc}") from exc
         self._clock = clock
+        self._has_statistics = self.engine.dialect.name != "postgresql"
         ensure_schema(self.engine)
 
     def close(self) -> None:
@@ -177,8 +180,13 @@ class SqlStore:
 
     def commit(self, batch: SyncBatch) -> None:
         validate_batch(batch)
+        rows = len(batch.messages) + len(batch.events)
+        check = not self._has_statistics and rows >= STATISTICS_AFTER_ROWS
         with self._tx(write=True) as conn:
             sql_write.commit_batch(conn, batch)
+            if check:
+                ensure_statistics(conn)
+        self._has_statistics = self._has_statistics or check
 
     def cursor(self, channel_id: str, scope_id: str) -> str | None:
         with self._tx(write=False) as conn:

@@ -23,6 +23,7 @@ from .sql_schema import (
     company_domains,
     create_engine,
     ensure_schema,
+    insert_many,
     opportunities,
     opportunity_contacts,
     people,
@@ -214,7 +215,8 @@ class SqlDirectory:
                     }
                 )
             if rows:
-                conn.execute(
+                insert_many(
+                    conn,
                     sa.insert(people),
                     [{k: r[k] for k in ("id", "name", "company_id")} for r in rows],
                 )
@@ -325,7 +327,8 @@ class SqlDirectory:
     def _insert_people(conn: Connection, rows: Sequence[PersonRow]) -> int:
         if not rows:
             return 0
-        conn.execute(
+        insert_many(
+            conn,
             sa.insert(people),
             [{"id": pid, "name": name, "company_id": company} for pid, name, _, company in rows],
         )

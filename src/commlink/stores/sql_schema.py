@@ -27,8 +27,10 @@ __all__ = [
     "chunks",
     "create_engine",
     "ensure_schema",
+    "ensure_statistics",
     "excluded",
     "insert_for",
+    "insert_many",
     "metadata",
     "prepare_engine",
     "upsert",
@@ -184,8 +186,9 @@ message_assocs = _table(
     sa.Column("generation", sa.BigInteger, nullable=False),
     _text("folders"),
     sa.Column("direction", sa.String, nullable=False),
+    # the primary key serves per-scope queries (sweep, known ids); a separate
+    # (channel, scope, generation) index misleads planners without statistics
     sa.Index("commlink_message_assocs_message", "message_pk"),
-    sa.Index("commlink_message_assocs_generation", "channel_id", "scope_id", "generation"),
 )
 
 events = _table(
@@ -241,7 +244,6 @@ event_assocs = _table(
     sa.Column("event_pk", sa.BigInteger, sa.ForeignKey("commlink_events.pk"), primary_key=True),
     sa.Column("generation", sa.BigInteger, nullable=False),
     sa.Index("commlink_event_assocs_event", "event_pk"),
-    sa.Index("commlink_event_assocs_generation", "channel_id", "scope_id", "generation"),
 )
 
 address_links = _table(
@@ -350,10 +352,17 @@ def upsert(
         return
     stmt = insert_for(conn, table)
     if update is None:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+        insert_many(conn, stmt.on_conflict_do_nothing(index_elements=list(keys)), rows)
         return
     values = update if isinstance(update, dict) else {n: stmt.excluded[n] for n in update}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=values), list(rows))
+    insert_many(conn, stmt.on_conflict_do_update(index_elements=list(keys), set_=values), rows)
+
+
+def insert_many(conn: Connection, stmt: sa.Insert, rows: Sequence[dict[str, Any]]) -> None:
+    """Execute an INSERT for many rows as few multi-row statements."""
+    if not rows:
+        return
+    conn.execute(stmt, list(rows))
 
 
 def insert_for(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
@@ -366,6 +375,27 @@ def insert_for(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.
 def excluded(conn: Connection, table: sa.Table) -> Any:
     """The ``excluded`` pseudo-table of an upsert on ``table`` for this dialect."""
     return insert_for(conn, table).excluded
+
+
+#: Rows one commit must write before the first statistics check (PostgreSQL).
+STATISTICS_AFTER_ROWS = 200
+
+
+def ensure_statistics(conn: Connection) -> None:
+    """Run ``ANALYZE`` on the store's tables if PostgreSQL never did.
+
+    Without statistics the planner estimates one row per (channel, scope)
+    and scans whole scopes for ``provider_id IN (...)`` lookups, which makes
+    the first large import quadratic until autovacuum catches up.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    found = conn.execute(
+        sa.text("SELECT count(*) FROM pg_stats WHERE tablename = :name"),
+        {"name": message_assocs.name},
+    ).scalar()
+    if not found:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(t.name for t in metadata.sorted_tables))
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -29,6 +29,7 @@ from .sql_schema import (
     event_assocs,
     events,
     excluded,
+    insert_many,
     message_assocs,
     message_refs,
     messages,
@@ -166,9 +167,9 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
         ids = (*record.message.in_reply_to, *record.message.references)
         refs.extend({"message_pk": pk, "pos": i, "ref_id": ref} for i, ref in enumerate(ids))
     if people:
-        conn.execute(sa.insert(participants), people)
+        insert_many(conn, sa.insert(participants), people)
     if refs:
-        conn.execute(sa.insert(message_refs), refs)
+        insert_many(conn, sa.insert(message_refs), refs)
     upsert(
         conn,
         message_assocs,
@@ -215,7 +216,7 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
         conn.execute(sa.delete(attendees).where(attendees.c.event_pk.in_(pk_part)))
     rows_out = [row for key, e in merged.items() for row in attendee_rows(pks[key], e)]
     if rows_out:
-        conn.execute(sa.insert(attendees), rows_out)
+        insert_many(conn, sa.insert(attendees), rows_out)
     provider_ids = sorted({r.event.provider_id for r in batch.events})
     dropped: set[int] = set()
     for part in chunks(provider_ids):
@@ -233,7 +234,8 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
         (r.event.provider_id, pks[(r.event.uid, rid_key(r.event.recurrence_id))])
         for r in batch.events
     }
-    conn.execute(
+    insert_many(
+        conn,
         sa.insert(event_assocs),
         [
             {
@@ -278,7 +280,8 @@ def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
     latest = {c.key: c for c in changes}  # the last change of a key wins
     rows = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
     if rows:
-        conn.execute(
+        insert_many(
+            conn,
             sa.insert(address_links),
             [{"key": k, "kind": kind, "target_id": t} for k, kind, t in sorted(rows)],
         )
