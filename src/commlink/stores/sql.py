@@ -45,6 +45,7 @@ from .sql_schema import (
     SCHEMA_VERSION,
     STATISTICS_AFTER_ROWS,
     address_links,
+    among,
     attendees,
     channel_states,
     channels,
@@ -231,9 +232,11 @@ class SqlStore:
             return set(conn.execute(query).scalars())
 
     def stored_addresses(self, keys: Collection[str] | None = None) -> set[str]:
-        def keys_of(table: sa.Table, part: Sequence[str] | None) -> sa.Select[tuple[str]]:
+        def keys_of(
+            conn: Connection, table: sa.Table, part: Sequence[str] | None
+        ) -> sa.Select[tuple[str]]:
             query = sa.select(table.c.key).where(table.c.key != "")
-            return query if part is None else query.where(table.c.key.in_(part))
+            return query if part is None else query.where(among(conn, table.c.key, part))
 
         parts: list[Sequence[str] | None] = (
             [None] if keys is None else list(chunks(sorted(set(keys))))
@@ -241,7 +244,7 @@ class SqlStore:
         found: set[str] = set()
         with self._tx(write=False) as conn:
             for part in parts:
-                query = sa.union(keys_of(participants, part), keys_of(attendees, part))
+                query = sa.union(keys_of(conn, participants, part), keys_of(conn, attendees, part))
                 found.update(str(k) for k in conn.execute(query).scalars())
         return found
 

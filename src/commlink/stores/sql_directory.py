@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..errors import StoreError
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
 from .sql_schema import (
-    MAX_PARAMS,
+    among,
     chunks,
     companies,
     company_domains,
@@ -47,6 +47,8 @@ def normalise_domain(domain: str) -> str:
     """Lower-case ASCII (IDNA) form of a domain; unchanged but lower-cased if
     it cannot be encoded."""
     text = domain.strip().rstrip(".").lower()
+    if text.isascii():
+        return text
     try:
         return text.encode("idna").decode("ascii").lower()
     except UnicodeError:
@@ -112,7 +114,7 @@ class SqlDirectory:
             rows = conn.execute(
                 sa.select(person_addresses.c.key, people.c.id, people.c.company_id, people.c.name)
                 .join(people, people.c.id == person_addresses.c.person_id)
-                .where(person_addresses.c.key.in_(part))
+                .where(among(conn, person_addresses.c.key, part))
             )
             for key, person_id, company_id, name in rows:
                 ref = PersonRef(id=person_id, company_id=company_id, name=name)
@@ -134,7 +136,7 @@ class SqlDirectory:
             rows = conn.execute(
                 sa.select(company_domains.c.domain, companies.c.id, companies.c.name)
                 .join(companies, companies.c.id == company_domains.c.company_id)
-                .where(company_domains.c.domain.in_(part))
+                .where(among(conn, company_domains.c.domain, part))
             )
             for domain, company_id, name in rows:
                 for original in wanted[domain]:
@@ -151,7 +153,7 @@ class SqlDirectory:
             for part in chunks(sorted(set(company_ids))):
                 rows = conn.execute(
                     sa.select(opportunities.c.company_id, *columns)
-                    .where(opportunities.c.company_id.in_(part))
+                    .where(among(conn, opportunities.c.company_id, part))
                     .order_by(opportunities.c.id)
                 )
                 for owner, opp_id, company_id, name in rows:
@@ -162,7 +164,7 @@ class SqlDirectory:
                     .join(
                         opportunities, opportunities.c.id == opportunity_contacts.c.opportunity_id
                     )
-                    .where(opportunity_contacts.c.person_id.in_(part))
+                    .where(among(conn, opportunity_contacts.c.person_id, part))
                     .order_by(opportunities.c.id)
                 )
                 for owner, opp_id, company_id, name in rows:
@@ -232,7 +234,7 @@ class SqlDirectory:
                 }
                 orphans = [r["id"] for r in rows if winners.get(r["key"]) != r["id"]]
                 for part in chunks(orphans):
-                    conn.execute(sa.delete(people).where(people.c.id.in_(part)))
+                    conn.execute(sa.delete(people).where(among(conn, people.c.id, part)))
             found = self._people(conn, list(contacts))
         return {contacts[k].address.key: ref for k, ref in found.items()}
 
@@ -311,29 +313,36 @@ class SqlDirectory:
             upsert(conn, opportunity_contacts, rows, ["opportunity_id", "person_id"])
 
     def add_people_bulk(self, rows: Iterable[PersonRow]) -> int:
-        """Insert many new people with their addresses fast; returns how many."""
-        count = 0
-        batch: list[PersonRow] = []
+        """Insert many new people with their addresses fast (PostgreSQL:
+        ``COPY``); ids and addresses must not exist yet. Returns how many."""
+        person_rows: list[tuple[str, str, str | None]] = []
+        owners: dict[str, str] = {}
+        for person_id, name, addresses, company_id in rows:
+            person_rows.append((person_id, name, company_id))
+            for address in addresses:
+                owners[normalise_key(address)] = person_id
         with self._tx(write=True) as conn:
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= MAX_PARAMS:
-                    count += self._insert_people(conn, batch)
-                    batch = []
-            count += self._insert_people(conn, batch)
-        return count
+            _bulk_insert(conn, people, ("id", "name", "company_id"), person_rows)
+            _bulk_insert(conn, person_addresses, ("key", "person_id"), list(owners.items()))
+        return len(person_rows)
 
-    @staticmethod
-    def _insert_people(conn: Connection, rows: Sequence[PersonRow]) -> int:
-        if not rows:
-            return 0
-        insert_many(
-            conn,
-            sa.insert(people),
-            [{"id": pid, "name": name, "company_id": company} for pid, name, _, company in rows],
-        )
-        owner = {normalise_key(a): pid for pid, _, found, _ in rows for a in found}
-        addresses: list[dict[str, Any]] = [{"key": k, "person_id": p} for k, p in owner.items()]
-        if addresses:
-            upsert(conn, person_addresses, addresses, ["key"], ["person_id"])
-        return len(rows)
+
+def _bulk_insert(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Plain INSERT of many rows through the driver, skipping per-row overhead."""
+    names = ", ".join(columns)
+    raw = conn.connection.driver_connection
+    if conn.dialect.driver == "psycopg" and raw is not None:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
+    if mark is None:
+        for part in chunks(rows):
+            insert_many(conn, sa.insert(table), [dict(zip(columns, r, strict=True)) for r in part])
+        return
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(mark for _ in columns)})"
+    for part in chunks(rows):
+        conn.exec_driver_sql(sql, list(part))

@@ -37,6 +37,7 @@ from .common import (
 from .sql_rows import event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
     address_links,
+    among,
     attendees,
     channels,
     chunks,
@@ -60,7 +61,7 @@ def known_ids(conn: Connection, channel_id: str, scope_id: str, ids: Collection[
                 .where(
                     table.c.channel_id == channel_id,
                     table.c.scope_id == scope_id,
-                    table.c.provider_id.in_(part),
+                    among(conn, table.c.provider_id, part),
                 )
                 .distinct()
             )
@@ -74,7 +75,7 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
     for part in chunks(sorted(set(ids))):
         rows = conn.execute(
             sa.select(messages.c.message_id, messages.c.thread_id).where(
-                messages.c.message_id.in_(part)
+                among(conn, messages.c.message_id, part)
             )
         )
         own.update((mid, tid) for mid, tid in rows)
@@ -86,7 +87,7 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
                 messages.c.thread_id,
             )
             .join(messages, messages.c.pk == message_refs.c.message_pk)
-            .where(message_refs.c.ref_id.in_(part))
+            .where(among(conn, message_refs.c.ref_id, part))
         )
         referencing.extend((ref, date, mid, tid) for ref, date, mid, tid in refs)
     return resolve_threads(own, referencing)
@@ -111,7 +112,7 @@ def _assoc_rows(conn: Connection, pks: Sequence[int]) -> dict[int, list[RowMappi
                 channels.c.visibility,
             )
             .join(channels, channels.c.id == message_assocs.c.channel_id)
-            .where(message_assocs.c.message_pk.in_(part))
+            .where(among(conn, message_assocs.c.message_pk, part))
             .order_by(
                 message_assocs.c.channel_id,
                 message_assocs.c.scope_id,
@@ -138,7 +139,7 @@ def _messages(
         rows.extend(
             conn.execute(
                 sa.select(messages)
-                .where(messages.c.thread_id.in_(thread_part))
+                .where(among(conn, messages.c.thread_id, thread_part))
                 .order_by(messages.c.sent_at, messages.c.message_id)
             ).mappings()
         )
@@ -148,7 +149,7 @@ def _messages(
     for part in chunks(pks):
         found = conn.execute(
             sa.select(participants)
-            .where(participants.c.message_pk.in_(part))
+            .where(among(conn, participants.c.message_pk, part))
             .order_by(participants.c.message_pk, participants.c.pos)
         )
         for row in found.mappings():
@@ -222,7 +223,7 @@ def load_events(conn: Connection, where: sa.ColumnElement[bool]) -> dict[int, Ev
     for part in chunks(pks):
         found = conn.execute(
             sa.select(attendees)
-            .where(attendees.c.event_pk.in_(part))
+            .where(among(conn, attendees.c.event_pk, part))
             .order_by(attendees.c.event_pk, attendees.c.pos)
         )
         for row in found.mappings():
@@ -271,7 +272,7 @@ def _event_channels(conn: Connection, pks: Sequence[int]) -> dict[int, list[RowM
         rows = conn.execute(
             sa.select(event_assocs.c.event_pk, channels.c.user_id, channels.c.visibility)
             .join(channels, channels.c.id == event_assocs.c.channel_id)
-            .where(event_assocs.c.event_pk.in_(part))
+            .where(among(conn, event_assocs.c.event_pk, part))
         )
         for row in rows.mappings():
             found.setdefault(int(row["event_pk"]), []).append(row)

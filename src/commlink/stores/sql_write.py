@@ -22,6 +22,7 @@ from .common import parse_entries
 from .sql_rows import attendee_rows, event_row, message_row, participant_rows, rid_key, skip_row
 from .sql_schema import (
     address_links,
+    among,
     attendees,
     channels,
     chunks,
@@ -79,7 +80,7 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
                     .where(
                         table.c.channel_id == ch,
                         table.c.scope_id == sc,
-                        table.c.provider_id.in_(part),
+                        among(conn, table.c.provider_id, part),
                     )
                     .values(generation=gen)
                 )
@@ -130,7 +131,7 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
                 sa.select(message_assocs.c.message_pk).where(
                     message_assocs.c.channel_id == ch,
                     message_assocs.c.scope_id == sc,
-                    message_assocs.c.provider_id.in_(part),
+                    among(conn, message_assocs.c.provider_id, part),
                 )
             ).scalars()
         )
@@ -153,12 +154,14 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
     pks: dict[str, int] = {}
     for part in chunks(list(merged)):
         rows = conn.execute(
-            sa.select(messages.c.pk, messages.c.message_id).where(messages.c.message_id.in_(part))
+            sa.select(messages.c.pk, messages.c.message_id).where(
+                among(conn, messages.c.message_id, part)
+            )
         )
         pks.update((mid, int(pk)) for pk, mid in rows)
     for table in (participants, message_refs):
         for pk_part in chunks(sorted(pks.values())):
-            conn.execute(sa.delete(table).where(table.c.message_pk.in_(pk_part)))
+            conn.execute(sa.delete(table).where(among(conn, table.c.message_pk, pk_part)))
     people: list[dict[str, Any]] = []
     refs: list[dict[str, Any]] = []
     for mid, record in merged.items():
@@ -209,11 +212,13 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
     pks: dict[tuple[str, str], int] = {}
     for part in chunks(sorted({uid for uid, _ in merged})):
         rows = conn.execute(
-            sa.select(events.c.pk, events.c.uid, events.c.rid_key).where(events.c.uid.in_(part))
+            sa.select(events.c.pk, events.c.uid, events.c.rid_key).where(
+                among(conn, events.c.uid, part)
+            )
         )
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in rows if (uid, rid) in merged)
     for pk_part in chunks(sorted(pks.values())):
-        conn.execute(sa.delete(attendees).where(attendees.c.event_pk.in_(pk_part)))
+        conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, pk_part)))
     rows_out = [row for key, e in merged.items() for row in attendee_rows(pks[key], e)]
     if rows_out:
         insert_many(conn, sa.insert(attendees), rows_out)
@@ -225,7 +230,7 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
             .where(
                 event_assocs.c.channel_id == batch.channel_id,
                 event_assocs.c.scope_id == batch.scope_id,
-                event_assocs.c.provider_id.in_(part),
+                among(conn, event_assocs.c.provider_id, part),
             )
             .returning(event_assocs.c.event_pk)
         )
@@ -266,7 +271,7 @@ def _write_skips(conn: Connection, batch: SyncBatch) -> None:
     )
     for part in chunks(imported):
         conn.execute(
-            sa.delete(skips).where(skips.c.channel_id == ch, skips.c.provider_id.in_(part))
+            sa.delete(skips).where(skips.c.channel_id == ch, among(conn, skips.c.provider_id, part))
         )
 
 
@@ -276,7 +281,7 @@ def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
         return
     keys = sorted({c.key for c in changes})
     for part in chunks(keys):
-        conn.execute(sa.delete(address_links).where(address_links.c.key.in_(part)))
+        conn.execute(sa.delete(address_links).where(among(conn, address_links.c.key, part)))
     latest = {c.key: c for c in changes}  # the last change of a key wins
     rows = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
     if rows:
@@ -302,7 +307,7 @@ def delete_assocs(
             if scope_id is not None:
                 stmt = stmt.where(table.c.scope_id == scope_id)
             if part is not None:
-                stmt = stmt.where(table.c.provider_id.in_(part))
+                stmt = stmt.where(among(conn, table.c.provider_id, part))
             rows = conn.execute(stmt.returning(_pk_column(table)))
             dropped.update(int(pk) for pk in rows.scalars())
     return found
@@ -323,9 +328,9 @@ def delete_matching(conn: Connection, channel_id: str, entries: Collection[str])
         people_pk = people.c.message_pk if people is participants else people.c.event_pk
         conditions: list[sa.ColumnElement[bool]] = []
         if keys:
-            conditions.append(people.c.key.in_(sorted(keys)))
+            conditions.append(among(conn, people.c.key, sorted(keys)))
         if domains:
-            conditions.append(people.c.domain.in_(sorted(domains)))
+            conditions.append(among(conn, people.c.domain, sorted(domains)))
             conditions.extend(
                 people.c.domain.like("%." + _escape_like(d), escape="\\") for d in sorted(domains)
             )
@@ -350,20 +355,24 @@ def collect(conn: Connection, message_pks: Collection[int], event_pks: Collectio
     """Delete the given messages and events if they have no association left."""
     for pk_part in chunks(sorted(message_pks)):
         orphan = sa.select(messages.c.pk).where(
-            messages.c.pk.in_(pk_part),
+            among(conn, messages.c.pk, pk_part),
             ~sa.exists().where(message_assocs.c.message_pk == messages.c.pk),
         )
         dead = [int(pk) for pk in conn.execute(orphan).scalars()]
         if dead:
-            conn.execute(sa.delete(participants).where(participants.c.message_pk.in_(dead)))
-            conn.execute(sa.delete(message_refs).where(message_refs.c.message_pk.in_(dead)))
-            conn.execute(sa.delete(messages).where(messages.c.pk.in_(dead)))
+            conn.execute(
+                sa.delete(participants).where(among(conn, participants.c.message_pk, dead))
+            )
+            conn.execute(
+                sa.delete(message_refs).where(among(conn, message_refs.c.message_pk, dead))
+            )
+            conn.execute(sa.delete(messages).where(among(conn, messages.c.pk, dead)))
     for pk_part in chunks(sorted(event_pks)):
         orphan = sa.select(events.c.pk).where(
-            events.c.pk.in_(pk_part),
+            among(conn, events.c.pk, pk_part),
             ~sa.exists().where(event_assocs.c.event_pk == events.c.pk),
         )
         dead = [int(pk) for pk in conn.execute(orphan).scalars()]
         if dead:
-            conn.execute(sa.delete(attendees).where(attendees.c.event_pk.in_(dead)))
-            conn.execute(sa.delete(events).where(events.c.pk.in_(dead)))
+            conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, dead)))
+            conn.execute(sa.delete(events).where(among(conn, events.c.pk, dead)))
