@@ -182,12 +182,19 @@ def iter_separators(fh: BinaryIO, start: int = 0, stop: int | None = None) -> It
             buf += read()
             continue
         line_end = eol if eol >= 0 else len(buf)
-        line = buf[line_start : min(line_end, line_start + _MAX_LINE)].rstrip(b"\r")
+        line = _content(buf[line_start : min(line_end, line_start + _MAX_LINE)])
         before = buf[max(0, j - 2) : j]
         prev_blank = before.endswith(b"\n") or before == b"\n\r"
         if base + line_start >= start and _is_separator(line, prev_blank):
             yield base + line_start
         pos = line_start
+
+
+def _content(line: bytes) -> bytes:
+    """A line without its end of line (LF or CRLF)."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    return line[:-1] if line.endswith(b"\r") else line
 
 
 def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, bytes] | None:
@@ -197,8 +204,8 @@ def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, 
     mbox entry is dropped. ``None`` when no message starts at ``offset``.
     """
     fh.seek(offset)
-    first = fh.readline(_MAX_LINE)
-    if not _is_separator(first.rstrip(b"\r\n"), prev_blank=True):
+    first = _content(fh.readline(_MAX_LINE))
+    if not _is_separator(first, prev_blank=True):
         return None
     out = bytearray()
     prev_blank = False
@@ -208,7 +215,7 @@ def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, 
         if not piece:
             break
         if at_line_start:
-            stripped = piece.rstrip(b"\r\n")
+            stripped = _content(piece)
             if _is_separator(stripped, prev_blank):
                 break
             if headers_only and not stripped:
@@ -227,7 +234,7 @@ def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, 
             del out[-2:]
         elif out.endswith(b"\n\n"):
             del out[-1:]
-    return first.rstrip(b"\r\n"), bytes(out)
+    return first, bytes(out)
 
 
 def header_values(block: bytes, name: bytes) -> list[str]:
