@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-import attrs
 import fast_mail_parser as fmp
 
 from .mime_headers import (
@@ -59,14 +58,9 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 FastMail = fmp.PyLazyMail | fmp.PyMailMetadata
 
 
-@attrs.frozen(slots=True)
-class _Head:
-    """What the header section says, from either parser."""
-
-    headers: Mapping[str, Sequence[str]]
-    subject: str
-    date: datetime | None
-    participants: tuple[Participant, ...]
+# What the header section says, from either parser: lower-cased headers,
+# subject, date and participants.
+_Head = tuple[Mapping[str, Sequence[str]], str, "datetime | None", list[Participant]]
 
 
 def parse_message(
@@ -104,90 +98,131 @@ def _parse(
     thread_hint: str | None,
     warnings: list[str],
 ) -> Message:
-    block = header_block(raw)
-    full = detail is Detail.FULL
+    src = _Source(raw)
     content: Content | None = None
     try:
         mail: FastMail = (
-            fmp.parse_email(raw, mode="lazy") if full else fmp.parse_email(block, mode="metadata")
+            fmp.parse_email(raw, mode="lazy")
+            if detail is Detail.FULL
+            else fmp.parse_email(raw, mode="metadata")
         )
     except fmp.ParseError as exc:
         warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
-        head = _raw_head(block, warnings)
-        if full:
+        hdrs, subject, date, found = _raw_head(src.block, warnings)
+        if detail is Detail.FULL:
             content = stdlib_content(raw, warnings)
     else:
-        head = _fast_head(mail, block, warnings)
+        hdrs, subject, date, found = _fast_head(mail, src, warnings)
         if isinstance(mail, fmp.PyLazyMail):
             content = _fast_content(mail, raw, warnings)
             notes = mail.warnings
             if notes:
                 warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
 
-    hdrs = head.headers
     message_id, synthetic = _message_id(hdrs, raw, warnings)
+    if date is None:
+        date = _fallback_date("date" in hdrs, fallback_date, warnings)
     body = None if content is None else _body(content)
+    irt = hdrs.get("in-reply-to")
+    refs = hdrs.get("references")
+    list_id = hdrs.get("list-id")
+    unsubscribe = hdrs.get("list-unsubscribe")
+    precedence = hdrs.get("precedence")
+    auto = hdrs.get("auto-submitted")
     return Message(
         provider_id=provider_id,
         message_id=message_id,
-        date=_date(head.date, "date" in hdrs, fallback_date, warnings),
-        subject=collapse(head.subject),
-        participants=head.participants,
-        in_reply_to=msg_ids(_first(hdrs, "in-reply-to")),
-        references=msg_ids(" ".join(hdrs.get("references", ()))),
+        date=date,
+        subject=" ".join(subject.split()),
+        participants=tuple(found),
+        in_reply_to=msg_ids(irt[0]) if irt else (),
+        references=msg_ids(" ".join(refs)) if refs else (),
         thread_hint=thread_hint,
         folders=tuple(folders),
         body=body,
         snippet=snippet(body) if body else "",
         attachments=content.attachments if content is not None else (),
         calendar_parts=content.calendar_parts if content is not None else (),
-        list_id=_list_id(_first(hdrs, "list-id")),
-        list_unsubscribe=collapse(_first(hdrs, "list-unsubscribe")),
-        precedence=token(_first(hdrs, "precedence")),
-        auto_submitted=token(_first(hdrs, "auto-submitted")),
+        list_id=_list_id(list_id[0]) if list_id else "",
+        list_unsubscribe=collapse(unsubscribe[0]) if unsubscribe else "",
+        precedence=token(precedence[0]) if precedence else "",
+        auto_submitted=token(auto[0]) if auto else "",
         size=len(raw),
         synthetic_id=synthetic,
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
     )
+
+
+class _Source:
+    """The raw message, with its header section split off on first use."""
+
+    __slots__ = ("_block", "_eight_bit", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._block: bytes | None = None
+        self._eight_bit: bool | None = None
+
+    @property
+    def block(self) -> bytes:
+        if self._block is None:
+            self._block = header_block(self.raw)
+        return self._block
+
+    @property
+    def eight_bit(self) -> bool:
+        """Whether the header section has 8-bit bytes that are not UTF-8.
+
+        The fast parser reads those as Latin-1 (and drops C1 bytes from
+        names), so such headers are decoded again from the raw text.
+        """
+        if self._eight_bit is None:
+            block = self.block
+            self._eight_bit = not block.isascii() and not _is_utf8(block)
+        return self._eight_bit
+
+    @property
+    def checked_eight_bit(self) -> bool:
+        """Whether 8-bit headers were looked for, and found."""
+        return bool(self._eight_bit)
 
 
 # --- headers ---------------------------------------------------------------------
 
 
-def _fast_head(mail: FastMail, block: bytes, warnings: list[str]) -> _Head:
+def _fast_head(mail: FastMail, src: _Source, warnings: list[str]) -> _Head:
     headers = mail.headers
-    hdrs = {name.lower(): values for name, values in headers.items()}
+    hdrs = dict(zip(map(str.lower, headers), headers.values(), strict=True))
     if len(hdrs) != len(headers):  # one name in several spellings: keep every value
         hdrs = {}
         for name, values in headers.items():
             key = name.lower()
             hdrs[key] = hdrs[key] + values if key in hdrs else values
-    # The fast parser reads 8-bit headers that are not UTF-8 as Latin-1 and
-    # drops C1 bytes from names: such headers are decoded from the raw text.
-    eight_bit = not block.isascii() and not _is_utf8(block)
-    if eight_bit:
-        warnings.append("header-charset-repaired")
 
     subject = mail.subject
-    if eight_bit or "=?" in subject or "\ufffd" in subject:
-        subject = _decoded(raw_values(block, "subject") or hdrs.get("subject", []), warnings)
+    if "=?" in subject or "\ufffd" in subject or (not subject.isascii() and src.eight_bit):
+        subject = _decoded(raw_values(src.block, "subject") or hdrs.get("subject", []), warnings)
 
     found: list[Participant] = []
     for name in ROLE_HEADERS:
-        values = hdrs.get(name)
-        if not values:
+        shown = hdrs.get(name)
+        if not shown:
             continue
-        trusted = None if eight_bit else _trusted(mail, name, values)
-        if trusted is None:
-            trusted = _dedupe(participants(name, raw_values(block, name) or values))
-            if any(not p.address.valid for p in trusted):
+        mailboxes = None
+        if all(map(str.isascii, shown)) or not src.eight_bit:
+            mailboxes = _trusted(mail, name, shown)
+        if mailboxes is None:
+            mailboxes = _dedupe(participants(name, raw_values(src.block, name) or shown))
+            if any(not p.address.valid for p in mailboxes):
                 warnings.append(f"bad-address:{name}")
-        found.extend(trusted)
+        found.extend(mailboxes)
+    if src.checked_eight_bit:
+        warnings.append("header-charset-repaired")
 
     date = mail.date_parsed
     if date is None and "date" in hdrs:
         date = parse_date(hdrs["date"][0])
-    return _Head(hdrs, subject, date, tuple(found))
+    return hdrs, subject, date, found
 
 
 def _trusted(mail: FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
@@ -209,7 +244,8 @@ def _trusted(mail: FastMail, header: str, values: Sequence[str]) -> list[Partici
         return None
     # Every mailbox has one "@"; a mismatch means a dropped or merged entry
     # (several From addresses, "@" in a quoted name or comment, an empty entry).
-    if value.count("@") != len(parsed):
+    # Comments may hold the only display name, which the fast parser drops.
+    if value.count("@") != len(parsed) or "(" in value:
         return None
     if not parsed:
         stripped = value.strip()
@@ -243,7 +279,7 @@ def _raw_head(block: bytes, warnings: list[str]) -> _Head:
                 warnings.append(f"bad-address:{name}")
             found.extend(mailboxes)
     subject = _decoded(hdrs.get("subject", [""])[:1], warnings)
-    return _Head(hdrs, subject, parse_date(_first(hdrs, "date")), tuple(found))
+    return hdrs, subject, parse_date(_first(hdrs, "date")), found
 
 
 def _decoded(values: Sequence[str], warnings: list[str]) -> str:
@@ -270,6 +306,10 @@ def _message_id(
     hdrs: Mapping[str, Sequence[str]], raw: bytes, warnings: list[str]
 ) -> tuple[str, bool]:
     value = _first(hdrs, "message-id")
+    if value[:1] == "<" and value[-1:] == ">" and value.count("<") == 1:
+        found = value[1:-1].strip()
+        if found and " " not in found:
+            return found, False
     ids = msg_ids(value)
     if ids:
         return ids[0], False
@@ -277,14 +317,7 @@ def _message_id(
     return synthetic_id(raw), True
 
 
-def _date(
-    parsed: datetime | None,
-    present: bool,
-    fallback: datetime | None,
-    warnings: list[str],
-) -> datetime:
-    if parsed is not None:
-        return parsed
+def _fallback_date(present: bool, fallback: datetime | None, warnings: list[str]) -> datetime:
     warnings.append("bad-date" if present else "missing-date")
     if fallback is not None:
         try:
@@ -311,8 +344,13 @@ def _first(hdrs: Mapping[str, Sequence[str]], name: str) -> str:
 
 
 def _fast_content(mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]) -> Content:
-    plain = mail.text_plain[0] if mail.text_plain else None
-    html = mail.text_html[0] if mail.text_html else None
+    # Each read of text_plain/text_html builds new strings: read each at most once.
+    plains = mail.text_plain
+    plain = plains[0] if plains else None
+    html = None
+    if plain is None or not plain.strip():
+        htmls = mail.text_html
+        html = htmls[0] if htmls else None
     if _uses_plain(plain, html):
         assert plain is not None
         plain = _checked(plain, "text/plain", "text_plain[0]", mail, raw, warnings)
@@ -339,7 +377,8 @@ def _fast_content(mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]) -> Cont
             if ctype == "text/calendar" and (part.disposition or "").lower() != "attachment":
                 continue
         attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
-    return Content(plain, html, tuple(attachments), tuple(calendars))
+    # An invitation often comes twice: inline and as an .ics attachment.
+    return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
 
 
 def _checked(
@@ -398,8 +437,7 @@ def _body(content: Content) -> str:
         text = content.plain or ""
     else:
         text = html_to_text(content.html or "")
-    text = text.replace("\r\n", "\n")
-    return text.replace("\r", "\n") if "\r" in text else text
+    return text.replace("\r", "")
 
 
 # --- odds and ends ---------------------------------------------------------------
@@ -432,7 +470,7 @@ def _last_resort(
     except Exception:
         message_id = synthetic_id(b"")
     try:
-        date = _date(None, False, fallback_date, warnings)
+        date = _fallback_date(False, fallback_date, warnings)
     except Exception:
         date = EPOCH
     return Message(

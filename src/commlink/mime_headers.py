@@ -48,14 +48,11 @@ def header_block(raw: bytes) -> bytes:
     """
     if raw[:1] == b"\n" or raw[:2] == b"\r\n":
         return b""
-    end = raw.find(b"\n\r\n")
-    # Only look for a bare-LF blank line before the CRLF one (mixed line endings).
-    bare = raw.find(b"\n\n", 0, end + 1 if end >= 0 else len(raw))
-    if bare >= 0:
-        end = bare
-    return raw if end < 0 else raw[: end + 1]
+    end = _BLANK_LINE.search(raw)
+    return raw if end is None else raw[: end.start() + 1]
 
 
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _NAME = re.compile(rb"[!-9;-~]+")
 
 

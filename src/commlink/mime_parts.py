@@ -129,7 +129,10 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
         except Exception as exc:  # one odd part must not cost the message
             warnings.append(f"bad-part:{type(exc).__name__}")
     return Content(
-        plain=plain, html=html, attachments=tuple(attachments), calendar_parts=tuple(calendars)
+        plain=plain,
+        html=html,
+        attachments=tuple(attachments),
+        calendar_parts=tuple(dict.fromkeys(calendars)),
     )
 
 

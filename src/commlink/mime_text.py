@@ -185,7 +185,7 @@ def collapse(text: str) -> str:
 
 def snippet(body: str, length: int = SNIPPET_LENGTH) -> str:
     """The first ``length`` characters of ``body``, whitespace collapsed."""
-    head = body[: length * 2]
+    head = body[: length + length // 2]
     text = collapse(head)
     if len(text) < length and len(body) > len(head):
         text = collapse(body)
