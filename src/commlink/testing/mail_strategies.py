@@ -17,15 +17,15 @@ import quopri
 import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from functools import lru_cache
 
 import attrs
 from hypothesis import strategies as st
 
-from .strategies import addresses
-
 __all__ = [
     "FORWARDED_DOMAIN",
     "MailSpec",
+    "addresses",
     "mail_specs",
     "mutated",
     "raw_messages",
@@ -59,6 +59,16 @@ _NAME_CHARS = st.characters(
     include_characters=",.'\"()@;:<>\\-",
     exclude_characters="\u2028\u2029\x85\xa0",
 )
+_Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+_LOCALS = ("ana", "bob.smith", "o'brien+tag", "x_y=z", "jörg", "renée", "用户", "info", "a.b-c")
+_DOMAINS = (
+    "example.com",
+    "client.example",
+    "bücher.de",
+    "例え.jp",
+    "mail.co.uk",
+    "xn--bcher-kva.de",
+)
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 
 
@@ -83,6 +93,7 @@ class MailSpec:
     attachment_names: tuple[str, ...]
 
 
+@lru_cache(maxsize=1)
 def _names() -> st.SearchStrategy[str]:
     text = st.text(_NAME_CHARS, max_size=24).map(lambda s: " ".join(s.split()))
     # "=?" would read as the start of an encoded word.
@@ -108,16 +119,28 @@ def _encoded_word(text: str, *, b_encoding: bool) -> str:
     data = text.encode("utf-8")
     if b_encoding:
         return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
-    encoded = quopri.encodestring(data, header=True).decode("ascii")
-    # The header form still lets through characters an encoded word may not hold.
-    encoded = re.sub(r"[^A-Za-z0-9!*+\-/=_]", lambda m: f"={ord(m.group()):02X}", encoded)
+    encoded = "".join(
+        chr(b) if chr(b) in _Q_SAFE else "_" if b == 0x20 else f"={b:02X}" for b in data
+    )
     return f"=?utf-8?q?{encoded}?="
 
 
-@st.composite
-def _people(draw: st.DrawFn, min_size: int, max_size: int) -> tuple[tuple[str, str], ...]:
-    found = draw(st.lists(st.tuples(_names(), addresses()), min_size=min_size, max_size=max_size))
-    return tuple(found)
+def addresses() -> st.SearchStrategy[str]:
+    """Valid address text: odd local parts, Unicode and IDNA domains, mixed case."""
+    return st.builds(
+        lambda local, n, domain, case: case(f"{local}{n}@{domain}"),
+        st.sampled_from(_LOCALS),
+        st.integers(0, 999).map(lambda n: str(n) if n % 3 else ""),
+        st.sampled_from(_DOMAINS),
+        st.sampled_from((str.lower, str.upper, str.title)),
+    )
+
+
+@lru_cache(maxsize=32)
+def _people(min_size: int, max_size: int) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
+    # Built once: validating a fresh strategy on every draw is slow.
+    mailbox = st.tuples(_names(), addresses())
+    return st.lists(mailbox, min_size=min_size, max_size=max_size).map(tuple)
 
 
 def _header_line(name: str, people: tuple[tuple[str, str], ...], styles: list[int]) -> str:
