@@ -13,20 +13,75 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 OWNER = "owner@northwind.example"
+COMPANIES = 20_000
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-WORDS = (
-    "proposal renewal contract pricing onboarding meeting quarterly review invoice "
-    "integration roadmap support escalation pilot deployment security audit budget "
-    "timeline milestone workshop training feedback licence seats discount approval"
-).split()
-FIRST = "Ann Bob Carla Dev Erin Farid Gita Hugo Ines Jon Kira Liam Mona Nils Olga Paul".split()
-LAST = "Smith Jones Novak Rossi Meyer Dubois Silva Kowalski Tanaka Berg Moreau Costa".split()
+WORDS = [
+    "proposal",
+    "renewal",
+    "contract",
+    "pricing",
+    "onboarding",
+    "meeting",
+    "quarterly",
+    "review",
+    "invoice",
+    "integration",
+    "roadmap",
+    "support",
+    "escalation",
+    "pilot",
+    "deployment",
+    "security",
+    "audit",
+    "budget",
+    "timeline",
+    "milestone",
+    "workshop",
+    "training",
+    "feedback",
+    "licence",
+    "seats",
+    "discount",
+    "approval",
+]
+FIRST = [
+    "Ann",
+    "Bob",
+    "Carla",
+    "Dev",
+    "Erin",
+    "Farid",
+    "Gita",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Mona",
+    "Nils",
+    "Olga",
+    "Paul",
+]
+LAST = [
+    "Smith",
+    "Jones",
+    "Novak",
+    "Rossi",
+    "Meyer",
+    "Dubois",
+    "Silva",
+    "Kowalski",
+    "Tanaka",
+    "Berg",
+    "Moreau",
+    "Costa",
+]
 
 
 def person(i: int) -> tuple[str, str]:
     """The display name and address of generated person ``i``."""
     name = f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
-    return name, f"{name.split()[0].lower()}.{i}@client{i % 20_000}.example"
+    return name, f"{name.split()[0].lower()}.{i}@client{i % COMPANIES}.example"
 
 
 def message(n: int, people: int, rng: random.Random, *, size: int = 6000) -> bytes:

@@ -186,7 +186,7 @@ def _rate(fn: Callable[[bytes], object], raws: Sequence[bytes]) -> tuple[float, 
 
 def _stdlib_default(raw: bytes) -> object:
     msg = email.message_from_bytes(raw, policy=policy.default)
-    body = msg.get_body(("plain", "html"))  # type: ignore[attr-defined]
+    body = msg.get_body(("plain", "html"))
     return (msg["from"], msg["to"], msg["date"], body.get_content() if body else None)
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from corpus import OWNER, messages, person  # noqa: E402
+from corpus import COMPANIES, OWNER, messages, person
 
-from commlink.mime import parse_message  # noqa: E402
-from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy  # noqa: E402
-from commlink.policy.pipeline import evaluate  # noqa: E402
-from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef  # noqa: E402
-from commlink.stores.sql import SqlDirectory, SqlStore  # noqa: E402
+from commlink.mime import parse_message
+from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
+from commlink.policy.pipeline import evaluate
+from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef
+from commlink.stores.sql import SqlDirectory, SqlStore
 
 
 class CountingDirectory:
@@ -56,16 +56,14 @@ class CountingDirectory:
 
 
 def build_directory(directory: SqlDirectory, people: int) -> None:
-    companies = min(20_000, people)
-    directory.add_companies_bulk(
-        (f"co{i}", f"Client {i}", [f"client{i}.example"]) for i in range(companies)
-    )
+    companies = min(COMPANIES, people)
+    for i in range(companies):
+        directory.add_company(f"co{i}", f"Client {i}", [f"client{i}.example"])
     directory.add_people_bulk(
         (f"p{i}", person(i)[0], [person(i)[1]], f"co{i % companies}") for i in range(people)
     )
-    directory.add_opportunities_bulk(
-        (f"opp{i}", f"Deal {i}", f"co{i}", [f"p{i}"]) for i in range(0, companies, 4)
-    )
+    for i in range(0, companies, 4):
+        directory.add_opportunity(f"opp{i}", f"Deal {i}", f"co{i}", [f"p{i}"])
 
 
 def main() -> None:

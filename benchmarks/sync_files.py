@@ -62,7 +62,8 @@ def child(size: int, workdir: Path) -> dict[str, float]:
     quiet_started = time.perf_counter()
     quiet = engine.run(channel, provider)
     quiet_elapsed = time.perf_counter() - quiet_started
-    assert quiet.imported == 0 and not quiet.errors
+    assert quiet.imported == 0
+    assert not quiet.errors
     return {
         "size": size,
         "seconds": elapsed,
@@ -97,10 +98,11 @@ def main() -> None:
             result = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(result)
             print(
-                f"{size:>7,} messages: {result['seconds']:6.1f}s  {result['rate']:7,.0f} msg/s "
-                f"(target >= 3,000)  imported {result['imported']:,}, skipped {result['skipped']:,}  "
-                f"peak RSS {result['rss_peak_mb']:6.1f} MB  quiet pass {result['quiet_seconds'] * 1000:6.1f} ms "
-                f"(target < 1 s)"
+                f"{size:>7,} messages: {result['seconds']:6.1f}s "
+                f"{result['rate']:7,.0f} msg/s (target >= 3,000)  "
+                f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
+                f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
+                f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)"
             )
     if len(results) >= 2:
         growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]

@@ -51,7 +51,8 @@ def format_thread(view: ThreadView) -> list[str]:
         who = (sender.address.name or sender.address.email) if sender else "?"
         lines.append(f"  {_when(m.date)}  {who} ({m.direction.value}): {_hidden(m.subject)}")
         if m.body:
-            lines.extend(f"      {line}" for line in m.body.strip().splitlines()[:3])
+            text = [line.strip() for line in m.body.splitlines() if line.strip()]
+            lines.extend(f"      {line}" for line in text[:3])
     return lines
 
 

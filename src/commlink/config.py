@@ -29,16 +29,15 @@ import attrs
 
 from .addresses import normalise_domain, normalise_entry, parse_address
 from .errors import ConfigError
-from .providers.registry import PROVIDER_KINDS
 from .model import (
     CalendarContactPolicy,
     Channel,
-    ChannelKind,
     ChannelSettings,
     ContactPolicy,
     FolderSelection,
     Visibility,
 )
+from .providers.registry import PROVIDER_KINDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,13 +112,19 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
     provider = _string(raw, "provider", where)
     if provider not in PROVIDER_KINDS:
         known = ", ".join(sorted(PROVIDER_KINDS))
-        raise ConfigError(f"unknown provider {provider!r} (known: {known})", field=f"{where}.provider")
+        raise ConfigError(
+            f"unknown provider {provider!r} (known: {known})", field=f"{where}.provider"
+        )
     owner = parse_address(_string(raw, "owner", where))
     if not owner.valid:
         raise ConfigError(f"not a valid address: {raw['owner']!r}", field=f"{where}.owner")
     aliases = frozenset(_address(a, f"{where}.aliases") for a in _strings(raw, "aliases", where))
-    domains = frozenset(_domain(d, f"{where}.org_domains") for d in _strings(raw, "org_domains", where))
-    blocklist = frozenset(_entry(e, f"{where}.blocklist") for e in _strings(raw, "blocklist", where))
+    domains = frozenset(
+        _domain(d, f"{where}.org_domains") for d in _strings(raw, "org_domains", where)
+    )
+    blocklist = frozenset(
+        _entry(e, f"{where}.blocklist") for e in _strings(raw, "blocklist", where)
+    )
     folders = raw.get("folders", {})
     if not isinstance(folders, Mapping) or set(folders) - {"include", "exclude"}:
         raise ConfigError("must be a table with include and exclude", field=f"{where}.folders")
@@ -134,9 +139,12 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
         visibility=_enum(Visibility, raw, "visibility", where, Visibility.FULL),
         contact_policy=_enum(ContactPolicy, raw, "contact_policy", where, ContactPolicy.SENT),
         calendar_contact_policy=_enum(
-            CalendarContactPolicy, raw, "calendar_contact_policy", where,
+            CalendarContactPolicy,
+            raw,
+            "calendar_contact_policy",
+            where,
             CalendarContactPolicy.AS_PARTICIPANT,
-        ),  # fmt: skip
+        ),
         folders=selection,
         sync_internal=_bool(raw, "sync_internal", where, False),
         blocklist=blocklist,

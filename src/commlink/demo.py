@@ -56,7 +56,9 @@ def build_crm(directory: SqlDirectory) -> None:
     directory.add_opportunity("initech-pilot", "Initech pilot", "initech", ["peter"])
 
 
-def run_demo(out: TextIO = sys.stdout, *, db: str | Path | None = None, data: str | Path | None = None) -> int:
+def run_demo(
+    out: TextIO = sys.stdout, *, db: str | Path | None = None, data: str | Path | None = None
+) -> int:
     folder = find_demo_data(data)
     path = Path(db) if db else Path.cwd() / "commlink-demo.sqlite"
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -90,7 +92,9 @@ def run_demo(out: TextIO = sys.stdout, *, db: str | Path | None = None, data: st
             say(f"  error: {error}\n")
 
     alice, bob = Viewer("alice"), Viewer("bob")
-    window = Window(datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc))
+    window = Window(
+        datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc)
+    )
     sections = [
         ("Person: Hank Scorpio (Globex)", Target(TargetKind.PERSON, "hank")),
         ("Company: Globex", Target(TargetKind.COMPANY, "globex")),
@@ -101,8 +105,11 @@ def run_demo(out: TextIO = sys.stdout, *, db: str | Path | None = None, data: st
             say(f"\n== {title}: email, {note}\n")
             threads = store.timeline(target, viewer, PageRequest(limit=20)).items
             say("\n".join(format_threads(threads)) + "\n")
-        say(f"== {title}: meetings (Oct-Dec 2026), as Bob\n")
-        say("\n".join(format_events(store.events(target, bob, window, PageRequest(limit=20)).items)) + "\n")
+        say(f"\n== {title}: meetings (Oct-Dec 2026), as Bob\n")
+        say(
+            "\n".join(format_events(store.events(target, bob, window, PageRequest(limit=20)).items))
+            + "\n"
+        )
 
     globex = store.timeline(Target(TargetKind.COMPANY, "globex"), alice, PageRequest(limit=1)).items
     if globex:
@@ -113,10 +120,13 @@ def run_demo(out: TextIO = sys.stdout, *, db: str | Path | None = None, data: st
 
     say("\n== Left out of the CRM, and why\n")
     say("\n".join(format_skips(store.skips(mail.id))) + "\n")
-    created = [p for p in directory.people() if p.id.startswith("auto-")]
     say("\n== Contacts created from sent mail\n")
-    for person in created:
-        say(f"  {person.name} ({person.id})\n")
-    if not created:
+    new_people = directory.people_by_addresses(["dana@hooli.example"])
+    new_companies = directory.companies_by_domains(["hooli.example"])
+    for key, person in new_people.items():
+        company = new_companies.get("hooli.example")
+        at = f", company {company.name!r}" if company and person.company_id == company.id else ""
+        say(f"  {person.name or key} <{key}>{at}\n")
+    if not new_people:
         say("  (none)\n")
     return 0

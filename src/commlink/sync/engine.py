@@ -22,10 +22,17 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from ..errors import AuthError, CommlinkError, CursorExpired, RateLimited
+from ..errors import (
+    AuthError,
+    CommlinkError,
+    CursorExpired,
+    InvalidInput,
+    RateLimited,
+    TransientError,
+)
 from ..model import Channel, ChannelKind, Folder
 from ..ports import CalendarProvider, Directory, MailProvider, Scope, Store
-from ..records import ChannelState, ChannelStatus, Reason, SyncBatch, SyncStage
+from ..records import ChannelState, ChannelStatus, Reason, Skip, SyncBatch, SyncStage
 from .cursor import ScopeCursor
 from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
 from .report import Backoff, Progress, SyncReport
@@ -73,7 +80,7 @@ class SyncEngine:
         max_batches: int | None = None,
         max_failures: int = 5,
         lease_ttl: timedelta = timedelta(minutes=10),
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], datetime] = _utcnow,
         holder: str | None = None,
@@ -86,7 +93,7 @@ class SyncEngine:
         self.max_batches = max_batches
         self.max_failures = max_failures
         self.lease_ttl = lease_ttl
-        self.backoff = backoff
+        self.backoff = backoff or Backoff()
         self.progress = progress
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -181,13 +188,18 @@ class SyncEngine:
             # a mailbox-wide scope whose folder selection changed: re-judge everything
             cursor = attrs.evolve(cursor.restart(refetch=True), selection=selection)
         while True:
+            fresh = False  # a snapshot taken in this very step
             if cursor is None or cursor.mode == "full":
+                before = cursor.provider if cursor else ""
                 cursor = self._full_pass(run, scope, cursor, selection)
                 if cursor is None:
                     return False
+                fresh = cursor.provider != before
             try:
                 return self._incremental(run, scope, cursor)
             except CursorExpired as exc:
+                if fresh:
+                    raise TransientError(f"fresh cursor of {scope.id} expired at once") from exc
                 log.info("cursor of %s/%s expired (%s): full resync", channel_id, scope.id, exc)
                 run.report.resyncs += 1
                 cursor = cursor.restart()
@@ -211,14 +223,18 @@ class SyncEngine:
             page = run.fetcher.list_page(scope, cursor.page)
             ids = list(dict.fromkeys(page.ids))
             known = set() if refetch else self.store.known_ids(channel_id, scope.id, ids)
-            fresh = [i for i in ids if i not in known]
-            parts = run.fetcher.process(scope, fresh, run.folders) if fresh else Parts()
+            new_ids = [i for i in ids if i not in known]
+            parts = run.fetcher.process(scope, new_ids, run.folders) if new_ids else Parts()
             parts = attrs.evolve(parts, seen=tuple(i for i in ids if i in known))
             run.report.unchanged += len(known)
             done = cursor.done + len(ids)
             if page.next is None:
-                final = ScopeCursor("incremental", cursor.provider, None, cursor.generation, selection)
-                self._commit(run, scope, parts, final, cursor.generation, stage="full", sweep=True, done=done)
+                final = ScopeCursor(
+                    "incremental", cursor.provider, None, cursor.generation, selection
+                )
+                self._commit(
+                    run, scope, parts, final, cursor.generation, stage="full", sweep=True, done=done
+                )
                 return final
             cursor = attrs.evolve(cursor, page=page.next, done=done)
             self._commit(run, scope, parts, cursor, cursor.generation, stage="full", done=done)
@@ -262,7 +278,8 @@ class SyncEngine:
         batch = parts.batch(run.channel.id, scope.id, cursor, generation, sweep)
         for committed in self._commit_isolating(batch):
             run.report.imported += len(committed.messages) + len(committed.events)
-            run.report.deleted += len(committed.deleted)
+            skipped_ids = {s.provider_id for s in committed.skipped}
+            run.report.deleted += len(set(committed.deleted) - skipped_ids)
             for skip in committed.skipped:
                 run.report.skipped[skip.reason] += 1
         run.report.batches += 1
@@ -276,34 +293,42 @@ class SyncEngine:
             self.progress(Progress(run.channel.id, scope.id, stage, done, run.report.imported))
 
     def _commit_isolating(self, batch: SyncBatch) -> Iterator[SyncBatch]:
-        """Commit a batch; if it fails, bisect to find the records the store
-        refuses, record those as skipped with the store's reason and commit
-        the rest. A batch with no records that still fails is the store's
-        own trouble and raises."""
+        """Commit a batch; if the store refuses it as invalid, bisect to find
+        the records it refuses, record those as skipped with the store's
+        reason and commit the rest. Any other failure (a lost connection, a
+        crash) propagates: the whole batch is retried on the next step."""
         try:
             self.store.commit(batch)
             yield batch
             return
-        except Exception as exc:
+        except InvalidInput as exc:
             if not batch.messages and not batch.events:
                 raise
             failure = exc
         records_m, records_e = batch.messages, batch.events
         if len(records_m) + len(records_e) == 1:
-            bad_id = (records_m[0].message.provider_id if records_m else records_e[0].event.provider_id)
-            from ..records import Skip
-
-            skip = Skip(bad_id, Reason.ERROR, f"store refused it: {failure!r}"[:500])
-            rest = attrs.evolve(batch, messages=(), events=(), skipped=(*batch.skipped, skip),
-                                deleted=(*batch.deleted, bad_id))  # fmt: skip
+            bad_id = (
+                records_m[0].message.provider_id if records_m else records_e[0].event.provider_id
+            )
+            skip = Skip(bad_id, Reason.ERROR, f"store refused it: {failure}"[:500])
+            rest = attrs.evolve(
+                batch,
+                messages=(),
+                events=(),
+                skipped=(*batch.skipped, skip),
+                deleted=(*batch.deleted, bad_id),
+            )
             yield from self._commit_isolating(rest)
             return
         half_m, half_e = len(records_m) // 2, len(records_e) // 2
         first = SyncBatch(
-            batch.channel_id, batch.scope_id,
-            messages=records_m[:half_m], events=records_e[:half_e],
-            links=batch.links, generation=batch.generation,
-        )  # fmt: skip
+            batch.channel_id,
+            batch.scope_id,
+            messages=records_m[:half_m],
+            events=records_e[:half_e],
+            links=batch.links,
+            generation=batch.generation,
+        )
         second = attrs.evolve(batch, messages=records_m[half_m:], events=records_e[half_e:])
         yield from self._commit_isolating(first)
         yield from self._commit_isolating(second)

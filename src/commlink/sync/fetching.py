@@ -6,14 +6,16 @@ which policy judges it. The engine drives both the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 import attrs
 
+from ..errors import CommlinkError
 from ..mime import parse_message
 from ..model import Channel, Event, EventStatus, Folder, Message
-from ..policy.pipeline import evaluate, evaluate_events
+from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.threads import lookup_ids
 from ..policy.visibility import detail_for
 from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider, Scope, Store
@@ -21,6 +23,8 @@ from ..records import AddressLinks, EventRecord, MessageRecord, Reason, Skip, Sy
 from .cursor import ScopeCursor
 
 __all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts"]
+
+log = logging.getLogger("commlink.sync")
 
 
 @attrs.frozen(slots=True)
@@ -122,7 +126,18 @@ class MailFetcher:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
         vanished = tuple(i for i in ids if i not in returned)
         known_threads = self.store.threads_by_message_ids(lookup_ids(messages))
-        verdict = evaluate(messages, self.channel, folders, self.directory, known_threads)
+        try:
+            verdict = evaluate(messages, self.channel, folders, self.directory, known_threads)
+        except CommlinkError:
+            raise
+        except Exception:  # one message trips the policy: judge them one by one
+            log.warning("policy failed on a batch; isolating the message", exc_info=True)
+            verdict, poisoned = _isolate(
+                messages,
+                lambda ms: evaluate(ms, self.channel, folders, self.directory, known_threads),
+                lambda m: m.provider_id,
+            )
+            errors.extend(poisoned)
         skipped = (*verdict.skipped, *errors)
         return Parts(
             messages=verdict.records,
@@ -171,7 +186,18 @@ class CalendarFetcher:
             else:
                 events.extend(item.events)
         vanished = tuple(i for i in ids if i not in returned)
-        verdict = evaluate_events(events, self.channel, self.directory)
+        try:
+            verdict = evaluate_events(events, self.channel, self.directory)
+        except CommlinkError:
+            raise
+        except Exception:
+            log.warning("policy failed on a batch; isolating the event", exc_info=True)
+            verdict, poisoned = _isolate(
+                events,
+                lambda es: evaluate_events(es, self.channel, self.directory),
+                lambda e: e.provider_id,
+            )
+            errors.extend(poisoned)
         kept = {r.event.provider_id for r in verdict.records}
         dropped = {e.provider_id for e in events} - kept
         return Parts(
@@ -182,6 +208,29 @@ class CalendarFetcher:
             fetched=len(returned),
             created=len(verdict.created),
         )
+
+
+V = TypeVar("V", Evaluation, EventEvaluation)
+Item = TypeVar("Item", Message, Event)
+
+
+def _isolate(
+    items: Sequence[Item], judge: Callable[[Sequence[Item]], V], key: Callable[[Item], str]
+) -> tuple[V, list[Skip]]:
+    """Judge items one at a time, skipping those the policy cannot judge, then
+    judge the rest together (so directory calls stay batched)."""
+    good: list[Item] = []
+    poisoned: list[Skip] = []
+    for item in items:
+        try:
+            judge([item])
+        except CommlinkError:
+            raise
+        except Exception as exc:
+            poisoned.append(Skip(key(item), Reason.ERROR, f"policy failed: {exc!r}"[:500]))
+        else:
+            good.append(item)
+    return judge(good), poisoned
 
 
 def _cancelled(events: Sequence[Event]) -> bool:

@@ -48,7 +48,9 @@ class Relinker:
         keys = self.store.linked_addresses(Target(TargetKind.COMPANY, company_id))
         wanted = {normalise_domain(d) for d in domains} - {""}
         if wanted:
-            keys |= {k for k in self.store.stored_addresses() if in_domains(k.rpartition("@")[2], wanted)}
+            keys |= {
+                k for k in self.store.stored_addresses() if in_domains(k.rpartition("@")[2], wanted)
+            }
         return self.relink(keys)
 
     def opportunity_changed(self, opportunity_id: str, addresses: Iterable[str] = ()) -> int:

@@ -105,7 +105,9 @@ class Runner:
         """The user fixed the credentials of a ``FAILED_AUTH`` channel."""
         state = self.engine.store.channel_state(channel_id) or ChannelState(channel_id)
         self.engine.store.save_channel_state(
-            ChannelState(channel_id, ChannelStatus.ONGOING, state.stage, 0, "", None, state.last_success)
+            ChannelState(
+                channel_id, ChannelStatus.ONGOING, state.stage, 0, "", None, state.last_success
+            )
         )
         self.wake(channel_id)
 

@@ -65,7 +65,7 @@ class FakeMailbox:
     items: dict[str, dict[str, bytes]] = attrs.field(factory=dict)
     log: list[tuple[int, str, str, str]] = attrs.field(factory=list)  # seq, op, folder, id
     seq: int = 0
-    expired_before: int = 0
+    epoch: int = 0
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
     @classmethod
@@ -113,7 +113,7 @@ class FakeMailbox:
 
     def expire_cursors(self) -> None:
         """Every cursor taken so far becomes invalid."""
-        self.expired_before = self.seq + 1
+        self.epoch += 1
 
     def _record(self, op: str, folder_id: str, item_id: str) -> None:
         self.seq += 1
@@ -139,7 +139,7 @@ class _Paging:
 
     def snapshot(self, scope: Scope) -> str:
         self._call("snapshot")
-        return str(self.box.seq)
+        return f"{self.box.epoch}:{self.box.seq}"
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
         self._call("list_page")
@@ -153,9 +153,10 @@ class _Paging:
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
         self._call("changes")
-        since = int(cursor)
-        if since < self.box.expired_before or scope.id not in self.box.items:
+        epoch, _, position = cursor.partition(":")
+        if int(epoch) != self.box.epoch or scope.id not in self.box.items:
             raise CursorExpired(f"cursor {cursor} of {scope.id} is no longer valid")
+        since = int(position)
         entries = [e for e in self.box.log if e[0] > since and e[2] == scope.id]
         entries = entries[: self.changes_page]
         complete = len(entries) < self.changes_page
@@ -166,7 +167,7 @@ class _Paging:
         present = self.box.items[scope.id]
         upserted = tuple(i for i, op in state.items() if op == "upsert" and i in present)
         deleted = tuple(i for i, op in state.items() if op == "delete" or i not in present)
-        return ChangeSet(upserted, deleted, str(upto), complete)
+        return ChangeSet(upserted, deleted, f"{self.box.epoch}:{upto}", complete)
 
     def close(self) -> None:
         self.calls.append("close")
@@ -261,4 +262,3 @@ def _headers_only(raw: bytes) -> bytes:
         if found:
             return head + sep
     return raw
-

@@ -172,7 +172,8 @@ class MailProviderConformance:
         cursor = harness.provider.snapshot(scope)
         _all_ids(harness.provider, scope)
         upserted, deleted, _ = self._drain(harness.provider, scope, cursor)
-        assert upserted == [] and deleted == []
+        assert upserted == []
+        assert deleted == []
 
     def test_fetching_a_vanished_id_is_not_an_exception(self, harness: MailHarness) -> None:
         self._messages(harness, 1)
@@ -211,14 +212,18 @@ class MailProviderConformance:
         assert subjects == ["Proposal 1", "Proposal 3", "Proposal 4", "Proposal 60"]
 
     @staticmethod
-    def _parse(provider_id: str, raw: bytes | None, message: Message | None, detail: Detail) -> Message:
+    def _parse(
+        provider_id: str, raw: bytes | None, message: Message | None, detail: Detail
+    ) -> Message:
         if message is not None:
             return message
         assert raw is not None
         return parse_message(raw, provider_id=provider_id, detail=detail)
 
     @staticmethod
-    def _drain(provider: MailProvider, scope: Scope, cursor: str) -> tuple[list[str], list[str], str]:
+    def _drain(
+        provider: MailProvider, scope: Scope, cursor: str
+    ) -> tuple[list[str], list[str], str]:
         upserted: list[str] = []
         deleted: list[str] = []
         for _ in range(1000):
@@ -264,7 +269,8 @@ class CalendarProviderConformance:
         scope = _scope_for(harness.provider, harness.calendar())
         cursor = harness.provider.snapshot(scope)
         changes = harness.provider.changes(scope, cursor)
-        assert not changes.upserted and not changes.deleted
+        assert not changes.upserted
+        assert not changes.deleted
         self._put(harness, 2)
         changes = harness.provider.changes(scope, changes.cursor)
         assert len(changes.upserted) == 1
