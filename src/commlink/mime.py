@@ -26,6 +26,7 @@ from .mime_headers import (
     ROLE_HEADERS,
     decode_words,
     header_block,
+    mime_headers_only,
     msg_ids,
     parse_date,
     participant,
@@ -50,6 +51,10 @@ from .model import Attachment, Detail, Message, Participant
 
 __all__ = ["parse_message"]
 
+# Header sections larger than this are read without the fast parser.
+_LARGE_HEADER = 64 * 1024
+# Bodies larger than this are not handed to the (slow) standard-library reader.
+_STDLIB_MAX = 64 * 1024 * 1024
 # Fast-parser warnings that this module handles itself.
 _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
@@ -99,25 +104,30 @@ def _parse(
     warnings: list[str],
 ) -> Message:
     src = _Source(raw)
+    full = detail is Detail.FULL
     content: Content | None = None
-    try:
-        mail: FastMail = (
-            fmp.parse_email(raw, mode="lazy")
-            if detail is Detail.FULL
-            else fmp.parse_email(raw, mode="metadata")
-        )
-    except fmp.ParseError as exc:
-        warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
+    if len(raw) > _LARGE_HEADER and len(src.block) > _LARGE_HEADER:
+        # The fast parser slows down quadratically on thousands of encoded
+        # words: read such headers here and give it only the MIME headers.
+        warnings.append("fallback-parser:large-header")
         hdrs, subject, date, found = _raw_head(src.block, warnings)
-        if detail is Detail.FULL:
-            content = stdlib_content(raw, warnings)
+        if full:
+            content = _content(mime_headers_only(src.block) + raw[len(src.block) :], warnings)
     else:
-        hdrs, subject, date, found = _fast_head(mail, src, warnings)
-        if isinstance(mail, fmp.PyLazyMail):
-            content = _fast_content(mail, raw, warnings)
-            notes = mail.warnings
-            if notes:
-                warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
+        try:
+            mail: FastMail = (
+                fmp.parse_email(raw, mode="lazy") if full else fmp.parse_email(raw, mode="metadata")
+            )
+        except fmp.ParseError as exc:
+            warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
+            hdrs, subject, date, found = _head_only(src, warnings)
+            if full:
+                content = _stdlib_content(raw, warnings)
+        else:
+            hdrs, subject, date, found = _fast_head(mail, src, warnings)
+            if isinstance(mail, fmp.PyLazyMail):
+                content = _fast_content(mail, raw, warnings)
+                _note(mail, warnings)
 
     message_id, synthetic = _message_id(hdrs, raw, warnings)
     if date is None:
@@ -151,6 +161,44 @@ def _parse(
         synthetic_id=synthetic,
         warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
     )
+
+
+def _head_only(src: _Source, warnings: list[str]) -> _Head:
+    """Headers of a message whose body the fast parser refused."""
+    try:
+        mail = fmp.parse_email(src.raw, mode="metadata")
+    except fmp.ParseError:
+        return _raw_head(src.block, warnings)
+    return _fast_head(mail, src, warnings)
+
+
+def _content(data: bytes, warnings: list[str]) -> Content:
+    try:
+        mail = fmp.parse_email(data, mode="lazy")
+    except fmp.ParseError as exc:
+        warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
+        return _stdlib_content(data, warnings)
+    content = _fast_content(mail, data, warnings)
+    _note(mail, warnings)
+    return content
+
+
+def _stdlib_content(data: bytes, warnings: list[str]) -> Content:
+    if len(data) > _STDLIB_MAX:
+        warnings.append("body-unreadable:too-large")
+        return Content()
+    try:
+        return stdlib_content(data, warnings)
+    except Exception as exc:  # e.g. RecursionError on absurdly deep nesting
+        warnings.append(f"body-unreadable:{type(exc).__name__}")
+        return Content()
+
+
+def _note(mail: fmp.PyLazyMail, warnings: list[str]) -> None:
+    """Record the fast parser's own repairs that are not handled here."""
+    notes = mail.warnings
+    if notes:
+        warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
 
 
 class _Source:

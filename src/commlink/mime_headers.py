@@ -23,6 +23,7 @@ __all__ = [
     "ROLE_HEADERS",
     "decode_words",
     "header_block",
+    "mime_headers_only",
     "msg_ids",
     "participant",
     "participants",
@@ -113,6 +114,24 @@ def raw_values(block: bytes, name: str) -> list[str]:
         data = _FOLD.sub(b"", match.group(1)).rstrip(b"\r")
         values.append(decode_8bit(data)[0].strip())
     return values
+
+
+_MIME_FIELD = re.compile(rb"(?:content-|mime-version)", re.IGNORECASE)
+
+
+def mime_headers_only(block: bytes) -> bytes:
+    """The MIME-Version and Content-* fields of a header block (with folded lines)."""
+    kept: list[bytes] = []
+    keep = False
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        keep = _MIME_FIELD.match(line) is not None
+        if keep:
+            kept.append(line)
+    return b"".join(kept)
 
 
 # RFC 2047 encoded word; the text may not contain "?" or whitespace.

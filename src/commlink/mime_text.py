@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 from functools import lru_cache
+from html import unescape
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -228,6 +229,8 @@ def html_to_text(html: str) -> str:
     """
     if not html:
         return ""
+    if _too_deep(html):
+        return _strip_tags(html)
     try:
         tree = LexborHTMLParser(html)
         tree.strip_tags(_SKIP, recursive=True)
@@ -268,3 +271,34 @@ def html_to_text(html: str) -> str:
                 breaks = 2
             lines.append("\n" * max(1, min(2, breaks)))
     return "".join(lines).strip()
+
+
+# HTML tree building is quadratic in the nesting depth of block elements (each
+# start tag looks up the stack of open elements), so absurdly deep documents
+# are read with a plain tag stripper instead.
+_MAX_DEPTH = 2000
+_BLOCKS = (
+    "div|section|article|aside|blockquote|center|details|dialog|dir|dl|fieldset|figcaption"
+    "|figure|footer|header|hgroup|main|menu|nav|ol|ul|summary|address|form|h[1-6]|pre|listing"
+)
+_BLOCK_OPEN = re.compile(rf"<(?:{_BLOCKS})[\s/>]", re.IGNORECASE)
+_BLOCK_CLOSE = re.compile(rf"</(?:{_BLOCKS})[\s>]", re.IGNORECASE)
+_HIDDEN = re.compile(r"<(script|style|head|title)\b[^>]*>[^<]*", re.IGNORECASE)
+_BREAK_TAG = re.compile(rf"<(?:br|/?(?:p|li|tr|table|{_BLOCKS}))\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _too_deep(html: str) -> bool:
+    if html.count("<") - 2 * html.count("</") <= _MAX_DEPTH:
+        return False  # cheap: most tags are closed
+    opened = len(_BLOCK_OPEN.findall(html))
+    return opened - len(_BLOCK_CLOSE.findall(html)) > _MAX_DEPTH
+
+
+def _strip_tags(html: str) -> str:
+    """Text of an HTML document without a tree: tags dropped, breaks kept."""
+    text = _HIDDEN.sub(" ", html)
+    text = _BREAK_TAG.sub("\n", text)
+    text = unescape(_TAG.sub(" ", text))
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -423,3 +423,40 @@ def test_html_to_text_and_snippet() -> None:
     assert html_to_text("<div>" * 5000 + "deep") == "deep"
     assert snippet("word " * 100) == ("word " * 40).strip()
     assert snippet("a\n\n\n  b") == "a b"
+
+
+def test_hostile_shapes_keep_the_headers() -> None:
+    head = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: deep\r\nMessage-ID: <deep@x>\r\n"
+    body = b"text"
+    for i in range(2000):  # far past any parser's nesting limit
+        body = (
+            f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
+            + body
+            + f"\r\n--b{i}--\r\n".encode()
+        )
+    m = parse_message(head + body, provider_id="x")
+    assert (m.message_id, m.subject) == ("deep@x", "deep")
+    assert [a.key for a in m.addresses()] == ["a@x.example", "b@y.example"]
+    assert "fallback-parser:mime-structure-error" in m.warnings
+
+
+def test_huge_header_sections_are_read_without_the_fast_parser() -> None:
+    names = b", ".join(
+        b"=?utf-8?q?J=C3=B6rg_" + str(i).encode() + b"?= <j@x.example>" for i in range(4000)
+    )
+    data = (
+        b"From: a@x.example\r\nTo: "
+        + names
+        + b"\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nQm9keSDDqQ==\r\n"
+    )
+    m = parse_message(data, provider_id="x")
+    assert "fallback-parser:large-header" in m.warnings
+    assert m.subject == "café"
+    assert people(m, Role.TO) == [("j@x.example", "Jörg 0")]  # one address, first name kept
+    assert m.body == "Body é"
+
+
+def test_deeply_nested_html_is_still_read() -> None:
+    html = "<div>" * 50_000 + "<script>hidden</script>hi &amp; bye<br>there"
+    assert html_to_text(html) == "hi & bye\nthere"
