@@ -1,16 +1,30 @@
 """RFC 5322 bytes to ``Message``: fast, and never raising.
 
 The fast path is fast-mail-parser (Rust). Its output is checked where it is
-known to be weak, and only the doubtful piece is redone from the raw
-header text: address headers whose mailbox count does not add up (groups,
-several From addresses, empty entries), names or subjects left encoded,
-8-bit headers that are not UTF-8, and body text that shows a wrong
-charset. When the fast parser refuses a message outright (a broken
-transfer encoding in a body part, say), the whole body is read again with
-the standard library's lenient parser and a ``fallback-parser:<reason>``
-warning is recorded.
+known to be weak, and only the doubtful piece is redone from the raw header
+text: address headers whose mailbox count does not add up (groups, several
+From addresses, empty or invalid entries, comments), names or subjects left
+encoded, 8-bit headers that are not UTF-8, and body text that shows a wrong
+charset. When the fast parser refuses a message (a broken transfer encoding
+in a body part, too deep a MIME structure), the body is read again with the
+standard library's lenient parser. Header sections over 64 KiB skip the fast
+parser, which slows down quadratically on thousands of encoded words.
 
-Problems never raise: they become short strings in ``Message.warnings``.
+Problems never raise; they become short strings in ``Message.warnings``:
+
+* ``missing-message-id`` / ``bad-message-id`` (a stable id was synthesised),
+  ``missing-date`` / ``bad-date`` (the provider's date was used) and
+  ``date-unknown`` (there was none: the epoch);
+* ``bad-address:<header>``: an entry that is not an address (kept as an
+  invalid ``Address``);
+* ``charset-repaired:<charset>``: text decoded with another charset than the
+  declared one; ``header-charset-repaired``: 8-bit headers that are not
+  UTF-8, read as Windows-1252;
+* ``fallback-parser:<reason>``: the standard-library reader took over;
+  ``bad-attachment-encoding``: an attachment's size is estimated;
+  ``body-unreadable:<reason>``, ``bad-part:<error>``: what could not be read;
+* ``parser:<kind>``: another repair the fast parser reported;
+* ``internal-error:<error>``: a bug; only the basics were kept.
 """
 
 from __future__ import annotations

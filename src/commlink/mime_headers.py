@@ -23,6 +23,7 @@ __all__ = [
     "ROLE_HEADERS",
     "decode_words",
     "header_block",
+    "lenient_b64decode",
     "mime_headers_only",
     "msg_ids",
     "participant",

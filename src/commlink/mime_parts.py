@@ -26,6 +26,7 @@ __all__ = [
     "calendar_text",
     "estimate_size",
     "forward_name",
+    "is_calendar",
     "stdlib_content",
 ]
 
@@ -50,6 +51,7 @@ class Content:
 
 
 def is_calendar(content_type: str, filename: str) -> bool:
+    """Whether a part is an iCalendar object (by type, or an ``.ics`` file name)."""
     return content_type in CALENDAR_TYPES or filename.lower().endswith(".ics")
 
 
@@ -125,7 +127,7 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
                     else:
                         html = text
                 continue
-            attachments_and_calendars(part, ctype, disposition, attachments, calendars, warnings)
+            _record_part(part, ctype, disposition, attachments, calendars, warnings)
         except Exception as exc:  # one odd part must not cost the message
             warnings.append(f"bad-part:{type(exc).__name__}")
     return Content(
@@ -136,7 +138,7 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
     )
 
 
-def attachments_and_calendars(
+def _record_part(
     part: StdMessage,
     ctype: str,
     disposition: str,
