@@ -74,7 +74,7 @@ _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseab
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
-FastMail = fmp.PyLazyMail | fmp.PyMailMetadata
+_FastMail = fmp.PyLazyMail | fmp.PyMailMetadata
 
 
 # What the header section says, from either parser: lower-cased headers,
@@ -129,7 +129,7 @@ def _parse(
             content = _content(mime_headers_only(src.block) + raw[len(src.block) :], warnings)
     else:
         try:
-            mail: FastMail = (
+            mail: _FastMail = (
                 fmp.parse_email(raw, mode="lazy") if full else fmp.parse_email(raw, mode="metadata")
             )
         except fmp.ParseError as exc:
@@ -252,7 +252,7 @@ class _Source:
 # --- headers ---------------------------------------------------------------------
 
 
-def _fast_head(mail: FastMail, src: _Source, warnings: list[str]) -> _Head:
+def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
     headers = mail.headers
     hdrs = dict(zip(map(str.lower, headers), headers.values(), strict=True))
     if len(hdrs) != len(headers):  # one name in several spellings: keep every value
@@ -287,7 +287,7 @@ def _fast_head(mail: FastMail, src: _Source, warnings: list[str]) -> _Head:
     return hdrs, subject, date, found
 
 
-def _trusted(mail: FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
+def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
     """The fast parser's mailboxes for one header, or ``None`` when they look wrong."""
     if len(values) != 1:
         return None
@@ -413,8 +413,7 @@ def _fast_content(mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]) -> Cont
     if plain is None or not plain.strip():
         htmls = mail.text_html
         html = htmls[0] if htmls else None
-    if _uses_plain(plain, html):
-        assert plain is not None
+    if plain is not None and (html is None or plain.strip()):
         plain = _checked(plain, "text/plain", "text_plain[0]", mail, raw, warnings)
     elif html is not None:
         html = _checked(html, "text/html", "text_html[0]", mail, raw, warnings)
