@@ -410,10 +410,10 @@ def _fast_content(mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]) -> Cont
     plains = mail.text_plain
     plain = plains[0] if plains else None
     html = None
-    if plain is None or not plain.strip():
+    if not _has_text(plain):
         htmls = mail.text_html
         html = htmls[0] if htmls else None
-    if plain is not None and (html is None or plain.strip()):
+    if plain is not None and (html is None or _has_text(plain)):
         plain = _checked(plain, "text/plain", "text_plain[0]", mail, raw, warnings)
     elif html is not None:
         html = _checked(html, "text/html", "text_html[0]", mail, raw, warnings)
@@ -489,8 +489,12 @@ def _header(headers: Mapping[str, Sequence[str]], name: str) -> str:
     return ""
 
 
+def _has_text(text: str | None) -> bool:
+    return bool(text and not text.isspace())
+
+
 def _uses_plain(plain: str | None, html: str | None) -> bool:
-    return plain is not None and (html is None or bool(plain.strip()))
+    return plain is not None and (html is None or _has_text(plain))
 
 
 def _body(content: Content) -> str:
