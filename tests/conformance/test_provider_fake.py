@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import attrs
@@ -59,11 +58,11 @@ class FakeCalendarHarness:
 
 class TestFakeMailProvider(MailProviderConformance):
     @pytest.fixture
-    def harness(self) -> Iterator[FakeMailHarness]:
-        yield FakeMailHarness()
+    def harness(self) -> FakeMailHarness:
+        return FakeMailHarness()
 
 
 class TestFakeCalendarProvider(CalendarProviderConformance):
     @pytest.fixture
-    def harness(self) -> Iterator[FakeCalendarHarness]:
-        yield FakeCalendarHarness()
+    def harness(self) -> FakeCalendarHarness:
+        return FakeCalendarHarness()

@@ -85,7 +85,7 @@ class MaildirHarness:
                     _bump(self.root / sub)
 
     def inbox(self) -> str:
-        return [f for f in self.provider.folders() if f.kind.value == "inbox"][0].id
+        return next(f for f in self.provider.folders() if f.kind.value == "inbox").id
 
 
 def _ics_event(uid: str, title: str, start: datetime, attendees: tuple[str, ...]) -> str:
