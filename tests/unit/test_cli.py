@@ -1,0 +1,61 @@
+"""The command line: the demo end to end, and sync/status/timeline/skipped on a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from commlink.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_prints_timelines_with_visibility_and_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--db", str(tmp_path / "demo.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "alice-mail: active, 8 imported" in out
+    # the owner sees bodies, a colleague sees subjects only
+    owner_view = out.split("as Alice, the mailbox owner")[1].split("==")[0]
+    colleague_view = out.split("as Bob, a colleague")[1].split("==")[0]
+    assert "Signed copy attached" in owner_view
+    assert "Signed order form" in colleague_view
+    assert "Signed copy attached" not in colleague_view
+    # meetings: the weekly series is expanded, the moved instance shows, the EXDATE does not
+    assert "Globex weekly check-in (moved)" in out
+    assert "2026-10-27" not in out
+    # every left-out message is explained
+    for reason in ("group", "internal", "excluded_folder", "blocked"):
+        assert f"  {reason}" in out
+    assert "Dana Scully <dana@hooli.example>, company 'Hooli'" in out
+
+
+def test_sync_status_timeline_and_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "channels.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path}/crm.sqlite"\n\n'
+        '[[channels]]\nid = "alice-mail"\nuser = "alice"\nprovider = "mbox"\n'
+        f'path = "{ROOT}/examples/data/demo.mbox"\nowner = "alice@northwind.example"\n'
+        'visibility = "metadata"\n'
+    )
+    assert main(["sync", str(config)]) == 0
+    assert "alice-mail: active" in capsys.readouterr().out
+    assert main(["status", str(config)]) == 0
+    assert "alice-mail: active, incremental" in capsys.readouterr().out
+    assert main(["skipped", str(config), "--channel", "alice-mail"]) == 0
+    assert "Globex monthly newsletter" in capsys.readouterr().out
+
+
+def test_bad_config_exits_with_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "channels.toml"
+    config.write_text(
+        '[[channels]]\nid = "x"\nuser = "u"\nprovider = "fax"\nowner = "me@x.example"\n'
+    )
+    assert main(["sync", str(config)]) == 2
+    assert "channels[0].provider" in capsys.readouterr().err
