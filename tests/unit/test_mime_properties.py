@@ -166,3 +166,35 @@ def test_html_to_text_never_raises(html: str) -> None:
     assert "\x01" not in text
     assert "\x02" not in text
     assert "\n\n\n" not in text
+
+
+_LIST_HEADERS = st.lists(
+    st.sampled_from(
+        [
+            ("List-Id", "Team News <news.list.example>"),
+            ("Precedence", "Bulk"),
+            ("Auto-Submitted", "auto-replied"),
+            ("List-Unsubscribe", "<mailto:leave@list.example>"),
+        ]
+    ),
+    unique=True,
+)
+
+
+@SPEC_SETTINGS
+@given(
+    mail_specs(
+        max_recipients=12,
+        address=st.sampled_from(["Ann@Corp.example", "bob@corp.example", "x@bücher.de"]),
+        extra_headers=_LIST_HEADERS,
+    )
+)
+def test_configured_participants_and_headers(spec: MailSpec) -> None:
+    m = parse_message(spec.raw, provider_id="p")
+    expected = {parse_address(a).key for _, a in spec.to}
+    assert {a.key for a in m.addresses(Role.TO)} == expected
+    assert len(m.addresses(Role.TO)) == len(expected)  # repeated addresses collapse
+    head = spec.raw.split(b"\r\n\r\n", 1)[0]
+    assert (m.list_id == "news.list.example") == (b"List-Id:" in head)
+    assert (m.precedence == "bulk") == (b"Precedence:" in head)
+    assert (m.auto_submitted == "auto-replied") == (b"Auto-Submitted:" in head)

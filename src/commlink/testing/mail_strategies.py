@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import quopri
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from functools import lru_cache
@@ -136,16 +137,25 @@ def addresses() -> st.SearchStrategy[str]:
     )
 
 
+_Person = tuple[str, str, int]  # display name, address, how the mailer wrote it
+
+
 @lru_cache(maxsize=32)
-def _people(min_size: int, max_size: int) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
+def _people(
+    min_size: int, max_size: int, address: st.SearchStrategy[str] | None = None
+) -> st.SearchStrategy[tuple[_Person, ...]]:
     # Built once: validating a fresh strategy on every draw is slow.
-    mailbox = st.tuples(_names(), addresses())
+    text = addresses() if address is None else address
+    mailbox = st.tuples(_names(), text, st.integers(0, 5))
     return st.lists(mailbox, min_size=min_size, max_size=max_size).map(tuple)
 
 
-def _header_line(name: str, people: tuple[tuple[str, str], ...], styles: list[int]) -> str:
-    mailboxes = [_mailbox(n, a, s) for (n, a), s in zip(people, styles, strict=False)]
-    return f"{name}: " + ",\r\n ".join(mailboxes)
+def _header_line(name: str, people: tuple[_Person, ...]) -> str:
+    return f"{name}: " + ",\r\n ".join(_mailbox(n, a, style) for n, a, style in people)
+
+
+def _pairs(people: tuple[_Person, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((n, a) for n, a, _ in people)
 
 
 def _body_part(text: str, subtype: str, charset: str, cte: str) -> bytes:
@@ -178,8 +188,8 @@ def _multipart(kind: str, boundary: str, parts: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-def _forwarded(people: tuple[tuple[str, str], ...]) -> bytes:
-    lines = [_header_line("From", people[:1], [0]), _header_line("To", people[1:] or people, [1])]
+def _forwarded(people: tuple[_Person, ...]) -> bytes:
+    lines = [_header_line("From", people[:1]), _header_line("To", people[1:] or people)]
     inner = "\r\n".join([*lines, "Subject: inner", "Message-ID: <inner@forwarded.invalid>", ""])
     return b"Content-Type: message/rfc822\r\n\r\n" + inner.encode("utf-8") + b"\r\ninner body\r\n"
 
@@ -192,18 +202,23 @@ def mail_specs(
     multipart: bool | None = None,
     forwarded: bool | None = None,
     message_id: bool | None = None,
+    address: st.SearchStrategy[str] | None = None,
+    extra_headers: st.SearchStrategy[Sequence[tuple[str, str]]] | None = None,
 ) -> MailSpec:
     """Realistic messages with known content.
 
     ``multipart``, ``forwarded`` and ``message_id`` force a choice (``None``
-    draws it). Bodies come as text or HTML (or both), in UTF-8, Latin-1 or
-    Windows-1252, 7/8-bit, quoted-printable or base64; attachments carry
-    RFC 2231 or encoded-word file names.
+    draws it). ``address`` draws the participants' address text (default:
+    ``addresses()``); ``extra_headers`` draws more ``(name, value)`` header
+    fields, such as ``List-Id`` or ``Precedence``. Bodies come as text or
+    HTML (or both), in UTF-8, Latin-1 or Windows-1252, 7/8-bit,
+    quoted-printable or base64; attachments carry RFC 2231 or encoded-word
+    file names.
     """
-    from_ = draw(_people(1, 2))
-    to = draw(_people(1, max_recipients))
-    cc = draw(_people(0, max_recipients))
-    styles = draw(st.lists(st.integers(0, 5), min_size=12, max_size=12))
+    from_ = draw(_people(1, 2, address))
+    to = draw(_people(1, max_recipients, address))
+    cc = draw(_people(0, max_recipients, address))
+    styles = draw(st.lists(st.integers(0, 5), min_size=6, max_size=6))
     subject = " ".join(draw(st.lists(st.sampled_from(_WORDS), min_size=0, max_size=6)))
     has_id = draw(st.booleans()) if message_id is None else message_id
     msg_id = (
@@ -211,12 +226,9 @@ def mail_specs(
     )
     when = draw(st.none() | st.integers(0, 10**9).map(lambda s: _START + timedelta(seconds=s)))
 
-    headers = [
-        _header_line("From", from_, styles[:2]),
-        _header_line("To", to, styles[2:]),
-    ]
+    headers = [_header_line("From", from_), _header_line("To", to)]
     if cc:
-        headers.append(_header_line("Cc", cc, styles[6:]))
+        headers.append(_header_line("Cc", cc))
     if subject.isascii():
         headers.append(f"Subject: {subject}" if subject else "Subject:")
     elif styles[0] % 3 == 0:  # RFC 6532
@@ -227,6 +239,8 @@ def mail_specs(
         headers.append(f"Date: {format_datetime(when)}")
     if msg_id is not None:
         headers.append(f"Message-ID: <{msg_id}>")
+    if extra_headers is not None:
+        headers.extend(f"{name}: {value}" for name, value in draw(extra_headers))
     headers.append("MIME-Version: 1.0")
 
     words = draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=40))
@@ -238,7 +252,7 @@ def mail_specs(
     is_multi = draw(st.booleans()) if multipart is None else multipart
     html_only = draw(st.booleans()) if not is_multi else draw(st.integers(0, 3)) == 0
     html = f"<html><body><p>{text}</p></body></html>"
-    fwd_people: tuple[tuple[str, str], ...] = ()
+    fwd_people: tuple[_Person, ...] = ()
     names: list[str] = []
     if not is_multi:
         body = _body_part(
@@ -272,7 +286,8 @@ def mail_specs(
             )
         if forwarded or (forwarded is None and draw(st.booleans())):
             fwd_people = tuple(
-                (n, f"{a.rpartition('@')[0]}@{FORWARDED_DOMAIN}") for n, a in draw(_people(1, 3))
+                (n, f"{a.rpartition('@')[0]}@{FORWARDED_DOMAIN}", style)
+                for n, a, style in draw(_people(1, 3))
             )
             parts.append(_forwarded(fwd_people))
         body = _multipart("mixed", "mix-b", parts)
@@ -280,15 +295,15 @@ def mail_specs(
     raw = ("\r\n".join(headers) + "\r\n").encode("utf-8") + body
     return MailSpec(
         raw=raw,
-        from_=from_,
-        to=to,
-        cc=cc,
+        from_=_pairs(from_),
+        to=_pairs(to),
+        cc=_pairs(cc),
         subject=subject,
         message_id=msg_id,
         date=when,
         body=text,
         html_only=html_only,
-        forwarded=fwd_people,
+        forwarded=_pairs(fwd_people),
         attachment_names=tuple(names),
     )
 
@@ -299,6 +314,8 @@ def raw_messages(
     multipart: bool | None = None,
     forwarded: bool | None = None,
     message_id: bool | None = None,
+    address: st.SearchStrategy[str] | None = None,
+    extra_headers: st.SearchStrategy[Sequence[tuple[str, str]]] | None = None,
 ) -> st.SearchStrategy[bytes]:
     """Realistic RFC 5322 message bytes (see ``mail_specs`` for the options)."""
     specs = mail_specs(
@@ -306,6 +323,8 @@ def raw_messages(
         multipart=multipart,
         forwarded=forwarded,
         message_id=message_id,
+        address=address,
+        extra_headers=extra_headers,
     )
     return specs.map(lambda spec: spec.raw)
 
