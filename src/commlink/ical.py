@@ -108,6 +108,8 @@ def _parse(
     data: bytes | str, provider_id: str, calendar_id: str, notes: list[str]
 ) -> CalendarParse:
     text = _bound_lines(_decode(data, notes))
+    # icalendar warns (e.g. about guessed TZIDs); hosts and tests may turn
+    # warnings into errors, so they are recorded as notes instead.
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         components = icalendar.Calendar.from_ical(text, multiple=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from commlink.errors import ConfigError, CursorExpired, NotFound
-from commlink.model import EventStatus, FolderKind
+from commlink.model import EventStatus, Folder, FolderKind
 from commlink.ports import CalendarProvider, ChangeSet, Scope
 from commlink.providers.files import open_path
 from commlink.providers.ics import IcsProvider
@@ -108,6 +108,8 @@ def test_single_file_and_removed_file(tmp_path: Path) -> None:
     (tmp_path / "other.ics").write_text("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
     provider = IcsProvider(path)
     assert [c.id for c in provider.calendars()] == ["team.ics"]
+    sibling = Folder("other.ics", "other", FolderKind.CALENDAR)
+    assert provider.scopes([sibling]) == []  # a file beside it is not part of it
     scope = scope_for(provider, "team.ics")
     assert len(provider.list_page(scope, None).ids) == 4
     path.unlink()

@@ -56,6 +56,19 @@ def reference_offsets(data: bytes) -> list[int]:
     return offsets
 
 
+def reference_message(data: bytes, offsets: list[int], i: int) -> bytes:
+    """Message ``i`` rebuilt line by line: unescaped, without the separator blank."""
+    end = offsets[i + 1] if i + 1 < len(offsets) else len(data)
+    entry = data[offsets[i] : end]
+    body = entry[entry.index(b"\n") + 1 :] if b"\n" in entry else b""
+    lines = [line[1:] if line.lstrip(b">").startswith(b"From ") and line[:1] == b">" else line
+             for line in body.split(b"\n")]  # fmt: skip
+    text = b"\n".join(lines)
+    if text.endswith(b"\r\n\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith(b"\n\n") else text
+
+
 @pytest.fixture
 def mbox(tmp_path: Path) -> Path:
     path = tmp_path / "archive.mbox"
@@ -358,6 +371,7 @@ BODY_LINES = st.sampled_from(
         "plain text",
         "From here on, it is body text",
         ">From an escaped line",
+        ">>From a nested one",
         "From someone at 10:30 in the morning",
         "",
         "From x Mon Jan  1 10:00:00 2024",
@@ -373,7 +387,7 @@ BODY_LINES = st.sampled_from(
     st.integers(min_value=1, max_value=64),
     st.booleans(),
 )
-def test_scanner_matches_line_by_line_reading(
+def test_scanner_and_reader_match_line_by_line_reading(
     bodies: list[list[str]], chunk: int, crlf: bool
 ) -> None:
     data = b"".join(
@@ -387,11 +401,15 @@ def test_scanner_matches_line_by_line_reading(
     try:
         found = list(iter_separators(io.BytesIO(data)))
         resumed = [list(iter_separators(io.BytesIO(data), start)) for start in expected]
+        read = [mbox_module.read_message(io.BytesIO(data), o, False) for o in expected]
     finally:
         mbox_module._CHUNK = original
     assert found == expected
     for i, offsets in enumerate(resumed):
         assert offsets == expected[i:]
+    for i, result in enumerate(read):
+        assert result is not None
+        assert result[1] == reference_message(data, expected, i)
 
 
 # -- open_path ------------------------------------------------------------------

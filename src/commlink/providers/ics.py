@@ -72,9 +72,14 @@ class IcsProvider:
         except OSError as exc:
             raise ConfigError(f"unreadable folder: {self.path}", field="path") from exc
 
+    def _belongs(self, calendar_id: str) -> bool:
+        if self.path.is_file() or not self.path.exists():
+            return calendar_id == self.path.name
+        return Path(calendar_id).name == calendar_id and calendar_id.lower().endswith(".ics")
+
     def _file(self, scope: Scope) -> Path:
         candidate = self._folder / scope.id
-        if Path(scope.id).name != scope.id or not candidate.is_file():
+        if not self._belongs(scope.id) or not candidate.is_file():
             raise NotFound(f"calendar file {scope.id!r} is gone")
         return candidate
 
@@ -83,7 +88,11 @@ class IcsProvider:
         return [Folder(p.name, _calendar_name(p), FolderKind.CALENDAR) for p in self._files()]
 
     def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]:
-        return [Scope(c.id, c) for c in calendars if (self._folder / c.id).is_file()]
+        return [
+            Scope(c.id, c)
+            for c in calendars
+            if self._belongs(c.id) and (self._folder / c.id).is_file()
+        ]
 
     # -- cursors -----------------------------------------------------------
 

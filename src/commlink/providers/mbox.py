@@ -42,6 +42,8 @@ _FROM_DATE = re.compile(
 )
 _HAS_TIME = re.compile(rb"\d{1,2}:\d{2}")
 _ESCAPED_FROM = re.compile(rb">+From ")
+_ESCAPED_LINE = re.compile(rb"(?m)^>(>*From )")
+_MESSAGE_CHUNK = 16 * 1024
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -144,10 +146,13 @@ def from_line_date(line: bytes) -> datetime | None:
     return local.astimezone(timezone.utc)
 
 
-def iter_separators(fh: BinaryIO, start: int = 0, stop: int | None = None) -> Iterator[int]:
+def iter_separators(
+    fh: BinaryIO, start: int = 0, stop: int | None = None, *, first_chunk: int | None = None
+) -> Iterator[int]:
     """Offsets of the From_ lines that begin in ``[start, stop)``.
 
-    Reads in 1 MiB chunks; memory stays flat whatever the file size.
+    Reads in chunks (``first_chunk`` bytes first, doubling up to 1 MiB);
+    memory stays flat whatever the file size.
     """
     context = min(start, 3)
     fh.seek(start - context)
@@ -156,10 +161,12 @@ def iter_separators(fh: BinaryIO, start: int = 0, stop: int | None = None) -> It
     remaining = None if stop is None else stop - start
     pos = max(0, len(buf) - 1)
     eof = False
+    chunk_size = _CHUNK if first_chunk is None else max(1, min(first_chunk, _CHUNK))
 
     def read() -> bytes:
-        nonlocal remaining, eof
-        size = _CHUNK if remaining is None else min(_CHUNK, remaining)
+        nonlocal remaining, eof, chunk_size
+        size = chunk_size if remaining is None else min(chunk_size, remaining)
+        chunk_size = min(2 * chunk_size, _CHUNK)
         chunk = fh.read(size) if size > 0 else b""
         if remaining is not None:
             remaining -= len(chunk)
@@ -204,37 +211,42 @@ def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, 
     mbox entry is dropped. ``None`` when no message starts at ``offset``.
     """
     fh.seek(offset)
-    first = _content(fh.readline(_MAX_LINE))
+    first_line = fh.readline(_MAX_LINE)
+    first = _content(first_line)
     if not _is_separator(first, prev_blank=True):
         return None
+    if headers_only:
+        return first, _read_headers(fh)
+    body_start = offset + len(first_line)
+    end = next(iter_separators(fh, body_start, first_chunk=_MESSAGE_CHUNK), None)
+    fh.seek(body_start)
+    data = fh.read() if end is None else fh.read(end - body_start)
+    if b">From " in data:
+        data = _ESCAPED_LINE.sub(rb"\1", data)
+    if data.endswith(b"\r\n\r\n"):
+        data = data[:-2]
+    elif data.endswith(b"\n\n"):
+        data = data[:-1]
+    return first, data
+
+
+def _read_headers(fh: BinaryIO) -> bytes:
+    """The header lines from the current position up to the first blank line."""
     out = bytearray()
-    prev_blank = False
     at_line_start = True
-    while True:
+    while len(out) <= _MAX_HEADER:
         piece = fh.readline(_MAX_LINE)
         if not piece:
             break
         if at_line_start:
             stripped = _content(piece)
-            if _is_separator(stripped, prev_blank):
-                break
-            if headers_only and not stripped:
+            if not stripped or _is_separator(stripped, prev_blank=False):
                 break
             if _ESCAPED_FROM.match(piece):
                 piece = piece[1:]
-            prev_blank = not stripped
-        else:
-            prev_blank = False
         out += piece
         at_line_start = piece.endswith(b"\n")
-        if headers_only and len(out) > _MAX_HEADER:
-            break
-    if not headers_only:
-        if out.endswith(b"\r\n\r\n"):
-            del out[-2:]
-        elif out.endswith(b"\n\n"):
-            del out[-1:]
-    return first, bytes(out)
+    return bytes(out)
 
 
 def header_values(block: bytes, name: bytes) -> list[str]:
@@ -257,6 +269,11 @@ def header_values(block: bytes, name: bytes) -> list[str]:
     if current is not None:
         values.append(_decode_header(bytes(current)))
     return values
+
+
+def _header_block(raw: bytes) -> bytes:
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
+    return raw[: min(ends) + 1] if ends else raw
 
 
 def _decode_header(raw: bytes) -> str:
@@ -443,8 +460,9 @@ class MboxProvider:
                 folders: tuple[str, ...] = (SCOPE_ID,)
                 thread_hint = None
                 if takeout:
-                    folders = _labels(raw)
-                    threads = header_values(raw, b"X-GM-THRID")
+                    block = _header_block(raw)
+                    folders = _labels(block)
+                    threads = header_values(block, b"X-GM-THRID")
                     thread_hint = threads[0] if threads and threads[0] else None
                 yield FetchedMessage(
                     provider_id,
