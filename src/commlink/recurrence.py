@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -28,6 +28,22 @@ __all__ = ["MAX_OCCURRENCES", "expand", "overlaps"]
 MAX_OCCURRENCES = 50_000
 
 _UNTIL = re.compile(r"(?i)(UNTIL=)([0-9TZ]+)")
+_FREQS = frozenset({"YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"})
+_WEEKDAY = re.compile(r"^[+-]?(?:[1-9]|[1-4][0-9]|5[0-3])?(?:MO|TU|WE|TH|FR|SA|SU)$")
+#: Allowed ranges of numeric rule parts (``nonzero``: negative values count back).
+_RANGES = {
+    "INTERVAL": (1, 10_000, False),
+    "COUNT": (1, 1_000_000, False),
+    "BYMONTH": (1, 12, False),
+    "BYMONTHDAY": (1, 31, True),
+    "BYYEARDAY": (1, 366, True),
+    "BYWEEKNO": (1, 53, True),
+    "BYHOUR": (0, 23, False),
+    "BYMINUTE": (0, 59, False),
+    "BYSECOND": (0, 60, False),
+    "BYSETPOS": (1, 366, True),
+}
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def overlaps(event: Event, window: Window) -> bool:
@@ -143,6 +159,9 @@ def _add_line(rules: rruleset, line: str, dtstart: datetime, zone: tzinfo) -> No
     name, *params = head.split(";")
     name = name.strip().upper()
     if name in ("RRULE", "EXRULE"):
+        _check_rule(value)
+        if not _ever_matches(value, dtstart):
+            raise ValueError(f"{name} never matches")
         rule = rrulestr(_fix_until(value, zone), dtstart=dtstart)
         if not isinstance(rule, rrule):
             raise ValueError(f"unsupported {name}")
@@ -152,6 +171,128 @@ def _add_line(rules: rruleset, line: str, dtstart: datetime, zone: tzinfo) -> No
         for item in value.split(","):
             moment = _parse_moment(item.split("/")[0].strip(), dtstart, tz)
             (rules.rdate if name == "RDATE" else rules.exdate)(moment)
+
+
+def _check_rule(value: str) -> None:
+    """Reject rules dateutil would loop on forever looking for an occurrence
+    (zero interval, out-of-range parts, month days no month has)."""
+    parts: dict[str, list[str]] = {}
+    for item in value.split(";"):
+        key, _, val = item.partition("=")
+        key = key.strip().upper()
+        if key in parts:
+            raise ValueError(f"repeated rule part {key}")
+        parts[key] = [v.strip().upper() for v in val.split(",")]
+    if parts.get("FREQ", [""])[0] not in _FREQS or len(parts["FREQ"]) != 1:
+        raise ValueError("missing or unknown FREQ")
+    numbers: dict[str, list[int]] = {}
+    for key, (low, high, signed) in _RANGES.items():
+        if key not in parts:
+            continue
+        numbers[key] = [int(v) for v in parts[key]]
+        for number in numbers[key]:
+            size = abs(number) if signed else number
+            if not low <= size <= high or (signed and number == 0):
+                raise ValueError(f"{key}={number} is out of range")
+    if not all(_WEEKDAY.match(day) for day in parts.get("BYDAY", ["MO"])):
+        raise ValueError("bad BYDAY")
+    freq = parts["FREQ"][0]
+    months = set(numbers.get("BYMONTH", range(1, 13)))
+    days = [d for d in numbers.get("BYMONTHDAY", [1]) if d > 0]
+    if days and not any(d <= _MONTH_DAYS[m - 1] for m in months for d in days):
+        raise ValueError("BYMONTHDAY never falls in BYMONTH")
+    if "BYYEARDAY" in numbers and not months & _yearday_months(numbers["BYYEARDAY"]):
+        raise ValueError("BYYEARDAY never falls in BYMONTH")
+    if "BYWEEKNO" in numbers and not months & _weekno_months(numbers["BYWEEKNO"]):
+        raise ValueError("BYWEEKNO never falls in BYMONTH")
+    if "BYSETPOS" in numbers and freq not in ("YEARLY", "MONTHLY"):
+        size = 1  # most instances one period can hold
+        for key in _SET_EXPANDERS[freq]:
+            size *= len(parts.get(key, [""]))
+        if all(abs(pos) > size for pos in numbers["BYSETPOS"]):
+            raise ValueError("BYSETPOS beyond the set of each period")
+    nth = [d for d in parts.get("BYDAY", []) if d[:-2]]
+    in_month = freq == "MONTHLY" or (freq == "YEARLY" and "BYMONTH" in numbers)
+    if (
+        in_month
+        and nth
+        and len(nth) == len(parts["BYDAY"])
+        and not set(numbers.get("BYMONTHDAY", [])) & _nth_weekday_days(nth)
+        and "BYMONTHDAY" in numbers
+    ):
+        raise ValueError("BYMONTHDAY never is the BYDAY weekday")
+
+
+def _ever_matches(value: str, dtstart: datetime) -> bool:
+    """Whether a rule has any occurrence, in bounded time.
+
+    dateutil searches period by period until year 9999 for a rule that never
+    matches. The Gregorian calendar repeats every 400 years, so the rule is
+    probed from DTSTART moved by whole multiples of ``400 * INTERVAL`` years
+    (keeping weekdays, leap days and the interval's phase) to the last such
+    cycle before 9999: the search then ends within one cycle.
+    """
+    parts = [p for p in value.split(";") if p.split("=")[0].strip().upper() not in _BOUNDS]
+    interval = next(
+        (int(p.split("=")[1]) for p in parts if p.split("=")[0].strip().upper() == "INTERVAL"), 1
+    )
+    cycle = 400 * interval
+    spare = MAXYEAR - 1 - dtstart.year - cycle
+    start = dtstart
+    if spare > 0:
+        start = dtstart.replace(year=dtstart.year + spare // cycle * cycle)
+    probe = rrulestr(";".join(parts), dtstart=start)
+    return next(iter(probe), None) is not None
+
+
+_BOUNDS = frozenset({"COUNT", "UNTIL"})
+
+_SET_EXPANDERS = {
+    "WEEKLY": ("BYDAY", "BYHOUR", "BYMINUTE", "BYSECOND"),
+    "DAILY": ("BYHOUR", "BYMINUTE", "BYSECOND"),
+    "HOURLY": ("BYMINUTE", "BYSECOND"),
+    "MINUTELY": ("BYSECOND",),
+    "SECONDLY": (),
+}
+
+
+def _yearday_months(yeardays: list[int]) -> set[int]:
+    found: set[int] = set()
+    for year in (2023, 2024):  # a common and a leap year
+        first, last = date(year, 1, 1), date(year, 12, 31)
+        length = (last - first).days + 1
+        for day in yeardays:
+            if abs(day) <= length:
+                moment = first + timedelta(day - 1) if day > 0 else last + timedelta(day + 1)
+                found.add(moment.month)
+    return found
+
+
+def _weekno_months(weeknos: list[int]) -> set[int]:
+    """Months a week number may touch (a generous superset)."""
+    found: set[int] = set()
+    for week in weeknos:
+        first = (week - 1) * 7 - 7 if week > 0 else 365 + week * 7 - 7
+        for offset in range(first, first + 22):
+            found.add((date(2024, 1, 1) + timedelta(min(max(offset, 0), 365))).month)
+    return found
+
+
+def _nth_weekday_days(nth: list[str]) -> set[int]:
+    """Month days (positive and negative) the n-th weekday of a month can fall on."""
+    found: set[int] = set()
+    for spec in nth:
+        n = int(spec[:-2])
+        for length in (28, 29, 30, 31):
+            span = (
+                range((n - 1) * 7 + 1, n * 7 + 1)
+                if n > 0
+                else range(length + 7 * n + 1, length + 7 * (n + 1) + 1)
+            )
+            for day in span:
+                if 1 <= day <= length:
+                    found.update((day, day - length - 1))
+    return found
 
 
 def _param_zone(params: list[str]) -> tzinfo | None:
