@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -358,6 +359,25 @@ class WriteTests:
         assert store.acquire_lease("c1", "w3", hour)  # stale lease taken over
         assert not store.acquire_lease("c1", "w2", hour)
         assert store.acquire_lease("c2", "w2", hour)  # leases are per channel
+
+    def test_lease_is_exclusive_under_concurrency(self, store: Store) -> None:
+        setup_channels(store)
+        workers = 8
+        start = threading.Barrier(workers)
+        won: list[str] = []
+
+        def contend(holder: str) -> None:
+            start.wait()
+            if store.acquire_lease("c1", holder, timedelta(hours=1)):
+                won.append(holder)
+
+        threads = [threading.Thread(target=contend, args=(f"w{i}",)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1
+        assert store.acquire_lease("c1", won[0], timedelta(hours=1))
 
     def test_channel_round_trip(self, store: Store) -> None:
         settings = ChannelSettings(
