@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from commlink.errors import StoreError
+from commlink.errors import ConfigError, StoreError
 from commlink.model import (
     CalendarContactPolicy,
     ChannelSettings,
@@ -109,6 +109,31 @@ def test_in_memory_store_is_shared_across_threads() -> None:
     view = store.thread("t", Viewer("u1"))
     assert view is not None
     assert len(view.messages) == 1
+
+
+def test_in_memory_store_serialises_concurrent_transactions() -> None:
+    store = SqlStore("sqlite://")
+    store.save_channel(channel())
+    start = threading.Barrier(6)
+    results: list[bool] = []
+
+    def contend(holder: str) -> None:
+        start.wait()
+        results.append(store.acquire_lease("c1", holder, timedelta(hours=1)))
+        store.commit(batch(scope_id=holder, messages=(message(f"m-{holder}"),)))
+
+    threads = [threading.Thread(target=contend, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]
+    assert sorted(store.scope_ids("c1")) == [f"w{i}" for i in range(6)]
+
+
+def test_missing_driver_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="pip install"):
+        SqlStore("postgresql+pg8000://user@localhost/db")
 
 
 def test_a_borrowed_engine_stays_open(db_url: str) -> None:

@@ -52,6 +52,7 @@ from .sql_schema import (
     chunks,
     create_engine,
     cursors,
+    engine_lock,
     ensure_schema,
     ensure_statistics,
     event_assocs,
@@ -105,6 +106,7 @@ class SqlStore:
     def _tx(self, write: bool) -> Iterator[Connection]:
         try:
             with (
+                engine_lock(self.engine),
                 self.engine.connect().execution_options(commlink_write=write) as conn,
                 conn.begin(),
             ):

@@ -22,6 +22,7 @@ from .sql_schema import (
     companies,
     company_domains,
     create_engine,
+    engine_lock,
     ensure_schema,
     insert_many,
     opportunities,
@@ -91,6 +92,7 @@ class SqlDirectory:
     def _tx(self, write: bool = False) -> Iterator[Connection]:
         try:
             with (
+                engine_lock(self.engine),
                 self.engine.connect().execution_options(commlink_write=write) as conn,
                 conn.begin(),
             ):

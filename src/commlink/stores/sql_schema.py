@@ -8,7 +8,10 @@ prefixed ``commlink_``. ``commlink_schema`` holds the schema version;
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -18,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import StaticPool
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 
 __all__ = [
     "MIGRATIONS",
@@ -27,6 +30,7 @@ __all__ = [
     "UtcDateTime",
     "chunks",
     "create_engine",
+    "engine_lock",
     "ensure_schema",
     "ensure_statistics",
     "excluded",
@@ -44,6 +48,9 @@ SCHEMA_VERSION = 1
 
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+#: PostgreSQL advisory lock key held while the schema is created or migrated.
+_SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"
 
 #: Bound parameters per statement at most (SQLite allows 32,766; PostgreSQL 65,535).
 MAX_PARAMS = 10_000
@@ -445,7 +452,32 @@ def create_engine(url: str | sa.URL) -> Engine:
         if parsed.database in (None, "", ":memory:"):
             options["poolclass"] = StaticPool
         return prepare_engine(sa.create_engine(parsed, **options))
-    return prepare_engine(sa.create_engine(parsed, pool_pre_ping=True))
+    try:
+        return prepare_engine(sa.create_engine(parsed, pool_pre_ping=True))
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"no driver for {parsed.drivername} ({exc.name}); for PostgreSQL: "
+            "pip install commlink[postgres]",
+            field="url",
+        ) from exc
+
+
+_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def engine_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """Serialise use of an engine whose pool shares one connection (``sqlite://``).
+
+    Threads would otherwise interleave their transactions on that connection.
+    """
+    if not isinstance(engine.pool, StaticPool):
+        return nullcontext()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(engine)
+        if lock is None:
+            lock = _LOCKS[engine] = threading.RLock()
+    return lock
 
 
 def _stored_version(conn: Connection) -> int | None:
@@ -461,7 +493,14 @@ def ensure_schema(engine: Engine) -> int:
     Raises ``StoreError`` for a schema newer than ``SCHEMA_VERSION``.
     """
     try:
-        with engine.connect().execution_options(commlink_write=True) as conn, conn.begin():
+        with (
+            engine_lock(engine),
+            engine.connect().execution_options(commlink_write=True) as conn,
+            conn.begin(),
+        ):
+            if conn.dialect.name == "postgresql":
+                # processes starting together must not create the tables twice
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             found = _stored_version(conn)
             if found is not None and found > SCHEMA_VERSION:
                 raise StoreError(
