@@ -128,20 +128,23 @@ def _parse(
         if full:
             content = _content(mime_headers_only(src.block) + raw[len(src.block) :], warnings)
     else:
+        mark = len(warnings)
         try:
             mail: _FastMail = (
                 fmp.parse_email(raw, mode="lazy") if full else fmp.parse_email(raw, mode="metadata")
             )
-        except fmp.ParseError as exc:
-            warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
-            hdrs, subject, date, found = _head_only(src, warnings)
-            if full:
-                content = _stdlib_content(raw, warnings)
-        else:
             hdrs, subject, date, found = _fast_head(mail, src, warnings)
             if isinstance(mail, fmp.PyLazyMail):
                 content = _fast_content(mail, raw, warnings)
                 _note(mail, warnings)
+        except Exception as exc:  # a refusal, or an error from the parsed result
+            del warnings[mark:]
+            warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
+            if isinstance(exc, fmp.ParseError):
+                hdrs, subject, date, found = _head_only(src, warnings)
+            else:
+                hdrs, subject, date, found = _raw_head(src.block, warnings)
+            content = _stdlib_content(raw, warnings) if full else None
 
     message_id, synthetic = _message_id(hdrs, raw, warnings)
     if date is None:
@@ -281,7 +284,10 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
     if src.checked_eight_bit:
         warnings.append("header-charset-repaired")
 
-    date = mail.date_parsed
+    try:
+        date = mail.date_parsed
+    except (ValueError, OverflowError):  # e.g. a year past 9999
+        date = None
     if date is None and "date" in hdrs:
         date = parse_date(hdrs["date"][0])
     return hdrs, subject, date, found

@@ -197,6 +197,16 @@ def test_unusable_date_without_fallback_is_the_epoch(name: str, warning: str) ->
     assert {warning, "date-unknown"} <= set(m.warnings)
 
 
+@pytest.mark.parametrize(
+    "value", ["Tue, 4 Feb 202500 +0100", "Tue, 4 Feb 2025 99:99:99 +9999", "32 Foo 2025"]
+)
+def test_out_of_range_dates_are_bad_dates(value: str) -> None:
+    data = raw("naive_date.eml").replace(b"Wed, 12 Feb 2025 13:14:15 -0000", value.encode())
+    m = parse_message(data, provider_id="x", fallback_date=datetime(2025, 1, 1))
+    assert m.date == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert "bad-date" in m.warnings
+
+
 def test_date_without_zone_is_utc() -> None:
     m = parse("naive_date.eml")
     assert m.date == datetime(2025, 2, 12, 13, 14, 15, tzinfo=timezone.utc)
@@ -348,6 +358,21 @@ def test_internal_failure_still_returns_a_message(monkeypatch: pytest.MonkeyPatc
     assert m.warnings == ("internal-error:RuntimeError", "missing-date", "date-unknown")
     assert m.synthetic_id
     assert (m.folders, m.size) == (("A",), len(raw("alternative.eml")))
+
+
+def test_an_error_in_the_fast_path_falls_back_to_the_slow_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = parse("alternative.eml")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(mime, "_fast_head", broken)
+    m = parse("alternative.eml")
+    assert m.warnings == ("fallback-parser:value-error",)
+    same = ("message_id", "date", "subject", "participants", "references", "body", "attachments")
+    assert all(getattr(m, f) == getattr(expected, f) for f in same)
 
 
 def test_bytes_like_input_is_accepted() -> None:
