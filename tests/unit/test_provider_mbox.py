@@ -14,15 +14,12 @@ from hypothesis import strategies as st
 
 from commlink.errors import ConfigError, CursorExpired
 from commlink.model import Detail, FolderKind
-from commlink.ports import MailProvider
+from commlink.ports import ChangeSet, MailProvider
 from commlink.providers import mbox as mbox_module
+from commlink.providers import mbox_format
 from commlink.providers.files import open_path
-from commlink.providers.mbox import (
-    MboxProvider,
-    from_line_date,
-    iter_separators,
-    split_labels,
-)
+from commlink.providers.mbox import MboxProvider
+from commlink.providers.mbox_format import from_line_date, iter_separators, split_labels
 
 TAKEOUT = (
     Path(__file__).parent.parent / "data" / "takeout" / "All mail Including Spam and Trash.mbox"
@@ -49,7 +46,7 @@ def reference_offsets(data: bytes) -> list[int]:
     prev_blank = True
     for line in data.split(b"\n"):
         content = line[:-1] if line.endswith(b"\r") else line
-        if mbox_module._is_separator(content, prev_blank):
+        if mbox_format._is_separator(content, prev_blank):
             offsets.append(position)
         prev_blank = content == b""
         position += len(line) + 1
@@ -69,6 +66,11 @@ def reference_message(data: bytes, offsets: list[int], i: int) -> bytes:
     return text[:-1] if text.endswith(b"\n\n") else text
 
 
+def ids_at(data: bytes, offsets: list[int]) -> list[str | None]:
+    """The provider ids of the messages at these offsets."""
+    return [mbox_format.message_key(io.BytesIO(data), o) for o in offsets]
+
+
 @pytest.fixture
 def mbox(tmp_path: Path) -> Path:
     path = tmp_path / "archive.mbox"
@@ -80,16 +82,18 @@ def mbox(tmp_path: Path) -> Path:
     return path
 
 
-def test_offsets_are_the_from_lines(mbox: Path) -> None:
+def test_one_id_per_from_line(mbox: Path) -> None:
     data = mbox.read_bytes()
     provider = MboxProvider(mbox)
     assert isinstance(provider, MailProvider)
     (scope,) = provider.scopes(provider.folders())
     page = provider.list_page(scope, None)
     expected = [0, data.index(b"From s2@"), data.index(b"From s3@")]
-    assert page.ids == tuple(str(o) for o in expected)
-    assert page.next is None
     assert reference_offsets(data) == expected
+    assert list(page.ids) == ids_at(data, expected)
+    assert len(set(page.ids)) == 3
+    assert all(len(i) == 16 for i in page.ids)
+    assert page.next is None
 
 
 def test_fetch_unescapes_and_strips_the_separator_blank(mbox: Path) -> None:
@@ -116,18 +120,20 @@ def test_fetch_unescapes_and_strips_the_separator_blank(mbox: Path) -> None:
 def test_metadata_fetch_is_headers_only(mbox: Path) -> None:
     provider = MboxProvider(mbox)
     (scope,) = provider.scopes(provider.folders())
-    (fetched,) = provider.fetch(scope, ["0"], Detail.METADATA)
+    first = provider.list_page(scope, None).ids[0]
+    (fetched,) = provider.fetch(scope, [first], Detail.METADATA)
     assert fetched.raw is not None
     assert fetched.raw.startswith(b"From: Sender 1")
     assert fetched.raw.endswith(b"Message-ID: <m1@example.com>\n")
     assert b"Body of message" not in fetched.raw
 
 
-def test_unknown_offsets_are_not_found(mbox: Path) -> None:
+def test_unknown_ids_are_not_found(mbox: Path) -> None:
     provider = MboxProvider(mbox)
     (scope,) = provider.scopes(provider.folders())
-    results = list(provider.fetch(scope, ["5", "abc", "-1", "999999"], Detail.FULL))
-    assert [r.error for r in results] == ["not found"] * 4
+    bogus = ["5", "abc", "", "0123456789abcdef"]
+    results = list(provider.fetch(scope, bogus, Detail.FULL))
+    assert [r.error for r in results] == ["not found"] * len(bogus)
     assert all(r.raw is None for r in results)
 
 
@@ -147,7 +153,8 @@ def test_paging(tmp_path: Path) -> None:
             break
         token = page.next
     assert pages == 3
-    assert seen == [str(o) for o in reference_offsets(path.read_bytes())]
+    data = path.read_bytes()
+    assert seen == ids_at(data, reference_offsets(data))
     assert len(seen) == 7
     with pytest.raises(CursorExpired):
         provider.list_page(scope, "not-a-number")
@@ -278,7 +285,7 @@ def test_appended_mail_is_all_that_changes(mbox: Path) -> None:
         fh.write(message(4) + message(5))
     changes = provider.changes(scope, cursor)
     data = mbox.read_bytes()
-    assert changes.upserted == (str(old_size), str(data.index(b"From s5@")))
+    assert list(changes.upserted) == ids_at(data, [old_size, data.index(b"From s5@")])
     assert changes.deleted == ()
     assert changes.complete
     quiet = provider.changes(scope, changes.cursor)
@@ -298,7 +305,7 @@ def test_unchanged_file_costs_one_stat(mbox: Path, monkeypatch: pytest.MonkeyPat
         raise AssertionError("file opened for an unchanged mbox")
 
     monkeypatch.setattr(Path, "open", no_open)
-    assert provider.changes(scope, cursor) == mbox_module.ChangeSet((), (), cursor)
+    assert provider.changes(scope, cursor) == ChangeSet((), (), cursor)
 
 
 def test_many_appended_messages_come_in_pages(mbox: Path) -> None:
@@ -316,7 +323,8 @@ def test_many_appended_messages_come_in_pages(mbox: Path) -> None:
         cursor, complete = changes.cursor, changes.complete
         rounds += 1
     assert rounds == 3
-    assert collected == [str(o) for o in reference_offsets(mbox.read_bytes())[3:]]
+    data = mbox.read_bytes()
+    assert collected == ids_at(data, reference_offsets(data)[3:])
 
 
 def test_small_file_growing_past_the_head_hash(tmp_path: Path) -> None:
@@ -351,6 +359,43 @@ def test_rewritten_file_expires_the_cursor(mbox: Path, edit: str) -> None:
         os.utime(mbox, ns=(0, mbox.stat().st_mtime_ns + 1_000_000))
     with pytest.raises(CursorExpired):
         provider.changes(scope, cursor)
+
+
+def test_ids_survive_a_rewrite_that_moves_messages(mbox: Path) -> None:
+    provider = MboxProvider(mbox)
+    (scope,) = provider.scopes(provider.folders())
+    before = provider.list_page(scope, None).ids
+    with mbox.open("ab") as fh:
+        fh.write(message(4))
+    after_append = provider.list_page(scope, None).ids
+    assert after_append[:3] == before
+    data = mbox.read_bytes()
+    mbox.write_bytes(data[data.index(b"From s2@") :])  # the first message deleted
+    after_delete = provider.list_page(scope, None).ids
+    assert after_delete == after_append[1:]
+    (gone,) = provider.fetch(scope, [before[0]], Detail.FULL)
+    assert gone.error == "not found"
+    fetched = list(provider.fetch(scope, after_delete, Detail.METADATA))
+    assert [(f.raw or b"")[:14] for f in fetched] == [
+        b"From: Sender 2",
+        b"From: Sender 3",
+        b"From: Sender 4",
+    ]
+
+
+def test_fetch_finds_ids_listed_by_another_instance(mbox: Path) -> None:
+    lister = MboxProvider(mbox)
+    (scope,) = lister.scopes(lister.folders())
+    ids = lister.list_page(scope, None).ids
+    data = mbox.read_bytes()
+    mbox.write_bytes(message(0) + data)  # everything moves
+    fresh = MboxProvider(mbox)
+    fetched = list(fresh.fetch(scope, ids, Detail.METADATA))
+    assert [(f.raw or b"")[:14] for f in fetched] == [
+        b"From: Sender 1",
+        b"From: Sender 2",
+        b"From: Sender 3",
+    ]
 
 
 def test_bad_cursor_expires(mbox: Path) -> None:
@@ -396,14 +441,14 @@ def test_scanner_and_reader_match_line_by_line_reading(
     if crlf:
         data = data.replace(b"\n", b"\r\n")
     expected = reference_offsets(data)
-    original = mbox_module._CHUNK
-    mbox_module._CHUNK = chunk
+    original = mbox_format._CHUNK
+    mbox_format._CHUNK = chunk
     try:
         found = list(iter_separators(io.BytesIO(data)))
         resumed = [list(iter_separators(io.BytesIO(data), start)) for start in expected]
-        read = [mbox_module.read_message(io.BytesIO(data), o, False) for o in expected]
+        read = [mbox_format.read_message(io.BytesIO(data), o, False) for o in expected]
     finally:
-        mbox_module._CHUNK = original
+        mbox_format._CHUNK = original
     assert found == expected
     for i, offsets in enumerate(resumed):
         assert offsets == expected[i:]

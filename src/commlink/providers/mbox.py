@@ -1,8 +1,11 @@
 """An mbox file as a mail source, including Google Takeout exports.
 
-A message's provider id is the byte offset of its ``From `` line, so a fetch
-seeks straight to it. The file is read in chunks and never held in memory.
-A full listing goes through the file in file order, which stands in for
+A message's provider id is a short hash of its ``From `` line and header, so
+it stays the same when a rewrite of the file moves the message; the offsets
+of recently listed ids are remembered, so a fetch seeks straight to them
+(an unknown id costs one scan of the file). The file is read in chunks and
+never held in memory. A full
+listing goes through the file in file order, which stands in for
 newest-first (an mbox has no cheaper order). Incremental sync follows
 appends: if the file only grew, ``changes`` lists the messages after the old
 end; any other rewrite raises ``CursorExpired`` and the sync engine
@@ -17,288 +20,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
-from email.header import decode_header, make_header
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ConfigError, CursorExpired
 from ..model import Detail, Folder, FolderKind
 from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
+from .mbox_format import (
+    from_line_date,
+    gmail_label_kind,
+    header_block,
+    header_values,
+    iter_messages,
+    iter_separators,
+    label_folder,
+    labels_of,
+    message_key,
+    read_message,
+    split_labels,
+)
 
 __all__ = ["MboxProvider", "gmail_label_kind", "split_labels"]
 
 SCOPE_ID = "mbox"
-_CHUNK = 1 << 20
 _HEAD = 64 * 1024
-_MAX_LINE = 64 * 1024
-_MAX_HEADER = 1 << 20
-# A From_ line: "From sender Mon Jan  1 10:00:00 [+0000] 2024" (asctime date).
-_FROM_DATE = re.compile(
-    rb"(?:[A-Za-z]{3},? +)?([A-Za-z]{3}) +(\d{1,2}) +(\d{1,2}):(\d{2})(?::(\d{2}))?"
-    rb"(?: +([+-]\d{4}|[A-Za-z]{1,5}))? +(\d{4})(?: +([+-]\d{4}))?"
-)
-_HAS_TIME = re.compile(rb"\d{1,2}:\d{2}")
-_ESCAPED_FROM = re.compile(rb">+From ")
-_ESCAPED_LINE = re.compile(rb"(?m)^>(>*From )")
-_MESSAGE_CHUNK = 16 * 1024
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        (b"jan", b"feb", b"mar", b"apr", b"may", b"jun",
-         b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"),
-        start=1,
-    )
-}  # fmt: skip
-_LABEL_KINDS = {
-    "inbox": FolderKind.INBOX,
-    "sent": FolderKind.SENT,
-    "sent mail": FolderKind.SENT,
-    "important": FolderKind.IMPORTANT,
-    "starred": FolderKind.STARRED,
-    "spam": FolderKind.SPAM,
-    "trash": FolderKind.TRASH,
-    "drafts": FolderKind.DRAFTS,
-    "draft": FolderKind.DRAFTS,
-    "archived": FolderKind.ARCHIVE,
-    "chat": FolderKind.CUSTOM,
-}
-#: Takeout labels that are states, not folders.
-IGNORED_LABELS = frozenset({"opened", "unread"})
-
-
-def gmail_label_kind(label: str) -> FolderKind:
-    """The folder kind of a Takeout label (``Category *`` labels are categories)."""
-    lowered = label.strip().lower()
-    if lowered.startswith("category "):
-        return FolderKind.CATEGORY
-    return _LABEL_KINDS.get(lowered, FolderKind.CUSTOM)
-
-
-def split_labels(value: str) -> tuple[str, ...]:
-    """Split an ``X-Gmail-Labels`` value on commas outside double quotes."""
-    labels: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            labels.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    labels.append("".join(current))
-    return tuple(dict.fromkeys(label.strip() for label in labels if label.strip()))
-
-
-def _is_separator(line: bytes, prev_blank: bool) -> bool:
-    """Whether a line (without its end of line) starts a new message.
-
-    A ``From `` line counts after a blank line (or at the start of the file)
-    when it carries a time of day, and anywhere when it is a complete From_
-    line with an asctime date; this keeps unescaped body lines such as
-    "From here on ..." from splitting a message.
-    """
-    if not line.startswith(b"From "):
-        return False
-    sender, _, rest = line[5:].partition(b" ")
-    if not sender.strip():
-        return False
-    if prev_blank:
-        return _HAS_TIME.search(rest) is not None
-    return _FROM_DATE.match(rest.lstrip()) is not None
-
-
-def from_line_date(line: bytes) -> datetime | None:
-    """The date of a From_ line (UTC when it names no offset), else ``None``."""
-    _, _, rest = line[5:].partition(b" ")
-    found = _FROM_DATE.search(rest)
-    if found is None:
-        return None
-    month = _MONTHS.get(found.group(1).lower())
-    if month is None:
-        return None
-    zone = found.group(8) or found.group(6) or b""
-    offset = timedelta(0)
-    if zone[:1] in (b"+", b"-"):
-        sign = -1 if zone[:1] == b"-" else 1
-        offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
-    try:
-        local = datetime(
-            int(found.group(7)),
-            month,
-            int(found.group(2)),
-            int(found.group(3)),
-            int(found.group(4)),
-            int(found.group(5) or 0),
-            tzinfo=timezone(offset),
-        )
-    except ValueError:
-        return None
-    return local.astimezone(timezone.utc)
-
-
-def iter_separators(
-    fh: BinaryIO, start: int = 0, stop: int | None = None, *, first_chunk: int | None = None
-) -> Iterator[int]:
-    """Offsets of the From_ lines that begin in ``[start, stop)``.
-
-    Reads in chunks (``first_chunk`` bytes first, doubling up to 1 MiB);
-    memory stays flat whatever the file size.
-    """
-    context = min(start, 3)
-    fh.seek(start - context)
-    buf = b"\n\n" if start == 0 else fh.read(context)
-    base = start - len(buf)  # file offset of buf[0]
-    remaining = None if stop is None else stop - start
-    pos = max(0, len(buf) - 1)
-    eof = False
-    chunk_size = _CHUNK if first_chunk is None else max(1, min(first_chunk, _CHUNK))
-
-    def read() -> bytes:
-        nonlocal remaining, eof, chunk_size
-        size = chunk_size if remaining is None else min(chunk_size, remaining)
-        chunk_size = min(2 * chunk_size, _CHUNK)
-        chunk = fh.read(size) if size > 0 else b""
-        if remaining is not None:
-            remaining -= len(chunk)
-        eof = not chunk
-        return chunk
-
-    while True:
-        j = buf.find(b"\nFrom ", pos)
-        if j < 0:
-            if eof:
-                return
-            keep = max(0, max(pos, len(buf) - 5) - 3)
-            pos = max(pos, len(buf) - 5) - keep
-            buf = buf[keep:] + read()
-            base += keep
-            continue
-        line_start = j + 1
-        eol = buf.find(b"\n", line_start)
-        if eol < 0 and not eof and len(buf) - line_start < _MAX_LINE:
-            buf += read()
-            continue
-        line_end = eol if eol >= 0 else len(buf)
-        line = _content(buf[line_start : min(line_end, line_start + _MAX_LINE)])
-        before = buf[max(0, j - 2) : j]
-        prev_blank = before.endswith(b"\n") or before == b"\n\r"
-        if base + line_start >= start and _is_separator(line, prev_blank):
-            yield base + line_start
-        pos = line_start
-
-
-def _content(line: bytes) -> bytes:
-    """A line without its end of line (LF or CRLF)."""
-    if line.endswith(b"\n"):
-        line = line[:-1]
-    return line[:-1] if line.endswith(b"\r") else line
-
-
-def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, bytes] | None:
-    """``(From_ line, message bytes)`` of the message at ``offset``.
-
-    ``>From `` escapes are undone (mboxrd) and the blank line that ends an
-    mbox entry is dropped. ``None`` when no message starts at ``offset``.
-    """
-    fh.seek(offset)
-    first_line = fh.readline(_MAX_LINE)
-    first = _content(first_line)
-    if not _is_separator(first, prev_blank=True):
-        return None
-    if headers_only:
-        return first, _read_headers(fh)
-    body_start = offset + len(first_line)
-    end = next(iter_separators(fh, body_start, first_chunk=_MESSAGE_CHUNK), None)
-    fh.seek(body_start)
-    data = fh.read() if end is None else fh.read(end - body_start)
-    if b">From " in data:
-        data = _ESCAPED_LINE.sub(rb"\1", data)
-    if data.endswith(b"\r\n\r\n"):
-        data = data[:-2]
-    elif data.endswith(b"\n\n"):
-        data = data[:-1]
-    return first, data
-
-
-def _read_headers(fh: BinaryIO) -> bytes:
-    """The header lines from the current position up to the first blank line."""
-    out = bytearray()
-    at_line_start = True
-    while len(out) <= _MAX_HEADER:
-        piece = fh.readline(_MAX_LINE)
-        if not piece:
-            break
-        if at_line_start:
-            stripped = _content(piece)
-            if not stripped or _is_separator(stripped, prev_blank=False):
-                break
-            if _ESCAPED_FROM.match(piece):
-                piece = piece[1:]
-        out += piece
-        at_line_start = piece.endswith(b"\n")
-    return bytes(out)
-
-
-def header_values(block: bytes, name: bytes) -> list[str]:
-    """The decoded values of header ``name`` in a header block (unfolded)."""
-    values: list[str] = []
-    prefix = name.lower() + b":"
-    current: bytearray | None = None
-    for line in block.split(b"\n"):
-        if not line.strip(b"\r"):
-            break
-        if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                current += b" " + line.strip()
-            continue
-        if current is not None:
-            values.append(_decode_header(bytes(current)))
-            current = None
-        if line[: len(prefix)].lower() == prefix:
-            current = bytearray(line[len(prefix) :].strip())
-    if current is not None:
-        values.append(_decode_header(bytes(current)))
-    return values
-
-
-def _header_block(raw: bytes) -> bytes:
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
-    return raw[: min(ends) + 1] if ends else raw
-
-
-def _decode_header(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace").strip()
-    if "=?" not in text:
-        return text
-    try:
-        return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError, AssertionError):
-        return text
-
-
-def _labels(block: bytes) -> tuple[str, ...]:
-    found: list[str] = []
-    for value in header_values(block, b"X-Gmail-Labels"):
-        found.extend(split_labels(value))
-    return tuple(dict.fromkeys(label for label in found if label.lower() not in IGNORED_LABELS))
-
-
-def _label_folder(label: str) -> Folder:
-    kind = gmail_label_kind(label)
-    parent, _, leaf = label.rpartition("/")
-    if kind is not FolderKind.CUSTOM or not parent:
-        return Folder(label, label, kind)
-    return Folder(label, leaf, kind, parent=parent)
+# Offsets remembered for fetching (about 100 bytes each).
+_INDEX_LIMIT = 200_000
 
 
 def _head_hash(fh: BinaryIO, size: int) -> str:
@@ -309,8 +58,9 @@ def _head_hash(fh: BinaryIO, size: int) -> str:
 class MboxProvider:
     """A mailbox read from one mbox file (a ``MailProvider``).
 
-    Provider ids are decimal byte offsets; one scope, ``"mbox"``, covers the
-    file. Page tokens are offsets to continue from.
+    Provider ids are hashes of each message's From_ line and header; one
+    scope, ``"mbox"``, covers the file. Page tokens are byte offsets to
+    continue from. Identical copies of a message share one id.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, page_size: int = 500) -> None:
@@ -320,6 +70,28 @@ class MboxProvider:
         self.page_size = max(1, page_size)
         self._takeout: tuple[tuple[int, int, int], bool] | None = None
         self._labels: tuple[tuple[int, int, int], tuple[str, ...]] | None = None
+        self._offsets: OrderedDict[str, int] = OrderedDict()
+
+    def _remember(self, found: Iterable[tuple[int, str]]) -> tuple[str, ...]:
+        ids: list[str] = []
+        for offset, key in found:
+            self._offsets[key] = offset
+            self._offsets.move_to_end(key)
+            ids.append(key)
+        while len(self._offsets) > _INDEX_LIMIT:
+            self._offsets.popitem(last=False)
+        return tuple(ids)
+
+    def _rescan(self, wanted: Collection[str]) -> None:
+        """Find the offsets of ``wanted`` ids with one pass over the file."""
+        found: list[tuple[int, str]] = []
+        with self.path.open("rb") as fh, self.path.open("rb") as reader:
+            for offset, key in iter_messages(fh, reader):
+                if key in wanted:
+                    found.append((offset, key))
+                else:
+                    self._remember([(offset, key)])
+        self._remember(found)
 
     # -- folders and scopes ------------------------------------------------
 
@@ -361,9 +133,9 @@ class MboxProvider:
                 for offset in iter_separators(scan):
                     message = read_message(reader, offset, headers_only=True)
                     if message is not None:
-                        labels.update(dict.fromkeys(_labels(message[1])))
+                        labels.update(dict.fromkeys(labels_of(message[1])))
             self._labels = (key, tuple(labels))
-        return [_label_folder(label) for label in self._labels[1]]
+        return [label_folder(label) for label in self._labels[1]]
 
     def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
         """The single scope of the file, when any folder is selected."""
@@ -402,57 +174,56 @@ class MboxProvider:
             return ChangeSet((), (), cursor)
         if st.st_ino != old_inode or st.st_size <= old_size:
             raise CursorExpired("mbox rewritten")
-        with self.path.open("rb") as fh:
+        with self.path.open("rb") as fh, self.path.open("rb") as reader:
             if _head_hash(fh, old_size) != old_hash:
                 raise CursorExpired("mbox rewritten")
-            offsets = iter_separators(fh, old_size, st.st_size)
-            first = next(offsets, None)
-            if old_size > 0 and first != old_size:
+            if old_size > 0 and next(iter_separators(fh, old_size, st.st_size), None) != old_size:
                 raise CursorExpired("mbox rewritten")
-            found = [] if first is None else [first]
-            for offset in offsets:
-                found.append(offset)
+            found: list[tuple[int, str]] = []
+            for item in iter_messages(fh, reader, old_size, st.st_size):
+                found.append(item)
                 if len(found) > self.page_size:
                     break
             if len(found) > self.page_size:
-                rest = found[self.page_size]
+                rest = found[self.page_size][0]
                 new_cursor = self._cursor(fh, rest, st.st_mtime_ns, st.st_ino)
-                ids = tuple(str(o) for o in found[: self.page_size])
+                ids = self._remember(found[: self.page_size])
                 return ChangeSet(ids, (), new_cursor, complete=False)
             new_cursor = self._cursor(fh, st.st_size, st.st_mtime_ns, st.st_ino)
-        return ChangeSet(tuple(str(o) for o in found), (), new_cursor)
+        return ChangeSet(self._remember(found), (), new_cursor)
 
     # -- listing and fetching ---------------------------------------------
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        """Offsets in file order, ``page_size`` at a time."""
+        """Ids in file order, ``page_size`` at a time; tokens are byte offsets."""
         try:
             start = int(page) if page else 0
         except ValueError as exc:
             raise CursorExpired(f"invalid mbox page token {page!r}") from exc
         if start < 0:
             raise CursorExpired(f"invalid mbox page token {page!r}")
-        found: list[int] = []
-        with self.path.open("rb") as fh:
-            for offset in iter_separators(fh, start):
-                found.append(offset)
+        found: list[tuple[int, str]] = []
+        with self.path.open("rb") as fh, self.path.open("rb") as reader:
+            for item in iter_messages(fh, reader, start):
+                found.append(item)
                 if len(found) > self.page_size:
                     break
-        ids = tuple(str(o) for o in found[: self.page_size])
-        following = str(found[self.page_size]) if len(found) > self.page_size else None
-        return IdPage(ids, following)
+        following = str(found[self.page_size][0]) if len(found) > self.page_size else None
+        return IdPage(self._remember(found[: self.page_size]), following)
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
-        """The raw messages at these offsets (headers only for ``METADATA``)."""
+        """The raw messages with these ids (headers only for ``METADATA``)."""
         takeout = self.is_takeout()
         headers_only = detail is Detail.METADATA
+        rescanned = False
         with self.path.open("rb") as fh:
             for provider_id in ids:
-                try:
-                    offset = int(provider_id)
-                except ValueError:
-                    offset = -1
-                message = read_message(fh, offset, headers_only) if offset >= 0 else None
+                offset = self._locate(fh, provider_id)
+                if offset is None and not rescanned:
+                    self._rescan(set(ids))
+                    rescanned = True
+                    offset = self._locate(fh, provider_id)
+                message = read_message(fh, offset, headers_only) if offset is not None else None
                 if message is None:
                     yield FetchedMessage(provider_id, error="not found")
                     continue
@@ -460,8 +231,8 @@ class MboxProvider:
                 folders: tuple[str, ...] = (SCOPE_ID,)
                 thread_hint = None
                 if takeout:
-                    block = _header_block(raw)
-                    folders = _labels(block)
+                    block = header_block(raw)
+                    folders = labels_of(block)
                     threads = header_values(block, b"X-GM-THRID")
                     thread_hint = threads[0] if threads and threads[0] else None
                 yield FetchedMessage(
@@ -472,6 +243,12 @@ class MboxProvider:
                     date=from_line_date(from_line),
                 )
 
+    def _locate(self, fh: BinaryIO, provider_id: str) -> int | None:
+        offset = self._offsets.get(provider_id)
+        if offset is None or message_key(fh, offset) != provider_id:
+            return None
+        return offset
+
     def watch(self, scope: Scope) -> None:
         """Not supported: files are polled."""
 
@@ -479,3 +256,4 @@ class MboxProvider:
         """Forget cached state; files are only open during a call."""
         self._takeout = None
         self._labels = None
+        self._offsets.clear()
