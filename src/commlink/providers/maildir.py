@@ -169,10 +169,15 @@ class MaildirProvider:
 
     def _mtimes(self, scope_id: str) -> tuple[int, int]:
         folder = self._dir(scope_id)
-        try:
-            return ((folder / "new").stat().st_mtime_ns, (folder / "cur").stat().st_mtime_ns)
-        except FileNotFoundError as exc:
-            raise NotFound(f"Maildir folder {scope_id!r} is gone") from exc
+        found = []
+        for sub in ("new", "cur"):
+            try:
+                found.append((folder / sub).stat().st_mtime_ns)
+            except FileNotFoundError:
+                found.append(0)
+        if found == [0, 0] and not folder.is_dir():
+            raise NotFound(f"Maildir folder {scope_id!r} is gone")
+        return found[0], found[1]
 
     def _scan(self, scope_id: str) -> dict[str, str]:
         folder = self._dir(scope_id)
