@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from .conformance_model import ModelTests
 from .conformance_read import ReadTests
 from .conformance_write import WriteTests
 
@@ -35,7 +36,7 @@ __all__ = ["StoreConformance", "fail_after_writes"]
 _WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
-class StoreConformance(WriteTests, ReadTests):
+class StoreConformance(WriteTests, ReadTests, ModelTests):
     """Base class of a store's conformance tests (pytest collects subclasses)."""
 
     def break_commit(self, store: Any, after: int) -> AbstractContextManager[None]:
