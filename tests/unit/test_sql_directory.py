@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from commlink.errors import StoreError
 from commlink.model import Address
 from commlink.ports import Directory
 from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef
@@ -235,3 +236,10 @@ def test_two_hundred_thousand_people(directory: SqlDirectory) -> None:
     small = time.perf_counter()
     assert len(directory.people_by_addresses(wanted[:50])) == 50
     assert time.perf_counter() - small < 1
+
+
+def test_bulk_insert_errors_are_store_errors(directory: SqlDirectory) -> None:
+    directory.add_people_bulk([("p1", "P", ["p1@x.example"], None)])
+    with pytest.raises(StoreError):
+        directory.add_people_bulk([("p1", "P again", ["other@x.example"], None)])
+    assert directory.people_by_addresses(["other@x.example"]) == {}

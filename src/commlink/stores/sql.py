@@ -52,6 +52,7 @@ from .sql_schema import (
     chunks,
     create_engine,
     cursors,
+    database_errors,
     engine_lock,
     ensure_schema,
     ensure_statistics,
@@ -94,6 +95,7 @@ class SqlStore:
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open the store: {exc}") from exc
         self._clock = clock
+        self._errors = database_errors(self.engine)
         self._has_statistics = self.engine.dialect.name != "postgresql"
         ensure_schema(self.engine)
 
@@ -111,7 +113,7 @@ class SqlStore:
                 conn.begin(),
             ):
                 yield conn
-        except sa.exc.SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StoreError(str(exc)) from exc
 
     # channels and sync state

@@ -22,6 +22,7 @@ from .sql_schema import (
     companies,
     company_domains,
     create_engine,
+    database_errors,
     engine_lock,
     ensure_schema,
     insert_many,
@@ -86,6 +87,7 @@ class SqlDirectory:
             self.engine = create_engine(store_or_engine)
         else:
             self.engine = store_or_engine.engine
+        self._errors = database_errors(self.engine)
         ensure_schema(self.engine)
 
     @contextmanager
@@ -97,7 +99,7 @@ class SqlDirectory:
                 conn.begin(),
             ):
                 yield conn
-        except sa.exc.SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StoreError(str(exc)) from exc
 
     # the Directory port

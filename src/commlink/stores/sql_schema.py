@@ -30,6 +30,7 @@ __all__ = [
     "UtcDateTime",
     "chunks",
     "create_engine",
+    "database_errors",
     "engine_lock",
     "ensure_schema",
     "ensure_statistics",
@@ -460,6 +461,16 @@ def create_engine(url: str | sa.URL) -> Engine:
             "pip install commlink[postgres]",
             field="url",
         ) from exc
+
+
+def database_errors(engine: Engine) -> tuple[type[Exception], ...]:
+    """Exceptions that mean the database failed: SQLAlchemy's and the driver's
+    own (raised by driver-level code such as PostgreSQL ``COPY``)."""
+    dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+    driver_error = getattr(dbapi, "Error", None)
+    if isinstance(driver_error, type) and issubclass(driver_error, Exception):
+        return (sa.exc.SQLAlchemyError, driver_error)
+    return (sa.exc.SQLAlchemyError,)
 
 
 _LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
