@@ -16,7 +16,7 @@ from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import attrs
-from dateutil.rrule import rrule, rruleset, rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr  # type: ignore[import-untyped, unused-ignore]
 
 from .model import Event, EventStatus
 from .records import Window
