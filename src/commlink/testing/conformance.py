@@ -44,6 +44,7 @@ class StoreConformance(WriteTests, ReadTests, ModelTests):
 
         The failure must happen inside the store's transaction, after the
         given number of writes went through, to prove that none of them stay.
+        Without it the atomicity test is skipped.
         """
         raise NotImplementedError
 
