@@ -69,6 +69,8 @@ __all__ = ["parse_message"]
 _LARGE_HEADER = 64 * 1024
 # Bodies larger than this are not handed to the (slow) standard-library reader.
 _STDLIB_MAX = 64 * 1024 * 1024
+# Address headers and the fast parser's attribute for them.
+_FAST_ADDRESSES = {"from": "from_", "to": "to", "cc": "cc", "bcc": "bcc", "reply-to": "reply_to"}
 # Fast-parser warnings that this module handles itself.
 _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
@@ -274,7 +276,7 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
         if not shown:
             continue
         mailboxes = None
-        if all(map(str.isascii, shown)) or not src.eight_bit:
+        if shown[0].isascii() or not src.eight_bit:
             mailboxes = _trusted(mail, name, shown)
         if mailboxes is None:
             mailboxes = _dedupe(participants(name, raw_values(src.block, name) or shown))
@@ -295,21 +297,13 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
 
 def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
     """The fast parser's mailboxes for one header, or ``None`` when they look wrong."""
-    if len(values) != 1:
+    attr = _FAST_ADDRESSES.get(header)
+    if attr is None or len(values) != 1:
         return None
     value = values[0]
+    parsed = getattr(mail, attr)
     if header == "from":
-        parsed = [mail.from_] if mail.from_ is not None else []
-    elif header == "to":
-        parsed = mail.to
-    elif header == "cc":
-        parsed = mail.cc
-    elif header == "reply-to":
-        parsed = mail.reply_to
-    elif header == "bcc":
-        parsed = mail.bcc
-    else:
-        return None
+        parsed = [] if parsed is None else [parsed]
     # Every mailbox has one "@"; a mismatch means a dropped or merged entry
     # (several From addresses, "@" in a quoted name or comment, an empty entry).
     # Comments may hold the only display name, which the fast parser drops.
@@ -319,19 +313,15 @@ def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Partic
         stripped = value.strip()
         return [] if not stripped or stripped.endswith(";") else None
     out = []
-    seen = set()
     for mailbox in parsed:
-        name = mailbox.display_name or ""
-        if "=?" in name or "\ufffd" in name:
+        name = mailbox.display_name
+        if name and ("=?" in name or "\ufffd" in name):
             return None
-        found = participant(mailbox.address, name, header)
-        address = found.address
-        if not address.valid:
+        found = participant(mailbox.address, name or "", header)
+        if not found.address.valid:
             return None
-        if address.key not in seen:
-            seen.add(address.key)
-            out.append(found)
-    return out
+        out.append(found)
+    return _dedupe(out) if len(out) > 1 else out
 
 
 def _raw_head(block: bytes, warnings: list[str]) -> _Head:

@@ -186,10 +186,12 @@ def collapse(text: str) -> str:
 
 def snippet(body: str, length: int = SNIPPET_LENGTH) -> str:
     """The first ``length`` characters of ``body``, whitespace collapsed."""
-    head = body[: length + length // 2]
-    text = collapse(head)
-    if len(text) < length and len(body) > len(head):
-        text = collapse(body)
+    head = body[: length + 64]
+    text = " ".join(head.split())
+    if len(text) < length and len(body) > len(head):  # much whitespace: look further
+        text = " ".join(body[: length * 8].split())
+        if len(text) < length and len(body) > length * 8:
+            text = " ".join(body.split())
     return text[:length].rstrip()
 
 
