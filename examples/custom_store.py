@@ -9,6 +9,9 @@ write to its own tables. Run the suite with:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from commlink.records import SyncBatch
@@ -32,3 +35,18 @@ class TestPublishingStore(StoreConformance):
     @pytest.fixture
     def store(self) -> PublishingStore:
         return PublishingStore()
+
+    @contextlib.contextmanager
+    def break_commit(self, store: PublishingStore, after: int) -> Iterator[None]:
+        """Fail inside the next commit after ``after`` writes (atomicity test)."""
+        remaining = iter(range(after + 1))
+
+        def fail() -> None:
+            if next(remaining, None) is None:
+                raise RuntimeError(f"injected failure after {after} writes")
+
+        store.fault_hook = fail
+        try:
+            yield
+        finally:
+            store.fault_hook = None
