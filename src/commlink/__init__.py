@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     AuthError,
     CommlinkError,
@@ -50,7 +52,41 @@ from .records import (
     Window,
 )
 
+if TYPE_CHECKING:
+    from .ical import parse_calendar
+    from .mime import parse_message
+    from .stores.memory import MemoryStore
+    from .stores.sql import SqlDirectory, SqlStore
+    from .sync.engine import SyncEngine
+    from .sync.relink import Relinker
+    from .sync.report import SyncReport
+    from .sync.runner import Runner
+
 __version__ = "0.1.0.dev0"
+
+# Heavier entry points load on first use, so ``import commlink`` stays cheap.
+_LAZY = {
+    "MemoryStore": "commlink.stores.memory",
+    "Relinker": "commlink.sync.relink",
+    "Runner": "commlink.sync.runner",
+    "SqlDirectory": "commlink.stores.sql",
+    "SqlStore": "commlink.stores.sql",
+    "SyncEngine": "commlink.sync.engine",
+    "SyncReport": "commlink.sync.report",
+    "parse_calendar": "commlink.ical",
+    "parse_message": "commlink.mime",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'commlink' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Address",
@@ -76,6 +112,7 @@ __all__ = [
     "FolderKind",
     "FolderSelection",
     "InvalidInput",
+    "MemoryStore",
     "Message",
     "NotFound",
     "Page",
@@ -84,10 +121,16 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "Reason",
+    "Relinker",
     "ResponseStatus",
     "Role",
+    "Runner",
     "Skip",
+    "SqlDirectory",
+    "SqlStore",
     "StoreError",
+    "SyncEngine",
+    "SyncReport",
     "Target",
     "TargetKind",
     "TransientError",
@@ -95,4 +138,6 @@ __all__ = [
     "Visibility",
     "Window",
     "__version__",
+    "parse_calendar",
+    "parse_message",
 ]
