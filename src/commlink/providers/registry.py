@@ -36,10 +36,25 @@ def _ics(channel: Channel, options: Mapping[str, Any]) -> Provider:
     return IcsProvider(options["path"])
 
 
+def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .caldav import CalDavProvider
+
+    if not options.get("url"):
+        raise ConfigError("a CalDAV channel needs a url", field="url")
+    extra = {k: options[k] for k in ("timeout", "verify", "use_sync_collection") if k in options}
+    return CalDavProvider(
+        str(options["url"]),
+        username=options.get("username"),
+        password=options.get("password"),
+        **extra,
+    )
+
+
 _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
     "mbox": (ChannelKind.MAIL, _mbox),
     "maildir": (ChannelKind.MAIL, _maildir),
     "ics": (ChannelKind.CALENDAR, _ics),
+    "caldav": (ChannelKind.CALENDAR, _caldav),
 }
 
 #: The kind of channel each provider serves.
