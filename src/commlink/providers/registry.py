@@ -36,6 +36,30 @@ def _ics(channel: Channel, options: Mapping[str, Any]) -> Provider:
     return IcsProvider(options["path"])
 
 
+def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .imap import ImapProvider
+
+    try:
+        host = str(options["host"])
+        username = str(options["username"])
+    except KeyError as exc:
+        raise ConfigError("missing IMAP setting", field=str(exc.args[0])) from None
+    ssl = bool(options.get("ssl", True))
+    port = options.get("port")
+    return ImapProvider(
+        host,
+        int(port) if port is not None else None,
+        username=username,
+        password=options.get("password"),
+        oauth2_token=options.get("oauth2_token"),
+        ssl=ssl,
+        starttls=bool(options.get("starttls", False)),
+        verify=bool(options.get("verify", True)),
+        timeout=float(options.get("timeout", 30)),
+        page_size=int(options.get("page_size", 500)),
+    )
+
+
 def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
     from .caldav import CalDavProvider
 
@@ -55,6 +79,7 @@ _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], 
     "maildir": (ChannelKind.MAIL, _maildir),
     "ics": (ChannelKind.CALENDAR, _ics),
     "caldav": (ChannelKind.CALENDAR, _caldav),
+    "imap": (ChannelKind.MAIL, _imap),
 }
 
 #: The kind of channel each provider serves.
