@@ -167,8 +167,7 @@ class CalDavProvider:
                 reply.changed, reply.deleted, f"sync:{reply.token}", complete=not reply.truncated
             )
         if mode == "ctag":
-            current = listed.ctag if listed is not None and listed.ctag == value else ""
-            current = current or self._calendar(scope, refresh=True).ctag
+            current = (listed or self._calendar(scope, refresh=True)).ctag
             if current and current == value:
                 return ChangeSet((), (), cursor)
             raise CursorExpired(f"{scope.id} changed (ctag)")
