@@ -166,6 +166,18 @@ class SyncMachine(RuleBasedStateMachine):
     def store_crash(self, where: str, after: int) -> None:
         self.store_faults.fail(where, Crash(f"crash at {where}"), after=after)
 
+    @rule(after=st.integers(0, 6))
+    def store_crash_inside_commit(self, after: int) -> None:
+        """The store fails midway through its next commit's writes."""
+        remaining = iter(range(after + 1))
+
+        def fail() -> None:
+            if next(remaining, None) is None:
+                self.memory.fault_hook = None
+                raise Crash(f"crash after {after} writes inside a commit")
+
+        self.memory.fault_hook = fail
+
     # -- syncing ------------------------------------------------------------
 
     @rule(budget=st.one_of(st.none(), st.integers(1, 3)))
@@ -179,6 +191,7 @@ class SyncMachine(RuleBasedStateMachine):
             return
         self.provider.faults.clear()
         self.store_faults.clear()
+        self.memory.fault_hook = None
         self.engine.max_batches = None
         for _ in range(3):
             report = self.engine.run(self.channel, self.provider)
