@@ -147,7 +147,7 @@ class SyncEngine:
         fetcher = self._fetcher(channel, provider)
         folders = list(fetcher.folders())
         selected = [f for f in folders if channel.settings.folders.selects(f)]
-        scopes = list(fetcher.scopes(selected))
+        scopes = list(fetcher.source.scopes(selected))
         run = _Run(
             channel,
             fetcher,
@@ -213,14 +213,14 @@ class SyncEngine:
         if cursor is None or not cursor.provider:
             generation = (cursor.generation if cursor else 0) + 1
             refetch = cursor.refetch if cursor else False
-            snapshot = run.fetcher.snapshot(scope)
+            snapshot = run.fetcher.source.snapshot(scope)
             cursor = ScopeCursor("full", snapshot, None, generation, selection, 0, refetch)
             self._commit(run, scope, Parts(), cursor, generation, stage="snapshot")
         refetch = cursor.refetch
         while True:
             if run.batches_left is not None and run.batches_left <= 0:
                 return None
-            page = run.fetcher.list_page(scope, cursor.page)
+            page = run.fetcher.source.list_page(scope, cursor.page)
             ids = list(dict.fromkeys(page.ids))
             known = set() if refetch else self.store.known_ids(channel_id, scope.id, ids)
             new_ids = [i for i in ids if i not in known]
@@ -243,7 +243,7 @@ class SyncEngine:
         while True:
             if run.batches_left is not None and run.batches_left <= 0:
                 return False
-            changes = run.fetcher.changes(scope, cursor.provider)
+            changes = run.fetcher.source.changes(scope, cursor.provider)
             upserted = list(dict.fromkeys(changes.upserted))
             deleted = tuple(dict.fromkeys(d for d in changes.deleted if d not in set(upserted)))
             chunks = list(_chunks(upserted, self.batch_size)) or [[]]

@@ -22,7 +22,7 @@ from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider
 from ..records import AddressLinks, EventRecord, MessageRecord, Reason, Skip, SyncBatch
 from .cursor import ScopeCursor
 
-__all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts"]
+__all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts", "Source"]
 
 log = logging.getLogger("commlink.sync")
 
@@ -69,12 +69,19 @@ class Parts:
         )
 
 
+class Source(Protocol):
+    """What the engine asks of a provider, mail or calendar alike."""
+
+    def scopes(self, selected: Sequence[Folder], /) -> Sequence[Scope]: ...
+    def snapshot(self, scope: Scope, /) -> str: ...
+    def list_page(self, scope: Scope, page: str | None, /) -> IdPage: ...
+    def changes(self, scope: Scope, cursor: str, /) -> ChangeSet: ...
+
+
 class Fetcher(Protocol):
+    @property
+    def source(self) -> Source: ...
     def folders(self) -> Sequence[Folder]: ...
-    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]: ...
-    def snapshot(self, scope: Scope) -> str: ...
-    def list_page(self, scope: Scope, page: str | None) -> IdPage: ...
-    def changes(self, scope: Scope, cursor: str) -> ChangeSet: ...
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts: ...
 
 
@@ -85,20 +92,12 @@ class MailFetcher:
     store: Store
     directory: Directory
 
+    @property
+    def source(self) -> Source:
+        return self.provider
+
     def folders(self) -> Sequence[Folder]:
         return self.provider.folders()
-
-    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]:
-        return self.provider.scopes(selected)
-
-    def snapshot(self, scope: Scope) -> str:
-        return self.provider.snapshot(scope)
-
-    def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        return self.provider.list_page(scope, page)
-
-    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        return self.provider.changes(scope, cursor)
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         detail = detail_for(self.channel.settings)
@@ -157,20 +156,12 @@ class CalendarFetcher:
     store: Store
     directory: Directory
 
+    @property
+    def source(self) -> Source:
+        return self.provider
+
     def folders(self) -> Sequence[Folder]:
         return self.provider.calendars()
-
-    def scopes(self, selected: Sequence[Folder]) -> Sequence[Scope]:
-        return self.provider.scopes(selected)
-
-    def snapshot(self, scope: Scope) -> str:
-        return self.provider.snapshot(scope)
-
-    def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        return self.provider.list_page(scope, page)
-
-    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        return self.provider.changes(scope, cursor)
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         events: list[Event] = []
