@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -30,24 +31,31 @@ from ..records import ChannelState, ChannelStatus, MessageRecord, Reason, Skip, 
 from .common import StoredMessage
 
 __all__ = [
+    "MESSAGE_COLUMNS",
+    "PARTICIPANT_COLUMNS",
+    "SKIP_COLUMNS",
     "attendee_rows",
     "channel_from_row",
     "channel_row",
     "event_from_rows",
+    "content_hash",
     "event_row",
-    "message_row",
-    "participant_rows",
+    "message_tuple",
+    "participant_tuples",
     "rid_key",
     "settings_from_json",
     "settings_to_json",
     "skip_from_row",
-    "skip_row",
+    "skip_tuple",
     "state_from_row",
     "state_row",
     "stored_message",
 ]
 
 Row = RowMapping
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def settings_to_json(settings: ChannelSettings) -> str:
@@ -156,17 +164,62 @@ def _attachments(text: str) -> tuple[Attachment, ...]:
     )
 
 
-def message_row(record: MessageRecord) -> dict[str, Any]:
+#: Columns of ``message_tuple``, in order.
+MESSAGE_COLUMNS = (
+    "message_id",
+    "thread_id",
+    "sent_at",
+    "subject",
+    "snippet",
+    "body",
+    "attachments",
+    "content_hash",
+)
+
+
+def message_tuple(record: MessageRecord, digest: str) -> tuple[Any, ...]:
+    """A ``messages`` row in ``MESSAGE_COLUMNS`` order."""
     msg = record.message
-    return {
-        "message_id": msg.message_id,
-        "thread_id": record.thread_id,
-        "sent_at": msg.date,
-        "subject": msg.subject,
-        "snippet": msg.snippet,
-        "body": msg.body,
-        "attachments": _attachments_json(msg.attachments),
-    }
+    return (
+        msg.message_id,
+        record.thread_id,
+        msg.date,
+        msg.subject,
+        msg.snippet,
+        msg.body,
+        _attachments_json(msg.attachments),
+        digest,
+    )
+
+
+def _address_fields(address: Address) -> tuple[str, str, str, bool, str]:
+    return (address.key, address.email, address.name, address.valid, address.raw)
+
+
+def content_hash(record: MessageRecord) -> str:
+    """A digest of what committing ``record`` writes about its logical message:
+    the ``messages`` row, participants and references (not the provider id,
+    folders or direction, which belong to the association)."""
+    msg = record.message
+    head = json.dumps(
+        [
+            record.thread_id,
+            (msg.date - _EPOCH) // _MICROSECOND,
+            msg.subject,
+            msg.snippet,
+            None if msg.body is None else len(msg.body),
+            [[a.filename, a.content_type, a.size, a.inline, a.content_id] for a in msg.attachments],
+            [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
+            msg.in_reply_to,
+            msg.references,
+        ]
+    )
+    # the JSON head is self-delimiting and holds the body's length: no two
+    # different records feed the same bytes
+    digest = hashlib.sha1(head.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    if msg.body:
+        digest.update(msg.body.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _address_columns(address: Address) -> dict[str, Any]:
@@ -190,9 +243,36 @@ def _address(row: Row) -> Address:
     )
 
 
-def participant_rows(message_pk: int, participants: Sequence[Participant]) -> list[dict[str, Any]]:
+#: Columns of ``participant_tuples``, in order.
+PARTICIPANT_COLUMNS = (
+    "message_pk",
+    "pos",
+    "role",
+    "key",
+    "domain",
+    "email",
+    "name",
+    "valid",
+    "raw",
+)
+
+
+def participant_tuples(
+    message_pk: int, participants: Sequence[Participant]
+) -> list[tuple[Any, ...]]:
+    """``participants`` rows in ``PARTICIPANT_COLUMNS`` order."""
     return [
-        {"message_pk": message_pk, "pos": pos, "role": p.role.value, **_address_columns(p.address)}
+        (
+            message_pk,
+            pos,
+            p.role.value,
+            p.address.key,
+            p.address.domain,
+            p.address.email,
+            p.address.name,
+            p.address.valid,
+            p.address.raw,
+        )
         for pos, p in enumerate(participants)
     ]
 
@@ -294,17 +374,31 @@ def event_from_rows(row: Row, people: Sequence[Row], provider_id: str = "") -> E
     )
 
 
-def skip_row(channel_id: str, skip: Skip) -> dict[str, Any]:
-    return {
-        "channel_id": channel_id,
-        "provider_id": skip.provider_id,
-        "reason": skip.reason.value,
-        "detail": skip.detail,
-        "message_id": skip.message_id,
-        "subject": skip.subject,
-        "sender": skip.sender,
-        "sent_at": skip.date,
-    }
+#: Columns of ``skip_tuple``, in order.
+SKIP_COLUMNS = (
+    "channel_id",
+    "provider_id",
+    "reason",
+    "detail",
+    "message_id",
+    "subject",
+    "sender",
+    "sent_at",
+)
+
+
+def skip_tuple(channel_id: str, skip: Skip) -> tuple[Any, ...]:
+    """A ``skips`` row in ``SKIP_COLUMNS`` order."""
+    return (
+        channel_id,
+        skip.provider_id,
+        skip.reason.value,
+        skip.detail,
+        skip.message_id,
+        skip.subject,
+        skip.sender,
+        skip.date,
+    )
 
 
 def skip_from_row(row: Row) -> Skip:

@@ -8,6 +8,7 @@ prefixed ``commlink_``. ``commlink_schema`` holds the schema version;
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -45,10 +46,18 @@ __all__ = [
 T = TypeVar("T")
 
 #: The version this code writes; bump it with an entry in ``MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_content_hash(conn: Connection) -> None:
+    # '' never equals a computed hash, so old rows are rewritten once when re-committed
+    conn.exec_driver_sql(
+        "ALTER TABLE commlink_messages ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''"
+    )
+
 
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_content_hash}
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"
@@ -155,6 +164,9 @@ messages = _table(
     _text("snippet"),
     sa.Column("body", sa.Text),
     _text("attachments"),
+    # digest of the stored row, participants and references (see sql_rows.content_hash):
+    # a re-committed message with the same digest is left as it is
+    _text("content_hash"),
     sa.Index("commlink_messages_thread", "thread_id", "sent_at"),
 )
 
@@ -344,12 +356,14 @@ opportunity_contacts = _table(
 def among(
     conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]
 ) -> sa.ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one
-    parameter however many values (cheaper to send and to plan)."""
+    """``column IN (values)`` with the values as ONE parameter, so the statement
+    compiles once however many values: ``column = ANY(:array)`` on
+    PostgreSQL, ``column IN (SELECT value FROM json_each(:json))`` on SQLite."""
     if conn.dialect.name == "postgresql":
         array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
         return column == sa.any_(array)
-    return column.in_(values)
+    listed = sa.bindparam(None, json.dumps(list(values)), type_=sa.Text)
+    return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
 
 
 def chunks(items: Sequence[T], size: int = MAX_PARAMS) -> Iterator[Sequence[T]]:

@@ -1,14 +1,17 @@
 """The write path of ``SqlStore``: batch commits, deletions and garbage collection.
 
-Every function takes an open ``Connection`` inside the caller's transaction
-and uses bulk statements (executemany, ``IN (...)`` in chunks), so a batch of
-hundreds of messages costs a handful of statements.
+Every function takes an open ``Connection`` inside the caller's transaction.
+A batch costs about ten statements whatever its size: the hot paths send
+driver-level SQL (``sql_bulk``) with each key set as one parameter and each
+table's rows as one executemany (SQLite) or one ``unnest`` insert
+(PostgreSQL). A re-committed message whose content digest is unchanged is
+not rewritten, nor are its participants, references or association.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -19,7 +22,19 @@ from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
 from .common import parse_entries
-from .sql_rows import attendee_rows, event_row, message_row, participant_rows, rid_key, skip_row
+from .sql_bulk import among_sql, fetch, key_set, mark, run, write_rows
+from .sql_rows import (
+    MESSAGE_COLUMNS,
+    PARTICIPANT_COLUMNS,
+    SKIP_COLUMNS,
+    attendee_rows,
+    content_hash,
+    event_row,
+    message_tuple,
+    participant_tuples,
+    rid_key,
+    skip_tuple,
+)
 from .sql_schema import (
     address_links,
     among,
@@ -29,7 +44,6 @@ from .sql_schema import (
     cursors,
     event_assocs,
     events,
-    excluded,
     insert_many,
     message_assocs,
     message_refs,
@@ -42,6 +56,25 @@ from .sql_schema import (
 __all__ = ["collect", "commit_batch", "delete_assocs", "delete_matching", "replace_links"]
 
 _ASSOCS = (message_assocs, event_assocs)
+_ASSOC_COLUMNS = (
+    "channel_id",
+    "scope_id",
+    "provider_id",
+    "message_pk",
+    "generation",
+    "folders",
+    "direction",
+)
+_MESSAGE_UPDATE = {
+    "thread_id": "excluded.thread_id",
+    "sent_at": "excluded.sent_at",
+    "subject": "excluded.subject",
+    "snippet": "excluded.snippet",
+    "attachments": "excluded.attachments",
+    # a metadata-only fetch never erases a body fetched before
+    "body": f"COALESCE(excluded.body, {messages.name}.body)",
+    "content_hash": "excluded.content_hash",
+}
 
 
 def _pk_column(table: sa.Table) -> sa.Column[Any]:
@@ -50,8 +83,8 @@ def _pk_column(table: sa.Table) -> sa.Column[Any]:
 
 def commit_batch(conn: Connection, batch: SyncBatch) -> None:
     """Apply a validated batch (see ``SyncBatch``) inside the caller's transaction."""
-    known = conn.execute(sa.select(channels.c.id).where(channels.c.id == batch.channel_id))
-    if known.first() is None:
+    m = mark(conn)
+    if not fetch(conn, f"SELECT 1 FROM {channels.name} WHERE id = {m}", batch.channel_id):
         raise InvalidInput(f"unknown channel {batch.channel_id!r}")
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
     dropped_messages: set[int] = set()
@@ -62,36 +95,38 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
         dropped_events |= _write_events(conn, batch)
     replace_links(conn, batch.links)
     if batch.thread_merges:
-        conn.execute(
-            sa.update(messages)
-            .where(messages.c.thread_id == sa.bindparam("old_thread"))
-            .values(thread_id=sa.bindparam("new_thread")),
-            [{"old_thread": old, "new_thread": new} for old, new in batch.thread_merges],
+        # a merged message's digest no longer describes its row: clear it
+        conn.exec_driver_sql(
+            f"UPDATE {messages.name} SET thread_id = {m}, content_hash = '' WHERE thread_id = {m}",
+            [(new, old) for old, new in batch.thread_merges],
         )
     if batch.deleted:
         found = delete_assocs(conn, ch, sc, batch.deleted)
         dropped_messages |= found[0]
         dropped_events |= found[1]
     if batch.seen:
+        seen = key_set(conn, sorted(set(batch.seen)))
         for table in _ASSOCS:
-            for part in chunks(sorted(set(batch.seen))):
-                conn.execute(
-                    sa.update(table)
-                    .where(
-                        table.c.channel_id == ch,
-                        table.c.scope_id == sc,
-                        among(conn, table.c.provider_id, part),
-                    )
-                    .values(generation=gen)
-                )
+            run(
+                conn,
+                f"UPDATE {table.name} SET generation = {m} WHERE channel_id = {m} "
+                f"AND scope_id = {m} AND {among_sql(conn, 'provider_id')} "
+                f"AND generation <> {m}",
+                gen,
+                ch,
+                sc,
+                seen,
+                gen,
+            )
     _write_skips(conn, batch)
     if batch.cursor is not None:
-        upsert(
+        write_rows(
             conn,
             cursors,
-            [{"channel_id": ch, "scope_id": sc, "cursor": batch.cursor}],
-            ["channel_id", "scope_id"],
-            ["cursor"],
+            ("channel_id", "scope_id", "cursor"),
+            [(ch, sc, batch.cursor)],
+            conflict=("channel_id", "scope_id"),
+            update=("cursor",),
         )
     if batch.sweep:
         for table, dropped in ((message_assocs, dropped_messages), (event_assocs, dropped_events)):
@@ -121,77 +156,80 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
 
     Returns the messages that provider ids of this batch pointed to before.
     """
-    ch, sc = batch.channel_id, batch.scope_id
-    provider_ids = [r.message.provider_id for r in batch.messages]
-    previous: set[int] = set()
-    for part in chunks(provider_ids):
-        previous.update(
-            int(pk)
-            for pk in conn.execute(
-                sa.select(message_assocs.c.message_pk).where(
-                    message_assocs.c.channel_id == ch,
-                    message_assocs.c.scope_id == sc,
-                    among(conn, message_assocs.c.provider_id, part),
-                )
-            ).scalars()
+    ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
+    m = mark(conn)
+    before: dict[str, tuple[Any, ...]] = {
+        row[0]: tuple(row[1:])
+        for row in fetch(
+            conn,
+            f"SELECT provider_id, message_pk, generation, folders, direction "
+            f"FROM {message_assocs.name} WHERE channel_id = {m} AND scope_id = {m} "
+            f"AND {among_sql(conn, 'provider_id')}",
+            ch,
+            sc,
+            key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
-    merged = _merged(batch.messages)
-    new = excluded(conn, messages)
-    upsert(
-        conn,
-        messages,
-        [message_row(r) for r in merged.values()],
-        ["message_id"],
-        {
-            "thread_id": new.thread_id,
-            "sent_at": new.sent_at,
-            "subject": new.subject,
-            "snippet": new.snippet,
-            "attachments": new.attachments,
-            "body": sa.func.coalesce(new.body, messages.c.body),
-        },
-    )
-    pks: dict[str, int] = {}
-    for part in chunks(list(merged)):
-        rows = conn.execute(
-            sa.select(messages.c.pk, messages.c.message_id).where(
-                among(conn, messages.c.message_id, part)
-            )
-        )
-        pks.update((mid, int(pk)) for pk, mid in rows)
-    for table in (participants, message_refs):
-        for pk_part in chunks(sorted(pks.values())):
-            conn.execute(sa.delete(table).where(among(conn, table.c.message_pk, pk_part)))
-    people: list[dict[str, Any]] = []
-    refs: list[dict[str, Any]] = []
-    for mid, record in merged.items():
-        pk = pks[mid]
-        people.extend(participant_rows(pk, record.message.participants))
-        ids = (*record.message.in_reply_to, *record.message.references)
-        refs.extend({"message_pk": pk, "pos": i, "ref_id": ref} for i, ref in enumerate(ids))
-    if people:
-        insert_many(conn, sa.insert(participants), people)
-    if refs:
-        insert_many(conn, sa.insert(message_refs), refs)
-    upsert(
+    }
+    pks = _write_logical(conn, _merged(batch.messages))
+    rows: list[tuple[Any, ...]] = []
+    for record in batch.messages:
+        msg = record.message
+        assoc = (pks[msg.message_id], gen, json.dumps(list(msg.folders)), record.direction.value)
+        if before.get(msg.provider_id) != assoc:
+            rows.append((ch, sc, msg.provider_id, *assoc))
+    write_rows(
         conn,
         message_assocs,
-        [
-            {
-                "channel_id": ch,
-                "scope_id": sc,
-                "provider_id": r.message.provider_id,
-                "message_pk": pks[r.message.message_id],
-                "generation": batch.generation,
-                "folders": json.dumps(list(r.message.folders)),
-                "direction": r.direction.value,
-            }
-            for r in batch.messages
-        ],
-        ["channel_id", "scope_id", "provider_id"],
-        ["message_pk", "generation", "folders", "direction"],
+        _ASSOC_COLUMNS,
+        rows,
+        conflict=_ASSOC_COLUMNS[:3],
+        update=_ASSOC_COLUMNS[3:],
     )
-    return previous - set(pks.values())
+    return {int(assoc[0]) for assoc in before.values()} - set(pks.values())
+
+
+def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dict[str, int]:
+    """Write the messages whose digest changed (or that are new) with their
+    participants and references; returns every message's pk by Message-ID."""
+    select = f"SELECT message_id, pk, content_hash FROM {messages.name} WHERE " + among_sql(
+        conn, "message_id"
+    )
+    stored = {
+        mid: (int(pk), digest) for mid, pk, digest in fetch(conn, select, key_set(conn, merged))
+    }
+    digests = {mid: content_hash(record) for mid, record in merged.items()}
+    changed = [mid for mid, digest in digests.items() if stored.get(mid, (0, ""))[1] != digest]
+    pks = {mid: pk for mid, (pk, _digest) in stored.items()}
+    if not changed:
+        return pks
+    write_rows(
+        conn,
+        messages,
+        MESSAGE_COLUMNS,
+        [message_tuple(merged[mid], digests[mid]) for mid in changed],
+        conflict=("message_id",),
+        update=_MESSAGE_UPDATE,
+    )
+    missing = [mid for mid in changed if mid not in pks]
+    if missing:
+        pks.update((mid, int(pk)) for mid, pk, _ in fetch(conn, select, key_set(conn, missing)))
+    # also for messages new to this transaction: another one may have written them meanwhile
+    rewritten = key_set(conn, [pks[mid] for mid in changed])
+    for table in (participants, message_refs):
+        run(
+            conn,
+            f"DELETE FROM {table.name} WHERE {among_sql(conn, 'message_pk', 'BIGINT')}",
+            rewritten,
+        )
+    people: list[tuple[Any, ...]] = []
+    refs: list[tuple[Any, ...]] = []
+    for mid in changed:
+        pk, msg = pks[mid], merged[mid].message
+        people.extend(participant_tuples(pk, msg.participants))
+        refs.extend((pk, i, ref) for i, ref in enumerate((*msg.in_reply_to, *msg.references)))
+    write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
+    write_rows(conn, message_refs, ("message_pk", "pos", "ref_id"), refs)
+    return pks
 
 
 def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
@@ -258,38 +296,56 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
 
 def _write_skips(conn: Connection, batch: SyncBatch) -> None:
     ch = batch.channel_id
-    upsert(
+    write_rows(
         conn,
         skips,
-        [skip_row(ch, s) for s in batch.skipped],
-        ["channel_id", "provider_id"],
-        ["reason", "detail", "message_id", "subject", "sender", "sent_at"],
+        SKIP_COLUMNS,
+        [skip_tuple(ch, s) for s in batch.skipped],
+        conflict=("channel_id", "provider_id"),
+        update=SKIP_COLUMNS[2:],
     )
-    imported = sorted(
-        {r.message.provider_id for r in batch.messages}
-        | {r.event.provider_id for r in batch.events}
-    )
-    for part in chunks(imported):
-        conn.execute(
-            sa.delete(skips).where(skips.c.channel_id == ch, among(conn, skips.c.provider_id, part))
+    imported = {r.message.provider_id for r in batch.messages} | {
+        r.event.provider_id for r in batch.events
+    }
+    if imported:
+        run(
+            conn,
+            f"DELETE FROM {skips.name} WHERE channel_id = {mark(conn)} "
+            f"AND {among_sql(conn, 'provider_id')}",
+            ch,
+            key_set(conn, sorted(imported)),
         )
 
 
 def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
-    """Replace the links of each listed address key (empty links remove them)."""
+    """Replace the links of each listed address key (empty links remove them).
+
+    Only the difference to what is stored is written.
+    """
     if not changes:
         return
-    keys = sorted({c.key for c in changes})
-    for part in chunks(keys):
-        conn.execute(sa.delete(address_links).where(among(conn, address_links.c.key, part)))
     latest = {c.key: c for c in changes}  # the last change of a key wins
-    rows = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
-    if rows:
-        insert_many(
-            conn,
-            sa.insert(address_links),
-            [{"key": k, "kind": kind, "target_id": t} for k, kind, t in sorted(rows)],
+    wanted = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
+    found = fetch(
+        conn,
+        f"SELECT key, kind, target_id FROM {address_links.name} WHERE {among_sql(conn, 'key')}",
+        key_set(conn, sorted(latest)),
+    )
+    stored = {(key, kind, target) for key, kind, target in found}
+    gone = sorted(stored - wanted)
+    if gone:
+        m = mark(conn)
+        conn.exec_driver_sql(
+            f"DELETE FROM {address_links.name} WHERE key = {m} AND kind = {m} AND target_id = {m}",
+            gone,
         )
+    write_rows(
+        conn,
+        address_links,
+        ("key", "kind", "target_id"),
+        sorted(wanted - stored),
+        conflict=("key", "kind", "target_id"),
+    )
 
 
 def delete_assocs(
