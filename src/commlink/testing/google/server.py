@@ -1,0 +1,265 @@
+"""``GoogleApiServer``: a local HTTP server speaking the Gmail and Google
+Calendar REST APIs closely enough for google-api-python-client.
+
+It checks bearer tokens, accounts per-user quota units in a sliding window
+(429 ``rateLimitExceeded`` with ``Retry-After`` when exceeded), answers the
+batch endpoint, and can inject errors. Seed and mutate data through
+``.gmail`` and ``.calendar``; never through the client (media uploads go to
+https).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+
+from .batch import Reply, answer_batch
+from .calendar_api import CalendarBackend
+from .errors import ApiError, error_body
+from .gmail_api import GmailBackend
+from .quota import GMAIL_COSTS, QuotaWindow, retry_after_header
+
+__all__ = ["GoogleApiServer"]
+
+
+@attrs.define
+class _Injected:
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    retry_after: float | None
+    reason: str
+
+
+_REASONS = {401: "authError", 403: "forbidden", 404: "notFound", 410: "fullSyncRequired"}
+_REASONS.update({429: "rateLimitExceeded", 500: "backendError", 503: "backendError"})
+
+
+class GoogleApiServer:
+    """A local Gmail + Calendar API on ``127.0.0.1`` and a free port.
+
+    ``user`` is the account the ``token`` belongs to (``"me"`` resolves to
+    it). Use it as a context manager, or ``start()``/``stop()``.
+    """
+
+    def __init__(self, user: str = "owner@home.example", token: str = "test-token") -> None:
+        self.user = user
+        self.token = token
+        self._lock = threading.RLock()
+        self.gmail = GmailBackend(self._lock)
+        self.calendar = CalendarBackend(self._lock)
+        self.quota = QuotaWindow()
+        self.tokens: dict[str, str] = {token: user}
+        self.request_log: list[tuple[str, str]] = []
+        self.call_log: list[tuple[str, str]] = []
+        self.counters: Counter[str] = Counter()
+        self._injected: list[_Injected] = []
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.gmail.mailbox(user)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> GoogleApiServer:
+        handler = type("_BoundHandler", (_Handler,), {"app": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GoogleApiServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``: the Gmail ``api_endpoint``."""
+        assert self._httpd is not None, "the server is not running"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+
+    @property
+    def calendar_url(self) -> str:
+        """The Calendar ``api_endpoint`` (its service path included)."""
+        return self.base_url + "calendar/v3/"
+
+    # -- control --------------------------------------------------------------
+
+    def revoke_token(self, token: str | None = None) -> None:
+        """From now on, requests with this token (default: the user's) get 401."""
+        with self._lock:
+            self.tokens.pop(token or self.token, None)
+
+    def add_token(self, token: str, user: str) -> None:
+        with self._lock:
+            self.tokens[token] = user
+
+    def set_quota(self, units_per_minute: int | None, window: float = 60.0) -> None:
+        """Enforce ``units_per_minute`` per user (``None``: unlimited)."""
+        self.quota.configure(units_per_minute, window)
+
+    def inject_error(
+        self,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        retry_after: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls whose path matches with ``status``."""
+        with self._lock:
+            self._injected.append(
+                _Injected(
+                    re.compile(path_regex),
+                    status,
+                    times,
+                    retry_after,
+                    reason or _REASONS.get(status, "backendError"),
+                )
+            )
+
+    def calls(self, pattern: str) -> list[str]:
+        """Paths (with query) of the API calls matching ``pattern``."""
+        with self._lock:
+            return [p for _, p in self.call_log if re.search(pattern, p)]
+
+    # -- answering ------------------------------------------------------------
+
+    def _user_for(self, headers: dict[str, str]) -> str:
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise ApiError(401, "authError", "Invalid Credentials")
+        return user
+
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Answer one HTTP request (or one part of a batch)."""
+        path = urlsplit(target).path
+        with self._lock:
+            self.call_log.append((method, target))
+            self.counters["calls"] += 1
+        try:
+            user = self._user_for(headers)
+            self._maybe_inject(target)
+            name, result = self._route(user, method, path, parse_qs(urlsplit(target).query))
+            wait = self.quota.charge(GMAIL_COSTS.get(name, 1))
+            if wait is not None:
+                self.counters["rate_limited"] += 1
+                raise ApiError(
+                    429,
+                    "rateLimitExceeded",
+                    "User-rate limit exceeded.",
+                    retry_after_header(wait),
+                )
+            return 200, {}, json.dumps(result).encode()
+        except ApiError as error:
+            extra = {"Retry-After": error.retry_after} if error.retry_after else {}
+            if error.status == 401:
+                extra["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
+            return error.status, extra, json.dumps(error_body(error)).encode()
+
+    def _maybe_inject(self, target: str) -> None:
+        with self._lock:
+            for injected in self._injected:
+                if injected.times > 0 and injected.pattern.search(target):
+                    injected.times -= 1
+                    self.counters["injected"] += 1
+                    retry = injected.retry_after
+                    raise ApiError(
+                        injected.status,
+                        injected.reason,
+                        f"injected {injected.status}",
+                        retry_after_header(retry) if retry is not None else None,
+                    )
+
+    def _route(
+        self, user: str, method: str, path: str, query: dict[str, list[str]]
+    ) -> tuple[str, dict[str, Any]]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[:3] == ["gmail", "v1", "users"] and len(parts) > 4:
+            if parts[3] not in ("me", user):
+                raise ApiError(403, "forbidden", "Delegation denied")
+            return self.gmail.handle(user, method, parts[4:], query)
+        if parts[:2] == ["calendar", "v3"]:
+            return self.calendar.handle(user, method, parts[2:], query)
+        raise ApiError(404, "notFound", f"Not Found: {path}")
+
+    def answer_http(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer a request on the wire: the batch endpoint or one call."""
+        with self._lock:
+            self.request_log.append((method, target))
+            self.counters["http_requests"] += 1
+        if method == "POST" and urlsplit(target).path.startswith("/batch"):
+            try:
+                self._user_for(headers)
+            except ApiError as error:
+                extra = {"WWW-Authenticate": "Bearer", "Content-Type": "application/json"}
+                return 401, extra, json.dumps(error_body(error)).encode()
+            with self._lock:
+                self.counters["batches"] += 1
+            content_type, payload = answer_batch(
+                headers.get("content-type", ""), body, self._batch_call
+            )
+            return 200, {"Content-Type": content_type}, payload
+        status, extra, payload = self.answer(method, target, headers, body)
+        return status, {"Content-Type": "application/json; charset=UTF-8", **extra}, payload
+
+    def _batch_call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        return self.answer(method, target, headers, body)
+
+    def units_spent(self) -> int:
+        return self.quota.total
+
+    def message_ids(self, user: str | None = None) -> Sequence[str]:
+        return list(self.gmail.mailbox(user or self.user).messages)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: GoogleApiServer
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log is ``GoogleApiServer.request_log``."""
