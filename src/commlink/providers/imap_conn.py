@@ -252,8 +252,8 @@ def _int(response: Mapping[bytes, Any], key: bytes) -> int:
 def _refused(exc: imaplib.IMAP4.error, folder: str | None) -> ProviderError:
     text = str(exc)
     upper = text.upper()
-    if folder is not None and ("NONEXISTENT" in upper or "DOESN'T EXIST" in upper):
-        return NotFound(f"folder {folder!r} does not exist: {text}")
+    if "NONEXISTENT" in upper or "DOESN'T EXIST" in upper or "NO SUCH" in upper:
+        return NotFound(f"folder {folder or ''!r} does not exist: {text}")
     if "UNAVAILABLE" in upper or "INUSE" in upper or "LIMIT" in upper:
         return TransientError(f"IMAP server busy: {text}")
     return ProviderError(f"IMAP command refused: {text}")

@@ -149,7 +149,7 @@ class DovecotServer:
         login_user = "dovenull" if os.geteuid() == 0 else user
         internal_user = "dovecot" if os.geteuid() == 0 else user
         mailboxes = "".join(
-            f"  mailbox {name} {{\n    auto = subscribe\n"
+            f'  mailbox "{name}" {{\n    auto = subscribe\n'
             + (
                 f"    special_use = {_SPECIAL[name]}\n"
                 if self.special_use and name in _SPECIAL
