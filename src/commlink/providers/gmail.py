@@ -97,6 +97,7 @@ class GmailProvider:
         http: Any = None,
         page_size: int = 500,
         max_retries: int = 5,
+        base_delay: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -109,6 +110,7 @@ class GmailProvider:
             root + "batch/gmail/v1",
             self.bucket,
             max_retries=max_retries,
+            base_delay=base_delay,
             max_wait=max_wait,
             sleep=sleep,
         )

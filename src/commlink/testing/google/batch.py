@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from http.client import responses
@@ -27,11 +28,12 @@ def answer_batch(content_type: str, body: bytes, call: Call) -> tuple[str, bytes
     boundary = f"batch_{uuid.uuid4().hex}"
     out: list[bytes] = []
     for part in envelope.get_payload():
+        assert isinstance(part, Message)
         content_id = str(part.get("Content-ID", "<+0>")).strip()
         inner = part.get_payload(decode=False)
         text = inner if isinstance(inner, str) else str(inner)
         request_line, _, rest = text.replace("\r\n", "\n").partition("\n")
-        method, target, _ = (request_line.split(" ") + ["", ""])[:3]
+        method, target, _ = [*request_line.split(" "), "", ""][:3]
         head, _, inner_body = rest.partition("\n\n")
         headers = {}
         for line in head.split("\n"):
@@ -44,8 +46,9 @@ def answer_batch(content_type: str, body: bytes, call: Call) -> tuple[str, bytes
         lines += ["Content-Type: application/json; charset=UTF-8"]
         lines += [f"{k}: {v}" for k, v in extra.items()]
         lines += [f"Content-Length: {len(payload)}", ""]
+        head_part = f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {reply_id}"
         out.append(
-            f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {reply_id}\r\n\r\n".encode()
+            (head_part + "\r\n\r\n").encode()
             + "\r\n".join(lines).encode()
             + b"\r\n"
             + payload

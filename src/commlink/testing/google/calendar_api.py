@@ -176,14 +176,14 @@ class CalendarBackend:
         offset = int(_one(query, "pageToken") or 0)
         since = -1
         if token is not None:
-            epoch, _, seq = token.partition(":")
-            if epoch != str(self._epoch) or not seq.isdigit():
+            epoch, _, mark = token.partition(":")
+            if epoch != str(self._epoch) or not mark.isdigit():
                 raise ApiError(
                     410,
                     "fullSyncRequired",
                     "Sync token is no longer valid, a full sync is required.",
                 )
-            since = int(seq)
+            since = int(mark)
         items = []
         for event_id, seq in sorted(calendar.seqs.items(), key=lambda kv: kv[1]):
             event = calendar.events[event_id]
@@ -212,10 +212,10 @@ class CalendarBackend:
             for calendar in self._calendars.values():
                 if calendar.owner == user and calendar.primary:
                     return calendar
-        calendar = self._calendars.get(calendar_id)
-        if calendar is None or (user is not None and calendar.owner != user):
+        found = self._calendars.get(calendar_id)
+        if found is None or (user is not None and found.owner != user):
             raise ApiError(404, "notFound", "Not Found")
-        return calendar
+        return found
 
     def _touch(self, calendar: _Calendar, event: JSON) -> None:
         event["updated"] = _now()

@@ -288,7 +288,7 @@ class GmailBackend:
             "labelAdded",
             "labelRemoved",
         }
-        label = (query.get("labelId") or [None])[0]
+        label = next(iter(query.get("labelId", [])), None)
         size = _int(query, "maxResults", 100, 1, 500)
         offset = _int(query, "pageToken", 0, 0, 10**9)
         records = [

@@ -1,0 +1,30 @@
+"""A local Google API server per test, and a Gmail provider on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.register_assert_rewrite("commlink.testing")
+
+from gapi_support import OWNER  # noqa: E402
+from google.oauth2.credentials import Credentials  # noqa: E402
+
+from commlink.providers.gmail import GmailProvider  # noqa: E402
+from commlink.testing.google import GoogleApiServer  # noqa: E402
+
+
+@pytest.fixture
+def server() -> Iterator[GoogleApiServer]:
+    with GoogleApiServer(user=OWNER) as running:
+        yield running
+
+
+@pytest.fixture
+def gmail(server: GoogleApiServer) -> Iterator[GmailProvider]:
+    provider = GmailProvider(
+        Credentials(token=server.token), api_endpoint=server.base_url, base_delay=0.01
+    )
+    yield provider
+    provider.close()
