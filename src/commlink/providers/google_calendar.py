@@ -44,6 +44,7 @@ _EVENT_STATUS = {
     "cancelled": EventStatus.CANCELLED,
 }
 _UTC = timezone.utc
+_INHERITED = ("summary", "description", "location", "organizer", "attendees", "iCalUID")
 
 
 @attrs.define
@@ -258,7 +259,11 @@ def _fetched(group: str, items: Sequence[JSON], calendar_id: str, zone: str) -> 
         return FetchedEvent(group)
     events: list[Event] = []
     problems: list[str] = []
+    master = next((i for i in items if str(i.get("id")) == group), None)
     for item in items:
+        if master is not None and item is not master and item.get("status") == "cancelled":
+            # Calendar sends a cancelled instance as a bare stub: it is the series' instance
+            item = {**{k: master[k] for k in _INHERITED if k in master}, **item}
         try:
             events.append(map_event(item, group, calendar_id, zone))
         except ValueError as exc:

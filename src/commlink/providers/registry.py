@@ -74,12 +74,66 @@ def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
     )
 
 
+def _google_credentials(options: Mapping[str, Any], scope: str) -> Any:
+    """OAuth user tokens (``token``/``refresh_token``, ``client_id``,
+    ``client_secret``) or a delegated service account
+    (``service_account_info`` or ``service_account_file`` with ``subject``)."""
+    if options.get("service_account_info") or options.get("service_account_file"):
+        from google.oauth2 import service_account
+
+        if not options.get("subject"):
+            raise ConfigError("a service account needs the mailbox to act as", field="subject")
+        info = options.get("service_account_info")
+        if info is None:
+            import json
+            from pathlib import Path
+
+            info = json.loads(Path(str(options["service_account_file"])).read_text())
+        return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            dict(info), scopes=[scope], subject=str(options["subject"])
+        )
+    if not options.get("token") and not options.get("refresh_token"):
+        raise ConfigError("a Google channel needs a token or refresh_token", field="token")
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(  # type: ignore[no-untyped-call]
+        token=options.get("token"),
+        refresh_token=options.get("refresh_token"),
+        client_id=options.get("client_id"),
+        client_secret=options.get("client_secret"),
+        token_uri=str(options.get("token_uri", "https://oauth2.googleapis.com/token")),
+        scopes=[scope],
+    )
+
+
+def _gmail(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .gmail import READONLY_SCOPE, GmailProvider
+
+    quota = options.get("quota_units_per_minute", 15000)
+    return GmailProvider(
+        _google_credentials(options, READONLY_SCOPE),
+        user_id=str(options.get("user_id", "me")),
+        api_endpoint=options.get("api_endpoint"),
+        quota_units_per_minute=int(quota) if quota is not None else None,
+    )
+
+
+def _google_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from .google_calendar import READONLY_SCOPE, GoogleCalendarProvider
+
+    return GoogleCalendarProvider(
+        _google_credentials(options, READONLY_SCOPE), api_endpoint=options.get("api_endpoint")
+    )
+
+
 _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
     "mbox": (ChannelKind.MAIL, _mbox),
     "maildir": (ChannelKind.MAIL, _maildir),
     "ics": (ChannelKind.CALENDAR, _ics),
     "caldav": (ChannelKind.CALENDAR, _caldav),
     "imap": (ChannelKind.MAIL, _imap),
+    "gmail": (ChannelKind.MAIL, _gmail),
+    "google-calendar": (ChannelKind.CALENDAR, _google_calendar),
 }
 
 #: The kind of channel each provider serves.
