@@ -301,7 +301,7 @@ class FolderSelection:
         return not self.include or any(t in self.include for t in tokens)
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class ChannelSettings:
     """What a channel may keep and show.
 
