@@ -4,9 +4,10 @@ SQLAlchemy's per-row parameter processing and the compilation of long
 ``IN (...)`` lists dominate large batches, so these paths send plain SQL
 through ``Connection.exec_driver_sql`` (engine events and error handling
 still apply). A key set travels as ONE parameter: a JSON array read with
-``json_each`` on SQLite, an array compared with ``= ANY`` on PostgreSQL.
+``json_each`` on SQLite, an array read with ``unnest`` on PostgreSQL.
 Many rows are written by one executemany on SQLite and by one
-``INSERT .. SELECT * FROM unnest(arrays)`` on PostgreSQL.
+``INSERT .. SELECT * FROM unnest(arrays)`` on PostgreSQL, where arrays are
+sent in binary (``%b``: psycopg's text form escapes every element in Python).
 
 Table and column names come from the schema, never from callers' data.
 """
@@ -35,12 +36,15 @@ def mark(conn: Connection) -> str:
     return "%s" if is_postgres(conn) else "?"
 
 
-def among_sql(conn: Connection, column: str, kind: str = "TEXT") -> str:
-    """SQL for "``column`` is in the key set" given as one parameter made by
-    ``key_set``; ``kind`` is the PostgreSQL element type."""
+def among_sql(conn: Connection, column: sa.Column[Any], alias: str = "") -> str:
+    """SQL for "``column`` (of the table named ``alias`` in the query, when
+    given) is in the key set" given as one parameter made by ``key_set``."""
+    name = f"{alias}.{column.name}" if alias else column.name
     if is_postgres(conn):
-        return f"{column} = ANY(%s::{kind}[])"
-    return f"{column} IN (SELECT value FROM json_each(?))"
+        # not "= ANY(array)": a prepared statement's generic plan then searches
+        # the array linearly for every row scanned; a semi-join hashes or probes
+        return f"{name} IN (SELECT unnest(%b::{column.type.compile(dialect=conn.dialect)}[]))"
+    return f"{name} IN (SELECT value FROM json_each(?))"
 
 
 def key_set(conn: Connection, values: Collection[Any]) -> Any:
@@ -71,7 +75,7 @@ def _insert_sql(
     table = metadata.tables[table_name]
     names = ", ".join(columns)
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+        arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
         sql = f"INSERT INTO {table_name} ({names}) SELECT * FROM unnest({arrays})"
     else:
         sql = f"INSERT INTO {table_name} ({names}) VALUES ({', '.join('?' for _ in columns)})"

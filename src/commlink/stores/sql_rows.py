@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "event_from_rows",
     "content_hash",
     "event_row",
+    "folders_json",
     "message_tuple",
     "participant_tuples",
     "rid_key",
@@ -56,6 +57,7 @@ Row = RowMapping
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+_ENCODER = json.JSONEncoder(check_circular=False)
 
 
 def settings_to_json(settings: ChannelSettings) -> str:
@@ -149,7 +151,9 @@ def state_from_row(row: Row) -> ChannelState:
     )
 
 
-def _attachments_json(attachments: Iterable[Attachment]) -> str:
+def _attachments_json(attachments: Sequence[Attachment]) -> str:
+    if not attachments:
+        return "[]"
     return json.dumps(
         [[a.filename, a.content_type, a.size, a.inline, a.content_id] for a in attachments]
     )
@@ -162,6 +166,11 @@ def _attachments(text: str) -> tuple[Attachment, ...]:
         Attachment(filename=f, content_type=t, size=int(s), inline=bool(i), content_id=c)
         for f, t, s, i, c in json.loads(text)
     )
+
+
+def folders_json(folders: Sequence[str]) -> str:
+    """The ``folders`` column of a message association."""
+    return json.dumps(list(folders)) if folders else "[]"
 
 
 #: Columns of ``message_tuple``, in order.
@@ -201,14 +210,14 @@ def content_hash(record: MessageRecord) -> str:
     the ``messages`` row, participants and references (not the provider id,
     folders or direction, which belong to the association)."""
     msg = record.message
-    head = json.dumps(
+    head = _ENCODER.encode(
         [
             record.thread_id,
             (msg.date - _EPOCH) // _MICROSECOND,
             msg.subject,
             msg.snippet,
             None if msg.body is None else len(msg.body),
-            [[a.filename, a.content_type, a.size, a.inline, a.content_id] for a in msg.attachments],
+            _attachments_json(msg.attachments),
             [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
             msg.in_reply_to,
             msg.references,

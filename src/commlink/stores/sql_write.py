@@ -10,7 +10,6 @@ not rewritten, nor are its participants, references or association.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from .sql_rows import (
     attendee_rows,
     content_hash,
     event_row,
+    folders_json,
     message_tuple,
     participant_tuples,
     rid_key,
@@ -110,7 +110,7 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
             run(
                 conn,
                 f"UPDATE {table.name} SET generation = {m} WHERE channel_id = {m} "
-                f"AND scope_id = {m} AND {among_sql(conn, 'provider_id')} "
+                f"AND scope_id = {m} AND {among_sql(conn, table.c.provider_id)} "
                 f"AND generation <> {m}",
                 gen,
                 ch,
@@ -164,7 +164,7 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
             conn,
             f"SELECT provider_id, message_pk, generation, folders, direction "
             f"FROM {message_assocs.name} WHERE channel_id = {m} AND scope_id = {m} "
-            f"AND {among_sql(conn, 'provider_id')}",
+            f"AND {among_sql(conn, message_assocs.c.provider_id)}",
             ch,
             sc,
             key_set(conn, [r.message.provider_id for r in batch.messages]),
@@ -174,7 +174,7 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
     rows: list[tuple[Any, ...]] = []
     for record in batch.messages:
         msg = record.message
-        assoc = (pks[msg.message_id], gen, json.dumps(list(msg.folders)), record.direction.value)
+        assoc = (pks[msg.message_id], gen, folders_json(msg.folders), record.direction.value)
         if before.get(msg.provider_id) != assoc:
             rows.append((ch, sc, msg.provider_id, *assoc))
     write_rows(
@@ -192,7 +192,7 @@ def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dic
     """Write the messages whose digest changed (or that are new) with their
     participants and references; returns every message's pk by Message-ID."""
     select = f"SELECT message_id, pk, content_hash FROM {messages.name} WHERE " + among_sql(
-        conn, "message_id"
+        conn, messages.c.message_id
     )
     stored = {
         mid: (int(pk), digest) for mid, pk, digest in fetch(conn, select, key_set(conn, merged))
@@ -218,7 +218,7 @@ def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dic
     for table in (participants, message_refs):
         run(
             conn,
-            f"DELETE FROM {table.name} WHERE {among_sql(conn, 'message_pk', 'BIGINT')}",
+            f"DELETE FROM {table.name} WHERE {among_sql(conn, table.c.message_pk)}",
             rewritten,
         )
     people: list[tuple[Any, ...]] = []
@@ -311,7 +311,7 @@ def _write_skips(conn: Connection, batch: SyncBatch) -> None:
         run(
             conn,
             f"DELETE FROM {skips.name} WHERE channel_id = {mark(conn)} "
-            f"AND {among_sql(conn, 'provider_id')}",
+            f"AND {among_sql(conn, skips.c.provider_id)}",
             ch,
             key_set(conn, sorted(imported)),
         )
@@ -328,7 +328,8 @@ def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
     wanted = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
     found = fetch(
         conn,
-        f"SELECT key, kind, target_id FROM {address_links.name} WHERE {among_sql(conn, 'key')}",
+        f"SELECT key, kind, target_id FROM {address_links.name} "
+        f"WHERE {among_sql(conn, address_links.c.key)}",
         key_set(conn, sorted(latest)),
     )
     stored = {(key, kind, target) for key, kind, target in found}
@@ -370,8 +371,9 @@ def delete_assocs(
 
 
 def delete_matching(conn: Connection, channel_id: str, entries: Collection[str]) -> int:
-    """Delete the channel's associations whose message or event has a
-    participant matching blocklist entries; returns how many."""
+    """Delete the channel's associations (provider ids) whose message or one
+    of whose events has a participant matching blocklist entries; returns how
+    many."""
     keys, domains = parse_entries(entries)
     if not keys and not domains:
         return 0
@@ -391,14 +393,21 @@ def delete_matching(conn: Connection, channel_id: str, entries: Collection[str])
                 people.c.domain.like("%." + _escape_like(d), escape="\\") for d in sorted(domains)
             )
         hits = sa.select(people_pk).where(sa.or_(*conditions))
+        # an association is a provider id: it goes as a whole when any of its
+        # events matches (a calendar object may hold a series and overrides)
+        matched = sa.select(assoc.c.scope_id, assoc.c.provider_id).where(
+            assoc.c.channel_id == channel_id, _pk_column(assoc).in_(hits)
+        )
         rows = conn.execute(
             sa.delete(assoc)
-            .where(assoc.c.channel_id == channel_id, _pk_column(assoc).in_(hits))
-            .returning(_pk_column(assoc))
-        )
-        pks = [int(pk) for pk in rows.scalars()]
-        removed += len(pks)
-        dropped_pks.update(pks)
+            .where(
+                assoc.c.channel_id == channel_id,
+                sa.tuple_(assoc.c.scope_id, assoc.c.provider_id).in_(matched),
+            )
+            .returning(assoc.c.scope_id, assoc.c.provider_id, _pk_column(assoc))
+        ).all()
+        removed += len({(scope_id, provider_id) for scope_id, provider_id, _ in rows})
+        dropped_pks.update(int(pk) for _, _, pk in rows)
     collect(conn, *dropped)
     return removed
 
