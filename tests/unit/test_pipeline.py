@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import attrs
+
 from commlink.addresses import parse_address
 from commlink.model import (
     Attendee,
@@ -205,3 +207,15 @@ def test_evaluate_events() -> None:
         "companies_by_domains",
         "opportunities_for",
     ]
+
+
+def test_a_series_is_judged_with_its_overrides() -> None:
+    master = event("s", OWNER, "ann@client.io")
+    # an override that only the owner attends would be INVALID on its own
+    override = attrs.evolve(event("s", OWNER), recurrence_id=WHEN)
+    internal = event("t", OWNER, "colleague@acme.com")
+    internal_override = attrs.evolve(internal, recurrence_id=WHEN, attendees=())
+    result = evaluate_events([override, master, internal, internal_override], channel(), crm())
+    kept = sorted((r.event.provider_id, r.event.recurrence_id is not None) for r in result.records)
+    assert kept == [("s", False), ("s", True)]
+    assert [(s.provider_id, s.reason) for s in result.skipped] == [("t", Reason.INTERNAL)]

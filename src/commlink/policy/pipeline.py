@@ -110,12 +110,18 @@ def evaluate_events(
     settings = channel.settings
     kept: list[Event] = []
     skipped: list[Skip] = []
+    # A calendar object (a series and its overrides) is judged as one: by its
+    # master, else its first event; an override never outlives its series.
+    objects: dict[str, list[Event]] = {}
     for event in events:
-        verdict = decide_event(event, settings)
+        objects.setdefault(event.provider_id, []).append(event)
+    for group in objects.values():
+        lead = next((e for e in group if e.recurrence_id is None), group[0])
+        verdict = decide_event(lead, settings)
         if verdict.keep:
-            kept.append(minimise_event(event, settings.visibility))
+            kept.extend(minimise_event(e, settings.visibility) for e in group)
         else:
-            skipped.append(_event_skip(event, verdict))
+            skipped.append(_event_skip(lead, verdict))
 
     addresses = [a for e in kept for a in e.addresses()]
     people, created = _people(
