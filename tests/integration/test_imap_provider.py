@@ -283,3 +283,9 @@ def test_drop_mid_fetch_is_transient_and_the_next_run_resumes(
     subjects = [t.subject for t in timeline.items]
     assert len(subjects) == len(set(subjects)) == 40
     provider.close()
+
+
+def test_the_inbox_is_the_first_scope(imap: DovecotAccount) -> None:
+    scopes = imap.provider.scopes(imap.provider.folders())
+    assert scopes[0].id == "INBOX"
+    assert len(scopes) == len(imap.provider.folders())

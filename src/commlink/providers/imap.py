@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from ..errors import CursorExpired, ProviderError
-from ..model import Detail, Folder
+from ..model import Detail, Folder, FolderKind
 from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .imap_conn import ImapConnection, ImapSettings, Selected
 from .imap_parse import (
@@ -101,7 +101,9 @@ class ImapProvider:
         return list(found.values())
 
     def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
-        return [Scope(f.id, f) for f in folders]
+        """One scope per folder, the inbox first (a runner watches the first scope)."""
+        ordered = sorted(folders, key=lambda f: f.kind is not FolderKind.INBOX)
+        return [Scope(f.id, f) for f in ordered]
 
     # -- full listing ----------------------------------------------------------
 
