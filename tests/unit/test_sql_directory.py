@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -199,7 +201,7 @@ def test_directory_shares_the_store_database(tmp_path: Any) -> None:
     assert "commlink_people" in sa.inspect(store.engine).get_table_names()
 
 
-def test_large_lookups_are_chunked(directory: SqlDirectory) -> None:
+def test_large_lookups_are_one_statement(directory: SqlDirectory) -> None:
     count = 25_000
     directory.add_people_bulk(
         (f"p{i}", f"Person {i}", [f"p{i}@c{i % 100}.example"], None) for i in range(count)
@@ -218,7 +220,7 @@ def test_large_lookups_are_chunked(directory: SqlDirectory) -> None:
         event.remove(directory.engine, "before_cursor_execute", record)
     assert len(found) == count
     assert found["p123@c23.example"].id == "p123"
-    assert len(selects) == 3  # 25,001 keys in chunks of 10,000
+    assert len(selects) == 1  # the 25,001 keys travel as one parameter
 
 
 @pytest.mark.parametrize("directory", ["sqlite"], indirect=True)
@@ -243,3 +245,22 @@ def test_bulk_insert_errors_are_store_errors(directory: SqlDirectory) -> None:
     with pytest.raises(StoreError):
         directory.add_people_bulk([("p1", "P again", ["other@x.example"], None)])
     assert directory.people_by_addresses(["other@x.example"]) == {}
+
+
+def _reference_key(address: str) -> str:
+    """The definition of a key, without the ASCII fast path."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    return f"{local.lower()}@{normalise_domain(domain)}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    address=st.one_of(
+        st.text(alphabet="aB.@ -_\t\u00e9\u00fc\u0130", max_size=16),
+        st.emails().map(lambda e: f" {e.upper()}. "),
+    )
+)
+def test_normalise_key_fast_path_matches_the_definition(address: str) -> None:
+    assert normalise_key(address) == _reference_key(address)

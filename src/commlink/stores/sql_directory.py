@@ -1,7 +1,7 @@
 """``SqlDirectory``: reference CRM tables (people, companies, opportunities)
 implementing the ``Directory`` port, for hosts without their own and demos.
 
-Lookups are batched: one query per call (per chunk of ~10,000 keys).
+Lookups are batched: one query per call, the keys sent as one parameter.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StoreError
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
+from .sql_bulk import among_sql, fetch, key_set
 from .sql_schema import (
     among,
     chunks,
@@ -59,9 +60,13 @@ def normalise_domain(domain: str) -> str:
 
 def normalise_key(address: str) -> str:
     """The comparison key of an address: lower-cased, IDNA domain."""
-    local, at, domain = address.strip().rpartition("@")
+    text = address.strip()
+    if text.isascii():  # the common case, without IDNA
+        local, at, domain = text.lower().rpartition("@")
+        return f"{local}@{domain.strip().rstrip('.')}" if at else domain
+    local, at, domain = text.rpartition("@")
     if not at:
-        return address.strip().lower()
+        return text.lower()
     return f"{local.lower()}@{normalise_domain(domain)}"
 
 
@@ -110,21 +115,18 @@ class SqlDirectory:
 
     @staticmethod
     def _people(conn: Connection, keys: Collection[str]) -> dict[str, PersonRef]:
-        wanted: dict[str, list[str]] = {}
-        for key in keys:
-            wanted.setdefault(normalise_key(key), []).append(key)
-        found: dict[str, PersonRef] = {}
-        for part in chunks(sorted(wanted)):
-            rows = conn.execute(
-                sa.select(person_addresses.c.key, people.c.id, people.c.company_id, people.c.name)
-                .join(people, people.c.id == person_addresses.c.person_id)
-                .where(among(conn, person_addresses.c.key, part))
-            )
-            for key, person_id, company_id, name in rows:
-                ref = PersonRef(id=person_id, company_id=company_id, name=name)
-                for original in wanted[key]:
-                    found[original] = ref
-        return found
+        normal = {key: normalise_key(key) for key in keys}
+        if not normal:
+            return {}
+        rows = fetch(
+            conn,
+            "SELECT a.key, p.id, p.company_id, p.name "
+            f"FROM {person_addresses.name} a JOIN {people.name} p ON p.id = a.person_id "
+            f"WHERE {among_sql(conn, person_addresses.c.key, 'a')}",
+            key_set(conn, sorted(set(normal.values()))),
+        )
+        refs = {key: PersonRef(id=i, company_id=c, name=n) for key, i, c, n in rows}
+        return {key: refs[norm] for key, norm in normal.items() if norm in refs}
 
     def companies_by_domains(self, domains: Collection[str]) -> Mapping[str, CompanyRef]:
         with self._tx() as conn:
@@ -132,49 +134,45 @@ class SqlDirectory:
 
     @staticmethod
     def _companies(conn: Connection, domains: Collection[str]) -> dict[str, CompanyRef]:
-        wanted: dict[str, list[str]] = {}
-        for domain in domains:
-            wanted.setdefault(normalise_domain(domain), []).append(domain)
-        found: dict[str, CompanyRef] = {}
-        for part in chunks(sorted(wanted)):
-            rows = conn.execute(
-                sa.select(company_domains.c.domain, companies.c.id, companies.c.name)
-                .join(companies, companies.c.id == company_domains.c.company_id)
-                .where(among(conn, company_domains.c.domain, part))
-            )
-            for domain, company_id, name in rows:
-                for original in wanted[domain]:
-                    found[original] = CompanyRef(id=company_id, name=name)
-        return found
+        normal = {domain: normalise_domain(domain) for domain in domains}
+        if not normal:
+            return {}
+        rows = fetch(
+            conn,
+            "SELECT d.domain, c.id, c.name "
+            f"FROM {company_domains.name} d JOIN {companies.name} c ON c.id = d.company_id "
+            f"WHERE {among_sql(conn, company_domains.c.domain, 'd')}",
+            key_set(conn, sorted(set(normal.values()))),
+        )
+        refs = {domain: CompanyRef(id=i, name=n) for domain, i, n in rows}
+        return {domain: refs[norm] for domain, norm in normal.items() if norm in refs}
 
     def opportunities_for(
         self, company_ids: Collection[str], person_ids: Collection[str]
     ) -> Mapping[str, Sequence[OpportunityRef]]:
         """Opportunities by company id, and by person id for points of contact."""
         found: dict[str, list[OpportunityRef]] = {}
-        columns = (opportunities.c.id, opportunities.c.company_id, opportunities.c.name)
+        columns = "o.id, o.company_id, o.name"
         with self._tx() as conn:
-            for part in chunks(sorted(set(company_ids))):
-                rows = conn.execute(
-                    sa.select(opportunities.c.company_id, *columns)
-                    .where(among(conn, opportunities.c.company_id, part))
-                    .order_by(opportunities.c.id)
-                )
-                for owner, opp_id, company_id, name in rows:
-                    found.setdefault(owner, []).append(OpportunityRef(opp_id, company_id, name))
-            for part in chunks(sorted(set(person_ids))):
-                rows = conn.execute(
-                    sa.select(opportunity_contacts.c.person_id, *columns)
-                    .join(
-                        opportunities, opportunities.c.id == opportunity_contacts.c.opportunity_id
-                    )
-                    .where(among(conn, opportunity_contacts.c.person_id, part))
-                    .order_by(opportunities.c.id)
-                )
-                for owner, opp_id, company_id, name in rows:
-                    ref = OpportunityRef(opp_id, company_id, name)
-                    if ref not in found.setdefault(owner, []):
-                        found[owner].append(ref)
+            by_company = fetch(
+                conn,
+                f"SELECT o.company_id, {columns} FROM {opportunities.name} o "
+                f"WHERE {among_sql(conn, opportunities.c.company_id, 'o')} ORDER BY o.id",
+                key_set(conn, sorted(set(company_ids))),
+            )
+            by_person = fetch(
+                conn,
+                f"SELECT c.person_id, {columns} FROM {opportunity_contacts.name} c "
+                f"JOIN {opportunities.name} o ON o.id = c.opportunity_id "
+                f"WHERE {among_sql(conn, opportunity_contacts.c.person_id, 'c')} ORDER BY o.id",
+                key_set(conn, sorted(set(person_ids))),
+            )
+        for owner, opp_id, company_id, name in by_company:
+            found.setdefault(owner, []).append(OpportunityRef(opp_id, company_id, name))
+        for owner, opp_id, company_id, name in by_person:
+            ref = OpportunityRef(opp_id, company_id, name)
+            if ref not in found.setdefault(owner, []):
+                found[owner].append(ref)
         return found
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:

@@ -1,0 +1,328 @@
+"""The SQL store's write path: unchanged messages are not rewritten, content
+digests, driver-level bulk writes and key sets, on SQLite and (when
+reachable) PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from commlink.model import Attachment, Direction, Participant, Role
+from commlink.records import MessageRecord, Viewer
+from commlink.stores.sql import SqlStore
+from commlink.stores.sql_bulk import among_sql, fetch, key_set, write_rows
+from commlink.stores.sql_rows import content_hash
+from commlink.stores.sql_schema import cursors, messages, metadata, skips
+from commlink.testing.conformance_data import (
+    ALICE,
+    BOB,
+    CAROL,
+    T0,
+    addr,
+    batch,
+    channel,
+    message,
+)
+from commlink.testing.conformance_data import (
+    event as make_event,
+)
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+U1 = Viewer("u1")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def pg_engine() -> Iterator[Engine]:
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"commlink_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(f"{SERVER}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = sa.create_engine(f"{SERVER}/{name}")
+    try:
+        SqlStore(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    if request.param == "sqlite":
+        found = SqlStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+        yield found
+        found.close()
+        return
+    engine: Engine = request.getfixturevalue("pg_engine")
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "commlink_schema":
+                conn.execute(table.delete())
+    yield SqlStore(engine)
+
+
+class Statements:
+    """Records the SQL an engine sends while active."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sql: list[str] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, *args: Any) -> None:
+        self.sql.append(" ".join(str(args[2]).split()))
+
+    def writes_to(self, table: sa.Table) -> list[str]:
+        return [
+            s
+            for s in self.sql
+            if s.upper().startswith(("INSERT", "UPDATE", "DELETE")) and f" {table.name} " in s + " "
+        ]
+
+
+def _records(count: int) -> tuple[MessageRecord, ...]:
+    return tuple(
+        message(f"m{i}", thread=f"t{i // 3}", references=(f"m{i - 1}@mail.example",) if i else ())
+        for i in range(count)
+    )
+
+
+def _stored(store: SqlStore, message_id: str) -> tuple[Any, ...]:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(messages.c.thread_id, messages.c.subject, messages.c.content_hash).where(
+                messages.c.message_id == message_id
+            )
+        ).one()
+    return tuple(row)
+
+
+def test_an_unchanged_batch_rewrites_no_message(store: SqlStore) -> None:
+    store.save_channel(channel())
+    records = _records(50)
+    store.commit(batch(messages=records, cursor="k1", generation=1))
+    before = store.thread("t0", U1)
+    with Statements(store.engine) as seen:
+        store.commit(batch(messages=records, cursor="k1", generation=1))
+    for table in metadata.sorted_tables:
+        if table.name not in (skips.name, cursors.name):  # the cursor upsert is unconditional
+            assert seen.writes_to(table) == [], table.name
+    assert store.thread("t0", U1) == before
+
+
+def test_only_changed_messages_are_rewritten(store: SqlStore) -> None:
+    store.save_channel(channel())
+    records = _records(10)
+    store.commit(batch(messages=records))
+    digest = _stored(store, "m3@mail.example")[2]
+    changed = list(records)
+    changed[3] = message("m3", thread="t1", subject="A new subject", sender=CAROL)
+    with Statements(store.engine) as seen:
+        store.commit(batch(messages=tuple(changed)))
+    assert len(seen.writes_to(messages)) == 1
+    thread_id, subject, new_digest = _stored(store, "m3@mail.example")
+    assert (thread_id, subject) == ("t1", "A new subject")
+    assert new_digest != digest
+    assert new_digest == content_hash(changed[3])
+    assert CAROL in store.stored_addresses()
+
+
+def test_a_merged_thread_is_restored_by_recommitting_the_record(store: SqlStore) -> None:
+    store.save_channel(channel())
+    record = message("m1", thread="t1")
+    store.commit(batch(messages=(record,)))
+    store.commit(batch(thread_merges=(("t1", "t9"),)))
+    assert _stored(store, "m1@mail.example")[:2] == ("t9", "Quarterly plan")
+    store.commit(batch(messages=(record,)))
+    assert _stored(store, "m1@mail.example")[:2] == ("t1", "Quarterly plan")
+
+
+def test_a_moved_association_is_rewritten(store: SqlStore) -> None:
+    store.save_channel(channel())
+    store.commit(batch(messages=(message("m1", thread="t1"),), generation=1))
+    moved = message("m1", thread="t1", direction=Direction.OUTGOING)
+    store.commit(batch(messages=(moved,), generation=2))
+    view = store.thread("t1", U1)
+    assert view is not None
+    assert view.messages[0].direction is Direction.OUTGOING
+    store.commit(batch(generation=3, sweep=True, seen=("m1",)))
+    assert store.known_ids("c1", "INBOX", ["m1"]) == {"m1"}
+
+
+def test_a_database_of_schema_1_is_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    store = SqlStore(url)
+    store.save_channel(channel())
+    store.commit(batch(messages=(message("m1", thread="t1"),)))
+    with store.engine.begin() as conn:  # what version 1 looked like
+        conn.exec_driver_sql("ALTER TABLE commlink_messages DROP COLUMN content_hash")
+        conn.exec_driver_sql("UPDATE commlink_schema SET version = 1")
+    store.close()
+    again = SqlStore(url)
+    assert _stored(again, "m1@mail.example")[2] == ""
+    with Statements(again.engine) as seen:
+        again.commit(batch(messages=(message("m1", thread="t1"),)))
+    assert len(seen.writes_to(messages)) == 1  # an old row is rewritten once, with its digest
+    assert _stored(again, "m1@mail.example")[2] == content_hash(message("m1", thread="t1"))
+    with again.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one() == 2
+    again.close()
+
+
+def test_delete_matching_removes_a_provider_ids_whole_event_association(
+    store: SqlStore,
+) -> None:
+    store.save_channel(channel())
+    series = make_event("e1", uid="u-a", attendees=(ALICE,))
+    override = make_event("e1", uid="u-b", attendees=(BOB,))
+    store.commit(batch(events=(series, override)))
+    assert store.delete_matching("c1", ["@sub.acme.example"]) == 1
+    assert store.known_ids("c1", "INBOX", ["e1"]) == set()
+    assert store.stored_addresses() == set()
+
+
+@pytest.mark.parametrize("size", [1, 3, 12_000])
+def test_key_sets_are_one_parameter(store: SqlStore, size: int) -> None:
+    keys = [f"id-{i}@x" for i in range(size)]
+    rows = [(k, "t", T0, "", "", None, "[]", "") for k in keys]
+    columns = ("message_id", "thread_id", "sent_at", "subject", "snippet", "body")
+    with store.engine.begin() as conn:
+        write_rows(conn, messages, (*columns, "attachments", "content_hash"), rows)
+        with Statements(store.engine) as seen:
+            found = fetch(
+                conn,
+                f"SELECT message_id FROM {messages.name} "
+                f"WHERE {among_sql(conn, messages.c.message_id)}",
+                key_set(conn, [*keys[::2], "missing@x"]),
+            )
+    assert sorted(m for (m,) in found) == sorted(keys[::2])
+    assert len(seen.sql) == 1
+
+
+def test_write_rows_upserts_with_the_last_row_per_key(store: SqlStore) -> None:
+    store.save_channel(channel())
+    columns = ("channel_id", "provider_id", "reason", "detail", "sent_at")
+    later = datetime(2025, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    rows = [
+        ("c1", "p1", "group", "first", T0),
+        ("c1", "p2", "internal", "", None),
+        ("c1", "p1", "blocked", "second", later),
+    ]
+    with store.engine.begin() as conn:
+        write_rows(
+            conn, skips, columns, rows, conflict=("channel_id", "provider_id"), update=columns[2:]
+        )
+        write_rows(
+            conn, skips, columns, [("c1", "p2", "group", "kept?", None)], conflict=columns[:2]
+        )
+    found = {s.provider_id: s for s in store.skips("c1")}
+    assert (found["p1"].reason.value, found["p1"].detail, found["p1"].date) == (
+        "blocked",
+        "second",
+        later,
+    )
+    assert found["p1"].date is not None
+    assert found["p1"].date.tzinfo is timezone.utc
+    assert (found["p2"].reason.value, found["p2"].detail) == ("internal", "")
+
+
+def test_write_rows_refuses_naive_datetimes(store: SqlStore) -> None:
+    store.save_channel(channel())
+    with pytest.raises(ValueError, match="naive"), store.engine.begin() as conn:
+        write_rows(
+            conn,
+            skips,
+            ("channel_id", "provider_id", "reason", "sent_at"),
+            [("c1", "p1", "group", datetime(2025, 1, 1))],
+        )
+
+
+@pytest.mark.postgres
+def test_postgres_bodies_are_compressed_with_lz4(pg_engine: Engine) -> None:
+    with pg_engine.connect() as conn:
+        method = conn.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute "
+            "WHERE attrelid = 'commlink_messages'::regclass AND attname = 'body'"
+        ).scalar_one()
+    assert method == "l"
+
+
+# content digests (pure)
+
+_TEXT = st.text(max_size=20)
+_RECORD = message("m1", thread="t1", attachments=(Attachment("a.pdf", "application/pdf", 10),))
+
+
+def _with(record: MessageRecord, **changes: Any) -> MessageRecord:
+    return attrs.evolve(record, message=attrs.evolve(record.message, **changes))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=st.sampled_from(["subject", "snippet", "body", "date", "participant", "reference"]),
+    text=_TEXT,
+)
+def test_any_stored_change_changes_the_digest(field: str, text: str) -> None:
+    msg = _RECORD.message
+    changes: dict[str, Any] = {
+        "subject": {"subject": msg.subject + "!" + text},
+        "snippet": {"snippet": msg.snippet + "!" + text},
+        "body": {"body": (msg.body or "") + "!" + text},
+        "date": {"date": msg.date + timedelta(microseconds=1 + len(text))},
+        "participant": {
+            "participants": (*msg.participants, Participant(addr(f"x{text}@y.example"), Role.CC))
+        },
+        "reference": {"references": (*msg.references, f"<{text}>")},
+    }[field]
+    assert content_hash(_with(_RECORD, **changes)) != content_hash(_RECORD)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.one_of(st.none(), _TEXT), subject=_TEXT, folders=st.lists(_TEXT, max_size=3))
+def test_the_digest_ignores_what_belongs_to_the_association(
+    body: str | None, subject: str, folders: list[str]
+) -> None:
+    record = _with(_RECORD, body=body, subject=subject)
+    moved = attrs.evolve(
+        _with(record, provider_id="elsewhere", folders=tuple(folders)),
+        direction=Direction.OUTGOING,
+    )
+    assert content_hash(moved) == content_hash(record)
+    # a missing body and an empty one are different contents
+    assert content_hash(_with(record, body=None)) != content_hash(_with(record, body=""))
+
+
+def test_the_digest_does_not_depend_on_the_time_zone() -> None:
+    shifted = _RECORD.message.date.astimezone(timezone(timedelta(hours=-5)))
+    assert content_hash(_with(_RECORD, date=shifted)) == content_hash(_RECORD)
+    assert content_hash(attrs.evolve(_RECORD, thread_id="other")) != content_hash(_RECORD)
