@@ -21,7 +21,7 @@ from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
 from .common import parse_entries
-from .sql_bulk import among_sql, fetch, key_set, mark, run, write_rows
+from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_rows import (
     MESSAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
@@ -213,14 +213,13 @@ def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dic
     missing = [mid for mid in changed if mid not in pks]
     if missing:
         pks.update((mid, int(pk)) for mid, pk, _ in fetch(conn, select, key_set(conn, missing)))
-    # also for messages new to this transaction: another one may have written them meanwhile
-    rewritten = key_set(conn, [pks[mid] for mid in changed])
-    for table in (participants, message_refs):
-        run(
-            conn,
-            f"DELETE FROM {table.name} WHERE {among_sql(conn, table.c.message_pk)}",
-            rewritten,
-        )
+    # on PostgreSQL also for messages that were new a moment ago: another
+    # transaction may have written them since (SQLite writers are serialised)
+    serialised = not is_postgres(conn)
+    rewritten = [pks[mid] for mid in changed if mid in stored or not serialised]
+    for table in (participants, message_refs) if rewritten else ():
+        sql = f"DELETE FROM {table.name} WHERE {among_sql(conn, table.c.message_pk)}"
+        run(conn, sql, key_set(conn, rewritten))
     people: list[tuple[Any, ...]] = []
     refs: list[tuple[Any, ...]] = []
     for mid in changed:
