@@ -449,7 +449,7 @@ ROLE_HEADERS: dict[str, Role] = {
 
 
 # Keyed by header name rather than Role: enum hashing runs Python code.
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def participant(address: str, name: str, header: str) -> Participant:
     """A participant for one mailbox of an address header (lower-cased name).
 
