@@ -139,11 +139,16 @@ class NewContact:
 
 @attrs.frozen(slots=True)
 class MessageRecord:
-    """A message the policy kept, minimised for its channel's visibility."""
+    """A message the policy kept, minimised for its channel's visibility.
+
+    ``thread_keys`` are extra ids the store finds the message's thread by
+    (a provider's own thread id), indexed like its references.
+    """
 
     message: Message
     thread_id: str
     direction: Direction
+    thread_keys: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

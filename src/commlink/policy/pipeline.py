@@ -26,7 +26,7 @@ from ..records import (
 from .contacts import contacts_to_create, event_contacts_to_create
 from .filters import decide, decide_event, direction
 from .matching import match_addresses
-from .threads import assign_threads
+from .threads import assign_threads, thread_node
 from .visibility import minimise_event, minimise_message
 
 __all__ = ["EventEvaluation", "Evaluation", "evaluate", "evaluate_events"]
@@ -91,7 +91,12 @@ def evaluate(
     links = match_addresses(addresses, directory, settings, people=people)
     threads = assign_threads([m for m, _ in kept], known_threads, channel.id)
     records = tuple(
-        MessageRecord(message=m, thread_id=threads.by_provider_id[m.provider_id], direction=d)
+        MessageRecord(
+            message=m,
+            thread_id=threads.by_provider_id[m.provider_id],
+            direction=d,
+            thread_keys=(thread_node(channel.id, m.thread_hint),) if m.thread_hint else (),
+        )
         for m, d in kept
     )
     return Evaluation(

@@ -6,9 +6,9 @@ A connected group takes the thread id already stored for any of its
 Message-IDs, merging stored threads it joins; a new group gets an id that
 depends only on its members, never on the order they arrive in.
 
-Across batches, groups are joined through the store's Message-ID index
-(``Store.threads_by_message_ids``); a provider thread id alone joins
-messages only within one batch.
+Across batches, groups are joined through the store's index
+(``Store.threads_by_message_ids``) of Message-IDs, references and provider
+thread nodes (stored as a record's ``thread_keys``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ class ThreadAssignment:
     merges: tuple[tuple[str, str], ...] = ()
 
 
-def lookup_ids(messages: Iterable[Message]) -> set[str]:
-    """The Message-IDs to ask the store about: own ids, In-Reply-To and References."""
+def lookup_ids(messages: Iterable[Message], channel_id: str | None = None) -> set[str]:
+    """The ids to ask the store about: own ids, In-Reply-To and References,
+    and (given the channel) the provider thread nodes."""
     ids: set[str] = set()
     for m in messages:
         ids.update(_header_ids(m))
+        if channel_id is not None and m.thread_hint:
+            ids.add(thread_node(channel_id, m.thread_hint))
     return ids
 
 

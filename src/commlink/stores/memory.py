@@ -123,7 +123,7 @@ def _stored(record: MessageRecord, previous: _Logical | None) -> _Logical:
         attachments=msg.attachments,
         participants=msg.participants,
     )
-    return _Logical(stored=stored, refs=(*msg.in_reply_to, *msg.references))
+    return _Logical(stored=stored, refs=(*msg.in_reply_to, *msg.references, *record.thread_keys))
 
 
 class MemoryStore:

@@ -221,6 +221,7 @@ def content_hash(record: MessageRecord) -> str:
             [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
             msg.in_reply_to,
             msg.references,
+            record.thread_keys,
         ]
     )
     # the JSON head is self-delimiting and holds the body's length: no two

@@ -223,9 +223,11 @@ def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dic
     people: list[tuple[Any, ...]] = []
     refs: list[tuple[Any, ...]] = []
     for mid in changed:
-        pk, msg = pks[mid], merged[mid].message
+        record = merged[mid]
+        pk, msg = pks[mid], record.message
         people.extend(participant_tuples(pk, msg.participants))
-        refs.extend((pk, i, ref) for i, ref in enumerate((*msg.in_reply_to, *msg.references)))
+        chain = (*msg.in_reply_to, *msg.references, *record.thread_keys)
+        refs.extend((pk, i, ref) for i, ref in enumerate(chain))
     write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
     write_rows(conn, message_refs, ("message_pk", "pos", "ref_id"), refs)
     return pks

@@ -124,7 +124,7 @@ class MailFetcher:
             else:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
         vanished = tuple(i for i in ids if i not in returned)
-        known_threads = self.store.threads_by_message_ids(lookup_ids(messages))
+        known_threads = self.store.threads_by_message_ids(lookup_ids(messages, self.channel.id))
         try:
             verdict = evaluate(messages, self.channel, folders, self.directory, known_threads)
         except CommlinkError:
