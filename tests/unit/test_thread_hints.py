@@ -20,7 +20,7 @@ T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
 CHANNEL = Channel("gm", "u", ChannelKind.MAIL, "gmail", ChannelSettings(owner="me@home.example"))
 
 
-def message(n: int, hint: str) -> Message:
+def message(n: int, hint: str, references: tuple[str, ...] = ()) -> Message:
     return Message(
         provider_id=f"p{n}",
         message_id=f"m{n}@example.com",
@@ -31,6 +31,7 @@ def message(n: int, hint: str) -> Message:
             Participant(parse_address("me@home.example"), Role.TO),
         ),
         thread_hint=hint,
+        references=references,
     )
 
 
@@ -48,7 +49,8 @@ def commit(store: Store, messages: list[Message]) -> dict[str, str]:
 
 def test_messages_of_one_provider_thread_share_a_thread_across_batches(store: Store) -> None:
     store.save_channel(CHANNEL)
-    first = commit(store, [message(1, "T1"), message(2, "T2")])
+    # message 1 replies to a message we never saw, so its thread is named after that root
+    first = commit(store, [message(1, "T1", ("root@elsewhere.example",)), message(2, "T2")])
     # no References at all: only Gmail's threadId ties message 3 to message 1
     later = commit(store, [message(3, "T1")])
     assert later["p3"] == first["p1"]
