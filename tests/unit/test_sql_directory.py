@@ -3,10 +3,7 @@ SQLite and (when reachable) PostgreSQL."""
 
 from __future__ import annotations
 
-import secrets
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,35 +20,6 @@ from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_directory import SqlDirectory, normalise_domain, normalise_key
 from commlink.stores.sql_schema import metadata
-
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def pg_engine() -> Iterator[Engine]:
-    if not _postgres_reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"commlink_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(f"{SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine = sa.create_engine(f"{SERVER}/{name}")
-    try:
-        SqlStore(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

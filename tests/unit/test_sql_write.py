@@ -4,8 +4,6 @@ reachable) PostgreSQL."""
 
 from __future__ import annotations
 
-import secrets
-import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,35 +37,7 @@ from commlink.testing.conformance_data import (
     event as make_event,
 )
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 U1 = Viewer("u1")
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def pg_engine() -> Iterator[Engine]:
-    if not _postgres_reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"commlink_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(f"{SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine = sa.create_engine(f"{SERVER}/{name}")
-    try:
-        SqlStore(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
