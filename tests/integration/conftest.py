@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 
 # before commlink.testing is imported: its suites get detailed assertion messages
-pytest.register_assert_rewrite("commlink.testing")
-
-from commlink.testing.dovecot import (  # noqa: E402
+from commlink.testing.dovecot import (
     DovecotAccount,
     DovecotServer,
     dovecot_binary,

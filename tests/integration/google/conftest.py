@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from gapi_support import OWNER
+from google.oauth2.credentials import Credentials
 
-pytest.register_assert_rewrite("commlink.testing")
-
-from gapi_support import OWNER  # noqa: E402
-from google.oauth2.credentials import Credentials  # noqa: E402
-
-from commlink.providers.gmail import GmailProvider  # noqa: E402
-from commlink.testing.google import GoogleApiServer  # noqa: E402
+from commlink.providers.gmail import GmailProvider
+from commlink.testing.google import GoogleApiServer
 
 
 @pytest.fixture
