@@ -117,9 +117,7 @@ def bench_commit(name: str, store: SqlStore, batches: Sequence[SyncBatch]) -> No
 def bench_lookup(name: str, directory: SqlDirectory, people: int, calls: int = 30) -> None:
     rng = random.Random(3)
     t = time.perf_counter()
-    directory.add_people_bulk(
-        (f"p{i}", person(i)[0], [person(i)[1]], None) for i in range(people)
-    )
+    directory.add_people_bulk((f"p{i}", person(i)[0], [person(i)[1]], None) for i in range(people))
     load = time.perf_counter() - t
 
     def keys() -> list[str]:

@@ -18,7 +18,6 @@ from commlink.testing.conformance import StoreConformance, fail_after_writes
 pytestmark = pytest.mark.postgres
 
 
-
 class TestPostgresStore(StoreConformance):
     @pytest.fixture
     def store(self, pg_engine: Engine) -> SqlStore:
