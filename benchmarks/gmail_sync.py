@@ -57,7 +57,9 @@ def main() -> None:
             quota_units_per_minute=args.quota,
         )
         channel = Channel("bench", "u", ChannelKind.MAIL, "gmail", ChannelSettings(owner=OWNER))
-        engine = SyncEngine(MemoryStore(), InMemoryDirectory(), batch_size=500)
+        engine = SyncEngine(
+            MemoryStore(), InMemoryDirectory(), batch_size=500, folder_ttl=timedelta(minutes=5)
+        )
         started = time.monotonic()
         report = engine.run(channel, provider)
         elapsed = time.monotonic() - started

@@ -50,7 +50,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store, directory = _open(config)
     progress = _progress_printer(sys.stderr)
-    engine = SyncEngine(store, directory, progress=progress)
+    engine = SyncEngine(store, directory, progress=progress, folder_ttl=timedelta(minutes=5))
     options = {c.channel.id: c for c in config.channels}
     for item in config.channels:
         store.save_channel(item.channel)

@@ -254,3 +254,18 @@ def test_calendar_sync_removes_cancelled_series(store, directory) -> None:
     calendar.put("work", (attrs.evolve(event, status=EventStatus.CANCELLED),), item_id=item)
     engine.run(channel, provider)
     assert store.events(target, Viewer("u-owner"), window).items == ()
+
+
+def test_folder_list_is_reused_within_its_ttl(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", sample_message(1))
+    engine = engine_for(store, directory, folder_ttl=timedelta(minutes=5))
+    engine.run(mail_channel(), provider)
+    provider.calls.clear()
+    engine.run(mail_channel(), provider)
+    assert "folders" not in provider.calls
+    provider.box.expire_cursors()  # a resync lists the folders afresh next time
+    engine.run(mail_channel(), provider)
+    provider.calls.clear()
+    engine.run(mail_channel(), provider)
+    assert provider.calls.count("folders") == 1

@@ -68,7 +68,9 @@ class SyncEngine:
     ``batch_size`` ids are fetched and committed together; ``max_batches``
     bounds one step so a runner can interleave channels during long imports
     (``None``: run until caught up). ``progress`` receives a ``Progress``
-    after every committed batch.
+    after every committed batch. ``folder_ttl`` lists a channel's folders at
+    most that often (a quiet pass then costs only the change checks); a
+    failure or an expired cursor lists them afresh.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SyncEngine:
         progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], datetime] = _utcnow,
         holder: str | None = None,
+        folder_ttl: timedelta | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -97,6 +100,8 @@ class SyncEngine:
         self.progress = progress
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.folder_ttl = folder_ttl
+        self._folders: dict[str, tuple[float, list[Folder]]] = {}
 
     # -- public entry points -------------------------------------------------
 
@@ -119,9 +124,11 @@ class SyncEngine:
         except _LeaseLost:
             report.errors.append("lease lost to another runner")
         except AuthError as exc:
+            self._folders.pop(channel.id, None)
             self._fail(channel.id, report, exc, auth=True)
         except Exception as exc:  # provider, store or bug: keep the reason, retry later
             log.warning("sync of %s failed: %r", channel.id, exc, exc_info=True)
+            self._folders.pop(channel.id, None)  # a vanished folder, perhaps
             self._fail(channel.id, report, exc, auth=False)
         finally:
             self.store.release_lease(channel.id, self.holder)
@@ -145,7 +152,7 @@ class SyncEngine:
         self, channel: Channel, provider: Provider, report: SyncReport, state: ChannelState
     ) -> None:
         fetcher = self._fetcher(channel, provider)
-        folders = list(fetcher.folders())
+        folders = self._folder_list(channel.id, fetcher)
         selected = [f for f in folders if channel.settings.folders.selects(f)]
         scopes = list(fetcher.source.scopes(selected))
         run = _Run(
@@ -201,6 +208,7 @@ class SyncEngine:
                 if fresh:
                     raise TransientError(f"fresh cursor of {scope.id} expired at once") from exc
                 log.info("cursor of %s/%s expired (%s): full resync", channel_id, scope.id, exc)
+                self._folders.pop(channel_id, None)
                 run.report.resyncs += 1
                 cursor = cursor.restart()
 
@@ -334,6 +342,21 @@ class SyncEngine:
         yield from self._commit_isolating(second)
 
     # -- state ---------------------------------------------------------------
+
+    def _folder_list(self, channel_id: str, fetcher: Fetcher) -> list[Folder]:
+        """The channel's folders, listed at most once per ``folder_ttl``."""
+        cached = self._folders.get(channel_id)
+        ttl = self.folder_ttl
+        if (
+            cached is not None
+            and ttl is not None
+            and time.monotonic() - cached[0] < ttl.total_seconds()
+        ):
+            return cached[1]
+        folders = list(fetcher.folders())
+        if self.folder_ttl is not None:
+            self._folders[channel_id] = (time.monotonic(), folders)
+        return folders
 
     def _fetcher(self, channel: Channel, provider: Provider) -> Fetcher:
         if channel.kind is ChannelKind.MAIL:
