@@ -74,7 +74,7 @@ def parse_address(text: str, name: str = "") -> Address:
     return _parse(text, name.strip())
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def _parse(text: str, name: str) -> Address:
     if len(text) <= _MAX_SIMPLE_LENGTH and _SIMPLE.fullmatch(text) and not _IDNA_LABEL.search(text):
         key = text.lower()
@@ -136,7 +136,7 @@ def domain_candidates(domain: str) -> tuple[str, ...]:
     return _domain_candidates(domain)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def _domain_candidates(domain: str) -> tuple[str, ...]:
     labels = domain.split(".")
     return tuple(".".join(labels[i:]) for i in range(len(labels) - 1))
@@ -147,7 +147,7 @@ def is_free_mail(domain: str) -> bool:
     return in_domains(domain, FREE_MAIL_DOMAINS)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def is_role_address(key: str) -> bool:
     """Whether an address key looks automated: no-reply, bounces, daemons."""
     local = key.rpartition("@")[0]

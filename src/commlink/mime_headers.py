@@ -213,7 +213,7 @@ def lenient_b64decode(data: bytes) -> bytes:
 _SPECIALS = frozenset('"(<,;:')
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
     """Split an address-list header value into ``(address, display name)`` pairs.
 
@@ -449,7 +449,7 @@ ROLE_HEADERS: dict[str, Role] = {
 
 
 # Keyed by header name rather than Role: enum hashing runs Python code.
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=8192)
 def participant(address: str, name: str, header: str) -> Participant:
     """A participant for one mailbox of an address header (lower-cased name).
 

@@ -15,6 +15,7 @@ import bisect
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -187,7 +188,9 @@ class MaildirProvider:
                 with os.scandir(folder / sub) as entries:
                     for entry in entries:
                         if not entry.name.startswith("."):
-                            names[unique_name(entry.name)] = f"{sub}/{entry.name}"
+                            unique = unique_name(entry.name)
+                            # "cur" + ":2,S": a handful of distinct values, shared
+                            names[unique] = sys.intern(sub + entry.name[len(unique) :])
             except FileNotFoundError:
                 continue
         self._names[scope_id] = names
@@ -269,8 +272,9 @@ class MaildirProvider:
             data: bytes | None = None
             error = "not found"
             for attempt in range(2):
-                relative = names.get(provider_id)
-                if relative is not None:
+                place = names.get(provider_id)
+                if place is not None:
+                    relative = f"{place[:3]}/{provider_id}{place[3:]}"
                     try:
                         data = _read(folder / relative, detail is Detail.METADATA)
                         break
