@@ -68,6 +68,18 @@ class StoredMessage:
     participants: tuple[Participant, ...] = ()
 
 
+DAWN = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def event_version(event: Event) -> tuple[int, datetime]:
+    """How recent a copy of an event is: its SEQUENCE, then its last update.
+
+    Several channels (and invitations) carry copies of one event; a store
+    keeps the most recent one, whichever order they are committed in.
+    """
+    return event.sequence, event.updated or DAWN
+
+
 def is_aware(moment: datetime) -> bool:
     return moment.tzinfo is not None and moment.utcoffset() is not None
 

@@ -38,6 +38,7 @@ from .common import (
     effective_visibility,
     entry_matcher,
     event_summary,
+    event_version,
     message_view,
     page_events,
     require_aware,
@@ -229,7 +230,9 @@ class MemoryStore:
             self._step()
             event = event_record.event
             key: EventKey = (event.uid, event.recurrence_id)
-            state.events[key] = event
+            current = state.events.get(key)
+            if current is None or event_version(event) >= event_version(current):
+                state.events[key] = event
             grouped.setdefault(event.provider_id, []).append(key)
         for provider_id, keys in grouped.items():
             self._step()

@@ -11,6 +11,7 @@ not rewritten, nor are its participants, references or association.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
-from .common import parse_entries
+from .common import DAWN, event_version, parse_entries
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_rows import (
     MESSAGE_COLUMNS,
@@ -240,25 +241,41 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
     """
     merged: dict[tuple[str, str], Event] = {}
     for record in batch.events:
-        merged[(record.event.uid, rid_key(record.event.recurrence_id))] = record.event
+        key = (record.event.uid, rid_key(record.event.recurrence_id))
+        if key not in merged or event_version(record.event) >= event_version(merged[key]):
+            merged[key] = record.event
+    # a stored copy more recent than the incoming one stays (SEQUENCE, then update time)
+    stored: dict[tuple[str, str], tuple[int, tuple[int, datetime]]] = {}
+    for part in chunks(sorted({uid for uid, _ in merged})):
+        rows = conn.execute(
+            sa.select(
+                events.c.pk, events.c.uid, events.c.rid_key, events.c.sequence, events.c.updated
+            ).where(among(conn, events.c.uid, part))
+        )
+        for pk, uid, rid, sequence, updated in rows:
+            if (uid, rid) in merged:
+                stored[(uid, rid)] = (int(pk), (int(sequence), updated or DAWN))
+    newer = {k: e for k, e in merged.items() if k not in stored or event_version(e) >= stored[k][1]}
     upsert(
         conn,
         events,
-        [event_row(e) for e in merged.values()],
+        [event_row(e) for e in newer.values()],
         ["uid", "rid_key"],
         [c.name for c in events.columns if c.name not in ("pk", "uid", "rid_key")],
     )
-    pks: dict[tuple[str, str], int] = {}
-    for part in chunks(sorted({uid for uid, _ in merged})):
-        rows = conn.execute(
+    pks: dict[tuple[str, str], int] = {k: pk for k, (pk, _) in stored.items()}
+    missing = sorted({uid for uid, rid in newer if (uid, rid) not in pks})
+    for part in chunks(missing):
+        created = conn.execute(
             sa.select(events.c.pk, events.c.uid, events.c.rid_key).where(
                 among(conn, events.c.uid, part)
             )
         )
-        pks.update(((uid, rid), int(pk)) for pk, uid, rid in rows if (uid, rid) in merged)
-    for pk_part in chunks(sorted(pks.values())):
+        pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
+    rewritten = sorted(pks[k] for k in newer)
+    for pk_part in chunks(rewritten):
         conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, pk_part)))
-    rows_out = [row for key, e in merged.items() for row in attendee_rows(pks[key], e)]
+    rows_out = [row for key, e in newer.items() for row in attendee_rows(pks[key], e)]
     if rows_out:
         insert_many(conn, sa.insert(attendees), rows_out)
     provider_ids = sorted({r.event.provider_id for r in batch.events})

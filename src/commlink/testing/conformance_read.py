@@ -251,6 +251,24 @@ class ReadTests:
         assert meeting.title is None
         assert store.known_ids("c2", "INBOX", ["g1", "e1"]) == {"g1"}
 
+    def test_the_most_recent_copy_of_an_event_wins(self, store: Store) -> None:
+        setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", FULL))
+        newer = event("e1", "shared-uid", title="Moved to Friday")
+        newer = attrs.evolve(newer, event=attrs.evolve(newer.event, sequence=3))
+        older = event("g1", "shared-uid", title="Monday")
+        older = attrs.evolve(older, event=attrs.evolve(older.event, sequence=1))
+        store.commit(batch(events=(newer,), links=(links(ALICE, "p1"),)))
+        # a stale copy committed later (another attendee's calendar) does not win
+        store.commit(batch("c2", events=(older,)))
+        (meeting,) = all_events(store, person("p1"), Viewer("u1"))
+        assert meeting.title == "Moved to Friday"
+        newest = attrs.evolve(
+            older, event=attrs.evolve(older.event, sequence=4, title="Cancelled?")
+        )
+        store.commit(batch("c2", events=(newest,)))
+        (meeting,) = all_events(store, person("p1"), Viewer("u1"))
+        assert meeting.title == "Cancelled?"
+
     def test_events_in_window_and_paging(self, store: Store) -> None:
         setup_channels(store)
         records = tuple(
