@@ -20,6 +20,7 @@ from ..errors import (
     TransientError,
 )
 from .caldav_xml import DAV, Node, preconditions
+from .retry import retry_after_seconds
 
 __all__ = ["DavResponse", "DavTransport", "Unsupported"]
 
@@ -113,7 +114,8 @@ class DavTransport:
         if status in (401, 403):
             raise AuthError(f"{method} {url} refused ({status})")
         if status == 429:
-            raise RateLimited(f"{method} {url}: too many requests")
+            wait = retry_after_seconds((response.headers or {}).get("Retry-After"))
+            raise RateLimited(f"{method} {url}: too many requests", retry_after=wait)
         if status >= 500 or status == 408:
             raise TransientError(f"{method} {url} failed with {status}")
         raise ProviderError(f"{method} {url} failed with {status}")

@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
@@ -27,6 +26,7 @@ from ..errors import (
     RateLimited,
     TransientError,
 )
+from .retry import retry_after_seconds
 
 __all__ = [
     "BATCH_LIMIT",
@@ -87,19 +87,7 @@ def _reason(exc: Any) -> str:
 
 def retry_after(resp: Mapping[str, Any] | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if resp is None:
-        return None
-    value = resp.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(str(value)).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return None if resp is None else retry_after_seconds(resp.get("retry-after"))
 
 
 def map_error(exc: BaseException) -> ProviderError:
