@@ -9,14 +9,13 @@ write to its own tables. Run the suite with:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 
 from commlink.records import SyncBatch
 from commlink.stores.memory import MemoryStore
-from commlink.testing.conformance import StoreConformance
+from commlink.testing.conformance import StoreConformance, fail_memory_after_writes
 
 
 class PublishingStore(MemoryStore):
@@ -36,17 +35,6 @@ class TestPublishingStore(StoreConformance):
     def store(self) -> PublishingStore:
         return PublishingStore()
 
-    @contextlib.contextmanager
-    def break_commit(self, store: PublishingStore, after: int) -> Iterator[None]:
+    def break_commit(self, store: PublishingStore, after: int) -> AbstractContextManager[None]:
         """Fail inside the next commit after ``after`` writes (atomicity test)."""
-        remaining = iter(range(after + 1))
-
-        def fail() -> None:
-            if next(remaining, None) is None:
-                raise RuntimeError(f"injected failure after {after} writes")
-
-        store.fault_hook = fail
-        try:
-            yield
-        finally:
-            store.fault_hook = None
+        return fail_memory_after_writes(store, after)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 
 from commlink.stores.memory import MemoryStore
-from commlink.testing.conformance import StoreConformance
+from commlink.testing.conformance import StoreConformance, fail_memory_after_writes
 
 
 class TestMemoryStore(StoreConformance):
@@ -16,16 +15,5 @@ class TestMemoryStore(StoreConformance):
     def store(self) -> MemoryStore:
         return MemoryStore()
 
-    @contextlib.contextmanager
-    def break_commit(self, store: MemoryStore, after: int) -> Iterator[None]:
-        steps = iter(range(after + 1))
-
-        def fail() -> None:
-            if next(steps, None) is None:
-                raise RuntimeError(f"injected failure after {after} writes")
-
-        store.fault_hook = fail
-        try:
-            yield
-        finally:
-            store.fault_hook = None
+    def break_commit(self, store: MemoryStore, after: int) -> AbstractContextManager[None]:
+        return fail_memory_after_writes(store, after)

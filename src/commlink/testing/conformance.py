@@ -27,11 +27,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from ..stores.memory import MemoryStore
 from .conformance_model import ModelTests
 from .conformance_read import ReadTests
 from .conformance_write import WriteTests
 
-__all__ = ["StoreConformance", "fail_after_writes"]
+__all__ = ["StoreConformance", "fail_after_writes", "fail_memory_after_writes"]
 
 _WRITES = ("INSERT", "UPDATE", "DELETE")
 
@@ -68,3 +69,20 @@ def fail_after_writes(engine: Engine, after: int) -> Iterator[None]:
         yield
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+@contextlib.contextmanager
+def fail_memory_after_writes(store: MemoryStore, after: int) -> Iterator[None]:
+    """A ``break_commit`` for ``MemoryStore`` (and stores built on it): while
+    active, the store raises before its write step number ``after + 1``."""
+    steps = iter(range(after + 1))
+
+    def fail() -> None:
+        if next(steps, None) is None:
+            raise RuntimeError(f"injected failure after {after} writes")
+
+    store.fault_hook = fail
+    try:
+        yield
+    finally:
+        store.fault_hook = None
