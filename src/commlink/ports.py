@@ -98,11 +98,16 @@ class FetchedMessage:
 
 @attrs.frozen(slots=True)
 class FetchedEvent:
-    """One calendar object: a single event, or a series with its overrides."""
+    """One calendar object: a single event, or a series with its overrides.
+
+    ``dropped`` names the VEVENTs of the object that could not be used, as
+    ``(uid, reason)`` pairs, when the rest of it could.
+    """
 
     provider_id: str
     events: tuple[Event, ...] = ()
     error: str | None = None
+    dropped: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

@@ -290,7 +290,11 @@ def _order(obj: dav.ListedObject) -> tuple[float, str]:
 def _parsed(provider_id: str, text: str, calendar_id: str) -> FetchedEvent:
     result = parse_calendar(text, provider_id=provider_id, calendar_id=calendar_id)
     if result.events:
-        return FetchedEvent(provider_id, result.events)
+        present = {e.uid for e in result.events}
+        dropped = tuple(
+            (uid, code) for uid, code in sorted(skipped_uids(result).items()) if uid not in present
+        )
+        return FetchedEvent(provider_id, result.events, dropped=dropped)
     if not result.warnings:  # a to-do or journal: nothing to keep
         return FetchedEvent(provider_id)
     reasons = sorted(set(skipped_uids(result).values())) or list(result.warnings) or ["no events"]

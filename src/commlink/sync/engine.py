@@ -283,6 +283,13 @@ class SyncEngine:
         sweep: bool = False,
         done: int = 0,
     ) -> None:
+        if parts.seen or parts.deleted:
+            companions = run.fetcher.companions
+            parts = attrs.evolve(
+                parts,
+                seen=(*parts.seen, *companions(parts.seen)),
+                deleted=(*parts.deleted, *companions(parts.deleted)),
+            )
         batch = parts.batch(run.channel.id, scope.id, cursor, generation, sweep)
         for committed in self._commit_isolating(batch):
             run.report.imported += len(committed.messages) + len(committed.events)

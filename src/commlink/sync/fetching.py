@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 import attrs
 
 from ..errors import CommlinkError
+from ..invites import INVITE_SUFFIX, invitation, invite_id
 from ..mime import parse_message
 from ..model import Channel, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
@@ -83,6 +84,10 @@ class Fetcher(Protocol):
     def source(self) -> Source: ...
     def folders(self) -> Sequence[Folder]: ...
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts: ...
+    def companions(self, ids: Sequence[str]) -> tuple[str, ...]:
+        """Ids stored alongside these provider ids (a message's invitation),
+        to be marked seen or deleted with them."""
+        ...
 
 
 @attrs.define
@@ -98,6 +103,11 @@ class MailFetcher:
 
     def folders(self) -> Sequence[Folder]:
         return self.provider.folders()
+
+    def companions(self, ids: Sequence[str]) -> tuple[str, ...]:
+        if not self.channel.settings.sync_invites:
+            return ()
+        return tuple(invite_id(i) for i in ids if not i.endswith(INVITE_SUFFIX))
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         detail = detail_for(self.channel.settings)
@@ -138,7 +148,7 @@ class MailFetcher:
             )
             errors.extend(poisoned)
         skipped = (*verdict.skipped, *errors)
-        return Parts(
+        parts = Parts(
             messages=verdict.records,
             links=verdict.links,
             skipped=skipped,
@@ -146,6 +156,48 @@ class MailFetcher:
             merges=verdict.merges,
             fetched=len(returned),
             created=len(verdict.created),
+        )
+        if self.channel.settings.sync_invites:
+            kept = {r.message.provider_id for r in verdict.records}
+            parts = self._with_invitations(parts, [m for m in messages if m.provider_id in kept])
+        return parts
+
+    def _with_invitations(self, parts: Parts, kept: Sequence[Message]) -> Parts:
+        """Add the events of the kept messages' invitations, judged by the
+        calendar policy, each under its message's invitation id."""
+        events: list[Event] = []
+        problems: list[Skip] = []
+        for message in kept:
+            found = invitation(message)
+            if found is None:
+                continue
+            if found.problem:
+                problems.append(
+                    Skip(
+                        found.provider_id,
+                        Reason.INVALID,
+                        found.problem,
+                        message_id=message.message_id,
+                        subject=message.subject,
+                    )
+                )
+            events.extend(found.events)
+        if not events and not problems:
+            return parts
+        verdict = evaluate_events(events, self.channel, self.directory) if events else None
+        records = verdict.records if verdict else ()
+        judged = verdict.skipped if verdict else ()
+        kept_ids = {r.event.provider_id for r in records}
+        return attrs.evolve(
+            parts,
+            events=(*parts.events, *records),
+            links=_merged_links(parts.links, verdict.links if verdict else ()),
+            skipped=(*parts.skipped, *judged, *problems),
+            deleted=(
+                *parts.deleted,
+                *(s.provider_id for s in (*judged, *problems) if s.provider_id not in kept_ids),
+            ),
+            created=parts.created + (len(verdict.created) if verdict else 0),
         )
 
 
@@ -163,13 +215,21 @@ class CalendarFetcher:
     def folders(self) -> Sequence[Folder]:
         return self.provider.calendars()
 
+    def companions(self, ids: Sequence[str]) -> tuple[str, ...]:
+        return ()
+
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         events: list[Event] = []
         errors: list[Skip] = []
+        dropped: list[Skip] = []
         gone: list[str] = []
         returned: set[str] = set()
         for item in self.provider.fetch(scope, ids):
             returned.add(item.provider_id)
+            dropped.extend(
+                Skip(f"{item.provider_id}#{uid}", Reason.INVALID, code, message_id=uid)
+                for uid, code in item.dropped
+            )
             if item.error is not None:
                 errors.append(Skip(item.provider_id, Reason.ERROR, item.error))
             elif not item.events or _cancelled(item.events):
@@ -190,12 +250,12 @@ class CalendarFetcher:
             )
             errors.extend(poisoned)
         kept = {r.event.provider_id for r in verdict.records}
-        dropped = {e.provider_id for e in events} - kept
+        judged_out = {e.provider_id for e in events} - kept
         return Parts(
             events=verdict.records,
             links=verdict.links,
-            skipped=(*verdict.skipped, *errors),
-            deleted=(*sorted(dropped), *gone, *(s.provider_id for s in errors), *vanished),
+            skipped=(*verdict.skipped, *errors, *dropped),
+            deleted=(*sorted(judged_out), *gone, *(s.provider_id for s in errors), *vanished),
             fetched=len(returned),
             created=len(verdict.created),
         )
@@ -222,6 +282,15 @@ def _isolate(
         else:
             good.append(item)
     return judge(good), poisoned
+
+
+def _merged_links(
+    first: Sequence[AddressLinks], second: Sequence[AddressLinks]
+) -> tuple[AddressLinks, ...]:
+    """One entry per address key (both come from the same directory)."""
+    merged = {link.key: link for link in first}
+    merged.update((link.key, link) for link in second)
+    return tuple(merged.values())
 
 
 def _cancelled(events: Sequence[Event]) -> bool:

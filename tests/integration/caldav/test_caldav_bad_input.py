@@ -63,6 +63,10 @@ BREAKAGE = {
         b"DTSTART:20260312T090000Z\r\nSUMMARY:Second of two\r\n"
         b"ATTENDEE:mailto:ann@client.example"
     ),
+    b"X-MIXED:here": (
+        b"END:VEVENT\r\nBEGIN:VEVENT\r\nUID:mixed-bad\r\nDTSTAMP:20260101T000000Z\r\n"
+        b"SUMMARY:Lost\r\nATTENDEE:mailto:ann@client.example"
+    ),
 }
 
 
@@ -89,6 +93,8 @@ def test_broken_objects_are_repaired_or_skipped(
         "tzid.ics": vevent("tzid", "Mars time", ";TZID=Mars/Olympus:20260304T090000"),
         "two.ics": vevent("first-of-two", "First of two", ":20260311T090000Z", "X-SPLIT:here"),
         "big.ics": vevent("big", "Big", ":20260305T090000Z", "DESCRIPTION:" + "x" * 5_000_000),
+        # two unrelated events in one object, one of them without a start
+        "mixed.ics": vevent("mixed-good", "Kept", ":20260313T090000Z", "X-MIXED:here"),
     }
     for name, event in objects.items():
         account.put("work", name, vcalendar(event))
@@ -100,7 +106,15 @@ def test_broken_objects_are_repaired_or_skipped(
     assert report.errors == []
     events = store.events(Target(TargetKind.PERSON, "p-ann"), Viewer("u-owner"), WINDOW).items
     by_uid = {e.uid: e for e in events}
-    assert sorted(by_uid) == ["big", "first-of-two", "good", "rrule", "second-of-two", "tzid"]
+    assert sorted(by_uid) == [
+        "big",
+        "first-of-two",
+        "good",
+        "mixed-good",
+        "rrule",
+        "second-of-two",
+        "tzid",
+    ]
     # an unusable rule leaves the master as a single event
     assert [e.uid for e in events].count("rrule") == 1
     # an unknown zone: the wall-clock time is kept (read as UTC)
@@ -108,11 +122,17 @@ def test_broken_objects_are_repaired_or_skipped(
     description = by_uid["big"].description or ""
     assert 0 < len(description.encode()) <= DESCRIPTION_LIMIT
     skips = store.skips(CHANNEL.id)
+    # in ctag mode, provider ids carry the ETag after the href
     assert [(s.provider_id.split("#")[0], s.reason) for s in skips] == [
-        (path + "nostart.ics", Reason.ERROR)
+        (path + "mixed.ics", Reason.INVALID),
+        (path + "nostart.ics", Reason.ERROR),
     ]
-    assert "missing-dtstart" in skips[0].detail
+    assert skips[0].provider_id.endswith("#mixed-bad")
+    assert skips[0].detail == "missing-dtstart"
+    assert skips[0].message_id == "mixed-bad"
+    assert "missing-dtstart" in skips[1].detail
     assert report.skipped[Reason.ERROR] == 1
+    assert report.skipped[Reason.INVALID] == 1
 
 
 def test_event_warnings_record_the_repairs(

@@ -1,0 +1,199 @@
+"""Meeting invitations in email: parsed, judged, stored with their message."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import attrs
+import pytest
+
+from commlink.invites import INVITE_CALENDAR, invitation, invite_id
+from commlink.mime import parse_message
+from commlink.model import (
+    Channel,
+    ChannelKind,
+    ChannelSettings,
+    Detail,
+    EventStatus,
+    ResponseStatus,
+    Visibility,
+)
+from commlink.ports import Store
+from commlink.records import Reason, Target, TargetKind, Viewer, Window
+from commlink.stores.memory import MemoryStore
+from commlink.stores.sql import SqlStore
+from commlink.sync.engine import SyncEngine
+from commlink.sync.report import Backoff
+from commlink.testing.directory import InMemoryDirectory
+from commlink.testing.fake import FakeMailProvider
+from commlink.testing.provider_conformance import OWNER
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+WINDOW = Window(NOW - timedelta(days=30), NOW + timedelta(days=30))
+COMPANY = Target(TargetKind.COMPANY, "co")
+ORGANIZER = "ann@client.example"
+
+
+def ics(method: str, *, uid: str = "meet-1", sequence: int = 0, body: str = "") -> str:
+    vevent = body or (
+        f"UID:{uid}\r\nSEQUENCE:{sequence}\r\nDTSTAMP:20261120T100000Z\r\n"
+        "DTSTART:20261201T150000Z\r\nDTEND:20261201T160000Z\r\nSUMMARY:Contract review\r\n"
+        f"ORGANIZER;CN=Ann:mailto:{ORGANIZER}\r\n"
+        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{ORGANIZER}\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{OWNER}\r\n"
+    )
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Client//EN\r\n"
+        f"METHOD:{method}\r\nBEGIN:VEVENT\r\n{vevent}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def invite_mail(n: int, calendar: str, *, sender: str = ORGANIZER) -> bytes:
+    return (
+        f"From: Ann <{sender}>\r\nTo: {OWNER}\r\nSubject: Invitation {n}\r\n"
+        f"Date: Fri, 20 Nov 2026 10:{n:02d}:00 +0000\r\nMessage-ID: <inv-{n}@client.example>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYou are invited.\r\n"
+        "--b\r\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n"
+        f"{calendar}\r\n--b--\r\n"
+    ).encode()
+
+
+def channel(**settings: object) -> Channel:
+    base = ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"}), sync_invites=True)
+    return Channel("ch", "u-owner", ChannelKind.MAIL, "fake", attrs.evolve(base, **settings))
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    return SqlStore(f"sqlite:///{tmp_path / 'invites.sqlite'}")
+
+
+@pytest.fixture
+def directory() -> InMemoryDirectory:
+    d = InMemoryDirectory()
+    d.add_company("co", "Client", ["client.example"])
+    d.add_person("ann", "Ann Client", [ORGANIZER], company_id="co")
+    return d
+
+
+def sync(store: Store, directory: InMemoryDirectory, provider: FakeMailProvider, **kw: object):
+    engine = SyncEngine(
+        store, directory, backoff=Backoff(base=10, cap=100, jitter=False), clock=lambda: NOW
+    )
+    return engine.run(channel(**kw), provider)
+
+
+def meetings(store: Store) -> list[tuple[str, EventStatus, str | None]]:
+    page = store.events(COMPANY, Viewer("u-owner"), WINDOW)
+    return [(e.uid, e.status, e.title) for e in page.items]
+
+
+def test_invitation_reads_request_events() -> None:
+    message = parse_message(invite_mail(1, ics("REQUEST")), provider_id="m1", detail=Detail.FULL)
+    found = invitation(message)
+    assert found is not None
+    assert found.provider_id == invite_id("m1") == "m1#invite"
+    (event,) = found.events
+    assert event.uid == "meet-1"
+    assert event.calendar_id == INVITE_CALENDAR
+    assert event.status is EventStatus.CONFIRMED
+    statuses = {a.address.key: a.status for a in event.attendees}
+    assert statuses[OWNER] is ResponseStatus.NEEDS_ACTION
+
+
+def test_cancel_marks_events_cancelled_and_reply_is_not_applied() -> None:
+    cancel = invitation(parse_message(invite_mail(2, ics("CANCEL", sequence=1)), provider_id="m2"))
+    assert cancel is not None
+    assert [e.status for e in cancel.events] == [EventStatus.CANCELLED]
+    reply = invitation(parse_message(invite_mail(3, ics("REPLY")), provider_id="m3"))
+    assert reply is not None
+    assert reply.events == ()
+    assert reply.ignored == ("REPLY",)
+    assert reply.problem == ""
+
+
+def test_message_without_calendar_has_no_invitation() -> None:
+    plain = b"From: a@client.example\r\nSubject: hi\r\n\r\nbody\r\n"
+    assert invitation(parse_message(plain, provider_id="m")) is None
+
+
+def test_request_then_cancel_through_the_engine(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    report = sync(store, directory, provider)
+    assert report.complete
+    assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
+
+    provider.box.add("INBOX", invite_mail(2, ics("CANCEL", sequence=1)))
+    sync(store, directory, provider)
+    # meeting history leaves cancelled meetings out, as for calendar channels
+    assert meetings(store) == []
+
+
+def test_an_older_request_synced_later_does_not_undo_a_cancel(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(2, ics("CANCEL", sequence=1)))
+    sync(store, directory, provider)
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST", sequence=0)))
+    sync(store, directory, provider)
+    assert meetings(store) == []
+    # an update with a higher SEQUENCE brings it back
+    provider.box.add("INBOX", invite_mail(3, ics("REQUEST", sequence=2)))
+    sync(store, directory, provider)
+    assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
+
+
+def test_invitation_goes_with_its_message(store, directory) -> None:
+    provider = FakeMailProvider()
+    item = provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    sync(store, directory, provider)
+    assert len(meetings(store)) == 1
+    # a full resync keeps it (its id is marked seen with the message's)
+    engine = SyncEngine(store, directory, clock=lambda: NOW)
+    engine.request_resync("ch")
+    engine.run(channel(), provider)
+    assert len(meetings(store)) == 1
+    provider.box.delete("INBOX", item)
+    sync(store, directory, provider)
+    assert meetings(store) == []
+
+
+def test_invites_are_off_unless_the_channel_opts_in(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    sync(store, directory, provider, sync_invites=False)
+    assert meetings(store) == []
+
+
+def test_metadata_channel_never_reads_invitations(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    sync(store, directory, provider, visibility=Visibility.METADATA)
+    assert meetings(store) == []
+
+
+def test_internal_only_invitation_is_skipped_with_its_reason(store, directory) -> None:
+    internal = ics("REQUEST").replace(ORGANIZER, "bob@home.example")
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, internal))
+    sync(store, directory, provider)
+    skips = {s.provider_id: s for s in store.skips("ch")}
+    assert meetings(store) == []
+    (skip,) = [s for pid, s in skips.items() if pid.endswith("#invite")]
+    assert skip.reason is Reason.INTERNAL
+
+
+def test_broken_invitation_is_recorded_and_the_message_kept(store, directory) -> None:
+    broken = ics("REQUEST", body="UID:bad-1\r\nSUMMARY:No start\r\n")
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, broken))
+    report = sync(store, directory, provider)
+    assert report.imported == 1  # the message
+    (skip,) = store.skips("ch")
+    assert skip.provider_id.endswith("#invite")
+    assert skip.reason is Reason.INVALID
+    assert "missing-dtstart" in skip.detail
+    assert skip.message_id == "inv-1@client.example"
