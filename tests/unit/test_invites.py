@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from commlink.invites import INVITE_CALENDAR, invitation, invite_id
 from commlink.mime import parse_message
@@ -197,3 +200,34 @@ def test_broken_invitation_is_recorded_and_the_message_kept(store, directory) ->
     assert skip.reason is Reason.INVALID
     assert "missing-dtstart" in skip.detail
     assert skip.message_id == "inv-1@client.example"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    updates=st.lists(
+        st.tuples(st.sampled_from(["REQUEST", "CANCEL"]), st.integers(0, 50)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda u: u[1],
+    ),
+    order=st.randoms(use_true_random=False),
+    batch_size=st.integers(1, 4),
+)
+def test_the_latest_update_wins_whatever_order_mail_arrives_in(
+    directory, updates: list[tuple[str, int]], order: random.Random, batch_size: int
+) -> None:
+    store, provider = MemoryStore(), FakeMailProvider()
+    arrivals = list(enumerate(updates))
+    order.shuffle(arrivals)
+    engine = SyncEngine(store, directory, batch_size=batch_size, clock=lambda: NOW)
+    for n, (method, sequence) in arrivals:
+        provider.box.add("INBOX", invite_mail(n, ics(method, sequence=sequence)))
+        if order.random() < 0.5:
+            engine.run(channel(), provider)
+    engine.run(channel(), provider)
+    latest_method = max(updates, key=lambda u: u[1])[0]
+    expected = [] if latest_method == "CANCEL" else [("meet-1", EventStatus.CONFIRMED)]
+    assert [(uid, status) for uid, status, _ in meetings(store)] == expected
+    assert len(store.skips("ch")) == 0
