@@ -1,0 +1,195 @@
+"""``ExchangeMailProvider``: an Exchange Server mailbox through EWS (exchangelib).
+
+Scopes are folders: the distinguished ones (inbox, sent items, drafts,
+deleted items, junk, archive where the server has it) and every mail
+folder below the message folder root. Cursors are ``SyncFolderItems``
+sync states (see ``exchange_sync``). Provider ids are EWS ItemIds; EWS
+gives an item a new id when it moves, so a move shows up as a deletion in
+one folder and a creation in the other, and the engine stores the message
+again under its new id.
+
+Messages are read with ``GetItem`` in batches: ``MimeContent`` for a full
+fetch, ``InternetMessageHeaders`` for a metadata fetch, with the
+``ConversationId`` (thread hint) and ``DateTimeReceived`` (date).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ..model import Detail, Folder, FolderKind
+from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
+from .exchange_account import ExchangeConnection, connect
+from .exchange_errors import Caller, item_error
+from .exchange_sync import FolderSync, utc
+
+__all__ = ["DISTINGUISHED_MAIL_FOLDERS", "METADATA_HEADERS", "ExchangeMailProvider"]
+
+log = logging.getLogger("commlink.exchange")
+
+#: Distinguished mail folders and what they are for.
+DISTINGUISHED_MAIL_FOLDERS = {
+    "inbox": FolderKind.INBOX,
+    "sentitems": FolderKind.SENT,
+    "drafts": FolderKind.DRAFTS,
+    "deleteditems": FolderKind.TRASH,
+    "junkemail": FolderKind.SPAM,
+    "archive": FolderKind.ARCHIVE,
+}
+
+#: The headers a metadata fetch keeps: what the parser and policy use.
+METADATA_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Subject", "Date", "Message-ID",
+        "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "Precedence",
+        "Auto-Submitted", "Content-Type",
+    )
+)  # fmt: skip
+
+_FULL_FIELDS = ("mime_content", "conversation_id", "datetime_received")
+_METADATA_FIELDS = ("headers", "conversation_id", "datetime_received")
+
+
+class ExchangeMailProvider:
+    """A ``MailProvider`` for a mailbox on Exchange Server 2016, 2019 or SE.
+
+    Build it with ``connect`` settings (``from_settings``) or an existing
+    ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem (a full
+    fetch carries whole messages, keep it moderate); ``page_size`` ids make
+    one listing page. ``requests_sent`` counts HTTP requests.
+    """
+
+    def __init__(
+        self,
+        connection: ExchangeConnection,
+        *,
+        page_size: int = 500,
+        fetch_batch: int = 100,
+        metadata_batch: int = 250,
+        max_retries: int = 3,
+        max_wait: float = 30.0,
+        caller: Caller | None = None,
+    ) -> None:
+        self.connection = connection
+        self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
+        self.sync = FolderSync(connection, self.caller, page_size)
+        self.fetch_batch = max(1, fetch_batch)
+        self.metadata_batch = max(1, metadata_batch)
+
+    @classmethod
+    def from_settings(cls, email: str, **settings: Any) -> ExchangeMailProvider:
+        """Connect with ``exchange_account.connect`` keyword settings; the
+        provider's own options (``page_size``, ``fetch_batch``, ...) may be mixed in."""
+        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_OPTIONS}
+        return cls(connect(email, **settings), **own)
+
+    @property
+    def requests_sent(self) -> int:
+        return self.connection.requests_sent
+
+    # -- MailProvider ---------------------------------------------------------
+
+    def folders(self) -> Sequence[Folder]:
+        """Distinguished folders (one GetFolder) and the mail folders below
+        the message folder root (one FindFolder, deep)."""
+        names = ["msgfolderroot", *DISTINGUISHED_MAIL_FOLDERS]
+        found = self.sync.distinguished(names)
+        root = found.get("msgfolderroot")
+        root_id = str(root.id) if root is not None else None
+        result: dict[str, Folder] = {}
+        for name, kind in DISTINGUISHED_MAIL_FOLDERS.items():
+            if name in found:
+                folder = FolderSync.as_folder(found[name], kind, root_id)
+                result[folder.id] = folder
+        if root is not None:
+            for folder in self.sync.descendants(root):
+                folder_class = str(folder.folder_class or "")
+                if str(folder.id) in result or not _is_mail(folder_class):
+                    continue
+                mapped = FolderSync.as_folder(folder, FolderKind.CUSTOM, root_id)
+                result[mapped.id] = mapped
+        return list(result.values())
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        """One scope per folder, the inbox first."""
+        ordered = sorted(folders, key=lambda f: f.kind is not FolderKind.INBOX)
+        return [Scope(f.id, f) for f in ordered]
+
+    def snapshot(self, scope: Scope) -> str:
+        return self.sync.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self.sync.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        """One SyncFolderItems request; an invalid sync state raises ``CursorExpired``."""
+        return self.sync.changes(scope, cursor)
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
+        from exchangelib.items import Message
+
+        full = detail is Detail.FULL
+        fields = _FULL_FIELDS if full else _METADATA_FIELDS
+        batch = self.fetch_batch if full else self.metadata_batch
+        for item_id, item in self.sync.get_items(ids, fields, Message, batch):
+            if isinstance(item, BaseException):
+                yield FetchedMessage(item_id, error=item_error(item))
+                continue
+            yield _fetched(item_id, item, scope.id, full)
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        """Streaming notifications are not held open by this provider: ``None``."""
+        return None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_OWN_OPTIONS = frozenset(
+    {"page_size", "fetch_batch", "metadata_batch", "max_retries", "max_wait", "caller"}
+)
+
+
+def _is_mail(folder_class: str) -> bool:
+    # folders without a class are mail folders; IPF.Note.* are mail folders too
+    return not folder_class or folder_class == "IPF.Note" or folder_class.startswith("IPF.Note.")
+
+
+def _fetched(item_id: str, item: Any, folder_id: str, full: bool) -> FetchedMessage:
+    conversation = getattr(item, "conversation_id", None)
+    thread = str(conversation.id) if conversation is not None and conversation.id else None
+    date = utc(getattr(item, "datetime_received", None))
+    if full:
+        raw = item.mime_content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        if not raw or not bytes(raw).strip():
+            return FetchedMessage(item_id, error="no MIME content")
+    else:
+        raw = _header_block(getattr(item, "headers", None) or [])
+        if raw == b"\r\n":
+            return FetchedMessage(item_id, error="no internet message headers")
+    return FetchedMessage(
+        item_id, raw=bytes(raw), folders=(folder_id,), thread_hint=thread, date=date
+    )
+
+
+def _header_block(headers: Sequence[Any]) -> bytes:
+    """RFC 5322 header bytes from EWS ``InternetMessageHeaders``."""
+    lines = []
+    for header in headers:
+        name = str(getattr(header, "name", "") or "").strip()
+        if (
+            not name
+            or ":" in name
+            or not name.isprintable()
+            or name.lower() not in METADATA_HEADERS
+        ):
+            continue
+        value = " ".join(str(getattr(header, "value", "") or "").split())
+        lines.append(f"{name}: {value}\r\n".encode())
+    return b"".join(lines) + b"\r\n"
