@@ -14,14 +14,13 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
+from ..local_http import HttpAnswer, LocalHttpServer
 from .batch import Reply, answer_batch
 from .calendar_api import CalendarBackend
 from .errors import ApiError, error_body
@@ -44,7 +43,7 @@ _REASONS = {401: "authError", 403: "forbidden", 404: "notFound", 410: "fullSyncR
 _REASONS.update({429: "rateLimitExceeded", 500: "backendError", 503: "backendError"})
 
 
-class GoogleApiServer:
+class GoogleApiServer(LocalHttpServer):
     """A local Gmail + Calendar API on ``127.0.0.1`` and a free port.
 
     ``user`` is the account the ``token`` belongs to (``"me"`` resolves to
@@ -63,45 +62,12 @@ class GoogleApiServer:
         self.call_log: list[tuple[str, str]] = []
         self.counters: Counter[str] = Counter()
         self._injected: list[_Injected] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.gmail.mailbox(user)
-
-    # -- lifecycle ------------------------------------------------------------
-
-    def start(self) -> GoogleApiServer:
-        handler = type("_BoundHandler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GoogleApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/``: the Gmail ``api_endpoint``."""
-        assert self._httpd is not None, "the server is not running"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        return self.root_url
 
     @property
     def calendar_url(self) -> str:
@@ -150,7 +116,7 @@ class GoogleApiServer:
 
     # -- answering ------------------------------------------------------------
 
-    def _user_for(self, headers: dict[str, str]) -> str:
+    def _user_for(self, headers: Mapping[str, str]) -> str:
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
@@ -158,7 +124,7 @@ class GoogleApiServer:
             raise ApiError(401, "authError", "Invalid Credentials")
         return user
 
-    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+    def answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request (or one part of a batch)."""
         path = urlsplit(target).path
         with self._lock:
@@ -211,8 +177,8 @@ class GoogleApiServer:
         raise ApiError(404, "notFound", f"Not Found: {path}")
 
     def answer_http(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpAnswer:
         """Answer a request on the wire: the batch endpoint or one call."""
         with self._lock:
             self.request_log.append((method, target))
@@ -240,26 +206,3 @@ class GoogleApiServer:
 
     def message_ids(self, user: str | None = None) -> Sequence[str]:
         return list(self.gmail.mailbox(user or self.user).messages)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    app: GoogleApiServer
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
-        self.send_response(status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = _serve
-    do_POST = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is ``GoogleApiServer.request_log``."""

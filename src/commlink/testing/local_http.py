@@ -1,0 +1,96 @@
+"""``LocalHttpServer``: the base of the protocol-faithful test servers.
+
+A subclass answers whole requests in ``answer_http``; this class serves it
+on ``127.0.0.1`` and a free port from a background thread, and is a context
+manager. Requests are answered on their own threads, so ``answer_http``
+must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TypeVar
+
+__all__ = ["HttpAnswer", "LocalHttpServer"]
+
+#: Status, extra response headers and body.
+HttpAnswer = tuple[int, Mapping[str, str], bytes]
+
+S = TypeVar("S", bound="LocalHttpServer")
+
+
+class LocalHttpServer:
+    """Serves ``answer_http`` on loopback; use ``with`` or ``start``/``stop``."""
+
+    _httpd: ThreadingHTTPServer | None = None
+    _serving: threading.Thread | None = None
+
+    def answer_http(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpAnswer:
+        """Answer one request; ``headers`` have lower-case names."""
+        raise NotImplementedError
+
+    def start(self: S) -> S:
+        handler = type("_BoundHandler", (_Handler,), {"app": self})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        self._httpd, self._serving = httpd, thread
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._serving is not None:
+            self._serving.join(timeout=5)
+            self._serving = None
+
+    def __enter__(self: S) -> S:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "the server is not running"
+        return int(self._httpd.server_address[1])
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT/``."""
+        return f"http://127.0.0.1:{self.port}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: LocalHttpServer
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_REPORT = do_PROPFIND = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: servers keep their own request logs."""
