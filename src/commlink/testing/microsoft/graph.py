@@ -1,0 +1,533 @@
+"""``GraphServer``: a local HTTP server speaking a Microsoft Graph v1.0 subset
+(mail folders, messages, calendars, delta queries, JSON batching,
+subscriptions) closely enough for commlink's httpx client.
+
+It checks bearer tokens (401 ``InvalidAuthenticationToken`` once revoked),
+throttles per mailbox in a sliding window (429 with ``Retry-After``; every
+request inside a ``$batch`` counts), expires delta tokens on demand (410)
+and injects errors. Seed and change data through ``.mail`` and
+``.calendar``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import threading
+import time
+import urllib.request
+from collections import Counter, deque
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import attrs
+
+from .graph_calendar import CalendarBackend
+from .graph_delta import JSON, DeltaLog, GraphError, error_body, new_id
+from .graph_mail import MailBackend
+
+__all__ = ["GraphServer"]
+
+#: Graph runs at most 20 requests per JSON batch.
+BATCH_LIMIT = 20
+_MAX_SUBSCRIPTION = timedelta(minutes=10080)
+_PAGE = re.compile(r"odata\.maxpagesize=(\d+)", re.IGNORECASE)
+
+
+@attrs.define
+class _Injected:
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    code: str
+    retry_after: float | None
+
+
+@attrs.define
+class _Reply:
+    status: int
+    body: Any = None  # JSON value, bytes, or None
+    headers: dict[str, str] = attrs.field(factory=dict)
+
+
+class _Throttle:
+    """At most ``limit`` requests within any ``window`` seconds."""
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.window = 60.0
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def configure(self, limit: int | None, window: float) -> None:
+        with self._lock:
+            self.limit, self.window = limit, window
+            self._times.clear()
+
+    def charge(self) -> float | None:
+        """``None`` when allowed, else the seconds until a slot frees."""
+        with self._lock:
+            now = time.monotonic()
+            while self._times and self._times[0] <= now - self.window:
+                self._times.popleft()
+            if self.limit is not None and len(self._times) >= self.limit:
+                return max(self._times[0] + self.window - now, 0.001)
+            self._times.append(now)
+            return None
+
+
+class GraphServer:
+    """A local Graph v1.0 on ``127.0.0.1`` and a free port.
+
+    ``user`` is the mailbox's principal name; ``token`` is accepted for it.
+    ``base_url`` (``http://127.0.0.1:PORT/v1.0``) is the client's base URL.
+    """
+
+    def __init__(
+        self,
+        user: str = "owner@home.example",
+        token: str = "graph-test-token",
+        *,
+        aliases: tuple[str, ...] = (),
+        validate_subscriptions: bool = False,
+    ) -> None:
+        self.user = user
+        self.user_id = new_id("user-")
+        self.token = token
+        self.aliases = aliases
+        self.validate_subscriptions = validate_subscriptions
+        self._lock = threading.RLock()
+        self.log = DeltaLog(self._lock)
+        self.mail = MailBackend(self._lock, self.log)
+        self.calendar = CalendarBackend(self._lock, self.log)
+        self.tokens: dict[str, str] = {token: user}
+        self.throttle = _Throttle()
+        self.request_log: list[tuple[str, str]] = []
+        self.call_log: list[tuple[str, str]] = []
+        self.counters: Counter[str] = Counter()
+        self.subscriptions: dict[str, JSON] = {}
+        self._injected: list[_Injected] = []
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> GraphServer:
+        handler = type("_BoundHandler", (_Handler,), {"app": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GraphServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1.0``: the client's base URL."""
+        assert self._httpd is not None, "the server is not running"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1.0"
+
+    # -- control --------------------------------------------------------------
+
+    def revoke_token(self, token: str | None = None) -> None:
+        """From now on, requests with this token (default: the user's) get 401."""
+        with self._lock:
+            self.tokens.pop(token or self.token, None)
+
+    def add_token(self, token: str, user: str | None = None) -> None:
+        with self._lock:
+            self.tokens[token] = user or self.user
+
+    def set_throttle(self, limit: int | None, window: float = 60.0) -> None:
+        """Allow ``limit`` requests per ``window`` seconds (``None``: no limit)."""
+        self.throttle.configure(limit, window)
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta and next link now answers 410 ``SyncStateNotFound``."""
+        self.log.expire()
+
+    def inject_error(
+        self,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls whose path matches with ``status``."""
+        with self._lock:
+            self._injected.append(
+                _Injected(
+                    re.compile(path_regex),
+                    status,
+                    times,
+                    code or _CODES.get(status, "ServiceUnavailable"),
+                    retry_after,
+                )
+            )
+
+    def calls(self, pattern: str) -> list[str]:
+        """Targets of the API calls (batched ones included) matching ``pattern``."""
+        with self._lock:
+            return [t for _, t in self.call_log if re.search(pattern, t)]
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests received (a batch counts once)."""
+        with self._lock:
+            return len(self.request_log)
+
+    def notification(self, subscription_id: str, change_type: str, resource: str) -> JSON:
+        """The body Graph would POST to a subscription's notification URL."""
+        with self._lock:
+            found = self.subscriptions[subscription_id]
+        return {
+            "value": [
+                {
+                    "subscriptionId": subscription_id,
+                    "subscriptionExpirationDateTime": found["expirationDateTime"],
+                    "changeType": change_type,
+                    "resource": resource,
+                    "clientState": found.get("clientState"),
+                    "tenantId": "00000000-0000-0000-0000-000000000000",
+                }
+            ]
+        }
+
+    # -- answering ------------------------------------------------------------
+
+    def answer_http(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self.request_log.append((method, target))
+        path = urlsplit(target).path
+        if method == "POST" and path.rstrip("/").endswith("/$batch"):
+            reply = self._batch(headers, body)
+        else:
+            reply = self.answer(method, target, headers, body)
+        return _encode(reply)
+
+    def answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        """Answer one API call (alone or inside a batch)."""
+        with self._lock:
+            self.call_log.append((method, target))
+        try:
+            user = self._user_for(headers)
+            wait = self.throttle.charge()
+            if wait is not None:
+                self.counters["throttled"] += 1
+                raise GraphError(
+                    429,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            self._maybe_inject(target)
+            return self._route(user, method, target, headers, body)
+        except GraphError as error:
+            extra = dict(error.headers)
+            if error.status == 401:
+                extra["WWW-Authenticate"] = 'Bearer realm="", error="invalid_token"'
+            return _Reply(error.status, error_body(error), extra)
+
+    def _user_for(self, headers: Mapping[str, str]) -> str:
+        scheme, _, token = str(headers.get("authorization", "")).partition(" ")
+        with self._lock:
+            user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+            )
+        return user
+
+    def _maybe_inject(self, target: str) -> None:
+        with self._lock:
+            for injected in self._injected:
+                if injected.times > 0 and injected.pattern.search(target):
+                    injected.times -= 1
+                    self.counters["injected"] += 1
+                    extra = {}
+                    if injected.retry_after is not None:
+                        extra["Retry-After"] = str(max(0, math.ceil(injected.retry_after)))
+                    raise GraphError(
+                        injected.status, injected.code, f"injected {injected.status}", extra
+                    )
+
+    def _batch(self, headers: Mapping[str, str], body: bytes) -> _Reply:
+        try:
+            self._user_for(headers)
+            payload = json.loads(body or b"{}")
+            requests = payload.get("requests")
+            if not isinstance(requests, list) or not requests:
+                raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+            if len(requests) > BATCH_LIMIT:
+                raise GraphError(400, "BadRequest", "The number of batch requests exceeds 20.")
+        except GraphError as error:
+            return _Reply(error.status, error_body(error))
+        except ValueError:
+            return _Reply(400, error_body(GraphError(400, "BadRequest", "Invalid JSON")))
+        with self._lock:
+            self.counters["batches"] += 1
+        root = urlsplit(self.base_url).path
+        responses = []
+        for request in requests:
+            inner = {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()}
+            inner["authorization"] = str(headers.get("authorization", ""))
+            url = str(request.get("url") or "")
+            target = root + (url if url.startswith("/") else "/" + url)
+            reply = self.answer(str(request.get("method") or "GET"), target, inner, b"")
+            item_body = reply.body
+            content_type = reply.headers.get("Content-Type", "application/json")
+            if isinstance(item_body, bytes):
+                item_body = base64.b64encode(item_body).decode()
+            responses.append(
+                {
+                    "id": request.get("id"),
+                    "status": reply.status,
+                    "headers": {**reply.headers, "Content-Type": content_type},
+                    "body": item_body,
+                }
+            )
+        return _Reply(200, {"responses": responses})
+
+    def _route(
+        self, user: str, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> _Reply:
+        split = urlsplit(target)
+        parts = [unquote(p) for p in split.path.strip("/").split("/")]
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if parts[:1] != ["v1.0"]:
+            raise GraphError(400, "BadRequest", f"Invalid version: {split.path}")
+        parts = parts[1:]
+        if parts[:1] == ["subscriptions"]:
+            return self._subscriptions(method, parts[1:], body)
+        if parts[:1] == ["me"]:
+            parts = ["users", user, *parts[1:]]
+        if len(parts) < 2 or parts[0] != "users":
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment {parts[:1]}")
+        if parts[1].lower() not in (user.lower(), self.user_id.lower()):
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials.")
+        if method != "GET":
+            raise GraphError(405, "Request_BadRequest", f"{method} is not supported here")
+        prefer = str(headers.get("prefer", ""))
+        immutable = 'idtype="immutableid"' in prefer.lower().replace(" ", "")
+        size_match = _PAGE.search(prefer)
+        page_size = int(size_match.group(1)) if size_match else None
+        link_base = self.base_url + "/" + "/".join(quote(p, safe="@$") for p in parts)
+        rest = parts[2:]
+        return self._mailbox(rest, query, immutable, page_size, link_base)
+
+    def _mailbox(
+        self,
+        rest: list[str],
+        query: Mapping[str, str],
+        immutable: bool,
+        page_size: int | None,
+        link_base: str,
+    ) -> _Reply:
+        mail, calendar = self.mail, self.calendar
+        hidden = query.get("includeHiddenFolders", "").lower() == "true"
+        if not rest:
+            proxies = [f"SMTP:{self.user}", *(f"smtp:{a}" for a in self.aliases), "SIP:x@y"]
+            return _Reply(200, {"id": self.user_id, "mail": self.user, "proxyAddresses": proxies})
+        head = rest[0]
+        if head == "mailFolders" and len(rest) == 1:
+            return _Reply(200, _paged(mail.children(mail.root, hidden), query, link_base))
+        if head == "mailFolders" and len(rest) == 2:
+            return _Reply(200, mail.render_folder(mail.folders[mail.folder_id(rest[1])]))
+        if head == "mailFolders" and rest[2:] == ["childFolders"]:
+            folder_id = mail.folder_id(rest[1])
+            return _Reply(200, _paged(mail.children(folder_id, hidden), query, link_base))
+        if head == "mailFolders" and rest[2:] == ["messages", "delta"]:
+            return _Reply(
+                200,
+                mail.delta(rest[1], query, immutable, page_size, link_base),
+                _applied(page_size),
+            )
+        if head == "messages" and len(rest) == 2:
+            select = [s for s in query.get("$select", "").split(",") if s]
+            return _Reply(200, mail.render(mail.get(rest[1]), immutable, select))
+        if head == "messages" and rest[2:] == ["$value"]:
+            return _Reply(200, mail.get(rest[1]).raw, {"Content-Type": "text/plain"})
+        if head == "calendars" and len(rest) == 1:
+            return _Reply(200, _paged(calendar.list(), query, link_base))
+        if head == "calendars" and rest[2:] == ["calendarView", "delta"]:
+            return _Reply(
+                200, calendar.delta(rest[1], query, page_size, link_base), _applied(page_size)
+            )
+        if head == "events" and len(rest) == 2:
+            return _Reply(200, calendar.get(rest[1]))
+        raise GraphError(400, "BadRequest", f"Unsupported resource: {'/'.join(rest)}")
+
+    def _subscriptions(self, method: str, rest: list[str], body: bytes) -> _Reply:
+        payload = json.loads(body or b"{}") if body else {}
+        if method == "POST" and not rest:
+            return self._subscribe(payload)
+        with self._lock:
+            found = self.subscriptions.get(rest[0]) if rest else None
+        if found is None:
+            raise GraphError(404, "ResourceNotFound", "The object was not found.")
+        if method == "PATCH":
+            expires = _expiry(payload.get("expirationDateTime"))
+            with self._lock:
+                found["expirationDateTime"] = expires
+            return _Reply(200, dict(found))
+        if method == "DELETE":
+            with self._lock:
+                del self.subscriptions[rest[0]]
+            return _Reply(204)
+        if method == "GET":
+            return _Reply(200, dict(found))
+        raise GraphError(405, "BadRequest", f"{method} not allowed")
+
+    def _subscribe(self, payload: JSON) -> _Reply:
+        for field in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
+            if not payload.get(field):
+                raise GraphError(400, "InvalidRequest", f"{field} is required")
+        url = str(payload["notificationUrl"])
+        if self.validate_subscriptions:
+            self._validate(url)
+        created: JSON = {
+            "id": new_id("sub-"),
+            "resource": payload["resource"],
+            "changeType": payload["changeType"],
+            "notificationUrl": url,
+            "expirationDateTime": _expiry(payload["expirationDateTime"]),
+            "clientState": payload.get("clientState"),
+        }
+        with self._lock:
+            self.subscriptions[created["id"]] = created
+        return _Reply(201, dict(created))
+
+    @staticmethod
+    def _validate(url: str) -> None:
+        token = new_id("validation-")
+        probe = f"{url}{'&' if '?' in url else '?'}{urlencode({'validationToken': token})}"
+        try:
+            request = urllib.request.Request(probe, data=b"", method="POST")
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                echoed = answer.read().decode("utf-8", "replace")
+                ok = answer.status == 200 and echoed == token
+        except OSError:
+            ok = False
+        if not ok:
+            raise GraphError(400, "ValidationError", "Subscription validation request failed.")
+
+
+_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "ErrorAccessDenied",
+    404: "ErrorItemNotFound",
+    410: "SyncStateNotFound",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+def _applied(page_size: int | None) -> dict[str, str]:
+    return {"Preference-Applied": f"odata.maxpagesize={page_size}"} if page_size else {}
+
+
+def _paged(values: list[JSON], query: Mapping[str, str], link_base: str) -> JSON:
+    """A collection page honouring ``$top``/``$skip`` and ``$select``."""
+    top = int(query.get("$top") or 10)
+    skip = int(query.get("$skip") or 0)
+    select = [s for s in query.get("$select", "").split(",") if s]
+    chunk = values[skip : skip + top]
+    if select:
+        chunk = [{k: v.get(k) for k in ("id", *select)} for v in chunk]
+    page: JSON = {"value": chunk}
+    if skip + top < len(values):
+        rest = {k: v for k, v in query.items() if k != "$skip"}
+        page["@odata.nextLink"] = f"{link_base}?{urlencode({**rest, '$skip': skip + top})}"
+    return page
+
+
+def _expiry(value: object) -> str:
+    text = str(value or "").replace("Z", "+00:00")
+    head, dot, tail = text.partition(".")
+    if dot:
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise GraphError(400, "InvalidRequest", "expirationDateTime is invalid") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc)
+    if moment <= now or moment - now > _MAX_SUBSCRIPTION:
+        raise GraphError(
+            400,
+            "InvalidRequest",
+            "Subscription expiration can only be 10070 minutes in the future.",
+        )
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _encode(reply: _Reply) -> tuple[int, dict[str, str], bytes]:
+    headers = dict(reply.headers)
+    if reply.body is None:
+        return reply.status, headers, b""
+    if isinstance(reply.body, bytes):
+        headers.setdefault("Content-Type", "text/plain")
+        return reply.status, headers, reply.body
+    headers["Content-Type"] = "application/json; odata.metadata=minimal; charset=utf-8"
+    return reply.status, headers, json.dumps(reply.body).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: GraphServer
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PATCH = _serve
+    do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log is ``GraphServer.request_log``."""
