@@ -1,0 +1,373 @@
+"""Sync on Celery workers: one channel per task, protected by the store's lease.
+
+``install(app, ...)`` registers two tasks on a host's Celery app:
+
+- ``sync_channel(channel_id)`` runs one bounded ``SyncEngine`` step for a
+  channel (at most ``max_batches`` batches) and enqueues its own
+  continuation while a long import is unfinished, so a task never runs for
+  long and channels take turns. It is ``acks_late`` and
+  ``reject_on_worker_lost``: a task lost with its worker is delivered again,
+  which is harmless because commits are idempotent and the lease keeps one
+  runner per channel (a second delivery finds the lease busy and returns at
+  once).
+- ``dispatch()`` enqueues the channels that are due (the ``Runner``'s
+  notion: back-off passed, first import unfinished, or ``interval`` since
+  the last success). Run it from Celery beat (``beat_schedule``).
+
+Two leases live in the store. The sync lease (``lease_ttl``, renewed after
+every committed batch) is the engine's: while it is held no other worker
+syncs the channel; when its worker dies it expires and the channel is taken
+over. The queue marker (a lease on ``"<channel id>#queued"``) is taken by
+``dispatch`` before it enqueues a channel and held by the task while it
+runs, so a channel is never queued twice however often ``dispatch`` runs.
+It expires after ``queue_ttl`` if the task never starts, and after
+``lease_ttl`` if its worker dies.
+
+Failures: a provider failure is recorded by the engine in the channel's
+state with its back-off (``Retry-After`` honoured) and ``dispatch`` enqueues
+the channel again when that passes. A failure that escapes the engine (the
+database or broker connection lost) fails the task, which Celery retries
+with exponential back-off up to ``retry_backoff_max``; meanwhile the lease
+of the lost attempt expires, and the retry resumes from the last committed
+batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from ..errors import StoreError, TransientError
+from ..model import Channel
+from ..ports import CalendarProvider, Directory, MailProvider, Store
+from ..sync.engine import SyncEngine
+from ..sync.report import Backoff, Progress, SyncReport
+from ..sync.runner import Runner
+
+__all__ = ["RETRIED", "CommlinkTasks", "install", "queue_marker"]
+
+log = logging.getLogger("commlink.celery")
+
+Provider = MailProvider | CalendarProvider
+
+#: Failures that escape the engine and are worth retrying: the store's
+#: connection, a provider that could not be opened for now, the network.
+RETRIED = (StoreError, TransientError, ConnectionError, TimeoutError)
+
+
+def queue_marker(channel_id: str) -> str:
+    """The lease key that says a channel is queued or running on a worker."""
+    return f"{channel_id}#queued"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@attrs.define
+class _ProcessState:
+    """What one worker process opens once and reuses across tasks."""
+
+    pid: int
+    store: Store
+    directory: Directory
+
+
+class CommlinkTasks:
+    """The tasks ``install`` registered and what they share.
+
+    ``sync_channel`` and ``dispatch`` are Celery tasks; ``enqueue`` queues a
+    channel now (a host's webhook or push notification), unless it is
+    already queued or running.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_factory: Callable[[], Store],
+        provider_factory: Callable[[Channel], Provider],
+        directory_factory: Callable[[Store], Directory],
+        interval: timedelta,
+        lease_ttl: timedelta,
+        queue_ttl: timedelta,
+        batch_size: int,
+        max_batches: int,
+        max_failures: int,
+        backoff: Backoff | None,
+        queue_for: Callable[[Channel], str | None] | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        if lease_ttl <= timedelta(0) or queue_ttl <= timedelta(0):
+            raise ValueError("lease_ttl and queue_ttl must be positive")
+        if max_batches < 1:
+            raise ValueError("max_batches must be positive")
+        self.store_factory = store_factory
+        self.provider_factory = provider_factory
+        self.directory_factory = directory_factory
+        self.interval = interval
+        self.lease_ttl = lease_ttl
+        self.queue_ttl = queue_ttl
+        self.batch_size = batch_size
+        self.max_batches = max_batches
+        self.max_failures = max_failures
+        self.backoff = backoff
+        self.queue_for = queue_for
+        self.clock = clock
+        self.sync_channel: Any = None
+        self.dispatch: Any = None
+        self._state: _ProcessState | None = None
+        self._lock = threading.Lock()
+
+    # -- per-process resources -------------------------------------------------
+
+    def resources(self) -> tuple[Store, Directory]:
+        """This process's store and directory, opened on first use.
+
+        Keyed by process id: a prefork child never reuses the connection
+        pool of the process it was forked from.
+        """
+        with self._lock:
+            state = self._state
+            if state is None or state.pid != os.getpid():
+                store = self.store_factory()
+                state = _ProcessState(os.getpid(), store, self.directory_factory(store))
+                self._state = state
+            return state.store, state.directory
+
+    def engine(self, holder: str, progress: Callable[[Progress], None] | None) -> SyncEngine:
+        store, directory = self.resources()
+        return SyncEngine(
+            store,
+            directory,
+            batch_size=self.batch_size,
+            max_batches=self.max_batches,
+            max_failures=self.max_failures,
+            lease_ttl=self.lease_ttl,
+            backoff=self.backoff,
+            progress=progress,
+            clock=self.clock,
+            holder=holder,
+        )
+
+    # -- scheduling --------------------------------------------------------------
+
+    def due(self) -> list[Channel]:
+        """The channels due for a step now (see ``Runner.due``)."""
+        runner = Runner(
+            self.engine("dispatch", None), self.provider_factory, interval=self.interval
+        )
+        return runner.due(self.clock())
+
+    def enqueue(self, channel: Channel | str) -> bool:
+        """Queue a sync of the channel unless it is queued or running already."""
+        store, _ = self.resources()
+        found = store.channel(channel) if isinstance(channel, str) else channel
+        if found is None:
+            return False
+        token = uuid.uuid4().hex
+        if not store.acquire_lease(queue_marker(found.id), token, self.queue_ttl):
+            return False
+        try:
+            self._send(found, token)
+        except Exception:
+            store.release_lease(queue_marker(found.id), token)
+            raise
+        return True
+
+    def _send(self, channel: Channel, token: str) -> None:
+        queue = self.queue_for(channel) if self.queue_for is not None else None
+        options: dict[str, Any] = {"queue": queue} if queue else {}
+        self.sync_channel.apply_async(args=(channel.id,), kwargs={"token": token}, **options)
+
+    def claim(self, channel_id: str) -> str | None:
+        """A queue marker token for a direct call, if the channel is not queued."""
+        store, _ = self.resources()
+        token = uuid.uuid4().hex
+        return (
+            token if store.acquire_lease(queue_marker(channel_id), token, self.lease_ttl) else None
+        )
+
+    def run_dispatch(self) -> dict[str, int]:
+        due = self.due()
+        queued = sum(1 for channel in due if self.enqueue(channel))
+        return {"due": len(due), "queued": queued}
+
+    def beat_schedule(self, every: timedelta = timedelta(seconds=30)) -> dict[str, Any]:
+        """A ``beat_schedule`` entry that runs ``dispatch`` every ``every``:
+        ``app.conf.beat_schedule = {**app.conf.beat_schedule, **tasks.beat_schedule()}``."""
+        seconds = every.total_seconds()
+        name = str(self.dispatch.name)
+        # a dispatch still queued when the next one is due is dropped
+        return {name: {"task": name, "schedule": seconds, "options": {"expires": seconds}}}
+
+    # -- one step ----------------------------------------------------------------
+
+    def run_sync(
+        self, task: Any, channel_id: str, token: str | None, *, may_retry: bool
+    ) -> dict[str, Any]:
+        """One step for a channel; ``token`` holds its queue marker (``None``:
+        a direct call while the channel is queued or running elsewhere)."""
+        store, _ = self.resources()
+        marker = queue_marker(channel_id)
+        if token is not None:
+            # from now on the marker lives as long as the sync lease: a dead
+            # worker's channel can be queued again once both expired
+            store.acquire_lease(marker, token, self.lease_ttl)
+        keep = False
+        try:
+            channel = store.channel(channel_id)
+            if channel is None:
+                return {"channel_id": channel_id, "status": "missing"}
+            report = self._step(task, store, channel, marker, token)
+            result = _summary(report)
+            unfinished = report.leased and not report.complete and not report.errors
+            if unfinished and token is not None:
+                # a long import goes on in a new task, behind the channels queued meanwhile
+                store.acquire_lease(marker, token, self.queue_ttl)
+                self._send(channel, token)
+                keep = True
+            result["continued"] = keep
+            return result
+        except RETRIED:
+            keep = may_retry  # the retry carries the marker on
+            raise
+        finally:
+            if token is not None and not keep:
+                try:
+                    store.release_lease(marker, token)
+                except StoreError:
+                    log.warning("could not release %s; it expires", marker, exc_info=True)
+
+    def _step(
+        self, task: Any, store: Store, channel: Channel, marker: str, token: str | None
+    ) -> SyncReport:
+        def renew(_progress: Progress) -> None:
+            if token is not None:
+                store.acquire_lease(marker, token, self.lease_ttl)
+
+        engine = self.engine(_holder(task), renew)
+        provider = self.provider_factory(channel)
+        try:
+            report = engine.run(channel, provider)
+        finally:
+            provider.close()
+        if not report.leased:
+            log.info("%s is being synced elsewhere; skipped", channel.id)
+        else:
+            log.info("%s", report.summary())
+        return report
+
+
+def _holder(task: Any) -> str:
+    """The sync lease holder of one task execution.
+
+    The same in a retry of the task in the same process, so a retry takes
+    its own unexpired lease back at once; different for a second delivery
+    to another process or thread, which must wait for the lease.
+    """
+    task_id = getattr(getattr(task, "request", None), "id", None) or uuid.uuid4().hex
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{task_id}"
+
+
+def _summary(report: SyncReport) -> dict[str, Any]:
+    return {
+        "channel_id": report.channel_id,
+        "status": report.status.value,
+        "leased": report.leased,
+        "complete": report.complete,
+        "imported": report.imported,
+        "deleted": report.deleted,
+        "skipped": sum(report.skipped.values()),
+        "errors": list(report.errors),
+        "duration": round(report.duration, 3),
+    }
+
+
+def install(
+    app: Any,
+    *,
+    store_factory: Callable[[], Store],
+    provider_factory: Callable[[Channel], Provider],
+    directory_factory: Callable[[Store], Directory],
+    interval: timedelta = timedelta(minutes=5),
+    lease_ttl: timedelta = timedelta(minutes=5),
+    queue_ttl: timedelta = timedelta(hours=1),
+    batch_size: int = 500,
+    max_batches: int = 20,
+    max_failures: int = 5,
+    backoff: Backoff | None = None,
+    max_retries: int = 8,
+    retry_backoff_max: timedelta = timedelta(minutes=5),
+    queue_for: Callable[[Channel], str | None] | None = None,
+    name_prefix: str = "commlink",
+    clock: Callable[[], datetime] = _utcnow,
+) -> CommlinkTasks:
+    """Register commlink's tasks on a Celery ``app``; returns them.
+
+    ``store_factory()`` opens the store and ``directory_factory(store)`` the
+    CRM directory, once per worker process; ``provider_factory(channel)``
+    opens a channel's provider for one task (closed after it). A task runs
+    at most ``max_batches`` batches of ``batch_size`` before it hands the
+    channel on to a new task; ``lease_ttl`` must exceed the time of one
+    batch (the lease is renewed after each) and is how long a dead worker's
+    channel waits before another takes it over. ``queue_for(channel)``
+    picks a queue per channel (``None``: the default queue). Failures that
+    escape the engine are retried up to ``max_retries`` times with
+    exponential back-off capped at ``retry_backoff_max``, which must stay
+    below a Redis broker's ``visibility_timeout``.
+    """
+    tasks = CommlinkTasks(
+        store_factory=store_factory,
+        provider_factory=provider_factory,
+        directory_factory=directory_factory,
+        interval=interval,
+        lease_ttl=lease_ttl,
+        queue_ttl=queue_ttl,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        max_failures=max_failures,
+        backoff=backoff,
+        queue_for=queue_for,
+        clock=clock,
+    )
+    retry_cap = max(1, int(retry_backoff_max.total_seconds()))
+
+    @app.task(  # type: ignore[untyped-decorator]
+        bind=True,
+        name=f"{name_prefix}.sync_channel",
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        max_retries=max_retries,
+    )
+    def sync_channel(self: Any, channel_id: str, token: str | None = None) -> dict[str, Any]:
+        """Run one bounded sync step for a channel (see ``commlink.contrib.celery``)."""
+        retries = int(getattr(self.request, "retries", 0) or 0)
+        if token is None:
+            token = tasks.claim(channel_id)
+        try:
+            return tasks.run_sync(self, channel_id, token, may_retry=retries < max_retries)
+        except RETRIED as exc:
+            if retries >= max_retries:
+                raise
+            countdown = random.uniform(0.5, 1.0) * min(retry_cap, 2 ** (retries + 1))
+            log.warning("sync of %s failed (%r); retry in %.0fs", channel_id, exc, countdown)
+            raise self.retry(exc=exc, countdown=countdown, kwargs={"token": token}) from exc
+
+    @app.task(name=f"{name_prefix}.dispatch", ignore_result=True)  # type: ignore[untyped-decorator]
+    def dispatch() -> dict[str, int]:
+        """Enqueue every due channel that is not queued or running yet."""
+        return tasks.run_dispatch()
+
+    tasks.sync_channel = sync_channel
+    tasks.dispatch = dispatch
+    return tasks
