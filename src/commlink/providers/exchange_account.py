@@ -73,6 +73,7 @@ def _forget_cached_protocol(protocol: Any) -> None:
 def _version(value: str | tuple[int, ...]) -> Any:
     from exchangelib.version import Build, Version
 
+    parts: tuple[int, ...] | None
     if isinstance(value, str):
         parts = VERSIONS.get(value.strip().lower().replace("exchange", "").strip())
         if parts is None:
@@ -95,7 +96,7 @@ def _credentials(
     access_token: str | None,
 ) -> Any:
     from exchangelib import Credentials, OAuth2AuthorizationCodeCredentials
-    from oauthlib.oauth2 import OAuth2Token
+    from oauthlib.oauth2 import OAuth2Token  # type: ignore[import-untyped, unused-ignore]
 
     if credentials is not None:
         return credentials

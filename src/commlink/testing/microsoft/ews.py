@@ -200,7 +200,7 @@ def _fault(code: str, text: str) -> bytes:
     fault = sub(sub(root, S, "Body"), S, "Fault")
     ET.SubElement(fault, "faultcode").text = f"a:{code}"
     ET.SubElement(fault, "faultstring").text = text
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def _shape(request: ET.Element, tag: str) -> tuple[str, set[str]]:

@@ -24,9 +24,8 @@ def write_folder(
     elem = sub(parent, T, tag)
     sub(elem, T, "FolderId", Id=folder.id, ChangeKey=f"CK{folder.epoch}")
     everything = shape != "IdOnly"
-    if everything or "folder:ParentFolderId" in fields:
-        if folder.parent:
-            sub(elem, T, "ParentFolderId", Id=folder.parent, ChangeKey="CK1")
+    if (everything or "folder:ParentFolderId" in fields) and folder.parent:
+        sub(elem, T, "ParentFolderId", Id=folder.parent, ChangeKey="CK1")
     if (everything or "folder:FolderClass" in fields) and folder.folder_class:
         sub(elem, T, "FolderClass", folder.folder_class)
     if everything or "folder:DisplayName" in fields:
@@ -133,7 +132,7 @@ _MAIL: list[tuple[str, Writer]] = [
 # -- calendar items ------------------------------------------------------------
 
 
-def _c(write: Callable[[ET.Element, CalendarEntry], None]) -> Writer:
+def _c(write: Callable[[ET.Element, CalendarEntry], object]) -> Writer:
     def writer(elem: ET.Element, item: object, changekey: str) -> None:
         assert isinstance(item, CalendarEntry)
         write(elem, item)
@@ -142,7 +141,7 @@ def _c(write: Callable[[ET.Element, CalendarEntry], None]) -> Writer:
 
 
 def _text(tag: str, value: Callable[[CalendarEntry], str]) -> Writer:
-    return _c(lambda elem, item: sub(elem, T, tag, value(item)) and None)
+    return _c(lambda elem, item: sub(elem, T, tag, value(item)))
 
 
 def _when(tag: str, value: Callable[[CalendarEntry], datetime]) -> Writer:
@@ -231,6 +230,7 @@ _CALENDAR: list[tuple[str, Writer]] = [
         _text("AppointmentSequenceNumber", lambda i: str(i.sequence)),
     ),
     ("calendar:Recurrence", _c(_recurrence)),
+    ("calendar:StartTimeZone", _c(lambda e, i: sub(e, T, "StartTimeZone", Id=i.timezone))),
     ("calendar:ModifiedOccurrences", _c(_modified)),
     ("calendar:DeletedOccurrences", _c(_deleted)),
 ]

@@ -102,6 +102,7 @@ class CalendarEntry:
     modified: tuple[tuple[str, datetime, datetime, datetime], ...] = ()  # id, start, end, original
     deleted: tuple[datetime, ...] = ()
     sequence: int = 0
+    timezone: str = "UTC"  # a Windows time zone id, as EWS names them
     modified_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
     broken: bool = False  # answered with an item-level error
 

@@ -58,7 +58,7 @@ def envelope(body: ET.Element | None) -> bytes:
     wrapper = sub(root, S, "Body")
     if body is not None:
         wrapper.append(body)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def success_message(messages: ET.Element, operation: str) -> ET.Element:
@@ -87,4 +87,4 @@ def server_busy_fault(back_off_ms: int) -> bytes:
     sub(detail, E, "Message", "The server cannot service this request right now.")
     xml = sub(detail, T, "MessageXml")
     sub(xml, T, "Value", str(back_off_ms), Name="BackOffMilliseconds")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
