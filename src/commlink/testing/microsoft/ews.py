@@ -279,9 +279,7 @@ def _sync_folder_items(app: EwsServer, request: ET.Element, messages: ET.Element
     ref = request.find(f"{{{M}}}SyncFolderId")
     folder_id = _folder_ref(app, ref[0]) if ref is not None and len(ref) else None
     if folder_id is None:
-        error_message(
-            messages, "SyncFolderItems", "ErrorFolderNotFound", "The folder does not exist."
-        )
+        _sync_error(messages, "ErrorFolderNotFound", "The folder does not exist.")
         return
     state = request.findtext(f"{{{M}}}SyncState", "") or ""
     limit = int(request.findtext(f"{{{M}}}MaxChangesReturned", "100") or 100)
@@ -289,9 +287,8 @@ def _sync_folder_items(app: EwsServer, request: ET.Element, messages: ET.Element
     try:
         changes, new_state, last = app.mailbox.sync(folder_id, state.strip(), limit)
     except SyncStateError:
-        error_message(
+        _sync_error(
             messages,
-            "SyncFolderItems",
             "ErrorInvalidSyncStateData",
             "The synchronization state data is corrupt or otherwise invalid.",
         )
@@ -307,6 +304,13 @@ def _sync_folder_items(app: EwsServer, request: ET.Element, messages: ET.Element
             sub(change, T, "ItemId", Id=item_id, ChangeKey="CK1")
         else:
             write_item(change, item, fields, shape)
+
+
+def _sync_error(messages: ET.Element, code: str, text: str) -> None:
+    # Exchange still writes the (empty) sync state elements in an error answer
+    message = error_message(messages, "SyncFolderItems", code, text)
+    sub(message, M, "SyncState")
+    sub(message, M, "IncludesLastItemInRange", "true")
 
 
 def _get_item(app: EwsServer, request: ET.Element, messages: ET.Element) -> None:
