@@ -3,11 +3,15 @@ invalid sync states, throttling, credentials, moves and folder selection."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from ews_support import OWNER, engine, mail, mail_channel, settings, subjects
+from ews_support import OWNER, engine, mail_channel, settings, subjects
+from ews_support import mail as message
 
 from commlink.errors import AuthError, CursorExpired, RateLimited
 from commlink.model import FolderKind, FolderSelection
+from commlink.ports import Scope
 from commlink.providers.exchange import ExchangeMailProvider, connect
 from commlink.records import ChannelStatus
 from commlink.stores.memory import MemoryStore
@@ -17,7 +21,7 @@ from commlink.testing.microsoft import EwsServer
 pytestmark = pytest.mark.integration
 
 
-def _inbox_scope(provider: ExchangeMailProvider):  # type: ignore[no-untyped-def]
+def _inbox_scope(provider: ExchangeMailProvider) -> Scope:
     inbox = [f for f in provider.folders() if f.kind is FolderKind.INBOX]
     return provider.scopes(inbox)[0]
 
@@ -26,15 +30,15 @@ def test_initial_and_incremental_sync_into_sqlite(
     server: EwsServer, mail: ExchangeMailProvider, sql_store: SqlStore
 ) -> None:
     for n in range(1, 11):
-        server.add_message("inbox", mail_raw(n))
-    server.add_message("sentitems", mail_raw(11))
+        server.add_message("inbox", message(n))
+    server.add_message("sentitems", message(11))
     sync = engine(sql_store, batch_size=4)
     report = sync.run(mail_channel(), mail)
     assert report.errors == []
     assert report.imported == 11
     assert subjects(sql_store) == sorted(f"Subject {n}" for n in range(1, 12))
     server.delete(server.find("m3@test"))
-    server.add_message("inbox", mail_raw(12))
+    server.add_message("inbox", message(12))
     again = sync.run(mail_channel(), mail)
     assert again.errors == []
     assert (again.imported, again.deleted) == (1, 1)
@@ -42,20 +46,16 @@ def test_initial_and_incremental_sync_into_sqlite(
     assert "Subject 12" in subjects(sql_store)
 
 
-def mail_raw(n: int) -> bytes:
-    return mail(n)
-
-
 def test_invalid_sync_state_resyncs_and_reconciles(
     server: EwsServer, mail: ExchangeMailProvider
 ) -> None:
     for n in range(1, 7):
-        server.add_message("inbox", mail_raw(n))
+        server.add_message("inbox", message(n))
     store = MemoryStore()
     sync = engine(store)
     assert sync.run(mail_channel(), mail).imported == 6
     server.delete(server.find("m1@test"))
-    server.add_message("inbox", mail_raw(7))
+    server.add_message("inbox", message(7))
     server.invalidate_sync_states("inbox")
     before = server.requests["GetItem"]
     report = sync.run(mail_channel(), mail)
@@ -80,7 +80,7 @@ def test_server_busy_backs_off_then_recovers(
     server: EwsServer, mail: ExchangeMailProvider, sleeps: list[float]
 ) -> None:
     for n in range(1, 4):
-        server.add_message("inbox", mail_raw(n))
+        server.add_message("inbox", message(n))
     server.server_busy("GetItem", times=2, back_off_ms=1500)
     store = MemoryStore()
     report = engine(store).run(mail_channel(), mail)
@@ -101,8 +101,10 @@ def test_persistent_throttling_is_rate_limited_with_the_servers_wait(
     store = MemoryStore()
     report = engine(store).run(mail_channel(), mail)
     state = store.channel_state("ews")
-    assert report.errors and "RateLimited" in report.errors[0]
-    assert state is not None and state.next_attempt is not None
+    assert report.errors
+    assert "RateLimited" in report.errors[0]
+    assert state is not None
+    assert state.next_attempt is not None
 
 
 def test_a_long_back_off_is_not_waited_here(
@@ -116,7 +118,7 @@ def test_a_long_back_off_is_not_waited_here(
 
 
 def test_bad_credentials_fail_auth(server: EwsServer) -> None:
-    server.add_message("inbox", mail_raw(1))
+    server.add_message("inbox", message(1))
     provider = ExchangeMailProvider(
         connect(OWNER, service_endpoint=server.url, auth="basic", username=OWNER, password="wrong")
     )
@@ -126,15 +128,16 @@ def test_bad_credentials_fail_auth(server: EwsServer) -> None:
     report = engine(store).run(mail_channel(), provider)
     assert report.status is ChannelStatus.FAILED_AUTH
     state = store.channel_state("ews")
-    assert state is not None and state.status is ChannelStatus.FAILED_AUTH
+    assert state is not None
+    assert state.status is ChannelStatus.FAILED_AUTH
     assert server.requests["unauthorized"] >= 1
     provider.close()
 
 
 def test_message_moved_between_folders(server: EwsServer, mail: ExchangeMailProvider) -> None:
     server.add_folder("Clients")
-    first = server.add_message("inbox", mail_raw(1))
-    server.add_message("inbox", mail_raw(2))
+    first = server.add_message("inbox", message(1))
+    server.add_message("inbox", message(2))
     store = MemoryStore()
     sync = engine(store)
     assert sync.run(mail_channel(), mail).imported == 2
@@ -152,8 +155,8 @@ def test_message_moved_between_folders(server: EwsServer, mail: ExchangeMailProv
 
 def test_deselected_folder_is_dropped(server: EwsServer, mail: ExchangeMailProvider) -> None:
     clients = server.add_folder("Clients")
-    server.add_message("inbox", mail_raw(1))
-    kept = server.add_message("Clients", mail_raw(2))
+    server.add_message("inbox", message(1))
+    kept = server.add_message("Clients", message(2))
     store = MemoryStore()
     sync = engine(store)
     assert sync.run(mail_channel(), mail).imported == 2
@@ -169,14 +172,15 @@ def test_quiet_pass_is_one_request_per_folder(
     server: EwsServer, mail: ExchangeMailProvider
 ) -> None:
     server.add_folder("Clients")
-    server.add_message("inbox", mail_raw(1))
+    server.add_message("inbox", message(1))
     store = MemoryStore()
     sync = engine(store)
-    sync.folder_ttl = __import__("datetime").timedelta(minutes=5)
+    sync.folder_ttl = timedelta(minutes=5)
     first = sync.run(mail_channel(), mail)
     before = dict(server.requests)
     quiet = sync.run(mail_channel(), mail)
-    assert quiet.errors == [] and quiet.imported == 0
+    assert quiet.errors == []
+    assert quiet.imported == 0
     sent = {k: v - before.get(k, 0) for k, v in server.requests.items() if v != before.get(k, 0)}
     assert sent == {"SyncFolderItems": first.scopes}
 
@@ -184,10 +188,10 @@ def test_quiet_pass_is_one_request_per_folder(
 def test_junk_drafts_and_deleted_items_are_never_synced(
     server: EwsServer, mail: ExchangeMailProvider
 ) -> None:
-    server.add_message("junkemail", mail_raw(1))
-    server.add_message("drafts", mail_raw(2))
-    server.add_message("deleteditems", mail_raw(3))
-    server.add_message("archive", mail_raw(4))
+    server.add_message("junkemail", message(1))
+    server.add_message("drafts", message(2))
+    server.add_message("deleteditems", message(3))
+    server.add_message("archive", message(4))
     store = MemoryStore()
     report = engine(store).run(mail_channel(), mail)
     assert report.errors == []
@@ -200,7 +204,7 @@ def test_changes_page_through_large_change_sets(
     scope = _inbox_scope(mail)
     cursor = mail.snapshot(scope)
     for n in range(600):
-        server.add_message("inbox", mail_raw(n))
+        server.add_message("inbox", message(n))
     first = mail.changes(scope, cursor)
     assert (len(first.upserted), first.complete) == (512, False)
     second = mail.changes(scope, first.cursor)
