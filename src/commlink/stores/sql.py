@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -80,17 +81,23 @@ class SqlStore:
     the caller then owns). The schema is created or migrated on
     construction; a database written by a newer commlink raises
     ``StoreError``. ``clock`` gives the aware UTC time used for leases.
+    ``engine_options`` tune the engine the store creates from a URL (pool
+    size, overflow, ``connect_args``; see ``sql_schema.create_engine``).
     """
 
     def __init__(
-        self, url_or_engine: str | sa.URL | Engine, *, clock: Callable[[], datetime] = _utcnow
+        self,
+        url_or_engine: str | sa.URL | Engine,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             if isinstance(url_or_engine, Engine):
                 self.engine = prepare_engine(url_or_engine)
                 self._owns_engine = False
             else:
-                self.engine = create_engine(url_or_engine)
+                self.engine = create_engine(url_or_engine, engine_options)
                 self._owns_engine = True
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open the store: {exc}") from exc

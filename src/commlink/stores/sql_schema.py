@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -26,6 +26,8 @@ from ..errors import ConfigError, StoreError
 
 __all__ = [
     "MIGRATIONS",
+    "POSTGRES_CONNECT",
+    "SERVER_POOL",
     "among",
     "SCHEMA_VERSION",
     "UtcDateTime",
@@ -467,17 +469,54 @@ def prepare_engine(engine: Engine) -> Engine:
     return engine
 
 
-def create_engine(url: str | sa.URL) -> Engine:
+#: Pool settings for a server database (PostgreSQL), overridable per store:
+#: connections are checked before use (a server restart or a dropped
+#: connection fails no sync), recycled every 30 minutes (under proxies and
+#: load balancers that cut idle ones), and taken most-recently-used first so
+#: surplus idle connections time out on the server side.
+SERVER_POOL: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 5,
+    "pool_timeout": 30,
+    "pool_recycle": 1800,
+    "pool_pre_ping": True,
+    "pool_use_lifo": True,
+}
+
+#: libpq settings for PostgreSQL: a dead server or network is noticed within
+#: about a minute (TCP keepalives) instead of hanging a worker for hours.
+POSTGRES_CONNECT: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "application_name": "commlink",
+}
+
+
+def create_engine(url: str | sa.URL, options: Mapping[str, Any] | None = None) -> Engine:
     """An engine for a SQLAlchemy URL: ``sqlite:///path``, ``sqlite://`` (in
-    memory, one shared connection) or ``postgresql+psycopg://...``."""
+    memory, one shared connection) or ``postgresql+psycopg://...``.
+
+    ``options`` are ``sqlalchemy.create_engine`` keywords laid over the
+    defaults (``SERVER_POOL`` and, for PostgreSQL, ``POSTGRES_CONNECT`` as
+    ``connect_args``), e.g. ``{"pool_size": 2, "max_overflow": 0}``.
+    """
     parsed = sa.make_url(url)
+    extra = dict(options or {})
     if parsed.get_backend_name() == "sqlite":
-        options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        chosen: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if parsed.database in (None, "", ":memory:"):
-            options["poolclass"] = StaticPool
-        return prepare_engine(sa.create_engine(parsed, **options))
+            chosen["poolclass"] = StaticPool
+        return prepare_engine(sa.create_engine(parsed, **{**chosen, **extra}))
+    chosen = dict(SERVER_POOL)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        given = {k: v for k, v in parsed.query.items() if k in POSTGRES_CONNECT}
+        connect = {k: v for k, v in POSTGRES_CONNECT.items() if k not in given}
+        chosen["connect_args"] = {**connect, **extra.pop("connect_args", {})}
     try:
-        return prepare_engine(sa.create_engine(parsed, pool_pre_ping=True))
+        return prepare_engine(sa.create_engine(parsed, **{**chosen, **extra}))
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"no driver for {parsed.drivername} ({exc.name}); for PostgreSQL: "
