@@ -253,9 +253,9 @@ class GraphClient:
         its reply or the error it finally failed with.
 
         Items that fail with a retryable status are sent again (together,
-        after the longest ``Retry-After``); when retries run out the error
-        is raised. A 401 inside a batch refreshes the token once, then
-        raises ``AuthError``.
+        after the longest ``Retry-After``); when retries run out, throttling
+        is raised as ``RateLimited`` and server errors are yielded. A 401
+        inside a batch refreshes the token once, then raises ``AuthError``.
         """
         pending = list(items)
         attempt = 0
@@ -290,6 +290,10 @@ class GraphClient:
                 if worst is None:
                     continue
             assert worst is not None
+            if attempt >= self.max_retries and not isinstance(worst, RateLimited):
+                for item in pending:  # a server error that outlasted the retries
+                    yield item.key, worst
+                return
             self._wait_or_raise(worst, attempt)
             attempt += 1
 
