@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -362,13 +363,17 @@ class _Handler(BaseHTTPRequestHandler):
         return user.lstrip("\\").lower() == self.app.user.lower() and password == self.app.password
 
     def _send(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        headers = {
+            "Date": self.date_time_string(),
+            "Content-Type": "text/xml; charset=utf-8",
+            "Content-Length": str(len(body)),
+            **(extra or {}),
+        }
+        lines = [f"{self.protocol_version} {status} {HTTPStatus(status).phrase}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        # status, headers and body in one write: a separate small write would
+        # wait for the client's delayed ACK on every keep-alive request
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0") or 0)
