@@ -205,7 +205,7 @@ def _moment(value: object, all_day: bool, warnings: list[str]) -> tuple[datetime
         if zone is None:
             warnings.append("floating-time-as-utc")
         stamp = stamp.replace(tzinfo=zone or _UTC)
-    return stamp.astimezone(_UTC), name if zone is not None else ""
+    return stamp.astimezone(_UTC), zone.key if zone is not None else ""
 
 
 def _attendee(value: JSON, *, organizer: bool = False) -> Attendee | None:
@@ -261,9 +261,9 @@ def map_event(item: JSON, provider_id: str, calendar_id: str) -> Event:
     if end < start:
         warnings.append("end-before-start")
         end = start
-    original_zone = str(item.get("originalStartTimeZone") or "")
-    if original_zone and iana_zone(original_zone) is not None and not all_day:
-        zone = original_zone
+    original = iana_zone(str(item.get("originalStartTimeZone") or ""))
+    if original is not None and not all_day:
+        zone = original.key  # the organizer's zone, as an IANA name
     organizer_value = item.get("organizer")
     organizer = (
         _attendee(organizer_value, organizer=True) if isinstance(organizer_value, Mapping) else None

@@ -17,12 +17,16 @@ Push: see ``commlink.providers.graph_notify``; ``watch()`` returns ``None``.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
+import attrs
+
 from ..errors import CursorExpired, NotFound, ProviderError
+from ..mime import parse_message
 from ..model import Detail, Folder, FolderKind
 from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .graph_client import BatchItem, GraphClient, GraphReply
@@ -47,6 +51,8 @@ WELL_KNOWN_FOLDERS = {
 _NOT_MAIL = ("conversationhistory", "syncissues")
 _BASE_PROPERTIES = ("id", "receivedDateTime", "conversationId", "parentFolderId")
 _FOLDER_PROPERTIES = "id,displayName,parentFolderId,childFolderCount"
+_MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
+_BOUNDARY = re.compile(rb"boundary=(\"[^\"\r\n]+\"|[^;\s]+)", re.IGNORECASE)
 
 
 def user_path(user: str) -> str:
@@ -312,13 +318,35 @@ class GraphMailProvider:
             body = body.encode("utf-8", "surrogateescape")
         if not isinstance(body, bytes) or not body.strip():
             return FetchedMessage(item_id, error="Graph returned no MIME content")
-        return FetchedMessage(
-            item_id,
-            raw=body,
-            folders=_folders(scope, item),
-            thread_hint=str(item.get("conversationId") or "") or None,
-            date=parse_graph_time(item.get("receivedDateTime")),
+        folders = _folders(scope, item)
+        thread = str(item.get("conversationId") or "") or None
+        date = parse_graph_time(item.get("receivedDateTime"))
+        problem = truncation(body)
+        if problem is None:
+            return FetchedMessage(item_id, raw=body, folders=folders, thread_hint=thread, date=date)
+        # parsed here so the repair is on record with the message
+        message = parse_message(
+            body, provider_id=item_id, fallback_date=date, folders=folders, thread_hint=thread
         )
+        message = attrs.evolve(message, warnings=(*message.warnings, problem))
+        return FetchedMessage(item_id, message=message, folders=folders, thread_hint=thread)
+
+
+def truncation(raw: bytes) -> str | None:
+    """Why MIME content looks cut short (no header/body separator, or a
+    multipart without its closing boundary), else ``None``."""
+    head, separator, _ = raw.partition(b"\r\n\r\n")
+    if not separator:
+        head, separator, _ = raw.partition(b"\n\n")
+    if not separator:
+        return "mime-truncated:no-body"
+    found = _BOUNDARY.search(head)
+    if found is None or not _MULTIPART.search(head):
+        return None
+    boundary = found.group(1).strip(b'"')
+    if b"--" + boundary + b"--" not in raw:
+        return "mime-truncated:no-closing-boundary"
+    return None
 
 
 def _folders(scope: Scope, item: JSON) -> tuple[str, ...]:
