@@ -9,6 +9,7 @@ asked for. Every HTTP response is counted (``ExchangeConnection.requests_sent``)
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -19,6 +20,8 @@ __all__ = ["VERSIONS", "ExchangeConnection", "connect"]
 
 #: Server generations accepted as ``version`` (Exchange SE shares the 2019 build line).
 VERSIONS = {"2016": (15, 1, 2507, 6), "2019": (15, 2, 1118, 7), "se": (15, 2, 2562, 17)}
+
+_CHUNK = 1 << 16
 
 _AUTH = {"basic": "basic", "ntlm": "NTLM", "oauth2": "OAuth 2.0"}
 
@@ -38,6 +41,13 @@ class ExchangeConnection:
         self.protocol.close()
 
 
+def _large_chunks(iter_content: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def chunks(chunk_size: int | None = _CHUNK, decode_unicode: bool = False) -> Iterator[Any]:
+        return iter_content(chunk_size, decode_unicode)
+
+    return chunks
+
+
 def _protocol_classes() -> tuple[type[Any], type[Any]]:
     from exchangelib.protocol import NoVerifyHTTPAdapter, Protocol
 
@@ -54,6 +64,10 @@ def _protocol_classes() -> tuple[type[Any], type[Any]]:
 
         def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
             self.requests_sent += 1
+            if not kwargs.get("stream"):
+                # exchangelib parses ``response.iter_content()``, whose default
+                # chunk is one byte: a loaded body is handed over in large chunks
+                response.iter_content = _large_chunks(response.iter_content)
 
     class UnverifiedProtocol(CountingProtocol):
         HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
