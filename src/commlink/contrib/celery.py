@@ -3,7 +3,8 @@
 ``install(app, ...)`` registers two tasks on a host's Celery app:
 
 - ``sync_channel(channel_id)`` runs one bounded ``SyncEngine`` step for a
-  channel (at most ``max_batches`` batches) and enqueues its own
+  channel (at most ``max_batches`` batches, plus one per scope it already
+  has for the change checks) and enqueues its own
   continuation while a long import is unfinished, so a task never runs for
   long and channels take turns. It is ``acks_late`` and
   ``reject_on_worker_lost``: a task lost with its worker is delivered again,
@@ -143,13 +144,18 @@ class CommlinkTasks:
                 self._state = state
             return state.store, state.directory
 
-    def engine(self, holder: str, progress: Callable[[Progress], None] | None) -> SyncEngine:
+    def engine(
+        self,
+        holder: str,
+        progress: Callable[[Progress], None] | None,
+        max_batches: int | None = None,
+    ) -> SyncEngine:
         store, directory = self.resources()
         return SyncEngine(
             store,
             directory,
             batch_size=self.batch_size,
-            max_batches=self.max_batches,
+            max_batches=max_batches or self.max_batches,
             max_failures=self.max_failures,
             lease_ttl=self.lease_ttl,
             backoff=self.backoff,
@@ -230,7 +236,7 @@ class CommlinkTasks:
             report = self._step(task, store, channel, marker, token)
             result = _summary(report)
             unfinished = report.leased and not report.complete and not report.errors
-            if unfinished and token is not None:
+            if unfinished and token is not None and _progressed(report):
                 # a long import goes on in a new task, behind the channels queued meanwhile
                 store.acquire_lease(marker, token, self.queue_ttl)
                 self._send(channel, token)
@@ -254,7 +260,11 @@ class CommlinkTasks:
             if token is not None:
                 store.acquire_lease(marker, token, self.lease_ttl)
 
-        engine = self.engine(_holder(task), renew)
+        # every scope the channel already has costs a batch even when quiet
+        # (its change check commits the cursor): they come on top of the
+        # budget, or a mailbox with many folders would never finish a step
+        budget = self.max_batches + len(store.scope_ids(channel.id))
+        engine = self.engine(_holder(task), renew, budget)
         provider = self.provider_factory(channel)
         try:
             report = engine.run(channel, provider)
@@ -276,6 +286,14 @@ def _holder(task: Any) -> str:
     """
     task_id = getattr(getattr(task, "request", None), "id", None) or uuid.uuid4().hex
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{task_id}"
+
+
+def _progressed(report: SyncReport) -> bool:
+    """Whether a step got anywhere (else ``dispatch`` picks the channel up
+    again at its own pace rather than a continuation right away)."""
+    return bool(
+        report.fetched or report.unchanged or report.imported or report.deleted or report.skipped
+    )
 
 
 def _summary(report: SyncReport) -> dict[str, Any]:

@@ -1,0 +1,274 @@
+"""commlink.contrib.celery in one process: queue markers, leases, continuation, retries.
+
+The app uses Celery's in-memory broker; tasks are run with ``apply()`` and
+what they enqueue is read back from the broker. The worker test
+(tests/integration/celery) runs the same tasks on real workers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from commlink.contrib.celery import CommlinkTasks, install, queue_marker
+from commlink.errors import StoreError, TransientError
+from commlink.model import Channel, ChannelKind, ChannelSettings
+from commlink.records import ChannelState, ChannelStatus
+from commlink.stores.memory import MemoryStore
+from commlink.testing.directory import InMemoryDirectory
+from commlink.testing.fake import FakeMailProvider
+from commlink.testing.provider_conformance import OWNER, sample_message
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+TTL = timedelta(minutes=2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore that loses its connection for the next ``outage``
+    writes (a commit, then the engine releasing its lease), and records
+    which leases were released."""
+
+    outage = 0
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.released: list[str] = []
+
+    def _down(self) -> None:
+        if self.outage:
+            self.outage -= 1
+            raise StoreError("connection lost")
+
+    def commit(self, batch: Any) -> None:
+        self._down()
+        super().commit(batch)
+
+    def release_lease(self, channel_id: str, holder: str) -> None:
+        self._down()
+        self.released.append(channel_id)
+        super().release_lease(channel_id, holder)
+
+
+def channel(channel_id: str) -> Channel:
+    settings = ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"}))
+    return Channel(channel_id, "u-owner", ChannelKind.MAIL, "fake", settings)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> FlakyStore:
+    found = FlakyStore(clock=clock)
+    for channel_id in ("a", "b"):
+        found.save_channel(channel(channel_id))
+    return found
+
+
+@pytest.fixture
+def providers() -> dict[str, FakeMailProvider]:
+    made: dict[str, FakeMailProvider] = {}
+    for channel_id in ("a", "b"):
+        provider = made[channel_id] = FakeMailProvider(page_size=2)
+        for n in range(5):
+            provider.box.add("INBOX", sample_message(n + (100 if channel_id == "b" else 0)))
+    return made
+
+
+@pytest.fixture
+def app() -> Iterator[Celery]:
+    celery = Celery("commlink_unit", broker="memory://", set_as_current=False)
+    # the in-memory broker is shared by the whole process: one queue per test
+    celery.conf.task_default_queue = f"commlink-unit-{uuid.uuid4().hex}"
+    yield celery
+    celery.close()
+
+
+@pytest.fixture
+def tasks(
+    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+) -> CommlinkTasks:
+    return install(
+        app,
+        store_factory=lambda: store,
+        provider_factory=lambda c: providers[c.id],
+        directory_factory=lambda _store: InMemoryDirectory(),
+        lease_ttl=TTL,
+        batch_size=2,
+        max_batches=2,
+        clock=clock,
+    )
+
+
+def queued(app: Celery) -> list[tuple[str, dict[str, Any]]]:
+    """(channel id, kwargs) of every sync_channel message waiting in the broker."""
+    found = []
+    with app.connection_for_write() as conn:
+        queue = conn.SimpleQueue(app.conf.task_default_queue)
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                break
+            args, kwargs, _ = message.decode()
+            found.append((args[0], kwargs))
+            message.ack()
+        queue.close()
+    return found
+
+
+def run_queued(tasks: CommlinkTasks, app: Celery) -> list[dict[str, Any]]:
+    """Run what is queued (and what that queues) until the broker is empty."""
+    results = []
+    while waiting := queued(app):
+        for channel_id, kwargs in waiting:
+            results.append(tasks.sync_channel.apply(args=(channel_id,), kwargs=kwargs).get())
+    return results
+
+
+def test_dispatch_queues_each_due_channel_once(tasks: CommlinkTasks, app: Celery) -> None:
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2}
+    # queued and not yet started: a second dispatch adds nothing
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0}
+    waiting = queued(app)
+    assert sorted(c for c, _ in waiting) == ["a", "b"]
+    assert all(kw["token"] for _, kw in waiting)
+
+
+def test_long_import_continues_in_new_tasks_until_active(
+    tasks: CommlinkTasks, app: Celery, store: FlakyStore
+) -> None:
+    tasks.dispatch.apply()
+    results = run_queued(tasks, app)
+    # 5 messages in pages of 2, two batches per task: the import takes several tasks
+    assert sum(1 for r in results if r["channel_id"] == "a") >= 3
+    assert [r["continued"] for r in results if r["channel_id"] == "a"][-1] is False
+    for channel_id in ("a", "b"):
+        state = store.channel_state(channel_id)
+        assert state is not None
+        assert state.status is ChannelStatus.ACTIVE
+    assert sum(r["imported"] for r in results) == 10
+    # nothing left held: markers and sync leases are released
+    assert store.acquire_lease(queue_marker("a"), "probe", TTL)
+    assert store.acquire_lease("a", "probe", TTL)
+    # caught up and not due yet: nothing to dispatch
+    assert tasks.dispatch.apply().get() == {"due": 0, "queued": 0}
+
+
+def test_busy_lease_returns_at_once_and_frees_the_marker(
+    tasks: CommlinkTasks, app: Celery, store: FlakyStore, clock: Clock
+) -> None:
+    assert store.acquire_lease("a", "another-worker", TTL)
+    tasks.dispatch.apply()
+    results = run_queued(tasks, app)
+    # a's only task found the lease busy and returned; b was imported meanwhile
+    assert [r["leased"] for r in results if r["channel_id"] == "a"] == [False]
+    assert sum(r["imported"] for r in results if r["channel_id"] == "b") == 5
+    # the other worker dies: once its lease expires, dispatch hands the channel on
+    clock.now += TTL + timedelta(seconds=1)
+    assert tasks.dispatch.apply().get()["queued"] >= 1
+    run_queued(tasks, app)
+    state = store.channel_state("a")
+    assert state is not None
+    assert state.status is ChannelStatus.ACTIVE
+
+
+def test_a_redelivered_task_is_harmless(tasks: CommlinkTasks, app: Celery) -> None:
+    tasks.dispatch.apply()
+    waiting = queued(app)
+    first = [tasks.sync_channel.apply(args=(c,), kwargs=kw).get() for c, kw in waiting]
+    # the same messages delivered again (a worker lost before its ack)
+    again = [tasks.sync_channel.apply(args=(c,), kwargs=kw).get() for c, kw in waiting]
+    assert sum(r["imported"] for r in first) > 0
+    assert all(not r["errors"] for r in again)
+    run_queued(tasks, app)
+    store, _ = tasks.resources()
+    assert isinstance(store, MemoryStore)
+    assert len(store.skips("a")) == 0
+
+
+def test_store_failure_escaping_the_engine_is_retried(
+    tasks: CommlinkTasks, app: Celery, store: FlakyStore
+) -> None:
+    tasks.dispatch.apply()
+    waiting = dict(queued(app))
+    # the connection drops during a commit and is still down when the engine
+    # releases its lease: the task fails and Celery retries it (in place here)
+    store.outage = 2
+    result = tasks.sync_channel.apply(args=("a",), kwargs=waiting["a"])
+    summary = result.get()
+    assert summary["leased"] is True
+    assert not summary["errors"]
+    assert summary["imported"] > 0
+    # the failed attempt kept the queue marker for its retry; the retry took
+    # its own unexpired lease back at once and released both at the end
+    assert store.released.count(queue_marker("a")) <= 1
+    assert "a" in store.released
+
+
+def test_provider_failure_is_left_to_the_engine_back_off(
+    tasks: CommlinkTasks,
+    app: Celery,
+    store: FlakyStore,
+    providers: dict[str, FakeMailProvider],
+    clock: Clock,
+) -> None:
+    providers["a"].faults.fail("list_page", TransientError("server busy"))
+    tasks.dispatch.apply()
+    results = run_queued(tasks, app)
+    assert [r["errors"] for r in results if r["channel_id"] == "a"] == [
+        ["TransientError: server busy"]
+    ]
+    state = store.channel_state("a")
+    assert state is not None
+    assert state.failures == 1
+    assert state.next_attempt is not None
+    # not due before the back-off has passed; queued again after it
+    assert tasks.dispatch.apply().get()["queued"] == 0
+    clock.now = state.next_attempt + timedelta(seconds=1)
+    assert tasks.dispatch.apply().get()["queued"] == 1
+    run_queued(tasks, app)
+    state = store.channel_state("a")
+    assert state == ChannelState(
+        "a",
+        ChannelStatus.ACTIVE,
+        state.stage,
+        0,
+        "",
+        None,
+        clock.now,
+    )
+
+
+def test_missing_channel_and_beat_schedule(tasks: CommlinkTasks) -> None:
+    assert tasks.sync_channel.apply(args=("gone",)).get()["status"] == "missing"
+    schedule = tasks.beat_schedule(timedelta(seconds=20))
+    assert schedule == {
+        "commlink.dispatch": {
+            "task": "commlink.dispatch",
+            "schedule": 20.0,
+            "options": {"expires": 20.0},
+        }
+    }
+
+
+def test_enqueue_is_refused_while_queued(tasks: CommlinkTasks, app: Celery) -> None:
+    assert tasks.enqueue("a")
+    assert not tasks.enqueue("a")
+    assert not tasks.enqueue("nope")
+    assert [c for c, _ in queued(app)] == ["a"]
