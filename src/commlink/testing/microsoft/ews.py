@@ -6,7 +6,7 @@ schema closely enough that exchangelib parses every answer: GetFolder
 SyncFolderItems (opaque sync states, ``MaxChangesReturned`` paging,
 ``IncludesLastItemInRange``, ``ErrorInvalidSyncStateData`` for a stale
 state) and GetItem (``MimeContent``, headers, calendar properties).
-Requests need HTTP basic auth (401 otherwise). Tests seed and change the
+Requests need HTTP basic auth or a bearer token (401 otherwise). Tests seed and change the
 mailbox through ``server.mailbox`` and the helpers here, inject
 ``ErrorServerBusy`` faults with ``BackOffMilliseconds``, and read
 ``requests`` (every HTTP request, by operation).
@@ -18,7 +18,6 @@ import base64
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,15 +25,13 @@ from types import TracebackType
 
 import attrs
 
-from .ews_items import write_folder, write_item
-from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, Person, SyncStateError
-from .ews_xml import M, S, T, envelope, error_message, server_busy_fault, sub, success_message
+from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, Person
+from .ews_operations import OPERATIONS
+from .ews_xml import M, S, envelope, server_busy_fault, sub
 
 __all__ = ["CalendarEntry", "EwsServer", "Person"]
 
 PATH = "/EWS/Exchange.asmx"
-#: The most changes one SyncFolderItems answer carries, as in Exchange.
-MAX_SYNC_CHANGES = 512
 
 
 @attrs.define
@@ -45,11 +42,18 @@ class _Busy:
 
 
 class EwsServer:
-    """A local EWS endpoint on ``127.0.0.1`` for one mailbox (``user``)."""
+    """A local EWS endpoint on ``127.0.0.1`` for one mailbox (``user``).
 
-    def __init__(self, user: str = "owner@home.example", password: str = "secret") -> None:
+    Clients authenticate with HTTP basic auth (``user``/``password``) or,
+    when ``token`` is set, with that OAuth2 bearer token.
+    """
+
+    def __init__(
+        self, user: str = "owner@home.example", password: str = "secret", token: str | None = None
+    ) -> None:
         self.user = user
         self.password = password
+        self.token = token
         self.mailbox = EwsMailbox(user)
         self.requests: Counter[str] = Counter()
         self.log: list[str] = []
@@ -186,13 +190,13 @@ class EwsServer:
         back_off = self._throttled(operation)
         if back_off is not None:
             return 500, server_busy_fault(back_off)
-        handler = _OPERATIONS.get(operation)
+        handler = OPERATIONS.get(operation)
         if handler is None:
             return 500, _fault("ErrorInvalidRequest", f"{operation} is not supported here")
         response = ET.Element(f"{{{M}}}{operation}Response")
         messages = sub(response, M, "ResponseMessages")
         with self.mailbox.lock:
-            handler(self, request, messages)
+            handler(self.mailbox, request, messages)
         return 200, envelope(response)
 
 
@@ -202,146 +206,6 @@ def _fault(code: str, text: str) -> bytes:
     ET.SubElement(fault, "faultcode").text = f"a:{code}"
     ET.SubElement(fault, "faultstring").text = text
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
-
-
-def _shape(request: ET.Element, tag: str) -> tuple[str, set[str]]:
-    shape = request.find(f"{{{M}}}{tag}")
-    if shape is None:
-        return "IdOnly", set()
-    base = shape.findtext(f"{{{T}}}BaseShape", "IdOnly").strip()
-    fields = {
-        str(f.get("FieldURI"))
-        for f in shape.iterfind(f"{{{T}}}AdditionalProperties/{{{T}}}FieldURI")
-        if f.get("FieldURI")
-    }
-    return base, fields
-
-
-def _folder_ref(app: EwsServer, elem: ET.Element) -> str | None:
-    """The id of a ``FolderId`` or ``DistinguishedFolderId`` element, if it exists."""
-    name = elem.tag.rpartition("}")[2]
-    value = str(elem.get("Id", ""))
-    mailbox = app.mailbox
-    if name == "DistinguishedFolderId":
-        found = mailbox.distinguished(value)
-        return found.id if found is not None else None
-    return value if value in mailbox.folders else None
-
-
-def _get_folder(app: EwsServer, request: ET.Element, messages: ET.Element) -> None:
-    shape, fields = _shape(request, "FolderShape")
-    ids = request.find(f"{{{M}}}FolderIds")
-    for elem in list(ids) if ids is not None else []:
-        folder_id = _folder_ref(app, elem)
-        if folder_id is None:
-            error_message(
-                messages, "GetFolder", "ErrorFolderNotFound", "The folder does not exist."
-            )
-            continue
-        message = success_message(messages, "GetFolder")
-        write_folder(sub(message, M, "Folders"), app.mailbox.folders[folder_id], fields, shape)
-
-
-def _find_folder(app: EwsServer, request: ET.Element, messages: ET.Element) -> None:
-    shape, fields = _shape(request, "FolderShape")
-    deep = request.get("Traversal", "Shallow") == "Deep"
-    view = request.find(f"{{{M}}}IndexedPageFolderView")
-    size = int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000
-    offset = int(view.get("Offset", "0")) if view is not None else 0
-    parents = request.find(f"{{{M}}}ParentFolderIds")
-    for elem in list(parents) if parents is not None else []:
-        parent = _folder_ref(app, elem)
-        if parent is None:
-            error_message(
-                messages, "FindFolder", "ErrorFolderNotFound", "The folder does not exist."
-            )
-            continue
-        found = app.mailbox.descendants(parent)
-        if not deep:
-            found = [f for f in found if f.parent == parent]
-        page = found[offset : offset + size]
-        last = offset + len(page) >= len(found)
-        message = success_message(messages, "FindFolder")
-        root = sub(
-            message,
-            M,
-            "RootFolder",
-            IndexedPagingOffset=str(offset + len(page)),
-            TotalItemsInView=str(len(found)),
-            IncludesLastItemInRange=str(last).lower(),
-        )
-        container = sub(root, T, "Folders")
-        for folder in page:
-            write_folder(container, folder, fields, shape)
-
-
-def _sync_folder_items(app: EwsServer, request: ET.Element, messages: ET.Element) -> None:
-    shape, fields = _shape(request, "ItemShape")
-    ref = request.find(f"{{{M}}}SyncFolderId")
-    folder_id = _folder_ref(app, ref[0]) if ref is not None and len(ref) else None
-    if folder_id is None:
-        _sync_error(messages, "ErrorFolderNotFound", "The folder does not exist.")
-        return
-    state = request.findtext(f"{{{M}}}SyncState", "") or ""
-    limit = int(request.findtext(f"{{{M}}}MaxChangesReturned", "100") or 100)
-    limit = max(1, min(limit, MAX_SYNC_CHANGES))
-    try:
-        changes, new_state, last = app.mailbox.sync(folder_id, state.strip(), limit)
-    except SyncStateError:
-        _sync_error(
-            messages,
-            "ErrorInvalidSyncStateData",
-            "The synchronization state data is corrupt or otherwise invalid.",
-        )
-        return
-    message = success_message(messages, "SyncFolderItems")
-    sub(message, M, "SyncState", new_state)
-    sub(message, M, "IncludesLastItemInRange", str(last).lower())
-    container = sub(message, M, "Changes")
-    for kind, item_id in changes:
-        change = sub(container, T, kind)
-        item = app.mailbox.items.get(item_id)
-        if kind == "Delete" or item is None:
-            sub(change, T, "ItemId", Id=item_id, ChangeKey="CK1")
-        else:
-            write_item(change, item, fields, shape)
-
-
-def _sync_error(messages: ET.Element, code: str, text: str) -> None:
-    # Exchange still writes the (empty) sync state elements in an error answer
-    message = error_message(messages, "SyncFolderItems", code, text)
-    sub(message, M, "SyncState")
-    sub(message, M, "IncludesLastItemInRange", "true")
-
-
-def _get_item(app: EwsServer, request: ET.Element, messages: ET.Element) -> None:
-    shape, fields = _shape(request, "ItemShape")
-    ids = request.find(f"{{{M}}}ItemIds")
-    for elem in list(ids) if ids is not None else []:
-        item = app.mailbox.items.get(str(elem.get("Id", "")))
-        if item is None:
-            error_message(
-                messages,
-                "GetItem",
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
-            continue
-        if (isinstance(item, CalendarEntry) and item.broken) or (
-            isinstance(item, MailItem) and not item.mime
-        ):
-            error_message(messages, "GetItem", "ErrorItemCorrupt", "The item is corrupt.")
-            continue
-        message = success_message(messages, "GetItem")
-        write_item(sub(message, M, "Items"), item, fields, shape)
-
-
-_OPERATIONS: dict[str, Callable[[EwsServer, ET.Element, ET.Element], None]] = {
-    "GetFolder": _get_folder,
-    "FindFolder": _find_folder,
-    "SyncFolderItems": _sync_folder_items,
-    "GetItem": _get_item,
-}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -354,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return self.app.token is not None and value.strip() == self.app.token
         if scheme.lower() != "basic":
             return False
         try:

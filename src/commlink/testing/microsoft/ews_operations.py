@@ -1,0 +1,158 @@
+"""The EWS operations ``EwsServer`` answers, on the mailbox model.
+
+Each handler reads its request element and appends one response message
+per requested folder or item to ``messages``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+from .ews_items import write_folder, write_item
+from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, SyncStateError
+from .ews_xml import M, T, error_message, sub, success_message
+
+__all__ = ["MAX_SYNC_CHANGES", "OPERATIONS"]
+
+#: The most changes one SyncFolderItems answer carries, as in Exchange.
+MAX_SYNC_CHANGES = 512
+
+
+def _shape(request: ET.Element, tag: str) -> tuple[str, set[str]]:
+    shape = request.find(f"{{{M}}}{tag}")
+    if shape is None:
+        return "IdOnly", set()
+    base = shape.findtext(f"{{{T}}}BaseShape", "IdOnly").strip()
+    fields = {
+        str(f.get("FieldURI"))
+        for f in shape.iterfind(f"{{{T}}}AdditionalProperties/{{{T}}}FieldURI")
+        if f.get("FieldURI")
+    }
+    return base, fields
+
+
+def _folder_ref(mailbox: EwsMailbox, elem: ET.Element) -> str | None:
+    """The id of a ``FolderId`` or ``DistinguishedFolderId`` element, if it exists."""
+    name = elem.tag.rpartition("}")[2]
+    value = str(elem.get("Id", ""))
+    if name == "DistinguishedFolderId":
+        found = mailbox.distinguished(value)
+        return found.id if found is not None else None
+    return value if value in mailbox.folders else None
+
+
+def _get_folder(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    shape, fields = _shape(request, "FolderShape")
+    ids = request.find(f"{{{M}}}FolderIds")
+    for elem in list(ids) if ids is not None else []:
+        folder_id = _folder_ref(mailbox, elem)
+        if folder_id is None:
+            error_message(
+                messages, "GetFolder", "ErrorFolderNotFound", "The folder does not exist."
+            )
+            continue
+        message = success_message(messages, "GetFolder")
+        write_folder(sub(message, M, "Folders"), mailbox.folders[folder_id], fields, shape)
+
+
+def _find_folder(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    shape, fields = _shape(request, "FolderShape")
+    deep = request.get("Traversal", "Shallow") == "Deep"
+    view = request.find(f"{{{M}}}IndexedPageFolderView")
+    size = int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000
+    offset = int(view.get("Offset", "0")) if view is not None else 0
+    parents = request.find(f"{{{M}}}ParentFolderIds")
+    for elem in list(parents) if parents is not None else []:
+        parent = _folder_ref(mailbox, elem)
+        if parent is None:
+            error_message(
+                messages, "FindFolder", "ErrorFolderNotFound", "The folder does not exist."
+            )
+            continue
+        found = mailbox.descendants(parent)
+        if not deep:
+            found = [f for f in found if f.parent == parent]
+        page = found[offset : offset + size]
+        last = offset + len(page) >= len(found)
+        message = success_message(messages, "FindFolder")
+        root = sub(
+            message,
+            M,
+            "RootFolder",
+            IndexedPagingOffset=str(offset + len(page)),
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange=str(last).lower(),
+        )
+        container = sub(root, T, "Folders")
+        for folder in page:
+            write_folder(container, folder, fields, shape)
+
+
+def _sync_folder_items(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    shape, fields = _shape(request, "ItemShape")
+    ref = request.find(f"{{{M}}}SyncFolderId")
+    folder_id = _folder_ref(mailbox, ref[0]) if ref is not None and len(ref) else None
+    if folder_id is None:
+        _sync_error(messages, "ErrorFolderNotFound", "The folder does not exist.")
+        return
+    state = request.findtext(f"{{{M}}}SyncState", "") or ""
+    limit = int(request.findtext(f"{{{M}}}MaxChangesReturned", "100") or 100)
+    limit = max(1, min(limit, MAX_SYNC_CHANGES))
+    try:
+        changes, new_state, last = mailbox.sync(folder_id, state.strip(), limit)
+    except SyncStateError:
+        _sync_error(
+            messages,
+            "ErrorInvalidSyncStateData",
+            "The synchronization state data is corrupt or otherwise invalid.",
+        )
+        return
+    message = success_message(messages, "SyncFolderItems")
+    sub(message, M, "SyncState", new_state)
+    sub(message, M, "IncludesLastItemInRange", str(last).lower())
+    container = sub(message, M, "Changes")
+    for kind, item_id in changes:
+        change = sub(container, T, kind)
+        item = mailbox.items.get(item_id)
+        if kind == "Delete" or item is None:
+            sub(change, T, "ItemId", Id=item_id, ChangeKey="CK1")
+        else:
+            write_item(change, item, fields, shape)
+
+
+def _sync_error(messages: ET.Element, code: str, text: str) -> None:
+    # Exchange still writes the (empty) sync state elements in an error answer
+    message = error_message(messages, "SyncFolderItems", code, text)
+    sub(message, M, "SyncState")
+    sub(message, M, "IncludesLastItemInRange", "true")
+
+
+def _get_item(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    shape, fields = _shape(request, "ItemShape")
+    ids = request.find(f"{{{M}}}ItemIds")
+    for elem in list(ids) if ids is not None else []:
+        item = mailbox.items.get(str(elem.get("Id", "")))
+        if item is None:
+            error_message(
+                messages,
+                "GetItem",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            )
+            continue
+        if (isinstance(item, CalendarEntry) and item.broken) or (
+            isinstance(item, MailItem) and not item.mime
+        ):
+            error_message(messages, "GetItem", "ErrorItemCorrupt", "The item is corrupt.")
+            continue
+        message = success_message(messages, "GetItem")
+        write_item(sub(message, M, "Items"), item, fields, shape)
+
+
+OPERATIONS: dict[str, Callable[[EwsMailbox, ET.Element, ET.Element], None]] = {
+    "GetFolder": _get_folder,
+    "FindFolder": _find_folder,
+    "SyncFolderItems": _sync_folder_items,
+    "GetItem": _get_item,
+}
