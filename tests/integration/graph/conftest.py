@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from graph_support import OWNER, client
 
+from commlink.ports import Store
 from commlink.providers.graph import GraphCalendarProvider, GraphMailProvider
+from commlink.stores.memory import MemoryStore
+from commlink.stores.sql import SqlStore
 from commlink.testing.microsoft import GraphServer
 
 
@@ -46,3 +50,14 @@ def make_mail(server: GraphServer) -> Iterator[Callable[..., GraphMailProvider]]
     yield make
     for provider in made:
         provider.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each store kind the tests run against."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sql = SqlStore(f"sqlite:///{tmp_path}/graph.sqlite")
+    yield sql
+    sql.close()

@@ -7,6 +7,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, FolderSelection
+from commlink.ports import Store
 from commlink.providers.graph import GraphClient, StaticToken
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
@@ -46,8 +47,10 @@ def calendar_channel() -> Channel:
     return Channel("gr-cal", "u-owner", ChannelKind.CALENDAR, "graph", settings)
 
 
-def engine(**kwargs: Any) -> tuple[SyncEngine, MemoryStore]:
-    store = MemoryStore()
+def engine(store: Store | None = None, **kwargs: Any) -> tuple[SyncEngine, Store]:
+    """An engine on ``store`` (a new ``MemoryStore`` by default) with Ann
+    and Bob in the directory."""
+    store = store or MemoryStore()
     directory = InMemoryDirectory()
     directory.add_person("p-ann", "Ann", ["ann@client.example"])
     directory.add_person("p-bob", "Bob", ["bob@partner.example"])

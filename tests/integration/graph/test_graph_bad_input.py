@@ -10,12 +10,11 @@ from graph_support import engine, mail_channel, raw_mail
 
 from commlink.mime import parse_message
 from commlink.model import Detail, Visibility
-from commlink.ports import FetchedMessage, Scope
+from commlink.ports import FetchedMessage, Scope, Store
 from commlink.providers.graph import GraphMailProvider
 from commlink.providers.graph_headers import header_block
 from commlink.providers.graph_mail import truncation
 from commlink.records import Reason, Target, TargetKind, Viewer
-from commlink.stores.memory import MemoryStore
 from commlink.testing.microsoft import GraphServer
 
 pytestmark = pytest.mark.integration
@@ -48,7 +47,7 @@ def _fetch_one(provider: GraphMailProvider, scope: Scope, item_id: str) -> Fetch
     return item
 
 
-def _subjects(store: MemoryStore) -> list[str]:
+def _subjects(store: Store) -> list[str]:
     items = store.timeline(Target(TargetKind.PERSON, "p-ann"), Viewer("u-owner")).items
     return sorted(t.subject or "" for t in items)
 

@@ -10,9 +10,9 @@ from graph_support import OWNER, calendar_channel, engine, graph_event
 
 from commlink.errors import CursorExpired
 from commlink.model import EventStatus, ResponseStatus
+from commlink.ports import Store
 from commlink.providers.graph import GraphCalendarProvider, map_event
 from commlink.records import Target, TargetKind, Viewer, Window
-from commlink.stores.memory import MemoryStore
 from commlink.testing.microsoft import GraphServer
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 WINDOW = Window(NOW - timedelta(days=400), NOW + timedelta(days=400))
 
 
-def _events(store: MemoryStore, person: str = "p-ann") -> list[str]:
+def _events(store: Store, person: str = "p-ann") -> list[str]:
     target = Target(TargetKind.PERSON, person)
     return [e.title or "" for e in store.events(target, Viewer("u-owner"), WINDOW).items]
 

@@ -10,18 +10,18 @@ import pytest
 from graph_support import OWNER, engine, mail_channel, raw_mail
 
 from commlink.errors import AuthError, CursorExpired, RateLimited, TransientError
+from commlink.mime import parse_message
 from commlink.model import Detail, FolderKind
-from commlink.ports import Scope
+from commlink.ports import Scope, Store
 from commlink.providers.graph import GraphMailProvider, StaticToken
 from commlink.providers.graph_client import GraphClient
 from commlink.records import ChannelStatus, Target, TargetKind, Viewer
-from commlink.stores.memory import MemoryStore
 from commlink.testing.microsoft import GraphServer
 
 pytestmark = pytest.mark.integration
 
 
-def _subjects(store: MemoryStore) -> list[str]:
+def _subjects(store: Store) -> list[str]:
     items = store.timeline(Target(TargetKind.PERSON, "p-ann"), Viewer("u-owner")).items
     return sorted(t.subject or "" for t in items)
 
@@ -57,10 +57,10 @@ def test_folders_map_well_known_kinds_and_nest_children(
 
 
 def test_expired_delta_reconciles_without_duplicates_or_losses(
-    server: GraphServer, mail: GraphMailProvider
+    server: GraphServer, mail: GraphMailProvider, store: Store
 ) -> None:
     ids = [server.mail.add_message(raw_mail(n)) for n in range(1, 7)]
-    sync, store = engine()
+    sync, _ = engine(store)
     channel = mail_channel(frozenset({"inbox"}))
     assert sync.run(channel, mail).imported == 6
     server.mail.delete(ids[0])
@@ -109,10 +109,15 @@ def test_delta_pages_honour_maxpagesize_and_select(
     before = server.requests
     mail.snapshot(scope)
     assert server.requests - before == 3  # 9 messages, 4 a page
+    [first_call] = server.calls("messages/delta")[:1]
+    assert "%24select=" in first_call or "$select=" in first_call
+    assert "subject" in first_call
+    assert "bodyPreview" not in first_call
     first = mail.list_page(scope, None)
-    subjects = [mail._items[scope.id][i]["subject"] for i in first.ids]  # type: ignore[attr-defined]
+    fetched = mail.fetch(scope, first.ids, Detail.METADATA)
+    subjects = [parse_message(f.raw or b"", provider_id=f.provider_id).subject for f in fetched]
     assert subjects == ["Subject 9", "Subject 8", "Subject 7", "Subject 6"]
-    assert "bodyPreview" not in mail._items[scope.id][first.ids[0]]  # type: ignore[attr-defined]
+    assert server.requests - before == 3  # metadata came with the delta pages
 
 
 def test_throttled_sync_backs_off_and_completes(
@@ -221,11 +226,13 @@ def test_a_401_inside_a_batch_refreshes_then_fails(
         list(provider.fetch(scope, ids, Detail.FULL))
 
 
-def test_a_moved_message_keeps_its_identity(server: GraphServer, mail: GraphMailProvider) -> None:
+def test_a_moved_message_keeps_its_identity(
+    server: GraphServer, mail: GraphMailProvider, store: Store
+) -> None:
     inbox, archive = server.mail.folder_id("inbox"), server.mail.folder_id("archive")
     moved = server.mail.add_message(raw_mail(1))
     server.mail.add_message(raw_mail(2))
-    sync, store = engine()
+    sync, _ = engine(store)
     channel = mail_channel(frozenset({"inbox", "archive"}))
     assert sync.run(channel, mail).imported == 2
     assert server.mail.move(moved, archive) == moved
@@ -247,11 +254,13 @@ def test_without_immutable_ids_a_move_changes_the_id(server: GraphServer) -> Non
     assert server.mail.get(moved).immutable_id == moved
 
 
-def test_a_deselected_folder_is_dropped(server: GraphServer, mail: GraphMailProvider) -> None:
+def test_a_deselected_folder_is_dropped(
+    server: GraphServer, mail: GraphMailProvider, store: Store
+) -> None:
     archive = server.mail.folder_id("archive")
     kept = server.mail.add_message(raw_mail(1))
     dropped = server.mail.add_message(raw_mail(2), archive)
-    sync, store = engine()
+    sync, _ = engine(store)
     assert sync.run(mail_channel(frozenset({"inbox", "archive"})), mail).imported == 2
     assert archive in store.scope_ids("gr")
     report = sync.run(mail_channel(frozenset({"inbox"})), mail)
