@@ -89,9 +89,10 @@ def _text(value: str) -> str:
 def header_block(item: Mapping[str, Any]) -> bytes:
     """Header bytes (ending with the blank line) for a Graph message resource."""
     lines: list[str] = []
+    sender = _mailboxes(item.get("from"))
     for header, key in _ADDRESS_HEADERS:
         value = _mailboxes(item.get(key))
-        if value:
+        if value and not (header == "Sender" and value == sender):
             lines.append(f"{header}: {value}")
     subject = _flat(item.get("subject"))
     if subject:

@@ -49,7 +49,10 @@ WELL_KNOWN_FOLDERS = {
 }
 #: Well-known folders that hold no mail of the owner's (left out with their children).
 _NOT_MAIL = ("conversationhistory", "syncissues")
-_BASE_PROPERTIES = ("id", "receivedDateTime", "conversationId", "parentFolderId")
+#: What every listing needs: the order (date) and the thread hint.
+_BASE_PROPERTIES = ("receivedDateTime", "conversationId")
+#: What a metadata-only message is built from.
+_HEADER_PROPERTIES = (*_BASE_PROPERTIES, "internetMessageId", *METADATA_PROPERTIES)
 _FOLDER_PROPERTIES = "id,displayName,parentFolderId,childFolderCount"
 _MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 _BOUNDARY = re.compile(rb"boundary=(\"[^\"\r\n]+\"|[^;\s]+)", re.IGNORECASE)
@@ -83,9 +86,7 @@ class GraphMailProvider:
         self.user = user
         self.page_size = max(1, page_size)
         self.include_hidden = include_hidden
-        properties: tuple[str, ...] = (*_BASE_PROPERTIES, "internetMessageId")
-        if delta_detail is Detail.METADATA:
-            properties = (*properties, *METADATA_PROPERTIES)
+        properties = _HEADER_PROPERTIES if delta_detail is Detail.METADATA else _BASE_PROPERTIES
         self._delta_select = ",".join(properties)
         self._root = user_path(user)
         self._well_known: dict[str, FolderKind] | None = None
@@ -212,8 +213,9 @@ class GraphMailProvider:
             ready = [i for i in wanted if "toRecipients" in items.get(i, {})]
             for item_id in ready:
                 yield self._metadata(scope, item_id, items[item_id])
-            todo = [i for i in wanted if i not in set(ready)]
-            select = ",".join((*_BASE_PROPERTIES, "internetMessageId", *METADATA_PROPERTIES))
+            done = set(ready)
+            todo = [i for i in wanted if i not in done]
+            select = ",".join(_HEADER_PROPERTIES)
             suffix = f"?$select={select}"
         else:
             todo = wanted
