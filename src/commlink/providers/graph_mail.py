@@ -1,14 +1,15 @@
 """Outlook mail through Microsoft Graph v1.0 (``/users/{id}/mailFolders``).
 
-Each selected mail folder is a scope. A full pass reads the folder's
-``messages/delta`` round to its ``@odata.deltaLink`` (the snapshot cursor),
-then lists the ids it saw, newest first. Incremental passes follow the
-delta link a page at a time: ``@removed`` entries are deletions (a message
-moved away counts as removed from its old folder and new in the other; with
-immutable ids it keeps its id). An expired delta link raises
+Each selected mail folder is a scope. The snapshot reads the folder's
+``messages/delta`` round to its ``@odata.deltaLink`` (the cursor); the full
+listing is a second round ordered by ``receivedDateTime`` (newest first),
+paged by its next links, so only one page is ever held in memory.
+Incremental passes follow the delta link a page at a time: ``@removed``
+entries are deletions (a message moved away counts as removed from its old
+folder and new in the other; with immutable ids it keeps its id). An expired delta link raises
 ``CursorExpired``. Messages are fetched in JSON batches of 20: the MIME
 content (``$value``) for full detail, or only the header properties for
-metadata detail (often already read by the delta round).
+metadata detail (read by the delta round already, so no request at all).
 
 Owner aliases: ``aliases()`` lists the mailbox's SMTP proxy addresses.
 Push: see ``commlink.providers.graph_notify``; ``watch()`` returns ``None``.
@@ -16,7 +17,7 @@ Push: see ``commlink.providers.graph_notify``; ``watch()`` returns ``None``.
 
 from __future__ import annotations
 
-import bisect
+import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -32,7 +33,9 @@ from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .graph_client import BatchItem, GraphClient, GraphReply
 from .graph_headers import METADATA_PROPERTIES, header_block, parse_graph_time
 
-__all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider"]
+__all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider", "truncation", "user_path"]
+
+log = logging.getLogger("commlink.providers.graph")
 
 JSON = Mapping[str, Any]
 
@@ -87,12 +90,14 @@ class GraphMailProvider:
         self.page_size = max(1, page_size)
         self.include_hidden = include_hidden
         properties = _HEADER_PROPERTIES if delta_detail is Detail.METADATA else _BASE_PROPERTIES
-        self._delta_select = ",".join(properties)
+        self._delta_params = {
+            "$select": ",".join(properties),
+            "$orderby": "receivedDateTime desc",
+        }
         self._root = user_path(user)
         self._well_known: dict[str, FolderKind] | None = None
         self._skipped: set[str] = set()
         self._items: dict[str, dict[str, JSON]] = {}
-        self._order: dict[str, list[tuple[str, str]]] = {}
 
     @property
     def requests_sent(self) -> int:
@@ -142,48 +147,38 @@ class GraphMailProvider:
         return [Scope(f.id, f) for f in folders if f.kind is not FolderKind.CALENDAR]
 
     def snapshot(self, scope: Scope) -> str:
-        """Reads the folder's delta round; its ``@odata.deltaLink`` is the cursor."""
-        items: dict[str, JSON] = {}
+        """Reads the folder's delta round to its ``@odata.deltaLink``, the
+        cursor (the messages it returns are not kept: the listing reads them)."""
         link = ""
-        path = f"{self._root}/mailFolders/{quote(scope.id, safe='')}/messages/delta"
-        for page in self.client.pages(path, {"$select": self._delta_select}, self._prefer):
-            for item in page.get("value", []):
-                if "@removed" in item:
-                    items.pop(str(item.get("id")), None)
-                else:
-                    items[str(item["id"])] = item
+        for page in self.client.pages(self._delta_path(scope), self._delta_params, self._prefer):
             link = str(page.get("@odata.deltaLink") or link)
         if not link:
             raise ProviderError(f"the delta round of {scope.id} ended without a deltaLink")
-        self._items[scope.id] = items
-        self._order.pop(scope.id, None)
         return link
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        """Ids newest first (by ``receivedDateTime``); ``page`` holds the date
-        and id of the last one listed."""
-        order = self._order.get(scope.id)
-        if order is None:
-            if scope.id not in self._items:
-                self.snapshot(scope)  # resuming a pass: read the folder again
-            items = self._items[scope.id]
-            order = sorted((str(i.get("receivedDateTime") or ""), k) for k, i in items.items())
-            self._order[scope.id] = order
-        end = len(order)
+        """Ids newest first: a delta round ordered by ``receivedDateTime``,
+        read a page at a time; ``page`` is its ``@odata.nextLink``. A next link
+        that expired starts the listing again (what is stored is skipped)."""
+        found: JSON | None = None
         if page:
-            stamp, _, last = page.partition("\t")
-            end = bisect.bisect_left(order, (stamp, last))
-        start = max(0, end - self.page_size)
-        chunk = order[start:end][::-1]
-        ids = tuple(k for _, k in chunk)
-        return IdPage(ids, "\t".join(chunk[-1]) if start > 0 and chunk else None)
+            try:
+                found = self.client.get(page, prefer=self._prefer)
+            except CursorExpired:
+                log.info("listing of %s expired; listing again", scope.id)
+        if found is None:
+            found = self.client.get(self._delta_path(scope), self._delta_params, self._prefer)
+        items = {str(item["id"]): item for item in found.get("value", []) if "@removed" not in item}
+        self._items[scope.id] = items  # only the page in hand: memory stays flat
+        next_link = found.get("@odata.nextLink")
+        return IdPage(tuple(items), str(next_link) if next_link else None)
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
         """One page of changes since a delta (or next) link."""
         if not cursor.startswith(("http://", "https://")):
             raise CursorExpired(f"not a delta link: {cursor[:80]!r}")
         found = self.client.get(cursor, prefer=self._prefer)
-        items = self._items.setdefault(scope.id, {})
+        items: dict[str, JSON] = {}
         upserted: dict[str, None] = {}
         deleted: dict[str, None] = {}
         for item in found.get("value", []):
@@ -196,8 +191,7 @@ class GraphMailProvider:
                 items[item_id] = item
                 deleted.pop(item_id, None)
                 upserted[item_id] = None
-        if upserted or deleted:
-            self._order.pop(scope.id, None)
+        self._items[scope.id] = items
         next_link = found.get("@odata.nextLink")
         link = next_link or found.get("@odata.deltaLink")
         if not link:
@@ -279,6 +273,9 @@ class GraphMailProvider:
             self._well_known = kinds
             self._skipped = skipped
         return self._well_known
+
+    def _delta_path(self, scope: Scope) -> str:
+        return f"{self._root}/mailFolders/{quote(scope.id, safe='')}/messages/delta"
 
     def _children(self, parents: Sequence[JSON], params: Mapping[str, str]) -> list[JSON]:
         """The child folders of ``parents``, one batch per level."""

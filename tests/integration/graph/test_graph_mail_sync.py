@@ -117,7 +117,23 @@ def test_delta_pages_honour_maxpagesize_and_select(
     fetched = mail.fetch(scope, first.ids, Detail.METADATA)
     subjects = [parse_message(f.raw or b"", provider_id=f.provider_id).subject for f in fetched]
     assert subjects == ["Subject 9", "Subject 8", "Subject 7", "Subject 6"]
-    assert server.requests - before == 3  # metadata came with the delta pages
+    assert server.requests - before == 4  # one listing page; metadata came with it
+
+
+def test_listing_pages_newest_first_and_restarts_when_its_link_expired(
+    server: GraphServer, mail: GraphMailProvider
+) -> None:
+    ids = [server.mail.add_message(raw_mail(n)) for n in range(1, 11)]
+    scope = _scope(mail, server.mail.folder_id("inbox"))
+    first = mail.list_page(scope, None)
+    assert first.ids == tuple(reversed(ids[-4:]))
+    assert first.next is not None
+    second = mail.list_page(scope, first.next)
+    assert second.ids == tuple(reversed(ids[2:6]))
+    assert second.next is not None
+    server.expire_delta_tokens()
+    again = mail.list_page(scope, second.next)  # the round is gone: list from the top
+    assert again.ids == first.ids
 
 
 def test_throttled_sync_backs_off_and_completes(

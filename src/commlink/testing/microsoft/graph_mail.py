@@ -278,10 +278,17 @@ class MailBackend:
     ) -> JSON:
         folder_id = self.folder_id(folder)
         select = [s for s in query.get("$select", "").split(",") if s]
+        order = " ".join(query.get("$orderby", "").split())
+        if order not in ("", "receivedDateTime desc"):
+            raise GraphError(
+                400, "ErrorInvalidUrlQuery", "The only supported $orderby is receivedDateTime desc."
+            )
 
         def initial() -> list[JSON]:
             with self._lock:
                 found = [m for m in self.messages.values() if m.folder == folder_id]
+                if order:
+                    found.sort(key=lambda m: str(m.props.get("receivedDateTime")), reverse=True)
                 return [self.render(m, immutable, select) for m in found]
 
         def incremental(position: int, state: JSON) -> list[JSON]:
