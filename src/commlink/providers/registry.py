@@ -126,6 +126,47 @@ def _google_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
     )
 
 
+def _graph_client(options: Mapping[str, Any]) -> Any:
+    """Microsoft Graph: ``token``; or ``refresh_token`` with ``client_id``
+    (delegated); or ``tenant``, ``client_id`` and ``client_secret`` (app-only,
+    with ``user`` naming the mailbox)."""
+    from .graph import graph_client, token_source
+    from .graph_client import GRAPH_URL
+
+    tokens = token_source(
+        token=options.get("token"),
+        tenant=options.get("tenant"),
+        client_id=options.get("client_id"),
+        client_secret=options.get("client_secret"),
+        refresh_token=options.get("refresh_token"),
+    )
+    return graph_client(tokens, base_url=str(options.get("base_url", GRAPH_URL)))
+
+
+def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from ..policy.visibility import detail_for
+    from .graph import GraphMailProvider
+
+    return GraphMailProvider(
+        _graph_client(options),
+        user=str(options.get("user", "me")),
+        delta_detail=detail_for(channel.settings),
+    )
+
+
+def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from datetime import timedelta
+
+    from .graph import GraphCalendarProvider
+
+    return GraphCalendarProvider(
+        _graph_client(options),
+        user=str(options.get("user", "me")),
+        past=timedelta(days=float(options.get("past_days", 365))),
+        future=timedelta(days=float(options.get("future_days", 365))),
+    )
+
+
 _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
     "mbox": (ChannelKind.MAIL, _mbox),
     "maildir": (ChannelKind.MAIL, _maildir),
@@ -134,6 +175,8 @@ _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], 
     "imap": (ChannelKind.MAIL, _imap),
     "gmail": (ChannelKind.MAIL, _gmail),
     "google-calendar": (ChannelKind.CALENDAR, _google_calendar),
+    "graph": (ChannelKind.MAIL, _graph),
+    "graph-calendar": (ChannelKind.CALENDAR, _graph_calendar),
 }
 
 #: The kind of channel each provider serves.
