@@ -26,6 +26,7 @@ from .graph_mail import WELL_KNOWN_FOLDERS, GraphMailProvider
 from .graph_notify import GraphSubscriptions, NotificationRouter, validation_response
 
 __all__ = [
+    "GRAPH_URL",
     "WELL_KNOWN_FOLDERS",
     "ClientCredentialsToken",
     "GraphCalendarProvider",
@@ -37,6 +38,7 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "graph_client",
+    "graph_providers",
     "map_event",
     "token_source",
     "validation_response",
