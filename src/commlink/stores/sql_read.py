@@ -47,6 +47,7 @@ from .sql_schema import (
     message_refs,
     messages,
     participants,
+    thread_targets,
 )
 
 __all__ = ["known_ids", "load_events", "thread", "threads_by_message_ids", "timeline"]
@@ -167,25 +168,20 @@ def timeline(
     conn: Connection, target: Target, viewer: Viewer, page: PageRequest
 ) -> Page[ThreadSummary]:
     validate_page(page)
-    linked = (
-        sa.select(messages.c.thread_id)
-        .join(participants, participants.c.message_pk == messages.c.pk)
-        .where(participants.c.valid.is_(True), participants.c.key.in_(_linked_keys(target)))
-    )
-    last_at = sa.func.max(messages.c.sent_at)
-    query = (
-        sa.select(messages.c.thread_id, last_at.label("last_at"))
-        .where(messages.c.thread_id.in_(linked))
-        .group_by(messages.c.thread_id)
+    # one index range of the target's threads, newest first (see thread_targets)
+    tt = thread_targets.c
+    query = sa.select(tt.thread_id, tt.last_at).where(
+        tt.kind == target.kind.value, tt.target_id == target.id
     )
     if page.after is not None:
         after_at, after_id = thread_after(page.after)
-        query = query.having(
+        query = query.where(
             sa.or_(
-                last_at < after_at, sa.and_(last_at == after_at, messages.c.thread_id < after_id)
+                tt.last_at < after_at,
+                sa.and_(tt.last_at == after_at, tt.thread_id < after_id),
             )
         )
-    query = query.order_by(last_at.desc(), messages.c.thread_id.desc()).limit(page.limit + 1)
+    query = query.order_by(tt.last_at.desc(), tt.thread_id.desc()).limit(page.limit + 1)
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
     chosen = order[: page.limit]
     threads, pks = _messages(conn, [tid for _, tid in chosen])

@@ -28,6 +28,7 @@ __all__ = [
     "MIGRATIONS",
     "POSTGRES_CONNECT",
     "SERVER_POOL",
+    "THREAD_TARGETS_FILL",
     "among",
     "SCHEMA_VERSION",
     "UtcDateTime",
@@ -48,7 +49,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: The version this code writes; bump it with an entry in ``MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_content_hash(conn: Connection) -> None:
@@ -58,8 +59,16 @@ def _add_content_hash(conn: Connection) -> None:
     )
 
 
+def _add_thread_targets(conn: Connection) -> None:
+    thread_targets.create(conn, checkfirst=True)
+    conn.exec_driver_sql(THREAD_TARGETS_FILL.format(where="1 = 1", threads="1 = 1"))
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_content_hash}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_content_hash,
+    2: _add_thread_targets,
+}
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"
@@ -282,6 +291,34 @@ address_links = _table(
     sa.Column("kind", sa.String, primary_key=True),
     sa.Column("target_id", sa.String, primary_key=True),
     sa.Index("commlink_address_links_target", "kind", "target_id"),
+)
+
+# Which threads each CRM record's timeline holds, with the time of the
+# thread's latest message: the timeline reads one index range in order
+# instead of aggregating every linked thread. Derived from messages,
+# participants and address links; the write path refreshes the rows of
+# every thread a write touches (see ``sql_write.refresh_threads``).
+thread_targets = _table(
+    "thread_targets",
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("target_id", sa.String, primary_key=True),
+    sa.Column("thread_id", sa.String, primary_key=True),
+    sa.Column("last_at", UtcDateTime, nullable=False),
+    sa.Index("commlink_thread_targets_recent", "kind", "target_id", "last_at", "thread_id"),
+    sa.Index("commlink_thread_targets_thread", "thread_id"),
+)
+
+#: Rebuilds ``thread_targets`` rows: ``{where}`` selects the messages'
+#: threads and ``{threads}`` the same threads for their latest message time.
+THREAD_TARGETS_FILL = (
+    "WITH t AS (SELECT thread_id, max(sent_at) AS last_at FROM commlink_messages "
+    "WHERE {threads} GROUP BY thread_id) "
+    "INSERT INTO commlink_thread_targets (kind, target_id, thread_id, last_at) "
+    "SELECT DISTINCT l.kind, l.target_id, m.thread_id, t.last_at "
+    "FROM t JOIN commlink_messages m ON m.thread_id = t.thread_id "
+    "JOIN commlink_participants p ON p.message_pk = m.pk "
+    "JOIN commlink_address_links l ON l.key = p.key "
+    "WHERE p.valid AND {where}"
 )
 
 skips = _table(

@@ -37,6 +37,7 @@ from .sql_rows import (
     skip_tuple,
 )
 from .sql_schema import (
+    THREAD_TARGETS_FILL,
     address_links,
     among,
     attendees,
@@ -51,10 +52,19 @@ from .sql_schema import (
     messages,
     participants,
     skips,
+    thread_targets,
     upsert,
 )
 
-__all__ = ["collect", "commit_batch", "delete_assocs", "delete_matching", "replace_links"]
+__all__ = [
+    "collect",
+    "commit_batch",
+    "delete_assocs",
+    "delete_matching",
+    "refresh_threads",
+    "replace_links",
+    "threads_of_keys",
+]
 
 _ASSOCS = (message_assocs, event_assocs)
 _ASSOC_COLUMNS = (
@@ -90,12 +100,15 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
     dropped_messages: set[int] = set()
     dropped_events: set[int] = set()
+    touched: set[str] = set()  # threads whose timeline rows must be rebuilt
     if batch.messages:
-        dropped_messages |= _write_messages(conn, batch)
+        dropped_messages |= _write_messages(conn, batch, touched)
     if batch.events:
         dropped_events |= _write_events(conn, batch)
-    replace_links(conn, batch.links)
+    relinked = replace_links(conn, batch.links, refresh=False)
+    touched |= threads_of_keys(conn, relinked)
     if batch.thread_merges:
+        touched.update(t for merge in batch.thread_merges for t in merge)
         # a merged message's digest no longer describes its row: clear it
         conn.exec_driver_sql(
             f"UPDATE {messages.name} SET thread_id = {m}, content_hash = '' WHERE thread_id = {m}",
@@ -137,7 +150,41 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
                 .returning(_pk_column(table))
             )
             dropped.update(int(pk) for pk in swept.scalars())
+    refresh_threads(conn, touched)
     collect(conn, dropped_messages, dropped_events)
+
+
+def threads_of_keys(conn: Connection, keys: Collection[str]) -> set[str]:
+    """Threads with a message one of these address keys took part in."""
+    if not keys:
+        return set()
+    sql = (
+        f"SELECT DISTINCT m.thread_id FROM {participants.name} p "
+        f"JOIN {messages.name} m ON m.pk = p.message_pk "
+        f"WHERE {among_sql(conn, participants.c.key, 'p')}"
+    )
+    found: set[str] = set()
+    for part in chunks(sorted(keys)):
+        found.update(str(t) for (t,) in fetch(conn, sql, key_set(conn, part)))
+    return found
+
+
+def refresh_threads(conn: Connection, thread_ids: Collection[str]) -> None:
+    """Rebuild the timeline rows (``thread_targets``) of these threads from
+    their messages, participants and the address links."""
+    for part in chunks(sorted(set(thread_ids))):
+        keys = key_set(conn, part)
+        run(
+            conn,
+            f"DELETE FROM {thread_targets.name} "
+            f"WHERE {among_sql(conn, thread_targets.c.thread_id)}",
+            keys,
+        )
+        fill = THREAD_TARGETS_FILL.format(
+            where=among_sql(conn, messages.c.thread_id, "m"),
+            threads=among_sql(conn, messages.c.thread_id),
+        )
+        run(conn, fill, keys, keys)
 
 
 def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
@@ -152,10 +199,11 @@ def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
     return merged
 
 
-def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
+def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> set[int]:
     """Upsert logical messages, their participants, references and associations.
 
-    Returns the messages that provider ids of this batch pointed to before.
+    Returns the messages that provider ids of this batch pointed to before;
+    adds the threads of rewritten messages (before and after) to ``touched``.
     """
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
     m = mark(conn)
@@ -171,7 +219,7 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
             key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
     }
-    pks = _write_logical(conn, _merged(batch.messages))
+    pks = _write_logical(conn, _merged(batch.messages), touched)
     rows: list[tuple[Any, ...]] = []
     for record in batch.messages:
         msg = record.message
@@ -189,20 +237,26 @@ def _write_messages(conn: Connection, batch: SyncBatch) -> set[int]:
     return {int(assoc[0]) for assoc in before.values()} - set(pks.values())
 
 
-def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dict[str, int]:
+def _write_logical(
+    conn: Connection, merged: Mapping[str, MessageRecord], touched: set[str]
+) -> dict[str, int]:
     """Write the messages whose digest changed (or that are new) with their
     participants and references; returns every message's pk by Message-ID."""
-    select = f"SELECT message_id, pk, content_hash FROM {messages.name} WHERE " + among_sql(
-        conn, messages.c.message_id
+    select = (
+        f"SELECT message_id, pk, content_hash, thread_id FROM {messages.name} WHERE "
+        + among_sql(conn, messages.c.message_id)
     )
     stored = {
-        mid: (int(pk), digest) for mid, pk, digest in fetch(conn, select, key_set(conn, merged))
+        mid: (int(pk), digest, thread)
+        for mid, pk, digest, thread in fetch(conn, select, key_set(conn, merged))
     }
     digests = {mid: content_hash(record) for mid, record in merged.items()}
     changed = [mid for mid, digest in digests.items() if stored.get(mid, (0, ""))[1] != digest]
-    pks = {mid: pk for mid, (pk, _digest) in stored.items()}
+    pks = {mid: pk for mid, (pk, _digest, _thread) in stored.items()}
     if not changed:
         return pks
+    touched.update(stored[mid][2] for mid in changed if mid in stored)
+    touched.update(merged[mid].thread_id for mid in changed)
     write_rows(
         conn,
         messages,
@@ -213,7 +267,7 @@ def _write_logical(conn: Connection, merged: Mapping[str, MessageRecord]) -> dic
     )
     missing = [mid for mid in changed if mid not in pks]
     if missing:
-        pks.update((mid, int(pk)) for mid, pk, _ in fetch(conn, select, key_set(conn, missing)))
+        pks.update((mid, int(pk)) for mid, pk, *_ in fetch(conn, select, key_set(conn, missing)))
     # on PostgreSQL also for messages that were new a moment ago: another
     # transaction may have written them since (SQLite writers are serialised)
     serialised = not is_postgres(conn)
@@ -335,13 +389,17 @@ def _write_skips(conn: Connection, batch: SyncBatch) -> None:
         )
 
 
-def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
+def replace_links(
+    conn: Connection, changes: Sequence[AddressLinks], *, refresh: bool = True
+) -> set[str]:
     """Replace the links of each listed address key (empty links remove them).
 
-    Only the difference to what is stored is written.
+    Only the difference to what is stored is written. Returns the keys whose
+    links changed; with ``refresh`` the timeline rows of their threads are
+    rebuilt (else the caller does it).
     """
     if not changes:
-        return
+        return set()
     latest = {c.key: c for c in changes}  # the last change of a key wins
     wanted = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
     found = fetch(
@@ -358,13 +416,18 @@ def replace_links(conn: Connection, changes: Sequence[AddressLinks]) -> None:
             f"DELETE FROM {address_links.name} WHERE key = {m} AND kind = {m} AND target_id = {m}",
             gone,
         )
+    added = sorted(wanted - stored)
     write_rows(
         conn,
         address_links,
         ("key", "kind", "target_id"),
-        sorted(wanted - stored),
+        added,
         conflict=("key", "kind", "target_id"),
     )
+    changed = {key for key, _, _ in gone} | {key for key, _, _ in added}
+    if refresh:
+        refresh_threads(conn, threads_of_keys(conn, changed))
+    return changed
 
 
 def delete_assocs(
@@ -436,12 +499,15 @@ def _escape_like(text: str) -> str:
 
 def collect(conn: Connection, message_pks: Collection[int], event_pks: Collection[int]) -> None:
     """Delete the given messages and events if they have no association left."""
+    threads: set[str] = set()
     for pk_part in chunks(sorted(message_pks)):
-        orphan = sa.select(messages.c.pk).where(
+        orphan = sa.select(messages.c.pk, messages.c.thread_id).where(
             among(conn, messages.c.pk, pk_part),
             ~sa.exists().where(message_assocs.c.message_pk == messages.c.pk),
         )
-        dead = [int(pk) for pk in conn.execute(orphan).scalars()]
+        found = conn.execute(orphan).all()
+        dead = [int(pk) for pk, _ in found]
+        threads.update(str(thread) for _, thread in found)
         if dead:
             conn.execute(
                 sa.delete(participants).where(among(conn, participants.c.message_pk, dead))
@@ -450,6 +516,7 @@ def collect(conn: Connection, message_pks: Collection[int], event_pks: Collectio
                 sa.delete(message_refs).where(among(conn, message_refs.c.message_pk, dead))
             )
             conn.execute(sa.delete(messages).where(among(conn, messages.c.pk, dead)))
+    refresh_threads(conn, threads)
     for pk_part in chunks(sorted(event_pks)):
         orphan = sa.select(events.c.pk).where(
             among(conn, events.c.pk, pk_part),
