@@ -9,8 +9,10 @@ asked for. Every HTTP response is counted (``ExchangeConnection.requests_sent``)
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -22,6 +24,8 @@ __all__ = ["VERSIONS", "ExchangeConnection", "connect"]
 VERSIONS = {"2016": (15, 1, 2507, 6), "2019": (15, 2, 1118, 7), "se": (15, 2, 2562, 17)}
 
 _CHUNK = 1 << 16
+#: the only hosts reachable over plain http (local test servers)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 _AUTH = {"basic": "basic", "ntlm": "NTLM", "oauth2": "OAuth 2.0"}
 
@@ -32,10 +36,27 @@ class ExchangeConnection:
 
     account: Any
     protocol: Any
+    verify: bool = True
+    timeout: float = 60.0
 
     @property
     def requests_sent(self) -> int:
         return int(self.protocol.requests_sent)
+
+    def fork(self) -> ExchangeConnection:
+        """A connection of its own to the same mailbox (a long-lived stream
+        must not hold the session the provider's requests need)."""
+        from exchangelib import DELEGATE, UTC, Account
+
+        config = self.protocol.config
+        account = Account(
+            self.account.primary_smtp_address,
+            config=config,
+            autodiscover=False,
+            access_type=DELEGATE,
+            default_timezone=UTC,
+        )
+        return _attach(account, config, self.verify, self.timeout)
 
     def close(self) -> None:
         self.protocol.close()
@@ -48,6 +69,7 @@ def _large_chunks(iter_content: Callable[..., Iterator[Any]]) -> Callable[..., I
     return chunks
 
 
+@functools.cache
 def _protocol_classes() -> tuple[type[Any], type[Any]]:
     from exchangelib.protocol import NoVerifyHTTPAdapter, Protocol
 
@@ -151,10 +173,13 @@ def connect(
     endpoint = service_endpoint or (f"https://{server}/EWS/Exchange.asmx" if server else None)
     if endpoint is None and not autodiscover:
         raise ConfigError("server or service_endpoint is required", field="server")
-    if endpoint is not None and not endpoint.startswith("https://"):
-        host = endpoint.split("/")[2].split(":")[0] if "://" in endpoint else ""
-        if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
-            raise ConfigError("EWS must be reached over https", field="service_endpoint")
+    local = endpoint is not None and urlsplit(endpoint).hostname in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    )
+    if endpoint is not None and not endpoint.startswith("https://") and not local:
+        raise ConfigError("EWS must be reached over https", field="service_endpoint")
     config = Configuration(
         service_endpoint=endpoint,
         credentials=creds,
@@ -172,10 +197,15 @@ def connect(
         account = Account(
             email, config=config, autodiscover=False, access_type=DELEGATE, default_timezone=UTC
         )
+    return _attach(account, config, verify, timeout)
+
+
+def _attach(account: Any, config: Any, verify: bool, timeout: float) -> ExchangeConnection:
+    """Give ``account`` a counting protocol of its own."""
     _forget_cached_protocol(account.protocol)
     counting, unverified = _protocol_classes()
     cls = counting if verify else unverified
     protocol = type.__call__(cls, config=config)  # not through exchangelib's shared cache
     protocol.TIMEOUT = timeout
     account.protocol = protocol
-    return ExchangeConnection(account, protocol)
+    return ExchangeConnection(account, protocol, verify, timeout)

@@ -25,6 +25,7 @@ from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .exchange_account import ExchangeConnection, connect
 from .exchange_errors import Caller, item_error
 from .exchange_sync import FolderSync, utc
+from .exchange_watch import StreamingWatch
 
 __all__ = ["DISTINGUISHED_MAIL_FOLDERS", "METADATA_HEADERS", "ExchangeMailProvider"]
 
@@ -60,7 +61,8 @@ class ExchangeMailProvider:
     Build it with ``connect`` settings (``from_settings``) or an existing
     ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem (a full
     fetch carries whole messages, keep it moderate); ``page_size`` ids make
-    one listing page. ``requests_sent`` counts HTTP requests.
+    one listing page. ``streaming=True`` makes ``watch`` hold EWS streaming
+    notifications. ``requests_sent`` counts HTTP requests.
     """
 
     def __init__(
@@ -73,8 +75,12 @@ class ExchangeMailProvider:
         max_retries: int = 3,
         max_wait: float = 30.0,
         caller: Caller | None = None,
+        streaming: bool = False,
+        streaming_minutes: int = 30,
     ) -> None:
         self.connection = connection
+        self.streaming = streaming
+        self.streaming_minutes = streaming_minutes
         self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
         self.sync = FolderSync(connection, self.caller, page_size)
         self.fetch_batch = max(1, fetch_batch)
@@ -142,15 +148,27 @@ class ExchangeMailProvider:
             yield _fetched(item_id, item, scope.id, full)
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
-        """Streaming notifications are not held open by this provider: ``None``."""
-        return None
+        """Streaming notifications for the scope's folder (on a connection of
+        their own), or ``None`` unless the provider was made with ``streaming=True``."""
+        if not self.streaming:
+            return None
+        return StreamingWatch(self.connection, scope.id, minutes=self.streaming_minutes)
 
     def close(self) -> None:
         self.connection.close()
 
 
 _OWN_OPTIONS = frozenset(
-    {"page_size", "fetch_batch", "metadata_batch", "max_retries", "max_wait", "caller"}
+    {
+        "page_size",
+        "fetch_batch",
+        "metadata_batch",
+        "max_retries",
+        "max_wait",
+        "caller",
+        "streaming",
+        "streaming_minutes",
+    }
 )
 
 

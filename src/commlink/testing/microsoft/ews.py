@@ -18,6 +18,7 @@ import base64
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ import attrs
 
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, Person
 from .ews_operations import OPERATIONS
+from .ews_streaming import Subscriptions
 from .ews_xml import M, S, envelope, server_busy_fault, sub
 
 __all__ = ["CalendarEntry", "EwsServer", "Person"]
@@ -55,6 +57,8 @@ class EwsServer:
         self.password = password
         self.token = token
         self.mailbox = EwsMailbox(user)
+        #: streaming subscriptions; ``subscriptions.stream_seconds`` caps a stream
+        self.subscriptions = Subscriptions(self.mailbox)
         self.requests: Counter[str] = Counter()
         self.log: list[str] = []
         self._busy: list[_Busy] = []
@@ -73,6 +77,7 @@ class EwsServer:
         return self
 
     def stop(self) -> None:
+        self.subscriptions.stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -174,7 +179,8 @@ class EwsServer:
                     return busy.back_off_ms
         return None
 
-    def answer(self, body: bytes) -> tuple[int, bytes]:
+    def answer(self, body: bytes) -> tuple[int, bytes | Iterator[bytes]]:
+        """The status and SOAP answer (a stream of envelopes for GetStreamingEvents)."""
         try:
             root = ET.fromstring(body)
         except ET.ParseError:
@@ -190,7 +196,13 @@ class EwsServer:
         back_off = self._throttled(operation)
         if back_off is not None:
             return 500, server_busy_fault(back_off)
-        handler = OPERATIONS.get(operation)
+        if operation == "GetStreamingEvents":
+            return 200, self.subscriptions.stream(request)
+        own = {
+            "Subscribe": self.subscriptions.subscribe,
+            "Unsubscribe": self.subscriptions.unsubscribe,
+        }
+        handler = OPERATIONS.get(operation) or own.get(operation)
         if handler is None:
             return 500, _fault("ErrorInvalidRequest", f"{operation} is not supported here")
         response = ET.Element(f"{{{M}}}{operation}Response")
@@ -253,7 +265,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
             return
         status, answer = self.app.answer(body)
-        self._send(status, answer)
+        if isinstance(answer, bytes):
+            self._send(status, answer)
+        else:
+            self._stream(answer)
+
+    def _stream(self, documents: Iterator[bytes]) -> None:
+        head = (
+            f"{self.protocol_version} 200 OK\r\nDate: {self.date_time_string()}\r\n"
+            "Content-Type: text/xml; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        self.wfile.write(head.encode("latin-1"))
+        try:
+            for document in documents:
+                self.wfile.write(f"{len(document):X}\r\n".encode() + document + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            self.close_connection = True
 
     def do_GET(self) -> None:
         self._send(405, b"")

@@ -123,6 +123,9 @@ class EwsMailbox:
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
+        self.last_seq = 0
+        #: notified on every change (streaming notifications wait on it)
+        self.changed = threading.Condition(self.lock)
         self.folders: dict[str, StoredFolder] = {}
         self.items: dict[str, Item] = {}
         root = self._new_folder("Top of Information Store", "", "", "msgfolderroot")
@@ -191,7 +194,21 @@ class EwsMailbox:
         return base64.b64encode(raw).decode(), number
 
     def _log(self, folder: str, kind: str, item_id: str) -> None:
-        self.folders[folder].log.append((next(self._seq), kind, item_id))
+        self.last_seq = next(self._seq)
+        self.folders[folder].log.append((self.last_seq, kind, item_id))
+        self.changed.notify_all()
+
+    def changes_after(self, folders: set[str], seq: int) -> list[tuple[int, str, str, str]]:
+        """``(seq, kind, item id, folder id)`` logged in ``folders`` after ``seq``."""
+        with self.lock:
+            found = [
+                (entry[0], entry[1], entry[2], folder_id)
+                for folder_id in folders
+                if folder_id in self.folders
+                for entry in self.folders[folder_id].log
+                if entry[0] > seq
+            ]
+            return sorted(found)
 
     def add_message(self, folder: str, mime: bytes, received: datetime | None = None) -> str:
         with self.lock:
