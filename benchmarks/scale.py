@@ -122,6 +122,31 @@ def write_corpus(root: Path, channels: int, per_channel: int) -> None:
 # -- one import run ------------------------------------------------------------
 
 
+def cpu_seconds(group: int) -> tuple[float, float]:
+    """CPU seconds used so far by the worker's process group and by
+    PostgreSQL backend processes (``/proc``, Linux only; zeros elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    workers = database = 0.0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0, 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(fields[2]) == group:
+            workers += used
+        elif command.startswith(b"postgres: "):
+            database += used
+    return workers, database
+
+
 @contextlib.contextmanager
 def worker(env: dict[str, str], processes: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
@@ -179,12 +204,13 @@ def import_run(
         store.save_channel(Channel(f"ch{c:03d}", "owner", ChannelKind.MAIL, "maildir", settings))
     log = Path(tempfile.gettempdir()) / f"commlink-scale-worker-{token}.log"
     try:
-        with worker(env, processes, log):
+        with worker(env, processes, log) as proc:
             deadline = time.monotonic() + 60
             while not bench_app.control.ping(timeout=0.5):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"the worker did not start; see {log}")
             load_before = os.getloadavg()[0]
+            cpu_before = cpu_seconds(proc.pid)
             started = time.perf_counter()
             bench_tasks.run_dispatch()
             query = sa.text("SELECT count(*) FROM commlink_channel_states WHERE status = 'active'")
@@ -195,6 +221,7 @@ def import_run(
                 time.sleep(0.2)
             elapsed = time.perf_counter() - started
             load_after = os.getloadavg()[0]
+            cpu_after = cpu_seconds(proc.pid)
         with engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT count(*) FROM commlink_message_assocs").scalar()
             skipped = conn.exec_driver_sql("SELECT count(*) FROM commlink_skips").scalar()
@@ -206,7 +233,9 @@ def import_run(
         print(
             f"{processes} worker process{'es' if processes > 1 else ''}: {rate:7,.0f} msg/s "
             f"({total:,} messages in {elapsed:5.1f}s; {stored:,} stored, {skipped:,} skipped; "
-            f"load average {load_before:.1f} before, {load_after:.1f} after)"
+            f"load average {load_before:.1f} before, {load_after:.1f} after)\n"
+            f"    CPU: workers {cpu_after[0] - cpu_before[0]:.1f}s, "
+            f"PostgreSQL (all databases) {cpu_after[1] - cpu_before[1]:.1f}s"
         )
     finally:
         store.close()
