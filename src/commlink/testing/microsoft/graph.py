@@ -21,13 +21,12 @@ import urllib.request
 from collections import Counter, deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import attrs
 
+from ..local_http import HttpAnswer, LocalHttpServer
 from .graph_calendar import CalendarBackend
 from .graph_delta import JSON, DeltaLog, GraphError, error_body, new_id
 from .graph_mail import MailBackend
@@ -82,7 +81,7 @@ class _Throttle:
             return None
 
 
-class GraphServer:
+class GraphServer(LocalHttpServer):
     """A local Graph v1.0 on ``127.0.0.1`` and a free port.
 
     ``user`` is the mailbox's principal name; ``token`` is accepted for it.
@@ -113,44 +112,11 @@ class GraphServer:
         self.counters: Counter[str] = Counter()
         self.subscriptions: dict[str, JSON] = {}
         self._injected: list[_Injected] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-
-    def start(self) -> GraphServer:
-        handler = type("_BoundHandler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GraphServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1.0``: the client's base URL."""
-        assert self._httpd is not None, "the server is not running"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1.0"
+        return self.root_url + "v1.0"
 
     # -- control --------------------------------------------------------------
 
@@ -224,7 +190,7 @@ class GraphServer:
 
     def answer_http(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> HttpAnswer:
         with self._lock:
             self.request_log.append((method, target))
         path = urlsplit(target).path
@@ -506,29 +472,3 @@ def _encode(reply: _Reply) -> tuple[int, dict[str, str], bytes]:
         return reply.status, headers, reply.body
     headers["Content-Type"] = "application/json; odata.metadata=minimal; charset=utf-8"
     return reply.status, headers, json.dumps(reply.body).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
-    app: GraphServer
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
-        self.send_response(status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = _serve
-    do_POST = _serve
-    do_PATCH = _serve
-    do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is ``GraphServer.request_log``."""
