@@ -140,7 +140,10 @@ def _graph_client(options: Mapping[str, Any]) -> Any:
         client_secret=options.get("client_secret"),
         refresh_token=options.get("refresh_token"),
     )
-    return graph_client(tokens, base_url=str(options.get("base_url", GRAPH_URL)))
+    tuning: dict[str, Any] = {k: float(options[k]) for k in ("timeout", "max_wait") if k in options}
+    if "max_retries" in options:
+        tuning["max_retries"] = int(options["max_retries"])
+    return graph_client(tokens, base_url=str(options.get("base_url", GRAPH_URL)), **tuning)
 
 
 def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
@@ -151,6 +154,8 @@ def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
         _graph_client(options),
         user=str(options.get("user", "me")),
         delta_detail=detail_for(channel.settings),
+        page_size=int(options.get("page_size", 500)),
+        include_hidden=bool(options.get("include_hidden", False)),
     )
 
 
@@ -164,6 +169,7 @@ def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
         user=str(options.get("user", "me")),
         past=timedelta(days=float(options.get("past_days", 365))),
         future=timedelta(days=float(options.get("future_days", 365))),
+        page_size=int(options.get("page_size", 500)),
     )
 
 
