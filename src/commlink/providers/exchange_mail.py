@@ -1,8 +1,8 @@
 """``ExchangeMailProvider``: an Exchange Server mailbox through EWS (exchangelib).
 
 Scopes are folders: the distinguished ones (inbox, sent items, drafts,
-deleted items, junk, archive where the server has it) and every mail
-folder below the message folder root. Cursors are ``SyncFolderItems``
+deleted items, junk) and every mail folder below the message folder root
+(an "Archive" folder at the top counts as the archive). Cursors are ``SyncFolderItems``
 sync states (see ``exchange_sync``). Provider ids are EWS ItemIds; EWS
 gives an item a new id when it moves, so a move shows up as a deletion in
 one folder and a creation in the other, and the engine stores the message
@@ -27,7 +27,12 @@ from .exchange_errors import Caller, item_error
 from .exchange_sync import FolderSync, utc
 from .exchange_watch import StreamingWatch
 
-__all__ = ["DISTINGUISHED_MAIL_FOLDERS", "METADATA_HEADERS", "ExchangeMailProvider"]
+__all__ = [
+    "ARCHIVE_NAMES",
+    "DISTINGUISHED_MAIL_FOLDERS",
+    "METADATA_HEADERS",
+    "ExchangeMailProvider",
+]
 
 log = logging.getLogger("commlink.exchange")
 
@@ -38,8 +43,10 @@ DISTINGUISHED_MAIL_FOLDERS = {
     "drafts": FolderKind.DRAFTS,
     "deleteditems": FolderKind.TRASH,
     "junkemail": FolderKind.SPAM,
-    "archive": FolderKind.ARCHIVE,
 }
+#: Exchange Server has no distinguished archive folder: Outlook's one-click
+#: "Archive" is a folder of that name at the top of the mailbox.
+ARCHIVE_NAMES = frozenset({"archive"})
 
 #: The headers a metadata fetch keeps: what the parser and policy use.
 METADATA_HEADERS = frozenset(
@@ -116,7 +123,11 @@ class ExchangeMailProvider:
                 folder_class = str(folder.folder_class or "")
                 if str(folder.id) in result or not _is_mail(folder_class):
                     continue
-                mapped = FolderSync.as_folder(folder, FolderKind.CUSTOM, root_id)
+                kind = FolderKind.CUSTOM
+                parent = folder.parent_folder_id.id if folder.parent_folder_id else None
+                if parent == root_id and str(folder.name or "").lower() in ARCHIVE_NAMES:
+                    kind = FolderKind.ARCHIVE
+                mapped = FolderSync.as_folder(folder, kind, root_id)
                 result[mapped.id] = mapped
         return list(result.values())
 

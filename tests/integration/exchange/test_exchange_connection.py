@@ -152,3 +152,14 @@ def test_expired_subscription_ends_the_wake_ups(server: EwsServer) -> None:
         server.subscriptions.expire_all()
         assert list(events) == []  # the caller falls back to polling
     provider.close()
+
+
+def test_the_server_enforces_the_distinguished_folder_names(
+    server: EwsServer, mail: ExchangeMailProvider
+) -> None:
+    # Exchange Server's schema has no "archive" distinguished folder: asking
+    # for one fails the whole request, so the provider never does
+    with pytest.raises(TransientError, match="ErrorSchemaValidation"):
+        mail.sync.distinguished(["inbox", "archive"])
+    kinds = {f.name: f.kind for f in mail.folders()}
+    assert kinds["Archive"] is FolderKind.ARCHIVE

@@ -191,7 +191,7 @@ def test_junk_drafts_and_deleted_items_are_never_synced(
     server.add_message("junkemail", message(1))
     server.add_message("drafts", message(2))
     server.add_message("deleteditems", message(3))
-    server.add_message("archive", message(4))
+    server.add_message("Archive", message(4))
     store = MemoryStore()
     report = engine(store).run(mail_channel(), mail)
     assert report.errors == []

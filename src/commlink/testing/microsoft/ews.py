@@ -27,9 +27,9 @@ from types import TracebackType
 import attrs
 
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, Person
-from .ews_operations import OPERATIONS
+from .ews_operations import OPERATIONS, schema_error
 from .ews_streaming import Subscriptions
-from .ews_xml import M, S, envelope, server_busy_fault, sub
+from .ews_xml import E, M, S, envelope, server_busy_fault, sub
 
 __all__ = ["CalendarEntry", "EwsServer", "Person"]
 
@@ -202,6 +202,9 @@ class EwsServer:
             "Subscribe": self.subscriptions.subscribe,
             "Unsubscribe": self.subscriptions.unsubscribe,
         }
+        invalid = schema_error(request)
+        if invalid is not None:
+            return 500, _fault("ErrorSchemaValidation", invalid)
         handler = OPERATIONS.get(operation) or own.get(operation)
         if handler is None:
             return 500, _fault("ErrorInvalidRequest", f"{operation} is not supported here")
@@ -217,6 +220,9 @@ def _fault(code: str, text: str) -> bytes:
     fault = sub(sub(root, S, "Body"), S, "Fault")
     ET.SubElement(fault, "faultcode").text = f"a:{code}"
     ET.SubElement(fault, "faultstring").text = text
+    detail = ET.SubElement(fault, "detail")
+    sub(detail, E, "ResponseCode", code)
+    sub(detail, E, "Message", text)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 

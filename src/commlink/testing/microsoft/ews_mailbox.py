@@ -20,14 +20,14 @@ import attrs
 
 __all__ = ["CalendarEntry", "EwsMailbox", "MailItem", "Person", "StoredFolder", "SyncStateError"]
 
-#: Distinguished folders every mailbox has: (distinguished id, name, folder class).
+#: Folders every mailbox has: (distinguished id, name, folder class).
 MAIL_FOLDERS = (
     ("inbox", "Inbox", "IPF.Note"),
     ("sentitems", "Sent Items", "IPF.Note"),
     ("drafts", "Drafts", "IPF.Note"),
     ("deleteditems", "Deleted Items", "IPF.Note"),
     ("junkemail", "Junk Email", "IPF.Note"),
-    ("archive", "Archive", "IPF.Note"),
+    ("", "Archive", "IPF.Note"),  # Outlook's archive folder: not a distinguished one
     ("calendar", "Calendar", "IPF.Appointment"),
 )
 

@@ -13,10 +13,68 @@ from .ews_items import write_folder, write_item
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, SyncStateError
 from .ews_xml import M, T, error_message, sub, success_message
 
-__all__ = ["MAX_SYNC_CHANGES", "OPERATIONS"]
+__all__ = ["DISTINGUISHED_NAMES", "MAX_SYNC_CHANGES", "OPERATIONS", "schema_error"]
 
 #: The most changes one SyncFolderItems answer carries, as in Exchange.
 MAX_SYNC_CHANGES = 512
+
+#: DistinguishedFolderIdNameType of the Exchange 2016 schema (2019 and SE
+#: share it); any other name fails schema validation.
+DISTINGUISHED_NAMES = frozenset(
+    {
+        "calendar",
+        "contacts",
+        "deleteditems",
+        "drafts",
+        "inbox",
+        "journal",
+        "notes",
+        "outbox",
+        "sentitems",
+        "tasks",
+        "msgfolderroot",
+        "publicfoldersroot",
+        "root",
+        "junkemail",
+        "searchfolders",
+        "voicemail",
+        "recoverableitemsroot",
+        "recoverableitemsdeletions",
+        "recoverableitemsversions",
+        "recoverableitemspurges",
+        "archiveroot",
+        "archivemsgfolderroot",
+        "archivedeleteditems",
+        "archiveinbox",
+        "archiverecoverableitemsroot",
+        "archiverecoverableitemsdeletions",
+        "archiverecoverableitemsversions",
+        "archiverecoverableitemspurges",
+        "syncissues",
+        "conflicts",
+        "localfailures",
+        "serverfailures",
+        "recipientcache",
+        "quickcontacts",
+        "conversationhistory",
+        "adminauditlogs",
+        "todosearch",
+        "mycontacts",
+        "directory",
+        "imcontactlist",
+        "peopleconnect",
+        "favorites",
+    }
+)
+
+
+def schema_error(request: ET.Element) -> str | None:
+    """Why the request fails schema validation (an unknown distinguished folder), if it does."""
+    for elem in request.iter(f"{{{T}}}DistinguishedFolderId"):
+        name = elem.get("Id", "")
+        if name not in DISTINGUISHED_NAMES:
+            return f"The 'Id' attribute is invalid - The value '{name}' is invalid"
+    return None
 
 
 def _shape(request: ET.Element, tag: str) -> tuple[str, set[str]]:

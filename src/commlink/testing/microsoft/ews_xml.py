@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 __all__ = [
+    "E",
     "M",
     "S",
     "T",
