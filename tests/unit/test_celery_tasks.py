@@ -272,3 +272,21 @@ def test_enqueue_is_refused_while_queued(tasks: CommlinkTasks, app: Celery) -> N
     assert not tasks.enqueue("a")
     assert not tasks.enqueue("nope")
     assert [c for c, _ in queued(app)] == ["a"]
+
+
+def test_a_message_that_outlived_its_marker_leaves_the_channel_to_the_newer_one(
+    tasks: CommlinkTasks, app: Celery, store: FlakyStore, clock: Clock
+) -> None:
+    assert tasks.enqueue("a")
+    (_, stale), *_ = queued(app)
+    clock.now += timedelta(hours=2)  # the marker (queue_ttl: 1 hour) expired in the queue
+    assert tasks.enqueue("a")
+    (_, fresh), *_ = queued(app)
+    assert stale["token"] != fresh["token"]
+    old = tasks.sync_channel.apply(args=("a",), kwargs=stale).get()
+    assert old["imported"] > 0
+    assert old["continued"] is False  # the newer message carries the import on
+    assert queued(app) == []
+    assert not store.acquire_lease(queue_marker("a"), "probe", TTL)  # still the newer one's
+    results = [tasks.sync_channel.apply(args=("a",), kwargs=fresh).get(), *run_queued(tasks, app)]
+    assert results[-1]["status"] == "active"

@@ -224,10 +224,12 @@ class CommlinkTasks:
         a direct call while the channel is queued or running elsewhere)."""
         store, _ = self.resources()
         marker = queue_marker(channel_id)
-        if token is not None:
-            # from now on the marker lives as long as the sync lease: a dead
-            # worker's channel can be queued again once both expired
-            store.acquire_lease(marker, token, self.lease_ttl)
+        # from now on the marker lives as long as the sync lease, so a dead
+        # worker's channel can be queued again once both expired; if it was
+        # taken meanwhile (this message outlived it), the newer message owns
+        # the channel's continuation
+        if token is not None and not store.acquire_lease(marker, token, self.lease_ttl):
+            token = None
         keep = False
         try:
             channel = store.channel(channel_id)
@@ -236,9 +238,13 @@ class CommlinkTasks:
             report = self._step(task, store, channel, marker, token)
             result = _summary(report)
             unfinished = report.leased and not report.complete and not report.errors
-            if unfinished and token is not None and _progressed(report):
+            if (
+                unfinished
+                and token is not None
+                and _progressed(report)
+                and store.acquire_lease(marker, token, self.queue_ttl)
+            ):
                 # a long import goes on in a new task, behind the channels queued meanwhile
-                store.acquire_lease(marker, token, self.queue_ttl)
                 self._send(channel, token)
                 keep = True
             result["continued"] = keep
