@@ -60,23 +60,33 @@ class TestExchangeMail(MailProviderConformance):
             provider.close()
 
     def test_distinguished_and_custom_folders(self, harness: MailHarness) -> None:
-        harness.server.add_folder("Clients")
-        harness.server.add_folder("Key accounts", parent="Clients")
-        kinds = {f.name: f.kind for f in harness.provider.folders()}
+        server = harness.server
+        clients = server.add_folder("Clients")
+        server.add_folder("Key accounts", parent="Clients")
+        server.add_folder("Old projects", parent="deleteditems")
+        server.add_folder("Conflicts", parent="syncissues")
+        server.add_folder("Archive", parent="Clients")
+        folders = {f.name: f for f in harness.provider.folders()}
+        kinds = {name: f.kind for name, f in folders.items()}
         assert kinds["Inbox"] is FolderKind.INBOX
         assert kinds["Sent Items"] is FolderKind.SENT
-        assert kinds["Archive"] is FolderKind.ARCHIVE
         assert kinds["Junk Email"] is FolderKind.SPAM
+        assert kinds["Outbox"] is FolderKind.DRAFTS  # never imported
+        assert kinds["Old projects"] is FolderKind.TRASH  # a deleted folder
         assert kinds["Clients"] is FolderKind.CUSTOM
         assert kinds["Key accounts"] is FolderKind.CUSTOM
-        assert "Calendar" not in kinds
+        assert folders["Key accounts"].parent == clients
+        archives = [f for f in harness.provider.folders() if f.name == "Archive"]
+        assert sorted(f.kind.value for f in archives) == ["archive", "custom"]
+        for hidden in ("Calendar", "Sync Issues", "Conflicts", "Conversation History"):
+            assert hidden not in kinds
 
     def test_fetches_are_batched(self, harness: MailHarness) -> None:
         for n in range(5):
             harness.add(harness.inbox(), sample_message(n))
         provider = harness.provider
         scope = provider.scopes([f for f in provider.folders() if f.kind is FolderKind.INBOX])[0]
-        ids = [i for page in (provider.list_page(scope, None),) for i in page.ids]
+        ids = provider.list_page(scope, None).ids
         before = harness.server.requests["GetItem"]
         fetched = list(provider.fetch(scope, ids, Detail.FULL))
         assert len(fetched) == 3  # one page of the listing

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..model import Detail, Folder, FolderKind
+from ..model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind
 from ..ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .exchange_account import ExchangeConnection, connect
 from .exchange_errors import Caller, item_error
@@ -30,6 +30,7 @@ from .exchange_watch import StreamingWatch
 __all__ = [
     "ARCHIVE_NAMES",
     "DISTINGUISHED_MAIL_FOLDERS",
+    "HIDDEN_FOLDERS",
     "METADATA_HEADERS",
     "ExchangeMailProvider",
 ]
@@ -43,7 +44,10 @@ DISTINGUISHED_MAIL_FOLDERS = {
     "drafts": FolderKind.DRAFTS,
     "deleteditems": FolderKind.TRASH,
     "junkemail": FolderKind.SPAM,
+    "outbox": FolderKind.DRAFTS,  # not sent yet: never imported
 }
+#: Distinguished folders whose trees are never listed (client bookkeeping).
+HIDDEN_FOLDERS = ("syncissues", "conversationhistory")
 #: Exchange Server has no distinguished archive folder: Outlook's one-click
 #: "Archive" is a folder of that name at the top of the mailbox.
 ARCHIVE_NAMES = frozenset({"archive"})
@@ -108,27 +112,33 @@ class ExchangeMailProvider:
 
     def folders(self) -> Sequence[Folder]:
         """Distinguished folders (one GetFolder) and the mail folders below
-        the message folder root (one FindFolder, deep)."""
-        names = ["msgfolderroot", *DISTINGUISHED_MAIL_FOLDERS]
+        the message folder root (one FindFolder, deep).
+
+        Folders below deleted items, junk, drafts and the outbox take their
+        kind (so they are never imported); the sync-issues and conversation
+        history trees are not listed."""
+        names = ["msgfolderroot", *DISTINGUISHED_MAIL_FOLDERS, *HIDDEN_FOLDERS]
         found = self.sync.distinguished(names)
         root = found.get("msgfolderroot")
-        root_id = str(root.id) if root is not None else None
+        if root is None:
+            return []
+        root_id = str(root.id)
+        marked: dict[str, FolderKind | None] = {
+            str(folder.id): DISTINGUISHED_MAIL_FOLDERS.get(name)
+            for name, folder in found.items()
+            if name != "msgfolderroot"
+        }
+        listed = [f for f in self.sync.descendants(root) if _is_mail(str(f.folder_class or ""))]
+        parents = {str(f.id): _parent(f) for f in listed}
+        parents.update({str(f.id): _parent(f) for f in found.values()})
         result: dict[str, Folder] = {}
-        for name, kind in DISTINGUISHED_MAIL_FOLDERS.items():
-            if name in found:
-                folder = FolderSync.as_folder(found[name], kind, root_id)
-                result[folder.id] = folder
-        if root is not None:
-            for folder in self.sync.descendants(root):
-                folder_class = str(folder.folder_class or "")
-                if str(folder.id) in result or not _is_mail(folder_class):
-                    continue
-                kind = FolderKind.CUSTOM
-                parent = folder.parent_folder_id.id if folder.parent_folder_id else None
-                if parent == root_id and str(folder.name or "").lower() in ARCHIVE_NAMES:
-                    kind = FolderKind.ARCHIVE
-                mapped = FolderSync.as_folder(folder, kind, root_id)
-                result[mapped.id] = mapped
+        for folder in [found[n] for n in DISTINGUISHED_MAIL_FOLDERS if n in found] + listed:
+            folder_id = str(folder.id)
+            if folder_id in result:
+                continue
+            kind = _kind(folder_id, str(folder.name or ""), marked, parents, root_id)
+            if kind is not None:
+                result[folder_id] = FolderSync.as_folder(folder, kind, root_id)
         return list(result.values())
 
     def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
@@ -181,6 +191,34 @@ _OWN_OPTIONS = frozenset(
         "streaming_minutes",
     }
 )
+
+
+def _parent(folder: Any) -> str | None:
+    return str(folder.parent_folder_id.id) if folder.parent_folder_id is not None else None
+
+
+def _kind(
+    folder_id: str,
+    name: str,
+    marked: dict[str, FolderKind | None],
+    parents: dict[str, str | None],
+    root_id: str,
+) -> FolderKind | None:
+    """A folder's kind: its own if distinguished, else the kind of an
+    excluded ancestor; ``None`` for a folder in a hidden tree."""
+    current: str | None = folder_id
+    seen: set[str] = set()
+    while current is not None and current != root_id and current not in seen:
+        seen.add(current)
+        if current in marked:
+            kind = marked[current]
+            if kind is None or current == folder_id or kind in ALWAYS_EXCLUDED_KINDS:
+                return kind
+            break  # below the inbox or sent items: a folder of its own
+        current = parents.get(current)
+    if parents.get(folder_id) == root_id and name.lower() in ARCHIVE_NAMES:
+        return FolderKind.ARCHIVE
+    return FolderKind.CUSTOM
 
 
 def _is_mail(folder_class: str) -> bool:

@@ -28,6 +28,9 @@ MAIL_FOLDERS = (
     ("deleteditems", "Deleted Items", "IPF.Note"),
     ("junkemail", "Junk Email", "IPF.Note"),
     ("", "Archive", "IPF.Note"),  # Outlook's archive folder: not a distinguished one
+    ("outbox", "Outbox", "IPF.Note"),
+    ("syncissues", "Sync Issues", "IPF.Note"),
+    ("conversationhistory", "Conversation History", "IPF.Note"),
     ("calendar", "Calendar", "IPF.Appointment"),
 )
 
