@@ -184,3 +184,22 @@ def test_recurrence_patterns_map_to_rrules(
     assert found == {
         uid: (f"RRULE:{rule};UNTIL=20261231T235959Z",) for uid, (_, rule) in patterns.items()
     }
+
+
+def test_invalid_sync_state_of_a_calendar_resyncs(
+    server: EwsServer, calendar: ExchangeCalendarProvider
+) -> None:
+
+    people = (Person("ann@client.example", "Ann", "Accept"),)
+    server.put_event("calendar", "uid-1", "One", START, required=people)
+    server.put_event("calendar", "uid-2", "Two", START + timedelta(days=1), required=people)
+    store = MemoryStore()
+    sync = SyncEngine(store, directory())
+    assert sync.run(calendar_channel(), calendar).imported == 2
+    server.delete(server.find("uid-1"))
+    server.invalidate_sync_states("calendar")
+    report = sync.run(calendar_channel(), calendar)
+    assert (report.errors, report.resyncs) == ([], 1)
+    window = Window(START - timedelta(days=1), START + timedelta(days=7))
+    shown = store.events(Target(TargetKind.PERSON, "p-ann"), Viewer("u-owner"), window).items
+    assert [e.title for e in shown] == ["Two"]  # the sweep removed the deleted one

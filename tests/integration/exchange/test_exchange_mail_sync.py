@@ -6,10 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from ews_support import OWNER, engine, mail_channel, settings, subjects
+from ews_support import (
+    OWNER,
+    engine,
+    mail_channel,
+    settings,
+    subjects,
+)
 from ews_support import mail as message
 
-from commlink.errors import AuthError, CursorExpired, RateLimited
+from commlink.errors import AuthError, CursorExpired, RateLimited, TransientError
 from commlink.model import FolderKind, FolderSelection
 from commlink.ports import Scope
 from commlink.providers.exchange import ExchangeMailProvider, connect
@@ -210,3 +216,22 @@ def test_changes_page_through_large_change_sets(
     second = mail.changes(scope, first.cursor)
     assert (len(second.upserted), second.complete) == (88, True)
     assert not set(first.upserted) & set(second.upserted)
+
+
+def test_service_unavailable_is_retried_like_a_busy_server(
+    server: EwsServer, mail: ExchangeMailProvider, sleeps: list[float]
+) -> None:
+    server.add_message("inbox", message(1))
+    server.http_error(503, "GetItem")
+    store = MemoryStore()
+    report = engine(store).run(mail_channel(), mail)
+    assert report.errors == []
+    assert report.imported == 1
+    assert len(sleeps) == 1
+
+
+def test_a_server_error_page_is_transient(server: EwsServer, mail: ExchangeMailProvider) -> None:
+    server.http_error(500, "GetFolder")
+    with pytest.raises(TransientError):
+        mail.folders()
+    assert [f.kind for f in mail.folders() if f.kind is FolderKind.INBOX] == [FolderKind.INBOX]

@@ -37,10 +37,13 @@ PATH = "/EWS/Exchange.asmx"
 
 
 @attrs.define
-class _Busy:
+class _Injected:
+    """A failure for the next ``times`` requests: a busy fault, or an HTTP status."""
+
     operation: str
     times: int
-    back_off_ms: int
+    back_off_ms: int = 0
+    status: int = 0
 
 
 class EwsServer:
@@ -61,7 +64,7 @@ class EwsServer:
         self.subscriptions = Subscriptions(self.mailbox)
         self.requests: Counter[str] = Counter()
         self.log: list[str] = []
-        self._busy: list[_Busy] = []
+        self._injected: list[_Injected] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -162,7 +165,13 @@ class EwsServer:
     def server_busy(self, operation: str = "", times: int = 1, back_off_ms: int = 50) -> None:
         """Throttle the next ``times`` requests (of ``operation``, or any)."""
         with self._lock:
-            self._busy.append(_Busy(operation, times, back_off_ms))
+            self._injected.append(_Injected(operation, times, back_off_ms))
+
+    def http_error(self, status: int, operation: str = "", times: int = 1) -> None:
+        """Answer the next ``times`` requests (of ``operation``, or any) with
+        a bare HTTP ``status`` (an IIS error page, not SOAP)."""
+        with self._lock:
+            self._injected.append(_Injected(operation, times, status=status))
 
     @property
     def request_count(self) -> int:
@@ -171,12 +180,15 @@ class EwsServer:
 
     # -- dispatch -------------------------------------------------------------
 
-    def _throttled(self, operation: str) -> int | None:
+    def _injected_failure(self, operation: str) -> tuple[int, bytes] | None:
         with self._lock:
-            for busy in self._busy:
-                if busy.times > 0 and busy.operation in ("", operation):
-                    busy.times -= 1
-                    return busy.back_off_ms
+            for failure in self._injected:
+                if failure.times > 0 and failure.operation in ("", operation):
+                    failure.times -= 1
+                    if failure.status:
+                        page = f"<html><body>HTTP Error {failure.status}</body></html>"
+                        return failure.status, page.encode()
+                    return 500, server_busy_fault(failure.back_off_ms)
         return None
 
     def answer(self, body: bytes) -> tuple[int, bytes | Iterator[bytes]]:
@@ -193,9 +205,9 @@ class EwsServer:
         with self._lock:
             self.requests[operation] += 1
             self.log.append(operation)
-        back_off = self._throttled(operation)
-        if back_off is not None:
-            return 500, server_busy_fault(back_off)
+        failure = self._injected_failure(operation)
+        if failure is not None:
+            return failure
         if operation == "GetStreamingEvents":
             return 200, self.subscriptions.stream(request)
         own = {
