@@ -23,10 +23,6 @@ from .exchange_sync import FolderSync
 __all__ = ["ExchangeCalendarProvider"]
 
 
-class _CalendarSync(FolderSync):
-    order_field = None  # calendar items are listed in enumeration order
-
-
 class ExchangeCalendarProvider:
     """A ``CalendarProvider`` for the calendars of an Exchange mailbox."""
 
@@ -42,7 +38,7 @@ class ExchangeCalendarProvider:
     ) -> None:
         self.connection = connection
         self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
-        self.sync = _CalendarSync(connection, self.caller, page_size)
+        self.sync = FolderSync(connection, self.caller, page_size)
         self.fetch_batch = max(1, fetch_batch)
 
     @classmethod

@@ -97,6 +97,8 @@ def _m_subject(elem: ET.Element, item: object, changekey: str) -> None:
 def _m_received(elem: ET.Element, item: object, changekey: str) -> None:
     if isinstance(item, MailItem):
         sub(elem, T, "DateTimeReceived", stamp(item.received))
+    elif isinstance(item, CalendarEntry):
+        sub(elem, T, "DateTimeReceived", stamp(item.modified_at))
 
 
 def _m_headers(elem: ET.Element, item: object, changekey: str) -> None:
@@ -211,6 +213,7 @@ def _kind(item: CalendarEntry) -> str:
 
 _CALENDAR: list[tuple[str, Writer]] = [
     ("item:ItemId", _m_id),
+    ("item:DateTimeReceived", _m_received),
     ("item:ItemClass", _m_class),
     ("item:Subject", _m_subject),
     ("item:Body", _c(_body)),
