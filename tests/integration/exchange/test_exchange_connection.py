@@ -13,8 +13,13 @@ from ews_support import OWNER, PASSWORD
 from ews_support import mail as message
 
 from commlink.errors import AuthError, ConfigError, TransientError
-from commlink.model import FolderKind
-from commlink.providers.exchange import ExchangeMailProvider, connect
+from commlink.model import ChannelKind, FolderKind
+from commlink.providers.exchange import (
+    ExchangeCalendarProvider,
+    ExchangeMailProvider,
+    connect,
+    from_options,
+)
 from commlink.testing.microsoft import EwsServer
 
 pytestmark = pytest.mark.integration
@@ -163,3 +168,26 @@ def test_the_server_enforces_the_distinguished_folder_names(
         mail.sync.distinguished(["inbox", "archive"])
     kinds = {f.name: f.kind for f in mail.folders()}
     assert kinds["Archive"] is FolderKind.ARCHIVE
+
+
+def test_providers_from_config_options(server: EwsServer) -> None:
+    options = {
+        "service_endpoint": server.url,
+        "auth": "basic",
+        "username": OWNER,
+        "password": PASSWORD,
+        "fetch_batch": "20",
+        "streaming": "yes",
+    }
+    mail = from_options(ChannelKind.MAIL, options, email=OWNER)
+    assert isinstance(mail, ExchangeMailProvider)
+    assert (mail.fetch_batch, mail.streaming) == (20, True)
+    assert any(f.kind is FolderKind.INBOX for f in mail.folders())
+    calendar = from_options(ChannelKind.CALENDAR, options, email=OWNER)
+    assert isinstance(calendar, ExchangeCalendarProvider)
+    assert [c.name for c in calendar.calendars()] == ["Calendar"]
+    with pytest.raises(ConfigError) as raised:
+        from_options(ChannelKind.MAIL, {**options, "timeout": "soon"}, email=OWNER)
+    assert raised.value.field == "timeout"
+    mail.close()
+    calendar.close()
