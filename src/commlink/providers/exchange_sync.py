@@ -30,6 +30,8 @@ __all__ = ["FolderSync", "MAX_SYNC_CHANGES", "utc"]
 #: The most changes EWS returns per SyncFolderItems request.
 MAX_SYNC_CHANGES = 512
 _FOLDER_FIELDS = ("name", "folder_class", "parent_folder_id")
+#: the item property enumerated with the ids, to list them newest first
+_ORDER_FIELD = "datetime_received"
 
 
 def utc(value: Any) -> datetime | None:
@@ -51,9 +53,6 @@ class _Listing:
 
 class FolderSync:
     """Folders, snapshots, listings and changes for one mailbox."""
-
-    #: item properties enumerated with the ids (ordering)
-    order_field: str | None = "datetime_received"
 
     def __init__(self, connection: ExchangeConnection, caller: Caller, page_size: int) -> None:
         self.connection = connection
@@ -143,9 +142,7 @@ class FolderSync:
         from exchangelib.properties import FolderId
         from exchangelib.services import SyncFolderItems
 
-        fields = []
-        if with_order and self.order_field:
-            fields.append(FieldPath(field=Item.get_field_by_fieldname(self.order_field)))
+        fields = [FieldPath(field=Item.get_field_by_fieldname(_ORDER_FIELD))] if with_order else []
 
         def run() -> tuple[list[tuple[str, Any]], str, bool]:
             service = SyncFolderItems(account=self.account)
@@ -174,7 +171,7 @@ class FolderSync:
                 if kind == "delete":
                     seen.pop(str(item.id), None)
                 elif kind in ("create", "update"):
-                    when = utc(getattr(item, self.order_field or "", None))
+                    when = utc(getattr(item, _ORDER_FIELD, None))
                     seen[str(item.id)] = when.timestamp() if when else 0.0
             if last:
                 keys = sorted((-stamp, item_id) for item_id, stamp in seen.items())
