@@ -1,19 +1,19 @@
 """Folder listing and ``SyncFolderItems`` shared by the Exchange providers.
 
-A scope is one folder. Its cursor is an EWS sync state. ``snapshot``
-enumerates the folder with ``SyncFolderItems`` from an empty state (ids and
-received dates only, 512 per request) until the state is current; that
-enumeration is also the full listing, so the listing and the cursor agree
-exactly. ``list_page`` serves it newest first; a page token names the last
-id served with its date, so a listing resumed in another process (which
-enumerates again) neither skips nor repeats items when the folder changed
-meanwhile. ``changes`` sends one ``SyncFolderItems`` per call and reports
+A scope is one folder; its cursor is an EWS sync state. ``snapshot`` runs
+``SyncFolderItems`` from an empty state up to now (ids only, 512 per
+request, nothing kept). ``list_page`` then lists the folder newest first
+with ``FindItem`` (ids and received dates), one page in memory at a time:
+a page token holds the received date of the page's last item (and the ids
+of that second already listed), so the next page starts below it and a
+deletion or arrival between pages neither skips nor repeats anything.
+``changes`` sends one ``SyncFolderItems`` per call and reports
 ``complete=False`` while the server has more.
 """
 
 from __future__ import annotations
 
-import bisect
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -43,12 +43,46 @@ def utc(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
 
 
-@attrs.define
-class _Listing:
-    """A folder's enumeration: sort keys ``(-received, id)`` in order."""
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+#: boundary ids a page token carries before it counts them instead
+_SEEN_LIMIT = 50
 
-    keys: list[tuple[float, str]]
-    fresh: bool
+
+def _ews_stamp(stamp: str) -> Any:
+    from exchangelib import UTC, EWSDateTime
+
+    return EWSDateTime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+
+
+@attrs.frozen
+class _Token:
+    """Where a listing resumes: items received at or before ``stamp``, less
+    the ``skip`` first and the ``seen`` ones of that very second (listed
+    already). Deletions and arrivals between pages move nothing."""
+
+    stamp: str = ""
+    skip: int = 0
+    seen: frozenset[str] = frozenset()
+
+    def after(self, page: Sequence[tuple[str, str]]) -> _Token:
+        last = page[-1][1]
+        at_last = [i for i, when in page if when == last]
+        skip, seen = (self.skip, set(self.seen)) if last == self.stamp else (0, set())
+        seen.update(at_last)
+        if len(seen) > _SEEN_LIMIT:
+            return _Token(last, skip + len(seen))
+        return _Token(last, skip, frozenset(seen))
+
+    def encode(self) -> str:
+        return json.dumps({"t": self.stamp, "skip": self.skip, "seen": sorted(self.seen)})
+
+    @classmethod
+    def decode(cls, text: str) -> _Token:
+        try:
+            data = json.loads(text)
+            return cls(str(data["t"]), int(data.get("skip", 0)), frozenset(data.get("seen", ())))
+        except (ValueError, KeyError, TypeError):
+            return cls()  # an unreadable token lists from the top again
 
 
 class FolderSync:
@@ -58,7 +92,6 @@ class FolderSync:
         self.connection = connection
         self.call = caller
         self.page_size = max(1, page_size)
-        self._listings: dict[str, _Listing] = {}
 
     @property
     def account(self) -> Any:
@@ -135,14 +168,10 @@ class FolderSync:
     # -- listing --------------------------------------------------------------
 
     def _sync_page(
-        self, scope: Scope, state: str | None, max_changes: int, with_order: bool
+        self, scope: Scope, state: str | None
     ) -> tuple[list[tuple[str, Any]], str, bool]:
-        from exchangelib.fields import FieldPath
-        from exchangelib.items import Item
         from exchangelib.properties import FolderId
         from exchangelib.services import SyncFolderItems
-
-        fields = [FieldPath(field=Item.get_field_by_fieldname(_ORDER_FIELD))] if with_order else []
 
         def run() -> tuple[list[tuple[str, Any]], str, bool]:
             service = SyncFolderItems(account=self.account)
@@ -150,10 +179,10 @@ class FolderSync:
                 service.call(
                     folder=FolderId(id=scope.id),
                     shape="IdOnly",
-                    additional_fields=fields,
+                    additional_fields=[],
                     sync_state=state or None,
                     ignore=None,
-                    max_changes_returned=max_changes,
+                    max_changes_returned=MAX_SYNC_CHANGES,
                     sync_scope=None,
                 )
             )
@@ -161,47 +190,69 @@ class FolderSync:
 
         return self.call("SyncFolderItems", run)
 
-    def _enumerate(self, scope: Scope) -> tuple[_Listing, str]:
-        """Every item of the folder and the sync state that follows it."""
-        seen: dict[str, float] = {}
+    def snapshot(self, scope: Scope) -> str:
+        """Run the folder's sync state up to now (ids are not kept)."""
         state: str | None = None
         while True:
-            changes, state, last = self._sync_page(scope, state, MAX_SYNC_CHANGES, True)
-            for kind, item in changes:
-                if kind == "delete":
-                    seen.pop(str(item.id), None)
-                elif kind in ("create", "update"):
-                    when = utc(getattr(item, _ORDER_FIELD, None))
-                    seen[str(item.id)] = when.timestamp() if when else 0.0
+            _, state, last = self._sync_page(scope, state)
             if last:
-                keys = sorted((-stamp, item_id) for item_id, stamp in seen.items())
-                return _Listing(keys, fresh=True), state
-
-    def snapshot(self, scope: Scope) -> str:
-        listing, state = self._enumerate(scope)
-        self._listings[scope.id] = listing
-        return state
+                return state
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        listing = self._listings.get(scope.id)
-        if listing is None or (page is None and not listing.fresh):
-            listing, _ = self._enumerate(scope)
-            self._listings[scope.id] = listing
-        listing.fresh = False
-        start = 0
-        if page is not None:
-            stamp, _, item_id = page.partition("|")
-            start = bisect.bisect_right(listing.keys, (float(stamp), item_id))
-        chunk = listing.keys[start : start + self.page_size]
-        ids = tuple(item_id for _, item_id in chunk)
-        if start + len(chunk) >= len(listing.keys):
-            self._listings.pop(scope.id, None)
-            return IdPage(ids, None)
-        last_stamp, last_id = chunk[-1]
-        return IdPage(ids, f"{last_stamp!r}|{last_id}")
+        """One ``FindItem`` page, newest first, below the previous page's date."""
+        token = _Token.decode(page) if page else _Token()
+        found = self._find_page(scope, token, self.page_size + len(token.seen))
+        fresh = [(i, when) for i, when in found if i not in token.seen][: self.page_size]
+        if len(found) < self.page_size + len(token.seen) or not fresh:
+            return IdPage(tuple(i for i, _ in fresh), None)
+        return IdPage(tuple(i for i, _ in fresh), token.after(fresh).encode())
+
+    def _find_page(self, scope: Scope, token: _Token, size: int) -> list[tuple[str, str]]:
+        """``(id, received stamp)`` of up to ``size`` items at or before the token's date."""
+        from exchangelib import Q
+        from exchangelib.fields import FieldOrder, FieldPath
+        from exchangelib.folders import Folder as EwsFolder
+        from exchangelib.folders import Root
+        from exchangelib.items import Item
+        from exchangelib.restriction import Restriction
+        from exchangelib.services import FindItem
+
+        folder = EwsFolder(root=Root(account=self.account), id=scope.id)
+        received = FieldPath(field=Item.get_field_by_fieldname(_ORDER_FIELD))
+        restriction = None
+        if token.stamp:
+            bound = _ews_stamp(token.stamp)
+            restriction = Restriction(
+                Q(datetime_received__lte=bound), folders=[folder], applies_to=Restriction.ITEMS
+            )
+
+        def run() -> list[Any]:
+            service = FindItem(account=self.account, page_size=size)
+            return list(
+                service.call(
+                    folders=[folder],
+                    additional_fields=[received],
+                    restriction=restriction,
+                    order_fields=[FieldOrder(field_path=received, reverse=True)],
+                    shape="IdOnly",
+                    query_string=None,
+                    depth="Shallow",
+                    calendar_view=None,
+                    max_items=size,
+                    offset=token.skip,
+                )
+            )
+
+        found = []
+        for item in self.call("FindItem", run):
+            if isinstance(item, BaseException):
+                continue
+            when = utc(getattr(item, _ORDER_FIELD, None))
+            found.append((str(item.id), when.strftime(_STAMP) if when else ""))
+        return found
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        changes, state, last = self._sync_page(scope, cursor, MAX_SYNC_CHANGES, False)
+        changes, state, last = self._sync_page(scope, cursor)
         upserted: dict[str, None] = {}
         deleted: dict[str, None] = {}
         for kind, item in changes:

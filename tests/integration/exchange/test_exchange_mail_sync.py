@@ -3,7 +3,7 @@ invalid sync states, throttling, credentials, moves and folder selection."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from ews_support import (
@@ -235,3 +235,46 @@ def test_a_server_error_page_is_transient(server: EwsServer, mail: ExchangeMailP
     with pytest.raises(TransientError):
         mail.folders()
     assert [f.kind for f in mail.folders() if f.kind is FolderKind.INBOX] == [FolderKind.INBOX]
+
+
+def _listing(provider: ExchangeMailProvider, scope: Scope) -> list[str]:
+    ids: list[str] = []
+    page = provider.list_page(scope, None)
+    ids.extend(page.ids)
+    while page.next is not None:
+        page = provider.list_page(scope, page.next)
+        ids.extend(page.ids)
+    return ids
+
+
+def test_listing_is_newest_first_and_survives_changes_between_pages(
+    server: EwsServer, mail: ExchangeMailProvider
+) -> None:
+    same = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    ids = [
+        server.add_message("inbox", message(n), same + timedelta(minutes=max(0, n - 6)))
+        for n in range(10)
+    ]  # m0..m6 share one second; m7..m9 are newer
+    scope = _inbox_scope(mail)
+    first = mail.list_page(scope, None)  # page_size=4
+    assert first.ids[:3] == (ids[9], ids[8], ids[7])
+    assert first.next is not None
+    server.delete(first.ids[0])  # already listed
+    server.add_message("inbox", message(50), same + timedelta(days=1))  # after the snapshot
+    rest: list[str] = []
+    page = mail.list_page(scope, first.next)
+    rest.extend(page.ids)
+    while page.next is not None:
+        page = mail.list_page(scope, page.next)
+        rest.extend(page.ids)
+    listed = list(first.ids) + rest
+    assert len(listed) == len(set(listed)) == 10
+    assert set(listed) == set(ids)
+
+
+def test_listing_many_messages_of_one_second(server: EwsServer, mail: ExchangeMailProvider) -> None:
+    same = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    ids = {server.add_message("inbox", message(n), same) for n in range(70)}
+    listed = _listing(mail, _inbox_scope(mail))
+    assert len(listed) == len(set(listed)) == 70
+    assert set(listed) == ids

@@ -5,7 +5,9 @@ schema closely enough that exchangelib parses every answer: GetFolder
 (distinguished and by id), FindFolder (shallow or deep, paged),
 SyncFolderItems (opaque sync states, ``MaxChangesReturned`` paging,
 ``IncludesLastItemInRange``, ``ErrorInvalidSyncStateData`` for a stale
-state) and GetItem (``MimeContent``, headers, calendar properties).
+state), FindItem (paged, sorted and restricted by ``DateTimeReceived``),
+GetItem (``MimeContent``, headers, calendar properties) and streaming
+notifications.
 Requests need HTTP basic auth or a bearer token (401 otherwise). Tests seed and change the
 mailbox through ``server.mailbox`` and the helpers here, inject
 ``ErrorServerBusy`` faults with ``BackOffMilliseconds``, and read

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import datetime
 
 from .ews_items import write_folder, write_item
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, SyncStateError
@@ -208,9 +209,80 @@ def _get_item(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) ->
         write_item(sub(message, M, "Items"), item, fields, shape)
 
 
+def _received(item: MailItem | CalendarEntry) -> datetime:
+    return item.received if isinstance(item, MailItem) else item.modified_at
+
+
+def _restricted(
+    request: ET.Element, items: list[MailItem | CalendarEntry]
+) -> list[MailItem | CalendarEntry] | None:
+    """The items a ``DateTimeReceived`` comparison keeps (``None``: a
+    restriction this server does not evaluate)."""
+    restriction = request.find(f"{{{M}}}Restriction")
+    if restriction is None:
+        return items
+    if len(restriction) != 1:
+        return None
+    test = restriction[0]
+    operator = test.tag.rpartition("}")[2]
+    field = test.find(f"{{{T}}}FieldURI")
+    constant = test.find(f"{{{T}}}FieldURIOrConstant/{{{T}}}Constant")
+    if field is None or field.get("FieldURI") != "item:DateTimeReceived" or constant is None:
+        return None
+    try:
+        bound = datetime.fromisoformat(str(constant.get("Value", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    compare = {
+        "IsLessThanOrEqualTo": lambda when: when <= bound,
+        "IsLessThan": lambda when: when < bound,
+        "IsGreaterThanOrEqualTo": lambda when: when >= bound,
+        "IsGreaterThan": lambda when: when > bound,
+    }.get(operator)
+    if compare is None:
+        return None
+    return [i for i in items if compare(_received(i).replace(microsecond=0))]
+
+
+def _find_item(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    shape, fields = _shape(request, "ItemShape")
+    view = request.find(f"{{{M}}}IndexedPageItemView")
+    size = int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000
+    offset = int(view.get("Offset", "0")) if view is not None else 0
+    order = request.find(f"{{{M}}}SortOrder/{{{T}}}FieldOrder")
+    descending = order is None or order.get("Order") == "Descending"
+    parents = request.find(f"{{{M}}}ParentFolderIds")
+    for elem in list(parents) if parents is not None else []:
+        folder_id = _folder_ref(mailbox, elem)
+        if folder_id is None:
+            error_message(messages, "FindItem", "ErrorFolderNotFound", "The folder does not exist.")
+            continue
+        found = _restricted(request, mailbox.in_folder(folder_id))
+        if found is None:
+            error_message(
+                messages, "FindItem", "ErrorUnsupportedQueryFilter", "Restriction not supported."
+            )
+            continue
+        found.sort(key=lambda i: (_received(i), i.number), reverse=descending)
+        page = found[offset : offset + size]
+        message = success_message(messages, "FindItem")
+        root = sub(
+            message,
+            M,
+            "RootFolder",
+            IndexedPagingOffset=str(offset + len(page)),
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange=str(offset + len(page) >= len(found)).lower(),
+        )
+        container = sub(root, T, "Items")
+        for item in page:
+            write_item(container, item, fields, shape)
+
+
 OPERATIONS: dict[str, Callable[[EwsMailbox, ET.Element, ET.Element], None]] = {
     "GetFolder": _get_folder,
     "FindFolder": _find_folder,
     "SyncFolderItems": _sync_folder_items,
     "GetItem": _get_item,
+    "FindItem": _find_item,
 }
