@@ -165,7 +165,7 @@ def _attendees(item: Any, warnings: list[str]) -> tuple[Attendee, ...]:
     return tuple(found)
 
 
-def _moment(value: Any, zone: Any) -> tuple[datetime, bool]:
+def _moment(value: Any) -> tuple[datetime, bool]:
     """(UTC instant, is a date) of a start or end value."""
     if isinstance(value, datetime):
         found = utc(value)
@@ -191,9 +191,9 @@ def map_calendar_item(item: Any, provider_id: str, calendar_id: str) -> list[Eve
     when the item has no usable start."""
     warnings: list[str] = []
     zone = getattr(item, "_start_timezone", None)
-    start, all_day = _moment(item.start, zone)
+    start, all_day = _moment(item.start)
     try:
-        end, _ = _moment(item.end, zone)
+        end, _ = _moment(item.end)
     except ValueError:
         end = start
         warnings.append("missing-end")

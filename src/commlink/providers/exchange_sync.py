@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -221,9 +221,11 @@ class FolderSync:
         received = FieldPath(field=Item.get_field_by_fieldname(_ORDER_FIELD))
         restriction = None
         if token.stamp:
-            bound = _ews_stamp(token.stamp)
+            # EWS shows whole seconds but keeps finer ones: "before the next
+            # second" takes in every message of the token's second
+            bound = _ews_stamp(token.stamp) + timedelta(seconds=1)
             restriction = Restriction(
-                Q(datetime_received__lte=bound), folders=[folder], applies_to=Restriction.ITEMS
+                Q(datetime_received__lt=bound), folders=[folder], applies_to=Restriction.ITEMS
             )
 
         def run() -> list[Any]:

@@ -217,7 +217,8 @@ class EwsMailbox:
         with self.lock:
             folder_id = self.folder_id(folder)
             item_id, number = self._new_item_id(folder_id)
-            when = received or datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=number)
+            base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+            when = received or base + timedelta(seconds=number, milliseconds=250)
             self.items[item_id] = MailItem(item_id, folder_id, mime, when, number)
             self._log(folder_id, "Create", item_id)
             return item_id

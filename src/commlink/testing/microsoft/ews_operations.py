@@ -241,7 +241,8 @@ def _restricted(
     }.get(operator)
     if compare is None:
         return None
-    return [i for i in items if compare(_received(i).replace(microsecond=0))]
+    # like Exchange, compare the stored times (finer than the whole seconds shown)
+    return [i for i in items if compare(_received(i))]
 
 
 def _find_item(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
