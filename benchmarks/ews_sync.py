@@ -66,6 +66,7 @@ def run(count: int = 5000, sent_share: float = 0.2, people: int = 2000) -> dict[
             "messages": count,
             "imported": report.imported,
             "skipped": sum(report.skipped.values()),
+            "skipped_by_reason": {r.value: n for r, n in sorted(report.skipped.items(), key=str)},
             "errors": list(report.errors) + list(quiet.errors),
             "folders": report.scopes,
             "seconds": round(elapsed, 2),
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     figures = run(args.messages, args.sent)
     print(f"initial sync of {figures['messages']} messages over {figures['folders']} folders")
-    print(f"  imported / skipped     {figures['imported']} / {figures['skipped']}")
+    reasons = ", ".join(f"{k} {v}" for k, v in figures["skipped_by_reason"].items())
+    print(f"  imported / skipped     {figures['imported']} / {figures['skipped']} ({reasons})")
     print(
         f"  time                   {figures['seconds']}s ({figures['messages_per_second']} msg/s)"
     )
