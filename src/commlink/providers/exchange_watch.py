@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterator
 from types import TracebackType
+from typing import Any
 
+from ..errors import ProviderError
 from .exchange_account import ExchangeConnection
+from .exchange_errors import Caller
 
 __all__ = ["StreamingWatch"]
 
@@ -41,11 +44,18 @@ class StreamingWatch:
         from exchangelib.properties import FolderId
         from exchangelib.services import SubscribeToStreaming
 
-        service = SubscribeToStreaming(account=self.connection.account)
-        found = list(service.call(folders=[FolderId(id=self.folder_id)], event_types=_EVENTS))
+        def subscribe() -> list[Any]:
+            service = SubscribeToStreaming(account=self.connection.account)
+            return list(service.call(folders=[FolderId(id=self.folder_id)], event_types=_EVENTS))
+
+        try:
+            found = Caller(max_retries=0)("Subscribe", subscribe)
+        except ProviderError:
+            self.connection.close()
+            raise
         if not found or isinstance(found[0], BaseException):
             self.connection.close()
-            raise RuntimeError(f"could not subscribe to {self.folder_id}: {found}")
+            raise ProviderError(f"could not subscribe to {self.folder_id}: {found}")
         self.subscription = str(found[0])
         self._stream = self._events()
         return self._stream

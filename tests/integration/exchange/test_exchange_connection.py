@@ -191,3 +191,14 @@ def test_providers_from_config_options(server: EwsServer) -> None:
     assert raised.value.field == "timeout"
     mail.close()
     calendar.close()
+
+
+def test_refused_subscription_is_a_provider_error(server: EwsServer) -> None:
+    provider = _streaming_provider(server)
+    scope = provider.scopes([f for f in provider.folders() if f.kind is FolderKind.INBOX])[0]
+    watch = provider.watch(scope)
+    assert watch is not None
+    server.password = "changed"
+    with pytest.raises(AuthError), watch:
+        pass
+    provider.close()
