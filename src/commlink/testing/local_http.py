@@ -3,21 +3,23 @@
 A subclass answers whole requests in ``answer_http``; this class serves it
 on ``127.0.0.1`` and a free port from a background thread, and is a context
 manager. Requests are answered on their own threads, so ``answer_http``
-must be thread-safe.
+must be thread-safe. An answer whose body is an iterator of byte strings is
+sent chunked, a chunk as each is produced (a long-poll or a stream).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
 __all__ = ["HttpAnswer", "LocalHttpServer"]
 
-#: Status, extra response headers and body.
-HttpAnswer = tuple[int, Mapping[str, str], bytes]
+#: Status, extra response headers and body (bytes, or chunks to stream).
+HttpAnswer = tuple[int, Mapping[str, str], bytes | Iterator[bytes]]
 
 S = TypeVar("S", bound="LocalHttpServer")
 
@@ -76,7 +78,6 @@ class LocalHttpServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body leave together, not 40 ms apart
     app: LocalHttpServer
 
     def _serve(self) -> None:
@@ -84,12 +85,25 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, extra, payload = self.app.answer_http(self.command, self.path, headers, body)
-        self.send_response(status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        if isinstance(payload, bytes):
+            self._write_head(status, {**extra, "Content-Length": str(len(payload))}, payload)
+            return
+        self._write_head(status, {**extra, "Transfer-Encoding": "chunked"}, b"")
+        try:
+            for chunk in payload:
+                if chunk:
+                    self.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _write_head(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        # status line, headers and body in one write: a separate small write
+        # would wait for the client's delayed ACK on every keep-alive request
+        lines = [f"{self.protocol_version} {status} {HTTPStatus(status).phrase}"]
+        lines.append(f"Date: {self.date_time_string()}")
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_REPORT = do_PROPFIND = _serve
 

@@ -20,14 +20,12 @@ import base64
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 import attrs
 
+from ..local_http import HttpAnswer, LocalHttpServer
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, Person
 from .ews_operations import OPERATIONS, schema_error
 from .ews_streaming import Subscriptions
@@ -36,6 +34,7 @@ from .ews_xml import E, M, S, envelope, server_busy_fault, sub
 __all__ = ["CalendarEntry", "EwsServer", "Person"]
 
 PATH = "/EWS/Exchange.asmx"
+_XML = {"Content-Type": "text/xml; charset=utf-8"}
 
 
 @attrs.define
@@ -48,7 +47,7 @@ class _Injected:
     status: int = 0
 
 
-class EwsServer:
+class EwsServer(LocalHttpServer):
     """A local EWS endpoint on ``127.0.0.1`` for one mailbox (``user``).
 
     Clients authenticate with HTTP basic auth (``user``/``password``) or,
@@ -68,45 +67,15 @@ class EwsServer:
         self.log: list[str] = []
         self._injected: list[_Injected] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-
-    def start(self) -> EwsServer:
-        handler = type("_BoundHandler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
-        self.subscriptions.stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> EwsServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.subscriptions.stopping.set()  # end open streams first
+        super().stop()
 
     @property
     def url(self) -> str:
         """The service endpoint, ``http://127.0.0.1:PORT/EWS/Exchange.asmx``."""
-        assert self._httpd is not None, "the server is not running"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{PATH}"
+        return self.root_url + PATH.lstrip("/")
 
     # -- test controls --------------------------------------------------------
 
@@ -193,6 +162,32 @@ class EwsServer:
                     return 500, server_busy_fault(failure.back_off_ms)
         return None
 
+    def answer_http(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpAnswer:
+        if method != "POST":
+            return 405, _XML, b""
+        if path.split("?")[0].lower() != PATH.lower():
+            return 404, _XML, b""
+        if not self._authorized(headers.get("authorization", "")):
+            with self._lock:
+                self.requests["unauthorized"] += 1
+            return 401, {**_XML, "WWW-Authenticate": 'Basic realm="127.0.0.1"'}, b""
+        status, answer = self.answer(body)
+        return status, _XML, answer
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return self.token is not None and value.strip() == self.token
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return user.lstrip("\\").lower() == self.user.lower() and password == self.password
+
     def answer(self, body: bytes) -> tuple[int, bytes | Iterator[bytes]]:
         """The status and SOAP answer (a stream of envelopes for GetStreamingEvents)."""
         try:
@@ -238,70 +233,3 @@ def _fault(code: str, text: str) -> bytes:
     sub(detail, E, "ResponseCode", code)
     sub(detail, E, "Message", text)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: EwsServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _authorized(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return self.app.token is not None and value.strip() == self.app.token
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(value).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return user.lstrip("\\").lower() == self.app.user.lower() and password == self.app.password
-
-    def _send(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
-        headers = {
-            "Date": self.date_time_string(),
-            "Content-Type": "text/xml; charset=utf-8",
-            "Content-Length": str(len(body)),
-            **(extra or {}),
-        }
-        lines = [f"{self.protocol_version} {status} {HTTPStatus(status).phrase}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        # status, headers and body in one write: a separate small write would
-        # wait for the client's delayed ACK on every keep-alive request
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(length)
-        if self.path.split("?")[0].lower() != PATH.lower():
-            self._send(404, b"")
-            return
-        if not self._authorized():
-            with self.app._lock:
-                self.app.requests["unauthorized"] += 1
-            self._send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
-            return
-        status, answer = self.app.answer(body)
-        if isinstance(answer, bytes):
-            self._send(status, answer)
-        else:
-            self._stream(answer)
-
-    def _stream(self, documents: Iterator[bytes]) -> None:
-        head = (
-            f"{self.protocol_version} 200 OK\r\nDate: {self.date_time_string()}\r\n"
-            "Content-Type: text/xml; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        self.wfile.write(head.encode("latin-1"))
-        try:
-            for document in documents:
-                self.wfile.write(f"{len(document):X}\r\n".encode() + document + b"\r\n")
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:  # the client went away
-            self.close_connection = True
-
-    def do_GET(self) -> None:
-        self._send(405, b"")
