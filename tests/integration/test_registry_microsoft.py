@@ -9,13 +9,14 @@ import pytest
 
 from commlink.errors import ConfigError
 from commlink.model import Channel, ChannelKind, ChannelSettings, Visibility
+from commlink.providers.exchange import ExchangeCalendarProvider, ExchangeMailProvider
 from commlink.providers.graph import GraphCalendarProvider, GraphMailProvider
 from commlink.providers.registry import PROVIDER_KINDS, connect
 from commlink.records import Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.directory import InMemoryDirectory
-from commlink.testing.microsoft import GraphServer
+from commlink.testing.microsoft import EwsServer, GraphServer
 from commlink.testing.provider_conformance import OWNER, sample_message
 
 pytestmark = pytest.mark.integration
@@ -81,3 +82,45 @@ def test_metadata_channel_asks_graph_for_metadata_only(graph: GraphServer) -> No
     finally:
         provider.close()
     assert graph.calls(r"/\$value") == []
+
+
+def test_exchange_channels_from_options() -> None:
+    assert PROVIDER_KINDS["exchange"] is ChannelKind.MAIL
+    assert PROVIDER_KINDS["exchange-calendar"] is ChannelKind.CALENDAR
+    with EwsServer(user=OWNER, password="pw") as ews:
+        ews.add_message("inbox", sample_message(3))
+        options = {
+            "service_endpoint": ews.url,
+            "auth": "basic",
+            "username": OWNER,
+            "password": "pw",
+            "version": "2016",
+        }
+        channel = Channel("exch", "u-owner", ChannelKind.MAIL, "exchange", SETTINGS)
+        provider = connect(channel, options)
+        assert isinstance(provider, ExchangeMailProvider)
+        directory = InMemoryDirectory()
+        directory.add_person("ann", "Ann Client", ["ann@client.example"])
+        store = MemoryStore()
+        try:
+            report = SyncEngine(store, directory).run(channel, provider)
+        finally:
+            provider.close()
+        assert report.complete
+        page = store.timeline(Target(TargetKind.PERSON, "ann"), Viewer("u-owner"))
+        assert [t.subject for t in page.items] == ["Proposal 3"]
+        calendar_channel = Channel(
+            "exch-cal", "u-owner", ChannelKind.CALENDAR, "exchange-calendar", SETTINGS
+        )
+        calendar = connect(calendar_channel, options)
+        assert isinstance(calendar, ExchangeCalendarProvider)
+        try:
+            assert calendar.calendars()
+        finally:
+            calendar.close()
+
+
+def test_exchange_needs_a_server() -> None:
+    channel = Channel("exch", "u-owner", ChannelKind.MAIL, "exchange", SETTINGS)
+    with pytest.raises(ConfigError):
+        connect(channel, {"username": "u", "password": "p"})

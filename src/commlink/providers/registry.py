@@ -173,6 +173,13 @@ def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
     )
 
 
+def _exchange(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    """Exchange Server through EWS; ``email`` defaults to the channel owner."""
+    from .exchange import from_options
+
+    return from_options(channel.kind, options, email=channel.settings.owner)
+
+
 _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
     "mbox": (ChannelKind.MAIL, _mbox),
     "maildir": (ChannelKind.MAIL, _maildir),
@@ -183,6 +190,8 @@ _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], 
     "google-calendar": (ChannelKind.CALENDAR, _google_calendar),
     "graph": (ChannelKind.MAIL, _graph),
     "graph-calendar": (ChannelKind.CALENDAR, _graph_calendar),
+    "exchange": (ChannelKind.MAIL, _exchange),
+    "exchange-calendar": (ChannelKind.CALENDAR, _exchange),
 }
 
 #: The kind of channel each provider serves.
