@@ -170,7 +170,7 @@ def test_long_import_continues_in_new_tasks_until_active(
     assert tasks.dispatch.apply().get() == {"due": 0, "queued": 0}
 
 
-def test_busy_lease_returns_at_once_and_frees_the_marker(
+def test_busy_lease_returns_at_once_and_keeps_the_marker(
     tasks: CommlinkTasks, app: Celery, store: FlakyStore, clock: Clock
 ) -> None:
     assert store.acquire_lease("a", "another-worker", TTL)
@@ -179,6 +179,9 @@ def test_busy_lease_returns_at_once_and_frees_the_marker(
     # a's only task found the lease busy and returned; b was imported meanwhile
     assert [r["leased"] for r in results if r["channel_id"] == "a"] == [False]
     assert sum(r["imported"] for r in results if r["channel_id"] == "b") == 5
+    # a's queue marker stays until it expires, so dispatch does not queue a again
+    # while the lease is busy
+    assert tasks.dispatch.apply().get() == {"due": 1, "queued": 0}
     # the other worker dies: once its lease expires, dispatch hands the channel on
     clock.now += TTL + timedelta(seconds=1)
     assert tasks.dispatch.apply().get()["queued"] >= 1

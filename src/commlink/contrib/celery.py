@@ -237,6 +237,10 @@ class CommlinkTasks:
                 return {"channel_id": channel_id, "status": "missing"}
             report = self._step(task, store, channel, marker, token)
             result = _summary(report)
+            # the lease is busy (a live run, or a dead worker's until it
+            # expires): the marker stays until it expires too, so dispatch
+            # does not queue the channel again on every tick meanwhile
+            keep = not report.leased
             unfinished = report.leased and not report.complete and not report.errors
             if (
                 unfinished
@@ -247,7 +251,7 @@ class CommlinkTasks:
                 # a long import goes on in a new task, behind the channels queued meanwhile
                 self._send(channel, token)
                 keep = True
-            result["continued"] = keep
+            result["continued"] = keep and report.leased
             return result
         except RETRIED:
             keep = may_retry  # the retry carries the marker on

@@ -20,8 +20,7 @@ class Workers:
     """Celery worker processes started with a run's environment."""
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
-        path = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
-        self.env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path)}
+        self.env = env
         self.logs = logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -35,7 +34,7 @@ class Workers:
         proc = subprocess.Popen(
             command,
             cwd=HERE,
-            env=self.env,
+            env=self._environment(),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: main process and pool children
@@ -43,6 +42,11 @@ class Workers:
         out.close()
         self.procs[name] = proc
         return proc
+
+    def _environment(self) -> dict[str, str]:
+        """The environment now (a test may have set more) with the run's settings."""
+        path = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**os.environ, **self.env, "PYTHONPATH": os.pathsep.join(path)}
 
     def pids(self, name: str) -> set[int]:
         """The worker's processes (its process group)."""

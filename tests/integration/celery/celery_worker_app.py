@@ -8,7 +8,8 @@ prefix, queue, PostgreSQL database and Maildir root:
 - ``COMMLINK_IT_DB``: the store's SQLAlchemy URL;
 - ``COMMLINK_IT_ROOT``: one Maildir per channel at ``<root>/<channel id>``;
   provider calls are logged to ``<root>/_calls/<pid>.log`` (see ``CallLog``);
-- ``COMMLINK_IT_LEASE``: the lease TTL in seconds.
+- ``COMMLINK_IT_LEASE``: the lease TTL in seconds; ``COMMLINK_IT_BACKOFF``:
+  the engine's back-off after a failure, in seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from commlink.model import Channel, Detail, Folder
 from commlink.ports import ChangeSet, FetchedMessage, IdPage, MailProvider, Scope, Store
 from commlink.providers.maildir import MaildirProvider
 from commlink.stores.sql import SqlDirectory, SqlStore
+from commlink.sync.report import Backoff
 
 
 class CallLog:
@@ -131,6 +133,7 @@ def build() -> tuple[Celery, CommlinkTasks]:
         lease_ttl=timedelta(seconds=float(env.get("COMMLINK_IT_LEASE", "5"))),
         batch_size=5,
         max_batches=2,
+        backoff=Backoff(base=float(env.get("COMMLINK_IT_BACKOFF", "30")), jitter=False),
     )
     return app, tasks
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -51,10 +52,10 @@ def _raw(message_id: str, sender: str, to: list[str], n: int) -> bytes:
     return msg.as_bytes()
 
 
-def write_mailboxes(root: Path) -> int:
+def write_mailboxes(root: Path, channels: int = CHANNELS) -> int:
     """One Maildir per channel; returns the number of distinct messages."""
     distinct = 0
-    for n in range(CHANNELS):
+    for n in range(channels):
         cur = root / f"ch{n:02d}" / "cur"
         for sub in ("cur", "new", "tmp"):
             (cur.parent / sub).mkdir(parents=True)
@@ -74,8 +75,8 @@ def write_mailboxes(root: Path) -> int:
     return distinct
 
 
-def add_channels(store: SqlStore) -> None:
-    for n in range(CHANNELS):
+def add_channels(store: SqlStore, channels: int = CHANNELS) -> None:
+    for n in range(channels):
         settings = ChannelSettings(
             owner=_owner(n),
             org_domains=frozenset({"northwind.example"}),
@@ -110,6 +111,33 @@ def call_runs(root: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
     return runs
 
 
+def count_rows(store: SqlStore, table: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+
+
+class Beat:
+    """Runs ``dispatch`` every 0.3 s while the test waits, as Celery beat would."""
+
+    def __init__(self, tasks: Any) -> None:
+        self.tasks = tasks
+        self.last = 0.0
+
+    def around(self, condition: Callable[[], object]) -> Callable[[], bool]:
+        def check() -> bool:
+            if time.monotonic() - self.last > 0.3:
+                self.tasks.run_dispatch()
+                self.last = time.monotonic()
+            return bool(condition())
+
+        return check
+
+
+def all_active(store: SqlStore, channels: int) -> bool:
+    states = [store.channel_state(f"ch{n:02d}") for n in range(channels)]
+    return all(s is not None and s.status is ChannelStatus.ACTIVE for s in states)
+
+
 def test_two_workers_one_killed(
     celery_env: dict[str, str], workers: Workers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,21 +155,9 @@ def test_two_workers_one_killed(
     add_channels(store)
 
     def count(table: str) -> int:
-        with store.engine.connect() as conn:
-            return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+        return count_rows(store, table)
 
-    last_dispatch = [0.0]
-
-    def dispatching(condition: Any) -> Any:
-        """``condition`` that also runs ``dispatch`` every 0.3 s, as beat would."""
-
-        def check() -> bool:
-            if time.monotonic() - last_dispatch[0] > 0.3:
-                tasks.run_dispatch()
-                last_dispatch[0] = time.monotonic()
-            return bool(condition())
-
-        return check
+    dispatching = Beat(tasks).around
 
     workers.start("a")
     workers.start("b")
@@ -173,11 +189,7 @@ def test_two_workers_one_killed(
     workers.procs["a"].wait(timeout=10)
     assert count("commlink_message_assocs") < associations, "killed after the import ended"
 
-    def all_active() -> bool:
-        states = [store.channel_state(f"ch{n:02d}") for n in range(CHANNELS)]
-        return all(s is not None and s.status is ChannelStatus.ACTIVE for s in states)
-
-    wait_for(dispatching(all_active), 60, "every channel to be ACTIVE", step=0.2)
+    wait_for(dispatching(lambda: all_active(store, CHANNELS)), 60, "every channel ACTIVE", step=0.2)
 
     # every message stored exactly once, with one association per channel
     assert count("commlink_messages") == distinct
@@ -229,4 +241,54 @@ def test_two_workers_one_killed(
             for other_start, other_end, other in spans:
                 overlap = start < other_end and other_start < end
                 assert pid == other or not overlap, f"{ch}: processes {pid} and {other} overlapped"
+    app.close()
+
+
+def test_database_connections_cut_mid_import(
+    celery_env: dict[str, str], workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server drops the worker's connections (pg_terminate_backend) during
+    the import: the failed steps are retried and nothing is stored twice."""
+    channels = 16
+    for key, value in celery_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("COMMLINK_IT_BACKOFF", "0.5")
+    import celery_worker_app
+
+    app, tasks = celery_worker_app.build()
+    root = Path(celery_env["COMMLINK_IT_ROOT"])
+    distinct = write_mailboxes(root, channels)
+    associations = channels * (OWN + SHARED)
+    # the workers' stores (and the dispatching one) connect as "commlink";
+    # this one, which watches and cuts, under its own name
+    store = SqlStore(
+        celery_env["COMMLINK_IT_DB"],
+        engine_options={"connect_args": {"application_name": "commlink-it-observer"}},
+    )
+    add_channels(store, channels)
+    beat = Beat(tasks)
+    workers.start("a", concurrency=2)
+    cut: list[int] = []
+
+    def cut_connections() -> bool:
+        """Terminate the workers' busy connections (their store sets the
+        application name), a few times while the import runs."""
+        if len(cut) < 6 and count_rows(store, "commlink_message_assocs") < associations:
+            with store.engine.connect() as conn:
+                found = conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = 'commlink' "
+                    "AND state <> 'idle' AND pid <> pg_backend_pid()"
+                ).all()
+            cut.extend(1 for (done,) in found if done)
+        return all_active(store, channels)
+
+    wait_for(beat.around(cut_connections), 60, "every channel ACTIVE", step=0.05)
+    assert cut, "no connection was cut during the import"
+    assert count_rows(store, "commlink_messages") == distinct
+    assert count_rows(store, "commlink_message_assocs") == associations
+    assert all(not store.skips(f"ch{n:02d}") for n in range(channels))
+    log = workers.log("a")
+    assert "terminating connection" in log or "server closed the connection" in log, log[-3000:]
+    store.close()
     app.close()
