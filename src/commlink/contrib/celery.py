@@ -4,9 +4,9 @@
 
 - ``sync_channel(channel_id)`` runs one bounded ``SyncEngine`` step for a
   channel (at most ``max_batches`` batches, plus one per scope it already
-  has for the change checks) and enqueues its own
-  continuation while a long import is unfinished, so a task never runs for
-  long and channels take turns. It is ``acks_late`` and
+  has for the change checks) and enqueues its own continuation while a
+  long import is unfinished, so a task never runs for long and channels
+  take turns. It is ``acks_late`` and
   ``reject_on_worker_lost``: a task lost with its worker is delivered again,
   which is harmless because commits are idempotent and the lease keeps one
   runner per channel (a second delivery finds the lease busy and returns at
@@ -22,15 +22,17 @@ over. The queue marker (a lease on ``"<channel id>#queued"``) is taken by
 ``dispatch`` before it enqueues a channel and held by the task while it
 runs, so a channel is never queued twice however often ``dispatch`` runs.
 It expires after ``queue_ttl`` if the task never starts, and after
-``lease_ttl`` if its worker dies.
+``lease_ttl`` if its worker dies or if the task found the sync lease busy.
 
-Failures: a provider failure is recorded by the engine in the channel's
-state with its back-off (``Retry-After`` honoured) and ``dispatch`` enqueues
-the channel again when that passes. A failure that escapes the engine (the
-database or broker connection lost) fails the task, which Celery retries
-with exponential back-off up to ``retry_backoff_max``; meanwhile the lease
-of the lost attempt expires, and the retry resumes from the last committed
-batch.
+Failures: a provider failure, or a database connection lost during a
+commit, is recorded by the engine in the channel's state with its back-off
+(``Retry-After`` honoured), and ``dispatch`` enqueues the channel again
+when that passes. A failure that escapes the engine (the store unreachable
+when the task starts or when the lease is released) fails the task, which
+Celery retries with exponential back-off up to ``retry_backoff_max``: in
+the same process the retry takes its own lease back at once, elsewhere it
+waits for the lease to expire. Either way the step resumes from the last
+committed batch.
 """
 
 from __future__ import annotations
@@ -380,9 +382,9 @@ def install(
     def sync_channel(self: Any, channel_id: str, token: str | None = None) -> dict[str, Any]:
         """Run one bounded sync step for a channel (see ``commlink.contrib.celery``)."""
         retries = int(getattr(self.request, "retries", 0) or 0)
-        if token is None:
-            token = tasks.claim(channel_id)
         try:
+            if token is None:
+                token = tasks.claim(channel_id)
             return tasks.run_sync(self, channel_id, token, may_retry=retries < max_retries)
         except RETRIED as exc:
             if retries >= max_retries:
