@@ -155,8 +155,8 @@ def test_long_import_continues_in_new_tasks_until_active(
 ) -> None:
     tasks.dispatch.apply()
     results = run_queued(tasks, app)
-    # 5 messages in pages of 2, two batches per task: the import takes several tasks
-    assert sum(1 for r in results if r["channel_id"] == "a") >= 3
+    # 5 messages in pages of 2 (3 pages), two batches per task: two tasks at least
+    assert sum(1 for r in results if r["channel_id"] == "a") >= 2
     assert [r["continued"] for r in results if r["channel_id"] == "a"][-1] is False
     for channel_id in ("a", "b"):
         state = store.channel_state(channel_id)

@@ -16,6 +16,8 @@ from commlink.model import (
     ChannelSettings,
     Event,
     EventStatus,
+    Folder,
+    FolderKind,
     FolderSelection,
     Visibility,
 )
@@ -119,7 +121,23 @@ def test_batch_budget_resumes_where_it_stopped(store, directory) -> None:
     assert second.complete
     assert first.imported + second.imported == 9
     # nothing fetched twice: the second run continued from the page token
-    assert provider.calls.count("fetch") - fetched_before == 4
+    assert fetched_before == 2
+    assert provider.calls.count("fetch") == 5  # 9 messages in pages of 2
+
+
+def test_quiet_checks_do_not_use_up_the_batch_budget(store, directory) -> None:
+    provider = FakeMailProvider()
+    for n in range(6):
+        provider.box.add_folder(Folder(f"Custom{n}", f"Custom {n}", FolderKind.CUSTOM))
+        provider.box.add(f"Custom{n}", sample_message(n))
+    engine = engine_for(store, directory)
+    assert engine.run(mail_channel(), provider).complete
+    engine.max_batches = 2  # fewer than the channel's scopes
+    quiet = engine.run(mail_channel(), provider)
+    assert quiet.complete
+    assert quiet.imported == 0
+    provider.box.add("Custom5", sample_message(9))
+    assert engine.run(mail_channel(), provider).imported == 1
 
 
 def test_progress_is_reported_per_batch(store, directory) -> None:

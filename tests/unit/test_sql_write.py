@@ -22,7 +22,7 @@ from commlink.records import MessageRecord, Viewer
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_bulk import among_sql, fetch, key_set, write_rows
 from commlink.stores.sql_rows import content_hash
-from commlink.stores.sql_schema import cursors, messages, metadata, skips
+from commlink.stores.sql_schema import SCHEMA_VERSION, cursors, messages, metadata, skips
 from commlink.testing.conformance_data import (
     ALICE,
     BOB,
@@ -165,7 +165,7 @@ def test_a_database_of_schema_1_is_migrated(tmp_path: Path) -> None:
     assert len(seen.writes_to(messages)) == 1  # an old row is rewritten once, with its digest
     assert _stored(again, "m1@mail.example")[2] == content_hash(message("m1", thread="t1"))
     with again.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one() == 2
+        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one() == SCHEMA_VERSION
     again.close()
 
 

@@ -3,8 +3,8 @@
 ``install(app, ...)`` registers two tasks on a host's Celery app:
 
 - ``sync_channel(channel_id)`` runs one bounded ``SyncEngine`` step for a
-  channel (at most ``max_batches`` batches, plus one per scope it already
-  has for the change checks) and enqueues its own continuation while a
+  channel (at most ``max_batches`` batches with work in them; quiet change
+  checks are free) and enqueues its own continuation while a
   long import is unfinished, so a task never runs for long and channels
   take turns. It is ``acks_late`` and
   ``reject_on_worker_lost``: a task lost with its worker is delivered again,
@@ -272,11 +272,7 @@ class CommlinkTasks:
             if token is not None:
                 store.acquire_lease(marker, token, self.lease_ttl)
 
-        # every scope the channel already has costs a batch even when quiet
-        # (its change check commits the cursor): they come on top of the
-        # budget, or a mailbox with many folders would never finish a step
-        budget = self.max_batches + len(store.scope_ids(channel.id))
-        engine = self.engine(_holder(task), renew, budget)
+        engine = self.engine(_holder(task), renew, self.max_batches)
         provider = self.provider_factory(channel)
         try:
             report = engine.run(channel, provider)

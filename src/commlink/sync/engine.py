@@ -300,7 +300,9 @@ class SyncEngine:
         run.report.batches += 1
         run.report.fetched += parts.fetched
         run.report.contacts_created += parts.created
-        if run.batches_left is not None:
+        # a quiet change check is not work: a channel with more scopes than
+        # the budget must still finish a quiet pass
+        if run.batches_left is not None and (parts.records_count or stage == "full"):
             run.batches_left -= 1
         if not self.store.acquire_lease(run.channel.id, self.holder, self.lease_ttl):
             raise _LeaseLost(run.channel.id)
