@@ -200,7 +200,7 @@ def test_a_redelivered_task_is_harmless(tasks: CommlinkTasks, app: Celery) -> No
     assert sum(r["imported"] for r in first) > 0
     assert all(not r["errors"] for r in again)
     run_queued(tasks, app)
-    store, _ = tasks.resources()
+    store = tasks.resources().store
     assert isinstance(store, MemoryStore)
     assert len(store.skips("a")) == 0
 
@@ -293,3 +293,18 @@ def test_a_message_that_outlived_its_marker_leaves_the_channel_to_the_newer_one(
     assert not store.acquire_lease(queue_marker("a"), "probe", TTL)  # still the newer one's
     results = [tasks.sync_channel.apply(args=("a",), kwargs=fresh).get(), *run_queued(tasks, app)]
     assert results[-1]["status"] == "active"
+
+
+def test_a_worker_process_reuses_folder_lists_between_tasks(
+    tasks: CommlinkTasks, app: Celery, providers: dict[str, FakeMailProvider], clock: Clock
+) -> None:
+    tasks.dispatch.apply()
+    run_queued(tasks, app)
+    listed = providers["a"].calls.count("folders")
+    assert listed == 1  # once for the whole import, across its tasks
+    clock.now += timedelta(minutes=6)  # due again
+    providers["a"].box.add("INBOX", sample_message(50))
+    tasks.dispatch.apply()
+    results = run_queued(tasks, app)
+    assert sum(r["imported"] for r in results if r["channel_id"] == "a") == 1
+    assert providers["a"].calls.count("folders") == listed

@@ -165,7 +165,8 @@ def test_a_database_of_schema_1_is_migrated(tmp_path: Path) -> None:
     assert len(seen.writes_to(messages)) == 1  # an old row is rewritten once, with its digest
     assert _stored(again, "m1@mail.example")[2] == content_hash(message("m1", thread="t1"))
     with again.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one() == SCHEMA_VERSION
+        version = conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one()
+    assert version == SCHEMA_VERSION
     again.close()
 
 

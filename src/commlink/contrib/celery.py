@@ -53,6 +53,7 @@ from ..errors import StoreError, TransientError
 from ..model import Channel
 from ..ports import CalendarProvider, Directory, MailProvider, Store
 from ..sync.engine import SyncEngine
+from ..sync.folder_cache import FolderCache
 from ..sync.report import Backoff, Progress, SyncReport
 from ..sync.runner import Runner
 
@@ -83,6 +84,7 @@ class _ProcessState:
     pid: int
     store: Store
     directory: Directory
+    folders: FolderCache = attrs.Factory(FolderCache)
 
 
 class CommlinkTasks:
@@ -108,6 +110,7 @@ class CommlinkTasks:
         backoff: Backoff | None,
         queue_for: Callable[[Channel], str | None] | None,
         clock: Callable[[], datetime],
+        folder_ttl: timedelta | None = None,
     ) -> None:
         if lease_ttl <= timedelta(0) or queue_ttl <= timedelta(0):
             raise ValueError("lease_ttl and queue_ttl must be positive")
@@ -125,6 +128,7 @@ class CommlinkTasks:
         self.backoff = backoff
         self.queue_for = queue_for
         self.clock = clock
+        self.folder_ttl = folder_ttl
         self.sync_channel: Any = None
         self.dispatch: Any = None
         self._state: _ProcessState | None = None
@@ -132,8 +136,8 @@ class CommlinkTasks:
 
     # -- per-process resources -------------------------------------------------
 
-    def resources(self) -> tuple[Store, Directory]:
-        """This process's store and directory, opened on first use.
+    def resources(self) -> _ProcessState:
+        """This process's store, directory and folder cache, opened on first use.
 
         Keyed by process id: a prefork child never reuses the connection
         pool of the process it was forked from.
@@ -144,7 +148,7 @@ class CommlinkTasks:
                 store = self.store_factory()
                 state = _ProcessState(os.getpid(), store, self.directory_factory(store))
                 self._state = state
-            return state.store, state.directory
+            return state
 
     def engine(
         self,
@@ -152,10 +156,10 @@ class CommlinkTasks:
         progress: Callable[[Progress], None] | None,
         max_batches: int | None = None,
     ) -> SyncEngine:
-        store, directory = self.resources()
+        state = self.resources()
         return SyncEngine(
-            store,
-            directory,
+            state.store,
+            state.directory,
             batch_size=self.batch_size,
             max_batches=max_batches or self.max_batches,
             max_failures=self.max_failures,
@@ -164,6 +168,8 @@ class CommlinkTasks:
             progress=progress,
             clock=self.clock,
             holder=holder,
+            folder_ttl=self.folder_ttl,
+            folder_cache=state.folders,
         )
 
     # -- scheduling --------------------------------------------------------------
@@ -177,7 +183,7 @@ class CommlinkTasks:
 
     def enqueue(self, channel: Channel | str) -> bool:
         """Queue a sync of the channel unless it is queued or running already."""
-        store, _ = self.resources()
+        store = self.resources().store
         found = store.channel(channel) if isinstance(channel, str) else channel
         if found is None:
             return False
@@ -198,7 +204,7 @@ class CommlinkTasks:
 
     def claim(self, channel_id: str) -> str | None:
         """A queue marker token for a direct call, if the channel is not queued."""
-        store, _ = self.resources()
+        store = self.resources().store
         token = uuid.uuid4().hex
         return (
             token if store.acquire_lease(queue_marker(channel_id), token, self.lease_ttl) else None
@@ -224,7 +230,7 @@ class CommlinkTasks:
     ) -> dict[str, Any]:
         """One step for a channel; ``token`` holds its queue marker (``None``:
         a direct call while the channel is queued or running elsewhere)."""
-        store, _ = self.resources()
+        store = self.resources().store
         marker = queue_marker(channel_id)
         # from now on the marker lives as long as the sync lease, so a dead
         # worker's channel can be queued again once both expired; if it was
@@ -336,6 +342,7 @@ def install(
     queue_for: Callable[[Channel], str | None] | None = None,
     name_prefix: str = "commlink",
     clock: Callable[[], datetime] = _utcnow,
+    folder_ttl: timedelta | None = timedelta(minutes=5),
 ) -> CommlinkTasks:
     """Register commlink's tasks on a Celery ``app``; returns them.
 
@@ -349,7 +356,9 @@ def install(
     picks a queue per channel (``None``: the default queue). Failures that
     escape the engine are retried up to ``max_retries`` times with
     exponential back-off capped at ``retry_backoff_max``, which must stay
-    below a Redis broker's ``visibility_timeout``.
+    below a Redis broker's ``visibility_timeout``. ``folder_ttl`` reuses a
+    channel's folder list in a worker process for that long (``None``: list
+    folders on every task), so a quiet step costs only the change checks.
     """
     tasks = CommlinkTasks(
         store_factory=store_factory,
@@ -364,6 +373,7 @@ def install(
         backoff=backoff,
         queue_for=queue_for,
         clock=clock,
+        folder_ttl=folder_ttl,
     )
     retry_cap = max(1, int(retry_backoff_max.total_seconds()))
 

@@ -35,6 +35,7 @@ from ..ports import CalendarProvider, Directory, MailProvider, Scope, Store
 from ..records import ChannelState, ChannelStatus, Reason, Skip, SyncBatch, SyncStage
 from .cursor import ScopeCursor
 from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
+from .folder_cache import FolderCache
 from .report import Backoff, Progress, SyncReport
 
 __all__ = ["SyncEngine"]
@@ -70,7 +71,8 @@ class SyncEngine:
     (``None``: run until caught up). ``progress`` receives a ``Progress``
     after every committed batch. ``folder_ttl`` lists a channel's folders at
     most that often (a quiet pass then costs only the change checks); a
-    failure or an expired cursor lists them afresh.
+    failure or an expired cursor lists them afresh. Engines made per task
+    share a ``folder_cache`` (one per process) to keep the lists between tasks.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class SyncEngine:
         clock: Callable[[], datetime] = _utcnow,
         holder: str | None = None,
         folder_ttl: timedelta | None = None,
+        folder_cache: FolderCache | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -101,7 +104,7 @@ class SyncEngine:
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.folder_ttl = folder_ttl
-        self._folders: dict[str, tuple[float, list[Folder]]] = {}
+        self._folders = folder_cache if folder_cache is not None else FolderCache()
 
     # -- public entry points -------------------------------------------------
 
@@ -124,11 +127,11 @@ class SyncEngine:
         except _LeaseLost:
             report.errors.append("lease lost to another runner")
         except AuthError as exc:
-            self._folders.pop(channel.id, None)
+            self._folders.forget(channel.id)
             self._fail(channel.id, report, exc, auth=True)
         except Exception as exc:  # provider, store or bug: keep the reason, retry later
             log.warning("sync of %s failed: %r", channel.id, exc, exc_info=True)
-            self._folders.pop(channel.id, None)  # a vanished folder, perhaps
+            self._folders.forget(channel.id)  # a vanished folder, perhaps
             self._fail(channel.id, report, exc, auth=False)
         finally:
             self.store.release_lease(channel.id, self.holder)
@@ -208,7 +211,7 @@ class SyncEngine:
                 if fresh:
                     raise TransientError(f"fresh cursor of {scope.id} expired at once") from exc
                 log.info("cursor of %s/%s expired (%s): full resync", channel_id, scope.id, exc)
-                self._folders.pop(channel_id, None)
+                self._folders.forget(channel_id)
                 run.report.resyncs += 1
                 cursor = cursor.restart()
 
@@ -354,17 +357,13 @@ class SyncEngine:
 
     def _folder_list(self, channel_id: str, fetcher: Fetcher) -> list[Folder]:
         """The channel's folders, listed at most once per ``folder_ttl``."""
-        cached = self._folders.get(channel_id)
-        ttl = self.folder_ttl
-        if (
-            cached is not None
-            and ttl is not None
-            and time.monotonic() - cached[0] < ttl.total_seconds()
-        ):
-            return cached[1]
+        if self.folder_ttl is None:
+            return list(fetcher.folders())
+        cached = self._folders.get(channel_id, self.folder_ttl)
+        if cached is not None:
+            return cached
         folders = list(fetcher.folders())
-        if self.folder_ttl is not None:
-            self._folders[channel_id] = (time.monotonic(), folders)
+        self._folders.put(channel_id, folders)
         return folders
 
     def _fetcher(self, channel: Channel, provider: Provider) -> Fetcher:

@@ -150,7 +150,7 @@ def test_two_workers_one_killed(
     root = Path(celery_env["COMMLINK_IT_ROOT"])
     distinct = write_mailboxes(root)
     associations = CHANNELS * (OWN + SHARED)
-    store, _ = tasks.resources()
+    store = tasks.resources().store
     assert isinstance(store, SqlStore)
     add_channels(store)
 
