@@ -13,8 +13,9 @@ import pytest
 from commlink.errors import AuthError
 from commlink.model import Channel, ChannelKind, ChannelSettings
 from commlink.ports import Scope
-from commlink.records import ChannelStatus, Target, TargetKind, Viewer
+from commlink.records import ChannelState, ChannelStatus, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
+from commlink.stores.sql import SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.sync.relink import Relinker
 from commlink.sync.runner import Runner
@@ -166,3 +167,29 @@ def test_blocklist_added_removes_and_removed_lets_back(setup) -> None:
     relinker.blocklist_changed(engine, channel(), removed=["@client.example"])
     engine.run(channel(), provider)
     assert len(store.timeline(person, Viewer("u-owner")).items) == 1
+
+
+class _StatesAtOnce(MemoryStore):
+    """A store whose per-channel state read must not be used for dispatch."""
+
+    def channel_state(self, channel_id: str) -> ChannelState | None:
+        raise AssertionError("states were read one channel at a time")
+
+
+def test_due_reads_every_state_at_once_when_the_store_can(setup, tmp_path) -> None:
+    _, directory, clock = setup
+    for store in (_StatesAtOnce(), SqlStore(f"sqlite:///{tmp_path / 'states.sqlite'}")):
+        for cid in ("fresh", "done", "failing", "retry"):
+            store.save_channel(channel(cid))
+        store.save_channel_state(ChannelState("done", ChannelStatus.ACTIVE, last_success=NOW))
+        store.save_channel_state(ChannelState("failing", ChannelStatus.FAILED_AUTH))
+        store.save_channel_state(
+            ChannelState("retry", ChannelStatus.FAILED, next_attempt=NOW - timedelta(seconds=1))
+        )
+        engine = SyncEngine(store, directory, clock=clock)
+        runner = Runner(engine, lambda c: FakeMailProvider(), watch=False)
+        assert sorted(c.id for c in runner.due()) == ["fresh", "retry"]
+        if isinstance(store, SqlStore):
+            states = store.channel_states()
+            assert states == {cid: store.channel_state(cid) for cid in ("done", "failing", "retry")}
+            store.close()

@@ -177,6 +177,11 @@ class MemoryStore:
         with self._lock:
             return self._state.states.get(channel_id)
 
+    def channel_states(self) -> dict[str, ChannelState]:
+        """Every channel's state (what a dispatcher reads)."""
+        with self._lock:
+            return dict(self._state.states)
+
     def save_channel_state(self, state: ChannelState) -> None:
         require_aware(state.next_attempt, "next_attempt")
         require_aware(state.last_success, "last_success")

@@ -157,6 +157,12 @@ class SqlStore:
             found = conn.execute(query).mappings().first()
         return None if found is None else state_from_row(found)
 
+    def channel_states(self) -> dict[str, ChannelState]:
+        """Every channel's state in one query (what a dispatcher reads)."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(sa.select(channel_states)).mappings().all()
+        return {str(row["channel_id"]): state_from_row(row) for row in rows}
+
     def save_channel_state(self, state: ChannelState) -> None:
         require_aware(state.next_attempt, "next_attempt")
         require_aware(state.last_success, "last_success")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -59,13 +59,28 @@ class Runner:
         self._watchers: dict[str, threading.Thread] = {}
 
     def due(self, now: datetime | None = None) -> list[Channel]:
+        """Channels woken, never synced, mid-import, past their retry time, or
+        last synced more than ``interval`` ago; never those failing auth."""
         now = now or self.engine.clock()
         with self._lock:
             woken = set(self._woken)
-        return [c for c in self.engine.store.channels() if c.id in woken or self._is_due(c, now)]
+        store = self.engine.store
+        # a store may read every state at once (one query, not one per channel)
+        bulk = getattr(store, "channel_states", None)
+        states: Mapping[str, ChannelState] | None = bulk() if callable(bulk) else None
+        due: list[Channel] = []
+        for channel in store.channels():
+            if channel.id in woken:
+                due.append(channel)
+                continue
+            state = (
+                states.get(channel.id) if states is not None else store.channel_state(channel.id)
+            )
+            if self._is_due(state or ChannelState(channel.id), now):
+                due.append(channel)
+        return due
 
-    def _is_due(self, channel: Channel, now: datetime) -> bool:
-        state = self.engine.store.channel_state(channel.id) or ChannelState(channel.id)
+    def _is_due(self, state: ChannelState, now: datetime) -> bool:
         if state.status is ChannelStatus.FAILED_AUTH:
             return False
         if state.next_attempt is not None:
