@@ -8,6 +8,11 @@ it lives and dies with its message. Stores keep the most recent copy of an
 event (by SEQUENCE, then update time), so a later update or cancellation
 wins over an earlier invitation, whichever order they are synced in.
 
+Only the organiser may change a meeting: an invitation whose events name
+an ORGANIZER is applied only when the message comes from that address
+(``From``, or ``Sender`` for a delegate). Anyone who knows a meeting's UID
+could otherwise rewrite or cancel it with a higher SEQUENCE.
+
 ``REPLY`` (an attendee's answer) and the other methods are not applied:
 they change the organiser's own calendar, which a calendar channel syncs.
 """
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 import attrs
 
 from .ical import parse_calendar, skipped_uids
-from .model import Event, EventStatus, Message
+from .model import Event, EventStatus, Message, Role
 
 __all__ = ["INVITE_CALENDAR", "INVITE_SUFFIX", "Invitation", "invitation", "invite_id"]
 
@@ -71,12 +76,30 @@ def invitation(message: Message) -> Invitation | None:
             if key not in found or _newer(event, found[key]):
                 found[key] = event
     events = tuple(found.values())
+    stranger = _not_from_organiser(message, events)
+    if stranger:
+        return Invitation(pid, (), stranger[:500], tuple(dict.fromkeys(ignored)))
     problem = ""
     if not events and problems:
         problem = "unusable invitation: " + ", ".join(dict.fromkeys(problems))
     elif not events and not ignored:
         problem = "unusable invitation: no events"
     return Invitation(pid, events, problem[:500], tuple(dict.fromkeys(ignored)))
+
+
+def _not_from_organiser(message: Message, events: Sequence[Event]) -> str:
+    """Why the message may not change these events ("" when it may)."""
+    organisers = {e.organizer.address.key for e in events if e.organizer is not None}
+    organisers.discard("")
+    if not organisers:
+        return ""
+    senders = {p.address.key for p in message.participants if p.role in (Role.FROM, Role.SENDER)}
+    if senders & organisers:
+        return ""
+    return (
+        f"invitation not sent by its organiser ({', '.join(sorted(organisers))}); "
+        f"from {', '.join(sorted(senders)) or 'no sender'}"
+    )
 
 
 def _with_method(events: Sequence[Event], method: str) -> Sequence[Event]:

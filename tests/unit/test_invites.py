@@ -181,7 +181,11 @@ def test_metadata_channel_never_reads_invitations(store, directory) -> None:
 def test_internal_only_invitation_is_skipped_with_its_reason(store, directory) -> None:
     internal = ics("REQUEST").replace(ORGANIZER, "bob@home.example")
     provider = FakeMailProvider()
-    provider.box.add("INBOX", invite_mail(1, internal))
+    # the message is kept (Ann is copied), the meeting is internal only
+    raw = invite_mail(1, internal, sender="bob@home.example").replace(
+        f"To: {OWNER}".encode(), f"To: {OWNER}\r\nCc: {ORGANIZER}".encode(), 1
+    )
+    provider.box.add("INBOX", raw)
     sync(store, directory, provider)
     skips = {s.provider_id: s for s in store.skips("ch")}
     assert meetings(store) == []
@@ -231,3 +235,27 @@ def test_the_latest_update_wins_whatever_order_mail_arrives_in(
     expected = [] if latest_method == "CANCEL" else [("meet-1", EventStatus.CONFIRMED)]
     assert [(uid, status) for uid, status, _ in meetings(store)] == expected
     assert len(store.skips("ch")) == 0
+
+
+def test_only_the_organiser_may_change_a_meeting(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    sync(store, directory, provider)
+    # someone else, who knows the UID, tries to cancel it with a higher SEQUENCE
+    spoof = invite_mail(2, ics("CANCEL", sequence=9), sender="mallory@client.example")
+    provider.box.add("INBOX", spoof)
+    sync(store, directory, provider)
+    assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
+    (skip,) = [s for s in store.skips("ch") if s.provider_id.endswith("#invite")]
+    assert skip.reason is Reason.INVALID
+    assert "not sent by its organiser" in skip.detail
+
+
+def test_the_organiser_may_be_the_sender_header() -> None:
+    raw = invite_mail(1, ics("REQUEST"), sender="pa@client.example").replace(
+        b"Subject:", f"Sender: Ann <{ORGANIZER}>\r\nSubject:".encode(), 1
+    )
+    found = invitation(parse_message(raw, provider_id="m1"))
+    assert found is not None
+    assert len(found.events) == 1
+    assert found.problem == ""
