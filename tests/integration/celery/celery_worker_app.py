@@ -104,6 +104,8 @@ def build() -> tuple[Celery, CommlinkTasks]:
         broker_transport_options={
             "global_keyprefix": env["COMMLINK_IT_PREFIX"],
             "visibility_timeout": 30,
+            # a name per run, so a test can find (and cut) this run's connections
+            "client_name": env["COMMLINK_IT_QUEUE"],
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=queue,

@@ -10,6 +10,7 @@ channel at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections import defaultdict
@@ -290,5 +291,61 @@ def test_database_connections_cut_mid_import(
     assert all(not store.skips(f"ch{n:02d}") for n in range(channels))
     log = workers.log("a")
     assert "terminating connection" in log or "server closed the connection" in log, log[-3000:]
+    store.close()
+    app.close()
+
+
+def test_broker_connections_cut_mid_import(
+    celery_env: dict[str, str], workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis drops the run's connections (CLIENT KILL) during the import: the
+    workers reconnect, lost tasks are queued again once their markers expire,
+    and nothing is stored twice."""
+    import redis
+
+    channels = 16
+    for key, value in celery_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("COMMLINK_IT_LEASE", "3")
+    monkeypatch.setenv("COMMLINK_IT_BACKOFF", "0.5")
+    import celery_worker_app
+
+    app, tasks = celery_worker_app.build()
+    root = Path(celery_env["COMMLINK_IT_ROOT"])
+    distinct = write_mailboxes(root, channels)
+    associations = channels * (OWN + SHARED)
+    store = SqlStore(celery_env["COMMLINK_IT_DB"])
+    add_channels(store, channels)
+    beat = Beat(tasks)
+    workers.start("a", concurrency=2)
+    admin = redis.Redis.from_url(celery_env["COMMLINK_IT_BROKER"])
+    name = celery_env["COMMLINK_IT_QUEUE"]
+    cut: list[float] = []
+
+    def cut_connections() -> bool:
+        """Once the import is under way, kill the run's broker connections
+        (workers and dispatcher alike) every 0.4 s, four times."""
+        imported = count_rows(store, "commlink_message_assocs")
+        due = not cut or time.monotonic() - cut[-1] > 0.4
+        if 0 < imported < associations and len(cut) < 4 and due:
+            killed = 0
+            for client in admin.client_list():
+                if client.get("name") == name:
+                    with contextlib.suppress(redis.ResponseError):
+                        killed += int(admin.client_kill_filter(_id=client["id"]))
+            if killed:
+                cut.append(time.monotonic())
+        return all_active(store, channels)
+
+    try:
+        wait_for(beat.around(cut_connections), 90, "every channel ACTIVE", step=0.05)
+    finally:
+        admin.close()
+    assert cut, "no broker connection was cut during the import"
+    log = workers.log("a")
+    assert "Connection to broker lost" in log, log[-3000:]
+    assert count_rows(store, "commlink_messages") == distinct
+    assert count_rows(store, "commlink_message_assocs") == associations
+    assert all(not store.skips(f"ch{n:02d}") for n in range(channels))
     store.close()
     app.close()
