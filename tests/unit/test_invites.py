@@ -259,3 +259,32 @@ def test_the_organiser_may_be_the_sender_header() -> None:
     assert found is not None
     assert len(found.events) == 1
     assert found.problem == ""
+
+
+class _Poisoned(InMemoryDirectory):
+    """A directory that fails on one address, as a host's might on bad data."""
+
+    def people_by_addresses(self, keys):  # type: ignore[no-untyped-def]
+        if "poison@client.example" in keys:
+            raise ValueError("corrupt directory row")
+        return super().people_by_addresses(keys)
+
+
+def test_an_invitation_the_policy_cannot_judge_does_not_block_the_mail(store) -> None:
+    directory = _Poisoned()
+    directory.add_person("ann", "Ann Client", [ORGANIZER], company_id="co")
+    directory.add_company("co", "Client", ["client.example"])
+    poisoned = ics("REQUEST", uid="meet-2").replace(
+        f"mailto:{OWNER}\r\n", f"mailto:{OWNER}\r\nATTENDEE:mailto:poison@client.example\r\n"
+    )
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    provider.box.add("INBOX", invite_mail(2, poisoned))
+    report = sync(store, directory, provider)
+    assert report.complete
+    assert report.imported == 3  # both messages and the good meeting
+    assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
+    (skip,) = store.skips("ch")
+    assert skip.provider_id.endswith("#invite")
+    assert skip.reason is Reason.ERROR
+    assert "policy failed" in skip.detail

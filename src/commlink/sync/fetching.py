@@ -135,18 +135,12 @@ class MailFetcher:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
         vanished = tuple(i for i in ids if i not in returned)
         known_threads = self.store.threads_by_message_ids(lookup_ids(messages, self.channel.id))
-        try:
-            verdict = evaluate(messages, self.channel, folders, self.directory, known_threads)
-        except CommlinkError:
-            raise
-        except Exception:  # one message trips the policy: judge them one by one
-            log.warning("policy failed on a batch; isolating the message", exc_info=True)
-            verdict, poisoned = _isolate(
-                messages,
-                lambda ms: evaluate(ms, self.channel, folders, self.directory, known_threads),
-                lambda m: m.provider_id,
-            )
-            errors.extend(poisoned)
+        verdict, poisoned = _judge(
+            messages,
+            lambda ms: evaluate(ms, self.channel, folders, self.directory, known_threads),
+            lambda m: m.provider_id,
+        )
+        errors.extend(poisoned)
         skipped = (*verdict.skipped, *errors)
         parts = Parts(
             messages=verdict.records,
@@ -184,20 +178,27 @@ class MailFetcher:
             events.extend(found.events)
         if not events and not problems:
             return parts
-        verdict = evaluate_events(events, self.channel, self.directory) if events else None
-        records = verdict.records if verdict else ()
-        judged = verdict.skipped if verdict else ()
-        kept_ids = {r.event.provider_id for r in records}
+        verdict, poisoned = (
+            _judge(
+                events,
+                lambda es: evaluate_events(es, self.channel, self.directory),
+                lambda e: e.provider_id,
+            )
+            if events
+            else (EventEvaluation(), [])
+        )
+        left_out = (*verdict.skipped, *poisoned, *problems)
+        kept_ids = {r.event.provider_id for r in verdict.records}
         return attrs.evolve(
             parts,
-            events=(*parts.events, *records),
-            links=_merged_links(parts.links, verdict.links if verdict else ()),
-            skipped=(*parts.skipped, *judged, *problems),
+            events=(*parts.events, *verdict.records),
+            links=_merged_links(parts.links, verdict.links),
+            skipped=(*parts.skipped, *left_out),
             deleted=(
                 *parts.deleted,
-                *(s.provider_id for s in (*judged, *problems) if s.provider_id not in kept_ids),
+                *(s.provider_id for s in left_out if s.provider_id not in kept_ids),
             ),
-            created=parts.created + (len(verdict.created) if verdict else 0),
+            created=parts.created + len(verdict.created),
         )
 
 
@@ -237,18 +238,12 @@ class CalendarFetcher:
             else:
                 events.extend(item.events)
         vanished = tuple(i for i in ids if i not in returned)
-        try:
-            verdict = evaluate_events(events, self.channel, self.directory)
-        except CommlinkError:
-            raise
-        except Exception:
-            log.warning("policy failed on a batch; isolating the event", exc_info=True)
-            verdict, poisoned = _isolate(
-                events,
-                lambda es: evaluate_events(es, self.channel, self.directory),
-                lambda e: e.provider_id,
-            )
-            errors.extend(poisoned)
+        verdict, poisoned = _judge(
+            events,
+            lambda es: evaluate_events(es, self.channel, self.directory),
+            lambda e: e.provider_id,
+        )
+        errors.extend(poisoned)
         kept = {r.event.provider_id for r in verdict.records}
         judged_out = {e.provider_id for e in events} - kept
         return Parts(
@@ -265,11 +260,18 @@ V = TypeVar("V", Evaluation, EventEvaluation)
 Item = TypeVar("Item", Message, Event)
 
 
-def _isolate(
+def _judge(
     items: Sequence[Item], judge: Callable[[Sequence[Item]], V], key: Callable[[Item], str]
 ) -> tuple[V, list[Skip]]:
-    """Judge items one at a time, skipping those the policy cannot judge, then
-    judge the rest together (so directory calls stay batched)."""
+    """Judge a batch; when the policy fails on it (one item trips it), judge
+    the items one at a time, skip those it cannot judge, then judge the rest
+    together (so directory calls stay batched)."""
+    try:
+        return judge(items), []
+    except CommlinkError:
+        raise
+    except Exception:
+        log.warning("policy failed on a batch; isolating the item", exc_info=True)
     good: list[Item] = []
     poisoned: list[Skip] = []
     for item in items:
