@@ -9,6 +9,7 @@ sent chunked, a chunk as each is produced (a long-poll or a stream).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from http import HTTPStatus
@@ -16,12 +17,49 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["HttpAnswer", "LocalHttpServer"]
+import attrs
+
+__all__ = ["HttpAnswer", "Injected", "Injections", "LocalHttpServer"]
 
 #: Status, extra response headers and body (bytes, or chunks to stream).
 HttpAnswer = tuple[int, Mapping[str, str], bytes | Iterator[bytes]]
 
 S = TypeVar("S", bound="LocalHttpServer")
+
+
+@attrs.define
+class Injected:
+    """A failure for the next ``times`` requests whose target matches ``pattern``;
+    ``code`` is the error code the server puts in its error body."""
+
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    code: str
+    retry_after: float | None = None
+
+
+class Injections:
+    """Failures a test asks a server to answer with, taken in order."""
+
+    def __init__(self) -> None:
+        self._pending: list[Injected] = []
+        self._lock = threading.Lock()
+
+    def add(
+        self, path_regex: str, status: int, times: int, code: str, retry_after: float | None
+    ) -> None:
+        with self._lock:
+            self._pending.append(Injected(re.compile(path_regex), status, times, code, retry_after))
+
+    def take(self, target: str) -> Injected | None:
+        """The failure to answer ``target`` with, if one is due (it is used up)."""
+        with self._lock:
+            for injected in self._pending:
+                if injected.times > 0 and injected.pattern.search(target):
+                    injected.times -= 1
+                    return injected
+        return None
 
 
 class LocalHttpServer:

@@ -18,9 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import attrs
-
-from ..local_http import HttpAnswer, LocalHttpServer
+from ..local_http import HttpAnswer, Injections, LocalHttpServer
 from .batch import Reply, answer_batch
 from .calendar_api import CalendarBackend
 from .errors import ApiError, error_body
@@ -28,15 +26,6 @@ from .gmail_api import GmailBackend
 from .quota import GMAIL_COSTS, QuotaWindow, retry_after_header
 
 __all__ = ["GoogleApiServer"]
-
-
-@attrs.define
-class _Injected:
-    pattern: re.Pattern[str]
-    status: int
-    times: int
-    retry_after: float | None
-    reason: str
 
 
 _REASONS = {401: "authError", 403: "forbidden", 404: "notFound", 410: "fullSyncRequired"}
@@ -61,7 +50,7 @@ class GoogleApiServer(LocalHttpServer):
         self.request_log: list[tuple[str, str]] = []
         self.call_log: list[tuple[str, str]] = []
         self.counters: Counter[str] = Counter()
-        self._injected: list[_Injected] = []
+        self.injections = Injections()
         self.gmail.mailbox(user)
 
     @property
@@ -98,16 +87,9 @@ class GoogleApiServer(LocalHttpServer):
         reason: str | None = None,
     ) -> None:
         """Answer the next ``times`` calls whose path matches with ``status``."""
-        with self._lock:
-            self._injected.append(
-                _Injected(
-                    re.compile(path_regex),
-                    status,
-                    times,
-                    retry_after,
-                    reason or _REASONS.get(status, "backendError"),
-                )
-            )
+        self.injections.add(
+            path_regex, status, times, reason or _REASONS.get(status, "backendError"), retry_after
+        )
 
     def calls(self, pattern: str) -> list[str]:
         """Paths (with query) of the API calls matching ``pattern``."""
@@ -151,18 +133,17 @@ class GoogleApiServer(LocalHttpServer):
             return error.status, extra, json.dumps(error_body(error)).encode()
 
     def _maybe_inject(self, target: str) -> None:
-        with self._lock:
-            for injected in self._injected:
-                if injected.times > 0 and injected.pattern.search(target):
-                    injected.times -= 1
-                    self.counters["injected"] += 1
-                    retry = injected.retry_after
-                    raise ApiError(
-                        injected.status,
-                        injected.reason,
-                        f"injected {injected.status}",
-                        retry_after_header(retry) if retry is not None else None,
-                    )
+        injected = self.injections.take(target)
+        if injected is not None:
+            with self._lock:
+                self.counters["injected"] += 1
+            retry = injected.retry_after
+            raise ApiError(
+                injected.status,
+                injected.code,
+                f"injected {injected.status}",
+                retry_after_header(retry) if retry is not None else None,
+            )
 
     def _route(
         self, user: str, method: str, path: str, query: dict[str, list[str]]

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import attrs
 
-from ..local_http import HttpAnswer, LocalHttpServer
+from ..local_http import HttpAnswer, Injections, LocalHttpServer
 from .graph_calendar import CalendarBackend
 from .graph_delta import JSON, DeltaLog, GraphError, error_body, new_id
 from .graph_mail import MailBackend
@@ -37,15 +37,6 @@ __all__ = ["GraphServer"]
 BATCH_LIMIT = 20
 _MAX_SUBSCRIPTION = timedelta(minutes=10080)
 _PAGE = re.compile(r"odata\.maxpagesize=(\d+)", re.IGNORECASE)
-
-
-@attrs.define
-class _Injected:
-    pattern: re.Pattern[str]
-    status: int
-    times: int
-    code: str
-    retry_after: float | None
 
 
 @attrs.define
@@ -111,7 +102,7 @@ class GraphServer(LocalHttpServer):
         self.call_log: list[tuple[str, str]] = []
         self.counters: Counter[str] = Counter()
         self.subscriptions: dict[str, JSON] = {}
-        self._injected: list[_Injected] = []
+        self.injections = Injections()
 
     @property
     def base_url(self) -> str:
@@ -147,16 +138,13 @@ class GraphServer(LocalHttpServer):
         retry_after: float | None = None,
     ) -> None:
         """Answer the next ``times`` calls whose path matches with ``status``."""
-        with self._lock:
-            self._injected.append(
-                _Injected(
-                    re.compile(path_regex),
-                    status,
-                    times,
-                    code or _CODES.get(status, "ServiceUnavailable"),
-                    retry_after,
-                )
-            )
+        self.injections.add(
+            path_regex,
+            status,
+            times,
+            code or _CODES.get(status, "ServiceUnavailable"),
+            retry_after,
+        )
 
     def calls(self, pattern: str) -> list[str]:
         """Targets of the API calls (batched ones included) matching ``pattern``."""
@@ -236,17 +224,15 @@ class GraphServer(LocalHttpServer):
         return user
 
     def _maybe_inject(self, target: str) -> None:
+        injected = self.injections.take(target)
+        if injected is None:
+            return
         with self._lock:
-            for injected in self._injected:
-                if injected.times > 0 and injected.pattern.search(target):
-                    injected.times -= 1
-                    self.counters["injected"] += 1
-                    extra = {}
-                    if injected.retry_after is not None:
-                        extra["Retry-After"] = str(max(0, math.ceil(injected.retry_after)))
-                    raise GraphError(
-                        injected.status, injected.code, f"injected {injected.status}", extra
-                    )
+            self.counters["injected"] += 1
+        extra = {}
+        if injected.retry_after is not None:
+            extra["Retry-After"] = str(max(0, math.ceil(injected.retry_after)))
+        raise GraphError(injected.status, injected.code, f"injected {injected.status}", extra)
 
     def _batch(self, headers: Mapping[str, str], body: bytes) -> _Reply:
         try:
