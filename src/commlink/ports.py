@@ -200,6 +200,10 @@ class Store(Protocol):
 
     def channel_state(self, channel_id: str) -> ChannelState | None: ...
 
+    def channel_states(self) -> Mapping[str, ChannelState]:
+        """Every stored channel state by channel id, in one read (dispatchers)."""
+        ...
+
     def save_channel_state(self, state: ChannelState) -> None: ...
 
     def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:

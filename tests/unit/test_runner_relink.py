@@ -176,7 +176,7 @@ class _StatesAtOnce(MemoryStore):
         raise AssertionError("states were read one channel at a time")
 
 
-def test_due_reads_every_state_at_once_when_the_store_can(setup, tmp_path) -> None:
+def test_due_reads_every_state_at_once(setup, tmp_path) -> None:
     _, directory, clock = setup
     for store in (_StatesAtOnce(), SqlStore(f"sqlite:///{tmp_path / 'states.sqlite'}")):
         for cid in ("fresh", "done", "failing", "retry"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -65,20 +65,12 @@ class Runner:
         with self._lock:
             woken = set(self._woken)
         store = self.engine.store
-        # a store may read every state at once (one query, not one per channel)
-        bulk = getattr(store, "channel_states", None)
-        states: Mapping[str, ChannelState] | None = bulk() if callable(bulk) else None
-        due: list[Channel] = []
-        for channel in store.channels():
-            if channel.id in woken:
-                due.append(channel)
-                continue
-            state = (
-                states.get(channel.id) if states is not None else store.channel_state(channel.id)
-            )
-            if self._is_due(state or ChannelState(channel.id), now):
-                due.append(channel)
-        return due
+        states = store.channel_states()
+        return [
+            c
+            for c in store.channels()
+            if c.id in woken or self._is_due(states.get(c.id) or ChannelState(c.id), now)
+        ]
 
     def _is_due(self, state: ChannelState, now: datetime) -> bool:
         if state.status is ChannelStatus.FAILED_AUTH:

@@ -424,6 +424,7 @@ class WriteTests:
         cleared = ChannelState(channel_id="c1", status=ChannelStatus.ACTIVE)
         store.save_channel_state(cleared)
         assert store.channel_state("c1") == cleared
+        assert dict(store.channel_states()) == {"c1": cleared}
         with pytest.raises(InvalidInput):
             store.save_channel_state(ChannelState("c1", next_attempt=datetime(2025, 1, 1)))
 
