@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from commlink.model import CalendarContactPolicy, Channel, ChannelKind, ChannelSettings
-from commlink.providers.caldav import CalDavProvider
+from commlink.providers.caldav.provider import CalDavProvider
 from commlink.stores.sql import SqlDirectory, SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.radicale import RadicaleServer

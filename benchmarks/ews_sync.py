@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus import OWNER, messages
 
 from commlink.model import Channel, ChannelKind, ChannelSettings
-from commlink.providers.exchange import ExchangeMailProvider, connect
+from commlink.providers.microsoft.exchange import ExchangeMailProvider, connect
 from commlink.stores.sql import SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.directory import InMemoryDirectory

@@ -21,7 +21,7 @@ from email.utils import format_datetime
 from google.oauth2.credentials import Credentials
 
 from commlink.model import Channel, ChannelKind, ChannelSettings
-from commlink.providers.gmail import GmailProvider
+from commlink.providers.google.gmail import GmailProvider
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.directory import InMemoryDirectory

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus import OWNER, messages
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy, Detail
-from commlink.providers.graph import GraphClient, GraphMailProvider, StaticToken
+from commlink.providers.microsoft.graph import GraphClient, GraphMailProvider, StaticToken
 from commlink.stores.sql import SqlDirectory, SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.microsoft import GraphServer

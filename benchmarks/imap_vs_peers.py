@@ -50,7 +50,7 @@ def populate(server: Any, count: int) -> None:
 
 def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy, Visibility
-    from commlink.providers.imap import ImapProvider
+    from commlink.providers.imap.provider import ImapProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
     from commlink.sync.engine import SyncEngine
 
@@ -236,7 +236,7 @@ def idle_latency(server: Any, work: Path, rounds: int = 5) -> list[float]:
     import imapclient
 
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
-    from commlink.providers.imap import ImapProvider
+    from commlink.providers.imap.provider import ImapProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
     from commlink.sync.engine import SyncEngine
     from commlink.sync.runner import Runner

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import fast_mail_parser
 
-from commlink.mime import parse_message
-from commlink.mime_headers import header_block
+from commlink.mime.headers import header_block
+from commlink.mime.parse import parse_message
 from commlink.model import Detail
 
 OWNER = "Owner Name <owner@northwind.example>"

@@ -62,7 +62,7 @@ def build_app() -> tuple[Any, Any]:
     from celery import Celery
 
     from commlink.contrib.celery import install
-    from commlink.providers.maildir import MaildirProvider
+    from commlink.providers.files.maildir import MaildirProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
 
     env = os.environ
@@ -278,7 +278,7 @@ def _company_message(n: int, rng: random.Random) -> bytes:
 def add_company_threads(engine: Any, threads: int) -> None:
     """``threads`` one-message threads with people of ``bigco.example``,
     linked to company ``bigco`` through the policy, committed in batches."""
-    from commlink.mime import parse_message
+    from commlink.mime.parse import parse_message
     from commlink.model import Channel, ChannelKind
     from commlink.policy.pipeline import evaluate
     from commlink.records import SyncBatch

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from corpus import OWNER, messages, person
 
-from commlink.mime import parse_message
+from commlink.mime.parse import parse_message
 from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
 from commlink.policy.pipeline import evaluate
 from commlink.records import SyncBatch

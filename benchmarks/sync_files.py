@@ -36,7 +36,7 @@ def write_maildir(root: Path, count: int) -> None:
 
 def child(size: int, workdir: Path) -> dict[str, float]:
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
-    from commlink.providers.maildir import MaildirProvider
+    from commlink.providers.files.maildir import MaildirProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
     from commlink.sync.engine import SyncEngine
 

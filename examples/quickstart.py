@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from commlink import Channel, ChannelKind, ChannelSettings, Visibility
-from commlink.providers.mbox import MboxProvider
+from commlink.providers.files.mbox import MboxProvider
 from commlink.records import (
     CompanyRef,
     NewContact,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from commlink import Channel, ChannelKind, ChannelSettings, FolderSelection
-from commlink.providers.mbox import MboxProvider
+from commlink.providers.files.mbox import MboxProvider
 from commlink.stores.sql import SqlDirectory, SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.sync.report import Progress

@@ -53,8 +53,8 @@ from .records import (
 )
 
 if TYPE_CHECKING:
-    from .ical import parse_calendar
-    from .mime import parse_message
+    from .calendar.ical import parse_calendar
+    from .mime.parse import parse_message
     from .stores.memory import MemoryStore
     from .stores.sql import SqlDirectory, SqlStore
     from .sync.engine import SyncEngine
@@ -73,8 +73,8 @@ _LAZY = {
     "SqlStore": "commlink.stores.sql",
     "SyncEngine": "commlink.sync.engine",
     "SyncReport": "commlink.sync.report",
-    "parse_calendar": "commlink.ical",
-    "parse_message": "commlink.mime",
+    "parse_calendar": "commlink.calendar.ical",
+    "parse_message": "commlink.mime.parse",
 }
 
 

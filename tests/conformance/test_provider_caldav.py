@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from commlink.providers.caldav import CalDavProvider
+from commlink.providers.caldav.provider import CalDavProvider
 from commlink.testing.provider_conformance import CalendarProviderConformance
 from commlink.testing.radicale import RadicaleAccount, RadicaleServer
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from commlink.model import Detail, FolderKind
-from commlink.providers.exchange import (
+from commlink.providers.microsoft.exchange import (
     ExchangeCalendarProvider,
     ExchangeConnection,
     ExchangeMailProvider,

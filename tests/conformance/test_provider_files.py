@@ -10,9 +10,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from commlink.providers.ics import IcsProvider
-from commlink.providers.maildir import MaildirProvider
-from commlink.providers.mbox import MboxProvider
+from commlink.providers.files.ics import IcsProvider
+from commlink.providers.files.maildir import MaildirProvider
+from commlink.providers.files.mbox import MboxProvider
 from commlink.testing.provider_conformance import (
     CalendarProviderConformance,
     MailProviderConformance,

@@ -10,7 +10,7 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from commlink.model import Detail
-from commlink.providers.gmail import GmailProvider
+from commlink.providers.google.gmail import GmailProvider
 from commlink.testing.google import GoogleApiServer
 from commlink.testing.provider_conformance import MailProviderConformance
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 from google.oauth2.credentials import Credentials
 
-from commlink.providers.google_calendar import GoogleCalendarProvider
+from commlink.providers.google.calendar import GoogleCalendarProvider
 from commlink.testing.google import GoogleApiServer
 from commlink.testing.provider_conformance import CalendarProviderConformance
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from commlink.model import Detail
-from commlink.providers.graph import (
+from commlink.providers.microsoft.graph import (
     GraphCalendarProvider,
     GraphClient,
     GraphMailProvider,

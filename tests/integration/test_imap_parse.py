@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from commlink.errors import CursorExpired
 from commlink.model import Detail, FolderKind
-from commlink.providers.imap_parse import (
+from commlink.providers.imap.responses import (
     ImapCursor,
     compress_uids,
     decode_modified_utf7,

@@ -21,7 +21,7 @@ from commlink.model import (
     Detail,
     FolderKind,
 )
-from commlink.providers.imap import ImapProvider
+from commlink.providers.imap.provider import ImapProvider
 from commlink.providers.registry import connect
 from commlink.records import Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore

@@ -7,7 +7,7 @@ import attrs
 import pytest
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, Visibility
-from commlink.providers.imap import ImapProvider
+from commlink.providers.imap.provider import ImapProvider
 from commlink.records import ChannelStatus, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

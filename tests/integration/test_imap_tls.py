@@ -6,7 +6,7 @@ import pytest
 
 from commlink.errors import ProviderError
 from commlink.model import Channel, ChannelKind, ChannelSettings
-from commlink.providers.imap import ImapProvider
+from commlink.providers.imap.provider import ImapProvider
 from commlink.records import ChannelStatus
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

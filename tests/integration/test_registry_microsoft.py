@@ -9,8 +9,8 @@ import pytest
 
 from commlink.errors import ConfigError
 from commlink.model import Channel, ChannelKind, ChannelSettings, Visibility
-from commlink.providers.exchange import ExchangeCalendarProvider, ExchangeMailProvider
-from commlink.providers.graph import GraphCalendarProvider, GraphMailProvider
+from commlink.providers.microsoft.exchange import ExchangeCalendarProvider, ExchangeMailProvider
+from commlink.providers.microsoft.graph import GraphCalendarProvider, GraphMailProvider
 from commlink.providers.registry import PROVIDER_KINDS, connect
 from commlink.records import Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore

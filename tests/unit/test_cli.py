@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from commlink.cli import main
+from commlink.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from commlink.config import load_config, parse_config
+from commlink.cli.config import load_config, parse_config
 from commlink.errors import ConfigError
 from commlink.model import ChannelKind, ContactPolicy, Visibility
 

@@ -20,7 +20,7 @@ from exchangelib.recurrence import (
 )
 
 from commlink.model import EventStatus, ResponseStatus
-from commlink.providers.exchange_events import map_calendar_item
+from commlink.providers.microsoft.exchange.events import map_calendar_item
 
 BERLIN = EWSTimeZone("Europe/Berlin")
 

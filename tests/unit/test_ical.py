@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commlink.ical import DESCRIPTION_LIMIT, CalendarParse, parse_calendar, skipped_uids
+from commlink.calendar.ical import DESCRIPTION_LIMIT, CalendarParse, parse_calendar, skipped_uids
+from commlink.calendar.recurrence import expand
 from commlink.model import Event, EventStatus, ResponseStatus
 from commlink.records import Window
-from commlink.recurrence import expand
 
 DATA = Path(__file__).parent.parent / "data" / "ics"
 UTC = timezone.utc

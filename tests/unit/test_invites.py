@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commlink.invites import INVITE_CALENDAR, invitation, invite_id
-from commlink.mime import parse_message
+from commlink.calendar.invites import INVITE_CALENDAR, invitation, invite_id
+from commlink.mime.parse import parse_message
 from commlink.model import (
     Channel,
     ChannelKind,

@@ -11,15 +11,15 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "commlink"
 
+#: The pure core: values, ports, address rules, parsing and policy. No IO.
+CORE = ("model", "records", "errors", "addresses", "ports", "mime", "calendar", "policy")
 PURE = sorted(
-    [
-        PACKAGE / "model.py",
-        PACKAGE / "records.py",
-        PACKAGE / "addresses.py",
-        *(PACKAGE / "policy").glob("*.py"),
-    ]
+    p
+    for name in CORE
+    for p in ([PACKAGE / f"{name}.py"] if (PACKAGE / f"{name}.py").exists() else [])
+    + sorted((PACKAGE / name).rglob("*.py"))
 )
-FORBIDDEN_COMMLINK = ("stores", "sync", "providers", "contrib", "cli")
+FORBIDDEN_COMMLINK = ("stores", "sync", "providers", "contrib", "cli", "testing")
 FORBIDDEN_PACKAGES = frozenset(
     {
         "sqlalchemy",
@@ -41,7 +41,26 @@ FORBIDDEN_PACKAGES = frozenset(
         "subprocess",
     }
 )
-POLICY_MAY_IMPORT = frozenset({"model", "records", "addresses", "ports", "errors", "policy"})
+#: Which commlink packages each package may import (besides itself). Arrows
+#: point inward: the core never reaches out to IO, and only the composition
+#: roots (``cli``, ``contrib``, ``testing``) see everything.
+_VALUES = {"model", "records", "errors"}
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "model": frozenset({"errors"}),
+    "records": frozenset({"model", "errors"}),
+    "errors": frozenset(),
+    "addresses": frozenset({"model", "errors"}),
+    "ports": frozenset(_VALUES),
+    "mime": frozenset(_VALUES | {"addresses"}),
+    "calendar": frozenset(_VALUES | {"addresses", "mime"}),
+    "policy": frozenset(_VALUES | {"addresses", "ports"}),
+    "stores": frozenset(_VALUES | {"addresses", "ports", "calendar", "policy"}),
+    "providers": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
+    "sync": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
+}
+_EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}
+MAY_IMPORT["contrib"] = _EVERYTHING_BUT_ROOTS
+MAY_IMPORT["cli"] = _EVERYTHING_BUT_ROOTS
 PROVIDER_SDKS = frozenset(
     {
         "googleapiclient",
@@ -135,15 +154,53 @@ def test_pure_layer_imports_no_io(path: Path) -> None:
     assert not bad, f"{module_name(path)} imports outside the pure layer: {bad}"
 
 
-@pytest.mark.parametrize("path", sorted((PACKAGE / "policy").glob("*.py")), ids=module_name)
-def test_policy_imports_only_the_core(path: Path) -> None:
-    for name, line in imports(path):
+def package_of(path: Path) -> str:
+    parts = module_name(path).split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def violations(path: Path, source: str | None = None) -> list[str]:
+    """Imports of ``path`` that break the ``MAY_IMPORT`` table."""
+    own = package_of(path)
+    allowed = MAY_IMPORT.get(own)
+    if allowed is None:  # composition roots and the package itself
+        return []
+    found = []
+    for name, line in imports(path, source=source):
         parts = name.split(".")
-        if parts[0] == "commlink" and len(parts) > 1:
-            assert parts[1] in POLICY_MAY_IMPORT, f"{module_name(path)}:{line} imports {name}"
+        inward = parts[0] != "commlink" or len(parts) < 2 or parts[1] in (own, *allowed)
+        if not inward or (own in CORE and parts[0] in FORBIDDEN_PACKAGES):
+            found.append(f"{module_name(path)}:{line} imports {name}")
+    return found
 
 
-PROVIDERS = sorted(p for p in (PACKAGE / "providers").glob("*.py") if p.name != "__init__.py")
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=module_name)
+def test_each_package_imports_only_what_its_layer_may(path: Path) -> None:
+    bad = violations(path)
+    assert not bad, "import rule broken (see docs/architecture.md):\n" + "\n".join(bad)
+
+
+def test_every_package_has_a_rule() -> None:
+    roots = {"cli", "contrib", "testing", ""}
+    packages = {package_of(p) for p in SOURCES} - roots - {"py", "__main__"}
+    assert packages <= set(MAY_IMPORT), packages - set(MAY_IMPORT)
+
+
+def test_the_rules_catch_a_core_module_importing_a_provider() -> None:
+    located = PACKAGE / "mime" / "parse.py"
+    source = "from ..providers.imap import ImapProvider\nfrom ..stores import sql\n"
+    assert violations(located, source) == [
+        "commlink.mime.parse:1 imports commlink.providers.imap",
+        "commlink.mime.parse:2 imports commlink.stores",
+    ]
+    located = PACKAGE / "policy" / "filters.py"
+    assert violations(located, "import httpx\n") == ["commlink.policy.filters:1 imports httpx"]
+
+
+PROVIDERS = sorted(p for p in (PACKAGE / "providers").rglob("*.py") if p.name != "__init__.py")
 
 
 @pytest.mark.skipif(not PROVIDERS, reason="no provider modules yet")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from commlink import mime
-from commlink.mime import parse_message
-from commlink.mime_headers import (
+from commlink.mime import parse as mime
+from commlink.mime.headers import (
     decode_words,
     header_block,
     msg_ids,
@@ -17,8 +16,9 @@ from commlink.mime_headers import (
     split_addresses,
     synthetic_id,
 )
-from commlink.mime_parts import stdlib_content
-from commlink.mime_text import decode_bytes, html_to_text, snippet
+from commlink.mime.parse import parse_message
+from commlink.mime.parts import stdlib_content
+from commlink.mime.text import decode_bytes, html_to_text, snippet
 from commlink.model import Detail, Message, Role
 
 MAIL = Path(__file__).resolve().parents[1] / "data" / "mail"

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commlink.addresses import parse_address
-from commlink.mime import parse_message
-from commlink.mime_headers import header_block, split_addresses
-from commlink.mime_text import html_to_text
+from commlink.mime.headers import header_block, split_addresses
+from commlink.mime.parse import parse_message
+from commlink.mime.text import html_to_text
 from commlink.model import Detail, Message, Role
 from commlink.testing.mail_strategies import (
     FORWARDED_DOMAIN,

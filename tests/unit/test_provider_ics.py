@@ -12,7 +12,7 @@ from commlink.errors import ConfigError, CursorExpired, NotFound
 from commlink.model import EventStatus, Folder, FolderKind
 from commlink.ports import CalendarProvider, ChangeSet, Scope
 from commlink.providers.files import open_path
-from commlink.providers.ics import IcsProvider
+from commlink.providers.files.ics import IcsProvider
 
 DATA = Path(__file__).parent.parent / "data" / "ics"
 

@@ -11,9 +11,9 @@ import pytest
 from commlink.errors import ConfigError, CursorExpired, NotFound
 from commlink.model import Detail, FolderKind
 from commlink.ports import ChangeSet, MailProvider, Scope
-from commlink.providers import maildir as maildir_module
+from commlink.providers.files import maildir as maildir_module
 from commlink.providers.files import open_path
-from commlink.providers.maildir import (
+from commlink.providers.files.maildir import (
     MaildirProvider,
     decode_folder_name,
     folder_kind,

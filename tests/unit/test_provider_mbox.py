@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 from commlink.errors import ConfigError, CursorExpired
 from commlink.model import Detail, FolderKind
 from commlink.ports import ChangeSet, MailProvider
-from commlink.providers import mbox as mbox_module
-from commlink.providers import mbox_format
-from commlink.providers.files import open_path
-from commlink.providers.mbox import MboxProvider
-from commlink.providers.mbox_format import from_line_date, iter_separators, split_labels
+from commlink.providers.files import mbox as mbox_module
+from commlink.providers.files import mbox_format, open_path
+from commlink.providers.files.mbox import MboxProvider
+from commlink.providers.files.mbox_format import from_line_date, iter_separators, split_labels
 
 TAKEOUT = (
     Path(__file__).parent.parent / "data" / "takeout" / "All mail Including Spam and Trash.mbox"

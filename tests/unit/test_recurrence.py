@@ -10,9 +10,9 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commlink.calendar.recurrence import expand, overlaps
 from commlink.model import Event, EventStatus
 from commlink.records import Window
-from commlink.recurrence import expand, overlaps
 
 UTC = timezone.utc
 PARIS = ZoneInfo("Europe/Paris")

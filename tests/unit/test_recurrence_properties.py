@@ -15,9 +15,9 @@ import recurring_ical_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commlink.ical import parse_calendar
+from commlink.calendar.ical import parse_calendar
+from commlink.calendar.recurrence import expand
 from commlink.records import Window
-from commlink.recurrence import expand
 
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 ZONES = ("UTC", "Europe/Berlin", "America/New_York")

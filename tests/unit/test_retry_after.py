@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from commlink.providers.google_common import retry_after
+from commlink.providers.google.client import retry_after
 from commlink.providers.retry import retry_after_seconds
 
 

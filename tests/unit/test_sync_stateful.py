@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from commlink.errors import CommlinkError, RateLimited, TransientError
-from commlink.mime import parse_message
+from commlink.mime.parse import parse_message
 from commlink.model import Channel, ChannelKind, ChannelSettings, Detail, FolderSelection
 from commlink.policy.filters import decide
 from commlink.records import PageRequest, Target, TargetKind, Viewer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, Detail, FolderKind
-from commlink.providers.mbox import MboxProvider
+from commlink.providers.files.mbox import MboxProvider
 from commlink.records import PageRequest, Reason, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

@@ -19,25 +19,25 @@ Provider = MailProvider | CalendarProvider
 
 
 def _mbox(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .mbox import MboxProvider
+    from .files.mbox import MboxProvider
 
     return MboxProvider(options["path"])
 
 
 def _maildir(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .maildir import MaildirProvider
+    from .files.maildir import MaildirProvider
 
     return MaildirProvider(options["path"])
 
 
 def _ics(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .ics import IcsProvider
+    from .files.ics import IcsProvider
 
     return IcsProvider(options["path"])
 
 
 def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .imap import ImapProvider
+    from .imap.provider import ImapProvider
 
     try:
         host = str(options["host"])
@@ -61,7 +61,7 @@ def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
 
 
 def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .caldav import CalDavProvider
+    from .caldav.provider import CalDavProvider
 
     if not options.get("url"):
         raise ConfigError("a CalDAV channel needs a url", field="url")
@@ -107,7 +107,7 @@ def _google_credentials(options: Mapping[str, Any], scope: str) -> Any:
 
 
 def _gmail(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .gmail import READONLY_SCOPE, GmailProvider
+    from .google.gmail import READONLY_SCOPE, GmailProvider
 
     quota = options.get("quota_units_per_minute", 15000)
     return GmailProvider(
@@ -119,7 +119,7 @@ def _gmail(channel: Channel, options: Mapping[str, Any]) -> Provider:
 
 
 def _google_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    from .google_calendar import READONLY_SCOPE, GoogleCalendarProvider
+    from .google.calendar import READONLY_SCOPE, GoogleCalendarProvider
 
     return GoogleCalendarProvider(
         _google_credentials(options, READONLY_SCOPE), api_endpoint=options.get("api_endpoint")
@@ -130,8 +130,8 @@ def _graph_client(options: Mapping[str, Any]) -> Any:
     """Microsoft Graph: ``token``; or ``refresh_token`` with ``client_id``
     (delegated); or ``tenant``, ``client_id`` and ``client_secret`` (app-only,
     with ``user`` naming the mailbox)."""
-    from .graph import graph_client, token_source
-    from .graph_client import GRAPH_URL
+    from .microsoft.graph import graph_client, token_source
+    from .microsoft.graph.client import GRAPH_URL
 
     tokens = token_source(
         token=options.get("token"),
@@ -148,7 +148,7 @@ def _graph_client(options: Mapping[str, Any]) -> Any:
 
 def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
     from ..policy.visibility import detail_for
-    from .graph import GraphMailProvider
+    from .microsoft.graph import GraphMailProvider
 
     return GraphMailProvider(
         _graph_client(options),
@@ -162,7 +162,7 @@ def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
 def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
     from datetime import timedelta
 
-    from .graph import GraphCalendarProvider
+    from .microsoft.graph import GraphCalendarProvider
 
     return GraphCalendarProvider(
         _graph_client(options),
@@ -175,7 +175,7 @@ def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
 
 def _exchange(channel: Channel, options: Mapping[str, Any]) -> Provider:
     """Exchange Server through EWS; ``email`` defaults to the channel owner."""
-    from .exchange import from_options
+    from .microsoft.exchange import from_options
 
     return from_options(channel.kind, options, email=channel.settings.owner)
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import attrs
 
+from ..calendar.recurrence import expand
 from ..errors import InvalidInput
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
@@ -26,7 +27,6 @@ from ..records import (
     Viewer,
     Window,
 )
-from ..recurrence import expand
 
 __all__ = [
     "FIRST_PAGE",

@@ -12,9 +12,9 @@ from typing import Protocol, TypeVar
 
 import attrs
 
+from ..calendar.invites import INVITE_SUFFIX, invitation, invite_id
 from ..errors import CommlinkError
-from ..invites import INVITE_SUFFIX, invitation, invite_id
-from ..mime import parse_message
+from ..mime.parse import parse_message
 from ..model import Channel, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.threads import lookup_ids

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..providers.imap import ImapProvider
+    from ..providers.imap.provider import ImapProvider
 
 __all__ = ["DovecotAccount", "DovecotServer", "dovecot_binary", "free_port"]
 
@@ -346,7 +346,7 @@ class DovecotAccount:
 
     def new_provider(self, **options: Any) -> ImapProvider:
         """An ``ImapProvider`` for this account (closed by ``close()``)."""
-        from ..providers.imap import ImapProvider
+        from ..providers.imap.provider import ImapProvider
 
         settings: dict[str, Any] = {"username": self.username, "password": self.password}
         settings.update(options)

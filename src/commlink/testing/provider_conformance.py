@@ -19,7 +19,7 @@ from typing import Protocol
 import pytest
 
 from ..errors import CursorExpired
-from ..mime import parse_message
+from ..mime.parse import parse_message
 from ..model import (
     Channel,
     ChannelKind,

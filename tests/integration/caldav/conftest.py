@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from commlink.providers.caldav import CalDavProvider
+from commlink.providers.caldav.provider import CalDavProvider
 from commlink.testing.radicale import RadicaleAccount, RadicaleServer
 
 pytestmark = pytest.mark.integration

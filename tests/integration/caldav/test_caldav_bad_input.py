@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from commlink.ical import DESCRIPTION_LIMIT
+from commlink.calendar.ical import DESCRIPTION_LIMIT
 from commlink.model import Channel, ChannelKind, ChannelSettings
-from commlink.providers.caldav import CalDavProvider
+from commlink.providers.caldav.provider import CalDavProvider
 from commlink.records import Reason, Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

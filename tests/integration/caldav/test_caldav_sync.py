@@ -10,7 +10,7 @@ import pytest
 
 from commlink.errors import AuthError, CursorExpired, TransientError
 from commlink.model import Channel, ChannelKind, ChannelSettings
-from commlink.providers.caldav import CalDavProvider
+from commlink.providers.caldav.provider import CalDavProvider
 from commlink.records import ChannelStatus, EventSummary, Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

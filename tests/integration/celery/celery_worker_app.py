@@ -27,7 +27,7 @@ from celery import Celery
 from commlink.contrib.celery import CommlinkTasks, install
 from commlink.model import Channel, Detail, Folder
 from commlink.ports import ChangeSet, FetchedMessage, IdPage, MailProvider, Scope, Store
-from commlink.providers.maildir import MaildirProvider
+from commlink.providers.files.maildir import MaildirProvider
 from commlink.stores.sql import SqlDirectory, SqlStore
 from commlink.sync.report import Backoff
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ews_support import OWNER, PASSWORD
 
-from commlink.providers.exchange import (
+from commlink.providers.microsoft.exchange import (
     Caller,
     ExchangeCalendarProvider,
     ExchangeConnection,

@@ -10,7 +10,7 @@ from ews_support import OWNER, calendar_channel, directory, engine, mail_channel
 from ews_support import mail as message
 
 from commlink.model import Detail
-from commlink.providers.exchange import ExchangeCalendarProvider, ExchangeMailProvider
+from commlink.providers.microsoft.exchange import ExchangeCalendarProvider, ExchangeMailProvider
 from commlink.records import Reason
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

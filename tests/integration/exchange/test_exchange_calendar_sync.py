@@ -9,7 +9,7 @@ import pytest
 from ews_support import OWNER, calendar_channel, directory
 
 from commlink.model import EventStatus, ResponseStatus
-from commlink.providers.exchange import ExchangeCalendarProvider
+from commlink.providers.microsoft.exchange import ExchangeCalendarProvider
 from commlink.records import Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

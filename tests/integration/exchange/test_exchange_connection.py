@@ -14,7 +14,7 @@ from ews_support import mail as message
 
 from commlink.errors import AuthError, ConfigError, TransientError
 from commlink.model import ChannelKind, FolderKind
-from commlink.providers.exchange import (
+from commlink.providers.microsoft.exchange import (
     ExchangeCalendarProvider,
     ExchangeMailProvider,
     connect,

@@ -18,7 +18,7 @@ from ews_support import mail as message
 from commlink.errors import AuthError, CursorExpired, RateLimited, TransientError
 from commlink.model import FolderKind, FolderSelection
 from commlink.ports import Scope
-from commlink.providers.exchange import ExchangeMailProvider, connect
+from commlink.providers.microsoft.exchange import ExchangeMailProvider, connect
 from commlink.records import ChannelStatus
 from commlink.stores.memory import MemoryStore
 from commlink.stores.sql import SqlStore

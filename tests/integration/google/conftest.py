@@ -8,7 +8,7 @@ import pytest
 from gapi_support import OWNER
 from google.oauth2.credentials import Credentials
 
-from commlink.providers.gmail import GmailProvider
+from commlink.providers.google.gmail import GmailProvider
 from commlink.testing.google import GoogleApiServer
 
 

@@ -10,7 +10,7 @@ from gapi_support import OWNER, mail, mail_channel
 
 from commlink.errors import InvalidInput
 from commlink.model import Detail
-from commlink.providers.gmail import GmailProvider, notification_history_id
+from commlink.providers.google.gmail import GmailProvider, notification_history_id
 from commlink.records import Reason, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

@@ -11,7 +11,7 @@ from google.oauth2.credentials import Credentials
 
 from commlink.errors import AuthError, CursorExpired, RateLimited
 from commlink.model import ChannelSettings, Detail, FolderKind, FolderSelection, Visibility
-from commlink.providers.gmail import GmailProvider
+from commlink.providers.google.gmail import GmailProvider
 from commlink.records import ChannelStatus, Reason, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine

@@ -12,8 +12,8 @@ from google.oauth2.credentials import Credentials
 
 from commlink.errors import ConfigError, CursorExpired
 from commlink.model import Channel, ChannelKind, ChannelSettings, EventStatus, ResponseStatus
-from commlink.providers.gmail import GmailProvider
-from commlink.providers.google_calendar import GoogleCalendarProvider
+from commlink.providers.google.calendar import GoogleCalendarProvider
+from commlink.providers.google.gmail import GmailProvider
 from commlink.providers.registry import PROVIDER_KINDS, connect
 from commlink.records import Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore

@@ -10,7 +10,7 @@ import pytest
 from graph_support import OWNER, client
 
 from commlink.ports import Store
-from commlink.providers.graph import GraphCalendarProvider, GraphMailProvider
+from commlink.providers.microsoft.graph import GraphCalendarProvider, GraphMailProvider
 from commlink.stores.memory import MemoryStore
 from commlink.stores.sql import SqlStore
 from commlink.testing.microsoft import GraphServer

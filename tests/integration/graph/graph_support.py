@@ -8,7 +8,7 @@ from typing import Any
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, FolderSelection
 from commlink.ports import Store
-from commlink.providers.graph import GraphClient, StaticToken
+from commlink.providers.microsoft.graph import GraphClient, StaticToken
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
 from commlink.testing.directory import InMemoryDirectory

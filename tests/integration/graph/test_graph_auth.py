@@ -10,7 +10,7 @@ import pytest
 from graph_support import OWNER
 
 from commlink.errors import AuthError, ConfigError
-from commlink.providers.graph import (
+from commlink.providers.microsoft.graph import (
     ClientCredentialsToken,
     GraphClient,
     GraphMailProvider,

@@ -8,12 +8,12 @@ import attrs
 import pytest
 from graph_support import engine, mail_channel, raw_mail
 
-from commlink.mime import parse_message
+from commlink.mime.parse import parse_message
 from commlink.model import Detail, Visibility
 from commlink.ports import FetchedMessage, Scope, Store
-from commlink.providers.graph import GraphMailProvider
-from commlink.providers.graph_headers import header_block
-from commlink.providers.graph_mail import truncation
+from commlink.providers.microsoft.graph import GraphMailProvider
+from commlink.providers.microsoft.graph.headers import header_block
+from commlink.providers.microsoft.graph.mail import truncation
 from commlink.records import Reason, Target, TargetKind, Viewer
 from commlink.testing.microsoft import GraphServer
 

@@ -11,7 +11,7 @@ from graph_support import OWNER, calendar_channel, engine, graph_event
 from commlink.errors import CursorExpired
 from commlink.model import EventStatus, ResponseStatus
 from commlink.ports import Store
-from commlink.providers.graph import GraphCalendarProvider, map_event
+from commlink.providers.microsoft.graph import GraphCalendarProvider, map_event
 from commlink.records import Target, TargetKind, Viewer, Window
 from commlink.testing.microsoft import GraphServer
 

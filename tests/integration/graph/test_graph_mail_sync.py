@@ -10,11 +10,11 @@ import pytest
 from graph_support import OWNER, engine, mail_channel, raw_mail
 
 from commlink.errors import AuthError, CursorExpired, RateLimited, TransientError
-from commlink.mime import parse_message
+from commlink.mime.parse import parse_message
 from commlink.model import Detail, FolderKind
 from commlink.ports import Scope, Store
-from commlink.providers.graph import GraphMailProvider, StaticToken
-from commlink.providers.graph_client import GraphClient
+from commlink.providers.microsoft.graph import GraphMailProvider, StaticToken
+from commlink.providers.microsoft.graph.client import GraphClient
 from commlink.records import ChannelStatus, Target, TargetKind, Viewer
 from commlink.testing.microsoft import GraphServer
 

@@ -14,7 +14,11 @@ import pytest
 from graph_support import OWNER, client
 
 from commlink.errors import InvalidInput, NotFound, ProviderError
-from commlink.providers.graph import GraphSubscriptions, NotificationRouter, validation_response
+from commlink.providers.microsoft.graph import (
+    GraphSubscriptions,
+    NotificationRouter,
+    validation_response,
+)
 from commlink.testing.microsoft import GraphServer
 
 pytestmark = pytest.mark.integration

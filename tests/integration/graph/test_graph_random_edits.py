@@ -10,7 +10,7 @@ import pytest
 from graph_support import OWNER, client, engine, mail_channel, raw_mail
 
 from commlink.ports import Store
-from commlink.providers.graph import GraphMailProvider
+from commlink.providers.microsoft.graph import GraphMailProvider
 from commlink.records import PageRequest, Target, TargetKind, Viewer
 from commlink.testing.microsoft import GraphServer
 

@@ -1,0 +1,47 @@
+"""Finding an event's online-meeting link, for ``commlink.calendar.ical``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["find_meeting_link", "first_http_url"]
+
+_URL_TAIL = r"[^\s<>\"'\\]*"
+_MEETING = re.compile(
+    r"https?://(?:"
+    r"meet\.google\.com/[a-z0-9-]+" + _URL_TAIL
+    + r"|teams\.microsoft\.com/l/meetup-join/" + _URL_TAIL
+    + r"|teams\.live\.com/meet/" + _URL_TAIL
+    + r"|(?:[a-z0-9-]+\.)*zoom\.us/(?:j|my|w|s|wc/join)/" + _URL_TAIL
+    + r"|(?:[a-z0-9-]+\.)*zoomgov\.com/(?:j|my|w|s)/" + _URL_TAIL
+    + r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.webex\.com/" + _URL_TAIL
+    + r")",
+    re.IGNORECASE,
+)  # fmt: skip
+_HTTP = re.compile(r"https?://" + _URL_TAIL, re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+
+
+def _clean(url: str) -> str:
+    return url.rstrip(_TRAILING)
+
+
+def find_meeting_link(texts: Iterable[str]) -> str:
+    """The first Google Meet, Teams, Zoom or Webex link in ``texts``, else ``""``.
+
+    Texts are searched in the order given, each from its start.
+    """
+    for text in texts:
+        if not text:
+            continue
+        found = _MEETING.search(text)
+        if found is not None:
+            return _clean(found.group(0))
+    return ""
+
+
+def first_http_url(text: str) -> str:
+    """The first http(s) URL in ``text``, else ``""``."""
+    found = _HTTP.search(text) if text else None
+    return _clean(found.group(0)) if found is not None else ""

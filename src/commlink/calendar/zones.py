@@ -1,0 +1,134 @@
+"""Time zones and date values of iCalendar data, for ``commlink.calendar.ical``.
+
+TZIDs are resolved per calendar, never through a process-wide cache: the
+same custom TZID may mean different offsets in two files. Order: an IANA
+name, a Windows zone name, a vendor-prefixed IANA name
+(``/freeassociation.sourceforge.net/Europe/Berlin``), then the file's own
+VTIMEZONE (its ``X-LIC-LOCATION`` first). Whatever stays unknown falls back
+to the calendar's ``X-WR-TIMEZONE`` or UTC.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+
+import attrs
+from icalendar.timezone import tzp
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+__all__ = ["UTC", "Moment", "Zones", "iana_zone"]
+
+UTC = timezone.utc
+
+
+@lru_cache(maxsize=1)
+def _iana_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@lru_cache(maxsize=1024)
+def iana_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone called ``name`` (or its Windows name), else ``None``."""
+    name = name.strip().strip('"').strip()
+    name = WINDOWS_TO_OLSON.get(name, name)
+    if name not in _iana_names():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+@attrs.frozen(slots=True)
+class Moment:
+    """A converted date or date-time: aware UTC, and where it came from."""
+
+    value: datetime
+    all_day: bool
+    zone: str
+    utc: bool = False
+
+
+class Zones:
+    """Resolves the TZIDs of one calendar.
+
+    ``components`` maps TZID to the file's VTIMEZONE components;
+    ``default_name`` is the calendar's ``X-WR-TIMEZONE`` (may be empty).
+    """
+
+    def __init__(self, components: Mapping[str, object], default_name: str = "") -> None:
+        self._components = dict(components)
+        self._cache: dict[str, tuple[tzinfo, str] | None] = {}
+        default = iana_zone(default_name) if default_name else None
+        self.default_tz: tzinfo = default if default is not None else UTC
+        self.default_name: str = default.key if default is not None else ""
+
+    def lookup(self, tzid: str) -> tuple[tzinfo, str] | None:
+        """``(tzinfo, IANA name or "")`` for a TZID, ``None`` when unknown."""
+        if tzid not in self._cache:
+            self._cache[tzid] = self._resolve(tzid)
+        return self._cache[tzid]
+
+    def _resolve(self, tzid: str) -> tuple[tzinfo, str] | None:
+        cleaned = tzid.strip().strip('"').strip().strip("/")
+        zone = iana_zone(cleaned)
+        if zone is None and tzid.strip().startswith("/"):
+            parts = cleaned.split("/")
+            for first in range(1, len(parts)):
+                zone = iana_zone("/".join(parts[first:]))
+                if zone is not None:
+                    break
+        if zone is not None:
+            return zone, zone.key
+        component = self._components.get(tzid) or self._components.get(cleaned)
+        if component is None:
+            return None
+        location = getattr(component, "get", lambda _name: None)("X-LIC-LOCATION")
+        zone = iana_zone(str(location)) if location else None
+        if zone is not None:
+            return zone, zone.key
+        try:
+            custom = component.to_tz(tzp, lookup_tzid=False)  # type: ignore[attr-defined]
+        except Exception:  # the VTIMEZONE itself is broken: treat the TZID as unknown
+            return None
+        return (custom, "") if isinstance(custom, tzinfo) else None
+
+    def convert(self, value: object, tzid: str | None, warnings: list[str]) -> Moment | None:
+        """Convert a DATE or DATE-TIME value to an aware UTC ``Moment``.
+
+        A DATE becomes midnight UTC; a floating time uses the calendar's
+        default zone. ``None`` for anything else (durations, periods, times
+        out of range); notes go to ``warnings``.
+        """
+        try:
+            return self._convert(value, tzid, warnings)
+        except (OverflowError, ValueError):
+            warnings.append("invalid-time")
+            return None
+
+    def _convert(self, value: object, tzid: str | None, warnings: list[str]) -> Moment | None:
+        if isinstance(value, tuple) and value:  # a PERIOD: its start counts
+            value = value[0]
+        if isinstance(value, datetime):
+            if tzid:
+                found = self.lookup(tzid)
+                if found is None:
+                    warnings.append(f"unknown-tzid:{tzid}")
+                    found = (self.default_tz, self.default_name)
+                local = value.replace(tzinfo=found[0])
+                return Moment(local.astimezone(UTC), all_day=False, zone=found[1])
+            if value.tzinfo is not None:
+                is_utc = value.utcoffset() == timedelta(0)
+                name = getattr(value.tzinfo, "key", "") or ("UTC" if is_utc else "")
+                return Moment(value.astimezone(UTC), all_day=False, zone=name, utc=is_utc)
+            if not self.default_name:
+                warnings.append("floating-time")
+            local = value.replace(tzinfo=self.default_tz)
+            return Moment(local.astimezone(UTC), all_day=False, zone=self.default_name)
+        if isinstance(value, date):
+            midnight = datetime(value.year, value.month, value.day, tzinfo=UTC)
+            return Moment(midnight, all_day=True, zone="")
+        return None

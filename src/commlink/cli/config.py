@@ -1,0 +1,218 @@
+"""Channel configuration files for the ``commlink`` command.
+
+A TOML file names the store and the channels to sync::
+
+    [store]
+    url = "sqlite:///commlink.db"
+
+    [[channels]]
+    id = "alice-mail"
+    user = "alice"
+    provider = "maildir"            # mbox, maildir, ics, imap, ...
+    path = "~/Maildir"
+    owner = "alice@northwind.example"
+    visibility = "subject"          # metadata, subject, full
+    folders = { exclude = ["archive"] }
+
+Every mistake is a ``ConfigError`` naming the field, raised before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..addresses import normalise_domain, normalise_entry, parse_address
+from ..errors import ConfigError
+from ..model import (
+    CalendarContactPolicy,
+    Channel,
+    ChannelSettings,
+    ContactPolicy,
+    FolderSelection,
+    Visibility,
+)
+from ..providers.registry import PROVIDER_KINDS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ChannelConfig", "Config", "load_config", "parse_config"]
+
+_SETTINGS_KEYS = {
+    "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",
+    "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
+    "create_companies", "sync_invites", "options", "path",
+}  # fmt: skip
+
+
+@attrs.frozen
+class ChannelConfig:
+    """A channel plus what its provider needs to connect (``options``)."""
+
+    channel: Channel
+    options: Mapping[str, Any]
+
+
+@attrs.frozen
+class Config:
+    store_url: str
+    channels: tuple[ChannelConfig, ...]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file."""
+    file = Path(path).expanduser()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no such file: {file}", field="config") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {file}: {exc}", field="config") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", field="config") from exc
+    return parse_config(data, base=file.parent)
+
+
+def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config:
+    """Validate an already-parsed configuration mapping."""
+    store = data.get("store", {})
+    if not isinstance(store, Mapping):
+        raise ConfigError("must be a table", field="store")
+    url = store.get("url", "sqlite:///commlink.db")
+    if not isinstance(url, str) or not url:
+        raise ConfigError("must be a database URL", field="store.url")
+    raw_channels = data.get("channels", [])
+    if not isinstance(raw_channels, list):
+        raise ConfigError("must be an array of tables ([[channels]])", field="channels")
+    channels = tuple(_channel(c, f"channels[{i}]", base) for i, c in enumerate(raw_channels))
+    seen: set[str] = set()
+    for item in channels:
+        if item.channel.id in seen:
+            raise ConfigError(f"duplicate channel id {item.channel.id!r}", field="channels")
+        seen.add(item.channel.id)
+    return Config(url, channels)
+
+
+def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a table", field=where)
+    unknown = set(raw) - _SETTINGS_KEYS
+    if unknown:
+        raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}", field=where)
+    channel_id = _string(raw, "id", where)
+    user = _string(raw, "user", where)
+    provider = _string(raw, "provider", where)
+    if provider not in PROVIDER_KINDS:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise ConfigError(
+            f"unknown provider {provider!r} (known: {known})", field=f"{where}.provider"
+        )
+    owner = parse_address(_string(raw, "owner", where))
+    if not owner.valid:
+        raise ConfigError(f"not a valid address: {raw['owner']!r}", field=f"{where}.owner")
+    aliases = frozenset(_address(a, f"{where}.aliases") for a in _strings(raw, "aliases", where))
+    domains = frozenset(
+        _domain(d, f"{where}.org_domains") for d in _strings(raw, "org_domains", where)
+    )
+    blocklist = frozenset(
+        _entry(e, f"{where}.blocklist") for e in _strings(raw, "blocklist", where)
+    )
+    folders = raw.get("folders", {})
+    if not isinstance(folders, Mapping) or set(folders) - {"include", "exclude"}:
+        raise ConfigError("must be a table with include and exclude", field=f"{where}.folders")
+    selection = FolderSelection(
+        include=frozenset(_strings(folders, "include", f"{where}.folders")),
+        exclude=frozenset(_strings(folders, "exclude", f"{where}.folders")),
+    )
+    settings = ChannelSettings(
+        owner=owner.key,
+        aliases=aliases,
+        org_domains=domains,
+        visibility=_enum(Visibility, raw, "visibility", where, Visibility.FULL),
+        contact_policy=_enum(ContactPolicy, raw, "contact_policy", where, ContactPolicy.SENT),
+        calendar_contact_policy=_enum(
+            CalendarContactPolicy,
+            raw,
+            "calendar_contact_policy",
+            where,
+            CalendarContactPolicy.AS_PARTICIPANT,
+        ),
+        folders=selection,
+        sync_internal=_bool(raw, "sync_internal", where, False),
+        blocklist=blocklist,
+        create_companies=_bool(raw, "create_companies", where, True),
+        sync_invites=_bool(raw, "sync_invites", where, False),
+    )
+    kind = PROVIDER_KINDS[provider]
+    options = dict(raw.get("options", {}))
+    if "path" in raw:
+        path = Path(_string(raw, "path", where)).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if not path.exists():
+            raise ConfigError(f"no such file or folder: {path}", field=f"{where}.path")
+        options["path"] = str(path)
+    elif provider in ("mbox", "maildir", "ics"):
+        raise ConfigError("is required for file providers", field=f"{where}.path")
+    return ChannelConfig(Channel(channel_id, user, kind, provider, settings), options)
+
+
+def _string(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("is required and must be a non-empty string", field=f"{where}.{key}")
+    return value.strip()
+
+
+def _strings(raw: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("must be a list of strings", field=f"{where}.{key}")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError("must be true or false", field=f"{where}.{key}")
+    return value
+
+
+def _enum(kind: Any, raw: Mapping[str, Any], key: str, where: str, default: Any) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise ConfigError(f"must be one of {allowed}", field=f"{where}.{key}") from None
+
+
+def _address(text: str, field: str) -> str:
+    address = parse_address(text)
+    if not address.valid:
+        raise ConfigError(f"not a valid address: {text!r}", field=field)
+    return address.key
+
+
+def _domain(text: str, field: str) -> str:
+    domain = normalise_domain(text)
+    if not domain or "." not in domain:
+        raise ConfigError(f"not a valid domain: {text!r}", field=field)
+    return domain
+
+
+def _entry(text: str, field: str) -> str:
+    entry = normalise_entry(text)
+    if not entry:
+        raise ConfigError(f"not an address or @domain: {text!r}", field=field)
+    return entry

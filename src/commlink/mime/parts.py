@@ -1,0 +1,212 @@
+"""MIME body parts: what a message carries, and the standard-library fallback reader.
+
+``Content`` is what either parser extracts from a message body. The fast
+path fills it from fast-mail-parser; ``stdlib_content`` fills it from the
+standard library's lenient ``compat32`` parser when the fast parser gives up.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from email.message import Message as StdMessage
+from email.policy import compat32
+
+import attrs
+
+from ..model import Attachment
+from .headers import decode_words, header_block, raw_values
+from .text import collapse, decode_8bit, decode_bytes
+
+__all__ = [
+    "CALENDAR_TYPES",
+    "FORWARD_TYPES",
+    "Content",
+    "attachment",
+    "calendar_text",
+    "estimate_size",
+    "forward_name",
+    "is_calendar",
+    "stdlib_content",
+]
+
+CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
+FORWARD_TYPES = frozenset({"message/rfc822", "message/global"})
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+_MAX_NAME = 200
+
+
+@attrs.frozen(slots=True)
+class Content:
+    """The readable parts of a message body.
+
+    ``plain`` and ``html`` are the first body text of each kind in the
+    top-level message (never from inside a forwarded message).
+    """
+
+    plain: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    calendar_parts: tuple[str, ...] = ()
+
+
+def is_calendar(content_type: str, filename: str) -> bool:
+    """Whether a part is an iCalendar object (by type, or an ``.ics`` file name)."""
+    return content_type in CALENDAR_TYPES or filename.lower().endswith(".ics")
+
+
+def calendar_text(data: bytes, warnings: list[str]) -> str:
+    """The text of a calendar part: UTF-8 (RFC 5545), repaired when it is not."""
+    text, repair = decode_bytes(data, "utf-8")
+    if repair is not None:
+        warnings.append(f"charset-repaired:{repair}")
+    return text.replace("\r\n", "\n")
+
+
+def forward_name(data: bytes) -> str:
+    """A file name for a forwarded message: its subject, else ``forwarded.eml``."""
+    subjects = raw_values(header_block(data[:65536]), "subject")
+    subject = collapse(decode_words(subjects[0])[0]) if subjects else ""
+    subject = _UNSAFE.sub("_", subject)[:_MAX_NAME].strip()
+    return f"{subject}.eml" if subject else "forwarded.eml"
+
+
+def estimate_size(encoded_size: int) -> int:
+    """Decoded size of a base64 part from its encoded size (76-column lines)."""
+    return encoded_size * 57 // 78
+
+
+def attachment(
+    filename: str,
+    content_type: str,
+    size: int,
+    disposition: str | None,
+    content_id: str | None,
+) -> Attachment:
+    """An ``Attachment`` with its file name decoded and its content id unbracketed."""
+    if "=?" in filename:
+        filename = decode_words(filename)[0]
+    return Attachment(
+        filename=collapse(filename),
+        content_type=content_type,
+        size=size,
+        inline=(disposition or "").strip().lower() == "inline",
+        content_id=(content_id or "").strip().strip("<>").strip(),
+    )
+
+
+# --- the standard-library reader ---------------------------------------------
+
+
+def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
+    """Read a message body with the standard library's lenient parser.
+
+    Slow, but it tolerates broken transfer encodings (broken base64 is
+    decoded as far as it goes) and odd structure. Never raises.
+    """
+    msg = email.message_from_bytes(raw, policy=compat32)
+    plain: str | None = None
+    html: str | None = None
+    attachments: list[Attachment] = []
+    calendars: list[str] = []
+    stack: list[StdMessage] = [msg]
+    while stack:
+        part = stack.pop()
+        try:
+            ctype = part.get_content_type()
+            payload = part.get_payload()
+            if isinstance(payload, list) and not ctype.startswith("message/"):
+                stack.extend(reversed([p for p in payload if isinstance(p, StdMessage)]))
+                continue
+            disposition = _text(part.get_content_disposition() or "").lower()
+            if ctype in ("text/plain", "text/html") and disposition != "attachment":
+                if (plain if ctype == "text/plain" else html) is None:
+                    text = _part_text(part, warnings)
+                    if ctype == "text/plain":
+                        plain = text
+                    else:
+                        html = text
+                continue
+            _record_part(part, ctype, disposition, attachments, calendars, warnings)
+        except Exception as exc:  # one odd part must not cost the message
+            warnings.append(f"bad-part:{type(exc).__name__}")
+    return Content(
+        plain=plain,
+        html=html,
+        attachments=tuple(attachments),
+        calendar_parts=tuple(dict.fromkeys(calendars)),
+    )
+
+
+def _record_part(
+    part: StdMessage,
+    ctype: str,
+    disposition: str,
+    attachments: list[Attachment],
+    calendars: list[str],
+    warnings: list[str],
+) -> None:
+    """Record one non-body part of a standard-library message."""
+    filename = _text(part.get_filename() or "")
+    if ctype.startswith("message/"):
+        inner = part.get_payload()
+        data = _message_bytes(inner[0] if isinstance(inner, list) and inner else inner)
+        if ctype in FORWARD_TYPES and not filename:
+            filename = forward_name(data)
+        attachments.append(
+            attachment(filename, ctype, len(data), disposition, _text(part.get("content-id", "")))
+        )
+        return
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    if is_calendar(ctype, filename):
+        calendars.append(calendar_text(data, warnings))
+        if disposition != "attachment" and ctype == "text/calendar":
+            return
+    attachments.append(
+        attachment(filename, ctype, len(data), disposition, _text(part.get("content-id", "")))
+    )
+
+
+def _part_text(part: StdMessage, warnings: list[str]) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return ""
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text, repair = decode_bytes(data, charset)
+    if repair is not None:
+        warnings.append(f"charset-repaired:{repair}")
+    return text
+
+
+def _message_bytes(inner: object) -> bytes:
+    if isinstance(inner, StdMessage):
+        try:
+            return inner.as_bytes(policy=compat32)
+        except Exception:
+            return b""
+    if isinstance(inner, str):
+        return inner.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _text(value: object) -> str:
+    """A header or parameter value from ``compat32`` as clean text.
+
+    Undecoded 8-bit bytes arrive as surrogate escapes; decode them as raw
+    header bytes are decoded elsewhere.
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return decode_8bit(text.encode("utf-8", "surrogateescape"))[0]
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+    except Exception:
+        return ""
+    return text

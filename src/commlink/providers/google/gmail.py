@@ -1,0 +1,322 @@
+"""Gmail through the Gmail REST API (google-api-python-client).
+
+One scope for the whole mailbox: labels are folders, and the policy drops
+messages by their labels. A full pass lists ``users.messages.list`` pages
+(newest first) from a ``historyId`` snapshot; incremental passes read
+``users.history.list``. Messages are fetched in batch requests of 50 with
+``format=metadata`` (only the headers the policy needs) or ``format=raw``.
+Calls are paced within the per-user quota before they are sent.
+
+Send-as aliases: ``aliases()`` lists them; hosts put them in
+``ChannelSettings.aliases`` so mail sent from an alias counts as outgoing.
+
+Push: call ``start_watch(topic)`` to have Gmail publish mailbox changes to
+a Cloud Pub/Sub topic; in the Pub/Sub push endpoint, read the history id
+with ``notification_history_id(body)`` and call ``runner.wake(channel_id)``.
+``watch()`` returns ``None``: push is wired by the host, not held open here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from typing import Any
+
+from ...errors import CursorExpired, InvalidInput, NotFound, ProviderError
+from ...model import Detail, Folder, FolderKind
+from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from .client import Call, GoogleClient, QuotaBucket, build_service
+
+__all__ = ["METADATA_HEADERS", "GmailProvider", "notification_history_id"]
+
+#: The headers a metadata-only fetch asks for: what the parser and policy use.
+METADATA_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Sender",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Unsubscribe",
+    "Precedence",
+    "Auto-Submitted",
+)
+
+READONLY_SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
+
+_KINDS = {
+    "INBOX": FolderKind.INBOX,
+    "SENT": FolderKind.SENT,
+    "DRAFT": FolderKind.DRAFTS,
+    "SPAM": FolderKind.SPAM,
+    "TRASH": FolderKind.TRASH,
+    "IMPORTANT": FolderKind.IMPORTANT,
+    "STARRED": FolderKind.STARRED,
+}
+#: System labels that are states, not places: never folders.
+_NOT_FOLDERS = frozenset({"UNREAD", "CHAT"})
+_COST = {"get": 5, "list": 5, "history": 2, "labels": 1, "profile": 1, "sendAs": 1, "watch": 100}
+
+
+def _kind(label: Mapping[str, Any]) -> FolderKind:
+    label_id = str(label.get("id", ""))
+    if label_id in _KINDS:
+        return _KINDS[label_id]
+    if label_id.startswith("CATEGORY_"):
+        return FolderKind.CATEGORY
+    return FolderKind.CUSTOM
+
+
+class GmailProvider:
+    """A Gmail mailbox; ``credentials`` are google-auth credentials (user
+    OAuth tokens, or a delegated service account: ``from_service_account``).
+
+    ``api_endpoint`` points the client elsewhere (a local test server);
+    ``quota_units_per_minute`` is the per-user ceiling calls are paced under;
+    ``http`` is an ``httplib2.Http`` to send through (timeouts, proxies).
+    """
+
+    def __init__(
+        self,
+        credentials: Any,
+        *,
+        user_id: str = "me",
+        api_endpoint: str | None = None,
+        quota_units_per_minute: int | None = 15000,
+        http: Any = None,
+        page_size: int = 500,
+        max_retries: int = 5,
+        base_delay: float = 0.5,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.user_id = user_id
+        self.page_size = min(max(page_size, 1), 500)
+        self.service = build_service("gmail", "v1", credentials, api_endpoint, http)
+        root = (api_endpoint or "https://gmail.googleapis.com/").rstrip("/") + "/"
+        self.bucket = QuotaBucket(quota_units_per_minute, sleep=sleep)
+        self.client = GoogleClient(
+            root + "batch/gmail/v1",
+            self.bucket,
+            max_retries=max_retries,
+            base_delay=base_delay,
+            max_wait=max_wait,
+            sleep=sleep,
+        )
+        self._users = self.service.users()
+
+    @classmethod
+    def from_service_account(
+        cls, info: Mapping[str, Any], subject: str, **kwargs: Any
+    ) -> GmailProvider:
+        """A provider for ``subject``'s mailbox through a service account with
+        domain-wide delegation (``info``: the service account's JSON key)."""
+        from google.oauth2 import service_account
+
+        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            dict(info), scopes=[READONLY_SCOPE], subject=subject
+        )
+        return cls(credentials, **kwargs)
+
+    # -- MailProvider ---------------------------------------------------------
+
+    def folders(self) -> Sequence[Folder]:
+        """Labels as folders (``UNREAD`` and ``CHAT`` are not folders)."""
+        found = self.client.execute(self._users.labels().list(userId=self.user_id), _COST["labels"])
+        return [
+            Folder(str(label["id"]), str(label.get("name") or label["id"]), _kind(label))
+            for label in found.get("labels", [])
+            if label.get("id") not in _NOT_FOLDERS
+        ]
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        """One scope for the mailbox, whatever is selected."""
+        return [Scope("gmail")]
+
+    def snapshot(self, scope: Scope) -> str:
+        profile = self.client.execute(self._users.getProfile(userId=self.user_id), _COST["profile"])
+        return str(profile["historyId"])
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        request = self._users.messages().list(
+            userId=self.user_id,
+            maxResults=self.page_size,
+            includeSpamTrash=False,
+            pageToken=page,
+        )
+        found = self.client.execute(request, _COST["list"])
+        ids = tuple(str(m["id"]) for m in found.get("messages", []))
+        return IdPage(ids, found.get("nextPageToken") or None)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        """History since ``cursor`` (a ``historyId``), every page of it.
+
+        Added and relabelled messages are upserted (unless deleted later in
+        the history); an expired history id (404) raises ``CursorExpired``.
+        """
+        upserted: dict[str, None] = {}
+        deleted: dict[str, None] = {}
+        page: str | None = None
+        latest = cursor
+        while True:
+            request = self._users.history().list(
+                userId=self.user_id,
+                startHistoryId=cursor,
+                historyTypes=["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"],
+                maxResults=500,
+                pageToken=page,
+            )
+            try:
+                found = self.client.execute(request, _COST["history"])
+            except NotFound as exc:
+                raise CursorExpired(f"history {cursor} is no longer available") from exc
+            for record in found.get("history", []):
+                for key in ("messagesAdded", "labelsAdded", "labelsRemoved"):
+                    for item in record.get(key, []):
+                        message_id = str(item["message"]["id"])
+                        if message_id not in deleted:
+                            upserted[message_id] = None
+                for item in record.get("messagesDeleted", []):
+                    message_id = str(item["message"]["id"])
+                    upserted.pop(message_id, None)
+                    deleted[message_id] = None
+            latest = str(found.get("historyId") or latest)
+            page = found.get("nextPageToken")
+            if not page:
+                return ChangeSet(tuple(upserted), tuple(deleted), latest)
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
+        """Messages in batch requests; a 404 or an undecodable ``raw`` comes
+        back as a ``FetchedMessage`` with ``error`` set."""
+        calls = [Call(i, self._get(i, detail), _COST["get"]) for i in dict.fromkeys(ids)]
+        for key, result in self.client.batch(calls):
+            message_id = str(key)
+            if isinstance(result, NotFound):
+                yield FetchedMessage(message_id, error="not found")
+            elif isinstance(result, ProviderError):
+                yield FetchedMessage(message_id, error=f"could not fetch: {result}"[:500])
+            else:
+                yield _fetched(message_id, result, detail)
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        """Push is wired by the host through Pub/Sub (see ``start_watch``)."""
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.service, "close", None)
+        if close is not None:
+            close()
+
+    # -- Gmail extras ---------------------------------------------------------
+
+    def aliases(self) -> tuple[str, ...]:
+        """The mailbox's send-as addresses (for ``ChannelSettings.aliases``)."""
+        request = self._users.settings().sendAs().list(userId=self.user_id)
+        found = self.client.execute(request, _COST["sendAs"])
+        return tuple(str(s["sendAsEmail"]) for s in found.get("sendAs", []) if s.get("sendAsEmail"))
+
+    def start_watch(self, topic_name: str, label_ids: Sequence[str] = ()) -> Mapping[str, str]:
+        """Ask Gmail to publish changes to a Pub/Sub topic
+        (``projects/P/topics/T``); returns ``historyId`` and ``expiration``.
+        Renew it at least every seven days."""
+        body: dict[str, Any] = {"topicName": topic_name}
+        if label_ids:
+            body["labelIds"] = list(label_ids)
+        found = self.client.execute(
+            self._users.watch(userId=self.user_id, body=body), _COST["watch"]
+        )
+        return {k: str(v) for k, v in found.items()}
+
+    def _get(self, message_id: str, detail: Detail) -> Any:
+        messages = self._users.messages()
+        if detail is Detail.METADATA:
+            return messages.get(
+                userId=self.user_id,
+                id=message_id,
+                format="metadata",
+                metadataHeaders=list(METADATA_HEADERS),
+            )
+        return messages.get(userId=self.user_id, id=message_id, format="raw")
+
+
+def _fetched(message_id: str, found: Mapping[str, Any], detail: Detail) -> FetchedMessage:
+    folders = tuple(str(f) for f in found.get("labelIds", []) if f not in _NOT_FOLDERS)
+    thread = str(found["threadId"]) if found.get("threadId") else None
+    date = _internal_date(found.get("internalDate"))
+    if detail is Detail.METADATA:
+        raw = _header_block(found.get("payload", {}).get("headers", []))
+    else:
+        try:
+            raw = _decode_raw(found.get("raw"))
+        except ValueError as exc:
+            return FetchedMessage(message_id, error=f"unreadable raw message: {exc}")
+    return FetchedMessage(message_id, raw=raw, folders=folders, thread_hint=thread, date=date)
+
+
+def _header_block(headers: Sequence[Mapping[str, Any]]) -> bytes:
+    """RFC 5322 header bytes from Gmail's header list, for the mail parser."""
+    lines = []
+    for header in headers:
+        name = str(header.get("name", "")).strip()
+        if not name or ":" in name or not name.isprintable():
+            continue
+        value = " ".join(str(header.get("value", "")).split())
+        lines.append(f"{name}: {value}\r\n".encode())
+    return b"".join(lines) + b"\r\n"
+
+
+def _decode_raw(raw: object) -> bytes:
+    if not isinstance(raw, str) or not raw:
+        raise ValueError("no raw content")
+    text = raw.strip().replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64url ({exc})") from None
+    if not data.strip():
+        raise ValueError("empty message")
+    return data
+
+
+def _internal_date(value: object) -> datetime | None:
+    try:
+        millis = int(str(value))
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def notification_history_id(pubsub_message: str | bytes | Mapping[str, Any]) -> str:
+    """The ``historyId`` of a Gmail Pub/Sub notification.
+
+    Accepts a push request body (``{"message": {"data": ...}}``), the
+    message itself, or its decoded data; raises ``InvalidInput`` otherwise.
+    """
+    try:
+        body: Any = (
+            json.loads(pubsub_message)
+            if isinstance(pubsub_message, str | bytes)
+            else pubsub_message
+        )
+        if isinstance(body, Mapping) and "message" in body:
+            body = body["message"]
+        if isinstance(body, Mapping) and "data" in body:
+            data = str(body["data"])
+            body = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+        if not isinstance(body, Mapping) or "historyId" not in body:
+            raise InvalidInput("not a Gmail notification: no historyId")
+        return str(int(str(body["historyId"])))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidInput(f"not a Gmail notification: {exc}") from exc

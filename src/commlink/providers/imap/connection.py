@@ -1,0 +1,274 @@
+"""One IMAP connection: connect, TLS, login, ENABLE, and errors mapped at the edge.
+
+``ImapConnection.call`` runs one command (after selecting a folder when
+asked), reconnects once when the connection dropped, and translates every
+imapclient/imaplib/socket exception into commlink's error tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from ...errors import AuthError, ConfigError, NotFound, ProviderError, TransientError
+
+__all__ = ["ImapConnection", "ImapSettings", "Selected"]
+
+log = logging.getLogger("commlink.imap")
+
+T = TypeVar("T")
+
+_DROPPED = (OSError, EOFError, imaplib.IMAP4.abort, ssl_module.SSLError)
+
+
+@attrs.frozen(slots=True)
+class ImapSettings:
+    """How to reach and log in to an IMAP server."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None = attrs.field(default=None, repr=False)
+    oauth2_token: str | None = attrs.field(default=None, repr=False)
+    ssl: bool = True
+    starttls: bool = False
+    verify: bool = True
+    timeout: float = 30.0
+
+    def ssl_context(self) -> ssl_module.SSLContext:
+        context = ssl_module.create_default_context()
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl_module.CERT_NONE
+        return context
+
+
+@attrs.frozen(slots=True)
+class Selected:
+    """The state a read-only SELECT (EXAMINE) reported."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int
+
+
+class ImapConnection:
+    """A lazily opened, reconnecting IMAP connection.
+
+    ``round_trips`` counts the commands sent after login (for tests and
+    benchmarks of quiet passes).
+    """
+
+    def __init__(self, settings: ImapSettings) -> None:
+        if settings.password is None and settings.oauth2_token is None:
+            raise ConfigError("a password or an OAuth2 token is needed", field="password")
+        if settings.ssl and settings.starttls:
+            raise ConfigError("use either ssl or starttls", field="starttls")
+        self.settings = settings
+        self.client: Any = None
+        self.capabilities: frozenset[str] = frozenset()
+        self.selected: Selected | None = None
+        self.round_trips = 0
+        self.connects = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def open(self) -> Any:
+        """The logged-in ``IMAPClient``, connecting when needed."""
+        if self.client is not None:
+            return self.client
+        try:
+            from imapclient import IMAPClient
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "the IMAP provider needs imapclient: pip install commlink[imap]"
+            ) from exc
+        s = self.settings
+        try:
+            client = IMAPClient(
+                s.host,
+                port=s.port,
+                ssl=s.ssl,
+                ssl_context=s.ssl_context() if s.ssl else None,
+                timeout=s.timeout,
+            )
+        except (*_DROPPED, imaplib.IMAP4.error) as exc:
+            raise TransientError(f"cannot connect to {s.host}:{s.port}: {exc}") from exc
+        client.normalise_times = False
+        try:
+            if s.starttls:
+                client.starttls(s.ssl_context())
+            self._login(client)
+            caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper()
+                    for c in client.capabilities()}  # fmt: skip
+            if "ENABLE" in caps and "QRESYNC" in caps:
+                client.enable("QRESYNC")
+            elif "ENABLE" in caps and "CONDSTORE" in caps:
+                client.enable("CONDSTORE")
+        except AuthError:
+            _shutdown(client)
+            raise
+        except (*_DROPPED, imaplib.IMAP4.error) as exc:
+            _shutdown(client)
+            raise TransientError(f"IMAP session set-up failed: {exc}") from exc
+        self.capabilities = frozenset(caps)
+        self.client = client
+        self.selected = None
+        self.connects += 1
+        return client
+
+    def _login(self, client: Any) -> None:
+        s = self.settings
+        try:
+            if s.oauth2_token is not None:
+                client.oauth2_login(s.username, s.oauth2_token)
+            else:
+                client.login(s.username, s.password or "")
+        except imaplib.IMAP4.abort as exc:
+            raise TransientError(f"connection lost during login: {exc}") from exc
+        except imaplib.IMAP4.error as exc:
+            raise AuthError(f"IMAP login refused for {s.username}: {exc}") from exc
+
+    def drop(self) -> None:
+        """Forget the connection without a goodbye (it is broken)."""
+        client, self.client, self.selected = self.client, None, None
+        if client is not None:
+            _shutdown(client)
+
+    def close(self) -> None:
+        """LOGOUT, then close the socket."""
+        client, self.client, self.selected = self.client, None, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # a goodbye that fails changes nothing
+            log.debug("IMAP logout failed", exc_info=True)
+            _shutdown(client)
+
+    # -- commands --------------------------------------------------------------
+
+    def has(self, capability: str) -> bool:
+        self.open()
+        return capability.upper() in self.capabilities
+
+    def call(self, command: Callable[[Any], T], *, folder: str | None = None) -> T:
+        """Run ``command(client)``, EXAMINE-ing ``folder`` first when given
+        (unless already selected); reconnects and retries once when the
+        connection drops."""
+        for attempt in (1, 2):
+            client = self.open()
+            try:
+                if folder is not None and (self.selected is None or self.selected.name != folder):
+                    self._examine(client, folder)
+                self.round_trips += 1
+                return command(client)
+            except _DROPPED as exc:
+                self.drop()
+                if attempt == 2:
+                    raise TransientError(f"IMAP connection lost: {exc}") from exc
+                log.info("IMAP connection lost (%s); reconnecting", exc)
+            except imaplib.IMAP4.error as exc:
+                raise _refused(exc, folder) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def examine(self, folder: str) -> Selected:
+        """A fresh read-only SELECT of ``folder`` (never sets \\Seen)."""
+        for attempt in (1, 2):
+            client = self.open()
+            try:
+                return self._examine(client, folder)
+            except _DROPPED as exc:
+                self.drop()
+                if attempt == 2:
+                    raise TransientError(f"IMAP connection lost: {exc}") from exc
+            except imaplib.IMAP4.error as exc:
+                raise _refused(exc, folder) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _examine(self, client: Any, folder: str) -> Selected:
+        self.selected = None
+        self.round_trips += 1
+        try:
+            response = client.select_folder(folder, readonly=True)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            raise NotFound(f"cannot open folder {folder!r}: {exc}") from exc
+        self.selected = Selected(
+            folder,
+            _int(response, b"UIDVALIDITY"),
+            _int(response, b"UIDNEXT"),
+            _int(response, b"EXISTS"),
+            _int(response, b"HIGHESTMODSEQ"),
+        )
+        return self.selected
+
+    def deselect(self, client: Any) -> None:
+        """Leave the selected folder (UNSELECT, or CLOSE, which expunges nothing
+        in a folder opened read-only). Dovecot answers STATUS on the selected
+        folder from the session's own, possibly stale, view."""
+        if self.selected is None:
+            return
+        self.selected = None
+        self.round_trips += 1
+        if "UNSELECT" in self.capabilities:
+            client.unselect_folder()
+        else:
+            client.close_folder()
+
+    def raw_uid(self, client: Any, command: str, *args: str) -> list[Any]:
+        """``UID <command> args`` through imaplib, for what imapclient lacks
+        (``1:*`` sets, CHANGEDSINCE/VANISHED modifiers); returns the untagged data."""
+        typ, data = client._imap.uid(command, *args)
+        if typ != "OK":
+            raise imaplib.IMAP4.error(f"UID {command} failed: {data!r}")
+        return list(data)
+
+    def untagged(self, client: Any, name: str) -> list[Any]:
+        """Pop the untagged responses of ``name`` collected so far (e.g. VANISHED)."""
+        return list(client._imap.untagged_responses.pop(name, []))
+
+
+def _int(response: Mapping[bytes, Any], key: bytes) -> int:
+    value = response.get(key)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else 0
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _refused(exc: imaplib.IMAP4.error, folder: str | None) -> ProviderError:
+    text = str(exc)
+    upper = text.upper()
+    if "NONEXISTENT" in upper or "DOESN'T EXIST" in upper or "NO SUCH" in upper:
+        return NotFound(f"folder {folder or ''!r} does not exist: {text}")
+    if "UNAVAILABLE" in upper or "INUSE" in upper or "LIMIT" in upper:
+        return TransientError(f"IMAP server busy: {text}")
+    return ProviderError(f"IMAP command refused: {text}")
+
+
+def _shutdown(client: Any) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # already closed
+        log.debug("IMAP shutdown failed", exc_info=True)
+    sock: socket.socket | None = None
+    try:
+        sock = client.socket()
+    except Exception:
+        sock = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()

@@ -1,0 +1,306 @@
+"""The IMAP provider: any IMAP4rev1 server, faster with CONDSTORE/QRESYNC.
+
+One scope per folder, one connection reused across folders. Provider ids
+are ``"{uidvalidity}:{uid}"``, so ids from before a UIDVALIDITY change can
+never alias new messages. The mailbox is never changed: folders are opened
+with EXAMINE and bodies fetched with ``BODY.PEEK``, so nothing becomes
+\\Seen.
+
+Incremental sync (``changes``) starts with one STATUS per folder; an
+unchanged folder costs that single round trip. With QRESYNC (RFC 7162) the
+changes are ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``: new and
+re-flagged messages are upserted, expunged ones deleted. Without it, new
+messages come from ``UID SEARCH UID uidnext:*`` and any expunge (the
+message count does not add up) raises ``CursorExpired`` so the engine
+reconciles with a listing; flag changes are not detected there (there is
+no cheap way to see them without CONDSTORE).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ...errors import CursorExpired, ProviderError
+from ...model import Detail, Folder, FolderKind
+from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from .connection import ImapConnection, ImapSettings, Selected
+from .responses import (
+    ImapCursor,
+    compress_uids,
+    fetched_message,
+    folder_from_list,
+    make_id,
+    parse_id,
+    parse_vanished,
+)
+
+__all__ = ["ImapProvider"]
+
+log = logging.getLogger("commlink.imap")
+
+
+class ImapProvider:
+    """A ``MailProvider`` for an IMAP account.
+
+    Log in with ``password`` or an OAuth2 access token (XOAUTH2). TLS from
+    the start (``ssl=True``, port 993) or upgraded with ``starttls``;
+    certificates are verified unless ``verify=False``. ``page_size`` UIDs
+    make one listing page and one FETCH.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        username: str,
+        password: str | None = None,
+        oauth2_token: str | None = None,
+        ssl: bool = True,
+        starttls: bool = False,
+        verify: bool = True,
+        timeout: float = 30,
+        page_size: int = 500,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be positive")
+        self.settings = ImapSettings(
+            host,
+            port if port is not None else (993 if ssl else 143),
+            username,
+            password,
+            oauth2_token,
+            ssl,
+            starttls,
+            verify,
+            float(timeout),
+        )
+        self.page_size = page_size
+        self.conn = ImapConnection(self.settings)
+        self._listing: tuple[str, int, list[int]] | None = None
+
+    @property
+    def round_trips(self) -> int:
+        """IMAP commands sent so far (login excluded)."""
+        return self.conn.round_trips
+
+    # -- folders ---------------------------------------------------------------
+
+    def folders(self) -> Sequence[Folder]:
+        """Selectable folders, kinds from SPECIAL-USE attributes or well-known names."""
+        rows = self.conn.call(lambda c: c.list_folders())
+        found: dict[str, Folder] = {}
+        for flags, delimiter, name in rows:
+            folder = folder_from_list(flags, delimiter, str(name))
+            if folder is not None and folder.id not in found:
+                found[folder.id] = folder
+        return list(found.values())
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        """One scope per folder, the inbox first (a runner watches the first scope)."""
+        ordered = sorted(folders, key=lambda f: f.kind is not FolderKind.INBOX)
+        return [Scope(f.id, f) for f in ordered]
+
+    # -- full listing ----------------------------------------------------------
+
+    def snapshot(self, scope: Scope) -> str:
+        """EXAMINE the folder and record UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, count."""
+        state = self.conn.examine(scope.id)
+        modseq = state.highestmodseq if self._condstore else 0
+        return ImapCursor(state.uidvalidity, state.uidnext, modseq, state.exists).encode()
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        """UIDs newest first; the page token is ``"{uidvalidity}:{upper bound}"``."""
+        state = self._selected(scope.id)
+        upper: int | None = None
+        if page is not None:
+            parsed = parse_id(page)
+            if parsed is not None and parsed[0] == state.uidvalidity:
+                upper = parsed[1]
+            # a token of another UIDVALIDITY: list again from the top; the
+            # snapshot's cursor then expires and the engine reconciles
+        uids = self._uids(scope.id, state, upper)
+        end = len(uids) if upper is None else bisect.bisect_left(uids, upper)
+        start = max(0, end - self.page_size)
+        chunk = uids[start:end]
+        ids = tuple(make_id(state.uidvalidity, uid) for uid in reversed(chunk))
+        token = make_id(state.uidvalidity, chunk[0]) if start > 0 else None
+        return IdPage(ids, token)
+
+    def _uids(self, folder: str, state: Selected, upper: int | None) -> list[int]:
+        """The folder's UIDs below ``upper`` (all when ``None``), sorted.
+
+        One UID SEARCH per listing: later pages reuse its result."""
+        cached = self._listing
+        if upper is not None and cached is not None and cached[:2] == (folder, state.uidvalidity):
+            return cached[2]
+        if upper is not None and upper <= 1:
+            return []
+        criteria = ["ALL"] if upper is None else ["UID", f"1:{upper - 1}"]
+        found = self.conn.call(lambda c: c.search(criteria), folder=folder)
+        uids = sorted(int(u) for u in found if upper is None or int(u) < upper)
+        self._listing = (folder, state.uidvalidity, uids)
+        return uids
+
+    def _selected(self, folder: str) -> Selected:
+        current = self.conn.selected
+        if current is not None and current.name == folder and self.conn.client is not None:
+            return current
+        return self.conn.examine(folder)
+
+    # -- fetching --------------------------------------------------------------
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
+        """One UID FETCH per ``page_size`` ids; ids that no longer exist are left out."""
+        state = self._selected(scope.id)
+        uids = []
+        for provider_id in dict.fromkeys(ids):
+            parsed = parse_id(provider_id)
+            if parsed is not None and parsed[0] == state.uidvalidity:
+                uids.append(parsed[1])
+        gmail = self.conn.has("X-GM-EXT-1")
+        items = ["BODY.PEEK[]" if detail is Detail.FULL else "BODY.PEEK[HEADER]", "INTERNALDATE"]
+        if gmail:
+            items += ["X-GM-THRID", "X-GM-LABELS"]
+        request = "(" + " ".join(items) + ")"
+        for start in range(0, len(uids), self.page_size):
+            chunk = uids[start : start + self.page_size]
+            response = self._fetch_chunk(scope.id, chunk, request)
+            for uid in chunk:
+                item = response.get(uid)
+                if item is None:
+                    continue
+                fetched = fetched_message(state.uidvalidity, uid, item, detail, gmail=gmail)
+                if fetched is not None:
+                    yield fetched
+
+    def _fetch_chunk(self, folder: str, uids: Sequence[int], request: str) -> dict[int, Any]:
+        from imapclient.response_parser import parse_fetch_response
+
+        message_set = compress_uids(uids)
+
+        def run(client: Any) -> list[Any]:
+            return self.conn.raw_uid(client, "FETCH", message_set, request)
+
+        data = self.conn.call(run, folder=folder)
+        try:
+            return dict(parse_fetch_response(data, False, True))
+        except Exception as exc:  # imapclient's ProtocolError and friends
+            raise ProviderError(f"unreadable FETCH response: {exc}") from exc
+
+    # -- incremental -----------------------------------------------------------
+
+    @property
+    def _condstore(self) -> bool:
+        return self.conn.has("CONDSTORE") or self.conn.has("QRESYNC")
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        """STATUS first: an unchanged folder costs one round trip and no SELECT."""
+        before = ImapCursor.decode(cursor)
+        condstore = self._condstore and before.highestmodseq > 0
+        items = ["UIDNEXT", "MESSAGES", "UIDVALIDITY"] + (["HIGHESTMODSEQ"] if condstore else [])
+
+        def status_of(client: Any) -> Any:
+            if self.conn.selected is not None and self.conn.selected.name == scope.id:
+                self.conn.deselect(client)
+            return client.folder_status(scope.id, items)
+
+        status = self.conn.call(status_of)
+        uidvalidity = int(status.get(b"UIDVALIDITY", 0))
+        if uidvalidity != before.uidvalidity:
+            raise CursorExpired(
+                f"UIDVALIDITY of {scope.id!r} changed ({before.uidvalidity} -> {uidvalidity})"
+            )
+        now = ImapCursor(
+            uidvalidity,
+            int(status.get(b"UIDNEXT", 0)),
+            int(status.get(b"HIGHESTMODSEQ", 0)) if condstore else 0,
+            int(status.get(b"MESSAGES", 0)),
+        )
+        if now == before:
+            return ChangeSet((), (), cursor)
+        state = self.conn.examine(scope.id)
+        if state.uidvalidity != before.uidvalidity:
+            raise CursorExpired(f"UIDVALIDITY of {scope.id!r} changed")
+        if condstore and state.highestmodseq and self.conn.has("QRESYNC"):
+            return self._qresync(scope.id, before, state)
+        return self._plain(scope.id, before, state, condstore)
+
+    def _qresync(self, folder: str, before: ImapCursor, state: Selected) -> ChangeSet:
+        def run(client: Any) -> tuple[list[Any], list[Any]]:
+            data = self.conn.raw_uid(
+                client, "FETCH", "1:*", "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq} VANISHED)"
+            )
+            return data, self.conn.untagged(client, "VANISHED")
+
+        data, vanished_lines = self.conn.call(run, folder=folder)
+        upserted = self._changed_uids(data)
+        try:
+            vanished = parse_vanished(vanished_lines, below=state.uidnext)
+        except ValueError as exc:
+            raise CursorExpired(str(exc)) from exc
+        gone = set(vanished)
+        after = ImapCursor(state.uidvalidity, state.uidnext, state.highestmodseq, state.exists)
+        return ChangeSet(
+            tuple(make_id(state.uidvalidity, u) for u in sorted(upserted - gone, reverse=True)),
+            tuple(make_id(state.uidvalidity, u) for u in sorted(gone)),
+            after.encode(),
+        )
+
+    def _plain(
+        self, folder: str, before: ImapCursor, state: Selected, condstore: bool
+    ) -> ChangeSet:
+        """Without QRESYNC: new UIDs (CHANGEDSINCE with CONDSTORE for flag changes
+        too); an expunge shows as a count that does not add up."""
+        if condstore and state.highestmodseq:
+
+            def run(client: Any) -> list[Any]:
+                return self.conn.raw_uid(
+                    client, "FETCH", "1:*", "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq})"
+                )
+
+            changed = self._changed_uids(self.conn.call(run, folder=folder))
+        else:
+            found = self.conn.call(
+                lambda c: c.search(["UID", f"{before.uidnext}:*"]), folder=folder
+            )
+            changed = {int(u) for u in found if int(u) >= before.uidnext}
+        changed = {u for u in changed if u < state.uidnext}
+        new = {u for u in changed if u >= before.uidnext}
+        if before.messages + len(new) != state.exists:
+            raise CursorExpired(
+                f"{folder!r}: {before.messages} + {len(new)} new != {state.exists} messages"
+                " (something was expunged)"
+            )
+        modseq = state.highestmodseq if condstore else 0
+        after = ImapCursor(state.uidvalidity, state.uidnext, modseq, state.exists)
+        ids = tuple(make_id(state.uidvalidity, u) for u in sorted(changed, reverse=True))
+        return ChangeSet(ids, (), after.encode())
+
+    @staticmethod
+    def _changed_uids(data: list[Any]) -> set[int]:
+        from imapclient.response_parser import parse_fetch_response
+
+        try:
+            return {int(uid) for uid in parse_fetch_response(data, False, True)}
+        except Exception as exc:
+            raise ProviderError(f"unreadable FETCH response: {exc}") from exc
+
+    # -- push ------------------------------------------------------------------
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        """IDLE on a separate connection; ``None`` when the server has no IDLE."""
+        if not self.conn.has("IDLE"):
+            return None
+        from .idle import IdleWatch
+
+        return IdleWatch(self.settings, scope.id)
+
+    def close(self) -> None:
+        """LOGOUT."""
+        self._listing = None
+        self.conn.close()

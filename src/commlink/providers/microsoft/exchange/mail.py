@@ -1,0 +1,262 @@
+"""``ExchangeMailProvider``: an Exchange Server mailbox through EWS (exchangelib).
+
+Scopes are folders: the distinguished ones (inbox, sent items, drafts,
+deleted items, junk) and every mail folder below the message folder root
+(an "Archive" folder at the top counts as the archive). Cursors are ``SyncFolderItems``
+sync states (see ``exchange_sync``). Provider ids are EWS ItemIds; EWS
+gives an item a new id when it moves, so a move shows up as a deletion in
+one folder and a creation in the other, and the engine stores the message
+again under its new id.
+
+Messages are read with ``GetItem`` in batches: ``MimeContent`` for a full
+fetch, ``InternetMessageHeaders`` for a metadata fetch, with the
+``ConversationId`` (thread hint) and ``DateTimeReceived`` (date).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ....model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind
+from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
+from .account import ExchangeConnection, connect
+from .errors import Caller, item_error
+from .sync import FolderSync, utc
+from .watch import StreamingWatch
+
+__all__ = [
+    "ARCHIVE_NAMES",
+    "DISTINGUISHED_MAIL_FOLDERS",
+    "HIDDEN_FOLDERS",
+    "METADATA_HEADERS",
+    "ExchangeMailProvider",
+]
+
+log = logging.getLogger("commlink.exchange")
+
+#: Distinguished mail folders and what they are for.
+DISTINGUISHED_MAIL_FOLDERS = {
+    "inbox": FolderKind.INBOX,
+    "sentitems": FolderKind.SENT,
+    "drafts": FolderKind.DRAFTS,
+    "deleteditems": FolderKind.TRASH,
+    "junkemail": FolderKind.SPAM,
+    "outbox": FolderKind.DRAFTS,  # not sent yet: never imported
+}
+#: Distinguished folders whose trees are never listed (client bookkeeping).
+HIDDEN_FOLDERS = ("syncissues", "conversationhistory")
+#: Exchange Server has no distinguished archive folder: Outlook's one-click
+#: "Archive" is a folder of that name at the top of the mailbox.
+ARCHIVE_NAMES = frozenset({"archive"})
+
+#: The headers a metadata fetch keeps: what the parser and policy use.
+METADATA_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Subject", "Date", "Message-ID",
+        "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "Precedence",
+        "Auto-Submitted", "Content-Type",
+    )
+)  # fmt: skip
+
+_FULL_FIELDS = ("mime_content", "conversation_id", "datetime_received")
+_METADATA_FIELDS = ("headers", "conversation_id", "datetime_received")
+
+
+class ExchangeMailProvider:
+    """A ``MailProvider`` for a mailbox on Exchange Server 2016, 2019 or SE.
+
+    Build it with ``connect`` settings (``from_settings``) or an existing
+    ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem (a full
+    fetch carries whole messages, keep it moderate); ``page_size`` ids make
+    one listing page. ``streaming=True`` makes ``watch`` hold EWS streaming
+    notifications. ``requests_sent`` counts HTTP requests.
+    """
+
+    def __init__(
+        self,
+        connection: ExchangeConnection,
+        *,
+        page_size: int = 500,
+        fetch_batch: int = 100,
+        metadata_batch: int = 250,
+        max_retries: int = 3,
+        max_wait: float = 30.0,
+        caller: Caller | None = None,
+        streaming: bool = False,
+        streaming_minutes: int = 30,
+    ) -> None:
+        self.connection = connection
+        self.streaming = streaming
+        self.streaming_minutes = streaming_minutes
+        self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
+        self.sync = FolderSync(connection, self.caller, page_size)
+        self.fetch_batch = max(1, fetch_batch)
+        self.metadata_batch = max(1, metadata_batch)
+
+    @classmethod
+    def from_settings(cls, email: str, **settings: Any) -> ExchangeMailProvider:
+        """Connect with ``exchange_account.connect`` keyword settings; the
+        provider's own options (``page_size``, ``fetch_batch``, ...) may be mixed in."""
+        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_OPTIONS}
+        return cls(connect(email, **settings), **own)
+
+    @property
+    def requests_sent(self) -> int:
+        return self.connection.requests_sent
+
+    # -- MailProvider ---------------------------------------------------------
+
+    def folders(self) -> Sequence[Folder]:
+        """Distinguished folders (one GetFolder) and the mail folders below
+        the message folder root (one FindFolder, deep).
+
+        Folders below deleted items, junk, drafts and the outbox take their
+        kind (so they are never imported); the sync-issues and conversation
+        history trees are not listed."""
+        names = ["msgfolderroot", *DISTINGUISHED_MAIL_FOLDERS, *HIDDEN_FOLDERS]
+        found = self.sync.distinguished(names)
+        root = found.get("msgfolderroot")
+        if root is None:
+            return []
+        root_id = str(root.id)
+        marked: dict[str, FolderKind | None] = {
+            str(folder.id): DISTINGUISHED_MAIL_FOLDERS.get(name)
+            for name, folder in found.items()
+            if name != "msgfolderroot"
+        }
+        listed = [f for f in self.sync.descendants(root) if _is_mail(str(f.folder_class or ""))]
+        parents = {str(f.id): _parent(f) for f in listed}
+        parents.update({str(f.id): _parent(f) for f in found.values()})
+        result: dict[str, Folder] = {}
+        for folder in [found[n] for n in DISTINGUISHED_MAIL_FOLDERS if n in found] + listed:
+            folder_id = str(folder.id)
+            if folder_id in result:
+                continue
+            kind = _kind(folder_id, str(folder.name or ""), marked, parents, root_id)
+            if kind is not None:
+                result[folder_id] = FolderSync.as_folder(folder, kind, root_id)
+        return list(result.values())
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        """One scope per folder, the inbox first."""
+        ordered = sorted(folders, key=lambda f: f.kind is not FolderKind.INBOX)
+        return [Scope(f.id, f) for f in ordered]
+
+    def snapshot(self, scope: Scope) -> str:
+        return self.sync.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self.sync.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        """One SyncFolderItems request; an invalid sync state raises ``CursorExpired``."""
+        return self.sync.changes(scope, cursor)
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
+        from exchangelib.items import Message
+
+        full = detail is Detail.FULL
+        fields = _FULL_FIELDS if full else _METADATA_FIELDS
+        batch = self.fetch_batch if full else self.metadata_batch
+        for item_id, item in self.sync.get_items(ids, fields, Message, batch):
+            if isinstance(item, BaseException):
+                yield FetchedMessage(item_id, error=item_error(item))
+                continue
+            yield _fetched(item_id, item, scope.id, full)
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        """Streaming notifications for the scope's folder (on a connection of
+        their own), or ``None`` unless the provider was made with ``streaming=True``."""
+        if not self.streaming:
+            return None
+        return StreamingWatch(self.connection, scope.id, minutes=self.streaming_minutes)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_OWN_OPTIONS = frozenset(
+    {
+        "page_size",
+        "fetch_batch",
+        "metadata_batch",
+        "max_retries",
+        "max_wait",
+        "caller",
+        "streaming",
+        "streaming_minutes",
+    }
+)
+
+
+def _parent(folder: Any) -> str | None:
+    return str(folder.parent_folder_id.id) if folder.parent_folder_id is not None else None
+
+
+def _kind(
+    folder_id: str,
+    name: str,
+    marked: dict[str, FolderKind | None],
+    parents: dict[str, str | None],
+    root_id: str,
+) -> FolderKind | None:
+    """A folder's kind: its own if distinguished, else the kind of an
+    excluded ancestor; ``None`` for a folder in a hidden tree."""
+    current: str | None = folder_id
+    seen: set[str] = set()
+    while current is not None and current != root_id and current not in seen:
+        seen.add(current)
+        if current in marked:
+            kind = marked[current]
+            if kind is None or current == folder_id or kind in ALWAYS_EXCLUDED_KINDS:
+                return kind
+            break  # below the inbox or sent items: a folder of its own
+        current = parents.get(current)
+    if parents.get(folder_id) == root_id and name.lower() in ARCHIVE_NAMES:
+        return FolderKind.ARCHIVE
+    return FolderKind.CUSTOM
+
+
+def _is_mail(folder_class: str) -> bool:
+    # folders without a class are mail folders; IPF.Note.* are mail folders too
+    return not folder_class or folder_class == "IPF.Note" or folder_class.startswith("IPF.Note.")
+
+
+def _fetched(item_id: str, item: Any, folder_id: str, full: bool) -> FetchedMessage:
+    conversation = getattr(item, "conversation_id", None)
+    thread = str(conversation.id) if conversation is not None and conversation.id else None
+    date = utc(getattr(item, "datetime_received", None))
+    if full:
+        raw = item.mime_content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        if not raw or not bytes(raw).strip():
+            return FetchedMessage(item_id, error="no MIME content")
+    else:
+        raw = _header_block(getattr(item, "headers", None) or [])
+        if raw == b"\r\n":
+            return FetchedMessage(item_id, error="no internet message headers")
+    return FetchedMessage(
+        item_id, raw=bytes(raw), folders=(folder_id,), thread_hint=thread, date=date
+    )
+
+
+def _header_block(headers: Sequence[Any]) -> bytes:
+    """RFC 5322 header bytes from EWS ``InternetMessageHeaders``."""
+    lines = []
+    for header in headers:
+        name = str(getattr(header, "name", "") or "").strip()
+        if (
+            not name
+            or ":" in name
+            or not name.isprintable()
+            or name.lower() not in METADATA_HEADERS
+        ):
+            continue
+        value = " ".join(str(getattr(header, "value", "") or "").split())
+        lines.append(f"{name}: {value}\r\n".encode())
+    return b"".join(lines) + b"\r\n"

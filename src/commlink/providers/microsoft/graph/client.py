@@ -1,0 +1,339 @@
+"""An httpx client for Microsoft Graph v1.0: bearer tokens, error mapping,
+back-off on throttling, paging and JSON ``$batch``.
+
+Every request asks for immutable ids (``Prefer: IdType="ImmutableId"``) so
+an item keeps its id when it moves between folders. ``requests_sent``
+counts the HTTP requests that went out (a ``$batch`` counts once).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from ....errors import (
+    AuthError,
+    ConfigError,
+    CursorExpired,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+from ...retry import retry_after_seconds
+from .auth import TokenSource
+
+__all__ = ["BATCH_LIMIT", "GRAPH_URL", "BatchItem", "GraphClient", "GraphReply", "graph_error"]
+
+log = logging.getLogger("commlink.providers.microsoft.graph")
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+#: Graph runs at most 20 requests per JSON batch.
+BATCH_LIMIT = 20
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+JSON = Mapping[str, Any]
+
+_RETRYABLE = frozenset({429, 500, 502, 503, 504, 599})  # 599: the network failed
+#: Error codes meaning a delta token can no longer be used.
+_SYNC_STATE_CODES = frozenset(
+    {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "syncstateexpired"}
+)
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("Microsoft Graph needs httpx: pip install commlink[graph]") from exc
+    return httpx
+
+
+@attrs.frozen
+class GraphReply:
+    """One answer: HTTP status, headers (lower-cased names) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON, text, or bytes (``$value``)
+
+    @property
+    def json(self) -> JSON:
+        return self.body if isinstance(self.body, Mapping) else {}
+
+
+@attrs.frozen
+class BatchItem:
+    """One request of a ``$batch``: ``url`` is relative to the version root."""
+
+    key: Hashable
+    url: str
+    method: str = "GET"
+
+
+def _error_code(body: Any) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def graph_error(reply: GraphReply) -> ProviderError:
+    """The commlink error for a failed Graph answer."""
+    code, message = _error_code(reply.body)
+    text = f"HTTP {reply.status} {code}: {message}".strip()[:500]
+    status = reply.status
+    if status == 410 or code.lower() in _SYNC_STATE_CODES:
+        return CursorExpired(text)
+    if status == 429 or (status in (503, 504) and "retry-after" in reply.headers):
+        return RateLimited(text, retry_after_seconds(reply.headers.get("retry-after")))
+    if status in _RETRYABLE or status == 408:
+        return TransientError(text)
+    if status == 401 or (status == 403 and code != "ErrorQuotaExceeded"):
+        return AuthError(text)
+    if status == 404:
+        return NotFound(text)
+    return ProviderError(text)
+
+
+def _decode_body(content_type: str, body: Any) -> Any:
+    """A batch item's body: JSON stays as is, anything else is base64 text."""
+    if not isinstance(body, str) or "json" in content_type.lower():
+        return body
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return body.encode("utf-8", "surrogateescape")
+
+
+class GraphClient:
+    """Sends requests to Graph with retries.
+
+    429/503/504 and network failures are retried up to ``max_retries`` times,
+    waiting what ``Retry-After`` says (else exponential back-off); a wait
+    above ``max_wait`` seconds, or retries running out, raises
+    ``RateLimited``/``TransientError`` for the engine to schedule. A 401 is
+    retried once with a refreshed token, then raises ``AuthError``.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        *,
+        base_url: str = GRAPH_URL,
+        http: Any = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        base_delay: float = 0.5,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tokens = tokens
+        self.base_url = base_url.rstrip("/")
+        self._root = urlsplit(self.base_url).path.rstrip("/")
+        self._http = http or _httpx().Client(timeout=timeout)
+        self._own_http = http is None
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self.requests_sent = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    # -- single requests ------------------------------------------------------
+
+    def get(
+        self, path: str, params: Mapping[str, str] | None = None, prefer: Sequence[str] = ()
+    ) -> JSON:
+        """GET a path (``/users/...``) or an absolute ``@odata`` link; the JSON body."""
+        return self.call("GET", path, params=params, prefer=prefer).json
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: JSON | None = None,
+        prefer: Sequence[str] = (),
+    ) -> GraphReply:
+        """One request with retries; raises the mapped error when it fails."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        refreshed = False
+        attempt = 0
+        while True:
+            reply = self._send(method, url, params, body, prefer)
+            if 200 <= reply.status < 300:
+                return reply
+            error = graph_error(reply)
+            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
+                self.tokens.refresh()
+                refreshed = True
+                continue
+            self._wait_or_raise(error, attempt)
+            attempt += 1
+
+    def pages(
+        self, path: str, params: Mapping[str, str] | None = None, prefer: Sequence[str] = ()
+    ) -> Iterator[JSON]:
+        """Every page of a collection, following ``@odata.nextLink``."""
+        found = self.get(path, params, prefer)
+        while True:
+            yield found
+            link = found.get("@odata.nextLink")
+            if not link:
+                return
+            found = self.get(str(link), None, prefer)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: JSON | None,
+        prefer: Sequence[str],
+    ) -> GraphReply:
+        httpx = _httpx()
+        headers = {
+            "Authorization": f"Bearer {self.tokens.token()}",
+            "Prefer": ", ".join((IMMUTABLE_IDS, *prefer)),
+            "Accept": "application/json",
+        }
+        self.requests_sent += 1
+        try:
+            response = self._http.request(method, url, params=params, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
+        content_type = response.headers.get("content-type", "")
+        parsed: Any
+        if "json" in content_type:
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = {}
+        else:
+            parsed = response.content
+        return GraphReply(
+            response.status_code, {k.lower(): v for k, v in response.headers.items()}, parsed
+        )
+
+    def _wait_or_raise(self, error: ProviderError, attempt: int) -> None:
+        if not isinstance(error, TransientError) or attempt >= self.max_retries:
+            raise error
+        delay = self._delay(error, attempt)
+        if delay > self.max_wait:
+            raise RateLimited(str(error), delay)
+        self.retries += 1
+        log.info("retrying after %.2fs: %s", delay, error)
+        self._sleep(delay)
+
+    def _delay(self, error: ProviderError, attempt: int) -> float:
+        hinted = error.retry_after if isinstance(error, RateLimited) else None
+        if hinted is not None:
+            return float(hinted)
+        return self.base_delay * 2.0**attempt * (1 + random.random() / 2)
+
+    # -- batches --------------------------------------------------------------
+
+    def batch(
+        self, items: Sequence[BatchItem], prefer: Sequence[str] = ()
+    ) -> Iterator[tuple[Hashable, GraphReply | ProviderError]]:
+        """Run items in ``$batch`` requests of at most 20; yields each key with
+        its reply or the error it finally failed with.
+
+        Items that fail with a retryable status are sent again (together,
+        after the longest ``Retry-After``); when retries run out, throttling
+        is raised as ``RateLimited`` and server errors are yielded. A 401
+        inside a batch refreshes the token once, then raises ``AuthError``.
+        """
+        pending = list(items)
+        attempt = 0
+        refreshed = False
+        while pending:
+            retry: list[BatchItem] = []
+            worst: ProviderError | None = None
+            unauthorized = False
+            for start in range(0, len(pending), BATCH_LIMIT):
+                chunk = pending[start : start + BATCH_LIMIT]
+                for item, reply in self._batch_once(chunk, prefer):
+                    if 200 <= reply.status < 300:
+                        yield item.key, reply
+                        continue
+                    error = graph_error(reply)
+                    if reply.status == 401:
+                        unauthorized = True
+                        retry.append(item)
+                    elif isinstance(error, TransientError):
+                        retry.append(item)
+                        worst = _worse(worst, error)
+                    else:
+                        yield item.key, error
+            pending = retry
+            if not pending:
+                return
+            if unauthorized:
+                if refreshed:
+                    raise AuthError("Graph refused the token inside a batch")
+                self.tokens.refresh()
+                refreshed = True
+                if worst is None:
+                    continue
+            assert worst is not None
+            if attempt >= self.max_retries and not isinstance(worst, RateLimited):
+                for item in pending:  # a server error that outlasted the retries
+                    yield item.key, worst
+                return
+            self._wait_or_raise(worst, attempt)
+            attempt += 1
+
+    def _batch_once(
+        self, chunk: Sequence[BatchItem], prefer: Sequence[str]
+    ) -> Iterator[tuple[BatchItem, GraphReply]]:
+        headers = {"Prefer": ", ".join((IMMUTABLE_IDS, *prefer))}
+        requests = [
+            {
+                "id": str(n),
+                "method": item.method,
+                "url": item.url,
+                "headers": headers,
+            }
+            for n, item in enumerate(chunk)
+        ]
+        if len(chunk) == 1:  # no need for a batch envelope
+            item = chunk[0]
+            yield item, self._send(item.method, self.base_url + item.url, None, None, prefer)
+            return
+        reply = self.call("POST", "/$batch", body={"requests": requests})
+        answers = {str(r.get("id")): r for r in reply.json.get("responses", []) or []}
+        for n, item in enumerate(chunk):
+            answer = answers.get(str(n))
+            if not isinstance(answer, Mapping):
+                yield item, GraphReply(503, {}, {"error": {"code": "noAnswer", "message": ""}})
+                continue
+            item_headers = {
+                str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()
+            }
+            body = _decode_body(item_headers.get("content-type", ""), answer.get("body"))
+            yield item, GraphReply(int(answer.get("status") or 500), item_headers, body)
+
+
+def _worse(current: ProviderError | None, new: ProviderError) -> ProviderError:
+    """The error whose wait is longest (rate limits first)."""
+    if current is None:
+        return new
+    wait_new = new.retry_after if isinstance(new, RateLimited) else None
+    wait_old = current.retry_after if isinstance(current, RateLimited) else None
+    if wait_new is not None and (wait_old is None or wait_new > wait_old):
+        return new
+    return current
