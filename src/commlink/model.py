@@ -12,7 +12,10 @@ from datetime import datetime
 
 import attrs
 
+from .errors import ConfigError
+
 __all__ = [
+    "Limits",
     "ALWAYS_EXCLUDED_KINDS",
     "Address",
     "Attachment",
@@ -301,6 +304,35 @@ class FolderSelection:
         return not self.include or any(t in self.include for t in tokens)
 
 
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"must be at least 1, not {value}", field=attribute.name)
+
+
+@attrs.frozen(slots=True)
+class Limits:
+    """How much one channel may cost: every value an outsider's mail can
+    drive has a bound here (see ``docs/limits.md``).
+
+    ``max_message_bytes``: a larger message (by the provider's size, before
+    fetching) is imported with its headers only and the warning
+    ``too-large``. ``fetch_batch_bytes``: message bytes held in memory by one
+    fetch request. ``max_text_chars``: stored body text; longer text is cut
+    (warning ``text-truncated``). ``max_participants``: participants stored
+    per message (warning ``participants-truncated``).
+    ``max_contacts_per_message``: contacts auto-created from one message;
+    mail with more than ``max_recipients_for_contacts`` recipients creates
+    none (fan-out mail is not a relationship).
+    """
+
+    max_message_bytes: int = attrs.field(default=25 * 2**20, validator=_positive)
+    fetch_batch_bytes: int = attrs.field(default=32 * 2**20, validator=_positive)
+    max_text_chars: int = attrs.field(default=256 * 1024, validator=_positive)
+    max_participants: int = attrs.field(default=500, validator=_positive)
+    max_contacts_per_message: int = attrs.field(default=20, validator=_positive)
+    max_recipients_for_contacts: int = attrs.field(default=50, validator=_positive)
+
+
 @attrs.frozen(slots=True, cache_hash=True)
 class ChannelSettings:
     """What a channel may keep and show.
@@ -321,6 +353,7 @@ class ChannelSettings:
     blocklist: frozenset[str] = frozenset()
     create_companies: bool = True
     sync_invites: bool = False
+    limits: Limits = Limits()
 
     @property
     def own_addresses(self) -> frozenset[str]:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 from sqlalchemy.engine import RowMapping
 
 from ..model import (
@@ -22,6 +23,7 @@ from ..model import (
     Event,
     EventStatus,
     FolderSelection,
+    Limits,
     Participant,
     ResponseStatus,
     Role,
@@ -77,6 +79,7 @@ def settings_to_json(settings: ChannelSettings) -> str:
             "blocklist": sorted(settings.blocklist),
             "create_companies": settings.create_companies,
             "sync_invites": settings.sync_invites,
+            "limits": attrs.asdict(settings.limits),
         },
         sort_keys=True,
     )
@@ -103,7 +106,17 @@ def settings_from_json(text: str) -> ChannelSettings:
         blocklist=frozenset(data.get("blocklist", ())),
         create_companies=bool(data.get("create_companies", default.create_companies)),
         sync_invites=bool(data.get("sync_invites", default.sync_invites)),
+        limits=limits_from_json(data.get("limits")),
     )
+
+
+def limits_from_json(data: object) -> Limits:
+    """Stored limits; unknown or unreadable entries keep their defaults."""
+    if not isinstance(data, dict):
+        return Limits()
+    known = {f.name for f in attrs.fields(Limits)}
+    values = {k: v for k, v in data.items() if k in known and isinstance(v, int) and v > 0}
+    return Limits(**values)
 
 
 def channel_row(channel: Channel) -> dict[str, Any]:
