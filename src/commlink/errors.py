@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
+    "MAX_RETRY_AFTER",
     "AuthError",
     "CommlinkError",
     "ConfigError",
@@ -48,12 +51,33 @@ class TransientError(ProviderError):
     """A temporary failure (network, 5xx): retry later."""
 
 
+#: The longest wait a provider's ``Retry-After`` can impose, in seconds (one
+#: day): a server that asks for longer, or sends a non-finite number, gets this.
+MAX_RETRY_AFTER = 86_400.0
+
+
 class RateLimited(TransientError):
-    """The provider asked us to slow down; retry after ``retry_after`` seconds."""
+    """The provider asked us to slow down; retry after ``retry_after`` seconds.
+
+    ``retry_after`` is clamped to ``0..MAX_RETRY_AFTER``; a non-finite value
+    counts as the maximum, an unreadable one as absent.
+    """
 
     def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = _bounded_wait(retry_after)
+
+
+def _bounded_wait(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(seconds):
+        return MAX_RETRY_AFTER
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class CursorExpired(ProviderError):

@@ -199,9 +199,19 @@ class SyncBatch:
 
 
 class ChannelStatus(enum.Enum):
+    """Where a channel stands.
+
+    ``THROTTLED``: the provider asked to slow down; the channel waits until
+    ``next_attempt`` and the wait does not count as a failure.
+    ``FAILED_AUTH``: credentials were refused; nothing runs until the user
+    reconnects (``Runner.reconnected``). ``FAILED``: too many failures in a
+    row; retried after the back-off, ``last_error`` says why.
+    """
+
     NOT_SYNCED = "not_synced"
     ONGOING = "ongoing"
     ACTIVE = "active"
+    THROTTLED = "throttled"
     FAILED_AUTH = "failed_auth"
     FAILED = "failed"
 

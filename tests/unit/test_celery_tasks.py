@@ -16,7 +16,7 @@ import pytest
 from celery import Celery
 
 from commlink.contrib.celery import CommlinkTasks, install, queue_marker
-from commlink.errors import StoreError, TransientError
+from commlink.errors import AuthError, StoreError, TransientError
 from commlink.model import Channel, ChannelKind, ChannelSettings
 from commlink.records import ChannelState, ChannelStatus
 from commlink.stores.memory import MemoryStore
@@ -256,6 +256,36 @@ def test_provider_failure_is_left_to_the_engine_back_off(
         None,
         clock.now,
     )
+
+
+def test_a_factory_auth_error_is_failed_auth_and_never_queued_again(
+    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+) -> None:
+    def factory(channel: Channel) -> FakeMailProvider:
+        if channel.id == "a":
+            raise AuthError("invalid_grant")
+        return providers[channel.id]
+
+    tasks = install(
+        app,
+        store_factory=lambda: store,
+        provider_factory=factory,
+        directory_factory=lambda _store: InMemoryDirectory(),
+        lease_ttl=TTL,
+        batch_size=2,
+        max_batches=2,
+        clock=clock,
+    )
+    tasks.dispatch.apply()
+    run_queued(tasks, app)
+    state = store.channel_state("a")
+    assert state is not None
+    assert state.status is ChannelStatus.FAILED_AUTH
+    for _ in range(3):
+        clock.now += timedelta(hours=1)
+        tasks.dispatch.apply()
+        assert [cid for cid, _ in queued(app)] in ([], ["b"])
+    assert store.channel_state("a").status is ChannelStatus.FAILED_AUTH  # type: ignore[union-attr]
 
 
 def test_missing_channel_and_beat_schedule(tasks: CommlinkTasks) -> None:

@@ -15,8 +15,8 @@
   notion: back-off passed, first import unfinished, or ``interval`` since
   the last success). Run it from Celery beat (``beat_schedule``).
 
-Two leases live in the store. The sync lease (``lease_ttl``, renewed after
-every committed batch) is the engine's: while it is held no other worker
+Two leases live in the store. The sync lease (``lease_ttl``, renewed in the
+background every third of it while a step runs) is the engine's: while it is held no other worker
 syncs the channel; when its worker dies it expires and the channel is taken
 over. The queue marker (a lease on ``"<channel id>#queued"``) is taken by
 ``dispatch`` before it enqueues a channel and held by the task while it
@@ -24,7 +24,9 @@ runs, so a channel is never queued twice however often ``dispatch`` runs.
 It expires after ``queue_ttl`` if the task never starts, and after
 ``lease_ttl`` if its worker dies or if the task found the sync lease busy.
 
-Failures: a provider failure, or a database connection lost during a
+Failures: a provider failure (including a provider factory that raises:
+``AuthError`` makes the channel ``FAILED_AUTH``, which ``dispatch`` leaves
+alone until the user reconnects), or a database connection lost during a
 commit, is recorded by the engine in the channel's state with its back-off
 (``Retry-After`` honoured), and ``dispatch`` enqueues the channel again
 when that passes. A failure that escapes the engine (the store unreachable
@@ -49,7 +51,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import StoreError, TransientError
+from ..errors import ConfigError, ProviderError, StoreError, TransientError
 from ..model import Channel
 from ..ports import CalendarProvider, Directory, MailProvider, Store
 from ..sync.engine import SyncEngine
@@ -279,7 +281,13 @@ class CommlinkTasks:
                 store.acquire_lease(marker, token, self.lease_ttl)
 
         engine = self.engine(_holder(task), renew, self.max_batches)
-        provider = self.provider_factory(channel)
+        try:
+            provider = self.provider_factory(channel)
+        except (ProviderError, ConfigError) as exc:
+            # recorded in the channel's state (FAILED_AUTH, or back-off), so the
+            # dispatcher does not queue it again on every tick
+            log.warning("cannot connect %s: %s", channel.id, exc)
+            return engine.connect_failed(channel, exc)
         try:
             report = engine.run(channel, provider)
         finally:

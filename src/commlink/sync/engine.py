@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,6 +54,36 @@ class _LeaseLost(CommlinkError):
     """Another runner took the channel over; this one stops quietly."""
 
 
+class _Heartbeat:
+    """Renews a channel's lease every third of its time-to-live while a step
+    runs, so a short lease outlives slow batches and a dead holder (a crash,
+    a killed process) frees the channel within one ``lease_ttl``."""
+
+    def __init__(self, store: Store, channel_id: str, holder: str, ttl: timedelta) -> None:
+        self._store, self._channel_id, self._holder, self._ttl = store, channel_id, holder, ttl
+        self._every = max(ttl.total_seconds() / 3, 0.01)
+        self._done = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{channel_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._every):
+            try:
+                if not self._store.acquire_lease(self._channel_id, self._holder, self._ttl):
+                    self.lost = True
+                    return
+            except Exception:  # a store hiccup: the next beat tries again
+                log.warning("could not renew a lease", exc_info=True)
+
+
 @attrs.define
 class _Run:
     channel: Channel
@@ -61,6 +92,7 @@ class _Run:
     folders: Mapping[str, Folder]
     selection: str
     batches_left: int | None
+    heartbeat: _Heartbeat | None = None
 
 
 class SyncEngine:
@@ -73,6 +105,10 @@ class SyncEngine:
     most that often (a quiet pass then costs only the change checks); a
     failure or an expired cursor lists them afresh. Engines made per task
     share a ``folder_cache`` (one per process) to keep the lists between tasks.
+
+    A step holds the channel's lease (``lease_ttl``, one minute by default),
+    renewed in the background while it runs: a runner that dies frees the
+    channel within ``lease_ttl``.
     """
 
     def __init__(
@@ -83,7 +119,7 @@ class SyncEngine:
         batch_size: int = 500,
         max_batches: int | None = None,
         max_failures: int = 5,
-        lease_ttl: timedelta = timedelta(minutes=10),
+        lease_ttl: timedelta = timedelta(minutes=1),
         backoff: Backoff | None = None,
         progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -118,12 +154,14 @@ class SyncEngine:
         report = SyncReport(channel.id)
         if not self.store.acquire_lease(channel.id, self.holder, self.lease_ttl):
             report.leased = False
+            report.busy_until = self.clock() + self.lease_ttl
             report.status = self._state(channel.id).status
             return report
         try:
             self.store.save_channel(channel)
             state = self._state(channel.id)
-            self._run_scopes(channel, provider, report, state)
+            with _Heartbeat(self.store, channel.id, self.holder, self.lease_ttl) as heartbeat:
+                self._run_scopes(channel, provider, report, state, heartbeat)
         except _LeaseLost:
             report.errors.append("lease lost to another runner")
         except AuthError as exc:
@@ -136,6 +174,18 @@ class SyncEngine:
         finally:
             self.store.release_lease(channel.id, self.holder)
             report.duration = time.monotonic() - started
+        return report
+
+    def connect_failed(self, channel: Channel, exc: Exception) -> SyncReport:
+        """Record that no provider could be built for ``channel`` (the host's
+        factory raised): ``AuthError`` makes it ``FAILED_AUTH``, anything else
+        counts as a failed step with back-off. Never raises."""
+        report = SyncReport(channel.id)
+        try:
+            self.store.save_channel(channel)
+        except Exception:
+            log.warning("could not save channel %s", channel.id, exc_info=True)
+        self._fail(channel.id, report, exc, auth=isinstance(exc, AuthError))
         return report
 
     def request_resync(self, channel_id: str, *, refetch: bool = False) -> None:
@@ -152,7 +202,12 @@ class SyncEngine:
     # -- the step ------------------------------------------------------------
 
     def _run_scopes(
-        self, channel: Channel, provider: Provider, report: SyncReport, state: ChannelState
+        self,
+        channel: Channel,
+        provider: Provider,
+        report: SyncReport,
+        state: ChannelState,
+        heartbeat: _Heartbeat | None = None,
     ) -> None:
         fetcher = self._fetcher(channel, provider)
         folders = self._folder_list(channel.id, fetcher)
@@ -165,6 +220,7 @@ class SyncEngine:
             {f.id: f for f in folders},
             _fingerprint(selected),
             self.max_batches,
+            heartbeat,
         )
         wanted = {s.id for s in scopes}
         for stale in set(self.store.scope_ids(channel.id)) - wanted:
@@ -307,7 +363,8 @@ class SyncEngine:
         # the budget must still finish a quiet pass
         if run.batches_left is not None and (parts.records_count or stage == "full"):
             run.batches_left -= 1
-        if not self.store.acquire_lease(run.channel.id, self.holder, self.lease_ttl):
+        lost = run.heartbeat is not None and run.heartbeat.lost
+        if lost or not self.store.acquire_lease(run.channel.id, self.holder, self.lease_ttl):
             raise _LeaseLost(run.channel.id)
         if self.progress is not None and stage != "snapshot":
             self.progress(Progress(run.channel.id, scope.id, stage, done, run.report.imported))
@@ -385,6 +442,10 @@ class SyncEngine:
             state = self._state(channel_id)
             if auth:
                 status, failures, next_attempt = ChannelStatus.FAILED_AUTH, state.failures, None
+            elif isinstance(exc, RateLimited):
+                # the provider's pace, not a fault: it never makes a channel FAILED
+                status, failures = ChannelStatus.THROTTLED, state.failures
+                next_attempt = self.clock() + self.backoff.delay(1, exc.retry_after)
             else:
                 failures = state.failures + 1
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
+from ..errors import MAX_RETRY_AFTER
 from ..records import ChannelStatus, Reason
 
 __all__ = ["Backoff", "Progress", "SyncReport"]
@@ -32,8 +34,17 @@ class SyncReport:
     errors: list[str] = attrs.field(factory=list)
     complete: bool = False
     leased: bool = True
+    #: When the run found the channel busy: the latest time another runner's
+    #: lease can last without being renewed (it is free by then if that
+    #: runner died).
+    busy_until: datetime | None = None
 
     def summary(self) -> str:
+        if not self.leased:
+            until = f"; free by {self.busy_until:%Y-%m-%d %H:%M:%S} UTC if that runner died"
+            return f"{self.channel_id}: busy, another runner is syncing it" + (
+                until if self.busy_until is not None else ""
+            )
         skipped = ", ".join(f"{r.value} {n}" for r, n in sorted(self.skipped.items(), key=str))
         return (
             f"{self.channel_id}: {self.status.value}, {self.imported} imported, "
@@ -63,8 +74,12 @@ class Backoff:
     jitter: bool = True
 
     def delay(self, failures: int, retry_after: float | None = None) -> timedelta:
-        ceiling = min(self.cap, self.base * (2 ** max(0, failures - 1)))
+        """The wait before the next attempt; a provider's ``retry_after`` is
+        honoured up to ``MAX_RETRY_AFTER`` (one day)."""
+        ceiling = min(self.cap, self.base * (2 ** min(max(0, failures - 1), 64)))
         seconds = random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
-        if retry_after is not None:
-            seconds = max(seconds, retry_after)
+        if retry_after is not None and math.isfinite(retry_after):
+            seconds = max(seconds, min(retry_after, MAX_RETRY_AFTER))
+        elif retry_after is not None:
+            seconds = MAX_RETRY_AFTER
         return timedelta(seconds=seconds)

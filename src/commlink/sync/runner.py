@@ -35,7 +35,9 @@ class Runner:
     step). A channel is due when its back-off has passed, when it has not
     finished its first import, or when ``interval`` has passed since its
     last success. Channels that need the user (``FAILED_AUTH``) wait until
-    ``reconnected()`` is called.
+    ``reconnected()`` is called; ``wake()`` does not revive them. A
+    ``connect`` that raises is recorded like a failed step (``AuthError``:
+    ``FAILED_AUTH``; anything else: back-off).
     """
 
     def __init__(
@@ -66,15 +68,16 @@ class Runner:
             woken = set(self._woken)
         store = self.engine.store
         states = store.channel_states()
-        return [
-            c
-            for c in store.channels()
-            if c.id in woken or self._is_due(states.get(c.id) or ChannelState(c.id), now)
-        ]
+        due = []
+        for channel in store.channels():
+            state = states.get(channel.id) or ChannelState(channel.id)
+            if state.status is ChannelStatus.FAILED_AUTH:
+                continue  # only the user can fix it: see reconnected()
+            if channel.id in woken or self._is_due(state, now):
+                due.append(channel)
+        return due
 
     def _is_due(self, state: ChannelState, now: datetime) -> bool:
-        if state.status is ChannelStatus.FAILED_AUTH:
-            return False
         if state.next_attempt is not None:
             return state.next_attempt <= now
         if state.status in (ChannelStatus.NOT_SYNCED, ChannelStatus.ONGOING):
@@ -92,7 +95,11 @@ class Runner:
             return list(pool.map(self._step, todo))
 
     def _step(self, channel: Channel) -> SyncReport:
-        provider = self.connect(channel)
+        try:
+            provider = self.connect(channel)
+        except Exception as exc:
+            log.warning("cannot connect %s: %s", channel.id, exc)
+            return self.engine.connect_failed(channel, exc)
         try:
             report = self.engine.run(channel, provider)
         finally:
