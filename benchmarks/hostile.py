@@ -193,8 +193,11 @@ def _print(source: str, store: str, result: dict[str, Any], normal: int, listed:
         flush=True,
     )
     for key in ("errors", "missing", "stderr", "output"):
-        if result.get(key):
-            print(f"{'':>21}{key}: {result[key]}")
+        found = result.get(key) or []
+        if found:
+            shown = "; ".join(str(x)[:200] for x in found[:3])
+            more = f" (+{len(found) - 3} more)" if len(found) > 3 else ""
+            print(f"{'':>21}{key}: {shown}{more}")
     for detail in result.get("skip_details", []):
         print(f"{'':>21}{detail}")
     return bad
