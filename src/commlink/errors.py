@@ -16,6 +16,7 @@ __all__ = [
     "RateLimited",
     "StoreError",
     "TransientError",
+    "bounded_wait",
 ]
 
 
@@ -65,10 +66,12 @@ class RateLimited(TransientError):
 
     def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = _bounded_wait(retry_after)
+        self.retry_after = bounded_wait(retry_after)
 
 
-def _bounded_wait(value: object) -> float | None:
+def bounded_wait(value: object) -> float | None:
+    """Seconds to wait from a provider's hint, clamped to ``0..MAX_RETRY_AFTER``
+    (NaN and infinity count as the maximum); ``None`` when unreadable."""
     if value is None:
         return None
     try:

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commlink.errors import CursorExpired
+from commlink.errors import ConfigError, CursorExpired, InvalidInput
 from commlink.model import Detail, FolderKind
+from commlink.providers.imap.provider import ImapProvider
 from commlink.providers.imap.responses import (
     ImapCursor,
     compress_uids,
-    decode_modified_utf7,
     fetched_message,
     folder_from_list,
     make_id,
@@ -33,7 +33,7 @@ def test_uid_sets_round_trip(uids: list[int]) -> None:
 
 def test_compress_uids_makes_ranges() -> None:
     assert compress_uids([7, 1, 2, 3, 9, 10]) == "1:3,7,9:10"
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(InvalidInput, match="empty"):
         compress_uids([])
 
 
@@ -47,8 +47,12 @@ def test_vanished_responses() -> None:
     lines = [b"(EARLIER) 41,43:45", b"50"]
     assert parse_vanished(lines) == [41, 43, 44, 45, 50]
     assert parse_vanished(["(EARLIER) 1:4"], below=3) == [1, 2]
-    with pytest.raises(ValueError, match="unreadable"):
+    with pytest.raises(CursorExpired, match="unreadable"):
         parse_vanished([b"(EARLIER) nonsense"])
+    with pytest.raises(CursorExpired, match="unreadable"):
+        parse_vanished([b"1::4"])
+    with pytest.raises(CursorExpired, match="too large"):
+        parse_vanished([b"1:99999999"])
 
 
 @settings(max_examples=200, deadline=None)
@@ -116,12 +120,6 @@ def test_folders_parents_and_noselect() -> None:
     assert top.parent is None
 
 
-def test_modified_utf7() -> None:
-    assert decode_modified_utf7(b"Entw&APw-rfe") == "Entwürfe"
-    assert decode_modified_utf7("&ZeVnLIqe-") == "日本語"
-    assert decode_modified_utf7("Tom &- Jerry") == "Tom & Jerry"
-
-
 def test_gmail_fetch_items() -> None:
     when = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=1)))
     item = {
@@ -151,3 +149,8 @@ def test_non_gmail_fetch_items_and_unsolicited_flags() -> None:
     assert fetched.date == naive.replace(tzinfo=timezone.utc)
     # a FETCH that only reports flags (sent unasked) is not a message
     assert fetched_message(1, 2, {b"FLAGS": (b"\\Seen",)}, Detail.FULL) is None
+
+
+def test_a_page_size_below_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="page_size"):
+        ImapProvider("imap.example", username="ann", page_size=0)

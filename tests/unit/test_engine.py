@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 
-from commlink.errors import AuthError, RateLimited, TransientError
+from commlink.errors import AuthError, ConfigError, RateLimited, TransientError
 from commlink.model import (
     Address,
     Attendee,
@@ -70,6 +70,11 @@ def company_subjects(store: MemoryStore) -> list[str]:
         Target(TargetKind.COMPANY, "co"), Viewer("u-owner"), PageRequest(limit=500)
     )
     return sorted(t.subject or "" for t in page.items)
+
+
+def test_a_batch_size_below_one_is_a_config_error(store, directory) -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        SyncEngine(store, directory, batch_size=0)
 
 
 def test_first_sync_imports_and_marks_active(store, directory) -> None:

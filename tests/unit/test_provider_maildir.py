@@ -13,12 +13,7 @@ from commlink.model import Detail, FolderKind
 from commlink.ports import ChangeSet, MailProvider, Scope
 from commlink.providers.files import maildir as maildir_module
 from commlink.providers.files import open_path
-from commlink.providers.files.maildir import (
-    MaildirProvider,
-    decode_folder_name,
-    folder_kind,
-    unique_name,
-)
+from commlink.providers.files.maildir import MaildirProvider, unique_name
 
 HOUR = 3600
 
@@ -95,32 +90,11 @@ def test_maildir_plus_plus_folders_and_kinds(root: Path) -> None:
     assert all(s.folder is folders[s.id] for s in scopes)
 
 
-@pytest.mark.parametrize(
-    ("name", "kind"),
-    [
-        ("Sent Items", FolderKind.SENT),
-        ("Sent Messages", FolderKind.SENT),
-        ("Gesendet", FolderKind.SENT),
-        ("Envoyés", FolderKind.SENT),
-        ("Archives", FolderKind.ARCHIVE),
-        ("Deleted Items", FolderKind.TRASH),
-        ("Papierkorb", FolderKind.TRASH),
-        ("spam", FolderKind.SPAM),
-        ("Clients", FolderKind.CUSTOM),
-    ],
-)
-def test_folder_kinds_by_name(name: str, kind: FolderKind) -> None:
-    assert folder_kind(name) is kind
-
-
 def test_names() -> None:
     assert unique_name("1700000000.M1P2.host,S=10:2,RS") == "1700000000.M1P2.host,S=10"
     assert unique_name("1700000000.M1P2.host:1,") == "1700000000.M1P2.host"
     assert unique_name("1700000000.M1P2.host!2,S") == "1700000000.M1P2.host"
     assert unique_name("plain") == "plain"
-    assert decode_folder_name("Caf&AOk-") == "Café"
-    assert decode_folder_name("A&-B") == "A&B"
-    assert decode_folder_name("broken&") == "broken&"
 
 
 def test_listing_is_newest_first_and_pages(root: Path) -> None:

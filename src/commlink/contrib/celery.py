@@ -115,9 +115,9 @@ class CommlinkTasks:
         folder_ttl: timedelta | None = None,
     ) -> None:
         if lease_ttl <= timedelta(0) or queue_ttl <= timedelta(0):
-            raise ValueError("lease_ttl and queue_ttl must be positive")
+            raise ConfigError("lease_ttl and queue_ttl must be positive")
         if max_batches < 1:
-            raise ValueError("max_batches must be positive")
+            raise ConfigError("must be positive", field="max_batches")
         self.store_factory = store_factory
         self.provider_factory = provider_factory
         self.directory_factory = directory_factory

@@ -26,6 +26,7 @@ import attrs
 from ..errors import (
     AuthError,
     CommlinkError,
+    ConfigError,
     CursorExpired,
     InvalidInput,
     RateLimited,
@@ -128,7 +129,7 @@ class SyncEngine:
         folder_cache: FolderCache | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError("batch_size must be positive")
+            raise ConfigError("must be positive", field="batch_size")
         self.store = store
         self.directory = directory
         self.batch_size = batch_size

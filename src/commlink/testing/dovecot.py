@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..providers.imap.provider import ImapProvider
 
@@ -137,7 +139,7 @@ class DovecotServer:
         """Create a user's empty Maildir. Every user name logs in with the
         server's ``password`` (a static passdb), so this is optional."""
         if not username or "/" in username or username.startswith("."):
-            raise ValueError(f"unusable user name {username!r}")
+            raise ConfigError(f"unusable user name {username!r}", field="username")
         maildir = self.maildir_of(username)
         if not maildir.exists():
             for sub in ("cur", "new", "tmp"):

@@ -12,7 +12,7 @@ from commlink.mime.parse import parse_message
 from commlink.model import Detail, Visibility
 from commlink.ports import FetchedMessage, Scope, Store
 from commlink.providers.microsoft.graph import GraphMailProvider
-from commlink.providers.microsoft.graph.headers import header_block
+from commlink.providers.microsoft.graph.headers import headers_from_properties
 from commlink.providers.microsoft.graph.mail import truncation
 from commlink.records import Reason, Target, TargetKind, Viewer
 from commlink.testing.microsoft import GraphServer
@@ -129,7 +129,7 @@ def test_empty_mime_content_is_skipped_with_a_reason(
 
 
 def test_header_properties_cannot_inject_headers() -> None:
-    block = header_block(
+    block = headers_from_properties(
         {
             "subject": "Hi\r\nBcc: evil@attacker.example",
             "from": {"emailAddress": {"name": "Ann\r\nX-Evil: 1", "address": "ann@client.example"}},

@@ -10,7 +10,6 @@ reconciles with a listing, skipping the ids it already has.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import json
 import os
@@ -24,8 +23,9 @@ from pathlib import Path
 from ...errors import ConfigError, CursorExpired, NotFound
 from ...model import Detail, Folder, FolderKind
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ..folder_names import decode_modified_utf7, kind_from_path
 
-__all__ = ["INBOX", "MaildirProvider", "decode_folder_name", "folder_kind", "unique_name"]
+__all__ = ["INBOX", "MaildirProvider", "unique_name"]
 
 INBOX = "INBOX"
 _INFO = re.compile(r"[:!][12],[^/]*$")
@@ -33,59 +33,12 @@ _INFO = re.compile(r"[:!][12],[^/]*$")
 # (coarse file system clocks); such a cursor is re-checked by counting.
 _RACY_NS = 2_000_000_000
 _MAX_HEADER = 1 << 20
-_KINDS = {
-    FolderKind.SENT: (
-        "sent", "sent items", "sent messages", "sent mail", "gesendet",
-        "gesendete objekte", "gesendete elemente", "envoyés", "éléments envoyés",
-    ),
-    FolderKind.ARCHIVE: ("archive", "archives", "archiv"),
-    FolderKind.DRAFTS: ("drafts", "draft", "entwürfe", "brouillons"),
-    FolderKind.TRASH: (
-        "trash", "deleted items", "deleted messages", "papierkorb", "gelöschte elemente",
-        "corbeille", "bin",
-    ),
-    FolderKind.SPAM: ("spam", "junk", "junk e-mail", "junk email", "junk mail"),
-}  # fmt: skip
-_KIND_BY_NAME = {name: kind for kind, names in _KINDS.items() for name in names}
-
 _SortKey = tuple[int, int, str]
 
 
 def unique_name(filename: str) -> str:
     """The unique part of a Maildir file name (without ``:2,FLAGS``)."""
     return _INFO.sub("", filename)
-
-
-def folder_kind(name: str) -> FolderKind:
-    """The kind of a top-level folder from its (decoded) name."""
-    return _KIND_BY_NAME.get(name.strip().casefold(), FolderKind.CUSTOM)
-
-
-def decode_folder_name(name: str) -> str:
-    """Decode IMAP modified UTF-7 (``Entw&APw-rfe``); undecodable names stay as they are."""
-    if "&" not in name:
-        return name
-    out: list[str] = []
-    i = 0
-    while i < len(name):
-        if name[i] != "&":
-            out.append(name[i])
-            i += 1
-            continue
-        end = name.find("-", i + 1)
-        if end < 0:
-            return name
-        if end == i + 1:
-            out.append("&")
-        else:
-            chunk = name[i + 1 : end].replace(",", "/")
-            try:
-                raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
-                out.append(raw.decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError):
-                return name
-        i = end + 1
-    return "".join(out)
 
 
 def _time_prefix(unique: str) -> int | None:
@@ -143,7 +96,8 @@ class MaildirProvider:
     # -- folders and scopes ------------------------------------------------
 
     def folders(self) -> Sequence[Folder]:
-        """INBOX plus every Maildir++ subfolder, with kinds from their names."""
+        """INBOX plus every Maildir++ subfolder; top-level folders (and direct
+        children of INBOX) get their kind from their names."""
         found = [Folder(INBOX, INBOX, FolderKind.INBOX)]
         with os.scandir(self.root) as entries:
             names = sorted(
@@ -157,10 +111,9 @@ class MaildirProvider:
         for folder_id in names:
             if not folder_id or folder_id.upper() == INBOX:
                 continue
-            parent, _, leaf = folder_id.rpartition(".")
-            name = decode_folder_name(leaf)
-            kind = FolderKind.CUSTOM if parent else folder_kind(name)
-            found.append(Folder(folder_id, name, kind, parent=parent or None))
+            path = [decode_modified_utf7(part) for part in folder_id.split(".")]
+            parent = folder_id.rpartition(".")[0] or None
+            found.append(Folder(folder_id, path[-1], kind_from_path(path), parent=parent))
         return found
 
     def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ...errors import ConfigError, CursorExpired
+from ...mime.headers import header_block
 from ...model import Detail, Folder, FolderKind
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .mbox_format import (
     from_line_date,
     gmail_label_kind,
-    header_block,
     header_values,
     iter_messages,
     iter_separators,

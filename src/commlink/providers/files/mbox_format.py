@@ -19,7 +19,6 @@ __all__ = [
     "IGNORED_LABELS",
     "from_line_date",
     "gmail_label_kind",
-    "header_block",
     "header_values",
     "iter_messages",
     "iter_separators",
@@ -50,6 +49,9 @@ _MONTHS = {
         start=1,
     )
 }  # fmt: skip
+# Takeout's own system labels: a fixed English vocabulary, unlike the
+# localised folder names of ``providers.folder_names`` (a label "Junk" or
+# "Archive" is one the user made).
 _LABEL_KINDS = {
     "inbox": FolderKind.INBOX,
     "sent": FolderKind.SENT,
@@ -295,11 +297,6 @@ def header_values(block: bytes, name: bytes) -> list[str]:
     if current is not None:
         values.append(_decode_header(bytes(current)))
     return values
-
-
-def header_block(raw: bytes) -> bytes:
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
-    return raw[: min(ends) + 1] if ends else raw
 
 
 def _decode_header(raw: bytes) -> str:

@@ -8,8 +8,6 @@ google-api-python-client is imported lazily (``pip install commlink[gmail]``).
 from __future__ import annotations
 
 import importlib
-import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -26,7 +24,7 @@ from ...errors import (
     RateLimited,
     TransientError,
 )
-from ..retry import retry_after_seconds
+from ..retry import RetryPolicy, retry_after_seconds
 
 __all__ = [
     "BATCH_LIMIT",
@@ -36,8 +34,6 @@ __all__ = [
     "build_service",
     "map_error",
 ]
-
-log = logging.getLogger("commlink.providers.google")
 
 #: Google accepts at most 100 calls per batch; Gmail advises 50.
 BATCH_LIMIT = 50
@@ -196,42 +192,28 @@ class GoogleClient:
     ) -> None:
         self.batch_uri = batch_uri
         self.bucket = bucket
-        self.max_retries = max_retries
-        self.base_delay = base_delay
-        self.max_wait = max_wait
-        self._sleep = sleep
-        self.retries = 0
+        self.retry = RetryPolicy(
+            max_retries=max_retries, base_delay=base_delay, max_wait=max_wait, sleep=sleep
+        )
+
+    @property
+    def retries(self) -> int:
+        """How many times a call was sent again after waiting."""
+        return self.retry.retries
 
     def execute(self, request: Any, cost: int) -> Any:
         """Run one call; raises a commlink error when it finally fails."""
         return self._run(lambda: request.execute(num_retries=0), cost)
 
     def _run(self, send: Callable[[], Any], cost: int) -> Any:
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.retry.max_retries + 1):
             self.bucket.take(cost)
             try:
                 return send()
             except Exception as exc:
                 error = map_error(exc)
-                self._backoff_or_raise(error, attempt, None if exc is error else exc)
+                self.retry.wait_or_raise(error, attempt, None if exc is error else exc)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff_or_raise(
-        self, error: ProviderError, attempt: int, cause: BaseException | None
-    ) -> None:
-        if not isinstance(error, TransientError) or attempt >= self.max_retries:
-            raise error from cause
-        delay = self._delay(error, attempt)
-        if delay > self.max_wait:
-            raise RateLimited(str(error), delay) from cause
-        self.retries += 1
-        log.info("retrying after %.2fs: %s", delay, error)
-        self._sleep(delay)
-
-    def _delay(self, error: ProviderError, attempt: int) -> float:
-        hinted = error.retry_after if isinstance(error, RateLimited) else None
-        computed = self.base_delay * 2**attempt * (1 + random.random() / 2)
-        return hinted if hinted is not None else computed
 
     def batch(self, calls: Sequence[Call]) -> Iterator[tuple[Hashable, Any | ProviderError]]:
         """Run calls in batch requests of at most ``BATCH_LIMIT``; yields each

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ...errors import CursorExpired, ProviderError
+from ...errors import ConfigError, CursorExpired, ProviderError
 from ...model import Detail, Folder, FolderKind
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .connection import ImapConnection, ImapSettings, Selected
@@ -67,7 +67,7 @@ class ImapProvider:
         page_size: int = 500,
     ) -> None:
         if page_size < 1:
-            raise ValueError("page_size must be positive")
+            raise ConfigError("must be positive", field="page_size")
         self.settings = ImapSettings(
             host,
             port if port is not None else (993 if ssl else 143),
@@ -239,11 +239,7 @@ class ImapProvider:
 
         data, vanished_lines = self.conn.call(run, folder=folder)
         upserted = self._changed_uids(data)
-        try:
-            vanished = parse_vanished(vanished_lines, below=state.uidnext)
-        except ValueError as exc:
-            raise CursorExpired(str(exc)) from exc
-        gone = set(vanished)
+        gone = set(parse_vanished(vanished_lines, below=state.uidnext))
         after = ImapCursor(state.uidvalidity, state.uidnext, state.highestmodseq, state.exists)
         return ChangeSet(
             tuple(make_id(state.uidvalidity, u) for u in sorted(upserted - gone, reverse=True)),

@@ -3,7 +3,6 @@ FETCH items. No network here, so all of it is unit-testable."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,17 +11,16 @@ from typing import Any
 
 import attrs
 
-from ...errors import CursorExpired
+from ...errors import CursorExpired, InvalidInput
 from ...model import Detail, Folder, FolderKind
 from ...ports import FetchedMessage
+from ..folder_names import decode_modified_utf7, kind_from_name
 
 __all__ = [
     "ImapCursor",
     "compress_uids",
-    "decode_modified_utf7",
     "fetched_message",
     "folder_from_list",
-    "kind_from_name",
     "make_id",
     "parse_id",
     "parse_uid_set",
@@ -39,39 +37,6 @@ SPECIAL_USE: Mapping[str, FolderKind] = {
     "\\all": FolderKind.ALL,
     "\\flagged": FolderKind.STARRED,
     "\\important": FolderKind.IMPORTANT,
-}
-
-#: Well-known folder names of servers without SPECIAL-USE, lower-cased.
-NAMES: Mapping[str, FolderKind] = {
-    "inbox": FolderKind.INBOX,
-    "sent": FolderKind.SENT,
-    "sent items": FolderKind.SENT,
-    "sent messages": FolderKind.SENT,
-    "sent mail": FolderKind.SENT,
-    "gesendet": FolderKind.SENT,
-    "gesendete objekte": FolderKind.SENT,
-    "gesendete elemente": FolderKind.SENT,
-    "envoyés": FolderKind.SENT,
-    "éléments envoyés": FolderKind.SENT,
-    "archive": FolderKind.ARCHIVE,
-    "archives": FolderKind.ARCHIVE,
-    "archiv": FolderKind.ARCHIVE,
-    "drafts": FolderKind.DRAFTS,
-    "draft": FolderKind.DRAFTS,
-    "entwürfe": FolderKind.DRAFTS,
-    "brouillons": FolderKind.DRAFTS,
-    "trash": FolderKind.TRASH,
-    "deleted items": FolderKind.TRASH,
-    "deleted messages": FolderKind.TRASH,
-    "papierkorb": FolderKind.TRASH,
-    "gelöschte elemente": FolderKind.TRASH,
-    "corbeille": FolderKind.TRASH,
-    "spam": FolderKind.SPAM,
-    "junk": FolderKind.SPAM,
-    "junk e-mail": FolderKind.SPAM,
-    "junk email": FolderKind.SPAM,
-    "bulk mail": FolderKind.SPAM,
-    "spamverdacht": FolderKind.SPAM,
 }
 
 _NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
@@ -126,7 +91,7 @@ def compress_uids(uids: Iterable[int]) -> str:
     """An IMAP sequence set for UIDs: ``[1, 2, 3, 7]`` -> ``"1:3,7"``."""
     ordered = sorted(set(uids))
     if not ordered:
-        raise ValueError("an empty UID set")
+        raise InvalidInput("an empty UID set")
     parts: list[str] = []
     start = prev = ordered[0]
     for uid in ordered[1:]:
@@ -142,7 +107,9 @@ def compress_uids(uids: Iterable[int]) -> str:
 def parse_uid_set(text: str, *, below: int | None = None) -> list[int]:
     """Expand an IMAP UID set (``"41,43:116"``); ``below`` drops UIDs >= it.
 
-    ``*`` is not meaningful in a server's response and is refused.
+    Raises ``ValueError`` for a malformed set or one of more than
+    ``MAX_SET_SIZE`` UIDs; ``*`` is not meaningful in a server's response
+    and is refused.
     """
     uids: list[int] = []
     text = text.strip()
@@ -166,60 +133,22 @@ _VANISHED = re.compile(rb"^\s*(\(EARLIER\)\s*)?([0-9:,]+)\s*$", re.IGNORECASE)
 
 
 def parse_vanished(lines: Sequence[bytes | str], *, below: int | None = None) -> list[int]:
-    """UIDs from the data of ``* VANISHED [(EARLIER)] <set>`` responses (RFC 7162)."""
+    """UIDs from the data of ``* VANISHED [(EARLIER)] <set>`` responses (RFC 7162).
+
+    A response that cannot be read raises ``CursorExpired``: the expunges it
+    reported are unknown, so the folder is reconciled by a full listing.
+    """
     uids: list[int] = []
     for line in lines:
         raw = line.encode("ascii", "replace") if isinstance(line, str) else line
         match = _VANISHED.match(raw)
         if match is None:
-            raise ValueError(f"unreadable VANISHED response: {raw[:80]!r}")
-        uids.extend(parse_uid_set(match.group(2).decode("ascii"), below=below))
+            raise CursorExpired(f"unreadable VANISHED response: {raw[:80]!r}")
+        try:
+            uids.extend(parse_uid_set(match.group(2).decode("ascii"), below=below))
+        except ValueError as exc:
+            raise CursorExpired(f"unreadable VANISHED response: {exc}") from exc
     return uids
-
-
-def decode_modified_utf7(value: bytes | str) -> str:
-    """Decode a mailbox name or Gmail label in modified UTF-7 (RFC 3501 5.1.3)."""
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "&":
-            out.append(char)
-            i += 1
-            continue
-        end = text.find("-", i)
-        if end == -1:
-            out.append(text[i:])
-            break
-        chunk = text[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            data = chunk.replace(",", "/")
-            data += "=" * (-len(data) % 4)
-            try:
-                out.append(base64.b64decode(data).decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError):
-                out.append(text[i : end + 1])
-        i = end + 1
-    return "".join(out)
-
-
-def kind_from_name(name: str, delimiter: str) -> FolderKind:
-    """A folder's kind from its name, for folders without SPECIAL-USE.
-
-    Only top-level folders and direct children of INBOX are recognised,
-    so ``Clients/Archive`` stays a custom folder.
-    """
-    if name.upper() == "INBOX":
-        return FolderKind.INBOX
-    parts = name.split(delimiter) if delimiter else [name]
-    if len(parts) == 2 and parts[0].upper() == "INBOX":
-        parts = parts[1:]
-    if len(parts) != 1:
-        return FolderKind.CUSTOM
-    return NAMES.get(parts[0].strip().casefold(), FolderKind.CUSTOM)
 
 
 def folder_from_list(

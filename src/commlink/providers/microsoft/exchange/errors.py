@@ -7,18 +7,14 @@ than ``max_wait`` per wait), then raises ``RateLimited`` with the wait.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import attrs
-
 from ....errors import AuthError, CursorExpired, NotFound, RateLimited, TransientError
+from ...retry import RetryPolicy, retry_after_seconds
 
 __all__ = ["Caller", "item_error"]
-
-log = logging.getLogger("commlink.exchange")
 
 R = TypeVar("R")
 
@@ -45,14 +41,21 @@ def _sync_state_errors() -> tuple[type[BaseException], ...]:
     return (e.ErrorInvalidSyncStateData, e.ErrorSyncFolderNotFound)
 
 
-@attrs.define
 class Caller:
     """Runs exchangelib calls with retries on ``ErrorServerBusy``."""
 
-    max_retries: int = 3
-    max_wait: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    retries: int = 0
+    def __init__(
+        self,
+        max_retries: int = 3,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retry = RetryPolicy(max_retries=max_retries, max_wait=max_wait, sleep=sleep)
+
+    @property
+    def retries(self) -> int:
+        """How many calls were made again after a busy answer."""
+        return self.retry.retries
 
     def __call__(self, what: str, call: Callable[[], R]) -> R:
         from exchangelib import errors as e
@@ -62,13 +65,10 @@ class Caller:
             try:
                 return call()
             except e.ErrorServerBusy as exc:
-                wait = float(exc.back_off) if exc.back_off else DEFAULT_BACK_OFF
-                if attempt >= self.max_retries or wait > self.max_wait:
-                    raise RateLimited(f"{what}: server busy", retry_after=wait) from exc
-                log.info("%s: server busy, waiting %.2fs", what, wait)
-                self.sleep(wait)
+                wait = retry_after_seconds(exc.back_off) or DEFAULT_BACK_OFF
+                busy = RateLimited(f"{what}: server busy", retry_after=wait)
+                self.retry.wait_or_raise(busy, attempt, exc)
                 attempt += 1
-                self.retries += 1
             except _sync_state_errors() as exc:
                 raise CursorExpired(f"{what}: {exc}") from exc
             except _auth_errors() as exc:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
-import random
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
@@ -28,12 +26,10 @@ from ....errors import (
     RateLimited,
     TransientError,
 )
-from ...retry import retry_after_seconds
+from ...retry import RetryPolicy, retry_after_seconds
 from .auth import TokenSource
 
 __all__ = ["BATCH_LIMIT", "GRAPH_URL", "BatchItem", "GraphClient", "GraphReply", "graph_error"]
-
-log = logging.getLogger("commlink.providers.microsoft.graph")
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 #: Graph runs at most 20 requests per JSON batch.
@@ -140,12 +136,15 @@ class GraphClient:
         self._root = urlsplit(self.base_url).path.rstrip("/")
         self._http = http or _httpx().Client(timeout=timeout)
         self._own_http = http is None
-        self.max_retries = max_retries
-        self.base_delay = base_delay
-        self.max_wait = max_wait
-        self._sleep = sleep
+        self.retry = RetryPolicy(
+            max_retries=max_retries, base_delay=base_delay, max_wait=max_wait, sleep=sleep
+        )
         self.requests_sent = 0
-        self.retries = 0
+
+    @property
+    def retries(self) -> int:
+        """How many times a request was sent again after waiting."""
+        return self.retry.retries
 
     def close(self) -> None:
         if self._own_http:
@@ -181,7 +180,7 @@ class GraphClient:
                 self.tokens.refresh()
                 refreshed = True
                 continue
-            self._wait_or_raise(error, attempt)
+            self.retry.wait_or_raise(error, attempt)
             attempt += 1
 
     def pages(
@@ -228,22 +227,6 @@ class GraphClient:
             response.status_code, {k.lower(): v for k, v in response.headers.items()}, parsed
         )
 
-    def _wait_or_raise(self, error: ProviderError, attempt: int) -> None:
-        if not isinstance(error, TransientError) or attempt >= self.max_retries:
-            raise error
-        delay = self._delay(error, attempt)
-        if delay > self.max_wait:
-            raise RateLimited(str(error), delay)
-        self.retries += 1
-        log.info("retrying after %.2fs: %s", delay, error)
-        self._sleep(delay)
-
-    def _delay(self, error: ProviderError, attempt: int) -> float:
-        hinted = error.retry_after if isinstance(error, RateLimited) else None
-        if hinted is not None:
-            return float(hinted)
-        return self.base_delay * 2.0**attempt * (1 + random.random() / 2)
-
     # -- batches --------------------------------------------------------------
 
     def batch(
@@ -261,7 +244,7 @@ class GraphClient:
         attempt = 0
         refreshed = False
         while pending:
-            retry: list[BatchItem] = []
+            again: list[BatchItem] = []
             worst: ProviderError | None = None
             unauthorized = False
             for start in range(0, len(pending), BATCH_LIMIT):
@@ -273,13 +256,13 @@ class GraphClient:
                     error = graph_error(reply)
                     if reply.status == 401:
                         unauthorized = True
-                        retry.append(item)
+                        again.append(item)
                     elif isinstance(error, TransientError):
-                        retry.append(item)
+                        again.append(item)
                         worst = _worse(worst, error)
                     else:
                         yield item.key, error
-            pending = retry
+            pending = again
             if not pending:
                 return
             if unauthorized:
@@ -290,11 +273,11 @@ class GraphClient:
                 if worst is None:
                     continue
             assert worst is not None
-            if attempt >= self.max_retries and not isinstance(worst, RateLimited):
+            if attempt >= self.retry.max_retries and not isinstance(worst, RateLimited):
                 for item in pending:  # a server error that outlasted the retries
                     yield item.key, worst
                 return
-            self._wait_or_raise(worst, attempt)
+            self.retry.wait_or_raise(worst, attempt)
             attempt += 1
 
     def _batch_once(

@@ -9,7 +9,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from typing import Any
 
-__all__ = ["METADATA_PROPERTIES", "header_block", "parse_graph_time"]
+__all__ = ["METADATA_PROPERTIES", "headers_from_properties", "parse_graph_time"]
 
 #: What a metadata-only message needs from Graph.
 METADATA_PROPERTIES = (
@@ -86,7 +86,7 @@ def _text(value: str) -> str:
     return Header(value, "utf-8").encode(maxlinelen=10_000)
 
 
-def header_block(item: Mapping[str, Any]) -> bytes:
+def headers_from_properties(item: Mapping[str, Any]) -> bytes:
     """Header bytes (ending with the blank line) for a Graph message resource."""
     lines: list[str] = []
     sender = _mailboxes(item.get("from"))

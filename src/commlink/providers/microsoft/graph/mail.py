@@ -31,7 +31,7 @@ from ....mime.parse import parse_message
 from ....model import Detail, Folder, FolderKind
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
 from .client import BatchItem, GraphClient, GraphReply
-from .headers import METADATA_PROPERTIES, header_block, parse_graph_time
+from .headers import METADATA_PROPERTIES, headers_from_properties, parse_graph_time
 
 __all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider", "truncation", "user_path"]
 
@@ -305,7 +305,7 @@ class GraphMailProvider:
     def _metadata(self, scope: Scope, item_id: str, item: JSON) -> FetchedMessage:
         return FetchedMessage(
             item_id,
-            raw=header_block(item),
+            raw=headers_from_properties(item),
             folders=_folders(scope, item),
             thread_hint=str(item.get("conversationId") or "") or None,
             date=parse_graph_time(item.get("receivedDateTime")),
