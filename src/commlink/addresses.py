@@ -18,6 +18,7 @@ from .model import Address
 
 __all__ = [
     "FREE_MAIL_DOMAINS",
+    "address_key",
     "blocklist_match",
     "domain_candidates",
     "in_domains",
@@ -72,6 +73,22 @@ def parse_address(text: str, name: str = "") -> Address:
         if not name:
             name = display.strip().strip('"').strip()
     return _parse(text, name.strip())
+
+
+def address_key(text: str) -> str:
+    """The comparison key of an address: exactly ``parse_address(text).key``.
+
+    Lower-cased, the domain in its ASCII IDNA 2008 form (``Ann@FAß.de`` and
+    ``ann@xn--fa-hia.de`` give ``ann@xn--fa-hia.de``; ``fass.de`` is another
+    domain); ``""`` if invalid. Every directory and store compares addresses
+    by this key. Plain ASCII addresses take a fast path without allocation
+    or cache, so normalising every looked-up key stays cheap.
+    """
+    lowered = text.lower()
+    # "xn--" anywhere (even in the local part) just means the slow path
+    if "xn--" not in lowered and len(text) <= _MAX_SIMPLE_LENGTH and _SIMPLE.fullmatch(text):
+        return lowered
+    return parse_address(text).key
 
 
 @lru_cache(maxsize=8192)

@@ -84,7 +84,10 @@ class FetchedMessage:
     ``Detail.METADATA``) or an already mapped ``message``; ``error`` is set
     when the provider could not return it (it is skipped with that reason).
     ``folders``, ``thread_hint`` and ``date`` come from the provider's own
-    metadata and win over what the headers say.
+    metadata and win over what the headers say. ``oversize`` is the size in
+    bytes of a message larger than ``Limits.max_message_bytes``: ``raw``
+    then holds its headers only, and it is imported with the warning
+    ``too-large:<bytes>``.
     """
 
     provider_id: str
@@ -94,6 +97,7 @@ class FetchedMessage:
     thread_hint: str | None = None
     date: datetime | None = None
     error: str | None = None
+    oversize: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -164,12 +168,20 @@ class CalendarProvider(Protocol):
 class Directory(Protocol):
     """The host CRM's people, companies and opportunities.
 
-    Keys are address keys (``Address.key``) and ASCII domains, lower-cased.
+    commlink asks with address keys (``Address.key``) and ASCII domains,
+    lower-cased. Matching is case-insensitive and by IDNA 2008 whatever form
+    the CRM holds (compare with ``commlink.addresses.address_key`` and
+    ``normalise_domain``); answers are keyed by the caller's input.
+    ``commlink.testing.directory_conformance`` checks an implementation.
     """
 
-    def people_by_addresses(self, keys: Collection[str]) -> Mapping[str, PersonRef]: ...
+    def people_by_addresses(self, keys: Collection[str]) -> Mapping[str, PersonRef]:
+        """The person holding each address, for the addresses someone holds."""
+        ...
 
-    def companies_by_domains(self, domains: Collection[str]) -> Mapping[str, CompanyRef]: ...
+    def companies_by_domains(self, domains: Collection[str]) -> Mapping[str, CompanyRef]:
+        """The company owning each domain exactly (parents are asked for separately)."""
+        ...
 
     def opportunities_for(
         self, company_ids: Collection[str], person_ids: Collection[str]
@@ -179,7 +191,13 @@ class Directory(Protocol):
         ...
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
-        """Create people (and their companies); returns them by address key."""
+        """Create people (and their companies); returns them by address key.
+
+        An address someone already holds returns that person, and a contact
+        given twice is created once. A ``company_domain`` links the person to
+        the company owning it, created if none does; never for a free-mail
+        domain.
+        """
         ...
 
 

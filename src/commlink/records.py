@@ -129,12 +129,27 @@ class OpportunityRef:
 
 @attrs.frozen(slots=True)
 class NewContact:
-    """A person commlink asks the host to create (contact auto-creation)."""
+    """A person commlink asks the host to create (contact auto-creation).
+
+    ``company_domain`` is a work domain whose company the person belongs to
+    (created if no company owns it or a parent domain); ``company_name`` is
+    the name for such a new company (the policy fills it with
+    ``commlink.policy.contacts.company_name_for``, so every directory names
+    companies alike).
+    """
 
     address: Address
     first_name: str = ""
     last_name: str = ""
     company_domain: str | None = None
+    company_name: str = ""
+
+    @property
+    def name(self) -> str:
+        """The new person's name: first and last name, else the display name,
+        else the address."""
+        full = f"{self.first_name} {self.last_name}".strip()
+        return full or self.address.name or self.address.email
 
 
 @attrs.frozen(slots=True)

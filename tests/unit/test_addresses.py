@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from commlink.addresses import (
     FREE_MAIL_DOMAINS,
+    address_key,
     blocklist_match,
     domain_candidates,
     in_domains,
@@ -16,7 +17,12 @@ from commlink.addresses import (
     normalise_entry,
     parse_address,
 )
-from commlink.testing.strategies import INVALID_ADDRESSES, address_variants, addresses
+from commlink.testing.strategies import (
+    INVALID_ADDRESSES,
+    address_variants,
+    addresses,
+    invalid_addresses,
+)
 
 
 class TestParse:
@@ -100,6 +106,36 @@ class TestParse:
         assert parse_address(key).key == key
         assert key == key.lower()
         assert parse_address(text).domain.isascii()
+
+
+class TestAddressKey:
+    @pytest.mark.parametrize(
+        "text", ["ann@faß.de", "Ann@FAß.DE", "ann@xn--fa-hia.de", " ANN@XN--FA-HIA.de "]
+    )
+    def test_idna_2008_keys(self, text: str) -> None:
+        assert address_key(text) == "ann@xn--fa-hia.de"
+
+    def test_idna_2003_mapping_is_another_domain(self) -> None:
+        # IDNA 2003 (Python's "idna" codec) maps faß.de to fass.de; IDNA 2008 does not
+        assert address_key("ann@fass.de") == "ann@fass.de"
+        assert normalise_domain("faß.de") == "xn--fa-hia.de"
+
+    @pytest.mark.parametrize("text", INVALID_ADDRESSES)
+    def test_invalid_is_empty(self, text: str) -> None:
+        assert address_key(text) == ""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            addresses(),
+            invalid_addresses(),
+            addresses().flatmap(address_variants),
+            st.text(alphabet="aB.@ -_<>xn\t\u00e9\u00fc\u00df\u0130", max_size=20),
+            st.emails().map(lambda e: f" {e.upper()} "),
+        )
+    )
+    def test_fast_path_agrees_with_parse_address(self, text: str) -> None:
+        assert address_key(text) == parse_address(text).key
 
 
 class TestDomains:

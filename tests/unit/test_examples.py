@@ -1,4 +1,5 @@
-"""The examples run: the quickstart prints timelines, the custom store passes conformance."""
+"""The examples run: the quickstart prints timelines, the custom store and the
+custom directory pass their conformance suites."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
+from custom_directory import TestDictCrm  # noqa: E402
 from custom_store import TestPublishingStore  # noqa: E402
 
-__all__ = ["TestPublishingStore"]
+__all__ = ["TestDictCrm", "TestPublishingStore"]
 
 
 def test_quickstart_runs(capsys: pytest.CaptureFixture[str]) -> None:

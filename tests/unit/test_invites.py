@@ -272,8 +272,8 @@ class _Poisoned(InMemoryDirectory):
 
 def test_an_invitation_the_policy_cannot_judge_does_not_block_the_mail(store) -> None:
     directory = _Poisoned()
-    directory.add_person("ann", "Ann Client", [ORGANIZER], company_id="co")
     directory.add_company("co", "Client", ["client.example"])
+    directory.add_person("ann", "Ann Client", [ORGANIZER], company_id="co")
     poisoned = ics("REQUEST", uid="meet-2").replace(
         f"mailto:{OWNER}\r\n", f"mailto:{OWNER}\r\nATTENDEE:mailto:poison@client.example\r\n"
     )

@@ -67,7 +67,7 @@ def test_idn_domain_matches_company() -> None:
 
 def test_person_company_and_domain_company_both_link() -> None:
     d = crm()
-    d.set_addresses("cy", ["cy@freelance.io", "cy@acme.com"])
+    d.set_person_addresses("cy", ["cy@freelance.io", "cy@acme.com"])
     result = links_of(match_addresses(addrs("cy@acme.com"), d))
     assert result["cy@acme.com"] == (
         Link(P, "cy"),
@@ -144,7 +144,7 @@ def test_relinks_after_directory_changes() -> None:
     assert links_of(match_addresses(addrs("dan@client.io"), d))["dan@client.io"] == (
         Link(P, "dan"),
     )
-    d.remove_person("dan")
+    d.delete_person("dan")
     assert links_of(match_addresses(addrs("dan@client.io"), d))["dan@client.io"] == ()
 
 
@@ -188,6 +188,6 @@ class TestInMemoryDirectory:
 
     def test_removing_a_person_drops_them_from_opportunities(self) -> None:
         d = crm()
-        d.remove_person("bob")
+        d.delete_person("bob")
         assert d.opportunities_for([], ["bob"]) == {}
         assert d.people_by_addresses(["bob@gmail.com"]) == {}

@@ -130,11 +130,11 @@ def test_relink_after_person_changes_and_deletion(setup) -> None:
     target = Target(TargetKind.PERSON, "ann")
     assert store.timeline(target, Viewer("u-owner")).items == ()
     # the CRM learns that Ann also writes from bea@newco.example
-    directory.set_addresses("ann", ["ann@client.example", "bea@newco.example"])
+    directory.set_person_addresses("ann", ["ann@client.example", "bea@newco.example"])
     relinker = Relinker(store, directory)
     assert relinker.person_changed("ann", ["bea@newco.example"]) == 1
     assert len(store.timeline(target, Viewer("u-owner")).items) == 1
-    directory.remove_person("ann")
+    directory.delete_person("ann")
     relinker.person_deleted("ann")
     assert store.timeline(target, Viewer("u-owner")).items == ()
 

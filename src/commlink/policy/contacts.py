@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Collection, Iterable
 
@@ -20,6 +21,7 @@ from ..records import NewContact
 from .filters import Rules, rules_for
 
 __all__ = [
+    "company_name_for",
     "contacts_to_create",
     "event_contacts_to_create",
     "names_for",
@@ -31,6 +33,11 @@ _RECEIVED_ROLES = (Role.FROM, Role.CC, Role.TO)
 _LOCAL_SEPARATORS = re.compile(r"[._\-]+")
 _SPACES = re.compile(r"\s+")
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d"
+_WORD_SEPARATORS = re.compile(r"[-_]+")
+# Second-level labels under a country code that name no organisation (acme.co.uk).
+_GENERIC_SECOND_LEVEL = frozenset(
+    {"ac", "co", "com", "edu", "gov", "ltd", "ne", "net", "or", "org", "plc"}
+)
 
 
 def contacts_to_create(
@@ -119,9 +126,37 @@ def _new_contacts(
         domain = address.domain
         company = domain if settings.create_companies and not is_free_mail(domain) else None
         result.append(
-            NewContact(address=address, first_name=first, last_name=last, company_domain=company)
+            NewContact(
+                address=address,
+                first_name=first,
+                last_name=last,
+                company_domain=company,
+                company_name=company_name_for(company) if company else "",
+            )
         )
     return result
+
+
+def company_name_for(domain: str) -> str:
+    """The name of a company known only by its domain (one rule for every directory).
+
+    The label naming the organisation, hyphens as spaces, words capitalised,
+    IDNA labels in Unicode: ``acme-robotics.com``, ``eu.acme-robotics.com``
+    and ``acme-robotics.co.uk`` give ``"Acme Robotics"``; ``xn--bcher-kva.de``
+    gives ``"Bücher"``.
+    """
+    labels = [label for label in domain.strip().strip(".").lower().split(".") if label]
+    if not labels:
+        return ""
+    index = -2 if len(labels) > 1 else -1
+    if len(labels) > 2 and len(labels[-1]) == 2 and labels[-2] in _GENERIC_SECOND_LEVEL:
+        index = -3
+    label = labels[index]
+    if label.startswith("xn--"):
+        with contextlib.suppress(UnicodeError):
+            label = label[4:].encode("ascii").decode("punycode")
+    words = [w[:1].upper() + w[1:] for w in _WORD_SEPARATORS.split(label) if w]
+    return " ".join(words) or domain
 
 
 def names_for(address: Address) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import attrs
 
+from ..addresses import normalise_entry
 from ..calendar.recurrence import expand
 from ..errors import InvalidInput
 from ..model import Attachment, Direction, Event, Participant, Visibility
@@ -303,14 +304,14 @@ def page_events(summaries: Iterable[EventSummary], page: PageRequest) -> Page[Ev
 
 
 def parse_entries(entries: Collection[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """Split blocklist entries into exact address keys and ``@domain`` domains."""
+    """Split blocklist entries into exact address keys and ``@domain`` domains,
+    normalised like address keys (invalid entries match nothing)."""
     keys: set[str] = set()
     domains: set[str] = set()
     for entry in entries:
-        text = entry.strip().lower()
+        text = normalise_entry(entry)
         if text.startswith("@"):
-            if text[1:]:
-                domains.add(text[1:].rstrip("."))
+            domains.add(text[1:])
         elif text:
             keys.add(text)
     return frozenset(keys), frozenset(domains)

@@ -2,6 +2,9 @@
 implementing the ``Directory`` port, for hosts without their own and demos.
 
 Lookups are batched: one query per call, the keys sent as one parameter.
+Addresses and domains are compared by the ``commlink.addresses`` keys, and
+the admin methods follow the rules in ``directory_rules`` (shared with
+``InMemoryDirectory``).
 """
 
 from __future__ import annotations
@@ -14,8 +17,18 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import StoreError
+from ..addresses import address_key, normalise_domain
+from ..errors import InvalidInput, StoreError
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
+from .directory_rules import (
+    ContactPlan,
+    by_contact_key,
+    company_domain_keys,
+    contacts_by_key,
+    person_keys,
+    plan_contacts,
+    wanted_domains,
+)
 from .sql_bulk import among_sql, fetch, key_set
 from .sql_schema import (
     among,
@@ -35,7 +48,7 @@ from .sql_schema import (
     upsert,
 )
 
-__all__ = ["PersonRow", "SqlDirectory", "normalise_domain", "normalise_key"]
+__all__ = ["PersonRow", "SqlDirectory"]
 
 #: ``(id, name, addresses, company_id)`` for ``SqlDirectory.add_people_bulk``.
 PersonRow = tuple[str, str, Sequence[str], "str | None"]
@@ -44,34 +57,6 @@ PersonRow = tuple[str, str, Sequence[str], "str | None"]
 class _HasEngine(Protocol):
     @property
     def engine(self) -> Engine: ...
-
-
-def normalise_domain(domain: str) -> str:
-    """Lower-case ASCII (IDNA) form of a domain; unchanged but lower-cased if
-    it cannot be encoded."""
-    text = domain.strip().rstrip(".").lower()
-    if text.isascii():
-        return text
-    try:
-        return text.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return text
-
-
-def normalise_key(address: str) -> str:
-    """The comparison key of an address: lower-cased, IDNA domain."""
-    text = address.strip()
-    if text.isascii():  # the common case, without IDNA
-        local, at, domain = text.lower().rpartition("@")
-        return f"{local}@{domain.strip().rstrip('.')}" if at else domain
-    local, at, domain = text.rpartition("@")
-    if not at:
-        return text.lower()
-    return f"{local.lower()}@{normalise_domain(domain)}"
-
-
-def _company_name(domain: str) -> str:
-    return domain.split(".")[0].replace("-", " ").title()
 
 
 def _new_id(prefix: str) -> str:
@@ -115,7 +100,7 @@ class SqlDirectory:
 
     @staticmethod
     def _people(conn: Connection, keys: Collection[str]) -> dict[str, PersonRef]:
-        normal = {key: normalise_key(key) for key in keys}
+        normal = {key: address_key(key) for key in keys}
         if not normal:
             return {}
         rows = fetch(
@@ -123,7 +108,7 @@ class SqlDirectory:
             "SELECT a.key, p.id, p.company_id, p.name "
             f"FROM {person_addresses.name} a JOIN {people.name} p ON p.id = a.person_id "
             f"WHERE {among_sql(conn, person_addresses.c.key, 'a')}",
-            key_set(conn, sorted(set(normal.values()))),
+            key_set(conn, sorted({n for n in normal.values() if n})),
         )
         refs = {key: PersonRef(id=i, company_id=c, name=n) for key, i, c, n in rows}
         return {key: refs[norm] for key, norm in normal.items() if norm in refs}
@@ -142,7 +127,7 @@ class SqlDirectory:
             "SELECT d.domain, c.id, c.name "
             f"FROM {company_domains.name} d JOIN {companies.name} c ON c.id = d.company_id "
             f"WHERE {among_sql(conn, company_domains.c.domain, 'd')}",
-            key_set(conn, sorted(set(normal.values()))),
+            key_set(conn, sorted({n for n in normal.values() if n})),
         )
         refs = {domain: CompanyRef(id=i, name=n) for domain, i, n in rows}
         return {domain: refs[norm] for domain, norm in normal.items() if norm in refs}
@@ -177,93 +162,84 @@ class SqlDirectory:
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
         """Create people (and companies for unowned work domains); returns every
-        requested address's person by key, existing people included."""
-        contacts: dict[str, NewContact] = {}
-        for contact in new:
-            if contact.address.valid and contact.address.key:
-                contacts.setdefault(normalise_key(contact.address.key), contact)
+        valid requested address's person by its key, existing people included."""
+        contacts = contacts_by_key(new)
         if not contacts:
             return {}
         with self._tx(write=True) as conn:
             existing = self._people(conn, list(contacts))
             todo = {k: c for k, c in contacts.items() if k not in existing}
-            domains = {
-                normalise_domain(c.company_domain) for c in todo.values() if c.company_domain
-            }
-            owners = self._companies(conn, domains)
-            created = {d: _new_id("company") for d in sorted(domains - set(owners))}
-            upsert(
-                conn,
-                companies,
-                [{"id": i, "name": _company_name(d)} for d, i in created.items()],
-                ["id"],
-            )
-            upsert(
-                conn,
-                company_domains,
-                [{"domain": d, "company_id": i} for d, i in created.items()],
-                ["domain"],
-            )
-            owners = self._companies(conn, domains)  # another writer may have won a domain
-            rows: list[dict[str, Any]] = []
-            for key, contact in todo.items():
-                name = f"{contact.first_name} {contact.last_name}".strip()
-                domain = normalise_domain(contact.company_domain or "")
-                company = owners.get(domain) if contact.company_domain else None
-                rows.append(
-                    {
-                        "id": _new_id("person"),
-                        "name": name or contact.address.name or contact.address.email,
-                        "company_id": company.id if company else None,
-                        "key": key,
-                    }
-                )
-            if rows:
-                insert_many(
-                    conn,
-                    sa.insert(people),
-                    [{k: r[k] for k in ("id", "name", "company_id")} for r in rows],
-                )
-                upsert(
-                    conn,
-                    person_addresses,
-                    [{"key": r["key"], "person_id": r["id"]} for r in rows],
-                    ["key"],
-                )
-                # another writer may have created the same address meanwhile
-                winners = {
-                    k: ref.id for k, ref in self._people(conn, [r["key"] for r in rows]).items()
-                }
-                orphans = [r["id"] for r in rows if winners.get(r["key"]) != r["id"]]
-                for part in chunks(orphans):
-                    conn.execute(sa.delete(people).where(among(conn, people.c.id, part)))
+            if todo:
+                domains = wanted_domains(todo.values())
+                owners = {d: ref.id for d, ref in self._companies(conn, domains).items()}
+                self._write(conn, plan_contacts(todo, owners, _new_id))
             found = self._people(conn, list(contacts))
-        return {contacts[k].address.key: ref for k, ref in found.items()}
+        return by_contact_key(new, found)
 
-    # admin methods for hosts and demos
+    def _write(self, conn: Connection, plan: ContactPlan) -> None:
+        """Write planned people and companies; where another writer won an
+        address or a domain meanwhile, theirs is kept and ours dropped."""
+        rows = [{"id": i, "name": name} for i, (name, _domain) in plan.companies.items()]
+        upsert(conn, companies, rows, ["id"])
+        rows = [{"domain": d, "company_id": i} for i, (_name, d) in plan.companies.items()]
+        upsert(conn, company_domains, rows, ["domain"])
+        won = self._companies(conn, [d for _name, d in plan.companies.values()])
+        moved = {
+            i: won[d].id for i, (_name, d) in plan.companies.items() if d in won and won[d].id != i
+        }
+        for part in chunks(sorted(moved)):
+            conn.execute(sa.delete(companies).where(among(conn, companies.c.id, part)))
+        if not plan.people:
+            return
+        insert_many(
+            conn,
+            sa.insert(people),
+            [
+                {"id": i, "name": name, "company_id": moved.get(c, c) if c else None}
+                for i, name, c in plan.people.values()
+            ],
+        )
+        rows = [{"key": key, "person_id": i} for key, (i, _n, _c) in plan.people.items()]
+        upsert(conn, person_addresses, rows, ["key"])
+        winners = {k: ref.id for k, ref in self._people(conn, list(plan.people)).items()}
+        orphans = [i for key, (i, _n, _c) in plan.people.items() if winners.get(key) != i]
+        for part in chunks(orphans):
+            conn.execute(sa.delete(people).where(among(conn, people.c.id, part)))
 
-    def add_company(self, company_id: str, name: str, domains: Iterable[str] = ()) -> None:
+    # admin methods for hosts and demos (the same rules as InMemoryDirectory)
+
+    def add_company(self, company_id: str, name: str, domains: Iterable[str] = ()) -> CompanyRef:
+        """Add or replace a company and the domains it owns (never free-mail ones)."""
+        keys = company_domain_keys(domains)
         with self._tx(write=True) as conn:
             upsert(conn, companies, [{"id": company_id, "name": name}], ["id"], ["name"])
-            self._set_domains(conn, company_id, domains)
+            self._set_domains(conn, company_id, keys)
+        return CompanyRef(id=company_id, name=name)
 
     def set_company_domains(self, company_id: str, domains: Iterable[str]) -> None:
+        """Replace a company's domains."""
+        keys = company_domain_keys(domains)
         with self._tx(write=True) as conn:
-            self._set_domains(conn, company_id, domains)
+            _require(conn, companies, [company_id], "company")
+            self._set_domains(conn, company_id, keys)
 
     @staticmethod
-    def _set_domains(conn: Connection, company_id: str, domains: Iterable[str]) -> None:
+    def _set_domains(conn: Connection, company_id: str, keys: Sequence[str]) -> None:
         conn.execute(sa.delete(company_domains).where(company_domains.c.company_id == company_id))
-        rows = [
-            {"domain": d, "company_id": company_id}
-            for d in sorted({normalise_domain(x) for x in domains})
-        ]
-        upsert(conn, company_domains, rows, ["domain"], ["company_id"])
+        rows = [{"domain": d, "company_id": company_id} for d in keys]
+        upsert(conn, company_domains, rows, ["domain"])
+        _refuse_taken(
+            conn, company_domains.c.domain, company_domains.c.company_id, keys, company_id
+        )
 
     def add_person(
         self, person_id: str, name: str, addresses: Iterable[str], company_id: str | None = None
-    ) -> None:
+    ) -> PersonRef:
+        """Add or replace a person with these addresses (their opportunities stay)."""
+        keys = person_keys(addresses)
         with self._tx(write=True) as conn:
+            if company_id is not None:
+                _require(conn, companies, [company_id], "company")
             upsert(
                 conn,
                 people,
@@ -271,32 +247,43 @@ class SqlDirectory:
                 ["id"],
                 ["name", "company_id"],
             )
-            self._set_addresses(conn, person_id, addresses)
+            self._set_addresses(conn, person_id, keys)
+        return PersonRef(id=person_id, company_id=company_id, name=name)
 
     def set_person_addresses(self, person_id: str, addresses: Iterable[str]) -> None:
+        """Replace a person's addresses."""
+        keys = person_keys(addresses)
         with self._tx(write=True) as conn:
-            self._set_addresses(conn, person_id, addresses)
+            _require(conn, people, [person_id], "person")
+            self._set_addresses(conn, person_id, keys)
 
     @staticmethod
-    def _set_addresses(conn: Connection, person_id: str, addresses: Iterable[str]) -> None:
+    def _set_addresses(conn: Connection, person_id: str, keys: Sequence[str]) -> None:
         conn.execute(sa.delete(person_addresses).where(person_addresses.c.person_id == person_id))
-        rows = [
-            {"key": k, "person_id": person_id}
-            for k in sorted({normalise_key(a) for a in addresses})
-        ]
-        upsert(conn, person_addresses, rows, ["key"], ["person_id"])
+        rows = [{"key": k, "person_id": person_id} for k in keys]
+        upsert(conn, person_addresses, rows, ["key"])
+        _refuse_taken(conn, person_addresses.c.key, person_addresses.c.person_id, keys, person_id)
 
     def delete_person(self, person_id: str) -> None:
+        """Delete a person, their addresses and their points of contact (if any)."""
         with self._tx(write=True) as conn:
             for table in (person_addresses, opportunity_contacts):
                 conn.execute(sa.delete(table).where(table.c.person_id == person_id))
             conn.execute(sa.delete(people).where(people.c.id == person_id))
 
     def add_opportunity(
-        self, opportunity_id: str, name: str, company_id: str | None, contacts: Iterable[str] = ()
-    ) -> None:
+        self,
+        opportunity_id: str,
+        name: str,
+        company_id: str | None = None,
+        contacts: Iterable[str] = (),
+    ) -> OpportunityRef:
         """Add or replace an opportunity and its point-of-contact people."""
+        contact_ids = sorted(set(contacts))
         with self._tx(write=True) as conn:
+            if company_id is not None:
+                _require(conn, companies, [company_id], "company")
+            _require(conn, people, contact_ids, "person")
             upsert(
                 conn,
                 opportunities,
@@ -309,20 +296,21 @@ class SqlDirectory:
                     opportunity_contacts.c.opportunity_id == opportunity_id
                 )
             )
-            rows = [
-                {"opportunity_id": opportunity_id, "person_id": p} for p in sorted(set(contacts))
-            ]
+            rows = [{"opportunity_id": opportunity_id, "person_id": p} for p in contact_ids]
             upsert(conn, opportunity_contacts, rows, ["opportunity_id", "person_id"])
+        return OpportunityRef(id=opportunity_id, company_id=company_id, name=name)
 
     def add_people_bulk(self, rows: Iterable[PersonRow]) -> int:
         """Insert many new people with their addresses fast (PostgreSQL:
-        ``COPY``); ids and addresses must not exist yet. Returns how many."""
+        ``COPY``); ids and addresses must not exist yet (``StoreError``), and an
+        address must be valid and given once (``InvalidInput``). Returns how many."""
         person_rows: list[tuple[str, str, str | None]] = []
         owners: dict[str, str] = {}
         for person_id, name, addresses, company_id in rows:
             person_rows.append((person_id, name, company_id))
-            for address in addresses:
-                owners[normalise_key(address)] = person_id
+            for key in person_keys(addresses):
+                if owners.setdefault(key, person_id) != person_id:
+                    raise InvalidInput(f"{key} given for {owners[key]!r} and {person_id!r}")
         with self._tx(write=True) as conn:
             _bulk_insert(conn, people, ("id", "name", "company_id"), person_rows)
             _bulk_insert(conn, person_addresses, ("key", "person_id"), list(owners.items()))
@@ -348,3 +336,28 @@ def _bulk_insert(
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(mark for _ in columns)})"
     for part in chunks(rows):
         conn.exec_driver_sql(sql, list(part))
+
+
+def _require(conn: Connection, table: sa.Table, ids: Sequence[str], kind: str) -> None:
+    """``InvalidInput`` unless every id is a row of ``table``."""
+    if not ids:
+        return
+    found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"no {kind} {missing[0]!r}")
+
+
+def _refuse_taken(
+    conn: Connection, key: sa.Column[Any], owner: sa.Column[Any], keys: Sequence[str], owner_id: str
+) -> None:
+    """``InvalidInput`` when one of ``keys`` stayed with another owner (the
+    insert before did nothing for it); the transaction then rolls back."""
+    if not keys:
+        return
+    taken = conn.execute(
+        sa.select(key, owner).where(key.in_(keys), owner != owner_id).order_by(key).limit(1)
+    ).first()
+    if taken is not None:
+        kind = "company" if owner is company_domains.c.company_id else "person"
+        raise InvalidInput(f"{taken[0]} already belongs to {kind} {taken[1]!r}")

@@ -1,7 +1,9 @@
 """An in-memory ``Directory``: a host CRM's people, companies and opportunities.
 
-For tests and demos. Every port call is recorded in ``calls`` as
-``(method name, input size)`` so tests can assert batching.
+For tests and demos. It follows the same rules as ``SqlDirectory`` (see
+``commlink.stores.directory_rules``) and has the same admin methods. Every
+port call is recorded in ``calls`` as ``(method name, input size)`` so tests
+can assert batching.
 """
 
 from __future__ import annotations
@@ -10,9 +12,17 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..addresses import domain_candidates, is_free_mail, normalise_domain, parse_address
+from ..addresses import address_key, normalise_domain
 from ..errors import InvalidInput
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
+from ..stores.directory_rules import (
+    by_contact_key,
+    company_domain_keys,
+    contacts_by_key,
+    person_keys,
+    plan_contacts,
+    wanted_domains,
+)
 
 __all__ = ["InMemoryDirectory"]
 
@@ -33,7 +43,8 @@ class InMemoryDirectory:
     """A ``Directory`` kept in dicts; addresses and domains are normalised on entry.
 
     An address belongs to at most one person and a domain to at most one
-    company (``InvalidInput`` otherwise).
+    company; free-mail domains are never a company's; referenced companies
+    and people must exist (``InvalidInput`` otherwise).
     """
 
     def __init__(self) -> None:
@@ -45,69 +56,90 @@ class InMemoryDirectory:
         self._opportunities: dict[str, _Opportunity] = {}
         self._next_id = 0
 
-    # -- setup -------------------------------------------------------------
+    # -- admin methods (the same as SqlDirectory's) ---------------------------
 
     def add_person(
         self, id: str, name: str, addresses: Iterable[str], company_id: str | None = None
     ) -> PersonRef:
-        """Add (or replace) a person with these addresses."""
-        if id in self._people:
-            self.remove_person(id)
+        """Add or replace a person with these addresses (their opportunities stay)."""
+        keys = person_keys(addresses)
+        self._require_company(company_id)
+        self._check_owner(self._by_address, keys, id, "person")
         ref = PersonRef(id=id, company_id=company_id, name=name)
-        self._people[id] = _Person(ref=ref, addresses=())
-        self.set_addresses(id, addresses)
+        previous = self._people.get(id)
+        self._people[id] = _Person(ref=ref, addresses=previous.addresses if previous else ())
+        self._put_addresses(id, keys)
         return ref
 
-    def set_addresses(self, person_id: str, addresses: Iterable[str]) -> None:
+    def set_person_addresses(self, person_id: str, addresses: Iterable[str]) -> None:
         """Replace a person's addresses."""
-        person = self._people.get(person_id)
-        if person is None:
+        keys = person_keys(addresses)
+        if person_id not in self._people:
             raise InvalidInput(f"no person {person_id!r}")
-        keys = tuple(dict.fromkeys(_key(a) for a in addresses))
-        for key in keys:
-            owner = self._by_address.get(key)
-            if owner is not None and owner != person_id:
-                raise InvalidInput(f"{key} already belongs to person {owner!r}")
-        for key in person.addresses:
-            del self._by_address[key]
-        person.addresses = keys
-        for key in keys:
-            self._by_address[key] = person_id
+        self._check_owner(self._by_address, keys, person_id, "person")
+        self._put_addresses(person_id, keys)
 
-    def remove_person(self, person_id: str) -> None:
+    def delete_person(self, person_id: str) -> None:
+        """Delete a person, their addresses and their points of contact (if any)."""
         person = self._people.pop(person_id, None)
         if person is None:
             return
         for key in person.addresses:
             del self._by_address[key]
         for opportunity in self._opportunities.values():
-            if person_id in opportunity.contacts:
-                opportunity.contacts = tuple(c for c in opportunity.contacts if c != person_id)
+            opportunity.contacts = tuple(c for c in opportunity.contacts if c != person_id)
 
-    def add_company(self, id: str, name: str, domains: Iterable[str]) -> CompanyRef:
-        """Add a company owning these domains (never free-mail ones)."""
-        normalised = tuple(dict.fromkeys(normalise_domain(d) for d in domains))
-        for domain in normalised:
-            if not domain:
-                raise InvalidInput("invalid company domain")
-            if is_free_mail(domain):
-                raise InvalidInput(f"{domain} is a free-mail domain")
-            owner = self._by_domain.get(domain)
-            if owner is not None and owner != id:
-                raise InvalidInput(f"{domain} already belongs to company {owner!r}")
+    def add_company(self, id: str, name: str, domains: Iterable[str] = ()) -> CompanyRef:
+        """Add or replace a company and the domains it owns (never free-mail ones)."""
+        keys = company_domain_keys(domains)
+        self._check_owner(self._by_domain, keys, id, "company")
         ref = CompanyRef(id=id, name=name)
         self._companies[id] = ref
-        for domain in normalised:
-            self._by_domain[domain] = id
+        self._put_domains(id, keys)
         return ref
+
+    def set_company_domains(self, company_id: str, domains: Iterable[str]) -> None:
+        """Replace a company's domains."""
+        keys = company_domain_keys(domains)
+        self._require_company(company_id)
+        self._check_owner(self._by_domain, keys, company_id, "company")
+        self._put_domains(company_id, keys)
 
     def add_opportunity(
         self, id: str, name: str, company_id: str | None = None, contacts: Iterable[str] = ()
     ) -> OpportunityRef:
-        """Add an open opportunity of a company, with point-of-contact person ids."""
+        """Add or replace an opportunity of a company, with point-of-contact person ids."""
+        contact_ids = tuple(sorted(set(contacts)))
+        self._require_company(company_id)
+        for person_id in contact_ids:
+            if person_id not in self._people:
+                raise InvalidInput(f"no person {person_id!r}")
         ref = OpportunityRef(id=id, company_id=company_id, name=name)
-        self._opportunities[id] = _Opportunity(ref=ref, contacts=tuple(contacts))
+        self._opportunities[id] = _Opportunity(ref=ref, contacts=contact_ids)
         return ref
+
+    def _require_company(self, company_id: str | None) -> None:
+        if company_id is not None and company_id not in self._companies:
+            raise InvalidInput(f"no company {company_id!r}")
+
+    @staticmethod
+    def _check_owner(owners: Mapping[str, str], keys: Iterable[str], id: str, kind: str) -> None:
+        for key in keys:
+            owner = owners.get(key)
+            if owner is not None and owner != id:
+                raise InvalidInput(f"{key} already belongs to {kind} {owner!r}")
+
+    def _put_addresses(self, person_id: str, keys: tuple[str, ...]) -> None:
+        person = self._people[person_id]
+        for key in person.addresses:
+            del self._by_address[key]
+        person.addresses = keys
+        self._by_address.update(dict.fromkeys(keys, person_id))
+
+    def _put_domains(self, company_id: str, keys: tuple[str, ...]) -> None:
+        for domain in [d for d, owner in self._by_domain.items() if owner == company_id]:
+            del self._by_domain[domain]
+        self._by_domain.update(dict.fromkeys(keys, company_id))
 
     # -- queries for tests -------------------------------------------------
 
@@ -133,9 +165,12 @@ class InMemoryDirectory:
 
     def people_by_addresses(self, keys: Collection[str]) -> Mapping[str, PersonRef]:
         self.calls.append(("people_by_addresses", len(keys)))
+        return self._find_people(keys)
+
+    def _find_people(self, keys: Iterable[str]) -> dict[str, PersonRef]:
         found: dict[str, PersonRef] = {}
         for key in keys:
-            person_id = self._by_address.get(parse_address(key).key)
+            person_id = self._by_address.get(address_key(key))
             if person_id is not None:
                 found[key] = self._people[person_id].ref
         return found
@@ -155,40 +190,29 @@ class InMemoryDirectory:
         self.calls.append(("opportunities_for", len(company_ids) + len(person_ids)))
         companies, people = set(company_ids), set(person_ids)
         found: dict[str, list[OpportunityRef]] = {}
-        for opportunity in self._opportunities.values():
+        for _id, opportunity in sorted(self._opportunities.items()):
             ref = opportunity.ref
             if ref.company_id is not None and ref.company_id in companies:
                 found.setdefault(ref.company_id, []).append(ref)
             for contact in opportunity.contacts:
-                if contact in people:
+                if contact in people and ref not in found.get(contact, ()):
                     found.setdefault(contact, []).append(ref)
         return found
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
+        """Create people (and companies for unowned work domains); returns every
+        valid requested address's person by its key, existing people included."""
         self.calls.append(("create_contacts", len(new)))
-        created: dict[str, PersonRef] = {}
-        for contact in new:
-            key = contact.address.key
-            existing = self._by_address.get(key)
-            if existing is not None:
-                created[key] = self._people[existing].ref
-                continue
-            company_id = self._company_for(contact.company_domain)
-            name = f"{contact.first_name} {contact.last_name}".strip()
-            created[key] = self.add_person(
-                self._new_id("person"), name or contact.address.email, [key], company_id
-            )
-        return created
-
-    def _company_for(self, domain: str | None) -> str | None:
-        domain = normalise_domain(domain) if domain else ""
-        if not domain or is_free_mail(domain):
-            return None
-        for candidate in domain_candidates(domain):
-            existing = self._by_domain.get(candidate)
-            if existing is not None:
-                return existing
-        return self.add_company(self._new_id("company"), domain, [domain]).id
+        contacts = contacts_by_key(new)
+        todo = {k: c for k, c in contacts.items() if k not in self._by_address}
+        domains = wanted_domains(todo.values())
+        owners = {d: self._by_domain[d] for d in domains if d in self._by_domain}
+        plan = plan_contacts(todo, owners, self._new_id)
+        for company_id, (name, domain) in plan.companies.items():
+            self.add_company(company_id, name, [domain])
+        for key, (person_id, name, owner) in plan.people.items():
+            self.add_person(person_id, name, [key], owner)
+        return by_contact_key(new, self._find_people(contacts))
 
     def _new_id(self, prefix: str) -> str:
         while True:
@@ -196,10 +220,3 @@ class InMemoryDirectory:
             candidate = f"new-{prefix}-{self._next_id}"
             if candidate not in self._people and candidate not in self._companies:
                 return candidate
-
-
-def _key(address: str) -> str:
-    parsed = parse_address(address)
-    if not parsed.valid:
-        raise InvalidInput(f"invalid address {address!r}")
-    return parsed.key

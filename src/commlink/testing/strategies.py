@@ -260,7 +260,7 @@ def directories(
             continue
         person_id = f"p{holder}"
         if person_id in people:
-            directory.set_addresses(person_id, [*directory.addresses_of(person_id), key])
+            directory.set_person_addresses(person_id, [*directory.addresses_of(person_id), key])
             continue
         company = draw(st.one_of(st.none(), st.sampled_from(companies))) if companies else None
         directory.add_person(person_id, f"Person {i}", [key], company)
