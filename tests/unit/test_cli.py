@@ -59,3 +59,33 @@ def test_bad_config_exits_with_the_field(
     )
     assert main(["sync", str(config)]) == 2
     assert "channels[0].provider" in capsys.readouterr().err
+
+
+def test_untrusted_text_never_reaches_the_terminal_raw() -> None:
+    from datetime import datetime, timezone
+
+    from commlink.cli.output import format_skips, format_threads, terminal_safe
+    from commlink.model import Address, Participant, Role, Visibility
+    from commlink.records import Reason, Skip, ThreadSummary
+
+    hostile = "Invoice \x1b]0;pwned\x07\x1b[2J\u202egnp.exe\u202c\r\x08"
+    assert terminal_safe(hostile) == (
+        "Invoice \\x1b]0;pwned\\x07\\x1b[2J\\u202egnp.exe\\u202c\\x0d\\x08"
+    )
+    assert terminal_safe("Grüße, 中文, emoji 🎉") == "Grüße, 中文, emoji 🎉"
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    sender = Participant(Address("x@y.example", "x@y.example", name=hostile), Role.FROM)
+    thread = ThreadSummary(
+        thread_id="t",
+        participants=(sender,),
+        first_at=when,
+        last_at=when,
+        message_count=1,
+        visibility=Visibility.FULL,
+        subject=hostile,
+        snippet=hostile,
+    )
+    skip = Skip("p1", Reason.GROUP, hostile, subject=hostile, sender=hostile)
+    for line in [*format_threads([thread]), *format_skips([skip])]:
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line), line
+        assert "\u202e" not in line

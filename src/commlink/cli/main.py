@@ -17,7 +17,7 @@ from ..sync.engine import SyncEngine
 from ..sync.report import Progress
 from ..sync.runner import Runner
 from .config import Config, load_config
-from .output import format_skips, format_threads
+from .output import format_skips, format_threads, terminal_safe
 
 __all__ = ["main"]
 
@@ -70,9 +70,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     failed = False
     for report in reports:
-        print(report.summary())
+        print(terminal_safe(report.summary()))
         for error in report.errors:
-            print(f"  error: {error}")
+            print(terminal_safe(f"  error: {error}"))
             failed = True
     return 1 if failed else 0
 
@@ -88,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             line += f", {state.failures} failures, next attempt {state.next_attempt}"
         print(line)
         if state.last_error:
-            print(f"  last error: {state.last_error}")
+            print(terminal_safe(f"  last error: {state.last_error}"))
     return 0
 
 
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CommlinkError as exc:
-        print(f"commlink: {exc}", file=sys.stderr)
+        print(terminal_safe(f"commlink: {exc}"), file=sys.stderr)
         return 2
 
 

@@ -1,14 +1,44 @@
-"""Plain-text rendering of timelines, meetings and skip reasons for the CLI."""
+"""Plain-text rendering of timelines, meetings and skip reasons for the CLI.
+
+Everything shown comes from outsiders' mail and events, so every line goes
+through ``terminal_safe`` before it reaches a terminal.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import wraps
 
 from ..model import Participant, Role
 from ..records import EventSummary, Skip, ThreadSummary, ThreadView
 
-__all__ = ["format_events", "format_skips", "format_thread", "format_threads"]
+__all__ = ["format_events", "format_skips", "format_thread", "format_threads", "terminal_safe"]
+
+# C0 and C1 controls (escape sequences, BEL, backspace, carriage return...),
+# DEL, and the characters that reorder text (bidi embeddings, overrides and
+# isolates, direction marks), which can make a line read as something else.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control and bidi characters shown as escapes
+    (``\\x1b``, ``\\u202e``) instead of acting on the terminal."""
+    return text if _UNSAFE.search(text) is None else _UNSAFE.sub(_escape, text)
+
+
+def _safe_lines(render: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    @wraps(render)
+    def safe(*args: object) -> list[str]:
+        return [terminal_safe(line) for line in render(*args)]
+
+    return safe
 
 
 def _when(value: datetime) -> str:
@@ -31,6 +61,7 @@ def _hidden(value: str | None) -> str:
     return value if value is not None else "(hidden)"
 
 
+@_safe_lines
 def format_threads(threads: Sequence[ThreadSummary]) -> list[str]:
     if not threads:
         return ["  (no email)"]
@@ -44,6 +75,7 @@ def format_threads(threads: Sequence[ThreadSummary]) -> list[str]:
     return lines
 
 
+@_safe_lines
 def format_thread(view: ThreadView) -> list[str]:
     lines = []
     for m in view.messages:
@@ -56,6 +88,7 @@ def format_thread(view: ThreadView) -> list[str]:
     return lines
 
 
+@_safe_lines
 def format_events(events: Sequence[EventSummary]) -> list[str]:
     if not events:
         return ["  (no meetings)"]
@@ -68,6 +101,7 @@ def format_events(events: Sequence[EventSummary]) -> list[str]:
     return lines
 
 
+@_safe_lines
 def format_skips(skips: Sequence[Skip]) -> list[str]:
     if not skips:
         return ["  (nothing skipped)"]
