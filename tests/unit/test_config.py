@@ -106,3 +106,77 @@ def test_relative_paths_resolve_next_to_the_file(tmp_path: Path) -> None:
     )
     (item,) = load_config(file).channels
     assert item.options["path"] == str(tmp_path / "mail.mbox")
+
+
+def imap_channel(**options: object) -> dict[str, object]:
+    return channel(provider="imap", options={"host": "imap.example", "username": "a", **options})
+
+
+def test_secrets_by_reference_are_read_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commlink.credentials import Secret
+
+    monkeypatch.setenv("ALICE_IMAP", "s3cret-from-env")
+    (tmp_path / "token").write_text("tok-from-file\n")
+    config = parse_config(
+        {
+            "channels": [
+                imap_channel(password_env="ALICE_IMAP"),
+                channel(id="g", provider="gmail", options={"token_file": "token"}),
+                channel(id="h", provider="imap", options={"host": "x", "password": "inline-pw"}),
+            ]
+        },
+        base=tmp_path,
+    )
+    imap, gmail, inline = (c.options for c in config.channels)
+    assert imap["password"] == Secret("s3cret-from-env")
+    assert imap["password"].reveal() == "s3cret-from-env"
+    assert gmail["token"].reveal() == "tok-from-file"
+    assert isinstance(inline["password"], Secret)
+    shown = f"{config!r} {config} {imap['password']}"
+    for value in ("s3cret-from-env", "tok-from-file", "inline-pw"):
+        assert value not in shown
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"password_env": "NOT_SET_ANYWHERE"}, "password_env", "is not set"),
+        ({"password_file": "missing.txt"}, "password_file", "cannot read"),
+        ({"password": "x", "password_env": "X"}, "password_env", "not both"),
+    ],
+)
+def test_secret_reference_mistakes_name_the_field(
+    tmp_path: Path, options: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": [imap_channel(**options)]}, base=tmp_path)
+    assert caught.value.field == f"channels[0].options.{field}"
+    assert message in str(caught.value)
+
+
+def test_a_relative_sqlite_url_resolves_next_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    file = tmp_path / "conf" / "channels.toml"
+    file.write_text('[store]\nurl = "sqlite:///data/crm.sqlite"\n')
+    assert load_config(file).store_url == f"sqlite:///{tmp_path}/conf/data/crm.sqlite"
+    file.write_text('[store]\nurl = "sqlite:////abs/crm.sqlite"\n')
+    assert load_config(file).store_url == "sqlite:////abs/crm.sqlite"
+    file.write_text('[store]\nurl = "postgresql+psycopg://db/crm"\n')
+    assert load_config(file).store_url == "postgresql+psycopg://db/crm"
+
+
+def test_limits_and_suggestions_for_misspelt_keys(tmp_path: Path) -> None:
+    mbox = tmp_path / "mail.mbox"
+    mbox.write_bytes(b"")
+    config = parse_config(
+        {"channels": [channel(path=str(mbox), limits={"max_message_bytes": 1000})]}
+    )
+    assert config.channels[0].channel.settings.limits.max_message_bytes == 1000
+    with pytest.raises(ConfigError, match="did you mean 'visibility'"):
+        parse_config({"channels": [channel(path=str(mbox), visiblity="full")]})
+    with pytest.raises(ConfigError, match="did you mean 'max_participants'"):
+        parse_config({"channels": [channel(path=str(mbox), limits={"max_participant": 5})]})
+    with pytest.raises(ConfigError, match="positive whole number"):
+        parse_config({"channels": [channel(path=str(mbox), limits={"max_participants": 0})]})

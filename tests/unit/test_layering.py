@@ -12,7 +12,17 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "commlink"
 
 #: The pure core: values, ports, address rules, parsing and policy. No IO.
-CORE = ("model", "records", "errors", "addresses", "ports", "mime", "calendar", "policy")
+CORE = (
+    "model",
+    "records",
+    "errors",
+    "credentials",
+    "addresses",
+    "ports",
+    "mime",
+    "calendar",
+    "policy",
+)
 PURE = sorted(
     p
     for name in CORE
@@ -44,8 +54,9 @@ FORBIDDEN_PACKAGES = frozenset(
 #: Which commlink packages each package may import (besides itself). Arrows
 #: point inward: the core never reaches out to IO, and only the composition
 #: roots (``cli``, ``contrib``, ``testing``) see everything.
-_VALUES = {"model", "records", "errors"}
+_VALUES = {"model", "records", "errors", "credentials"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
+    "credentials": frozenset(),
     "model": frozenset({"errors"}),
     "records": frozenset({"model", "errors"}),
     "errors": frozenset(),

@@ -13,13 +13,28 @@ A TOML file names the store and the channels to sync::
     owner = "alice@northwind.example"
     visibility = "subject"          # metadata, subject, full
     folders = { exclude = ["archive"] }
+    limits = { max_message_bytes = 10_000_000 }
+
+    [channels.options]              # what the provider needs to connect
+    host = "imap.example.com"
+    username = "alice"
+    password_env = "ALICE_IMAP_PASSWORD"   # or password_file = "secrets/alice"
+
+Secrets (``password``, ``token``, ``client_secret``, ...) are best given by
+reference: ``<name>_env`` names an environment variable, ``<name>_file`` a
+file (relative to the configuration file) holding the value. Either way the
+value is kept as a ``commlink.credentials.Secret``, which never shows in a
+``repr``, an error or a log line. Relative paths, including a SQLite
+database URL's, resolve against the configuration file's folder.
 
 Every mistake is a ``ConfigError`` naming the field, raised before anything
-is written.
+is written; a misspelt key gets a suggestion.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +43,7 @@ from typing import Any
 import attrs
 
 from ..addresses import normalise_domain, normalise_entry, parse_address
+from ..credentials import Secret
 from ..errors import ConfigError
 from ..model import (
     CalendarContactPolicy,
@@ -35,6 +51,7 @@ from ..model import (
     ChannelSettings,
     ContactPolicy,
     FolderSelection,
+    Limits,
     Visibility,
 )
 from ..providers.registry import PROVIDER_KINDS
@@ -49,8 +66,21 @@ __all__ = ["ChannelConfig", "Config", "load_config", "parse_config"]
 _SETTINGS_KEYS = {
     "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",
     "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
-    "create_companies", "sync_invites", "options", "path",
+    "create_companies", "sync_invites", "options", "path", "limits",
 }  # fmt: skip
+#: Option names whose values are secrets (kept as ``Secret``; ``_env`` and
+#: ``_file`` forms accepted).
+SECRET_OPTIONS = frozenset(
+    {
+        "password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "oauth2_token",
+        "client_secret",
+        "service_account_info",
+    }
+)
 
 
 @attrs.frozen
@@ -83,12 +113,15 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config:
     """Validate an already-parsed configuration mapping."""
+    _known_keys(data, {"store", "channels"}, "")
     store = data.get("store", {})
     if not isinstance(store, Mapping):
         raise ConfigError("must be a table", field="store")
+    _known_keys(store, {"url"}, "store")
     url = store.get("url", "sqlite:///commlink.db")
     if not isinstance(url, str) or not url:
         raise ConfigError("must be a database URL", field="store.url")
+    url = _sqlite_relative(url, base)
     raw_channels = data.get("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("must be an array of tables ([[channels]])", field="channels")
@@ -104,9 +137,7 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config
 def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError("must be a table", field=where)
-    unknown = set(raw) - _SETTINGS_KEYS
-    if unknown:
-        raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}", field=where)
+    _known_keys(raw, _SETTINGS_KEYS, where)
     channel_id = _string(raw, "id", where)
     user = _string(raw, "user", where)
     provider = _string(raw, "provider", where)
@@ -150,9 +181,13 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
         blocklist=blocklist,
         create_companies=_bool(raw, "create_companies", where, True),
         sync_invites=_bool(raw, "sync_invites", where, False),
+        limits=_limits(raw.get("limits", {}), f"{where}.limits"),
     )
     kind = PROVIDER_KINDS[provider]
-    options = dict(raw.get("options", {}))
+    raw_options = raw.get("options", {})
+    if not isinstance(raw_options, Mapping):
+        raise ConfigError("must be a table", field=f"{where}.options")
+    options = _options(raw_options, f"{where}.options", base)
     if "path" in raw:
         path = Path(_string(raw, "path", where)).expanduser()
         if base is not None and not path.is_absolute():
@@ -216,3 +251,72 @@ def _entry(text: str, field: str) -> str:
     if not entry:
         raise ConfigError(f"not an address or @domain: {text!r}", field=field)
     return entry
+
+
+def _known_keys(raw: Mapping[str, Any], known: set[str] | frozenset[str], where: str) -> None:
+    for key in sorted(set(raw) - set(known)):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown setting {key!r}{hint}", field=where or None)
+
+
+def _sqlite_relative(url: str, base: Path | None) -> str:
+    """A relative SQLite file resolves against the configuration file's folder,
+    not against wherever the command runs."""
+    prefix = next((p for p in ("sqlite:///", "sqlite+pysqlite:///") if url.startswith(p)), None)
+    if prefix is None or base is None:
+        return url
+    rest = url[len(prefix) :]
+    path_part, sep, query = rest.partition("?")
+    if not path_part or path_part == ":memory:" or path_part.startswith("/"):
+        return url
+    resolved = (base / Path(path_part).expanduser()).resolve()
+    return f"{prefix}{resolved}{sep}{query}"
+
+
+def _limits(raw: Any, where: str) -> Limits:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a table", field=where)
+    known = {f.name for f in attrs.fields(Limits)}
+    _known_keys(raw, known, where)
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError("must be a positive whole number", field=f"{where}.{key}")
+    return Limits(**raw)
+
+
+def _options(raw: Mapping[str, Any], where: str, base: Path | None) -> dict[str, Any]:
+    """Provider options with secrets resolved (``<name>_env``, ``<name>_file``)
+    and held as ``Secret``."""
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        name, _, via = key.rpartition("_")
+        if via in ("env", "file") and name in SECRET_OPTIONS:
+            if name in raw:
+                raise ConfigError(f"give {name} or {key}, not both", field=f"{where}.{key}")
+            if not isinstance(value, str) or not value:
+                raise ConfigError("must be a non-empty string", field=f"{where}.{key}")
+            options[name] = Secret(_secret_from(via, value, f"{where}.{key}", base))
+        elif key in SECRET_OPTIONS and isinstance(value, str):
+            options[key] = Secret(value)
+        else:
+            options[key] = value
+    return options
+
+
+def _secret_from(via: str, reference: str, field: str, base: Path | None) -> str:
+    if via == "env":
+        value = os.environ.get(reference)
+        if not value:
+            raise ConfigError(f"environment variable {reference} is not set", field=field)
+        return value
+    path = Path(reference).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", field=field) from None
+    if not value:
+        raise ConfigError(f"{path} is empty", field=field)
+    return value

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TextIO
 
+from ..credentials import install_log_redaction
 from ..errors import CommlinkError
 from ..providers.registry import connect
 from ..records import ChannelState, PageRequest, Target, TargetKind, Viewer
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    install_log_redaction()
     try:
         return int(args.func(args))
     except CommlinkError as exc:
