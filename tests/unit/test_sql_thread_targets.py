@@ -1,6 +1,6 @@
 """The SQL store's timeline index (``commlink_thread_targets``): kept in step
-with every write, built by the migration to schema 3, and what the
-timeline query reads on PostgreSQL."""
+with every write (through any channel's copy), and what the timeline query
+reads on PostgreSQL. Its migrations are in ``test_sql_migrations``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from commlink.records import PageRequest, Target, TargetKind, Viewer
 from commlink.stores import sql_read
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import SCHEMA_VERSION, metadata, thread_targets
+from commlink.stores.sql_schema import metadata, thread_targets
 from commlink.testing.conformance_data import ALICE, BOB, CAROL, T0, batch, channel, links, message
 
 U1 = Viewer("u1")
@@ -78,28 +78,6 @@ def test_rows_follow_commits_links_merges_and_deletions(store: SqlStore) -> None
     assert rows(store) == set()
     store.remove_channel("c1")
     assert rows(store) == set()
-
-
-def test_a_schema_2_database_is_migrated_with_its_timelines(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    store = SqlStore(url)
-    store.save_channel(channel())
-    records = tuple(
-        message(f"m{i}", thread=f"t{i % 4}", date=T0 + timedelta(hours=i)) for i in range(12)
-    )
-    store.commit(batch(messages=records, links=company_links(ALICE)))
-    before = store.timeline(ACME, U1, PageRequest(limit=3))
-    with store.engine.begin() as conn:  # what version 2 looked like
-        conn.exec_driver_sql(f"DROP TABLE {thread_targets.name}")
-        conn.exec_driver_sql("UPDATE commlink_schema SET version = 2")
-    store.close()
-    again = SqlStore(url)
-    with again.engine.connect() as conn:
-        version = conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one()
-    assert version == SCHEMA_VERSION == 3
-    assert rows(again) == {("company", "acme", f"t{i}") for i in range(4)}
-    assert again.timeline(ACME, U1, PageRequest(limit=3)) == before
-    again.close()
 
 
 @pytest.mark.postgres

@@ -1,6 +1,6 @@
 """The SQL store's write path: unchanged messages are not rewritten, content
-digests, driver-level bulk writes and key sets, on SQLite and (when
-reachable) PostgreSQL."""
+digests, a copy per channel, driver-level bulk writes and key sets, on
+SQLite and (when reachable) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ from commlink.records import MessageRecord, Viewer
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_bulk import among_sql, fetch, key_set, write_rows
 from commlink.stores.sql_rows import content_hash
-from commlink.stores.sql_schema import SCHEMA_VERSION, cursors, messages, metadata, skips
+from commlink.stores.sql_schema import (
+    cursors,
+    message_copies,
+    messages,
+    metadata,
+    participants,
+    skips,
+)
 from commlink.testing.conformance_data import (
     ALICE,
     BOB,
@@ -87,12 +94,14 @@ def _records(count: int) -> tuple[MessageRecord, ...]:
     )
 
 
-def _stored(store: SqlStore, message_id: str) -> tuple[Any, ...]:
+def _stored(store: SqlStore, message_id: str, channel_id: str = "c1") -> tuple[Any, ...]:
+    """The thread of a logical message and the subject and digest of a channel's copy."""
+    copies = message_copies.c
     with store.engine.connect() as conn:
         row = conn.execute(
-            sa.select(messages.c.thread_id, messages.c.subject, messages.c.content_hash).where(
-                messages.c.message_id == message_id
-            )
+            sa.select(messages.c.thread_id, copies.subject, copies.content_hash)
+            .join(message_copies, copies.message_pk == messages.c.pk)
+            .where(messages.c.message_id == message_id, copies.channel_id == channel_id)
         ).one()
     return tuple(row)
 
@@ -119,7 +128,8 @@ def test_only_changed_messages_are_rewritten(store: SqlStore) -> None:
     changed[3] = message("m3", thread="t1", subject="A new subject", sender=CAROL)
     with Statements(store.engine) as seen:
         store.commit(batch(messages=tuple(changed)))
-    assert len(seen.writes_to(messages)) == 1
+    assert seen.writes_to(messages) == []  # m3 stays in its thread
+    assert len(seen.writes_to(message_copies)) == 1
     thread_id, subject, new_digest = _stored(store, "m3@mail.example")
     assert (thread_id, subject) == ("t1", "A new subject")
     assert new_digest != digest
@@ -149,25 +159,36 @@ def test_a_moved_association_is_rewritten(store: SqlStore) -> None:
     assert store.known_ids("c1", "INBOX", ["m1"]) == {"m1"}
 
 
-def test_a_database_of_schema_1_is_migrated(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    store = SqlStore(url)
+def test_each_channel_writes_its_own_copy(store: SqlStore) -> None:
     store.save_channel(channel())
-    store.commit(batch(messages=(message("m1", thread="t1"),)))
-    with store.engine.begin() as conn:  # what version 1 looked like
-        conn.exec_driver_sql("ALTER TABLE commlink_messages DROP COLUMN content_hash")
-        conn.exec_driver_sql("UPDATE commlink_schema SET version = 1")
-    store.close()
-    again = SqlStore(url)
-    assert _stored(again, "m1@mail.example")[2] == ""
-    with Statements(again.engine) as seen:
-        again.commit(batch(messages=(message("m1", thread="t1"),)))
-    assert len(seen.writes_to(messages)) == 1  # an old row is rewritten once, with its digest
-    assert _stored(again, "m1@mail.example")[2] == content_hash(message("m1", thread="t1"))
-    with again.engine.connect() as conn:
-        version = conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar_one()
-    assert version == SCHEMA_VERSION
-    again.close()
+    store.save_channel(channel("c2", "u2"))
+    mine = message("m1", thread="t1", sender=CAROL)
+    store.commit(batch(messages=(mine,)))
+    with Statements(store.engine) as seen:
+        store.commit(batch("c2", messages=(message("x1", "m1@mail.example", thread="t1"),)))
+    assert seen.writes_to(messages) == []  # same Message-ID, same thread
+    assert len(seen.writes_to(message_copies)) == 1
+    for statement in seen.writes_to(participants):
+        assert "c1" not in statement
+    assert _stored(store, "m1@mail.example", "c1")[1:] == ("Quarterly plan", content_hash(mine))
+    with store.engine.connect() as conn:
+        keys = conn.execute(
+            sa.select(participants.c.channel_id, participants.c.key).order_by(
+                participants.c.channel_id, participants.c.pos
+            )
+        ).all()
+    assert [tuple(k) for k in keys] == [
+        ("c1", CAROL),
+        ("c1", "u1@org.example"),
+        ("c2", ALICE),
+        ("c2", "u1@org.example"),
+    ]
+    # the channel's last association goes: its copy goes, the others stay
+    store.commit(batch("c2", deleted=("x1",)))
+    with store.engine.connect() as conn:
+        left = conn.execute(sa.select(message_copies.c.channel_id)).scalars().all()
+        people = conn.execute(sa.select(participants.c.channel_id).distinct()).scalars().all()
+    assert (left, people) == (["c1"], ["c1"])
 
 
 def test_delete_matching_removes_a_provider_ids_whole_event_association(
@@ -185,10 +206,8 @@ def test_delete_matching_removes_a_provider_ids_whole_event_association(
 @pytest.mark.parametrize("size", [1, 3, 12_000])
 def test_key_sets_are_one_parameter(store: SqlStore, size: int) -> None:
     keys = [f"id-{i}@x" for i in range(size)]
-    rows = [(k, "t", T0, "", "", None, "[]", "") for k in keys]
-    columns = ("message_id", "thread_id", "sent_at", "subject", "snippet", "body")
     with store.engine.begin() as conn:
-        write_rows(conn, messages, (*columns, "attachments", "content_hash"), rows)
+        write_rows(conn, messages, ("message_id", "thread_id"), [(k, "t") for k in keys])
         with Statements(store.engine) as seen:
             found = fetch(
                 conn,
@@ -243,7 +262,7 @@ def test_postgres_bodies_are_compressed_with_lz4(pg_engine: Engine) -> None:
     with pg_engine.connect() as conn:
         method = conn.exec_driver_sql(
             "SELECT attcompression FROM pg_attribute "
-            "WHERE attrelid = 'commlink_messages'::regclass AND attname = 'body'"
+            "WHERE attrelid = 'commlink_message_copies'::regclass AND attname = 'body'"
         ).scalar_one()
     assert method == "l"
 
@@ -296,4 +315,5 @@ def test_the_digest_ignores_what_belongs_to_the_association(
 def test_the_digest_does_not_depend_on_the_time_zone() -> None:
     shifted = _RECORD.message.date.astimezone(timezone(timedelta(hours=-5)))
     assert content_hash(_with(_RECORD, date=shifted)) == content_hash(_RECORD)
-    assert content_hash(attrs.evolve(_RECORD, thread_id="other")) != content_hash(_RECORD)
+    # the thread belongs to the logical message, compared on its own
+    assert content_hash(attrs.evolve(_RECORD, thread_id="other")) == content_hash(_RECORD)

@@ -57,7 +57,8 @@ FIRST_PAGE = PageRequest()
 
 @attrs.frozen(slots=True)
 class StoredMessage:
-    """A logical message as the read path needs it."""
+    """A message as the read path needs it: one channel's copy of its content
+    (see ``stores.copies``) with the logical message's id and thread."""
 
     message_id: str
     thread_id: str
@@ -75,8 +76,9 @@ DAWN = datetime.min.replace(tzinfo=timezone.utc)
 def event_version(event: Event) -> tuple[int, datetime]:
     """How recent a copy of an event is: its SEQUENCE, then its last update.
 
-    Several channels (and invitations) carry copies of one event; a store
-    keeps the most recent one, whichever order they are committed in.
+    A channel may carry several copies of one event (a calendar entry and
+    invitations); a store keeps the most recent one per channel, whichever
+    order they are committed in.
     """
     return event.sequence, event.updated or DAWN
 
@@ -157,6 +159,9 @@ def validate_page(page: PageRequest) -> None:
 
 def effective_visibility(viewer: Viewer, channels: Iterable[tuple[str, Visibility]]) -> Visibility:
     """FULL for the owner of any associated channel, else the most open setting.
+
+    The reference stores no longer use it: what a viewer sees of a shared
+    record comes from one copy, chosen by ``stores.copies.choose``.
 
     ``channels`` holds ``(user_id, visibility)`` of the channels a message or
     event is associated with.

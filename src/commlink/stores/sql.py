@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import InvalidInput, StoreError
-from ..model import Channel
+from ..model import Channel, ChannelKind
 from ..records import (
     AddressLinks,
     ChannelState,
@@ -32,7 +32,7 @@ from ..records import (
     Viewer,
     Window,
 )
-from . import sql_read, sql_write
+from . import sql_delete, sql_read, sql_write
 from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
 from .sql_directory import SqlDirectory
 from .sql_rows import (
@@ -145,11 +145,11 @@ class SqlStore:
 
     def remove_channel(self, channel_id: str) -> None:
         with self._tx(write=True) as conn:
-            dropped = sql_write.delete_assocs(conn, channel_id, None, None)
+            dropped = sql_delete.delete_assocs(conn, channel_id, None, None)
             for table in (cursors, channel_states, skips, leases):
                 conn.execute(sa.delete(table).where(table.c.channel_id == channel_id))
+            sql_delete.collect(conn, channel_id, *dropped)
             conn.execute(sa.delete(channels).where(channels.c.id == channel_id))
-            sql_write.collect(conn, *dropped)
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
         with self._tx(write=False) as conn:
@@ -225,17 +225,42 @@ class SqlStore:
 
     def drop_scope(self, channel_id: str, scope_id: str) -> None:
         with self._tx(write=True) as conn:
-            dropped = sql_write.delete_assocs(conn, channel_id, scope_id, None)
+            dropped = sql_delete.delete_assocs(conn, channel_id, scope_id, None)
             conn.execute(
                 sa.delete(cursors).where(
                     cursors.c.channel_id == channel_id, cursors.c.scope_id == scope_id
                 )
             )
-            sql_write.collect(conn, *dropped)
+            sql_delete.collect(conn, channel_id, *dropped)
 
     def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
         with self._tx(write=False) as conn:
             return sql_read.known_ids(conn, channel_id, scope_id, ids)
+
+    def count_associations(
+        self, channel_id: str, scope_id: str | None = None, *, kind: ChannelKind | None = None
+    ) -> int:
+        tables = [
+            table
+            for table, skip in (
+                (message_assocs, ChannelKind.CALENDAR),
+                (event_assocs, ChannelKind.MAIL),
+            )
+            if kind is not skip
+        ]
+        total = 0
+        with self._tx(write=False) as conn:
+            for table in tables:
+                ids = (
+                    sa.select(table.c.scope_id, table.c.provider_id)
+                    .where(table.c.channel_id == channel_id)
+                    .distinct()
+                )
+                if scope_id is not None:
+                    ids = ids.where(table.c.scope_id == scope_id)
+                query = sa.select(sa.func.count()).select_from(ids.subquery())
+                total += int(conn.execute(query).scalar() or 0)
+        return total
 
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         with self._tx(write=False) as conn:
@@ -273,7 +298,7 @@ class SqlStore:
 
     def delete_matching(self, channel_id: str, entries: Collection[str]) -> int:
         with self._tx(write=True) as conn:
-            return sql_write.delete_matching(conn, channel_id, entries)
+            return sql_delete.delete_matching(conn, channel_id, entries)
 
     # the read side (visibility applied here)
 

@@ -1,15 +1,20 @@
 """The read path of ``SqlStore``: timelines, threads and events with
-visibility applied, in a constant number of queries per call."""
+visibility applied, in a constant number of queries per call.
+
+What a viewer sees of each message or meeting comes from one channel's copy
+(see ``stores.copies``): every copy of the records concerned is read with
+its channel's owner and visibility, and the choice is made here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from ..model import Direction, Event, Participant, Visibility
+from ..model import Channel, Direction, Event, Participant, Visibility
 from ..records import (
     EventSummary,
     Page,
@@ -23,18 +28,16 @@ from ..records import (
 from .common import (
     EventKey,
     StoredMessage,
-    effective_visibility,
-    event_summary,
     message_view,
     page_events,
     resolve_threads,
-    select_occurrences,
     summarise_thread,
     thread_after,
     thread_token,
     validate_page,
 )
-from .sql_rows import event_from_rows, participant_from_row, stored_message
+from .copies import Holder, meeting_summaries, seen_messages
+from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
     address_links,
     among,
@@ -44,13 +47,14 @@ from .sql_schema import (
     event_assocs,
     events,
     message_assocs,
+    message_copies,
     message_refs,
     messages,
     participants,
     thread_targets,
 )
 
-__all__ = ["known_ids", "load_events", "thread", "threads_by_message_ids", "timeline"]
+__all__ = ["event_page", "known_ids", "thread", "threads_by_message_ids", "timeline"]
 
 
 def known_ids(conn: Connection, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
@@ -80,12 +84,20 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
             )
         )
         own.update((mid, tid) for mid, tid in rows)
+        # every copy's references, each with its copy's date
         refs = conn.execute(
             sa.select(
                 message_refs.c.ref_id,
-                messages.c.sent_at,
+                message_copies.c.sent_at,
                 messages.c.message_id,
                 messages.c.thread_id,
+            )
+            .join(
+                message_copies,
+                sa.and_(
+                    message_copies.c.message_pk == message_refs.c.message_pk,
+                    message_copies.c.channel_id == message_refs.c.channel_id,
+                ),
             )
             .join(messages, messages.c.pk == message_refs.c.message_pk)
             .where(among(conn, message_refs.c.ref_id, part))
@@ -100,68 +112,51 @@ def _linked_keys(target: Target) -> sa.Select[Any]:
     )
 
 
-def _assoc_rows(conn: Connection, pks: Sequence[int]) -> dict[int, list[RowMapping]]:
-    """Associations of messages with their channel's owner and visibility."""
-    found: dict[int, list[RowMapping]] = {}
-    for part in chunks(pks):
-        rows = conn.execute(
-            sa.select(
-                message_assocs.c.message_pk,
-                message_assocs.c.channel_id,
-                message_assocs.c.direction,
-                channels.c.user_id,
-                channels.c.visibility,
-            )
-            .join(channels, channels.c.id == message_assocs.c.channel_id)
-            .where(among(conn, message_assocs.c.message_pk, part))
-            .order_by(
-                message_assocs.c.channel_id,
-                message_assocs.c.scope_id,
-                message_assocs.c.provider_id,
-            )
-        )
-        for row in rows.mappings():
-            found.setdefault(int(row["message_pk"]), []).append(row)
-    return found
-
-
-def _visibility(viewer: Viewer, assocs: Iterable[RowMapping]) -> Visibility:
-    return effective_visibility(
-        viewer, ((a["user_id"], Visibility(a["visibility"])) for a in assocs)
-    )
-
-
-def _messages(
-    conn: Connection, thread_ids: Sequence[str]
-) -> tuple[dict[str, list[tuple[int, StoredMessage]]], list[int]]:
-    """Every message of the threads (oldest first) with its participants."""
+def _copies(
+    conn: Connection, thread_ids: Sequence[str], bodies: bool
+) -> dict[str, list[tuple[Holder, StoredMessage]]]:
+    """Every copy of the threads' messages (with its participants, and its
+    body when ``bodies``) and the channel holding it, by thread."""
+    columns = [
+        messages.c.pk,
+        messages.c.message_id,
+        messages.c.thread_id,
+        message_copies.c.channel_id,
+        message_copies.c.sent_at,
+        message_copies.c.subject,
+        message_copies.c.snippet,
+        message_copies.c.attachments,
+        channels.c.user_id,
+        channels.c.visibility,
+    ]
+    if bodies:
+        columns.append(message_copies.c.body)
     rows: list[RowMapping] = []
     for thread_part in chunks(thread_ids):
         rows.extend(
             conn.execute(
-                sa.select(messages)
+                sa.select(*columns)
+                .join(message_copies, message_copies.c.message_pk == messages.c.pk)
+                .join(channels, channels.c.id == message_copies.c.channel_id)
                 .where(among(conn, messages.c.thread_id, thread_part))
-                .order_by(messages.c.sent_at, messages.c.message_id)
             ).mappings()
         )
-    rows.sort(key=lambda r: (r["sent_at"], r["message_id"]))
-    pks = [int(r["pk"]) for r in rows]
-    people: dict[int, list[Participant]] = {}
-    for part in chunks(pks):
+    people: dict[tuple[int, str], list[Participant]] = {}
+    for part in chunks(sorted({int(r["pk"]) for r in rows})):
         found = conn.execute(
             sa.select(participants)
             .where(among(conn, participants.c.message_pk, part))
-            .order_by(participants.c.message_pk, participants.c.pos)
+            .order_by(participants.c.message_pk, participants.c.channel_id, participants.c.pos)
         )
         for row in found.mappings():
-            people.setdefault(int(row["message_pk"]), []).append(participant_from_row(row))
-    threads: dict[str, list[tuple[int, StoredMessage]]] = {}
+            key = (int(row["message_pk"]), row["channel_id"])
+            people.setdefault(key, []).append(participant_from_row(row))
+    threads: dict[str, list[tuple[Holder, StoredMessage]]] = {}
     for row in rows:
-        pk = int(row["pk"])
-        threads.setdefault(row["thread_id"], []).append(
-            (pk, stored_message(row, people.get(pk, [])))
-        )
-    return threads, pks
+        holder = Holder(row["channel_id"], row["user_id"], Visibility(row["visibility"]))
+        stored = stored_message(row, people.get((int(row["pk"]), row["channel_id"]), []))
+        threads.setdefault(row["thread_id"], []).append((holder, stored))
+    return threads
 
 
 def timeline(
@@ -184,35 +179,48 @@ def timeline(
     query = query.order_by(tt.last_at.desc(), tt.thread_id.desc()).limit(page.limit + 1)
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
     chosen = order[: page.limit]
-    threads, pks = _messages(conn, [tid for _, tid in chosen])
-    assocs = _assoc_rows(conn, pks)
+    copies = _copies(conn, [tid for _, tid in chosen], bodies=False)
     items = []
     for _, thread_id in chosen:
-        rows = threads[thread_id]
-        vis = [_visibility(viewer, assocs.get(pk, ())) for pk, _ in rows]
-        items.append(summarise_thread(thread_id, [m for _, m in rows], vis))
+        seen = seen_messages(viewer, copies.get(thread_id, ()))
+        if seen:
+            messages_seen = [s.message for s in seen]
+            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
     token = thread_token(*chosen[-1]) if len(order) > page.limit else None
     return Page(items=tuple(items), next=token)
 
 
 def thread(conn: Connection, thread_id: str, viewer: Viewer) -> ThreadView | None:
-    threads, pks = _messages(conn, [thread_id])
-    rows = threads.get(thread_id)
-    if not rows:
+    seen = seen_messages(viewer, _copies(conn, [thread_id], bodies=True).get(thread_id, ()))
+    if not seen:
         return None
-    assocs = _assoc_rows(conn, pks)
-    views = []
-    for pk, message in rows:
-        mine = assocs.get(pk, [])
-        owned = [a for a in mine if a["user_id"] == viewer.user_id]
-        chosen = (owned or mine)[:1]
-        direction = Direction(chosen[0]["direction"]) if chosen else Direction.INCOMING
-        views.append(message_view(message, direction, _visibility(viewer, mine)))
+    ids = [s.message.message_id for s in seen]
+    # the direction of each chosen copy: its channel's first association
+    directions: dict[tuple[str, str], Direction] = {}
+    assoc = message_assocs.c
+    for part in chunks(ids):
+        rows = conn.execute(
+            sa.select(messages.c.message_id, assoc.channel_id, assoc.direction)
+            .join(messages, messages.c.pk == assoc.message_pk)
+            .where(among(conn, messages.c.message_id, part))
+            .order_by(assoc.channel_id, assoc.scope_id, assoc.provider_id)
+        )
+        for mid, channel_id, direction in rows:
+            directions.setdefault((mid, channel_id), Direction(direction))
+    views = [
+        message_view(
+            s.message,
+            directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
+            s.visibility,
+        )
+        for s in seen
+    ]
     return ThreadView(thread_id=thread_id, messages=tuple(views))
 
 
-def load_events(conn: Connection, where: sa.ColumnElement[bool]) -> dict[int, Event]:
-    """Events matching ``where`` with their attendees, by primary key."""
+def load_events(conn: Connection, where: sa.ColumnElement[bool]) -> dict[int, tuple[str, Event]]:
+    """Event rows matching ``where`` with their attendees, by primary key,
+    each with the channel whose copy it is."""
     rows = list(conn.execute(sa.select(events).where(where)).mappings())
     people: dict[int, list[RowMapping]] = {}
     pks = sorted(int(r["pk"]) for r in rows)
@@ -224,7 +232,10 @@ def load_events(conn: Connection, where: sa.ColumnElement[bool]) -> dict[int, Ev
         )
         for row in found.mappings():
             people.setdefault(int(row["event_pk"]), []).append(row)
-    return {int(r["pk"]): event_from_rows(r, people.get(int(r["pk"]), [])) for r in rows}
+    return {
+        int(r["pk"]): (r["channel_id"], event_from_rows(r, people.get(int(r["pk"]), [])))
+        for r in rows
+    }
 
 
 def event_page(
@@ -234,10 +245,41 @@ def event_page(
     linked_sel = sa.select(attendees.c.event_pk).where(
         attendees.c.valid.is_(True), attendees.c.key.in_(_linked_keys(target))
     )
-    linked_pks = set(conn.execute(linked_sel.distinct()).scalars())
-    if not linked_pks:
+    # keys linked through any channel's copy
+    linked: set[EventKey] = {
+        (uid, rid)
+        for uid, rid in conn.execute(
+            sa.select(events.c.uid, events.c.recurrence_id)
+            .where(events.c.pk.in_(linked_sel))
+            .distinct()
+        )
+    }
+    if not linked:
         return page_events((), page)
     uids = sa.select(events.c.uid).where(events.c.pk.in_(linked_sel))
+    # every copy of the linked meetings, with its organizer: who holds what
+    organizer = attendees.alias("organizer")
+    held = [
+        (uid, channel_id, key or "")
+        for uid, channel_id, key in conn.execute(
+            sa.select(events.c.uid, events.c.channel_id, organizer.c.key)
+            .select_from(
+                events.outerjoin(
+                    organizer,
+                    sa.and_(
+                        organizer.c.event_pk == events.c.pk,
+                        organizer.c.pos == -1,
+                        organizer.c.valid.is_(True),
+                    ),
+                )
+            )
+            .where(events.c.uid.in_(uids))
+        )
+    ]
+    found = conn.execute(
+        sa.select(channels).where(channels.c.id.in_(sorted({c for _, c, _ in held})))
+    ).mappings()
+    holders: dict[str, Channel] = {row["id"]: channel_from_row(row) for row in found}
     relevant = sa.and_(
         events.c.uid.in_(uids),
         sa.or_(
@@ -246,30 +288,9 @@ def event_page(
             sa.and_(events.c.starts_at < window.end, events.c.ends_at > window.start),
         ),
     )
-    loaded = load_events(conn, relevant)
-    by_key: dict[EventKey, Event] = {}
-    pk_of: dict[EventKey, int] = {}
-    for pk, event in loaded.items():
-        key: EventKey = (event.uid, event.recurrence_id)
-        by_key[key] = event
-        pk_of[key] = pk
-    linked = [k for k, pk in pk_of.items() if pk in linked_pks]
-    channels_of = _event_channels(conn, sorted(loaded))
-    summaries = [
-        event_summary(occurrence, _visibility(viewer, channels_of.get(pk_of[source], ())))
-        for occurrence, source in select_occurrences(by_key, linked, window)
-    ]
+    loaded = {
+        (channel_id, (event.uid, event.recurrence_id)): event
+        for channel_id, event in load_events(conn, relevant).values()
+    }
+    summaries = meeting_summaries(viewer, holders, held, loaded, linked, window)
     return page_events(summaries, page)
-
-
-def _event_channels(conn: Connection, pks: Sequence[int]) -> dict[int, list[RowMapping]]:
-    found: dict[int, list[RowMapping]] = {}
-    for part in chunks(pks):
-        rows = conn.execute(
-            sa.select(event_assocs.c.event_pk, channels.c.user_id, channels.c.visibility)
-            .join(channels, channels.c.id == event_assocs.c.channel_id)
-            .where(among(conn, event_assocs.c.event_pk, part))
-        )
-        for row in rows.mappings():
-            found.setdefault(int(row["event_pk"]), []).append(row)
-    return found

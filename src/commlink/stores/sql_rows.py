@@ -33,7 +33,7 @@ from ..records import ChannelState, ChannelStatus, MessageRecord, Reason, Skip, 
 from .common import StoredMessage
 
 __all__ = [
-    "MESSAGE_COLUMNS",
+    "COPY_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "SKIP_COLUMNS",
     "attendee_rows",
@@ -41,9 +41,9 @@ __all__ = [
     "channel_row",
     "event_from_rows",
     "content_hash",
+    "copy_tuple",
     "event_row",
     "folders_json",
-    "message_tuple",
     "participant_tuples",
     "rid_key",
     "settings_from_json",
@@ -186,10 +186,10 @@ def folders_json(folders: Sequence[str]) -> str:
     return json.dumps(list(folders)) if folders else "[]"
 
 
-#: Columns of ``message_tuple``, in order.
-MESSAGE_COLUMNS = (
-    "message_id",
-    "thread_id",
+#: Columns of ``copy_tuple``, in order.
+COPY_COLUMNS = (
+    "message_pk",
+    "channel_id",
     "sent_at",
     "subject",
     "snippet",
@@ -199,12 +199,14 @@ MESSAGE_COLUMNS = (
 )
 
 
-def message_tuple(record: MessageRecord, digest: str) -> tuple[Any, ...]:
-    """A ``messages`` row in ``MESSAGE_COLUMNS`` order."""
+def copy_tuple(
+    message_pk: int, channel_id: str, record: MessageRecord, digest: str
+) -> tuple[Any, ...]:
+    """A ``message_copies`` row in ``COPY_COLUMNS`` order."""
     msg = record.message
     return (
-        msg.message_id,
-        record.thread_id,
+        message_pk,
+        channel_id,
         msg.date,
         msg.subject,
         msg.snippet,
@@ -219,13 +221,13 @@ def _address_fields(address: Address) -> tuple[str, str, str, bool, str]:
 
 
 def content_hash(record: MessageRecord) -> str:
-    """A digest of what committing ``record`` writes about its logical message:
-    the ``messages`` row, participants and references (not the provider id,
-    folders or direction, which belong to the association)."""
+    """A digest of what committing ``record`` writes into its channel's copy:
+    the ``message_copies`` row, participants and references (not the thread,
+    which belongs to the logical message, nor the provider id, folders or
+    direction, which belong to the association)."""
     msg = record.message
     head = _ENCODER.encode(
         [
-            record.thread_id,
             (msg.date - _EPOCH) // _MICROSECOND,
             msg.subject,
             msg.snippet,
@@ -269,6 +271,7 @@ def _address(row: Row) -> Address:
 #: Columns of ``participant_tuples``, in order.
 PARTICIPANT_COLUMNS = (
     "message_pk",
+    "channel_id",
     "pos",
     "role",
     "key",
@@ -281,12 +284,13 @@ PARTICIPANT_COLUMNS = (
 
 
 def participant_tuples(
-    message_pk: int, participants: Sequence[Participant]
+    message_pk: int, channel_id: str, participants: Sequence[Participant]
 ) -> list[tuple[Any, ...]]:
-    """``participants`` rows in ``PARTICIPANT_COLUMNS`` order."""
+    """``participants`` rows of a copy in ``PARTICIPANT_COLUMNS`` order."""
     return [
         (
             message_pk,
+            channel_id,
             pos,
             p.role.value,
             p.address.key,
@@ -305,13 +309,14 @@ def participant_from_row(row: Row) -> Participant:
 
 
 def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessage:
+    """A copy as the read path needs it (``body`` may be left out of ``row``)."""
     return StoredMessage(
         message_id=row["message_id"],
         thread_id=row["thread_id"],
         date=row["sent_at"],
         subject=row["subject"],
         snippet=row["snippet"],
-        body=row["body"],
+        body=row.get("body"),
         attachments=_attachments(row["attachments"]),
         participants=tuple(participants),
     )
@@ -324,10 +329,12 @@ def rid_key(recurrence_id: datetime | None) -> str:
     return recurrence_id.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def event_row(event: Event) -> dict[str, Any]:
+def event_row(event: Event, channel_id: str) -> dict[str, Any]:
+    """An ``events`` row: a channel's copy of the event."""
     return {
         "uid": event.uid,
         "rid_key": rid_key(event.recurrence_id),
+        "channel_id": channel_id,
         "recurrence_id": event.recurrence_id,
         "starts_at": event.start,
         "ends_at": event.end,

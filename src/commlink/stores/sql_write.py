@@ -1,4 +1,4 @@
-"""The write path of ``SqlStore``: batch commits, deletions and garbage collection.
+"""The write path of ``SqlStore``: batch commits and address links.
 
 Every function takes an open ``Connection`` inside the caller's transaction.
 A batch costs about ten statements whatever its size: the hot paths send
@@ -6,11 +6,16 @@ driver-level SQL (``sql_bulk``) with each key set as one parameter and each
 table's rows as one executemany (SQLite) or one ``unnest`` insert
 (PostgreSQL). A re-committed message whose content digest is unchanged is
 not rewritten, nor are its participants, references or association.
+
+Content is kept per channel (see ``stores.copies``): a batch writes its
+channel's copy of each message (``message_copies`` with that copy's
+participants and references) and its channel's row of each event, never
+another channel's. Deletions and garbage collection are in ``sql_delete``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,23 +26,23 @@ from sqlalchemy.engine import Connection
 from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
-from .common import DAWN, event_version, parse_entries
+from .common import DAWN, event_version
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
+from .sql_delete import collect, delete_assocs, pk_column, refresh_threads, threads_of_keys
 from .sql_rows import (
-    MESSAGE_COLUMNS,
+    COPY_COLUMNS,
     PARTICIPANT_COLUMNS,
     SKIP_COLUMNS,
     attendee_rows,
     content_hash,
+    copy_tuple,
     event_row,
     folders_json,
-    message_tuple,
     participant_tuples,
     rid_key,
     skip_tuple,
 )
 from .sql_schema import (
-    THREAD_TARGETS_FILL,
     address_links,
     among,
     attendees,
@@ -48,19 +53,16 @@ from .sql_schema import (
     events,
     insert_many,
     message_assocs,
+    message_copies,
     message_refs,
     messages,
     participants,
     skips,
-    thread_targets,
     upsert,
 )
 
 __all__ = [
-    "collect",
     "commit_batch",
-    "delete_assocs",
-    "delete_matching",
     "refresh_threads",
     "replace_links",
     "threads_of_keys",
@@ -76,20 +78,15 @@ _ASSOC_COLUMNS = (
     "folders",
     "direction",
 )
-_MESSAGE_UPDATE = {
-    "thread_id": "excluded.thread_id",
+_COPY_UPDATE = {
     "sent_at": "excluded.sent_at",
     "subject": "excluded.subject",
     "snippet": "excluded.snippet",
     "attachments": "excluded.attachments",
-    # a metadata-only fetch never erases a body fetched before
-    "body": f"COALESCE(excluded.body, {messages.name}.body)",
+    # a metadata-only fetch never erases a body the same channel fetched before
+    "body": f"COALESCE(excluded.body, {message_copies.name}.body)",
     "content_hash": "excluded.content_hash",
 }
-
-
-def _pk_column(table: sa.Table) -> sa.Column[Any]:
-    return table.c.message_pk if table is message_assocs else table.c.event_pk
 
 
 def commit_batch(conn: Connection, batch: SyncBatch) -> None:
@@ -109,9 +106,8 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
     touched |= threads_of_keys(conn, relinked)
     if batch.thread_merges:
         touched.update(t for merge in batch.thread_merges for t in merge)
-        # a merged message's digest no longer describes its row: clear it
         conn.exec_driver_sql(
-            f"UPDATE {messages.name} SET thread_id = {m}, content_hash = '' WHERE thread_id = {m}",
+            f"UPDATE {messages.name} SET thread_id = {m} WHERE thread_id = {m}",
             [(new, old) for old, new in batch.thread_merges],
         )
     if batch.deleted:
@@ -147,44 +143,11 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
             swept = conn.execute(
                 sa.delete(table)
                 .where(table.c.channel_id == ch, table.c.scope_id == sc, table.c.generation < gen)
-                .returning(_pk_column(table))
+                .returning(pk_column(table))
             )
             dropped.update(int(pk) for pk in swept.scalars())
     refresh_threads(conn, touched)
-    collect(conn, dropped_messages, dropped_events)
-
-
-def threads_of_keys(conn: Connection, keys: Collection[str]) -> set[str]:
-    """Threads with a message one of these address keys took part in."""
-    if not keys:
-        return set()
-    sql = (
-        f"SELECT DISTINCT m.thread_id FROM {participants.name} p "
-        f"JOIN {messages.name} m ON m.pk = p.message_pk "
-        f"WHERE {among_sql(conn, participants.c.key, 'p')}"
-    )
-    found: set[str] = set()
-    for part in chunks(sorted(keys)):
-        found.update(str(t) for (t,) in fetch(conn, sql, key_set(conn, part)))
-    return found
-
-
-def refresh_threads(conn: Connection, thread_ids: Collection[str]) -> None:
-    """Rebuild the timeline rows (``thread_targets``) of these threads from
-    their messages, participants and the address links."""
-    for part in chunks(sorted(set(thread_ids))):
-        keys = key_set(conn, part)
-        run(
-            conn,
-            f"DELETE FROM {thread_targets.name} "
-            f"WHERE {among_sql(conn, thread_targets.c.thread_id)}",
-            keys,
-        )
-        fill = THREAD_TARGETS_FILL.format(
-            where=among_sql(conn, messages.c.thread_id, "m"),
-            threads=among_sql(conn, messages.c.thread_id),
-        )
-        run(conn, fill, keys, keys)
+    collect(conn, ch, dropped_messages, dropped_events)
 
 
 def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
@@ -219,7 +182,7 @@ def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> se
             key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
     }
-    pks = _write_logical(conn, _merged(batch.messages), touched)
+    pks = _write_copies(conn, ch, _merged(batch.messages), touched)
     rows: list[tuple[Any, ...]] = []
     for record in batch.messages:
         msg = record.message
@@ -237,74 +200,105 @@ def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> se
     return {int(assoc[0]) for assoc in before.values()} - set(pks.values())
 
 
-def _write_logical(
-    conn: Connection, merged: Mapping[str, MessageRecord], touched: set[str]
+def _write_copies(
+    conn: Connection, channel_id: str, merged: Mapping[str, MessageRecord], touched: set[str]
 ) -> dict[str, int]:
-    """Write the messages whose digest changed (or that are new) with their
+    """Write the logical messages that are new or changed thread, and the
+    channel's copies whose digest changed (or that are new) with their
     participants and references; returns every message's pk by Message-ID."""
+    m = mark(conn)
     select = (
-        f"SELECT message_id, pk, content_hash, thread_id FROM {messages.name} WHERE "
-        + among_sql(conn, messages.c.message_id)
+        f"SELECT m.message_id, m.pk, m.thread_id, c.content_hash FROM {messages.name} m "
+        f"LEFT JOIN {message_copies.name} c ON c.message_pk = m.pk AND c.channel_id = {m} "
+        f"WHERE {among_sql(conn, messages.c.message_id, 'm')}"
     )
-    stored = {
-        mid: (int(pk), digest, thread)
-        for mid, pk, digest, thread in fetch(conn, select, key_set(conn, merged))
+    # Message-ID -> (pk, thread, digest of the channel's copy or None without one)
+    stored: dict[str, tuple[int, str, str | None]] = {
+        mid: (int(pk), thread, digest)
+        for mid, pk, thread, digest in fetch(conn, select, channel_id, key_set(conn, merged))
     }
+    pks = {mid: pk for mid, (pk, _thread, _digest) in stored.items()}
+    threads = {mid: thread for mid, (_pk, thread, _digest) in stored.items()}
+    copies = {mid: digest for mid, (_pk, _thread, digest) in stored.items()}
+    logical = [mid for mid, record in merged.items() if threads.get(mid) != record.thread_id]
     digests = {mid: content_hash(record) for mid, record in merged.items()}
-    changed = [mid for mid, digest in digests.items() if stored.get(mid, (0, ""))[1] != digest]
-    pks = {mid: pk for mid, (pk, _digest, _thread) in stored.items()}
-    if not changed:
+    changed = [mid for mid, digest in digests.items() if copies.get(mid) != digest]
+    if not logical and not changed:
         return pks
-    touched.update(stored[mid][2] for mid in changed if mid in stored)
-    touched.update(merged[mid].thread_id for mid in changed)
+    for mid in {*logical, *changed}:
+        touched.add(merged[mid].thread_id)
+        if mid in threads:
+            touched.add(threads[mid])
     write_rows(
         conn,
         messages,
-        MESSAGE_COLUMNS,
-        [message_tuple(merged[mid], digests[mid]) for mid in changed],
+        ("message_id", "thread_id"),
+        [(mid, merged[mid].thread_id) for mid in logical],
         conflict=("message_id",),
-        update=_MESSAGE_UPDATE,
+        update=("thread_id",),
     )
-    missing = [mid for mid in changed if mid not in pks]
+    missing = [mid for mid in logical if mid not in pks]
     if missing:
-        pks.update((mid, int(pk)) for mid, pk, *_ in fetch(conn, select, key_set(conn, missing)))
-    # on PostgreSQL also for messages that were new a moment ago: another
+        found = fetch(
+            conn,
+            f"SELECT message_id, pk FROM {messages.name} "
+            f"WHERE {among_sql(conn, messages.c.message_id)}",
+            key_set(conn, missing),
+        )
+        pks.update((mid, int(pk)) for mid, pk in found)
+    if not changed:
+        return pks
+    write_rows(
+        conn,
+        message_copies,
+        COPY_COLUMNS,
+        [copy_tuple(pks[mid], channel_id, merged[mid], digests[mid]) for mid in changed],
+        conflict=("message_pk", "channel_id"),
+        update=_COPY_UPDATE,
+    )
+    # on PostgreSQL also for copies that were new a moment ago: another
     # transaction may have written them since (SQLite writers are serialised)
     serialised = not is_postgres(conn)
-    rewritten = [pks[mid] for mid in changed if mid in stored or not serialised]
+    rewritten = [pks[mid] for mid in changed if copies.get(mid) is not None or not serialised]
     for table in (participants, message_refs) if rewritten else ():
-        sql = f"DELETE FROM {table.name} WHERE {among_sql(conn, table.c.message_pk)}"
-        run(conn, sql, key_set(conn, rewritten))
+        sql = (
+            f"DELETE FROM {table.name} WHERE channel_id = {m} "
+            f"AND {among_sql(conn, table.c.message_pk)}"
+        )
+        run(conn, sql, channel_id, key_set(conn, rewritten))
     people: list[tuple[Any, ...]] = []
     refs: list[tuple[Any, ...]] = []
     for mid in changed:
         record = merged[mid]
         pk, msg = pks[mid], record.message
-        people.extend(participant_tuples(pk, msg.participants))
+        people.extend(participant_tuples(pk, channel_id, msg.participants))
         chain = (*msg.in_reply_to, *msg.references, *record.thread_keys)
-        refs.extend((pk, i, ref) for i, ref in enumerate(chain))
+        refs.extend((pk, channel_id, i, ref) for i, ref in enumerate(chain))
     write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
-    write_rows(conn, message_refs, ("message_pk", "pos", "ref_id"), refs)
+    write_rows(conn, message_refs, ("message_pk", "channel_id", "pos", "ref_id"), refs)
     return pks
 
 
 def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
-    """Upsert events and attendees; replace the event set of each provider id.
+    """Upsert the channel's copies of events with their attendees; replace
+    the event set of each provider id.
 
     Returns the events that lost an association to a re-committed provider id.
     """
+    ch = batch.channel_id
     merged: dict[tuple[str, str], Event] = {}
     for record in batch.events:
         key = (record.event.uid, rid_key(record.event.recurrence_id))
         if key not in merged or event_version(record.event) >= event_version(merged[key]):
             merged[key] = record.event
-    # a stored copy more recent than the incoming one stays (SEQUENCE, then update time)
+    # the channel's copy stays when more recent than the incoming one
+    # (SEQUENCE, then update time), whatever order they are committed in
     stored: dict[tuple[str, str], tuple[int, tuple[int, datetime]]] = {}
     for part in chunks(sorted({uid for uid, _ in merged})):
         rows = conn.execute(
             sa.select(
                 events.c.pk, events.c.uid, events.c.rid_key, events.c.sequence, events.c.updated
-            ).where(among(conn, events.c.uid, part))
+            ).where(among(conn, events.c.uid, part), events.c.channel_id == ch)
         )
         for pk, uid, rid, sequence, updated in rows:
             if (uid, rid) in merged:
@@ -313,16 +307,16 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
     upsert(
         conn,
         events,
-        [event_row(e) for e in newer.values()],
-        ["uid", "rid_key"],
-        [c.name for c in events.columns if c.name not in ("pk", "uid", "rid_key")],
+        [event_row(e, ch) for e in newer.values()],
+        ["uid", "rid_key", "channel_id"],
+        [c.name for c in events.columns if c.name not in ("pk", "uid", "rid_key", "channel_id")],
     )
     pks: dict[tuple[str, str], int] = {k: pk for k, (pk, _) in stored.items()}
     missing = sorted({uid for uid, rid in newer if (uid, rid) not in pks})
     for part in chunks(missing):
         created = conn.execute(
             sa.select(events.c.pk, events.c.uid, events.c.rid_key).where(
-                among(conn, events.c.uid, part)
+                among(conn, events.c.uid, part), events.c.channel_id == ch
             )
         )
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
@@ -338,7 +332,7 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
         gone = conn.execute(
             sa.delete(event_assocs)
             .where(
-                event_assocs.c.channel_id == batch.channel_id,
+                event_assocs.c.channel_id == ch,
                 event_assocs.c.scope_id == batch.scope_id,
                 among(conn, event_assocs.c.provider_id, part),
             )
@@ -354,7 +348,7 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
         sa.insert(event_assocs),
         [
             {
-                "channel_id": batch.channel_id,
+                "channel_id": ch,
                 "scope_id": batch.scope_id,
                 "provider_id": provider_id,
                 "event_pk": pk,
@@ -428,101 +422,3 @@ def replace_links(
     if refresh:
         refresh_threads(conn, threads_of_keys(conn, changed))
     return changed
-
-
-def delete_assocs(
-    conn: Connection, channel_id: str, scope_id: str | None, provider_ids: Collection[str] | None
-) -> tuple[set[int], set[int]]:
-    """Delete associations of a channel (one scope, some provider ids, when
-    given); returns the message and event pks that lost one."""
-    found: tuple[set[int], set[int]] = (set(), set())
-    id_parts: list[Sequence[str] | None] = (
-        [None] if provider_ids is None else list(chunks(sorted(set(provider_ids))))
-    )
-    for table, dropped in zip(_ASSOCS, found, strict=True):
-        for part in id_parts:
-            stmt = sa.delete(table).where(table.c.channel_id == channel_id)
-            if scope_id is not None:
-                stmt = stmt.where(table.c.scope_id == scope_id)
-            if part is not None:
-                stmt = stmt.where(among(conn, table.c.provider_id, part))
-            rows = conn.execute(stmt.returning(_pk_column(table)))
-            dropped.update(int(pk) for pk in rows.scalars())
-    return found
-
-
-def delete_matching(conn: Connection, channel_id: str, entries: Collection[str]) -> int:
-    """Delete the channel's associations (provider ids) whose message or one
-    of whose events has a participant matching blocklist entries; returns how
-    many."""
-    keys, domains = parse_entries(entries)
-    if not keys and not domains:
-        return 0
-    removed = 0
-    dropped: tuple[set[int], set[int]] = (set(), set())
-    for assoc, people, dropped_pks in (
-        (message_assocs, participants, dropped[0]),
-        (event_assocs, attendees, dropped[1]),
-    ):
-        people_pk = people.c.message_pk if people is participants else people.c.event_pk
-        conditions: list[sa.ColumnElement[bool]] = []
-        if keys:
-            conditions.append(among(conn, people.c.key, sorted(keys)))
-        if domains:
-            conditions.append(among(conn, people.c.domain, sorted(domains)))
-            conditions.extend(
-                people.c.domain.like("%." + _escape_like(d), escape="\\") for d in sorted(domains)
-            )
-        hits = sa.select(people_pk).where(sa.or_(*conditions))
-        # an association is a provider id: it goes as a whole when any of its
-        # events matches (a calendar object may hold a series and overrides)
-        matched = sa.select(assoc.c.scope_id, assoc.c.provider_id).where(
-            assoc.c.channel_id == channel_id, _pk_column(assoc).in_(hits)
-        )
-        rows = conn.execute(
-            sa.delete(assoc)
-            .where(
-                assoc.c.channel_id == channel_id,
-                sa.tuple_(assoc.c.scope_id, assoc.c.provider_id).in_(matched),
-            )
-            .returning(assoc.c.scope_id, assoc.c.provider_id, _pk_column(assoc))
-        ).all()
-        removed += len({(scope_id, provider_id) for scope_id, provider_id, _ in rows})
-        dropped_pks.update(int(pk) for _, _, pk in rows)
-    collect(conn, *dropped)
-    return removed
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def collect(conn: Connection, message_pks: Collection[int], event_pks: Collection[int]) -> None:
-    """Delete the given messages and events if they have no association left."""
-    threads: set[str] = set()
-    for pk_part in chunks(sorted(message_pks)):
-        orphan = sa.select(messages.c.pk, messages.c.thread_id).where(
-            among(conn, messages.c.pk, pk_part),
-            ~sa.exists().where(message_assocs.c.message_pk == messages.c.pk),
-        )
-        found = conn.execute(orphan).all()
-        dead = [int(pk) for pk, _ in found]
-        threads.update(str(thread) for _, thread in found)
-        if dead:
-            conn.execute(
-                sa.delete(participants).where(among(conn, participants.c.message_pk, dead))
-            )
-            conn.execute(
-                sa.delete(message_refs).where(among(conn, message_refs.c.message_pk, dead))
-            )
-            conn.execute(sa.delete(messages).where(among(conn, messages.c.pk, dead)))
-    refresh_threads(conn, threads)
-    for pk_part in chunks(sorted(event_pks)):
-        orphan = sa.select(events.c.pk).where(
-            among(conn, events.c.pk, pk_part),
-            ~sa.exists().where(event_assocs.c.event_pk == events.c.pk),
-        )
-        dead = [int(pk) for pk in conn.execute(orphan).scalars()]
-        if dead:
-            conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, dead)))
-            conn.execute(sa.delete(events).where(among(conn, events.c.pk, dead)))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,7 +139,11 @@ def _apply(store: Store, operation: tuple[str, Any]) -> Any:
 
 def _channel(name: str) -> Any:
     visibility = Visibility.SUBJECT if name == "a" else Visibility.METADATA
-    return channel(name, "u" + name, visibility)
+    found = channel(name, "u" + name, visibility)
+    if name == "b":  # b's owner organises the suite's events: other viewers get b's copy
+        aliases = frozenset({"u1@org.example"})
+        found = attrs.evolve(found, settings=attrs.evolve(found.settings, aliases=aliases))
+    return found
 
 
 def _clear(store: Store) -> None:

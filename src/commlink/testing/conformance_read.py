@@ -11,7 +11,7 @@ import pytest
 from ..errors import InvalidInput
 from ..model import Attachment, EventStatus, Participant, Role, Visibility
 from ..ports import Store
-from ..records import PageRequest, Target, TargetKind, Viewer, Window
+from ..records import EventRecord, PageRequest, Target, TargetKind, Viewer, Window
 from .conformance_data import (
     ALICE,
     BOB,
@@ -242,32 +242,41 @@ class ReadTests:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", METADATA))
         store.commit(batch(events=(event("e1", "shared-uid"),), links=(links(ALICE, "p1"),)))
         store.commit(batch("c2", events=(event("g1", "shared-uid", title="Renamed"),)))
+        # one meeting; each channel keeps its copy and its owner sees it
         (meeting,) = all_events(store, person("p1"), Viewer("u3"))
-        assert meeting.title == "Renamed"
-        assert meeting.visibility is FULL
+        assert (meeting.title, meeting.visibility) == ("Pricing call", FULL)
+        (meeting,) = all_events(store, person("p1"), Viewer("u2"))
+        assert (meeting.title, meeting.visibility) == ("Renamed", FULL)
         store.remove_channel("c1")
         (meeting,) = all_events(store, person("p1"), Viewer("u3"))
         assert meeting.visibility is METADATA
         assert meeting.title is None
         assert store.known_ids("c2", "INBOX", ["g1", "e1"]) == {"g1"}
 
-    def test_the_most_recent_copy_of_an_event_wins(self, store: Store) -> None:
+    def test_the_most_recent_copy_of_an_event_wins_in_a_channel(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", FULL))
-        newer = event("e1", "shared-uid", title="Moved to Friday")
-        newer = attrs.evolve(newer, event=attrs.evolve(newer.event, sequence=3))
-        older = event("g1", "shared-uid", title="Monday")
-        older = attrs.evolve(older, event=attrs.evolve(older.event, sequence=1))
-        store.commit(batch(events=(newer,), links=(links(ALICE, "p1"),)))
-        # a stale copy committed later (another attendee's calendar) does not win
-        store.commit(batch("c2", events=(older,)))
+
+        def version(provider_id: str, title: str, sequence: int) -> EventRecord:
+            record = event(provider_id, "shared-uid", title=title)
+            return attrs.evolve(record, event=attrs.evolve(record.event, sequence=sequence))
+
+        # two copies in one channel (a calendar entry and an invitation, say)
+        store.commit(
+            batch(events=(version("e1", "Moved to Friday", 3),), links=(links(ALICE, "p1"),))
+        )
+        # a stale copy committed later does not win
+        store.commit(batch(events=(version("g1", "Monday", 1),)))
         (meeting,) = all_events(store, person("p1"), Viewer("u1"))
         assert meeting.title == "Moved to Friday"
-        newest = attrs.evolve(
-            older, event=attrs.evolve(older.event, sequence=4, title="Cancelled?")
-        )
-        store.commit(batch("c2", events=(newest,)))
+        store.commit(batch(events=(version("g1", "Cancelled?", 4),)))
         (meeting,) = all_events(store, person("p1"), Viewer("u1"))
         assert meeting.title == "Cancelled?"
+        # another channel's newer copy is that channel's, not this one's
+        store.commit(batch("c2", events=(version("x1", "Elsewhere", 9),)))
+        (meeting,) = all_events(store, person("p1"), Viewer("u1"))
+        assert meeting.title == "Cancelled?"
+        (meeting,) = all_events(store, person("p1"), Viewer("u2"))
+        assert meeting.title == "Elsewhere"
 
     def test_events_in_window_and_paging(self, store: Store) -> None:
         setup_channels(store)

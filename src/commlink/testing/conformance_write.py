@@ -151,16 +151,28 @@ class WriteTests:
         assert store.thread("t", U1) is None
         assert store.stored_addresses() == set()
 
-    def test_richest_content_is_kept(self, store: Store) -> None:
+    def test_content_is_kept_per_channel(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", FULL))
         store.commit(batch(messages=(message("a", "x@x", thread="t", body="full text"),)))
         store.commit(
             batch("c2", messages=(message("b", "x@x", thread="t", body=None, subject="Re"),))
         )
+        # each owner sees their channel's copy as stored
+        view = store.thread("t", U1)
+        assert view is not None
+        assert (view.messages[0].subject, view.messages[0].body) == ("Quarterly plan", "full text")
+        view = store.thread("t", Viewer("u2"))
+        assert view is not None
+        assert (view.messages[0].subject, view.messages[0].body) == ("Re", None)
+        # others: the most open channel's copy, the lowest channel id on a tie
+        view = store.thread("t", Viewer("u3"))
+        assert view is not None
+        assert (view.messages[0].subject, view.messages[0].body) == ("Quarterly plan", "full text")
+        # a metadata-only fetch in a channel never erases that channel's body
+        store.commit(batch(messages=(message("a", "x@x", thread="t", body=None),)))
         view = store.thread("t", U1)
         assert view is not None
         assert view.messages[0].body == "full text"
-        assert view.messages[0].subject == "Re"  # other fields: last write wins
 
     def test_direction_prefers_viewer_channel(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", FULL))

@@ -1,0 +1,157 @@
+"""Shared records and trust: which channel's copy a viewer sees.
+
+Records are shared by keys anyone can put in a message: one logical message
+per Message-ID, one meeting per iCalendar UID (and recurrence id). Dedup
+stays for counting and threading, but every channel holding a record keeps
+its own copy of the content, so a copy arriving through one channel never
+changes what another channel's owner sees of theirs, and never lifts what a
+viewer may see beyond what the channels allow.
+
+What a viewer sees of a record comes from ONE copy they are entitled to:
+
+1. their own channel's copy when they own a channel holding the record
+   (the lowest channel id among several), shown in full;
+2. events only: else the copy of a channel whose owner (or an alias)
+   organises the meeting in that copy;
+3. else the copy of the channel with the most open visibility
+   (``FULL`` > ``SUBJECT`` > ``METADATA``), shown at that visibility;
+
+ties broken by the lowest channel id. A meeting is chosen per UID (the
+series with its overrides come from one channel's copy).
+
+Both reference stores call these pure functions; a host store can too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+
+import attrs
+
+from ..model import Channel, Event, Visibility
+from ..policy.filters import rules_for
+from ..records import EventSummary, Viewer, Window
+from .common import EventKey, StoredMessage, event_summary, select_occurrences
+
+__all__ = [
+    "Holder",
+    "Seen",
+    "choose",
+    "holder_of",
+    "meeting_summaries",
+    "organizer_key",
+    "seen_messages",
+]
+
+
+@attrs.frozen(slots=True)
+class Holder:
+    """A channel holding a copy: its id, its owner and its visibility."""
+
+    channel_id: str
+    user_id: str
+    visibility: Visibility
+
+
+def holder_of(channel: Channel) -> Holder:
+    return Holder(channel.id, channel.user_id, channel.settings.visibility)
+
+
+def choose(
+    viewer: Viewer, holders: Iterable[Holder], organisers: Collection[str] = ()
+) -> tuple[Holder, Visibility] | None:
+    """The holder whose copy ``viewer`` sees, with the visibility it is shown
+    at; ``None`` without holders. ``organisers`` are the ids of channels
+    whose owner organises the meeting (events only)."""
+    best: Holder | None = None
+    best_rank: tuple[int, int, int, str] | None = None
+    for holder in holders:
+        if holder.user_id == viewer.user_id:
+            rank = (0, 0, 0, holder.channel_id)
+        else:
+            organiser = 0 if holder.channel_id in organisers else 1
+            rank = (1, organiser, -holder.visibility.rank, holder.channel_id)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = holder, rank
+    if best is None:
+        return None
+    owned = best.user_id == viewer.user_id
+    return best, Visibility.FULL if owned else best.visibility
+
+
+@attrs.frozen(slots=True)
+class Seen:
+    """What a viewer sees of one logical message: the chosen copy, the
+    visibility it is shown at and the channel it comes from."""
+
+    message: StoredMessage
+    visibility: Visibility
+    channel_id: str
+
+
+def seen_messages(viewer: Viewer, copies: Iterable[tuple[Holder, StoredMessage]]) -> list[Seen]:
+    """One chosen copy per logical message among ``copies`` (every copy of
+    some messages, with the channel holding each), oldest first as the
+    viewer sees them (by the chosen copy's date, then Message-ID)."""
+    by_message: dict[str, dict[str, tuple[Holder, StoredMessage]]] = {}
+    for holder, message in copies:
+        by_message.setdefault(message.message_id, {})[holder.channel_id] = (holder, message)
+    seen: list[Seen] = []
+    for held in by_message.values():
+        found = choose(viewer, (holder for holder, _ in held.values()))
+        if found is not None:
+            holder, visibility = found
+            seen.append(Seen(held[holder.channel_id][1], visibility, holder.channel_id))
+    seen.sort(key=lambda s: (s.message.date, s.message.message_id))
+    return seen
+
+
+def organizer_key(event: Event) -> str:
+    """The address key of the event's organizer ('' when none is valid)."""
+    if event.organizer is None or not event.organizer.address.valid:
+        return ""
+    return event.organizer.address.key
+
+
+def meeting_summaries(
+    viewer: Viewer,
+    channels: Mapping[str, Channel],
+    held: Iterable[tuple[str, str, str]],
+    events: Mapping[tuple[str, EventKey], Event],
+    linked: Collection[EventKey],
+    window: Window,
+) -> list[EventSummary]:
+    """The occurrences in ``window`` of linked meetings as ``viewer`` sees them.
+
+    ``held`` lists ``(uid, channel_id, organizer key)`` for EVERY stored
+    event of the linked meetings' uids; ``events`` maps ``(channel_id,
+    (uid, recurrence_id))`` to stored events, at least those that can
+    occur in the window; ``linked`` holds the keys with a linked attendee in
+    any copy. One channel's copy is chosen per uid (see ``choose``).
+    """
+    holders: dict[str, set[str]] = {}
+    organisers: dict[str, set[str]] = {}
+    for uid, channel_id, organizer in held:
+        channel = channels.get(channel_id)
+        if channel is None:
+            continue
+        holders.setdefault(uid, set()).add(channel_id)
+        if organizer and organizer in rules_for(channel.settings).own:
+            organisers.setdefault(uid, set()).add(channel_id)
+    picked: dict[str, tuple[str, Visibility]] = {}
+    for uid, channel_ids in holders.items():
+        found = choose(
+            viewer, (holder_of(channels[c]) for c in channel_ids), organisers.get(uid, ())
+        )
+        if found is not None:
+            picked[uid] = (found[0].channel_id, found[1])
+    chosen: dict[tuple[str, datetime | None], Event] = {}
+    for (channel_id, key), event in events.items():
+        pick = picked.get(key[0])
+        if pick is not None and pick[0] == channel_id:
+            chosen[key] = event
+    return [
+        event_summary(occurrence, picked[occurrence.uid][1])
+        for occurrence, _source in select_occurrences(chosen, linked, window)
+    ]

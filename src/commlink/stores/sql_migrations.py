@@ -1,0 +1,145 @@
+"""Upgrades of older SQL schemas, one version at a time (see ``sql_schema``).
+
+``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place,
+inside the transaction that ``ensure_schema`` holds. A step works on the
+tables as that version left them, so it names old columns in SQL text and
+never relies on what later versions changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .sql_tables import (
+    attendees,
+    event_assocs,
+    events,
+    message_copies,
+    message_refs,
+    messages,
+    participants,
+    thread_targets,
+)
+
+__all__ = ["MIGRATIONS"]
+
+
+def _add_content_hash(conn: Connection) -> None:
+    # '' never equals a computed hash, so old rows are rewritten once when re-committed
+    conn.exec_driver_sql(
+        "ALTER TABLE commlink_messages ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''"
+    )
+
+
+# the timeline rows as schema 3 derived them (messages held their own time)
+_V3_THREAD_TARGETS_FILL = (
+    "WITH t AS (SELECT thread_id, max(sent_at) AS last_at FROM commlink_messages "
+    "GROUP BY thread_id) "
+    "INSERT INTO commlink_thread_targets (kind, target_id, thread_id, last_at) "
+    "SELECT DISTINCT l.kind, l.target_id, m.thread_id, t.last_at "
+    "FROM t JOIN commlink_messages m ON m.thread_id = t.thread_id "
+    "JOIN commlink_participants p ON p.message_pk = m.pk "
+    "JOIN commlink_address_links l ON l.key = p.key "
+    "WHERE p.valid"
+)
+
+
+def _add_thread_targets(conn: Connection) -> None:
+    thread_targets.create(conn, checkfirst=True)
+    conn.exec_driver_sql(_V3_THREAD_TARGETS_FILL)
+
+
+def _names(table: sa.Table, *skip: str) -> list[str]:
+    return [c.name for c in table.columns if c.name not in skip]
+
+
+def _rebuild(conn: Connection, table: sa.Table, fill: str) -> None:
+    """Replace ``table`` by its current definition, filled by ``fill``: an
+    ``INSERT`` body (columns and ``SELECT``) reading the old rows from
+    ``{old}``."""
+    old = f"{table.name}_old"
+    conn.exec_driver_sql(f"CREATE TABLE {old} AS SELECT * FROM {table.name}")
+    conn.exec_driver_sql(f"DROP TABLE {table.name}")
+    table.create(conn)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} {fill.format(old=old)}")
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
+#: every (message, channel) with an association: where schema 3 content goes
+_HOLDERS = "(SELECT DISTINCT message_pk, channel_id FROM commlink_message_assocs)"
+
+
+def _copies_per_channel(conn: Connection) -> None:
+    """Schema 4 keeps content per channel: every channel associated with a
+    message (or an event) gets a copy of what schema 3 stored for it. The
+    logical messages keep their pks (associations stay as they are) and lose
+    their content columns (``DROP COLUMN``: SQLite 3.35 or newer, which the
+    store's ``RETURNING`` clauses need anyway); the participants, references,
+    events, attendees and event associations tables are rebuilt."""
+    message_copies.create(conn)
+    content = ("sent_at", "subject", "snippet", "body", "attachments")
+    conn.exec_driver_sql(
+        f"INSERT INTO {message_copies.name} (message_pk, channel_id, {', '.join(content)}) "
+        f"SELECT m.pk, a.channel_id, {', '.join('m.' + c for c in content)} "
+        f"FROM {messages.name} m JOIN {_HOLDERS} a ON a.message_pk = m.pk"
+    )
+    for table in (participants, message_refs):
+        rest = _names(table, "message_pk", "channel_id")
+        _rebuild(
+            conn,
+            table,
+            f"(message_pk, channel_id, {', '.join(rest)}) "
+            f"SELECT p.message_pk, a.channel_id, {', '.join('p.' + c for c in rest)} "
+            f"FROM {{old}} p JOIN {_HOLDERS} a ON a.message_pk = p.message_pk",
+        )
+    index = next(i for i in messages.indexes if i.name == "commlink_messages_thread")
+    conn.exec_driver_sql(f"DROP INDEX {index.name}")
+    for column in (*content, "content_hash"):
+        conn.exec_driver_sql(f"ALTER TABLE {messages.name} DROP COLUMN {column}")
+    index.create(conn)
+    _events_per_channel(conn)
+
+
+def _events_per_channel(conn: Connection) -> None:
+    for table in (event_assocs, attendees, events):
+        conn.exec_driver_sql(f"CREATE TABLE {table.name}_old AS SELECT * FROM {table.name}")
+        conn.exec_driver_sql(f"DROP TABLE {table.name}")
+    for table in (events, attendees, event_assocs):
+        table.create(conn)
+    content = _names(events, "pk", "channel_id")
+    conn.exec_driver_sql(
+        f"INSERT INTO {events.name} (channel_id, {', '.join(content)}) "
+        f"SELECT a.channel_id, {', '.join('e.' + c for c in content)} "
+        f"FROM {events.name}_old e JOIN (SELECT DISTINCT event_pk, channel_id "
+        f"FROM {event_assocs.name}_old) a ON a.event_pk = e.pk"
+    )
+    # the old row of each new one (one per channel)
+    same = (
+        f"FROM {events.name}_old e JOIN {events.name} n ON n.uid = e.uid AND n.rid_key = e.rid_key"
+    )
+    people = _names(attendees, "event_pk")
+    conn.exec_driver_sql(
+        f"INSERT INTO {attendees.name} (event_pk, {', '.join(people)}) "
+        f"SELECT n.pk, {', '.join('t.' + c for c in people)} "
+        f"{same} JOIN {attendees.name}_old t ON t.event_pk = e.pk"
+    )
+    conn.exec_driver_sql(
+        f"INSERT INTO {event_assocs.name} "
+        "(channel_id, scope_id, provider_id, event_pk, generation) "
+        "SELECT a.channel_id, a.scope_id, a.provider_id, n.pk, a.generation "
+        f"{same} JOIN {event_assocs.name}_old a ON a.event_pk = e.pk "
+        "AND a.channel_id = n.channel_id"
+    )
+    for table in (event_assocs, attendees, events):
+        conn.exec_driver_sql(f"DROP TABLE {table.name}_old")
+
+
+#: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_content_hash,
+    2: _add_thread_targets,
+    3: _copies_per_channel,
+}

@@ -1,0 +1,406 @@
+"""The tables of the reference store and directory (SQLAlchemy Core).
+
+One schema serves SQLite (the embedded default) and PostgreSQL. Tables are
+prefixed ``commlink_``. ``sql_schema`` versions it and re-exports every
+name here.
+
+Shared records keep their content per channel: one logical message per
+Message-ID (``messages``: the Message-ID and its thread) with one copy per
+channel that holds it (``message_copies``, with that copy's participants and
+references); one event row per channel, iCalendar UID and recurrence id.
+What a viewer reads comes from one copy they are entitled to (see
+``stores.copies``), so a copy arriving through one channel never changes
+another channel's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "THREAD_TARGETS_FILL",
+    "UtcDateTime",
+    "address_links",
+    "attendees",
+    "channel_states",
+    "channels",
+    "companies",
+    "company_domains",
+    "cursors",
+    "event_assocs",
+    "events",
+    "leases",
+    "message_assocs",
+    "message_copies",
+    "message_refs",
+    "messages",
+    "metadata",
+    "opportunities",
+    "opportunity_contacts",
+    "participants",
+    "people",
+    "person_addresses",
+    "schema_table",
+    "skips",
+    "thread_targets",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime, read back in UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite an integer of microseconds
+    since the epoch, which sorts and compares exactly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}")
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // _MICROSECOND
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return _EPOCH + int(value) * _MICROSECOND
+        moment: datetime = value
+        return moment.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+
+def _table(name: str, *items: Any) -> sa.Table:
+    table = sa.Table(f"commlink_{name}", metadata, *items)
+    # SQLite: a table keyed by anything but one integer is stored clustered on
+    # its primary key (WITHOUT ROWID), so a lookup by key is one b-tree descent
+    # instead of two and an insert updates one b-tree fewer
+    keys = list(table.primary_key.columns)
+    if not (len(keys) == 1 and isinstance(keys[0].type, sa.Integer)):
+        table.dialect_options["sqlite"]["with_rowid"] = False
+    return table
+
+
+def _text(name: str, **kw: Any) -> sa.Column[str]:
+    return sa.Column(name, sa.Text, nullable=False, server_default="", **kw)
+
+
+schema_table = _table(
+    "schema",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+channels = _table(
+    "channels",
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("visibility", sa.String, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+)
+
+channel_states = _table(
+    "channel_states",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    _text("last_error"),
+    sa.Column("next_attempt", UtcDateTime),
+    sa.Column("last_success", UtcDateTime),
+)
+
+leases = _table(
+    "leases",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+cursors = _table(
+    "cursors",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=False),
+)
+
+# One logical message per Message-ID: what dedup counts and threads by. Its
+# content lives in one copy per channel holding it (``message_copies``).
+messages = _table(
+    "messages",
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("message_id", sa.String, nullable=False, unique=True),
+    sa.Column("thread_id", sa.String, nullable=False),
+    sa.Index("commlink_messages_thread", "thread_id"),
+)
+
+# A channel's copy of a logical message, kept while the channel has an
+# association with it: a copy arriving through one channel never changes
+# another channel's.
+message_copies = _table(
+    "message_copies",
+    sa.Column(
+        "message_pk",
+        sa.BigInteger,
+        sa.ForeignKey("commlink_messages.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    _text("subject"),
+    _text("snippet"),
+    sa.Column("body", sa.Text),
+    _text("attachments"),
+    # digest of the copy, its participants and references (see sql_rows.content_hash):
+    # a re-committed message with the same digest is left as it is
+    _text("content_hash"),
+)
+# SQLite: rows holding bodies are large; a rowid table keeps the key index small
+message_copies.dialect_options["sqlite"]["with_rowid"] = True
+
+
+def _copy_fk() -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["message_pk", "channel_id"],
+        ["commlink_message_copies.message_pk", "commlink_message_copies.channel_id"],
+        ondelete="CASCADE",
+    )
+
+
+# the participants of each copy (the timeline links a thread through any copy's)
+participants = _table(
+    "participants",
+    sa.Column("message_pk", sa.BigInteger, primary_key=True),
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String, nullable=False),
+    _text("key"),
+    _text("domain"),
+    _text("email"),
+    _text("name"),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    _text("raw"),
+    _copy_fk(),
+    sa.Index("commlink_participants_key", "key"),
+    sa.Index("commlink_participants_domain", "domain"),
+)
+
+# In-Reply-To, References and thread keys of each copy (for threading)
+message_refs = _table(
+    "message_refs",
+    sa.Column("message_pk", sa.BigInteger, primary_key=True),
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ref_id", sa.String, nullable=False),
+    _copy_fk(),
+    sa.Index("commlink_message_refs_ref", "ref_id"),
+)
+
+message_assocs = _table(
+    "message_assocs",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("message_pk", sa.BigInteger, sa.ForeignKey("commlink_messages.pk"), nullable=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    _text("folders"),
+    sa.Column("direction", sa.String, nullable=False),
+    # the primary key serves per-scope queries (sweep, known ids); a separate
+    # (channel, scope, generation) index misleads planners without statistics
+    sa.Index("commlink_message_assocs_message", "message_pk"),
+)
+
+# One row per channel, iCalendar UID and recurrence id: each channel keeps its
+# own copy of a meeting (its most recent version by SEQUENCE, then update time).
+events = _table(
+    "events",
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("uid", sa.String, nullable=False),
+    sa.Column("rid_key", sa.String, nullable=False),
+    sa.Column("channel_id", sa.String, nullable=False),
+    sa.Column("recurrence_id", UtcDateTime),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime, nullable=False),
+    _text("title"),
+    _text("description"),
+    _text("location"),
+    sa.Column("all_day", sa.Boolean, nullable=False),
+    _text("timezone"),
+    _text("recurrence"),
+    sa.Column("status", sa.String, nullable=False),
+    _text("conference_url"),
+    _text("calendar_id"),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("updated", UtcDateTime),
+    sa.UniqueConstraint("uid", "rid_key", "channel_id", name="commlink_events_copy"),
+)
+
+
+def _event_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("commlink_events.pk", ondelete="CASCADE")
+
+
+attendees = _table(
+    "attendees",
+    sa.Column("event_pk", sa.BigInteger, _event_fk(), primary_key=True),
+    # -1 holds the event's organizer, 0.. its attendees in order
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),
+    _text("key"),
+    _text("domain"),
+    _text("email"),
+    _text("name"),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    _text("raw"),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("organizer", sa.Boolean, nullable=False),
+    sa.Column("optional", sa.Boolean, nullable=False),
+    sa.Index("commlink_attendees_key", "key"),
+    sa.Index("commlink_attendees_domain", "domain"),
+)
+
+event_assocs = _table(
+    "event_assocs",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("scope_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("event_pk", sa.BigInteger, sa.ForeignKey("commlink_events.pk"), primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Index("commlink_event_assocs_event", "event_pk"),
+)
+
+address_links = _table(
+    "address_links",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("target_id", sa.String, primary_key=True),
+    sa.Index("commlink_address_links_target", "kind", "target_id"),
+)
+
+# Which threads each CRM record's timeline holds, with the time of the
+# thread's latest message: the timeline reads one index range in order
+# instead of aggregating every linked thread. Derived from messages, their
+# copies (a thread is on a record's timeline when any copy's participants
+# link to it; its time is the latest of any copy) and address links; the
+# write path refreshes the rows of every thread a write touches (see
+# ``sql_write.refresh_threads``).
+thread_targets = _table(
+    "thread_targets",
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("target_id", sa.String, primary_key=True),
+    sa.Column("thread_id", sa.String, primary_key=True),
+    sa.Column("last_at", UtcDateTime, nullable=False),
+    sa.Index("commlink_thread_targets_recent", "kind", "target_id", "last_at", "thread_id"),
+    sa.Index("commlink_thread_targets_thread", "thread_id"),
+)
+
+#: Rebuilds ``thread_targets`` rows: ``{where}`` and ``{threads}`` select
+#: the threads (of messages ``m``) for the rows and for their latest time.
+THREAD_TARGETS_FILL = (
+    "WITH t AS (SELECT m.thread_id, max(c.sent_at) AS last_at FROM commlink_messages m "
+    "JOIN commlink_message_copies c ON c.message_pk = m.pk "
+    "WHERE {threads} GROUP BY m.thread_id) "
+    "INSERT INTO commlink_thread_targets (kind, target_id, thread_id, last_at) "
+    "SELECT DISTINCT l.kind, l.target_id, m.thread_id, t.last_at "
+    "FROM t JOIN commlink_messages m ON m.thread_id = t.thread_id "
+    "JOIN commlink_participants p ON p.message_pk = m.pk "
+    "JOIN commlink_address_links l ON l.key = p.key "
+    "WHERE p.valid AND {where}"
+)
+
+skips = _table(
+    "skips",
+    sa.Column("channel_id", sa.String, primary_key=True),
+    sa.Column("provider_id", sa.String, primary_key=True),
+    sa.Column("reason", sa.String, nullable=False),
+    _text("detail"),
+    _text("message_id"),
+    _text("subject"),
+    _text("sender"),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Index("commlink_skips_message", "channel_id", "message_id"),
+)
+
+# the reference CRM directory (SqlDirectory)
+
+companies = _table(
+    "companies",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+)
+
+company_domains = _table(
+    "company_domains",
+    sa.Column("domain", sa.String, primary_key=True),
+    sa.Column(
+        "company_id",
+        sa.String,
+        sa.ForeignKey("commlink_companies.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("commlink_company_domains_company", "company_id"),
+)
+
+people = _table(
+    "people",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+    sa.Column("company_id", sa.String, sa.ForeignKey("commlink_companies.id", ondelete="SET NULL")),
+)
+
+person_addresses = _table(
+    "person_addresses",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column(
+        "person_id",
+        sa.String,
+        sa.ForeignKey("commlink_people.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("commlink_person_addresses_person", "person_id"),
+)
+
+opportunities = _table(
+    "opportunities",
+    sa.Column("id", sa.String, primary_key=True),
+    _text("name"),
+    sa.Column("company_id", sa.String, sa.ForeignKey("commlink_companies.id", ondelete="CASCADE")),
+    sa.Index("commlink_opportunities_company", "company_id"),
+)
+
+opportunity_contacts = _table(
+    "opportunity_contacts",
+    sa.Column(
+        "opportunity_id",
+        sa.String,
+        sa.ForeignKey("commlink_opportunities.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "person_id",
+        sa.String,
+        sa.ForeignKey("commlink_people.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Index("commlink_opportunity_contacts_person", "person_id"),
+)
