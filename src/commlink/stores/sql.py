@@ -63,7 +63,9 @@ from .sql_schema import (
     message_assocs,
     participants,
     prepare_engine,
+    refuses_value,
     skips,
+    store_error,
     upsert,
 )
 
@@ -72,6 +74,12 @@ __all__ = ["SCHEMA_VERSION", "SqlDirectory", "SqlStore"]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _storable(keys: Collection[str]) -> Collection[str]:
+    """Keys a database can be asked about: one with a NUL byte was never
+    stored (PostgreSQL refuses the whole query over it), so it is left out."""
+    return keys if not any("\x00" in k for k in keys) else [k for k in keys if "\x00" not in k]
 
 
 class SqlStore:
@@ -121,7 +129,7 @@ class SqlStore:
             ):
                 yield conn
         except self._errors as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
 
     # channels and sync state
 
@@ -200,10 +208,19 @@ class SqlStore:
         validate_batch(batch)
         rows = len(batch.messages) + len(batch.events)
         check = not self._has_statistics and rows >= STATISTICS_AFTER_ROWS
-        with self._tx(write=True) as conn:
-            sql_write.commit_batch(conn, batch)
-            if check:
-                ensure_statistics(conn)
+        try:
+            with self._tx(write=True) as conn:
+                sql_write.commit_batch(conn, batch)
+                if check:
+                    ensure_statistics(conn)
+        except StoreError as exc:
+            # a value the database will not hold (a NUL, an over-long key):
+            # the engine isolates the record and skips it with this reason
+            if exc.__cause__ is not None and refuses_value(exc.__cause__):
+                raise InvalidInput(f"the database refused a value: {exc}") from exc
+            raise
+        except (KeyError, ValueError, UnicodeError) as exc:
+            raise InvalidInput(f"unstorable value: {type(exc).__name__}: {exc!r}"[:300]) from exc
         self._has_statistics = self._has_statistics or check
 
     def cursor(self, channel_id: str, scope_id: str) -> str | None:
@@ -235,7 +252,7 @@ class SqlStore:
 
     def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
         with self._tx(write=False) as conn:
-            return sql_read.known_ids(conn, channel_id, scope_id, ids)
+            return sql_read.known_ids(conn, channel_id, scope_id, _storable(ids))
 
     def count_associations(
         self, channel_id: str, scope_id: str | None = None, *, kind: ChannelKind | None = None
@@ -264,7 +281,7 @@ class SqlStore:
 
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         with self._tx(write=False) as conn:
-            return sql_read.threads_by_message_ids(conn, message_ids)
+            return sql_read.threads_by_message_ids(conn, _storable(message_ids))
 
     def linked_addresses(self, target: Target) -> set[str]:
         query = sa.select(address_links.c.key).where(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..addresses import address_key, normalise_domain
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
 from .directory_rules import (
     ContactPlan,
@@ -45,6 +45,7 @@ from .sql_schema import (
     people,
     person_addresses,
     prepare_engine,
+    store_error,
     upsert,
 )
 
@@ -90,7 +91,7 @@ class SqlDirectory:
             ):
                 yield conn
         except self._errors as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(exc) from exc
 
     # the Directory port
 

@@ -92,8 +92,10 @@ __all__ = [
     "people",
     "person_addresses",
     "prepare_engine",
+    "refuses_value",
     "schema_table",
     "skips",
+    "store_error",
     "thread_targets",
     "upsert",
 ]
@@ -212,7 +214,9 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def prepare_engine(engine: Engine) -> Engine:
-    """Install SQLite pragmas and explicit transactions (idempotent)."""
+    """Install SQLite pragmas and explicit transactions (idempotent), and keep
+    statement parameters (other people's mail) out of error messages."""
+    engine.hide_parameters = True
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_connect):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
@@ -273,6 +277,24 @@ def create_engine(url: str | sa.URL, options: Mapping[str, Any] | None = None) -
             "pip install commlink[postgres]",
             field="url",
         ) from exc
+
+
+def store_error(exc: BaseException) -> StoreError:
+    """A ``StoreError`` that says what the database said, in one line, without
+    the statement or its parameters (which hold other people's mail)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return StoreError(f"{type(orig).__name__}: {first}"[:300])
+
+
+def refuses_value(exc: BaseException) -> bool:
+    """Whether a database error is a refusal of a value in the data (a data
+    exception, a value over a size limit) rather than a failure of the database."""
+    orig = getattr(exc, "orig", None)
+    state = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
+    if state[:2] in ("22", "54"):  # data_exception, program_limit_exceeded
+        return True
+    return isinstance(exc, sa.exc.DataError) or type(orig).__name__ == "DataError"
 
 
 def database_errors(engine: Engine) -> tuple[type[Exception], ...]:
