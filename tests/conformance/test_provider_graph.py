@@ -54,7 +54,9 @@ class TestGraphMail(MailProviderConformance):
             yield GraphMailHarness(server, provider)
             provider.close()
 
-    def test_full_fetch_is_one_batch(self, harness: GraphMailHarness) -> None:
+    def test_full_fetch_is_a_batch_of_sizes_then_one_of_mime(
+        self, harness: GraphMailHarness
+    ) -> None:
         for n in range(1, 8):
             harness.add("inbox", f"Subject: {n}\r\nMessage-ID: <{n}@x>\r\n\r\nbody\r\n".encode())
         provider = harness.provider
@@ -65,8 +67,9 @@ class TestGraphMail(MailProviderConformance):
         fetched = list(provider.fetch(scope, ids, Detail.FULL))
         assert len(fetched) == 3
         assert all(f.raw and b"body" in f.raw for f in fetched)
-        assert harness.server.requests - before == 1
-        assert harness.server.request_log[-1][0] == "POST"
+        assert harness.server.requests - before == 2
+        assert [method for method, _ in harness.server.request_log[-2:]] == ["POST", "POST"]
+        assert len(harness.server.calls(r"/\$value$")) == 3
 
 
 @attrs.define

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..credentials import Secret, reveal
 from ..errors import ConfigError
 from ..model import Channel, ChannelKind
 from ..ports import CalendarProvider, MailProvider
@@ -21,13 +22,13 @@ Provider = MailProvider | CalendarProvider
 def _mbox(channel: Channel, options: Mapping[str, Any]) -> Provider:
     from .files.mbox import MboxProvider
 
-    return MboxProvider(options["path"])
+    return MboxProvider(options["path"], limits=channel.settings.limits)
 
 
 def _maildir(channel: Channel, options: Mapping[str, Any]) -> Provider:
     from .files.maildir import MaildirProvider
 
-    return MaildirProvider(options["path"])
+    return MaildirProvider(options["path"], limits=channel.settings.limits)
 
 
 def _ics(channel: Channel, options: Mapping[str, Any]) -> Provider:
@@ -57,6 +58,7 @@ def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
         verify=bool(options.get("verify", True)),
         timeout=float(options.get("timeout", 30)),
         page_size=int(options.get("page_size", 500)),
+        limits=channel.settings.limits,
     )
 
 
@@ -115,6 +117,7 @@ def _gmail(channel: Channel, options: Mapping[str, Any]) -> Provider:
         user_id=str(options.get("user_id", "me")),
         api_endpoint=options.get("api_endpoint"),
         quota_units_per_minute=int(quota) if quota is not None else None,
+        limits=channel.settings.limits,
     )
 
 
@@ -156,6 +159,7 @@ def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
         delta_detail=detail_for(channel.settings),
         page_size=int(options.get("page_size", 500)),
         include_hidden=bool(options.get("include_hidden", False)),
+        limits=channel.settings.limits,
     )
 
 
@@ -177,7 +181,9 @@ def _exchange(channel: Channel, options: Mapping[str, Any]) -> Provider:
     """Exchange Server through EWS; ``email`` defaults to the channel owner."""
     from .microsoft.exchange import from_options
 
-    return from_options(channel.kind, options, email=channel.settings.owner)
+    return from_options(
+        channel.kind, options, email=channel.settings.owner, limits=channel.settings.limits
+    )
 
 
 _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], Provider]]] = {
@@ -199,9 +205,12 @@ PROVIDER_KINDS: Mapping[str, ChannelKind] = {name: kind for name, (kind, _) in _
 
 
 def connect(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    """Open the provider a channel is configured with."""
+    """Open the provider a channel is configured with; ``Secret`` option
+    values are revealed only here, for the client that needs them."""
     try:
         _, factory = _FACTORIES[channel.provider]
     except KeyError:
         raise ConfigError(f"unknown provider {channel.provider!r}", field="provider") from None
-    return factory(channel, options)
+    return factory(
+        channel, {k: reveal(v) if isinstance(v, Secret) else v for k, v in options.items()}
+    )

@@ -15,7 +15,7 @@ import attrs
 from ..calendar.invites import INVITE_SUFFIX, invitation, invite_id
 from ..errors import CommlinkError
 from ..mime.parse import parse_message
-from ..model import Channel, Event, EventStatus, Folder, Message
+from ..model import Channel, Detail, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.threads import lookup_ids
 from ..policy.visibility import detail_for
@@ -119,20 +119,20 @@ class MailFetcher:
             if item.error is not None:
                 errors.append(Skip(item.provider_id, Reason.ERROR, item.error))
             elif item.message is not None:
-                messages.append(item.message)
+                messages.append(_too_large(item.message, item.oversize))
             elif item.raw is not None:
-                messages.append(
-                    parse_message(
-                        item.raw,
-                        provider_id=item.provider_id,
-                        detail=detail,
-                        fallback_date=item.date,
-                        folders=item.folders,
-                        thread_hint=item.thread_hint,
-                    )
+                parsed = parse_message(
+                    item.raw,
+                    provider_id=item.provider_id,
+                    detail=detail if item.oversize is None else Detail.METADATA,
+                    fallback_date=item.date,
+                    folders=item.folders,
+                    thread_hint=item.thread_hint,
                 )
+                messages.append(_too_large(parsed, item.oversize))
             else:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
+            del item  # its raw bytes go before the provider reads the next message
         vanished = tuple(i for i in ids if i not in returned)
         known_threads = self.store.threads_by_message_ids(lookup_ids(messages, self.channel.id))
         verdict, poisoned = _judge(
@@ -293,6 +293,22 @@ def _merged_links(
     merged = {link.key: link for link in first}
     merged.update((link.key, link) for link in second)
     return tuple(merged.values())
+
+
+def _too_large(message: Message, size: int | None) -> Message:
+    """A message the provider fetched headers only because it is larger than
+    ``Limits.max_message_bytes``: no body, its real size, a warning."""
+    if size is None:
+        return message
+    return attrs.evolve(
+        message,
+        body=None,
+        snippet="",
+        attachments=(),
+        calendar_parts=(),
+        size=size,
+        warnings=(*message.warnings, f"too-large:{size}"),
+    )
 
 
 def _cancelled(events: Sequence[Event]) -> bool:

@@ -5,40 +5,66 @@ Subclass a suite in your tests and provide a ``harness`` fixture: an object
 with the provider under test and a way to change the mailbox (or calendar)
 behind it. The suite checks the port's contract: listings cover each id
 once, fetches return what was stored, changes report additions and
-deletions, a quiet pass reports nothing, and a real sync through
-``SyncEngine`` ends with the store matching the mailbox.
+deletions, a quiet pass reports nothing, a metadata-only fetch carries every
+header the import policy reads (group mail is skipped alike at both detail
+levels), and a real sync through ``SyncEngine`` ends with the store matching
+the mailbox.
+
+What servers taught: deleting the newest messages is reported like any
+other deletion; a listing of nothing, or one made without working
+credentials, is never taken for an empty account (nothing stored is swept);
+and what RFC 2180 allows a server to do with a message another session
+expunged (serve it until the reader is told) is accepted.
+
+``RefusedCredentialsChecks`` adds, for a harness that can build a provider
+without working credentials (``refused_provider()``), that its listing fails
+with ``AuthError`` instead of coming back empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
-from ..errors import CursorExpired
+from ..errors import AuthError, CursorExpired
 from ..mime.parse import parse_message
 from ..model import (
     Channel,
     ChannelKind,
     ChannelSettings,
     Detail,
+    Folder,
     FolderKind,
     Message,
 )
-from ..ports import CalendarProvider, ChangeSet, MailProvider, Scope
+from ..ports import (
+    CalendarProvider,
+    ChangeSet,
+    FetchedEvent,
+    FetchedMessage,
+    IdPage,
+    MailProvider,
+    Scope,
+)
 from ..records import Target, TargetKind, Viewer, Window
 from ..stores.memory import MemoryStore
 from ..sync.engine import SyncEngine
 from .directory import InMemoryDirectory
+from .provider_policy import POLICY_CASES, MetadataPolicyChecks, policy_message
 
 __all__ = [
+    "POLICY_CASES",
     "CalendarHarness",
     "CalendarProviderConformance",
     "MailHarness",
     "MailProviderConformance",
+    "RefusedCredentialsChecks",
+    "policy_message",
     "sample_message",
 ]
 
@@ -108,7 +134,105 @@ def _all_ids(provider: MailProvider | CalendarProvider, scope: Scope) -> list[st
     raise AssertionError("listing never ended")
 
 
-class MailProviderConformance:
+class RefusedCredentialsChecks:
+    """Add to a suite whose harness has ``refused_provider()``: a provider
+    for the same account whose credentials the server does not accept (none
+    at all, or wrong ones). Its listing must fail with ``AuthError``, never
+    come back empty: some servers (Cyrus, Xandikos) answer an anonymous
+    request as for a user without calendars instead of with a 401."""
+
+    def test_a_refused_login_is_an_auth_error_not_an_empty_listing(self, harness: Any) -> None:
+        refused = harness.refused_provider()
+        listing = refused.folders if isinstance(refused, MailProvider) else refused.calendars
+        try:
+            with pytest.raises(AuthError):
+                listing()
+        finally:
+            refused.close()
+
+
+class _NoFolders:
+    """A mail provider whose folder listing comes back empty."""
+
+    def __init__(self, provider: MailProvider) -> None:
+        self._provider = provider
+
+    def folders(self) -> Sequence[Folder]:
+        return []
+
+    def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
+        return self._provider.scopes(folders)
+
+    def snapshot(self, scope: Scope) -> str:
+        return self._provider.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self._provider.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        return self._provider.changes(scope, cursor)
+
+    def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
+        return self._provider.fetch(scope, ids, detail)
+
+    def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
+        return None
+
+    def close(self) -> None:
+        """The wrapped provider stays open."""
+
+
+class _NoCalendars:
+    """A calendar provider whose calendar listing comes back empty."""
+
+    def __init__(self, provider: CalendarProvider) -> None:
+        self._provider = provider
+
+    def calendars(self) -> Sequence[Folder]:
+        return []
+
+    def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]:
+        return self._provider.scopes(calendars)
+
+    def snapshot(self, scope: Scope) -> str:
+        return self._provider.snapshot(scope)
+
+    def list_page(self, scope: Scope, page: str | None) -> IdPage:
+        return self._provider.list_page(scope, page)
+
+    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
+        return self._provider.changes(scope, cursor)
+
+    def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]:
+        return self._provider.fetch(scope, ids)
+
+    def close(self) -> None:
+        """The wrapped provider stays open."""
+
+
+def _mail_sync(harness: MailHarness, count: int) -> tuple[MemoryStore, SyncEngine, Channel]:
+    """``count`` messages in the inbox, synced into a fresh store."""
+    store = MemoryStore()
+    directory = InMemoryDirectory()
+    directory.add_company("co-client", "Client", ["client.example"])
+    directory.add_person("p-ann", "Ann Client", ["ann@client.example"], company_id="co-client")
+    channel = Channel(
+        "conformance",
+        "u-owner",
+        ChannelKind.MAIL,
+        "test",
+        ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"})),
+    )
+    for n in range(1, count + 1):
+        harness.add(harness.inbox(), sample_message(n))
+    engine = SyncEngine(store, directory)
+    report = engine.run(channel, harness.provider)
+    assert report.errors == []
+    assert report.imported == count
+    return store, engine, channel
+
+
+class MailProviderConformance(MetadataPolicyChecks):
     """The contract of a ``MailProvider``; subclass and provide ``harness``.
 
     Set ``changes_may_need_rescan`` for sources that cannot say what changed
@@ -201,8 +325,53 @@ class MailProviderConformance:
         ids = _all_ids(harness.provider, scope)
         harness.delete(harness.inbox(), "msg-1@conformance")
         items = list(harness.provider.fetch(scope, ids, Detail.FULL))
-        # the vanished id is either left out or comes back with an error
-        assert all(i.raw is None and i.message is None for i in items)
+        # the vanished id is left out, comes back with an error, or - as RFC 2180
+        # (4.1) allows a server whose session was not yet told of the expunge,
+        # Cyrus does - comes back as the message it was, never as another one
+        for item in items:
+            assert item.provider_id in ids
+            if item.raw is not None or item.message is not None:
+                parsed = self._parse(item.provider_id, item.raw, item.message, Detail.FULL)
+                assert parsed.message_id == "msg-1@conformance"
+
+    def test_deleting_the_newest_messages_is_reported(self, harness: MailHarness) -> None:
+        """Servers may read ``*`` as the highest UID still present (Cyrus):
+        expunging the newest messages must be reported all the same."""
+        self._messages(harness, 4)
+        scope = _scope_for(harness.provider, harness.inbox())
+        cursor = harness.provider.snapshot(scope)
+        before = _all_ids(harness.provider, scope)
+        assert len(before) == 4
+        newest = {"msg-3@conformance", "msg-4@conformance"}
+        gone = {
+            item.provider_id
+            for item in harness.provider.fetch(scope, before, Detail.METADATA)
+            if self._parse(item.provider_id, item.raw, item.message, Detail.METADATA).message_id
+            in newest
+        }
+        assert len(gone) == 2
+        for message_id in sorted(newest):
+            harness.delete(harness.inbox(), message_id)
+        try:
+            upserted, deleted, _ = self._drain(harness.provider, scope, cursor)
+        except CursorExpired:
+            assert self.changes_may_need_rescan, "changes() gave up on a plain deletion"
+            return
+        assert gone <= set(deleted), f"expunges of the newest messages not reported: {gone}"
+        assert not gone & set(upserted)
+
+    def test_an_empty_listing_is_not_trusted(self, harness: MailHarness) -> None:
+        """A provider that suddenly lists no folders at all (a failed or
+        unauthenticated listing) must not make the engine sweep the store."""
+        store, engine, channel = _mail_sync(harness, 3)
+        report = engine.run(channel, _NoFolders(harness.provider))
+        assert report.errors, "an empty folder listing was taken for an empty mailbox"
+        assert "SweepRefused" in report.errors[0]
+        state = store.channel_state(channel.id)
+        assert state is not None
+        assert "SweepRefused" in state.last_error
+        timeline = store.timeline(Target(TargetKind.COMPANY, "co-client"), Viewer("u-owner"))
+        assert len(timeline.items) == 3
 
     def test_sync_end_to_end(self, harness: MailHarness) -> None:
         store = MemoryStore()
@@ -338,3 +507,28 @@ class CalendarProviderConformance:
         assert engine.run(channel, harness.provider).errors == []
         titles = [e.title for e in store.events(target, Viewer("u-owner"), window).items]
         assert titles == ["Meeting 1", "Meeting 3"]
+
+    def test_an_empty_listing_is_not_trusted(self, harness: CalendarHarness) -> None:
+        """A provider that suddenly lists no calendars at all (Cyrus answers an
+        anonymous request with an empty listing, not a 401) must not make the
+        engine sweep the store."""
+        store = MemoryStore()
+        directory = InMemoryDirectory()
+        directory.add_person("p-ann", "Ann Client", ["ann@client.example"])
+        channel = Channel(
+            "conformance-cal",
+            "u-owner",
+            ChannelKind.CALENDAR,
+            "test",
+            ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"})),
+        )
+        for n in range(1, 4):
+            self._put(harness, n)
+        engine = SyncEngine(store, directory)
+        assert engine.run(channel, harness.provider).errors == []
+        report = engine.run(channel, _NoCalendars(harness.provider))
+        assert report.errors, "an empty calendar listing was taken for an empty account"
+        assert "SweepRefused" in report.errors[0]
+        window = Window(BASE, BASE + timedelta(days=30))
+        target = Target(TargetKind.PERSON, "p-ann")
+        assert len(store.events(target, Viewer("u-owner"), window).items) == 3

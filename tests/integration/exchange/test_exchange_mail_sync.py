@@ -68,7 +68,7 @@ def test_invalid_sync_state_resyncs_and_reconciles(
     assert report.errors == []
     assert report.resyncs == 1
     assert report.imported == 1  # the new message only: known ids are not fetched again
-    assert server.requests["GetItem"] - before == 1
+    assert server.requests["GetItem"] - before == 2  # sizes and headers, then MIME
     assert subjects(store) == [f"Subject {n}" for n in range(2, 8)]
 
 

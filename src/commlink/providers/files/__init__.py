@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...model import Limits
 from ...ports import CalendarProvider, MailProvider
+from ..sizing import DEFAULT_LIMITS
 from .ics import IcsProvider
 from .maildir import MaildirProvider
 from .mbox import MboxProvider
@@ -22,8 +24,10 @@ def _head(path: Path, size: int) -> bytes:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", field="path") from exc
 
 
-def open_path(path: str | os.PathLike[str]) -> MailProvider | CalendarProvider:
-    """The provider for ``path``.
+def open_path(
+    path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS
+) -> MailProvider | CalendarProvider:
+    """The provider for ``path`` (``limits`` bound what a mail provider reads).
 
     A file starting with ``From `` (or an empty ``.mbox`` file) is an mbox;
     a directory with ``cur``, ``new`` and ``tmp`` is a Maildir; an ``.ics``
@@ -34,13 +38,13 @@ def open_path(path: str | os.PathLike[str]) -> MailProvider | CalendarProvider:
     if target.is_file():
         head = _head(target, 64).lstrip(b"\xef\xbb\xbf")
         if head.startswith(b"From ") or (not head and target.suffix.lower() == ".mbox"):
-            return MboxProvider(target)
+            return MboxProvider(target, limits=limits)
         if target.suffix.lower() == ".ics" or head.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
             return IcsProvider(target)
         raise ConfigError(f"neither an mbox nor an .ics file: {target}", field="path")
     if target.is_dir():
         if all((target / sub).is_dir() for sub in ("cur", "new", "tmp")):
-            return MaildirProvider(target)
+            return MaildirProvider(target, limits=limits)
         try:
             has_ics = any(p.suffix.lower() == ".ics" and p.is_file() for p in target.iterdir())
         except OSError as exc:

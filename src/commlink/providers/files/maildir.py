@@ -21,9 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ...errors import ConfigError, CursorExpired, NotFound
-from ...model import Detail, Folder, FolderKind
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..folder_names import decode_modified_utf7, kind_from_path
+from ..sizing import DEFAULT_LIMITS
 
 __all__ = ["INBOX", "MaildirProvider", "unique_name"]
 
@@ -63,23 +64,45 @@ def _date(unique: str) -> datetime | None:
         return None
 
 
-def _read(path: Path, headers_only: bool) -> bytes:
+def _read(path: Path, headers_only: bool, limit: int) -> tuple[bytes, int | None]:
+    """The file's message, or its headers (with the file's size when that is
+    above ``limit``: the body is not read)."""
     with path.open("rb") as fh:
+        size: int | None = None
         if not headers_only:
-            return fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            if size <= limit:
+                data = fh.read(size + 1)
+                if len(data) > size:  # it grew since: read on, up to the limit
+                    data += fh.read(limit + 1 - len(data))
+                if len(data) <= limit:
+                    return data, None
+                size = len(data)
+                fh.seek(0)
         out = bytearray()
         for line in fh:
             if not line.strip(b"\r\n") or len(out) > _MAX_HEADER:
                 break
             out += line
-        return bytes(out)
+        return bytes(out), size
 
 
 class MaildirProvider:
-    """A Maildir++ tree as a ``MailProvider``; one scope per folder."""
+    """A Maildir++ tree as a ``MailProvider``; one scope per folder.
 
-    def __init__(self, path: str | os.PathLike[str], *, page_size: int = 500) -> None:
+    A message file longer than ``limits.max_message_bytes`` is read headers
+    only and imported with the warning ``too-large``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        page_size: int = 500,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.root = Path(path)
+        self.limits = limits
         if not all((self.root / sub).is_dir() for sub in ("cur", "new")) or not os.access(
             self.root, os.R_OK | os.X_OK
         ):
@@ -221,15 +244,17 @@ class MaildirProvider:
         if names is None:
             names = self._scan(scope.id)
         rescanned = False
+        limit = self.limits.max_message_bytes
         for provider_id in ids:
             data: bytes | None = None
+            oversize: int | None = None
             error = "not found"
             for attempt in range(2):
                 place = names.get(provider_id)
                 if place is not None:
                     relative = f"{place[:3]}/{provider_id}{place[3:]}"
                     try:
-                        data = _read(folder / relative, detail is Detail.METADATA)
+                        data, oversize = _read(folder / relative, detail is Detail.METADATA, limit)
                         break
                     except FileNotFoundError:
                         pass
@@ -244,7 +269,11 @@ class MaildirProvider:
                 yield FetchedMessage(provider_id, error=error)
                 continue
             yield FetchedMessage(
-                provider_id, raw=data, folders=(scope.id,), date=_date(provider_id)
+                provider_id,
+                raw=data,
+                folders=(scope.id,),
+                date=_date(provider_id),
+                oversize=oversize,
             )
 
     def watch(self, scope: Scope) -> None:

@@ -27,8 +27,9 @@ from typing import BinaryIO
 
 from ...errors import ConfigError, CursorExpired
 from ...mime.headers import header_block
-from ...model import Detail, Folder, FolderKind
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ..sizing import DEFAULT_LIMITS
 from .mbox_format import (
     from_line_date,
     gmail_label_kind,
@@ -39,6 +40,7 @@ from .mbox_format import (
     labels_of,
     message_key,
     read_message,
+    read_sized,
     split_labels,
 )
 
@@ -60,11 +62,20 @@ class MboxProvider:
 
     Provider ids are hashes of each message's From_ line and header; one
     scope, ``"mbox"``, covers the file. Page tokens are byte offsets to
-    continue from. Identical copies of a message share one id.
+    continue from. Identical copies of a message share one id. A message
+    longer than ``limits.max_message_bytes`` is read headers only (its body
+    is never loaded) and imported with the warning ``too-large``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, page_size: int = 500) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        page_size: int = 500,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.path = Path(path)
+        self.limits = limits
         if not self.path.is_file() or not os.access(self.path, os.R_OK):
             raise ConfigError(f"not a readable mbox file: {self.path}", field="path")
         self.page_size = max(1, page_size)
@@ -223,7 +234,15 @@ class MboxProvider:
                     self._rescan(set(ids))
                     rescanned = True
                     offset = self._locate(fh, provider_id)
-                message = read_message(fh, offset, headers_only) if offset is not None else None
+                oversize: int | None = None
+                if offset is None:
+                    message = None
+                elif headers_only:
+                    message = read_message(fh, offset, headers_only=True)
+                else:
+                    sized = read_sized(fh, offset, self.limits.max_message_bytes)
+                    message = sized[:2] if sized is not None else None
+                    oversize = sized[2] if sized is not None else None
                 if message is None:
                     yield FetchedMessage(provider_id, error="not found")
                     continue
@@ -241,6 +260,7 @@ class MboxProvider:
                     folders=folders,
                     thread_hint=thread_hint,
                     date=from_line_date(from_line),
+                    oversize=oversize,
                 )
 
     def _locate(self, fh: BinaryIO, provider_id: str) -> int | None:

@@ -7,6 +7,7 @@ files and bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,7 @@ __all__ = [
     "labels_of",
     "message_key",
     "read_message",
+    "read_sized",
     "split_labels",
 ]
 
@@ -248,14 +250,37 @@ def read_message(fh: BinaryIO, offset: int, headers_only: bool) -> tuple[bytes, 
     body_start = offset + len(first_line)
     end = next(iter_separators(fh, body_start, first_chunk=_MESSAGE_CHUNK), None)
     fh.seek(body_start)
-    data = fh.read() if end is None else fh.read(end - body_start)
+    return first, _entry(fh.read() if end is None else fh.read(end - body_start))
+
+
+def read_sized(fh: BinaryIO, offset: int, limit: int) -> tuple[bytes, bytes, int | None] | None:
+    """Like ``read_message``, for a size limit: ``(From_ line, message,
+    None)``, or ``(From_ line, its headers, its size)`` when the message
+    takes more than ``limit`` bytes of the file (the body is not read)."""
+    fh.seek(offset)
+    first_line = fh.readline(_MAX_LINE)
+    first = line_content(first_line)
+    if not _is_separator(first, prev_blank=True):
+        return None
+    body_start = offset + len(first_line)
+    end = next(iter_separators(fh, body_start, first_chunk=_MESSAGE_CHUNK), None)
+    size = (os.fstat(fh.fileno()).st_size if end is None else end) - body_start
+    fh.seek(body_start)
+    if size > limit:
+        return first, _read_headers(fh), size
+    return first, _entry(fh.read(size)), None
+
+
+def _entry(data: bytes) -> bytes:
+    """An mbox entry's message: ``>From `` escapes undone (mboxrd), the
+    blank line that ends the entry dropped."""
     if b">From " in data:
         data = _ESCAPED_LINE.sub(rb"\1", data)
     if data.endswith(b"\r\n\r\n"):
         data = data[:-2]
     elif data.endswith(b"\n\n"):
         data = data[:-1]
-    return first, data
+    return data
 
 
 def _read_headers(fh: BinaryIO) -> bytes:

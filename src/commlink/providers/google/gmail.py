@@ -5,6 +5,9 @@ messages by their labels. A full pass lists ``users.messages.list`` pages
 (newest first) from a ``historyId`` snapshot; incremental passes read
 ``users.history.list``. Messages are fetched in batch requests of 50 with
 ``format=metadata`` (only the headers the policy needs) or ``format=raw``.
+A full fetch reads the metadata first: its ``sizeEstimate`` decides which
+messages are larger than ``Limits.max_message_bytes`` (kept with their
+headers only) and how the rest are grouped within ``fetch_batch_bytes``.
 Calls are paced within the per-user quota before they are sent.
 
 Send-as aliases: ``aliases()`` lists them; hosts put them in
@@ -27,31 +30,22 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
+
 from ...errors import CursorExpired, InvalidInput, NotFound, ProviderError
-from ...model import Detail, Folder, FolderKind
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
-from .client import Call, GoogleClient, QuotaBucket, build_service
+from ..header_names import METADATA_HEADERS
+from ..sizing import DEFAULT_LIMITS, plan_fetch
+from .client import BATCH_LIMIT, Call, GoogleClient, QuotaBucket, build_service
 
 __all__ = ["METADATA_HEADERS", "GmailProvider", "notification_history_id"]
 
-#: The headers a metadata-only fetch asks for: what the parser and policy use.
-METADATA_HEADERS = (
-    "From",
-    "To",
-    "Cc",
-    "Bcc",
-    "Reply-To",
-    "Sender",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "List-Id",
-    "List-Unsubscribe",
-    "Precedence",
-    "Auto-Submitted",
-)
+#: google-api-python-client holds a batch response several times over (the
+#: bytes, their text, the multipart parser's copy, each part's JSON) and
+#: ``raw`` is base64: a batch of several raw messages is planned against
+#: this share of ``fetch_batch_bytes``. A message alone is one plain request.
+BATCH_SHARE = 8
 
 READONLY_SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
 
@@ -85,6 +79,7 @@ class GmailProvider:
     ``api_endpoint`` points the client elsewhere (a local test server);
     ``quota_units_per_minute`` is the per-user ceiling calls are paced under;
     ``http`` is an ``httplib2.Http`` to send through (timeouts, proxies).
+    ``limits`` bound the size of a message and of a fetch request.
     """
 
     def __init__(
@@ -100,8 +95,10 @@ class GmailProvider:
         base_delay: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.user_id = user_id
+        self.limits = limits
         self.page_size = min(max(page_size, 1), 500)
         self.service = build_service("gmail", "v1", credentials, api_endpoint, http)
         root = (api_endpoint or "https://gmail.googleapis.com/").rstrip("/") + "/"
@@ -198,16 +195,44 @@ class GmailProvider:
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
         """Messages in batch requests; a 404 or an undecodable ``raw`` comes
-        back as a ``FetchedMessage`` with ``error`` set."""
-        calls = [Call(i, self._get(i, detail), _COST["get"]) for i in dict.fromkeys(ids)]
-        for key, result in self.client.batch(calls):
-            message_id = str(key)
-            if isinstance(result, NotFound):
-                yield FetchedMessage(message_id, error="not found")
-            elif isinstance(result, ProviderError):
-                yield FetchedMessage(message_id, error=f"could not fetch: {result}"[:500])
-            else:
-                yield _fetched(message_id, result, detail)
+        back as a ``FetchedMessage`` with ``error`` set.
+
+        A full fetch asks for the metadata of up to 50 messages first; a
+        message whose ``sizeEstimate`` is above ``max_message_bytes`` comes
+        back with its headers only (``oversize``), the others in batches of
+        ``format=raw`` within the byte budget."""
+        unique = list(dict.fromkeys(ids))
+        if detail is Detail.METADATA:
+            for key, result in self.client.batch(self._calls(unique, Detail.METADATA)):
+                yield _fetched(str(key), result, Detail.METADATA)
+            return
+        for start in range(0, len(unique), BATCH_LIMIT):
+            heads: dict[str, Mapping[str, Any]] = {}
+            chunk = unique[start : start + BATCH_LIMIT]
+            for key, result in self.client.batch(self._calls(chunk, Detail.METADATA)):
+                if isinstance(result, ProviderError):
+                    yield _fetched(str(key), result, Detail.METADATA)
+                else:
+                    heads[str(key)] = result
+            plan = plan_fetch(
+                ((k, _size(v)) for k, v in heads.items()),
+                self.limits,
+                max_count=BATCH_LIMIT,
+                budget=self.limits.fetch_batch_bytes // BATCH_SHARE,
+            )
+            for message_id, size in plan.oversize.items():
+                head = _fetched(message_id, heads[message_id], Detail.METADATA)
+                yield attrs.evolve(head, oversize=size) if head.error is None else head
+            heads.clear()
+            for batch in plan.batches:
+                for key, result in self.client.batch(self._calls(batch, Detail.FULL)):
+                    fetched = _fetched(str(key), result, Detail.FULL)
+                    del result  # the base64 text goes before the message is parsed
+                    yield fetched
+                    del fetched  # and this message before the next is asked for
+
+    def _calls(self, ids: Sequence[str], detail: Detail) -> list[Call]:
+        return [Call(i, self._get(i, detail), _COST["get"]) for i in ids]
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
         """Push is wired by the host through Pub/Sub (see ``start_watch``)."""
@@ -250,7 +275,21 @@ class GmailProvider:
         return messages.get(userId=self.user_id, id=message_id, format="raw")
 
 
-def _fetched(message_id: str, found: Mapping[str, Any], detail: Detail) -> FetchedMessage:
+def _size(found: Mapping[str, Any]) -> int | None:
+    try:
+        size = int(found.get("sizeEstimate"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return size if size >= 0 else None
+
+
+def _fetched(
+    message_id: str, found: Mapping[str, Any] | ProviderError, detail: Detail
+) -> FetchedMessage:
+    if isinstance(found, NotFound):
+        return FetchedMessage(message_id, error="not found")
+    if isinstance(found, ProviderError):
+        return FetchedMessage(message_id, error=f"could not fetch: {found}"[:500])
     folders = tuple(str(f) for f in found.get("labelIds", []) if f not in _NOT_FOLDERS)
     thread = str(found["threadId"]) if found.get("threadId") else None
     date = _internal_date(found.get("internalDate"))
@@ -279,10 +318,11 @@ def _header_block(headers: Sequence[Mapping[str, Any]]) -> bytes:
 def _decode_raw(raw: object) -> bytes:
     if not isinstance(raw, str) or not raw:
         raise ValueError("no raw content")
-    text = raw.strip().replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        data = base64.b64decode(text, validate=True)
+    text = raw.strip()
+    if len(text) % 4:
+        text += "=" * (-len(text) % 4)
+    try:  # one translated copy, not one per replaced character
+        data = base64.b64decode(text, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"not base64url ({exc})") from None
     if not data.strip():

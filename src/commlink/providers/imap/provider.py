@@ -7,13 +7,17 @@ with EXAMINE and bodies fetched with ``BODY.PEEK``, so nothing becomes
 \\Seen.
 
 Incremental sync (``changes``) starts with one STATUS per folder; an
-unchanged folder costs that single round trip. With QRESYNC (RFC 7162) the
-changes are ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``: new and
-re-flagged messages are upserted, expunged ones deleted. Without it, new
-messages come from ``UID SEARCH UID uidnext:*`` and any expunge (the
-message count does not add up) raises ``CursorExpired`` so the engine
-reconciles with a listing; flag changes are not detected there (there is
-no cheap way to see them without CONDSTORE).
+unchanged folder costs that single round trip. New messages always come
+from ``UID SEARCH UID uidnext:*``. With QRESYNC (RFC 7162) flag changes and
+expunges of the UIDs the cursor knew come from
+``UID FETCH 1:<uidnext-1> (FLAGS) (CHANGEDSINCE m VANISHED)``: an explicit
+range, since a server may read ``*`` as the highest UID still present and
+then never report the expunge of the newest messages (Cyrus does). Without
+QRESYNC any expunge (the message count does not add up) raises
+``CursorExpired`` so the engine reconciles with a listing; flag changes are
+not detected without CONDSTORE (there is no cheap way to see them). A
+HIGHESTMODSEQ or UIDNEXT lower than the cursor's under the same
+UIDVALIDITY (a rebuilt index) raises ``CursorExpired`` as well.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import attrs
+
 from ...errors import ConfigError, CursorExpired, ProviderError
-from ...model import Detail, Folder, FolderKind
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ..sizing import DEFAULT_LIMITS, plan_fetch
 from .connection import ImapConnection, ImapSettings, Selected
 from .responses import (
     ImapCursor,
@@ -49,7 +56,10 @@ class ImapProvider:
     Log in with ``password`` or an OAuth2 access token (XOAUTH2). TLS from
     the start (``ssl=True``, port 993) or upgraded with ``starttls``;
     certificates are verified unless ``verify=False``. ``page_size`` UIDs
-    make one listing page and one FETCH.
+    make one listing page and at most one FETCH; a full fetch learns the
+    sizes first (``RFC822.SIZE``) and keeps each FETCH of bodies within
+    ``limits.fetch_batch_bytes``, a message above ``limits.max_message_bytes``
+    being fetched headers only.
     """
 
     def __init__(
@@ -65,6 +75,7 @@ class ImapProvider:
         verify: bool = True,
         timeout: float = 30,
         page_size: int = 500,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if page_size < 1:
             raise ConfigError("must be positive", field="page_size")
@@ -80,6 +91,7 @@ class ImapProvider:
             float(timeout),
         )
         self.page_size = page_size
+        self.limits = limits
         self.conn = ImapConnection(self.settings)
         self._listing: tuple[str, int, list[int]] | None = None
 
@@ -155,7 +167,11 @@ class ImapProvider:
     # -- fetching --------------------------------------------------------------
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
-        """One UID FETCH per ``page_size`` ids; ids that no longer exist are left out."""
+        """Ids that no longer exist are left out. Metadata: one UID FETCH of
+        headers per ``page_size`` ids. Full: one FETCH of ``RFC822.SIZE`` per
+        ``page_size`` ids, then bodies in FETCHes within the byte budget; a
+        message above ``max_message_bytes`` comes with its headers only
+        (``oversize``)."""
         state = self._selected(scope.id)
         uids = []
         for provider_id in dict.fromkeys(ids):
@@ -163,20 +179,49 @@ class ImapProvider:
             if parsed is not None and parsed[0] == state.uidvalidity:
                 uids.append(parsed[1])
         gmail = self.conn.has("X-GM-EXT-1")
-        items = ["BODY.PEEK[]" if detail is Detail.FULL else "BODY.PEEK[HEADER]", "INTERNALDATE"]
-        if gmail:
-            items += ["X-GM-THRID", "X-GM-LABELS"]
-        request = "(" + " ".join(items) + ")"
+        extra = ["INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
+        headers = "(" + " ".join(["BODY.PEEK[HEADER]", *extra]) + ")"
+        bodies = "(" + " ".join(["BODY.PEEK[]", *extra]) + ")"
         for start in range(0, len(uids), self.page_size):
             chunk = uids[start : start + self.page_size]
-            response = self._fetch_chunk(scope.id, chunk, request)
-            for uid in chunk:
-                item = response.get(uid)
-                if item is None:
-                    continue
-                fetched = fetched_message(state.uidvalidity, uid, item, detail, gmail=gmail)
-                if fetched is not None:
-                    yield fetched
+            if detail is Detail.METADATA:
+                yield from self._fetched(scope.id, state, chunk, headers, detail, gmail)
+                continue
+            sizes = self._fetch_chunk(scope.id, chunk, "(RFC822.SIZE)")
+            plan = plan_fetch(
+                ((uid, _rfc822_size(sizes[uid])) for uid in chunk if uid in sizes),
+                self.limits,
+                max_count=self.page_size,
+            )
+            if plan.oversize:
+                big = sorted(plan.oversize)
+                for fetched in self._fetched(scope.id, state, big, headers, Detail.METADATA, gmail):
+                    uid = parse_id(fetched.provider_id)
+                    size = plan.oversize.get(uid[1]) if uid is not None else None
+                    yield attrs.evolve(fetched, oversize=size)
+            for batch in plan.batches:
+                yield from self._fetched(scope.id, state, batch, bodies, detail, gmail)
+
+    def _fetched(
+        self,
+        folder: str,
+        state: Selected,
+        uids: Sequence[int],
+        request: str,
+        detail: Detail,
+        gmail: bool,
+    ) -> Iterator[FetchedMessage]:
+        """One UID FETCH; each message is let go of once it is handed over."""
+        response = self._fetch_chunk(folder, uids, request)
+        for uid in uids:
+            item = response.pop(uid, None)
+            if item is None:
+                continue
+            fetched = fetched_message(state.uidvalidity, uid, item, detail, gmail=gmail)
+            del item
+            if fetched is not None:
+                yield fetched
+            del fetched  # let go of it before the next is read
 
     def _fetch_chunk(self, folder: str, uids: Sequence[int], request: str) -> dict[int, Any]:
         from imapclient.response_parser import parse_fetch_response
@@ -223,23 +268,34 @@ class ImapProvider:
         )
         if now == before:
             return ChangeSet((), (), cursor)
+        _check_not_rebuilt(scope.id, before, now.uidnext, now.highestmodseq if condstore else 0)
         state = self.conn.examine(scope.id)
         if state.uidvalidity != before.uidvalidity:
             raise CursorExpired(f"UIDVALIDITY of {scope.id!r} changed")
+        _check_not_rebuilt(scope.id, before, state.uidnext, state.highestmodseq if condstore else 0)
         if condstore and state.highestmodseq and self.conn.has("QRESYNC"):
             return self._qresync(scope.id, before, state)
         return self._plain(scope.id, before, state, condstore)
 
     def _qresync(self, folder: str, before: ImapCursor, state: Selected) -> ChangeSet:
-        def run(client: Any) -> tuple[list[Any], list[Any]]:
-            data = self.conn.raw_uid(
-                client, "FETCH", "1:*", "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq} VANISHED)"
-            )
-            return data, self.conn.untagged(client, "VANISHED")
+        """Flag changes and expunges of the UIDs the cursor knew, asked over that
+        explicit range: servers may take ``*`` for the highest UID still present
+        (Cyrus does), and would then never report an expunge of the newest
+        messages. New UIDs are listed apart, whatever their modseq."""
+        upserted: set[int] = set()
+        gone: set[int] = set()
+        if before.uidnext > 1:
+            known = f"1:{before.uidnext - 1}"
+            since = f"(CHANGEDSINCE {before.highestmodseq} VANISHED)"
 
-        data, vanished_lines = self.conn.call(run, folder=folder)
-        upserted = self._changed_uids(data)
-        gone = set(parse_vanished(vanished_lines, below=state.uidnext))
+            def run(client: Any) -> tuple[list[Any], list[Any]]:
+                data = self.conn.raw_uid(client, "FETCH", known, "(FLAGS)", since)
+                return data, self.conn.untagged(client, "VANISHED")
+
+            data, vanished_lines = self.conn.call(run, folder=folder)
+            upserted = {u for u in self._changed_uids(data) if u < state.uidnext}
+            gone = set(parse_vanished(vanished_lines, below=state.uidnext))
+        upserted |= self._new_uids(folder, before, state)
         after = ImapCursor(state.uidvalidity, state.uidnext, state.highestmodseq, state.exists)
         return ChangeSet(
             tuple(make_id(state.uidvalidity, u) for u in sorted(upserted - gone, reverse=True)),
@@ -247,26 +303,31 @@ class ImapProvider:
             after.encode(),
         )
 
+    def _new_uids(self, folder: str, before: ImapCursor, state: Selected) -> set[int]:
+        """UIDs from the cursor's UIDNEXT up to the folder's (``UID SEARCH``):
+        new mail is found by UID, never by a modseq a rebuilt index may reuse."""
+        if state.uidnext <= before.uidnext:
+            return set()
+        found = self.conn.call(lambda c: c.search(["UID", f"{before.uidnext}:*"]), folder=folder)
+        return {int(u) for u in found if before.uidnext <= int(u) < state.uidnext}
+
     def _plain(
         self, folder: str, before: ImapCursor, state: Selected, condstore: bool
     ) -> ChangeSet:
-        """Without QRESYNC: new UIDs (CHANGEDSINCE with CONDSTORE for flag changes
-        too); an expunge shows as a count that does not add up."""
-        if condstore and state.highestmodseq:
+        """Without QRESYNC: new UIDs (and, with CONDSTORE, flag changes of the
+        known ones); an expunge shows as a count that does not add up."""
+        new = self._new_uids(folder, before, state)
+        changed = set(new)
+        if condstore and state.highestmodseq and before.uidnext > 1:
+            known = f"1:{before.uidnext - 1}"
 
             def run(client: Any) -> list[Any]:
                 return self.conn.raw_uid(
-                    client, "FETCH", "1:*", "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq})"
+                    client, "FETCH", known, "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq})"
                 )
 
-            changed = self._changed_uids(self.conn.call(run, folder=folder))
-        else:
-            found = self.conn.call(
-                lambda c: c.search(["UID", f"{before.uidnext}:*"]), folder=folder
-            )
-            changed = {int(u) for u in found if int(u) >= before.uidnext}
+            changed |= self._changed_uids(self.conn.call(run, folder=folder))
         changed = {u for u in changed if u < state.uidnext}
-        new = {u for u in changed if u >= before.uidnext}
         if before.messages + len(new) != state.exists:
             raise CursorExpired(
                 f"{folder!r}: {before.messages} + {len(new)} new != {state.exists} messages"
@@ -300,3 +361,25 @@ class ImapProvider:
         """LOGOUT."""
         self._listing = None
         self.conn.close()
+
+
+def _check_not_rebuilt(folder: str, before: ImapCursor, uidnext: int, modseq: int) -> None:
+    """``CursorExpired`` when UIDNEXT or HIGHESTMODSEQ went down under the same
+    UIDVALIDITY: the server rebuilt its index (Dovecot does after losing its
+    index files), so changes since the cursor's modseq would miss mail; a
+    reconciling pass lists the folder instead."""
+    if uidnext and uidnext < before.uidnext:
+        raise CursorExpired(f"UIDNEXT of {folder!r} went down ({before.uidnext} -> {uidnext})")
+    if modseq and before.highestmodseq and modseq < before.highestmodseq:
+        raise CursorExpired(
+            f"HIGHESTMODSEQ of {folder!r} went down ({before.highestmodseq} -> {modseq}):"
+            " the server rebuilt its index"
+        )
+
+
+def _rfc822_size(item: Any) -> int | None:
+    """The ``RFC822.SIZE`` of a FETCH response item, ``None`` when absent."""
+    try:
+        return int(item[b"RFC822.SIZE"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -101,6 +101,11 @@ def _m_received(elem: ET.Element, item: object, changekey: str) -> None:
         sub(elem, T, "DateTimeReceived", stamp(item.modified_at))
 
 
+def _m_size(elem: ET.Element, item: object, changekey: str) -> None:
+    assert isinstance(item, MailItem)
+    sub(elem, T, "Size", str(len(item.mime)))
+
+
 def _m_headers(elem: ET.Element, item: object, changekey: str) -> None:
     assert isinstance(item, MailItem)
     headers = sub(elem, T, "InternetMessageHeaders")
@@ -125,6 +130,7 @@ _MAIL: list[tuple[str, Writer]] = [
     ("item:ItemClass", _m_class),
     ("item:Subject", _m_subject),
     ("item:DateTimeReceived", _m_received),
+    ("item:Size", _m_size),
     ("item:InternetMessageHeaders", _m_headers),
     ("item:ConversationId", _m_conversation),
     ("message:InternetMessageId", _m_message_id),

@@ -327,7 +327,8 @@ class GraphServer(LocalHttpServer):
             )
         if head == "messages" and len(rest) == 2:
             select = [s for s in query.get("$select", "").split(",") if s]
-            return _Reply(200, mail.render(mail.get(rest[1]), immutable, select))
+            expand = query.get("$expand", "")
+            return _Reply(200, mail.render(mail.get(rest[1]), immutable, select, expand))
         if head == "messages" and rest[2:] == ["$value"]:
             return _Reply(200, mail.get(rest[1]).raw, {"Content-Type": "text/plain"})
         if head == "calendars" and len(rest) == 1:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ....errors import ConfigError
-from ....model import ChannelKind
+from ....model import ChannelKind, Limits
+from ...sizing import DEFAULT_LIMITS
 from .account import VERSIONS, ExchangeConnection, connect
 from .calendar import ExchangeCalendarProvider
 from .errors import Caller
@@ -68,11 +69,16 @@ def _typed(name: str, value: Any, kind: type) -> Any:
 
 
 def from_options(
-    kind: ChannelKind, options: Mapping[str, Any], *, email: str = ""
+    kind: ChannelKind,
+    options: Mapping[str, Any],
+    *,
+    email: str = "",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ExchangeMailProvider | ExchangeCalendarProvider:
     """A mail or calendar provider from config options: ``email`` (the
     mailbox; defaults to the ``email`` argument, the channel owner), the
-    ``CONNECTION_OPTIONS`` and the provider's tuning options."""
+    ``CONNECTION_OPTIONS`` and the provider's tuning options; ``limits``
+    (the channel's) bound a mail provider's fetches."""
     mailbox = str(options.get("email") or email)
     if not mailbox:
         raise ConfigError("the mailbox address is required", field="email")
@@ -89,4 +95,4 @@ def from_options(
     connection = connect(mailbox, **settings)
     if kind is ChannelKind.CALENDAR:
         return ExchangeCalendarProvider(connection, **tuning)
-    return ExchangeMailProvider(connection, **tuning)
+    return ExchangeMailProvider(connection, limits=limits, **tuning)

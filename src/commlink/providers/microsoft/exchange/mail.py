@@ -8,22 +8,32 @@ gives an item a new id when it moves, so a move shows up as a deletion in
 one folder and a creation in the other, and the engine stores the message
 again under its new id.
 
-Messages are read with ``GetItem`` in batches: ``MimeContent`` for a full
-fetch, ``InternetMessageHeaders`` for a metadata fetch, with the
-``ConversationId`` (thread hint) and ``DateTimeReceived`` (date).
+Messages are read with ``GetItem`` in batches: ``InternetMessageHeaders``
+for a metadata fetch, with the ``ConversationId`` (thread hint) and
+``DateTimeReceived`` (date). A full fetch reads those with the item ``Size``
+first: a message above ``Limits.max_message_bytes`` keeps its headers only,
+the others' ``MimeContent`` comes in ``GetItem`` batches of at most
+``fetch_batch`` items within ``fetch_batch_bytes``, read as a stream and
+decoded as it arrives (see ``exchange.mime``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ....model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind
+import attrs
+
+from ....model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ...header_names import METADATA_HEADERS as _POLICY_HEADERS
+from ...sizing import DEFAULT_LIMITS, plan_fetch
 from .account import ExchangeConnection, connect
 from .errors import Caller, item_error
+from .mime import read_mime
 from .sync import FolderSync, utc
 from .watch import StreamingWatch
 
@@ -53,27 +63,25 @@ HIDDEN_FOLDERS = ("syncissues", "conversationhistory")
 ARCHIVE_NAMES = frozenset({"archive"})
 
 #: The headers a metadata fetch keeps: what the parser and policy use.
-METADATA_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Subject", "Date", "Message-ID",
-        "In-Reply-To", "References", "List-Id", "List-Unsubscribe", "Precedence",
-        "Auto-Submitted", "Content-Type",
-    )
-)  # fmt: skip
+METADATA_HEADERS = frozenset(h.lower() for h in (*_POLICY_HEADERS, "Content-Type"))
 
-_FULL_FIELDS = ("mime_content", "conversation_id", "datetime_received")
 _METADATA_FIELDS = ("headers", "conversation_id", "datetime_received")
+_SIZED_FIELDS = ("size", *_METADATA_FIELDS)
+#: MIME is decoded as the answer streams in, so a batch holds its messages
+#: once: the whole of ``fetch_batch_bytes`` is theirs.
+BATCH_SHARE = 1
 
 
 class ExchangeMailProvider:
     """A ``MailProvider`` for a mailbox on Exchange Server 2016, 2019 or SE.
 
     Build it with ``connect`` settings (``from_settings``) or an existing
-    ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem (a full
-    fetch carries whole messages, keep it moderate); ``page_size`` ids make
-    one listing page. ``streaming=True`` makes ``watch`` hold EWS streaming
-    notifications. ``requests_sent`` counts HTTP requests.
+    ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem of MIME
+    (within ``limits.fetch_batch_bytes``); ``metadata_batch`` ids in one
+    GetItem of headers and sizes; ``page_size`` ids make one listing page.
+    ``streaming=True`` makes ``watch`` hold EWS streaming notifications.
+    ``requests_sent`` counts HTTP requests. ``limits`` bound the size of a
+    message and of a fetch request.
     """
 
     def __init__(
@@ -88,8 +96,10 @@ class ExchangeMailProvider:
         caller: Caller | None = None,
         streaming: bool = False,
         streaming_minutes: int = 30,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.connection = connection
+        self.limits = limits
         self.streaming = streaming
         self.streaming_minutes = streaming_minutes
         self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
@@ -159,14 +169,49 @@ class ExchangeMailProvider:
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
         from exchangelib.items import Message
 
-        full = detail is Detail.FULL
-        fields = _FULL_FIELDS if full else _METADATA_FIELDS
-        batch = self.fetch_batch if full else self.metadata_batch
-        for item_id, item in self.sync.get_items(ids, fields, Message, batch):
-            if isinstance(item, BaseException):
-                yield FetchedMessage(item_id, error=item_error(item))
-                continue
-            yield _fetched(item_id, item, scope.id, full)
+        if detail is Detail.METADATA:
+            for item_id, item in self.sync.get_items(
+                ids, _METADATA_FIELDS, Message, self.metadata_batch
+            ):
+                yield _fetched(item_id, item, scope.id, full=False)
+            return
+        unique = list(dict.fromkeys(ids))
+        limit = self.limits.max_message_bytes
+        for start in range(0, len(unique), self.metadata_batch):
+            heads: dict[str, Any] = {}
+            chunk = unique[start : start + self.metadata_batch]
+            for item_id, item in self.sync.get_items(chunk, _SIZED_FIELDS, Message, len(chunk)):
+                if isinstance(item, BaseException):
+                    yield FetchedMessage(item_id, error=item_error(item))
+                else:
+                    heads[item_id] = item
+            plan = plan_fetch(
+                ((i, _size(item)) for i, item in heads.items()),
+                self.limits,
+                max_count=self.fetch_batch,
+                budget=self.limits.fetch_batch_bytes // BATCH_SHARE,
+            )
+            for item_id, size in plan.oversize.items():
+                yield self._headers_only(item_id, heads[item_id], scope.id, size)
+            for batch in plan.batches:
+                found = self.caller(
+                    "GetItem", functools.partial(read_mime, self.connection, batch, limit)
+                )
+                found.reverse()
+                while found:
+                    item_id, content = found.pop()
+                    if isinstance(content, int):  # larger than its Size said
+                        yield self._headers_only(item_id, heads[item_id], scope.id, content)
+                        continue
+                    fetched = _with_mime(item_id, heads[item_id], scope.id, content)
+                    del content  # the MIME goes with the message, before the next
+                    yield fetched
+                    del fetched
+
+    @staticmethod
+    def _headers_only(item_id: str, head: Any, folder_id: str, size: int) -> FetchedMessage:
+        fetched = _fetched(item_id, head, folder_id, full=False)
+        return attrs.evolve(fetched, oversize=size) if fetched.error is None else fetched
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
         """Streaming notifications for the scope's folder (on a connection of
@@ -189,6 +234,7 @@ _OWN_OPTIONS = frozenset(
         "caller",
         "streaming",
         "streaming_minutes",
+        "limits",
     }
 )
 
@@ -226,7 +272,28 @@ def _is_mail(folder_class: str) -> bool:
     return not folder_class or folder_class == "IPF.Note" or folder_class.startswith("IPF.Note.")
 
 
+def _size(item: Any) -> int | None:
+    size = getattr(item, "size", None)
+    return size if isinstance(size, int) and size >= 0 else None
+
+
+def _with_mime(
+    item_id: str, head: Any, folder_id: str, content: bytes | BaseException | str
+) -> FetchedMessage:
+    """A full message: its MIME, with the thread and date of its head."""
+    if isinstance(content, BaseException):
+        return FetchedMessage(item_id, error=item_error(content))
+    if isinstance(content, str):
+        return FetchedMessage(item_id, error=content)
+    if not content or content.isspace():
+        return FetchedMessage(item_id, error="no MIME content")
+    fetched = _fetched(item_id, head, folder_id, full=False)
+    return attrs.evolve(fetched, raw=content) if fetched.error is None else fetched
+
+
 def _fetched(item_id: str, item: Any, folder_id: str, full: bool) -> FetchedMessage:
+    if isinstance(item, BaseException):
+        return FetchedMessage(item_id, error=item_error(item))
     conversation = getattr(item, "conversation_id", None)
     thread = str(conversation.id) if conversation is not None and conversation.id else None
     date = utc(getattr(item, "datetime_received", None))

@@ -27,6 +27,7 @@ from ....errors import (
     TransientError,
 )
 from ...retry import RetryPolicy, retry_after_seconds
+from ...sizing import read_at_most
 from .auth import TokenSource
 
 __all__ = ["BATCH_LIMIT", "GRAPH_URL", "BatchItem", "GraphClient", "GraphReply", "graph_error"]
@@ -183,6 +184,50 @@ class GraphClient:
             self.retry.wait_or_raise(error, attempt)
             attempt += 1
 
+    def download(self, path: str, limit: int) -> tuple[bytes | None, int | None]:
+        """GET a binary body (``/messages/{id}/$value``) streamed, with the
+        retries of ``call``. Returns ``(body, None)``, or ``(None, size)``
+        when the body is longer than ``limit`` bytes: it is not read past
+        the limit (``size`` is its ``Content-Length``, else ``limit + 1``)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        refreshed = False
+        attempt = 0
+        while True:
+            reply, body, size = self._stream(url, limit)
+            if reply is None:
+                return body, size
+            error = graph_error(reply)
+            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
+                self.tokens.refresh()
+                refreshed = True
+                continue
+            self.retry.wait_or_raise(error, attempt)
+            attempt += 1
+
+    def _stream(self, url: str, limit: int) -> tuple[GraphReply | None, bytes | None, int | None]:
+        """One streamed GET: ``(None, body, None)``, ``(None, None, size)``
+        when too long, or ``(failed reply, None, None)``."""
+        httpx = _httpx()
+        headers = {
+            "Authorization": f"Bearer {self.tokens.token()}",
+            "Prefer": IMMUTABLE_IDS,
+            "Accept": "*/*",
+        }
+        self.requests_sent += 1
+        try:
+            with self._http.stream("GET", url, headers=headers) as response:
+                if not 200 <= response.status_code < 300:
+                    response.read()
+                    return self._reply(response), None, None
+                declared = _content_length(response.headers.get("content-length"))
+                if declared is not None and declared > limit:
+                    return None, None, declared
+                body = read_at_most(response.iter_bytes(), limit)
+                return None, body, None if body is not None else max(declared or 0, limit + 1)
+        except httpx.HTTPError as exc:
+            network = {"error": {"code": "network", "message": repr(exc)}}
+            return GraphReply(599, {}, network), None, None
+
     def pages(
         self, path: str, params: Mapping[str, str] | None = None, prefer: Sequence[str] = ()
     ) -> Iterator[JSON]:
@@ -214,6 +259,11 @@ class GraphClient:
             response = self._http.request(method, url, params=params, json=body, headers=headers)
         except httpx.HTTPError as exc:
             return GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
+        return self._reply(response)
+
+    @staticmethod
+    def _reply(response: Any) -> GraphReply:
+        """A read httpx response as a ``GraphReply`` (JSON parsed)."""
         content_type = response.headers.get("content-type", "")
         parsed: Any
         if "json" in content_type:
@@ -299,8 +349,9 @@ class GraphClient:
             return
         reply = self.call("POST", "/$batch", body={"requests": requests})
         answers = {str(r.get("id")): r for r in reply.json.get("responses", []) or []}
+        del reply  # the answers are let go of one by one
         for n, item in enumerate(chunk):
-            answer = answers.get(str(n))
+            answer = answers.pop(str(n), None)
             if not isinstance(answer, Mapping):
                 yield item, GraphReply(503, {}, {"error": {"code": "noAnswer", "message": ""}})
                 continue
@@ -308,7 +359,17 @@ class GraphClient:
                 str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()
             }
             body = _decode_body(item_headers.get("content-type", ""), answer.get("body"))
-            yield item, GraphReply(int(answer.get("status") or 500), item_headers, body)
+            status = int(answer.get("status") or 500)
+            del answer  # its base64 text
+            yield item, GraphReply(status, item_headers, body)
+            del body
+
+
+def _content_length(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _worse(current: ProviderError | None, new: ProviderError) -> ProviderError:

@@ -1,5 +1,12 @@
 """RFC 5322 header bytes from a Graph ``message`` resource's properties, so a
-metadata-only fetch goes through the same mail parser as a MIME one."""
+metadata-only fetch goes through the same mail parser as a MIME one.
+
+Graph has properties for the participants, the subject, the dates and the
+Message-ID, but none for the threading and group-mail headers the policy
+reads (``In-Reply-To``, ``References``, ``List-Id``, ``List-Unsubscribe``,
+``Precedence``, ``Auto-Submitted``): those come from ``internetMessageHeaders``,
+which Graph returns only when a GET of the message ``$select``s it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,16 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from typing import Any
 
-__all__ = ["METADATA_PROPERTIES", "headers_from_properties", "parse_graph_time"]
+from ...header_names import GROUP_HEADERS, THREAD_HEADERS
+
+__all__ = [
+    "HEADER_ONLY",
+    "METADATA_PROPERTIES",
+    "MESSAGE_SIZE",
+    "headers_from_properties",
+    "message_size",
+    "parse_graph_time",
+]
 
 #: What a metadata-only message needs from Graph.
 METADATA_PROPERTIES = (
@@ -21,7 +37,12 @@ METADATA_PROPERTIES = (
     "bccRecipients",
     "replyTo",
     "sentDateTime",
+    "internetMessageHeaders",
 )
+#: Headers taken from ``internetMessageHeaders`` (no property holds them).
+HEADER_ONLY = frozenset(h.lower() for h in (*THREAD_HEADERS, *GROUP_HEADERS))
+#: ``PidTagMessageSize`` as a single-value extended property id.
+MESSAGE_SIZE = "Integer 0x0E08"
 
 _ADDRESS_HEADERS = (
     ("From", "from"),
@@ -105,4 +126,41 @@ def headers_from_properties(item: Mapping[str, Any]) -> bytes:
     message_id = _flat(item.get("internetMessageId")).replace(" ", "")
     if message_id:
         lines.append(f"Message-ID: {message_id}")
+    lines.extend(_internet_headers(item.get("internetMessageHeaders")))
     return "".join(f"{line}\r\n" for line in lines).encode("utf-8") + b"\r\n"
+
+
+def _internet_headers(value: object) -> list[str]:
+    """The ``HEADER_ONLY`` headers of an ``internetMessageHeaders`` list."""
+    if not isinstance(value, list):
+        return []
+    lines = []
+    for header in value:
+        if not isinstance(header, Mapping):
+            continue
+        name = str(header.get("name") or "").strip()
+        if name.lower() in HEADER_ONLY:
+            lines.append(f"{name}: {_flat(header.get('value'))}")
+    return lines
+
+
+def message_size(item: Mapping[str, Any]) -> int | None:
+    """``PidTagMessageSize`` from an item expanded with it, else ``None``."""
+    found = item.get("singleValueExtendedProperties")
+    if not isinstance(found, list):
+        return None
+    wanted = MESSAGE_SIZE.lower().split()
+    for prop in found:
+        if not isinstance(prop, Mapping):
+            continue
+        kind, _, tag = str(prop.get("id") or "").lower().partition(" ")
+        if kind != wanted[0] or not tag.startswith("0x"):
+            continue
+        try:
+            if int(tag, 16) != int(wanted[1], 16):
+                continue
+            size = int(str(prop.get("value")))
+        except ValueError:
+            return None
+        return size if size >= 0 else None
+    return None

@@ -7,9 +7,16 @@ paged by its next links, so only one page is ever held in memory.
 Incremental passes follow the delta link a page at a time: ``@removed``
 entries are deletions (a message moved away counts as removed from its old
 folder and new in the other; with immutable ids it keeps its id). An expired delta link raises
-``CursorExpired``. Messages are fetched in JSON batches of 20: the MIME
-content (``$value``) for full detail, or only the header properties for
-metadata detail (read by the delta round already, so no request at all).
+``CursorExpired``.
+
+A metadata fetch is JSON batches of 20 GETs of the messages' header
+properties and ``internetMessageHeaders`` (Graph returns those only to a GET
+that ``$select``s them, not in delta rounds). A full fetch needs each
+message's size (``PidTagMessageSize``): the delta rounds of a FULL provider
+``$expand`` it, else those GETs do. A message above
+``Limits.max_message_bytes`` keeps its headers only; the others' MIME content
+(``$value``) comes in batches within ``fetch_batch_bytes``, and a message
+alone is streamed, never read past the size limit.
 
 Owner aliases: ``aliases()`` lists the mailbox's SMTP proxy addresses.
 Push: see ``commlink.providers.microsoft.graph.notify``; ``watch()`` returns ``None``.
@@ -26,12 +33,25 @@ from urllib.parse import quote
 
 import attrs
 
-from ....errors import CursorExpired, NotFound, ProviderError
+from ....errors import (
+    AuthError,
+    CursorExpired,
+    NotFound,
+    ProviderError,
+    RateLimited,
+)
 from ....mime.parse import parse_message
-from ....model import Detail, Folder, FolderKind
+from ....model import Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
-from .client import BatchItem, GraphClient, GraphReply
-from .headers import METADATA_PROPERTIES, headers_from_properties, parse_graph_time
+from ...sizing import DEFAULT_LIMITS, plan_fetch
+from .client import BATCH_LIMIT, BatchItem, GraphClient, GraphReply
+from .headers import (
+    MESSAGE_SIZE,
+    METADATA_PROPERTIES,
+    headers_from_properties,
+    message_size,
+    parse_graph_time,
+)
 
 __all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider", "truncation", "user_path"]
 
@@ -54,8 +74,14 @@ WELL_KNOWN_FOLDERS = {
 _NOT_MAIL = ("conversationhistory", "syncissues")
 #: What every listing needs: the order (date) and the thread hint.
 _BASE_PROPERTIES = ("receivedDateTime", "conversationId")
-#: What a metadata-only message is built from.
+#: What a metadata-only message is built from (GET only: see the module doc).
 _HEADER_PROPERTIES = (*_BASE_PROPERTIES, "internetMessageId", *METADATA_PROPERTIES)
+_HEAD_QUERY = "?$select=" + ",".join(_HEADER_PROPERTIES)
+_SIZE_EXPAND = f"singleValueExtendedProperties($filter=id eq '{MESSAGE_SIZE}')"
+_SIZE_QUERY = quote(_SIZE_EXPAND, safe="$=()'")
+#: A $batch holds base64 bodies in JSON, read and parsed at once: several
+#: messages share this fraction of ``fetch_batch_bytes``.
+BATCH_SHARE = 3
 _FOLDER_PROPERTIES = "id,displayName,parentFolderId,childFolderCount"
 _MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 _BOUNDARY = re.compile(rb"boundary=(\"[^\"\r\n]+\"|[^;\s]+)", re.IGNORECASE)
@@ -70,10 +96,12 @@ class GraphMailProvider:
     """A mailbox through Graph; ``client`` carries the tokens and retries.
 
     ``user`` is ``"me"`` (delegated) or a user id / principal name (app-only).
-    ``delta_detail`` is the detail the channel fetches at: with
-    ``Detail.METADATA`` the delta rounds read the header properties too, so
-    a metadata fetch sends no request. ``page_size`` is both the delta page
-    size (``odata.maxpagesize``) and the listing page size.
+    ``page_size`` is both the delta page size (``odata.maxpagesize``) and
+    the listing page size. ``limits`` bound the size of a message and of a
+    fetch request. ``delta_detail`` is the detail the channel fetches at:
+    with ``Detail.FULL`` the delta rounds read each message's size too, so
+    a full fetch plans its MIME requests without asking for the sizes.
+    Headers always come from GETs of the messages.
     """
 
     def __init__(
@@ -84,16 +112,19 @@ class GraphMailProvider:
         delta_detail: Detail = Detail.METADATA,
         page_size: int = 500,
         include_hidden: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.client = client
         self.user = user
         self.page_size = max(1, page_size)
         self.include_hidden = include_hidden
-        properties = _HEADER_PROPERTIES if delta_detail is Detail.METADATA else _BASE_PROPERTIES
+        self.limits = limits
         self._delta_params = {
-            "$select": ",".join(properties),
+            "$select": ",".join(_BASE_PROPERTIES),
             "$orderby": "receivedDateTime desc",
         }
+        if delta_detail is Detail.FULL:
+            self._delta_params["$expand"] = _SIZE_EXPAND
         self._root = user_path(user)
         self._well_known: dict[str, FolderKind] | None = None
         self._skipped: set[str] = set()
@@ -199,32 +230,110 @@ class GraphMailProvider:
         return ChangeSet(tuple(upserted), tuple(deleted), str(link), complete=not next_link)
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
-        """MIME (full) or header properties (metadata) in batches of 20; a
-        missing message or a failed item comes back with ``error`` set."""
-        items = self._items.get(scope.id, {})
+        """Metadata: the headers in batches of 20 GETs. Full: MIME within
+        the byte budget, the sizes taken from the delta round (else asked
+        for with the headers); a missing message or a failed item comes back
+        with ``error`` set, one above ``max_message_bytes`` with its headers
+        only (``oversize``)."""
         wanted = list(dict.fromkeys(ids))
-        if detail is Detail.METADATA:
-            ready = [i for i in wanted if "toRecipients" in items.get(i, {})]
-            for item_id in ready:
-                yield self._metadata(scope, item_id, items[item_id])
-            done = set(ready)
-            todo = [i for i in wanted if i not in done]
-            select = ",".join(_HEADER_PROPERTIES)
-            suffix = f"?$select={select}"
-        else:
-            todo = wanted
-            suffix = "/$value"
-        calls = [BatchItem(i, f"{self._root}/messages/{quote(i, safe='')}{suffix}") for i in todo]
-        for key, result in self.client.batch(calls):
-            item_id = str(key)
-            if isinstance(result, NotFound):
-                yield FetchedMessage(item_id, error="not found")
-            elif isinstance(result, ProviderError):
-                yield FetchedMessage(item_id, error=f"could not fetch: {result}"[:500])
-            elif detail is Detail.METADATA:
-                yield self._metadata(scope, item_id, result.json)
+        for start in range(0, len(wanted), BATCH_LIMIT):
+            chunk = wanted[start : start + BATCH_LIMIT]
+            if detail is Detail.METADATA:
+                for item_id, head in self._heads(chunk, sized=False):
+                    yield (
+                        head
+                        if isinstance(head, FetchedMessage)
+                        else self._metadata(scope, item_id, head)
+                    )
             else:
-                yield self._mime(scope, item_id, result, items.get(item_id, {}))
+                yield from self._full(scope, chunk)
+
+    def _heads(
+        self, ids: Sequence[str], *, sized: bool
+    ) -> Iterator[tuple[str, JSON | FetchedMessage]]:
+        """One ``$batch`` of GETs of the header properties and
+        ``internetMessageHeaders`` (with the size when ``sized``)."""
+        query = _HEAD_QUERY + (f"&$expand={_SIZE_QUERY}" if sized else "")
+        calls = [BatchItem(i, self._message_path(i) + query) for i in ids]
+        for key, result in self.client.batch(calls):
+            if isinstance(result, ProviderError):
+                yield str(key), _failed(str(key), result)
+            else:
+                yield str(key), result.json
+
+    def _full(self, scope: Scope, chunk: Sequence[str]) -> Iterator[FetchedMessage]:
+        listed = self._items.get(scope.id, {})
+        heads: dict[str, JSON] = {}
+        sizes: dict[str, int | None] = {}
+        for item_id in chunk:
+            size = message_size(listed.get(item_id, {}))
+            if size is not None:
+                heads[item_id], sizes[item_id] = listed[item_id], size
+        unsized = [i for i in chunk if i not in sizes]
+        for item_id, head in self._heads(unsized, sized=True) if unsized else ():
+            if isinstance(head, FetchedMessage):
+                yield head
+            else:
+                heads[item_id], sizes[item_id] = head, message_size(head)
+        order = [i for i in chunk if i in sizes]
+        yield from self._bodies(scope, {i: heads[i] for i in order}, sizes)
+
+    def _bodies(
+        self, scope: Scope, heads: dict[str, JSON], sizes: Mapping[str, int | None]
+    ) -> Iterator[FetchedMessage]:
+        plan = plan_fetch(
+            ((i, sizes.get(i)) for i in heads),
+            self.limits,
+            max_count=BATCH_LIMIT,
+            budget=self.limits.fetch_batch_bytes // BATCH_SHARE,
+        )
+        bare = [i for i in plan.oversize if "internetMessageHeaders" not in heads[i]]
+        for item_id, head in self._heads(bare, sized=False) if bare else ():
+            if isinstance(head, FetchedMessage):
+                plan.oversize.pop(item_id, None)
+                yield head
+            else:
+                heads[item_id] = head
+        for item_id, size in plan.oversize.items():
+            yield self._headers_only(scope, item_id, heads[item_id], size)
+        for batch in plan.batches:
+            if len(batch) == 1:
+                yield self._download(scope, batch[0], heads[batch[0]])
+                continue
+            calls = [BatchItem(i, self._message_path(i) + "/$value") for i in batch]
+            for key, result in self.client.batch(calls):
+                item_id = str(key)
+                if isinstance(result, ProviderError):
+                    yield _failed(item_id, result)
+                else:
+                    fetched = self._mime(scope, item_id, result, heads[item_id])
+                    del result  # the MIME goes before the message is parsed
+                    yield fetched
+                    del fetched  # and this message before the next is asked for
+
+    def _download(self, scope: Scope, item_id: str, head: JSON) -> FetchedMessage:
+        """One message's MIME, streamed and cut off past ``max_message_bytes``
+        (its headers only, then)."""
+        limit = self.limits.max_message_bytes
+        try:
+            body, size = self.client.download(self._message_path(item_id) + "/$value", limit)
+        except (AuthError, RateLimited):
+            raise
+        except ProviderError as exc:  # as a batch item's failure would be
+            return _failed(item_id, exc)
+        if body is None:
+            if "internetMessageHeaders" not in head:
+                [(_, found)] = list(self._heads([item_id], sized=False))
+                if isinstance(found, FetchedMessage):
+                    return found
+                head = found
+            return self._headers_only(scope, item_id, head, size)
+        return self._mime(scope, item_id, GraphReply(200, {}, body), head)
+
+    def _headers_only(
+        self, scope: Scope, item_id: str, head: JSON, size: int | None
+    ) -> FetchedMessage:
+        return attrs.evolve(self._metadata(scope, item_id, head), oversize=size)
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
         """Change notifications are wired by the host (``graph_notify``)."""
@@ -274,6 +383,9 @@ class GraphMailProvider:
             self._skipped = skipped
         return self._well_known
 
+    def _message_path(self, item_id: str) -> str:
+        return f"{self._root}/messages/{quote(item_id, safe='')}"
+
     def _delta_path(self, scope: Scope) -> str:
         return f"{self._root}/mailFolders/{quote(scope.id, safe='')}/messages/delta"
 
@@ -315,7 +427,7 @@ class GraphMailProvider:
         body = reply.body
         if isinstance(body, str):
             body = body.encode("utf-8", "surrogateescape")
-        if not isinstance(body, bytes) or not body.strip():
+        if not isinstance(body, bytes) or not body or body.isspace():
             return FetchedMessage(item_id, error="Graph returned no MIME content")
         folders = _folders(scope, item)
         thread = str(item.get("conversationId") or "") or None
@@ -334,11 +446,12 @@ class GraphMailProvider:
 def truncation(raw: bytes) -> str | None:
     """Why MIME content looks cut short (no header/body separator, or a
     multipart without its closing boundary), else ``None``."""
-    head, separator, _ = raw.partition(b"\r\n\r\n")
-    if not separator:
-        head, separator, _ = raw.partition(b"\n\n")
-    if not separator:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    if end < 0:
         return "mime-truncated:no-body"
+    head = raw[:end]  # the body is not copied
     found = _BOUNDARY.search(head)
     if found is None or not _MULTIPART.search(head):
         return None
@@ -346,6 +459,12 @@ def truncation(raw: bytes) -> str | None:
     if b"--" + boundary + b"--" not in raw:
         return "mime-truncated:no-closing-boundary"
     return None
+
+
+def _failed(item_id: str, error: ProviderError) -> FetchedMessage:
+    if isinstance(error, NotFound):
+        return FetchedMessage(item_id, error="not found")
+    return FetchedMessage(item_id, error=f"could not fetch: {error}"[:500])
 
 
 def _folders(scope: Scope, item: JSON) -> tuple[str, ...]:
