@@ -340,6 +340,10 @@ class ChannelSettings:
     ``owner`` and ``aliases`` are address keys of the mailbox owner;
     ``org_domains`` are the organisation's domains (subdomains count);
     ``blocklist`` entries are addresses or ``@domain`` (subdomains too).
+    ``skip_details``: skip records of mail left out as internal or blocked
+    keep its subject, sender and the rule that matched (shown to the
+    channel's owner only); off by default, when they keep only the provider
+    id, the reason, the date and a generic detail.
     """
 
     owner: str
@@ -354,6 +358,7 @@ class ChannelSettings:
     create_companies: bool = True
     sync_invites: bool = False
     limits: Limits = Limits()
+    skip_details: bool = False
 
     @property
     def own_addresses(self) -> frozenset[str]:

@@ -13,11 +13,12 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .model import Channel, Detail, Event, Folder, Message
+from .model import Channel, ChannelKind, Detail, Event, Folder, Message
 from .records import (
     AddressLinks,
     ChannelState,
     CompanyRef,
+    ErasureReport,
     EventSummary,
     NewContact,
     OpportunityRef,
@@ -34,6 +35,7 @@ from .records import (
 )
 
 __all__ = [
+    "AssociationCounter",
     "CalendarProvider",
     "ChangeSet",
     "Directory",
@@ -206,14 +208,26 @@ class Store(Protocol):
     """Where commlink keeps what it synced; hosts may implement their own."""
 
     # channels and sync state
-    def save_channel(self, channel: Channel) -> None: ...
+    def save_channel(self, channel: Channel) -> None:
+        """Save a channel. A change to a stored channel applies to what it
+        stored at once, in the same transaction: blocklist entries it adds
+        remove the channel's matching mail and events (as
+        ``delete_matching``); a lower visibility minimises the channel's
+        stored copies to the new level (``policy.visibility.minimise_message``
+        and ``minimise_event``); turning ``skip_details`` off strips the
+        details of its skip records (``policy.skips.minimise_skip``)."""
+        ...
 
     def channel(self, channel_id: str) -> Channel | None: ...
 
     def channels(self) -> Sequence[Channel]: ...
 
     def remove_channel(self, channel_id: str) -> None:
-        """Forget a channel and everything only it contributed."""
+        """Forget a channel and everything only it contributed: its copies
+        (with their participants, references, events and attendees), skip
+        records, cursors, state, leases (its queue marker
+        ``"<channel id>#queued"`` included) and the links of addresses no
+        stored copy holds any more."""
         ...
 
     def channel_state(self, channel_id: str) -> ChannelState | None: ...
@@ -233,7 +247,14 @@ class Store(Protocol):
     # the write side
     def commit(self, batch: SyncBatch) -> None:
         """Apply a batch atomically and idempotently; raises ``InvalidInput``
-        (writing nothing) for a malformed batch."""
+        (writing nothing) for a malformed batch.
+
+        Skip records are kept as the channel's settings allow
+        (``policy.skips.minimise_skip``); a deleted provider id takes its
+        skip record with it (unless the batch records a new one). Records
+        in which an erased address takes part are not stored: they are
+        recorded as skips with ``Reason.ERASED``, and links of erased
+        addresses are dropped."""
         ...
 
     def cursor(self, channel_id: str, scope_id: str) -> str | None: ...
@@ -281,6 +302,43 @@ class Store(Protocol):
         self, target: Target, viewer: Viewer, window: Window, page: PageRequest = ...
     ) -> Page[EventSummary]: ...
 
-    def skips(self, channel_id: str, message_id: str | None = None) -> Sequence[Skip]:
-        """Why messages of a channel were left out (optionally one Message-ID)."""
+    def skips(
+        self, channel_id: str, viewer: Viewer, message_id: str | None = None
+    ) -> Sequence[Skip]:
+        """Why messages of a channel were left out (optionally one Message-ID),
+        as ``viewer`` may see it (``policy.skips.visible_skips``): the
+        channel's owner sees the records as kept, anyone else only reasons,
+        dates and ids."""
+        ...
+
+    # erasure (right to erasure: GDPR Art. 17)
+    def erase_address(self, address: str) -> ErasureReport:
+        """Remove an address and everything only it brought, in every
+        channel: stored mail and events it took part in (the whole channel
+        copy), skip records naming it and its links; then keep a tombstone
+        so that mail from or to it is never imported again (``commit``
+        records such mail as skipped with ``Reason.ERASED``). Raises
+        ``InvalidInput`` for an invalid address."""
+        ...
+
+    def erased(self, keys: Collection[str]) -> set[str]:
+        """Those of these address keys that were erased, in one read (the
+        sync side may ask before running the policy)."""
+        ...
+
+
+@runtime_checkable
+class AssociationCounter(Protocol):
+    """A store that can count what a channel holds; ``SyncEngine`` uses it to
+    refuse a sweep that would remove too much (``max_sweep_share``). Both
+    built-in stores implement it; a store without it gets only the engine's
+    empty-listing check."""
+
+    def count_associations(
+        self, channel_id: str, scope_id: str | None = None, *, kind: ChannelKind | None = None
+    ) -> int:
+        """Provider ids stored for the channel (or one of its scopes): of
+        messages for ``ChannelKind.MAIL``, of calendar objects for
+        ``ChannelKind.CALENDAR`` (a mail channel's invitations among them),
+        of both for ``None``."""
         ...

@@ -32,6 +32,7 @@ __all__ = [
     "CompanyRef",
     "Decision",
     "EventRecord",
+    "ErasureReport",
     "EventSummary",
     "Link",
     "MessageRecord",
@@ -66,6 +67,9 @@ class Reason(enum.Enum):
     EXCLUDED_FOLDER = "excluded_folder"
     INVALID = "invalid"
     ERROR = "error"
+    #: a participant's address was erased (``Store.erase_address``): mail
+    #: from or to it is never imported again
+    ERASED = "erased"
 
 
 @attrs.frozen(slots=True)
@@ -175,7 +179,13 @@ class EventRecord:
 
 @attrs.frozen(slots=True)
 class Skip:
-    """A message or event left out, and why (answers "why is it missing?")."""
+    """A message or event left out, and why (answers "why is it missing?").
+
+    What is kept follows ``commlink.policy.skips.minimise_skip``: mail left
+    out as internal, blocked or erased keeps no subject and no sender (its
+    ``message_id`` is kept as a digest, so it can still be looked up) unless
+    the channel's owner opted in with ``ChannelSettings.skip_details``.
+    """
 
     provider_id: str
     reason: Reason
@@ -184,6 +194,26 @@ class Skip:
     subject: str = ""
     sender: str = ""
     date: datetime | None = None
+
+
+@attrs.frozen(slots=True)
+class ErasureReport:
+    """What ``Store.erase_address`` removed for one address.
+
+    ``key`` is the erased address key. ``messages`` and ``events`` count the
+    stored items (a channel's provider id in one folder or calendar) removed
+    because the address took part in them (sender, recipient, organiser or
+    attendee), in every channel; ``skips`` the skip records naming it;
+    ``links`` its links to CRM records. ``erased_at`` is when the address was
+    first erased (its tombstone: mail from or to it is never imported again).
+    """
+
+    key: str
+    erased_at: datetime
+    messages: int = 0
+    events: int = 0
+    skips: int = 0
+    links: int = 0
 
 
 @attrs.frozen(slots=True)

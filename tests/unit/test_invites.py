@@ -187,7 +187,7 @@ def test_internal_only_invitation_is_skipped_with_its_reason(store, directory) -
     )
     provider.box.add("INBOX", raw)
     sync(store, directory, provider)
-    skips = {s.provider_id: s for s in store.skips("ch")}
+    skips = {s.provider_id: s for s in store.skips("ch", Viewer("u-owner"))}
     assert meetings(store) == []
     (skip,) = [s for pid, s in skips.items() if pid.endswith("#invite")]
     assert skip.reason is Reason.INTERNAL
@@ -199,7 +199,7 @@ def test_broken_invitation_is_recorded_and_the_message_kept(store, directory) ->
     provider.box.add("INBOX", invite_mail(1, broken))
     report = sync(store, directory, provider)
     assert report.imported == 1  # the message
-    (skip,) = store.skips("ch")
+    (skip,) = store.skips("ch", Viewer("u-owner"))
     assert skip.provider_id.endswith("#invite")
     assert skip.reason is Reason.INVALID
     assert "missing-dtstart" in skip.detail
@@ -234,7 +234,7 @@ def test_the_latest_update_wins_whatever_order_mail_arrives_in(
     latest_method = max(updates, key=lambda u: u[1])[0]
     expected = [] if latest_method == "CANCEL" else [("meet-1", EventStatus.CONFIRMED)]
     assert [(uid, status) for uid, status, _ in meetings(store)] == expected
-    assert len(store.skips("ch")) == 0
+    assert len(store.skips("ch", Viewer("u-owner"))) == 0
 
 
 def test_only_the_organiser_may_change_a_meeting(store, directory) -> None:
@@ -246,7 +246,7 @@ def test_only_the_organiser_may_change_a_meeting(store, directory) -> None:
     provider.box.add("INBOX", spoof)
     sync(store, directory, provider)
     assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
-    (skip,) = [s for s in store.skips("ch") if s.provider_id.endswith("#invite")]
+    (skip,) = [s for s in store.skips("ch", Viewer("u-owner")) if s.provider_id.endswith("#invite")]
     assert skip.reason is Reason.INVALID
     assert "not sent by its organiser" in skip.detail
 
@@ -284,7 +284,7 @@ def test_an_invitation_the_policy_cannot_judge_does_not_block_the_mail(store) ->
     assert report.complete
     assert report.imported == 3  # both messages and the good meeting
     assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
-    (skip,) = store.skips("ch")
+    (skip,) = store.skips("ch", Viewer("u-owner"))
     assert skip.provider_id.endswith("#invite")
     assert skip.reason is Reason.ERROR
     assert "policy failed" in skip.detail

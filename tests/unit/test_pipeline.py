@@ -22,6 +22,7 @@ from commlink.model import (
     Visibility,
 )
 from commlink.policy.pipeline import evaluate, evaluate_events
+from commlink.policy.skips import message_id_digest
 from commlink.records import Link, Reason, TargetKind
 from commlink.testing.directory import InMemoryDirectory
 
@@ -112,6 +113,29 @@ def test_mixed_batch() -> None:
     assert ("create_contacts", 1) in d.calls
 
 
+def test_internal_and_blocked_skips_keep_no_subject_and_no_sender() -> None:
+    batch = [
+        msg("1", "colleague@acme.com", OWNER, subject="Internal: layoff list"),
+        msg("2", "dr@doctor.example", OWNER, subject="Your biopsy results"),
+        msg("3", "news@client.io", OWNER, list_id="<news>"),
+    ]
+    blocked = frozenset({"@doctor.example"})
+    result = evaluate(batch, channel(blocklist=blocked), FOLDERS, crm(), {})
+    internal, blocked_skip, group = result.skipped
+    for skip, reason in ((internal, Reason.INTERNAL), (blocked_skip, Reason.BLOCKED)):
+        assert skip.reason is reason
+        assert (skip.subject, skip.sender, skip.date) == ("", "", WHEN)
+        assert skip.message_id == message_id_digest(f"{skip.provider_id}@mail")
+        assert "doctor" not in skip.detail
+        assert "acme" not in skip.detail
+    assert (group.subject, group.sender) == ("subject 3", "news@client.io")
+    # the owner may opt in to keeping them
+    opted = channel(blocklist=blocked, skip_details=True)
+    internal, blocked_skip, _ = evaluate(batch, opted, FOLDERS, crm(), {}).skipped
+    assert (internal.subject, internal.sender) == ("Internal: layoff list", "colleague@acme.com")
+    assert blocked_skip.detail == "dr@doctor.example matches blocklist entry @doctor.example"
+
+
 def test_nothing_kept_asks_the_directory_nothing() -> None:
     d = crm()
     result = evaluate([msg("1", "c@acme.com", OWNER)], channel(), {}, d, {})
@@ -194,7 +218,7 @@ def test_evaluate_events() -> None:
     assert [
         (s.provider_id, s.reason, s.message_id, s.subject, s.sender) for s in result.skipped
     ] == [
-        ("2", Reason.INTERNAL, "2-uid", "meeting 2", OWNER),
+        ("2", Reason.INTERNAL, message_id_digest("2-uid"), "", ""),
         ("3", Reason.INVALID, "3-uid", "meeting 3", OWNER),
     ]
     assert [k for k, _ in result.created] == ["guest@visitor.io"]

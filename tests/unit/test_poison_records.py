@@ -14,7 +14,7 @@ import pytest
 
 from commlink.model import Channel, ChannelKind, ChannelSettings, Detail
 from commlink.ports import FetchedMessage, Scope
-from commlink.records import ChannelStatus, Reason
+from commlink.records import ChannelStatus, Reason, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.stores.sql import SqlStore
 from commlink.sync.engine import SyncEngine
@@ -69,7 +69,7 @@ def test_one_unstorable_record_never_costs_the_batch(store, case: str) -> None:
     assert report.status is ChannelStatus.ACTIVE, report.errors
     assert report.errors == []
     assert store.known_ids("ch", "INBOX", normal) == set(normal)  # type: ignore[attr-defined]
-    skipped = {s.provider_id: s for s in store.skips("ch")}  # type: ignore[attr-defined]
+    skipped = {s.provider_id: s for s in store.skips("ch", Viewer("u-owner"))}  # type: ignore[attr-defined]
     if poison_id in skipped:  # refused by this store: isolated, with the reason
         assert skipped[poison_id].reason is Reason.ERROR
         assert "refused" in skipped[poison_id].detail or "unstorable" in skipped[poison_id].detail

@@ -51,6 +51,7 @@ class AdminDirectory(Directory, Protocol):
     ) -> PersonRef: ...
     def set_person_addresses(self, person_id: str, addresses: Any) -> None: ...
     def delete_person(self, person_id: str) -> None: ...
+    def forget_deletion(self, address: str) -> bool: ...
     def add_opportunity(
         self, id: str, name: str, company_id: str | None = None, contacts: Any = ()
     ) -> OpportunityRef: ...
@@ -188,6 +189,45 @@ def test_replacing_and_deleting_people(directory: AdminDirectory) -> None:
     assert opportunity_ids(directory, "cat") == []
     directory.add_person("cy", "Cy", ["cat@freelance.example"])  # the address is free again
     assert person_of(directory, "cat@freelance.example") == "cy"
+
+
+def test_a_deleted_person_is_never_created_again(directory: AdminDirectory) -> None:
+    crm(directory)
+    directory.delete_person("cat")
+    made = directory.create_contacts([contact("cat@freelance.example"), contact("dan@new.example")])
+    assert set(made) == {"dan@new.example"}
+    assert directory.create_contacts([contact("Cat Poe <CAT@Freelance.example>")]) == {}
+    assert person_of(directory, "cat@freelance.example") is None
+    # the host may still give the address to someone: then it is theirs
+    directory.add_person("cy", "Cy", ["cat@freelance.example"])
+    assert directory.create_contacts([contact("cat@freelance.example")]) == {
+        "cat@freelance.example": PersonRef("cy", None, "Cy")
+    }
+    directory.delete_person("cy")
+    assert directory.create_contacts([contact("cat@freelance.example")]) == {}
+    # until the host lifts the tombstone explicitly
+    assert directory.forget_deletion("CAT@freelance.example")
+    assert not directory.forget_deletion("cat@freelance.example")
+    made = directory.create_contacts([contact("cat@freelance.example")])
+    assert set(made) == {"cat@freelance.example"}
+
+
+def test_the_next_mail_does_not_bring_a_deleted_contact_back(
+    both: tuple[AdminDirectory, Store],
+) -> None:
+    directory, store = both
+    provider = FakeMailProvider()
+    settings = ChannelSettings(owner=OWNER, contact_policy=ContactPolicy.SENT)
+    channel = Channel("ch", "u-owner", ChannelKind.MAIL, "fake", settings)
+    engine = SyncEngine(store, directory, clock=lambda: NOW)
+    provider.box.add("INBOX", sample_message(1, sender=OWNER, to="dana@hooli.example"))
+    engine.run(channel, provider)
+    dana = person_of(directory, "dana@hooli.example")
+    assert dana is not None
+    directory.delete_person(dana)
+    provider.box.add("INBOX", sample_message(2, sender=OWNER, to="dana@hooli.example"))
+    engine.run(channel, provider)
+    assert person_of(directory, "dana@hooli.example") is None
 
 
 def test_opportunities_are_ordered_by_id(directory: AdminDirectory) -> None:

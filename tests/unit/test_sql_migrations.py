@@ -1,10 +1,11 @@
 """Migrations of the SQL schema, from databases as older versions wrote them.
 
 ``V3`` freezes the tables schema 4 changed as schema 3 defined them (the
-others are unchanged); versions 1 and 2 are derived from it the way their
-migrations undo. Each test writes an old database through plain inserts,
-opens it with ``SqlStore`` and checks what the read API shows, on SQLite and
-(when reachable) PostgreSQL.
+others are unchanged, and the tables schema 5 added are left out); versions
+1 and 2 are derived from it the way their migrations undo. A schema 4
+database is a fresh one without schema 5's tables. Each test writes an old
+database through plain inserts, opens it with ``SqlStore`` and checks what
+the read API shows, on SQLite and (when reachable) PostgreSQL.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from commlink.testing.conformance_data import (
     all_events,
     batch,
     channel,
+    event,
     links,
     message,
 )
@@ -43,9 +45,11 @@ CHANGED = (
     "commlink_attendees",
     "commlink_event_assocs",
 )
+#: tables later versions added
+NEWER = ("commlink_erased", "commlink_deleted_addresses")
 V3 = sa.MetaData()
 for _table in metadata.sorted_tables:
-    if _table.name not in CHANGED:
+    if _table.name not in CHANGED + NEWER:
         _table.to_metadata(V3)
 
 
@@ -336,8 +340,8 @@ def test_an_old_database_is_migrated_with_a_copy_per_channel(engine: Engine, ver
     write_v3(engine, version)
     store = SqlStore(engine)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar() == 4
-    assert SCHEMA_VERSION == 4
+        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar() == 5
+    assert SCHEMA_VERSION == 5
     # every channel associated with a message or an event got its copy
     for viewer in (U1, U2):
         view = store.thread("t1", viewer)
@@ -419,4 +423,93 @@ def test_old_links_and_timelines_survive(engine: Engine) -> None:
     store.relink([links(CAROL, "acme", kind=TargetKind.COMPANY)])
     (summary,) = store.timeline(ACME, U3, PageRequest()).items
     assert summary.participants[0].address.key == CAROL  # u3 sees c3's copy
+    store.close()
+
+
+def write_v4(engine: Engine) -> None:
+    """Channels c1 (FULL) and c2 (METADATA), each with a message and a
+    meeting, and skip records, as schema 4 kept them: c2's copies hold what
+    a METADATA channel no longer keeps, and skips of internal and blocked
+    mail their subject and sender."""
+    store = SqlStore(engine)
+    store.save_channel(channel("c1", "u1"))
+    store.save_channel(channel("c2", "u2"))
+    for name in ("c1", "c2"):
+        store.commit(
+            batch(
+                name,
+                messages=(message(f"{name}-m", thread=f"t-{name}", body=f"{name} body"),),
+                events=(event(f"{name}-e", f"{name}-uid"),),
+                links=(links(ALICE, "acme", kind=TargetKind.COMPANY),),
+            )
+        )
+    store.close()
+    skip_rows = [
+        ("internal", "every participant is inside the organisation", "layoff@org.example"),
+        ("blocked", "dr@doctor.example matches blocklist entry", "r@doctor.example"),
+        ("group", "List-Id header", "news@lists.example"),
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE commlink_channels SET visibility = 'metadata', "
+            'settings = \'{"owner": "u2@org.example", "visibility": "metadata"}\' '
+            "WHERE id = 'c2'"
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO commlink_skips (channel_id, provider_id, reason, detail, "
+                "message_id, subject, sender) VALUES ('c1', :pid, :reason, :detail, :mid, "
+                ":subject, 'dr@doctor.example')"
+            ),
+            [
+                {"pid": f"s{i}", "reason": r, "detail": d, "mid": m, "subject": f"Secret {i}"}
+                for i, (r, d, m) in enumerate(skip_rows)
+            ],
+        )
+        for table in NEWER:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql("UPDATE commlink_schema SET version = 4")
+
+
+def test_schema_4_is_migrated_to_keep_less(engine: Engine) -> None:
+    write_v4(engine)
+    store = SqlStore(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version FROM commlink_schema").scalar() == 5
+        skips = conn.exec_driver_sql(
+            "SELECT provider_id, reason, detail, message_id, subject, sender "
+            "FROM commlink_skips ORDER BY provider_id"
+        ).all()
+        copies = conn.exec_driver_sql(
+            "SELECT channel_id, body, snippet FROM commlink_message_copies ORDER BY channel_id"
+        ).all()
+        meetings = conn.exec_driver_sql(
+            "SELECT channel_id, title, description, location, conference_url "
+            "FROM commlink_events ORDER BY channel_id"
+        ).all()
+    private = [tuple(row) for row in skips[:2]]
+    assert [row[:2] for row in private] == [("s0", "internal"), ("s1", "blocked")]
+    for _pid, _reason, detail, message_id, subject, sender in private:
+        assert (subject, sender) == ("", "")
+        assert message_id.startswith("sha256:")
+        assert "doctor" not in detail
+    assert tuple(skips[2]) == (
+        "s2",
+        "group",
+        "List-Id header",
+        "news@lists.example",
+        "Secret 2",
+        "dr@doctor.example",
+    )
+    assert [tuple(row) for row in copies] == [("c1", "c1 body", "The snippet"), ("c2", None, "")]
+    assert [tuple(row) for row in meetings] == [
+        ("c1", "Pricing call", "Agenda: discount", "Room 4", "https://meet.example/abc"),
+        ("c2", "Pricing call", "", "", ""),
+    ]
+    # still found by Message-ID; the tombstone tables work
+    (found,) = store.skips("c1", U1, "r@doctor.example")
+    assert found.provider_id == "s1"
+    assert store.erase_address(ALICE).messages == 2
+    assert store.erased([ALICE]) == {ALICE}
+    assert _shape(engine) == _fresh_shape(engine)
     store.close()

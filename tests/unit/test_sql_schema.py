@@ -149,10 +149,11 @@ def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         SqlStore(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'store.sqlite'}")
     store = SqlStore(f"sqlite:///{tmp_path / 'ok.sqlite'}")
+    store.save_channel(channel())
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE commlink_skips")
     with pytest.raises(StoreError) as caught:
-        store.skips("c1")
+        store.skips("c1", Viewer("u1"))
     assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError)
     store.close()
 

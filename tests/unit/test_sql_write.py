@@ -4,6 +4,7 @@ SQLite and (when reachable) PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ from commlink.stores.sql_schema import (
     participants,
     skips,
 )
+from commlink.stores.sql_write import ERASURE_LOCK
 from commlink.testing.conformance_data import (
     ALICE,
     BOB,
@@ -225,8 +227,8 @@ def test_write_rows_upserts_with_the_last_row_per_key(store: SqlStore) -> None:
     later = datetime(2025, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
     rows = [
         ("c1", "p1", "group", "first", T0),
-        ("c1", "p2", "internal", "", None),
-        ("c1", "p1", "blocked", "second", later),
+        ("c1", "p2", "invalid", "", None),
+        ("c1", "p1", "error", "second", later),
     ]
     with store.engine.begin() as conn:
         write_rows(
@@ -235,15 +237,15 @@ def test_write_rows_upserts_with_the_last_row_per_key(store: SqlStore) -> None:
         write_rows(
             conn, skips, columns, [("c1", "p2", "group", "kept?", None)], conflict=columns[:2]
         )
-    found = {s.provider_id: s for s in store.skips("c1")}
+    found = {s.provider_id: s for s in store.skips("c1", U1)}
     assert (found["p1"].reason.value, found["p1"].detail, found["p1"].date) == (
-        "blocked",
+        "error",
         "second",
         later,
     )
     assert found["p1"].date is not None
     assert found["p1"].date.tzinfo is timezone.utc
-    assert (found["p2"].reason.value, found["p2"].detail) == ("internal", "")
+    assert (found["p2"].reason.value, found["p2"].detail) == ("invalid", "")
 
 
 def test_write_rows_refuses_naive_datetimes(store: SqlStore) -> None:
@@ -317,3 +319,30 @@ def test_the_digest_does_not_depend_on_the_time_zone() -> None:
     assert content_hash(_with(_RECORD, date=shifted)) == content_hash(_RECORD)
     # the thread belongs to the logical message, compared on its own
     assert content_hash(attrs.evolve(_RECORD, thread_id="other")) == content_hash(_RECORD)
+
+
+def test_no_commit_writes_between_an_erasure_and_its_end(store: SqlStore) -> None:
+    """A commit waits for an erasure running meanwhile (PostgreSQL: an
+    advisory lock; SQLite: one writer at a time), then sees its tombstone."""
+    store.save_channel(channel())
+    done = threading.Event()
+    with store.engine.connect().execution_options(commlink_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ERASURE_LOCK})")
+        conn.exec_driver_sql(
+            "INSERT INTO commlink_erased (key, erased_at) VALUES ('carol@other.example', "
+            + ("now()" if conn.dialect.name == "postgresql" else "0")
+            + ")"
+        )
+
+        def commit() -> None:
+            store.commit(batch(messages=(message("m1", sender=CAROL),)))
+            done.set()
+
+        worker = threading.Thread(target=commit)
+        worker.start()
+        assert not done.wait(0.5)  # the erasure's transaction is still open
+    worker.join(10)
+    assert done.is_set()
+    assert store.known_ids("c1", "INBOX", ["m1"]) == set()
+    assert [s.reason.value for s in store.skips("c1", U1)] == ["erased"]

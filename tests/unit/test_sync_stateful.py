@@ -207,7 +207,7 @@ class SyncMachine(RuleBasedStateMachine):
         channel = self.channel
         folders = {f.id: f for f in self.box.folders.values()}
         selected = {f.id for f in folders.values() if channel.settings.folders.selects(f)}
-        skipped = {s.provider_id: s for s in self.memory.skips("ch")}
+        skipped = {s.provider_id: s for s in self.memory.skips("ch", Viewer("u-owner"))}
         kept_ids: set[str] = set()
         ever = {entry[3] for entry in self.box.log}  # every id the mailbox ever had
         for folder_id, items in self.box.items.items():

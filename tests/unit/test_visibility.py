@@ -7,6 +7,7 @@ import pytest
 from commlink.addresses import parse_address
 from commlink.model import (
     Attachment,
+    Attendee,
     ChannelSettings,
     Detail,
     Direction,
@@ -69,10 +70,21 @@ class TestMinimise:
         assert minimise_message(self.message, visibility) == self.message
 
     def test_event(self) -> None:
-        e = Event("e", "u", WHEN, WHEN, title="Call", description="agenda", location="Room 1")
+        e = Event(
+            "e",
+            "u",
+            WHEN,
+            WHEN,
+            title="Call",
+            description="agenda",
+            location="Room 1",
+            conference_url="https://meet.example/x?pwd=1",
+            organizer=Attendee(parse_address("o@x.example"), organizer=True),
+        )
         stored = minimise_event(e, M)
-        assert stored.description == ""
-        assert (stored.title, stored.location) == ("Call", "Room 1")
+        assert (stored.description, stored.location, stored.conference_url) == ("", "", "")
+        assert (stored.title, stored.organizer) == ("Call", e.organizer)
+        assert minimise_event(stored, M) is stored
         assert minimise_event(e, S) == e
 
 

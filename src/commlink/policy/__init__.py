@@ -10,6 +10,7 @@ from .contacts import contacts_to_create, event_contacts_to_create, names_for
 from .filters import decide, decide_event, direction, org_domains
 from .matching import match_addresses
 from .pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
+from .skips import minimise_skip, visible_skips
 from .threads import ThreadAssignment, assign_threads, lookup_ids
 from .visibility import (
     detail_for,
@@ -39,9 +40,11 @@ __all__ = [
     "match_addresses",
     "minimise_event",
     "minimise_message",
+    "minimise_skip",
     "names_for",
     "org_domains",
     "redact_event",
     "redact_message",
     "redact_summary",
+    "visible_skips",
 ]

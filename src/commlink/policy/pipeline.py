@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..model import Address, Channel, Direction, Event, Folder, Message
+from ..model import Address, Channel, ChannelSettings, Direction, Event, Folder, Message
 from ..ports import Directory
 from ..records import (
     AddressLinks,
@@ -26,6 +26,7 @@ from ..records import (
 from .contacts import contacts_to_create, event_contacts_to_create
 from .filters import decide, decide_event, direction
 from .matching import match_addresses
+from .skips import minimise_skip
 from .threads import assign_threads, thread_node
 from .visibility import minimise_event, minimise_message
 
@@ -80,7 +81,7 @@ def evaluate(
             stored = minimise_message(message, settings.visibility)
             kept.append((stored, direction(message, settings)))
         else:
-            skipped.append(_message_skip(message, verdict))
+            skipped.append(_message_skip(message, verdict, settings))
 
     addresses = [a for m, _ in kept for a in m.addresses()]
     people, created = _people(
@@ -126,7 +127,7 @@ def evaluate_events(
         if verdict.keep:
             kept.extend(minimise_event(e, settings.visibility) for e in group)
         else:
-            skipped.append(_event_skip(lead, verdict))
+            skipped.append(_event_skip(lead, verdict, settings))
 
     addresses = [a for e in kept for a in e.addresses()]
     people, created = _people(
@@ -171,9 +172,11 @@ def _first(item: tuple[str, PersonRef]) -> str:
     return item[0]
 
 
-def _message_skip(message: Message, verdict: Decision) -> Skip:
+def _message_skip(message: Message, verdict: Decision, settings: ChannelSettings) -> Skip:
+    """The skip record of a left-out message, as its channel may keep it
+    (internal and blocked mail: no subject, no sender; see ``skips``)."""
     sender = message.sender
-    return Skip(
+    found = Skip(
         provider_id=message.provider_id,
         reason=verdict.reason,
         detail=verdict.detail,
@@ -182,11 +185,12 @@ def _message_skip(message: Message, verdict: Decision) -> Skip:
         sender=(sender.key or sender.raw) if sender is not None else "",
         date=message.date,
     )
+    return minimise_skip(found, settings)
 
 
-def _event_skip(event: Event, verdict: Decision) -> Skip:
+def _event_skip(event: Event, verdict: Decision, settings: ChannelSettings) -> Skip:
     organizer = event.organizer.address if event.organizer is not None else None
-    return Skip(
+    found = Skip(
         provider_id=event.provider_id,
         reason=verdict.reason,
         detail=verdict.detail,
@@ -195,3 +199,4 @@ def _event_skip(event: Event, verdict: Decision) -> Skip:
         sender=(organizer.key or organizer.raw) if organizer is not None else "",
         date=event.start,
     )
+    return minimise_skip(found, settings)

@@ -43,10 +43,17 @@ def minimise_message(message: Message, visibility: Visibility) -> Message:
 
 
 def minimise_event(event: Event, visibility: Visibility) -> Event:
-    """What is stored of an event: ``METADATA`` drops the description."""
-    if visibility is not Visibility.METADATA or not event.description:
+    """What is stored of an event for a channel with this visibility.
+
+    ``METADATA`` drops the description, location and conference link (a
+    join link often carries the meeting's passcode); title, times,
+    organiser and attendees stay (the owner sees them).
+    """
+    if visibility is not Visibility.METADATA:
         return event
-    return attrs.evolve(event, description="")
+    if not event.description and not event.location and not event.conference_url:
+        return event
+    return attrs.evolve(event, description="", location="", conference_url="")
 
 
 def effective_visibility(

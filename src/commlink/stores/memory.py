@@ -13,11 +13,14 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
+from ..addresses import address_key
 from ..errors import InvalidInput
 from ..model import Channel, ChannelKind
+from ..policy.skips import minimise_skip, require_viewer, visible_skips
 from ..records import (
     AddressLinks,
     ChannelState,
+    ErasureReport,
     EventSummary,
     Page,
     PageRequest,
@@ -39,7 +42,25 @@ from .common import (
     validate_batch,
     validate_links,
 )
-from .memory_state import EventAssoc, MessageAssoc, State, collect, copy_of
+from .memory_state import (
+    EventAssoc,
+    MessageAssoc,
+    State,
+    collect,
+    copy_of,
+    forget_unstored_links,
+    minimise_channel,
+    remove_matching,
+)
+from .privacy import (
+    QUEUE_MARKER_SUFFIX,
+    batch_keys,
+    erasure_key,
+    forgotten_skips,
+    mentions,
+    prepare_batch,
+    settings_change,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -72,7 +93,23 @@ class MemoryStore:
         if not channel.id:
             raise InvalidInput("channel id must not be empty")
         with self._lock:
-            self._state.channels[channel.id] = channel
+            stored = self._state.channels.get(channel.id)
+            change = settings_change(stored.settings if stored else None, channel.settings)
+            if not change:
+                self._state.channels[channel.id] = channel
+                return
+            state = self._state.copy()
+            state.channels[channel.id] = channel
+            if change.blocked:
+                remove_matching(state, channel.id, entry_matcher(change.blocked))
+            if change.minimise is not None:
+                minimise_channel(state, channel.id, change.minimise)
+            if change.strip_skips:
+                for key, skip in list(state.skips.items()):
+                    if key[0] == channel.id:
+                        state.skips[key] = minimise_skip(skip, channel.settings)
+            collect(state)
+            self._state = state
 
     def channel(self, channel_id: str) -> Channel | None:
         with self._lock:
@@ -85,6 +122,7 @@ class MemoryStore:
     def remove_channel(self, channel_id: str) -> None:
         with self._lock:
             state = self._state.copy()
+            before = memory_state.stored_addresses(state)
             for table in (state.message_assocs, state.event_assocs):
                 for key in [k for k in table if k[0] == channel_id]:
                     del table[key]
@@ -94,8 +132,10 @@ class MemoryStore:
                 del state.skips[key2]
             state.states.pop(channel_id, None)
             state.leases.pop(channel_id, None)
+            state.leases.pop(channel_id + QUEUE_MARKER_SUFFIX, None)
             state.channels.pop(channel_id, None)
             collect(state)
+            forget_unstored_links(state, before)
             self._state = state
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
@@ -137,8 +177,11 @@ class MemoryStore:
     def commit(self, batch: SyncBatch) -> None:
         validate_batch(batch)
         with self._lock:
-            if batch.channel_id not in self._state.channels:
+            channel = self._state.channels.get(batch.channel_id)
+            if channel is None:
                 raise InvalidInput(f"unknown channel {batch.channel_id!r}")
+            erased = batch_keys(batch) & self._state.erased.keys() if self._state.erased else ()
+            batch = prepare_batch(batch, channel.settings, erased)
             state = self._state.copy()
             self._apply(state, batch)
             collect(state)
@@ -189,14 +232,12 @@ class MemoryStore:
                 state.event_assocs[(ch, sc, provider_id)] = attrs.evolve(
                     event_assoc, generation=gen
                 )
+        for provider_id in forgotten_skips(batch):
+            self._step()
+            state.skips.pop((ch, provider_id), None)
         for skip in batch.skipped:
             self._step()
             state.skips[(ch, skip.provider_id)] = skip
-        for provider_id in {r.message.provider_id for r in batch.messages} | {
-            r.event.provider_id for r in batch.events
-        }:
-            self._step()
-            state.skips.pop((ch, provider_id), None)
         if batch.cursor is not None:
             self._step()
             state.cursors[(ch, sc)] = batch.cursor
@@ -292,33 +333,40 @@ class MemoryStore:
         with self._lock:
             state = self._state.copy()
             # the channel's own copies: another channel's copy never deletes one
-            hit_messages = {
-                mid
-                for (mid, ch), copy in state.copies.items()
-                if ch == channel_id and any(matches(p.address.key) for p in copy.participants)
-            }
-            hit_events = {
-                key
-                for (ch, key), e in state.events.items()
-                if ch == channel_id and any(matches(a.key) for a in e.addresses())
-            }
-            removed = [
-                k
-                for k, a in state.message_assocs.items()
-                if k[0] == channel_id and a.message_id in hit_messages
-            ]
-            for k in removed:
-                del state.message_assocs[k]
-            removed_events = [
-                k
-                for k, ea in state.event_assocs.items()
-                if k[0] == channel_id and any(key in hit_events for key in ea.keys)
-            ]
-            for k in removed_events:
-                del state.event_assocs[k]
+            removed = remove_matching(state, channel_id, matches)
             collect(state)
             self._state = state
-            return len(removed) + len(removed_events)
+            return sum(removed)
+
+    # erasure
+
+    def erase_address(self, address: str) -> ErasureReport:
+        key = erasure_key(address)
+        with self._lock:
+            state = self._state.copy()
+            before = memory_state.stored_addresses(state)
+            messages, events = remove_matching(state, None, lambda k: k == key)
+            named = [k for k, skip in state.skips.items() if mentions(skip, key)]
+            for skip_key in named:
+                del state.skips[skip_key]
+            links = state.links.pop(key, frozenset())
+            erased_at = state.erased.setdefault(key, self._clock())
+            collect(state)
+            forget_unstored_links(state, before)
+            self._state = state
+        return ErasureReport(key, erased_at, messages, events, len(named), len(links))
+
+    def erased(self, keys: Collection[str]) -> set[str]:
+        with self._lock:
+            tombstones = self._state.erased
+            return {k for k in keys if address_key(k) in tombstones} if tombstones else set()
+
+    def forget_erasure(self, address: str) -> bool:
+        """Remove an address's tombstone (mail from or to it may be imported
+        again); whether there was one. Not part of the ``Store`` port."""
+        key = erasure_key(address)
+        with self._lock:
+            return self._state.erased.pop(key, None) is not None
 
     # the read side (visibility and the choice of copy applied here)
 
@@ -340,12 +388,10 @@ class MemoryStore:
         with self._lock:
             return memory_state.events_page(self._state, target, viewer, window, page)
 
-    def skips(self, channel_id: str, message_id: str | None = None) -> Sequence[Skip]:
+    def skips(
+        self, channel_id: str, viewer: Viewer, message_id: str | None = None
+    ) -> Sequence[Skip]:
+        require_viewer(viewer)
         with self._lock:
-            skips = self._state.skips
-            return [
-                skips[key]
-                for key in sorted(skips)
-                if key[0] == channel_id
-                and (message_id is None or skips[key].message_id == message_id)
-            ]
+            kept = [skip for key, skip in self._state.skips.items() if key[0] == channel_id]
+            return visible_skips(viewer, self._state.channels.get(channel_id), kept, message_id)

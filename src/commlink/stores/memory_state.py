@@ -9,12 +9,13 @@ channel's last association; a logical message with its last copy.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 import attrs
 
-from ..model import Attachment, Channel, Direction, Event, Participant
+from ..model import Attachment, Channel, Direction, Event, Participant, Visibility
+from ..policy.visibility import minimise_event
 from ..records import (
     ChannelState,
     EventSummary,
@@ -51,7 +52,11 @@ __all__ = [
     "collect",
     "copy_of",
     "events_page",
+    "forget_unstored_links",
     "linked_keys",
+    "minimise_channel",
+    "minimise_copy",
+    "remove_matching",
     "stored_addresses",
     "thread",
     "threads_by_message_ids",
@@ -133,6 +138,8 @@ class State:
     links: dict[str, frozenset[Link]] = attrs.Factory(dict)
     cursors: dict[tuple[str, str], str] = attrs.Factory(dict)
     skips: dict[tuple[str, str], Skip] = attrs.Factory(dict)
+    #: erased address key -> when (tombstones)
+    erased: dict[str, datetime] = attrs.Factory(dict)
 
     def copy(self) -> State:
         return State(
@@ -147,6 +154,7 @@ class State:
             links=dict(self.links),
             cursors=dict(self.cursors),
             skips=dict(self.skips),
+            erased=dict(self.erased),
         )
 
 
@@ -162,6 +170,65 @@ def collect(state: State) -> None:
     live_events = {(k[0], key) for k, a in state.event_assocs.items() for key in a.keys}
     for event_key in [k for k in state.events if k not in live_events]:
         del state.events[event_key]
+
+
+def remove_matching(
+    state: State, channel_id: str | None, matches: Callable[[str], bool]
+) -> tuple[int, int]:
+    """Delete the associations (of one channel, or of all) whose channel's
+    copy of the message, or of one of the calendar object's events, has a
+    participant whose key ``matches``; returns how many message and event
+    associations went. The caller collects."""
+    hit_messages = {
+        (mid, ch)
+        for (mid, ch), copy in state.copies.items()
+        if channel_id in (None, ch) and any(matches(p.address.key) for p in copy.participants)
+    }
+    hit_events = {
+        (ch, key)
+        for (ch, key), e in state.events.items()
+        if channel_id in (None, ch) and any(matches(a.key) for a in e.addresses())
+    }
+    removed = [k for k, a in state.message_assocs.items() if (a.message_id, k[0]) in hit_messages]
+    for k in removed:
+        del state.message_assocs[k]
+    removed_events = [
+        k
+        for k, ea in state.event_assocs.items()
+        if any((k[0], key) in hit_events for key in ea.keys)
+    ]
+    for k in removed_events:
+        del state.event_assocs[k]
+    return len(removed), len(removed_events)
+
+
+def minimise_channel(state: State, channel_id: str, visibility: Visibility) -> None:
+    """Minimise a channel's stored copies to ``visibility`` (its copies of
+    messages as ``minimise_message`` stores them, of events as ``minimise_event``)."""
+    for key, copy in list(state.copies.items()):
+        if key[1] == channel_id:
+            stored = minimise_copy(copy, visibility)
+            if stored is not copy:
+                state.copies[key] = stored
+    for event_key, event in list(state.events.items()):
+        if event_key[0] == channel_id:
+            state.events[event_key] = minimise_event(event, visibility)
+
+
+def minimise_copy(copy: MessageCopy, visibility: Visibility) -> MessageCopy:
+    """A stored copy as ``minimise_message`` would have stored it (a copy
+    holds no calendar parts)."""
+    if visibility is not Visibility.METADATA or (copy.body is None and not copy.snippet):
+        return copy
+    return attrs.evolve(copy, body=None, snippet="")
+
+
+def forget_unstored_links(state: State, before: Collection[str]) -> None:
+    """Drop the links of the address keys among ``before`` (stored before an
+    operation) that no stored copy holds any more."""
+    gone = set(before) - stored_addresses(state)
+    for key in gone:
+        state.links.pop(key, None)
 
 
 def threads_by_message_ids(state: State, message_ids: Collection[str]) -> dict[str, str]:

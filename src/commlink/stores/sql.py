@@ -16,11 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..addresses import address_key
 from ..errors import InvalidInput, StoreError
 from ..model import Channel, ChannelKind
+from ..policy.skips import require_viewer
 from ..records import (
     AddressLinks,
     ChannelState,
+    ErasureReport,
     EventSummary,
     Page,
     PageRequest,
@@ -32,16 +35,11 @@ from ..records import (
     Viewer,
     Window,
 )
-from . import sql_delete, sql_read, sql_write
+from . import sql_delete, sql_privacy, sql_read, sql_write
 from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
+from .privacy import QUEUE_MARKER_SUFFIX, erasure_key
 from .sql_directory import SqlDirectory
-from .sql_rows import (
-    channel_from_row,
-    channel_row,
-    skip_from_row,
-    state_from_row,
-    state_row,
-)
+from .sql_rows import channel_from_row, state_from_row, state_row
 from .sql_schema import (
     SCHEMA_VERSION,
     STATISTICS_AFTER_ROWS,
@@ -57,6 +55,7 @@ from .sql_schema import (
     engine_lock,
     ensure_schema,
     ensure_statistics,
+    erased,
     event_assocs,
     insert_for,
     leases,
@@ -137,8 +136,7 @@ class SqlStore:
         if not channel.id:
             raise InvalidInput("channel id must not be empty")
         with self._tx(write=True) as conn:
-            row = channel_row(channel)
-            upsert(conn, channels, [row], ["id"], [k for k in row if k != "id"])
+            sql_privacy.save_channel(conn, channel)
 
     def channel(self, channel_id: str) -> Channel | None:
         with self._tx(write=False) as conn:
@@ -154,9 +152,13 @@ class SqlStore:
     def remove_channel(self, channel_id: str) -> None:
         with self._tx(write=True) as conn:
             dropped = sql_delete.delete_assocs(conn, channel_id, None, None)
-            for table in (cursors, channel_states, skips, leases):
+            for table in (cursors, channel_states, skips):
                 conn.execute(sa.delete(table).where(table.c.channel_id == channel_id))
-            sql_delete.collect(conn, channel_id, *dropped)
+            marker = channel_id + QUEUE_MARKER_SUFFIX
+            conn.execute(sa.delete(leases).where(leases.c.channel_id.in_([channel_id, marker])))
+            gone: set[str] = set()
+            sql_delete.collect(conn, channel_id, *dropped, gone_keys=gone)
+            sql_delete.forget_unstored_links(conn, gone)
             conn.execute(sa.delete(channels).where(channels.c.id == channel_id))
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
@@ -337,10 +339,31 @@ class SqlStore:
         with self._tx(write=False) as conn:
             return sql_read.event_page(conn, target, viewer, window, page)
 
-    def skips(self, channel_id: str, message_id: str | None = None) -> Sequence[Skip]:
-        query = sa.select(skips).where(skips.c.channel_id == channel_id)
-        if message_id is not None:
-            query = query.where(skips.c.message_id == message_id)
+    def skips(
+        self, channel_id: str, viewer: Viewer, message_id: str | None = None
+    ) -> Sequence[Skip]:
+        require_viewer(viewer)
         with self._tx(write=False) as conn:
-            rows = conn.execute(query.order_by(skips.c.provider_id)).mappings().all()
-        return [skip_from_row(r) for r in rows]
+            return sql_privacy.read_skips(conn, channel_id, viewer, message_id)
+
+    # erasure
+
+    def erase_address(self, address: str) -> ErasureReport:
+        key = erasure_key(address)
+        now = self._clock()
+        with self._tx(write=True) as conn:
+            return sql_privacy.erase(conn, key, now)
+
+    def erased(self, keys: Collection[str]) -> set[str]:
+        normal = {k: address_key(k) for k in _storable(keys)}
+        with self._tx(write=False) as conn:
+            found = sql_write.erased_among(conn, {n for n in normal.values() if n})
+        return {k for k, n in normal.items() if n in found}
+
+    def forget_erasure(self, address: str) -> bool:
+        """Remove an address's tombstone (mail from or to it may be imported
+        again); whether there was one. Not part of the ``Store`` port."""
+        key = erasure_key(address)
+        with self._tx(write=True) as conn:
+            gone = conn.execute(sa.delete(erased).where(erased.c.key == key))
+            return bool(gone.rowcount)

@@ -20,6 +20,7 @@ from .common import parse_entries
 from .sql_bulk import among_sql, fetch, key_set, mark, run
 from .sql_schema import (
     THREAD_TARGETS_FILL,
+    address_links,
     among,
     attendees,
     chunks,
@@ -37,7 +38,10 @@ __all__ = [
     "collect",
     "delete_assocs",
     "delete_matching",
+    "escape_like",
+    "forget_unstored_links",
     "refresh_threads",
+    "remove_matching",
     "threads_of_keys",
 ]
 
@@ -105,14 +109,27 @@ def delete_matching(conn: Connection, channel_id: str, entries: Collection[str])
     """Delete the channel's associations (provider ids) whose message or one
     of whose events has, in the channel's own copy, a participant matching
     blocklist entries; returns how many."""
+    return sum(remove_matching(conn, channel_id, entries))
+
+
+def remove_matching(
+    conn: Connection,
+    channel_id: str | None,
+    entries: Collection[str],
+    gone_keys: set[str] | None = None,
+) -> tuple[int, int]:
+    """Delete the associations of one channel (of every channel for
+    ``None``) whose message or one of whose events has, in that channel's
+    copy, a participant matching blocklist entries, and collect; returns
+    how many message and event associations went. ``gone_keys`` collects the
+    address keys of the participant and attendee rows deleted."""
     keys, domains = parse_entries(entries)
     if not keys and not domains:
-        return 0
-    removed = 0
-    dropped: tuple[set[int], set[int]] = (set(), set())
-    for assoc, people, dropped_pks in (
-        (message_assocs, participants, dropped[0]),
-        (event_assocs, attendees, dropped[1]),
+        return 0, 0
+    counts: list[int] = []
+    dropped: dict[str, tuple[set[int], set[int]]] = {}
+    for kind, (assoc, people) in enumerate(
+        ((message_assocs, participants), (event_assocs, attendees))
     ):
         conditions: list[sa.ColumnElement[bool]] = []
         if keys:
@@ -120,45 +137,50 @@ def delete_matching(conn: Connection, channel_id: str, entries: Collection[str])
         if domains:
             conditions.append(among(conn, people.c.domain, sorted(domains)))
             conditions.extend(
-                people.c.domain.like("%." + _escape_like(d), escape="\\") for d in sorted(domains)
+                people.c.domain.like("%." + escape_like(d), escape="\\") for d in sorted(domains)
             )
         if people is participants:
-            # the channel's copy: another channel's copy never deletes this one
-            hits = sa.select(people.c.message_pk).where(
-                people.c.channel_id == channel_id, sa.or_(*conditions)
-            )
+            # a channel's own copy: another channel's copy never deletes one
+            hits = sa.select(people.c.message_pk, people.c.channel_id).where(sa.or_(*conditions))
+            if channel_id is not None:
+                hits = hits.where(people.c.channel_id == channel_id)
+            own = sa.tuple_(assoc.c.message_pk, assoc.c.channel_id).in_(hits)
         else:  # event rows are per channel already
-            hits = sa.select(people.c.event_pk).where(sa.or_(*conditions))
+            own = assoc.c.event_pk.in_(sa.select(people.c.event_pk).where(sa.or_(*conditions)))
         # an association is a provider id: it goes as a whole when any of its
         # events matches (a calendar object may hold a series and overrides)
-        matched = sa.select(assoc.c.scope_id, assoc.c.provider_id).where(
-            assoc.c.channel_id == channel_id, pk_column(assoc).in_(hits)
-        )
-        rows = conn.execute(
-            sa.delete(assoc)
-            .where(
-                assoc.c.channel_id == channel_id,
-                sa.tuple_(assoc.c.scope_id, assoc.c.provider_id).in_(matched),
-            )
-            .returning(assoc.c.scope_id, assoc.c.provider_id, pk_column(assoc))
-        ).all()
-        removed += len({(scope_id, provider_id) for scope_id, provider_id, _ in rows})
-        dropped_pks.update(int(pk) for _, _, pk in rows)
-    collect(conn, channel_id, *dropped)
-    return removed
+        ident = (assoc.c.channel_id, assoc.c.scope_id, assoc.c.provider_id)
+        mine = [] if channel_id is None else [assoc.c.channel_id == channel_id]
+        matched = sa.select(*ident).where(own, *mine)
+        stmt = sa.delete(assoc).where(*mine, sa.tuple_(*ident).in_(matched))
+        rows = conn.execute(stmt.returning(*ident, pk_column(assoc))).all()
+        counts.append(len({(ch, scope, pid) for ch, scope, pid, _ in rows}))
+        for ch, _scope, _pid, pk in rows:
+            dropped.setdefault(ch, (set(), set()))[kind].add(int(pk))
+    for ch in sorted(dropped):
+        collect(conn, ch, *dropped[ch], gone_keys=gone_keys)
+    return counts[0], counts[1]
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """``text`` for a ``LIKE`` pattern with ``\\`` as the escape character."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def collect(
-    conn: Connection, channel_id: str, message_pks: Collection[int], event_pks: Collection[int]
+    conn: Connection,
+    channel_id: str,
+    message_pks: Collection[int],
+    event_pks: Collection[int],
+    *,
+    gone_keys: set[str] | None = None,
 ) -> None:
     """After associations of ``channel_id`` went: delete the channel's copies
     of the given messages that it no longer has an association with, the
     messages left without a copy, and the given events left without an
-    association; rebuild the timeline rows of the threads concerned."""
+    association; rebuild the timeline rows of the threads concerned.
+    ``gone_keys`` collects the address keys of the participant and attendee
+    rows deleted (see ``forget_unstored_links``)."""
     threads: set[str] = set()
     m = mark(conn)
     orphan = (
@@ -176,13 +198,15 @@ def collect(
             continue
         keys = key_set(conn, dead)
         for table in (participants, message_refs, message_copies):
-            run(
-                conn,
+            sql = (
                 f"DELETE FROM {table.name} WHERE channel_id = {m} "
-                f"AND {among_sql(conn, table.c.message_pk)}",
-                channel_id,
-                keys,
+                f"AND {among_sql(conn, table.c.message_pk)}"
             )
+            if table is participants and gone_keys is not None:
+                rows = fetch(conn, sql + " RETURNING key", channel_id, keys)
+                gone_keys.update(str(k) for (k,) in rows)
+            else:
+                run(conn, sql, channel_id, keys)
         run(
             conn,
             f"DELETE FROM {messages.name} WHERE {among_sql(conn, messages.c.pk)} "
@@ -198,5 +222,28 @@ def collect(
         )
         gone = [int(pk) for pk in conn.execute(orphan_events).scalars()]
         if gone:
-            conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, gone)))
+            stmt = sa.delete(attendees).where(among(conn, attendees.c.event_pk, gone))
+            if gone_keys is None:
+                conn.execute(stmt)
+            else:
+                found = conn.execute(stmt.returning(attendees.c.key)).scalars().all()
+                gone_keys.update(str(k) for k in found)
             conn.execute(sa.delete(events).where(among(conn, events.c.pk, gone)))
+
+
+def forget_unstored_links(conn: Connection, keys: Collection[str]) -> None:
+    """Delete the links of the address keys among ``keys`` that no stored
+    participant or attendee holds any more (their last copy went)."""
+    for part in chunks(sorted(k for k in keys if k)):
+        found = key_set(conn, part)
+        run(
+            conn,
+            f"DELETE FROM {address_links.name} WHERE {among_sql(conn, address_links.c.key)} "
+            f"AND key NOT IN (SELECT key FROM {participants.name} "
+            f"WHERE {among_sql(conn, participants.c.key)}) "
+            f"AND key NOT IN (SELECT key FROM {attendees.name} "
+            f"WHERE {among_sql(conn, attendees.c.key)})",
+            found,
+            found,
+            found,
+        )

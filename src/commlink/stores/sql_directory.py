@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ from .sql_schema import (
     company_domains,
     create_engine,
     database_errors,
+    deleted_addresses,
     engine_lock,
     ensure_schema,
     insert_many,
@@ -163,13 +165,17 @@ class SqlDirectory:
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
         """Create people (and companies for unowned work domains); returns every
-        valid requested address's person by its key, existing people included."""
+        valid requested address's person by its key, existing people included.
+        An address of a deleted person (``delete_person``) is never created
+        again, until ``forget_deletion``."""
         contacts = contacts_by_key(new)
         if not contacts:
             return {}
         with self._tx(write=True) as conn:
             existing = self._people(conn, list(contacts))
             todo = {k: c for k, c in contacts.items() if k not in existing}
+            for key in self._deleted(conn, todo):
+                del todo[key]
             if todo:
                 domains = wanted_domains(todo.values())
                 owners = {d: ref.id for d, ref in self._companies(conn, domains).items()}
@@ -266,11 +272,44 @@ class SqlDirectory:
         _refuse_taken(conn, person_addresses.c.key, person_addresses.c.person_id, keys, person_id)
 
     def delete_person(self, person_id: str) -> None:
-        """Delete a person, their addresses and their points of contact (if any)."""
+        """Delete a person, their addresses and their points of contact (if
+        any). Their addresses are remembered (a tombstone holding the key and
+        the time): ``create_contacts`` never creates them again, so the next
+        mail does not bring a deleted person back; ``forget_deletion`` lifts it."""
+        now = datetime.now(timezone.utc)
         with self._tx(write=True) as conn:
-            for table in (person_addresses, opportunity_contacts):
-                conn.execute(sa.delete(table).where(table.c.person_id == person_id))
+            gone = conn.execute(
+                sa.delete(person_addresses)
+                .where(person_addresses.c.person_id == person_id)
+                .returning(person_addresses.c.key)
+            ).scalars()
+            rows = [{"key": key, "deleted_at": now} for key in gone]
+            upsert(conn, deleted_addresses, rows, ["key"], ["deleted_at"])
+            conn.execute(
+                sa.delete(opportunity_contacts).where(opportunity_contacts.c.person_id == person_id)
+            )
             conn.execute(sa.delete(people).where(people.c.id == person_id))
+
+    def forget_deletion(self, address: str) -> bool:
+        """Let ``create_contacts`` create a person for the address of a deleted
+        person again (the host's explicit decision); whether it was one."""
+        key = address_key(address)
+        with self._tx(write=True) as conn:
+            gone = conn.execute(sa.delete(deleted_addresses).where(deleted_addresses.c.key == key))
+            return bool(gone.rowcount)
+
+    @staticmethod
+    def _deleted(conn: Connection, keys: Collection[str]) -> set[str]:
+        """Those of these (normalised) address keys whose person was deleted."""
+        if not keys:
+            return set()
+        rows = fetch(
+            conn,
+            f"SELECT key FROM {deleted_addresses.name} "
+            f"WHERE {among_sql(conn, deleted_addresses.c.key)}",
+            key_set(conn, sorted(keys)),
+        )
+        return {str(key) for (key,) in rows}
 
     def add_opportunity(
         self,

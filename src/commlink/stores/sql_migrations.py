@@ -13,6 +13,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..model import ChannelSettings
+from ..policy.skips import minimise_skip
+from ..records import Reason, Skip
 from .sql_tables import (
     attendees,
     event_assocs,
@@ -137,9 +140,51 @@ def _events_per_channel(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP TABLE {table.name}_old")
 
 
+_METADATA_CHANNELS = "(SELECT id FROM commlink_channels WHERE visibility = 'metadata')"
+
+
+def _least_data(conn: Connection) -> None:
+    """Schema 5 keeps less: skip records of internal and blocked mail lose
+    their subject and sender, their detail becomes a generic one and their
+    Message-ID a digest (no channel had opted in to ``skip_details``);
+    ``METADATA`` channels' copies lose what ``minimise_message`` and
+    ``minimise_event`` drop now (event locations and conference links too).
+    The tombstone tables (``erased``, ``deleted_addresses``) are new, so
+    ``ensure_schema`` creates them."""
+    found = conn.exec_driver_sql(
+        "SELECT channel_id, provider_id, reason, message_id FROM commlink_skips "
+        "WHERE reason IN ('internal', 'blocked')"
+    ).all()
+    plain = ChannelSettings(owner="")
+    rows = []
+    for channel_id, provider_id, reason, message_id in found:
+        kept = minimise_skip(Skip(provider_id, Reason(reason), message_id=message_id), plain)
+        rows.append(
+            {"ch": channel_id, "pid": provider_id, "detail": kept.detail, "mid": kept.message_id}
+        )
+    if rows:
+        conn.execute(
+            sa.text(
+                "UPDATE commlink_skips SET subject = '', sender = '', detail = :detail, "
+                "message_id = :mid WHERE channel_id = :ch AND provider_id = :pid"
+            ),
+            rows,
+        )
+    conn.exec_driver_sql(
+        "UPDATE commlink_message_copies SET body = NULL, snippet = '', content_hash = '' "
+        f"WHERE channel_id IN {_METADATA_CHANNELS} AND (body IS NOT NULL OR snippet <> '')"
+    )
+    conn.exec_driver_sql(
+        "UPDATE commlink_events SET description = '', location = '', conference_url = '' "
+        f"WHERE channel_id IN {_METADATA_CHANNELS} "
+        "AND (description <> '' OR location <> '' OR conference_url <> '')"
+    )
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_content_hash,
     2: _add_thread_targets,
     3: _copies_per_channel,
+    4: _least_data,
 }

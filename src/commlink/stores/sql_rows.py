@@ -80,6 +80,7 @@ def settings_to_json(settings: ChannelSettings) -> str:
             "create_companies": settings.create_companies,
             "sync_invites": settings.sync_invites,
             "limits": attrs.asdict(settings.limits),
+            "skip_details": settings.skip_details,
         },
         sort_keys=True,
     )
@@ -107,6 +108,7 @@ def settings_from_json(text: str) -> ChannelSettings:
         create_companies=bool(data.get("create_companies", default.create_companies)),
         sync_invites=bool(data.get("sync_invites", default.sync_invites)),
         limits=limits_from_json(data.get("limits")),
+        skip_details=bool(data.get("skip_details", default.skip_details)),
     )
 
 

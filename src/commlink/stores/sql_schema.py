@@ -34,6 +34,8 @@ from .sql_tables import (
     companies,
     company_domains,
     cursors,
+    deleted_addresses,
+    erased,
     event_assocs,
     events,
     leases,
@@ -72,9 +74,11 @@ __all__ = [
     "create_engine",
     "cursors",
     "database_errors",
+    "deleted_addresses",
     "engine_lock",
     "ensure_schema",
     "ensure_statistics",
+    "erased",
     "event_assocs",
     "events",
     "excluded",
@@ -104,8 +108,9 @@ T = TypeVar("T")
 
 #: The version this code writes; bump it with an entry in ``MIGRATIONS``
 #: (``sql_migrations``). 4: content kept per channel (message copies, one
-#: event row per channel).
-SCHEMA_VERSION = 4
+#: event row per channel). 5: erasure and directory tombstones; skip records
+#: of internal and blocked mail keep no subject and no sender.
+SCHEMA_VERSION = 5
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"

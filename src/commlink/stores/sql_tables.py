@@ -31,6 +31,8 @@ __all__ = [
     "companies",
     "company_domains",
     "cursors",
+    "deleted_addresses",
+    "erased",
     "event_assocs",
     "events",
     "leases",
@@ -328,6 +330,8 @@ THREAD_TARGETS_FILL = (
     "WHERE p.valid AND {where}"
 )
 
+# Why messages were left out. Mail left out as internal, blocked or erased
+# keeps no subject and no sender here (``policy.skips.minimise_skip``).
 skips = _table(
     "skips",
     sa.Column("channel_id", sa.String, primary_key=True),
@@ -341,7 +345,24 @@ skips = _table(
     sa.Index("commlink_skips_message", "channel_id", "message_id"),
 )
 
+# Erased address keys (``Store.erase_address``): mail from or to one is never
+# imported again. Tombstones hold the key and the time only.
+erased = _table(
+    "erased",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+)
+
 # the reference CRM directory (SqlDirectory)
+
+# Addresses of people the CRM deleted (``SqlDirectory.delete_person``):
+# ``create_contacts`` never creates a person for one again, until the host
+# calls ``forget_deletion``.
+deleted_addresses = _table(
+    "deleted_addresses",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("deleted_at", UtcDateTime, nullable=False),
+)
 
 companies = _table(
     "companies",

@@ -15,7 +15,7 @@ another channel's. Deletions and garbage collection are in ``sql_delete``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
 from .common import DAWN, event_version
+from .privacy import batch_keys, forgotten_skips, prepare_batch
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_delete import collect, delete_assocs, pk_column, refresh_threads, threads_of_keys
 from .sql_rows import (
@@ -40,6 +41,7 @@ from .sql_rows import (
     folders_json,
     participant_tuples,
     rid_key,
+    settings_from_json,
     skip_tuple,
 )
 from .sql_schema import (
@@ -49,6 +51,7 @@ from .sql_schema import (
     channels,
     chunks,
     cursors,
+    erased,
     event_assocs,
     events,
     insert_many,
@@ -62,13 +65,19 @@ from .sql_schema import (
 )
 
 __all__ = [
+    "ERASURE_LOCK",
     "commit_batch",
+    "erased_among",
     "refresh_threads",
     "replace_links",
     "threads_of_keys",
 ]
 
 _ASSOCS = (message_assocs, event_assocs)
+#: PostgreSQL advisory lock key: commits hold it shared, an erasure
+#: exclusively, so no commit reads the tombstones before an erasure and
+#: writes after it (SQLite serialises writers anyway).
+ERASURE_LOCK = 0x636C6B6572617365  # "clkerase"
 _ASSOC_COLUMNS = (
     "channel_id",
     "scope_id",
@@ -90,10 +99,25 @@ _COPY_UPDATE = {
 
 
 def commit_batch(conn: Connection, batch: SyncBatch) -> None:
-    """Apply a validated batch (see ``SyncBatch``) inside the caller's transaction."""
+    """Apply a validated batch (see ``SyncBatch``) inside the caller's
+    transaction, as the channel's stored settings and the erasure
+    tombstones allow (``privacy.prepare_batch``)."""
     m = mark(conn)
-    if not fetch(conn, f"SELECT 1 FROM {channels.name} WHERE id = {m}", batch.channel_id):
+    if is_postgres(conn):
+        # an erasure running meanwhile (which holds this lock exclusively)
+        # must not be followed by this batch re-importing what it erased
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({ERASURE_LOCK})")
+    found = fetch(
+        conn,
+        f"SELECT settings, EXISTS (SELECT 1 FROM {erased.name}) "
+        f"FROM {channels.name} WHERE id = {m}",
+        batch.channel_id,
+    )
+    if not found:
         raise InvalidInput(f"unknown channel {batch.channel_id!r}")
+    settings_json, any_erased = found[0]
+    tombstones = erased_among(conn, batch_keys(batch)) if any_erased else set()
+    batch = prepare_batch(batch, settings_from_json(settings_json), tombstones)
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
     dropped_messages: set[int] = set()
     dropped_events: set[int] = set()
@@ -361,6 +385,8 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
 
 
 def _write_skips(conn: Connection, batch: SyncBatch) -> None:
+    """Record the batch's skips; forget those of provider ids it imports or
+    that were deleted at the source."""
     ch = batch.channel_id
     write_rows(
         conn,
@@ -370,17 +396,28 @@ def _write_skips(conn: Connection, batch: SyncBatch) -> None:
         conflict=("channel_id", "provider_id"),
         update=SKIP_COLUMNS[2:],
     )
-    imported = {r.message.provider_id for r in batch.messages} | {
-        r.event.provider_id for r in batch.events
-    }
-    if imported:
+    forgotten = forgotten_skips(batch)
+    for part in chunks(sorted(forgotten)):
         run(
             conn,
             f"DELETE FROM {skips.name} WHERE channel_id = {mark(conn)} "
             f"AND {among_sql(conn, skips.c.provider_id)}",
             ch,
-            key_set(conn, sorted(imported)),
+            key_set(conn, part),
         )
+
+
+def erased_among(conn: Connection, keys: Collection[str]) -> set[str]:
+    """The erased address keys among ``keys`` (stored keys, not normalised)."""
+    found: set[str] = set()
+    for part in chunks(sorted(k for k in keys if "\x00" not in k)):
+        rows = fetch(
+            conn,
+            f"SELECT key FROM {erased.name} WHERE {among_sql(conn, erased.c.key)}",
+            key_set(conn, part),
+        )
+        found.update(str(k) for (k,) in rows)
+    return found
 
 
 def replace_links(

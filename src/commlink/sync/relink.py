@@ -80,11 +80,13 @@ class Relinker:
         """Apply a blocklist edit: added entries remove stored mail at once;
         removed entries let mail back in on the channel's next step.
 
-        ``channel`` must already carry the new blocklist (save it in the store).
+        ``channel`` must already carry the new blocklist; it is saved here.
+        (Saving a channel with new entries removes matching mail by itself,
+        whatever path the change takes; this counts what they removed.)
         """
-        self.store.save_channel(channel)
         entries = {normalise_entry(e) for e in added} - {""}
         removed_count = self.store.delete_matching(channel.id, entries) if entries else 0
+        self.store.save_channel(channel)
         if any(True for _ in removed):
             engine.request_resync(channel.id)
         return removed_count

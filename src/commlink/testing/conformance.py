@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from ..stores.memory import MemoryStore
 from .conformance_model import ModelTests
+from .conformance_privacy import PrivacyTests
 from .conformance_read import ReadTests
 from .conformance_trust import TrustTests
 from .conformance_write import WriteTests
@@ -38,7 +39,7 @@ __all__ = ["StoreConformance", "fail_after_writes", "fail_memory_after_writes"]
 _WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
-class StoreConformance(WriteTests, ReadTests, TrustTests, ModelTests):
+class StoreConformance(WriteTests, ReadTests, TrustTests, PrivacyTests, ModelTests):
     """Base class of a store's conformance tests (pytest collects subclasses)."""
 
     def break_commit(self, store: Any, after: int) -> AbstractContextManager[None]:

@@ -217,7 +217,8 @@ def dump(
     for ch in store.channels():
         scopes = sorted(store.scope_ids(ch.id))
         state[f"scopes {ch.id}"] = scopes
-        state[f"skips {ch.id}"] = sorted(store.skips(ch.id), key=lambda s: s.provider_id)
+        state[f"skips {ch.id}"] = list(store.skips(ch.id, Viewer(ch.user_id)))
+        state[f"skips {ch.id} seen by others"] = list(store.skips(ch.id, Viewer("nobody")))
         state[f"state {ch.id}"] = store.channel_state(ch.id)
         for scope in {*scopes, "INBOX"}:
             state[f"cursor {ch.id} {scope}"] = store.cursor(ch.id, scope)

@@ -80,6 +80,9 @@ _links = st.builds(
 )
 
 
+_SKIP_REASONS = (Reason.GROUP, Reason.INTERNAL, Reason.BLOCKED)
+
+
 @st.composite
 def _batches(draw: Callable[..., Any]) -> SyncBatch:
     msgs = draw(st.lists(_messages, max_size=4, unique_by=lambda r: r.message.provider_id))
@@ -87,10 +90,18 @@ def _batches(draw: Callable[..., Any]) -> SyncBatch:
         st.lists(_events, max_size=2, unique_by=lambda r: (r.event.provider_id, r.event.uid))
     )
     skipped = draw(st.lists(st.integers(0, 9), max_size=2, unique=True))
+    reasons = draw(st.lists(st.sampled_from(_SKIP_REASONS), min_size=2, max_size=2))
     used = {r.message.provider_id for r in msgs} | {r.event.provider_id for r in evts}
     skips = tuple(
-        Skip(f"m{i}", Reason.GROUP, message_id=f"id{i % 6}@x")
-        for i in skipped
+        Skip(
+            f"m{i}",
+            reason,
+            f"detail {i}",
+            message_id=f"id{i % 6}@x",
+            subject=f"subject {i}",
+            sender=_key(i % 6),
+        )
+        for i, reason in zip(skipped, reasons[: len(skipped)], strict=True)
         if f"m{i}" not in used
     )
     return batch(
@@ -120,13 +131,21 @@ _operations = st.one_of(
     ).map(lambda a: ("delete_matching", a)),
     st.tuples(st.sampled_from(CHANNELS), st.sampled_from(SCOPES)).map(lambda a: ("drop_scope", a)),
     st.sampled_from(CHANNELS).map(lambda c: ("remove_channel", c)),
+    st.tuples(
+        st.sampled_from(CHANNELS),
+        st.sampled_from(list(Visibility)),
+        st.sampled_from([None, "@d1.example", _key(2)]),
+        st.booleans(),
+    ).map(lambda a: ("reconfigure", a)),
+    st.integers(0, 5).map(lambda n: ("erase_address", _key(n).upper())),
 )
 
 
 def _apply(store: Store, operation: tuple[str, Any]) -> Any:
     kind, arg = operation
     if kind == "commit":
-        store.save_channel(_channel(arg.channel_id))
+        if store.channel(arg.channel_id) is None:
+            store.save_channel(_channel(arg.channel_id))
         return store.commit(arg)
     if kind == "relink":
         return store.relink(arg)
@@ -134,6 +153,19 @@ def _apply(store: Store, operation: tuple[str, Any]) -> Any:
         return store.delete_matching(arg[0], [arg[1]])
     if kind == "drop_scope":
         return store.drop_scope(*arg)
+    if kind == "reconfigure":
+        name, visibility, blocked, details = arg
+        found = _channel(name)
+        settings = attrs.evolve(
+            found.settings,
+            visibility=visibility,
+            blocklist=frozenset({blocked} if blocked else ()),
+            skip_details=details,
+        )
+        return store.save_channel(attrs.evolve(found, settings=settings))
+    if kind == "erase_address":
+        report = store.erase_address(arg)  # erased_at: each store's own clock
+        return (report.key, report.messages, report.events, report.skips, report.links)
     return store.remove_channel(arg)
 
 
@@ -147,10 +179,15 @@ def _channel(name: str) -> Any:
 
 
 def _clear(store: Store) -> None:
-    """Empty what the operations can have written."""
+    """Empty what the operations can have written (erasure tombstones too,
+    where the store can forget them: ``_compare`` copes with the others)."""
     for name in CHANNELS:
         store.remove_channel(name)
     store.relink([links(_key(n)) for n in range(6)])
+    forget = getattr(store, "forget_erasure", None)
+    if forget is not None:
+        for key in store.erased([_key(n) for n in range(6)]):
+            forget(key)
 
 
 def _observe(store: Store) -> dict[str, Any]:
@@ -158,12 +195,14 @@ def _observe(store: Store) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for name in CHANNELS:
         seen[f"channel {name}"] = store.channel(name)
-        seen[f"skips {name}"] = store.skips(name)
+        for viewer in (Viewer("u" + name), Viewer("nobody")):
+            seen[f"skips {name} {viewer}"] = store.skips(name, viewer)
         seen[f"scopes {name}"] = sorted(store.scope_ids(name))
         for scope in SCOPES:
             seen[f"cursor {name} {scope}"] = store.cursor(name, scope)
             seen[f"known {name} {scope}"] = store.known_ids(name, scope, ids)
     seen["stored"] = store.stored_addresses()
+    seen["erased"] = store.erased([_key(n) for n in range(6)])
     seen["threads"] = dict(store.threads_by_message_ids([f"id{i}@x" for i in range(8)]))
     for person_id in PEOPLE:
         for kind in (TargetKind.PERSON, TargetKind.OPPORTUNITY):
@@ -198,6 +237,8 @@ class ModelTests:
     @staticmethod
     def _compare(store: Store, operations: list[tuple[str, Any]]) -> None:
         reference = MemoryStore()
+        for key in store.erased([_key(n) for n in range(6)]):
+            reference.erase_address(key)  # tombstones a store cannot forget
         for operation in operations:
             expected = _apply(reference, operation)
             assert _apply(store, operation) == expected, operation

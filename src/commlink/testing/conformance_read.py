@@ -96,6 +96,8 @@ class ReadTests:
 
     @pytest.mark.parametrize("visibility", [METADATA, SUBJECT])
     def test_owner_sees_everything(self, store: Store, visibility: Visibility) -> None:
+        """Everything the channel stored; a ``METADATA`` channel stores no
+        body, snippet, event description, location or conference link."""
         setup_channels(store, ("c1", "u1", visibility))
         _secret_data(store)
         (summary,) = all_threads(store, person("p1"), OWNER)
@@ -103,11 +105,14 @@ class ReadTests:
         (meeting,) = all_events(store, person("p1"), OWNER)
         assert view is not None
         assert summary.visibility is FULL
-        assert summary.snippet == "secret snippet"
-        assert view.messages[0].body == "secret body"
+        assert summary.subject == view.messages[0].subject == "Secret subject"
         assert view.messages[0].attachments[0].filename == "secret.pdf"
         assert meeting.title == "Secret title"
-        assert meeting.location == "Room 4"
+        stored = visibility is not METADATA
+        assert (summary.snippet == "secret snippet") is stored
+        assert (view.messages[0].body == "secret body") is stored
+        assert (meeting.location == "Room 4") is stored
+        assert (meeting.description == "Agenda: discount") is stored
 
     def test_visibility_is_most_open_channel(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", METADATA), ("c2", "u2", SUBJECT))

@@ -448,7 +448,7 @@ class WriteTests:
         store.acquire_lease("c1", "w1", timedelta(hours=1))
         store.remove_channel("c1")
         assert store.channel_state("c1") is None
-        assert store.skips("c1") == []
+        assert store.skips("c1", U1) == []
         assert store.cursor("c1", "INBOX") is None
         assert store.scope_ids("c1") == []
         assert store.acquire_lease("c1", "w2", timedelta(hours=1))
@@ -498,14 +498,14 @@ class WriteTests:
         setup_channels(store)
         first = Skip("m1", Reason.GROUP, "List-Id", message_id="a@x", subject="News", date=T0)
         store.commit(batch(skipped=(first, Skip("m2", Reason.INTERNAL, message_id="b@x"))))
-        assert sorted(s.provider_id for s in store.skips("c1")) == ["m1", "m2"]
-        assert store.skips("c1", "a@x") == [first]
-        assert store.skips("c2") == []
-        updated = Skip("m1", Reason.BLOCKED, message_id="a@x")
+        assert [s.provider_id for s in store.skips("c1", U1)] == ["m1", "m2"]
+        assert store.skips("c1", U1, "a@x") == [first]
+        assert store.skips("c2", U1) == []
+        updated = Skip("m1", Reason.INVALID, message_id="a@x")
         store.commit(batch(scope_id="Other", skipped=(updated,)))
-        assert store.skips("c1", "a@x") == [updated]
+        assert store.skips("c1", U1, "a@x") == [updated]
         store.commit(batch(messages=(message("m1", "a@x"),)))
-        assert [s.provider_id for s in store.skips("c1")] == ["m2"]
+        assert [s.provider_id for s in store.skips("c1", U1)] == ["m2"]
 
     def test_stored_addresses(self, store: Store) -> None:
         setup_channels(store)

@@ -9,6 +9,7 @@ can assert batching.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 
 import attrs
 
@@ -54,6 +55,8 @@ class InMemoryDirectory:
         self._companies: dict[str, CompanyRef] = {}
         self._by_domain: dict[str, str] = {}
         self._opportunities: dict[str, _Opportunity] = {}
+        #: addresses of deleted people -> when (never created again)
+        self._deleted: dict[str, datetime] = {}
         self._next_id = 0
 
     # -- admin methods (the same as SqlDirectory's) ---------------------------
@@ -80,14 +83,23 @@ class InMemoryDirectory:
         self._put_addresses(person_id, keys)
 
     def delete_person(self, person_id: str) -> None:
-        """Delete a person, their addresses and their points of contact (if any)."""
+        """Delete a person, their addresses and their points of contact (if
+        any). Their addresses are remembered: ``create_contacts`` never
+        creates them again, until ``forget_deletion``."""
         person = self._people.pop(person_id, None)
         if person is None:
             return
+        now = datetime.now(timezone.utc)
         for key in person.addresses:
             del self._by_address[key]
+            self._deleted[key] = now
         for opportunity in self._opportunities.values():
             opportunity.contacts = tuple(c for c in opportunity.contacts if c != person_id)
+
+    def forget_deletion(self, address: str) -> bool:
+        """Let ``create_contacts`` create a person for the address of a deleted
+        person again; whether it was one."""
+        return self._deleted.pop(address_key(address), None) is not None
 
     def add_company(self, id: str, name: str, domains: Iterable[str] = ()) -> CompanyRef:
         """Add or replace a company and the domains it owns (never free-mail ones)."""
@@ -201,10 +213,12 @@ class InMemoryDirectory:
 
     def create_contacts(self, new: Sequence[NewContact]) -> Mapping[str, PersonRef]:
         """Create people (and companies for unowned work domains); returns every
-        valid requested address's person by its key, existing people included."""
+        valid requested address's person by its key, existing people included.
+        An address of a deleted person is never created again."""
         self.calls.append(("create_contacts", len(new)))
         contacts = contacts_by_key(new)
-        todo = {k: c for k, c in contacts.items() if k not in self._by_address}
+        known = self._by_address.keys() | self._deleted.keys()
+        todo = {k: c for k, c in contacts.items() if k not in known}
         domains = wanted_domains(todo.values())
         owners = {d: self._by_domain[d] for d in domains if d in self._by_domain}
         plan = plan_contacts(todo, owners, self._new_id)
