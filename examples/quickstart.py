@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 
 from commlink import Channel, ChannelKind, ChannelSettings, Visibility
+from commlink.cli.demo import DEMO_DATA
 from commlink.providers.files.mbox import MboxProvider
 from commlink.records import (
     CompanyRef,
@@ -28,7 +28,7 @@ from commlink.records import (
 from commlink.stores.sql import SqlStore
 from commlink.sync.engine import SyncEngine
 
-DATA = Path(__file__).parent / "data" / "demo.mbox"
+DATA = DEMO_DATA / "demo.mbox"
 
 
 class HostDirectory:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from commlink.cli.demo import DEMO_DATA
 from commlink.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def test_sync_status_timeline_and_skipped(
     config.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path}/crm.sqlite"\n\n'
         '[[channels]]\nid = "alice-mail"\nuser = "alice"\nprovider = "mbox"\n'
-        f'path = "{ROOT}/examples/data/demo.mbox"\nowner = "alice@northwind.example"\n'
+        f'path = "{DEMO_DATA}/demo.mbox"\nowner = "alice@northwind.example"\n'
         'visibility = "metadata"\n'
     )
     assert main(["sync", str(config)]) == 0
@@ -89,3 +90,68 @@ def test_untrusted_text_never_reaches_the_terminal_raw() -> None:
     for line in [*format_threads([thread]), *format_skips([skip])]:
         assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line), line
         assert "\u202e" not in line
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    import commlink
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"commlink {commlink.__version__}"
+    run = subprocess.run(
+        [sys.executable, "-m", "commlink", "--help"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0
+    assert "usage: commlink" in run.stdout
+
+
+def test_read_commands_never_create_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "channels.toml"
+    config.write_text('[store]\nurl = "sqlite:///crm.sqlite"\n')
+    for command in (["status"], ["skipped"], ["timeline", "--person", "p", "--viewer", "u"]):
+        assert main([command[0], str(config), *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert "no database at" in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "crm.sqlite").exists()
+
+
+def test_status_as_json_and_unreachable_servers_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "channels.toml"
+    config.write_text(
+        '[store]\nurl = "sqlite:///crm.sqlite"\n\n'
+        '[[channels]]\nid = "imap"\nuser = "alice"\nprovider = "imap"\n'
+        'owner = "alice@northwind.example"\n'
+        f'options = {{ host = "127.0.0.1", port = {port}, ssl = false, username = "a", '
+        'password = "pw-not-shown" }\n'
+    )
+    assert main(["sync", str(config)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "pw-not-shown" not in out + err
+    assert main(["status", "--json", str(config)]) == 0
+    states = json.loads(capsys.readouterr().out)
+    assert states[0]["channel"] == "imap"
+    assert states[0]["failures"] == 1
+    assert states[0]["next_attempt"] is not None
+    config.write_text(
+        f'[store]\nurl = "postgresql+psycopg://nobody@127.0.0.1:{port}/x?connect_timeout=2"\n'
+    )
+    assert main(["status", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("commlink: ")
+    assert err.count("\n") == 1

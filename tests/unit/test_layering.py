@@ -136,7 +136,8 @@ def imports(
             yield base, child.lineno
             if child.module is None:  # "from . import x": x may be a module
                 for alias in child.names:
-                    yield f"{base}.{alias.name}", child.lineno
+                    if not alias.name.startswith("__"):  # __version__ is no module
+                        yield f"{base}.{alias.name}", child.lineno
         else:
             yield from visit(child)
 

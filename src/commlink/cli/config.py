@@ -66,7 +66,7 @@ __all__ = ["ChannelConfig", "Config", "load_config", "parse_config"]
 _SETTINGS_KEYS = {
     "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",
     "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
-    "create_companies", "sync_invites", "options", "path", "limits",
+    "create_companies", "sync_invites", "options", "path", "limits", "skip_details",
 }  # fmt: skip
 #: Option names whose values are secrets (kept as ``Secret``; ``_env`` and
 #: ``_file`` forms accepted).
@@ -181,6 +181,7 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
         blocklist=blocklist,
         create_companies=_bool(raw, "create_companies", where, True),
         sync_invites=_bool(raw, "sync_invites", where, False),
+        skip_details=_bool(raw, "skip_details", where, False),
         limits=_limits(raw.get("limits", {}), f"{where}.limits"),
     )
     kind = PROVIDER_KINDS[provider]

@@ -1,8 +1,8 @@
 """``commlink demo``: a small CRM in SQLite, a mailbox and a calendar synced into it.
 
 The CRM has two companies with people and opportunities; the mailbox is a
-Google Takeout-style mbox and the calendar an .ics file from
-``examples/data/``. The demo prints email and meeting timelines as the
+Google Takeout-style mbox and the calendar an .ics file, both shipped with
+the package (``DEMO_DATA``). The demo prints email and meeting timelines as the
 mailbox owner and as a colleague (who sees subjects only), and why each
 left-out message was left out.
 """
@@ -23,25 +23,21 @@ from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
 from .output import format_events, format_skips, format_thread, format_threads
 
-__all__ = ["find_demo_data", "run_demo"]
+__all__ = ["DEMO_DATA", "find_demo_data", "run_demo"]
 
 OWNER = "alice@northwind.example"
 
 
+#: The demo mailbox and calendar shipped with the package.
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+
+
 def find_demo_data(explicit: str | Path | None = None) -> Path:
-    """The folder holding demo.mbox and demo.ics."""
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [
-        Path.cwd() / "examples" / "data",
-        Path(__file__).resolve().parents[3] / "examples" / "data",
-    ]
-    for folder in candidates:
-        if (folder / "demo.mbox").is_file() and (folder / "demo.ics").is_file():
-            return folder
-    raise ConfigError(
-        "demo.mbox and demo.ics not found; run from a commlink checkout or pass --data",
-        field="data",
-    )
+    """The folder holding demo.mbox and demo.ics (``DEMO_DATA`` by default)."""
+    folder = Path(explicit).expanduser() if explicit else DEMO_DATA
+    if (folder / "demo.mbox").is_file() and (folder / "demo.ics").is_file():
+        return folder
+    raise ConfigError(f"demo.mbox and demo.ics not found in {folder}", field="data")
 
 
 def build_crm(directory: SqlDirectory) -> None:
@@ -119,7 +115,7 @@ def run_demo(
             say("\n".join(format_thread(view)) + "\n")
 
     say("\n== Left out of the CRM, and why\n")
-    say("\n".join(format_skips(store.skips(mail.id))) + "\n")
+    say("\n".join(format_skips(store.skips(mail.id, alice))) + "\n")
     say("\n== Contacts created from sent mail\n")
     new_people = directory.people_by_addresses(["dana@hooli.example"])
     new_companies = directory.companies_by_domains(["hooli.example"])

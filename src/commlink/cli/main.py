@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import TextIO
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import sqlalchemy as sa
 
 from ..credentials import install_log_redaction
-from ..errors import CommlinkError
+from ..errors import CommlinkError, ConfigError
 from ..providers.registry import connect
-from ..records import ChannelState, PageRequest, Target, TargetKind, Viewer
+from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewer
 from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
 from ..sync.report import Progress
 from ..sync.runner import Runner
 from .config import Config, load_config
-from .output import format_skips, format_threads, terminal_safe
+from .output import as_json, format_skips, format_threads, terminal_safe, when_relative
 
 __all__ = ["main"]
 
@@ -36,7 +40,18 @@ def _progress_printer(stream: TextIO) -> Callable[[Progress], None] | None:
     return show
 
 
-def _open(config: Config) -> tuple[SqlStore, SqlDirectory]:
+def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
+    """The configured store; read commands (``create=False``) never create a
+    SQLite file that is not there."""
+    if not create:
+        url = sa.make_url(config.store_url)
+        database = url.database or ""
+        on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        if on_disk and not Path(database).exists():
+            raise ConfigError(
+                f"no database at {database}; run `commlink sync` on this configuration first",
+                field="store.url",
+            )
     store = SqlStore(config.store_url)
     return store, SqlDirectory(store)
 
@@ -80,22 +95,46 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config)
-    for item in config.channels:
-        state = store.channel_state(item.channel.id) or ChannelState(item.channel.id)
-        last = state.last_success.isoformat(timespec="seconds") if state.last_success else "never"
-        line = f"{item.channel.id}: {state.status.value}, {state.stage.value}, last success {last}"
+    store, _ = _open(config, create=False)
+    now = datetime.now(timezone.utc)
+    states = [
+        store.channel_state(item.channel.id) or ChannelState(item.channel.id)
+        for item in config.channels
+    ]
+    if args.json:
+        print(as_json([_state_json(s) for s in states]))
+        return 0
+    for state in states:
+        last = when_relative(state.last_success, now) if state.last_success else "never"
+        line = f"{state.channel_id}: {state.status.value}, {state.stage.value}, last success {last}"
         if state.failures:
-            line += f", {state.failures} failures, next attempt {state.next_attempt}"
-        print(line)
+            line += f", {state.failures} failures in a row"
+        if state.next_attempt is not None:
+            line += f", next attempt {when_relative(state.next_attempt, now)}"
+        print(terminal_safe(line))
         if state.last_error:
             print(terminal_safe(f"  last error: {state.last_error}"))
     return 0
 
 
+def _state_json(state: ChannelState) -> dict[str, Any]:
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat(timespec="seconds") if value else None
+
+    return {
+        "channel": state.channel_id,
+        "status": state.status.value,
+        "stage": state.stage.value,
+        "failures": state.failures,
+        "last_error": state.last_error or None,
+        "next_attempt": moment(state.next_attempt),
+        "last_success": moment(state.last_success),
+    }
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config)
+    store, _ = _open(config, create=False)
     if args.person:
         target = Target(TargetKind.PERSON, args.person)
     elif args.company:
@@ -103,24 +142,50 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     else:
         target = Target(TargetKind.OPPORTUNITY, args.opportunity)
     page = store.timeline(target, Viewer(args.viewer), PageRequest(limit=args.limit))
-    print("\n".join(format_threads(page.items)))
+    if args.json:
+        print(as_json({"threads": list(page.items), "next": page.next}))
+    else:
+        print("\n".join(format_threads(page.items)))
     return 0
 
 
 def cmd_skipped(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config)
+    store, _ = _open(config, create=False)
+    found: dict[str, list[Skip]] = {}
     for item in config.channels:
         if args.channel and item.channel.id != args.channel:
             continue
-        print(f"{item.channel.id}:")
-        print("\n".join(format_skips(store.skips(item.channel.id, args.message_id))))
+        # the operator reads as the channel's owner
+        owner = Viewer(item.channel.user_id)
+        found[item.channel.id] = list(store.skips(item.channel.id, owner, args.message_id))
+    if args.json:
+        print(
+            as_json({c: _summary(s) if args.summary else s[: args.limit] for c, s in found.items()})
+        )
+        return 0
+    for channel_id, skips in found.items():
+        print(f"{channel_id}: {len(skips)} skipped")
+        if args.summary:
+            for reason, count in _summary(skips).items():
+                print(f"  {reason:<16} {count}")
+            continue
+        print("\n".join(format_skips(skips[: args.limit])))
+        if len(skips) > args.limit:
+            print(f"  ... and {len(skips) - args.limit} more (--limit, --summary)")
     return 0
 
 
+def _summary(skips: Sequence[Skip]) -> dict[str, int]:
+    return dict(Counter(s.reason.value for s in skips).most_common())
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="commlink", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action="version", version=f"commlink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="build a demo CRM in SQLite and sync a demo mailbox")
@@ -136,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show each channel's sync status")
     status.add_argument("config")
+    status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
     timeline = sub.add_parser("timeline", help="show a CRM record's email threads")
@@ -146,12 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--opportunity")
     timeline.add_argument("--viewer", required=True, help="the CRM user id reading")
     timeline.add_argument("--limit", type=int, default=20)
+    timeline.add_argument("--json", action="store_true", help="print JSON")
     timeline.set_defaults(func=cmd_timeline)
 
     skipped = sub.add_parser("skipped", help="explain why messages were left out")
     skipped.add_argument("config")
     skipped.add_argument("--channel")
     skipped.add_argument("--message-id")
+    skipped.add_argument("--limit", type=int, default=50, help="show at most this many")
+    skipped.add_argument("--summary", action="store_true", help="counts by reason only")
+    skipped.add_argument("--json", action="store_true", help="print JSON")
     skipped.set_defaults(func=cmd_skipped)
     return parser
 
@@ -166,8 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CommlinkError as exc:
+        if args.verbose:
+            logging.getLogger("commlink.cli").exception("failed")
         print(terminal_safe(f"commlink: {exc}"), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # unexpected: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(
+            terminal_safe(f"commlink: {type(exc).__name__}: {exc} (run with -v for details)"),
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,15 +6,28 @@ through ``terminal_safe`` before it reaches a terminal.
 
 from __future__ import annotations
 
+import enum
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import wraps
+from typing import Any
+
+import attrs
 
 from ..model import Participant, Role
 from ..records import EventSummary, Skip, ThreadSummary, ThreadView
 
-__all__ = ["format_events", "format_skips", "format_thread", "format_threads", "terminal_safe"]
+__all__ = [
+    "as_json",
+    "format_events",
+    "format_skips",
+    "format_thread",
+    "format_threads",
+    "terminal_safe",
+    "when_relative",
+]
 
 # C0 and C1 controls (escape sequences, BEL, backspace, carriage return...),
 # DEL, and the characters that reorder text (bidi embeddings, overrides and
@@ -39,6 +52,42 @@ def _safe_lines(render: Callable[..., list[str]]) -> Callable[..., list[str]]:
         return [terminal_safe(line) for line in render(*args)]
 
     return safe
+
+
+def when_relative(value: datetime, now: datetime | None = None) -> str:
+    """``"5 minutes ago (2026-12-03 13:10 UTC)"``, ``"in 2 hours (...)"``."""
+    now = now or datetime.now(timezone.utc)
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if span >= size:
+            count = int(span // size)
+            amount = f"{count} {unit}{'s' if count != 1 else ''}"
+            break
+    else:
+        amount = "seconds" if span >= 1 else ""
+    relative = "now" if not amount else (f"in {amount}" if seconds > 0 else f"{amount} ago")
+    return f"{relative} ({value.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC)"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def as_json(value: Any) -> str:
+    """Records (attrs values, enums, dates) as JSON text; ``ensure_ascii``
+    so no control or bidi character reaches a terminal raw."""
+    return json.dumps(_plain(value), indent=2, ensure_ascii=True)
 
 
 def _when(value: datetime) -> str:

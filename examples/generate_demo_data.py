@@ -1,7 +1,9 @@
 """Regenerate the demo mailbox (demo.mbox, Google Takeout style) and calendar (demo.ics).
 
-The output is deterministic; run ``python examples/data/generate_demo.py``
-after editing the scenario below.
+The output is deterministic and lands in the package
+(``src/commlink/cli/demo_data/``, shipped in the wheel so ``commlink demo``
+works after ``pip install commlink``); run
+``python examples/generate_demo_data.py`` after editing the scenario below.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1] / "src" / "commlink" / "cli" / "demo_data"
 T0 = datetime(2026, 10, 5, 8, 30, tzinfo=timezone.utc)
 
 ALICE = "Alice Martin <alice@northwind.example>"
