@@ -17,6 +17,7 @@ from ..errors import CommlinkError
 from ..mime.parse import parse_message
 from ..model import Channel, Detail, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
+from ..policy.skips import erased_skip, involves
 from ..policy.threads import lookup_ids
 from ..policy.visibility import detail_for
 from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider, Scope, Store
@@ -134,6 +135,8 @@ class MailFetcher:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
             del item  # its raw bytes go before the provider reads the next message
         vanished = tuple(i for i in ids if i not in returned)
+        messages, erased = _without_erased(messages, self.store)
+        errors.extend(erased)
         known_threads = self.store.threads_by_message_ids(lookup_ids(messages, self.channel.id))
         verdict, poisoned = _judge(
             messages,
@@ -238,6 +241,8 @@ class CalendarFetcher:
             else:
                 events.extend(item.events)
         vanished = tuple(i for i in ids if i not in returned)
+        events, erased = _without_erased(events, self.store)
+        errors.extend(erased)
         verdict, poisoned = _judge(
             events,
             lambda es: evaluate_events(es, self.channel, self.directory),
@@ -314,3 +319,19 @@ def _too_large(message: Message, size: int | None) -> Message:
 def _cancelled(events: Sequence[Event]) -> bool:
     """A cancelled series or single event (cancelled overrides are kept)."""
     return any(e.recurrence_id is None and e.status is EventStatus.CANCELLED for e in events)
+
+
+def _without_erased(items: list[Item], store: Store) -> tuple[list[Item], list[Skip]]:
+    """Leave out what involves an erased address (one batched read), before
+    the policy can link it or create a contact from it. A calendar object
+    goes whole: every event under a provider id that involves one."""
+    keys = {a.key for item in items for a in item.addresses() if a.key}
+    erased = store.erased(keys) if keys else set()
+    if not erased:
+        return items, []
+    gone = {i.provider_id for i in items if involves(i, erased)}
+    skips: dict[str, Skip] = {}
+    for item in items:
+        if item.provider_id in gone:
+            skips.setdefault(item.provider_id, erased_skip(item))
+    return [i for i in items if i.provider_id not in gone], list(skips.values())
