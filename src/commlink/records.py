@@ -327,7 +327,14 @@ class ThreadSummary:
 
 @attrs.frozen(slots=True)
 class MessageView:
-    """One message of a thread, as the viewer may see it."""
+    """One message of a thread, as the viewer may see it.
+
+    ``warnings`` are the parse warnings of the copy shown (``Message.warnings``:
+    what was repaired, cut or guessed, such as ``text-truncated`` or
+    ``too-large:<bytes>``), as stored (see ``stores.common.stored_warnings``).
+    A view shown below ``FULL`` keeps only each code, the part before its
+    first ``:``.
+    """
 
     message_id: str
     date: datetime
@@ -337,6 +344,7 @@ class MessageView:
     subject: str | None = None
     body: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

@@ -3,7 +3,7 @@
 ``V3`` freezes the tables schema 4 changed as schema 3 defined them (the
 others are unchanged, and the tables schema 5 added are left out); versions
 1 and 2 are derived from it the way their migrations undo. A schema 4
-database is a fresh one without schema 5's tables. Each test writes an old
+database is a fresh one without schema 5's tables and copy warnings. Each test writes an old
 database through plain inserts, opens it with ``SqlStore`` and checks what
 the read API shows, on SQLite and (when reachable) PostgreSQL.
 """
@@ -468,6 +468,7 @@ def write_v4(engine: Engine) -> None:
         )
         for table in NEWER:
             conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql("ALTER TABLE commlink_message_copies DROP COLUMN warnings")
         conn.exec_driver_sql("UPDATE commlink_schema SET version = 4")
 
 
@@ -511,5 +512,27 @@ def test_schema_4_is_migrated_to_keep_less(engine: Engine) -> None:
     assert found.provider_id == "s1"
     assert store.erase_address(ALICE).messages == 2
     assert store.erased([ALICE]) == {ALICE}
+    assert _shape(engine) == _fresh_shape(engine)
+    store.close()
+
+
+def test_schema_4_copies_get_warnings(engine: Engine) -> None:
+    write_v4(engine)
+    store = SqlStore(engine)
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT channel_id, warnings FROM commlink_message_copies ORDER BY channel_id"
+        ).all()
+    assert [tuple(row) for row in found] == [("c1", "[]"), ("c2", "[]")]
+    view = store.thread("t-c1", U1)
+    assert view is not None
+    assert view.messages[0].warnings == ()
+    # a re-fetch with warnings rewrites the copy
+    cut = ("text-truncated", "too-large:123")
+    again = message("c1-m", thread="t-c1", body="c1 body", warnings=cut)
+    store.commit(batch("c1", messages=(again,)))
+    view = store.thread("t-c1", U1)
+    assert view is not None
+    assert (view.messages[0].body, view.messages[0].warnings) == ("c1 body", cut)
     assert _shape(engine) == _fresh_shape(engine)
     store.close()

@@ -281,7 +281,9 @@ def _with(record: MessageRecord, **changes: Any) -> MessageRecord:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    field=st.sampled_from(["subject", "snippet", "body", "date", "participant", "reference"]),
+    field=st.sampled_from(
+        ["subject", "snippet", "body", "date", "participant", "reference", "warning"]
+    ),
     text=_TEXT,
 )
 def test_any_stored_change_changes_the_digest(field: str, text: str) -> None:
@@ -295,6 +297,7 @@ def test_any_stored_change_changes_the_digest(field: str, text: str) -> None:
             "participants": (*msg.participants, Participant(addr(f"x{text}@y.example"), Role.CC))
         },
         "reference": {"references": (*msg.references, f"<{text}>")},
+        "warning": {"warnings": (*msg.warnings, f"w:{text}")},
     }[field]
     assert content_hash(_with(_RECORD, **changes)) != content_hash(_RECORD)
 

@@ -31,6 +31,8 @@ from ..records import (
 
 __all__ = [
     "FIRST_PAGE",
+    "MAX_STORED_WARNINGS",
+    "MAX_WARNING_CHARS",
     "EventKey",
     "StoredMessage",
     "effective_visibility",
@@ -43,6 +45,8 @@ __all__ = [
     "require_aware",
     "resolve_threads",
     "select_occurrences",
+    "shown_warnings",
+    "stored_warnings",
     "summarise_thread",
     "thread_after",
     "thread_token",
@@ -68,6 +72,37 @@ class StoredMessage:
     body: str | None = None
     attachments: tuple[Attachment, ...] = ()
     participants: tuple[Participant, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+#: At most this many warnings are stored with a copy of a message ...
+MAX_STORED_WARNINGS = 20
+#: ... each cut to this many characters (a warning may echo outsider text).
+MAX_WARNING_CHARS = 200
+
+
+def stored_warnings(warnings: Iterable[str]) -> tuple[str, ...]:
+    """What a store keeps of a message's warnings: the first
+    ``MAX_STORED_WARNINGS`` distinct ones, each cut to ``MAX_WARNING_CHARS``
+    characters (in their order; empty ones dropped)."""
+    kept: dict[str, None] = {}
+    for warning in warnings:
+        text = warning[:MAX_WARNING_CHARS]
+        if text:
+            kept[text] = None
+            if len(kept) == MAX_STORED_WARNINGS:
+                break
+    return tuple(kept)
+
+
+def shown_warnings(warnings: Sequence[str], visibility: Visibility) -> tuple[str, ...]:
+    """The warnings of a copy as a viewer sees them: all of them at ``FULL``
+    (who may read the body may read anything a warning echoes), else only
+    each code, the part before its first ``:`` (``too-large:123`` is shown
+    as ``too-large``)."""
+    if visibility is Visibility.FULL:
+        return tuple(warnings)
+    return tuple(dict.fromkeys(w.partition(":")[0] for w in warnings))
 
 
 DAWN = datetime.min.replace(tzinfo=timezone.utc)
@@ -189,6 +224,7 @@ def message_view(
         subject=message.subject if shows_subject else None,
         body=message.body if full else None,
         attachments=message.attachments if full else (),
+        warnings=shown_warnings(message.warnings, visibility),
     )
 
 

@@ -2,9 +2,9 @@
 
 Content is kept per channel (see ``stores.copies``): one logical message per
 Message-ID holds only its thread; each channel holding it keeps its own
-copy (date, subject, snippet, body, attachments, participants, references),
-and each channel its own copy of every event. A copy goes with its
-channel's last association; a logical message with its last copy.
+copy (date, subject, snippet, body, attachments, participants, references,
+warnings), and each channel its own copy of every event. A copy goes with
+its channel's last association; a logical message with its last copy.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .common import (
     message_view,
     page_events,
     resolve_threads,
+    stored_warnings,
     summarise_thread,
     thread_after,
     thread_token,
@@ -79,6 +80,7 @@ class MessageCopy:
     attachments: tuple[Attachment, ...] = ()
     participants: tuple[Participant, ...] = ()
     refs: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def stored(self, message_id: str, thread_id: str) -> StoredMessage:
         return StoredMessage(
@@ -90,6 +92,7 @@ class MessageCopy:
             body=self.body,
             attachments=self.attachments,
             participants=self.participants,
+            warnings=self.warnings,
         )
 
 
@@ -107,6 +110,7 @@ def copy_of(record: MessageRecord, previous: MessageCopy | None) -> MessageCopy:
         attachments=msg.attachments,
         participants=msg.participants,
         refs=(*msg.in_reply_to, *msg.references, *record.thread_keys),
+        warnings=stored_warnings(msg.warnings),
     )
 
 

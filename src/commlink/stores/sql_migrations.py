@@ -149,8 +149,15 @@ def _least_data(conn: Connection) -> None:
     Message-ID a digest (no channel had opted in to ``skip_details``);
     ``METADATA`` channels' copies lose what ``minimise_message`` and
     ``minimise_event`` drop now (event locations and conference links too).
-    The tombstone tables (``erased``, ``deleted_addresses``) are new, so
-    ``ensure_schema`` creates them."""
+    Copies get a ``warnings`` column (none recorded: ``'[]'``); a schema 3
+    database already has it, as step 3 created the copies table as it is
+    now. The tombstone tables (``erased``, ``deleted_addresses``) are new,
+    so ``ensure_schema`` creates them."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(message_copies.name)}
+    if "warnings" not in columns:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {message_copies.name} ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'"
+        )
     found = conn.exec_driver_sql(
         "SELECT channel_id, provider_id, reason, message_id FROM commlink_skips "
         "WHERE reason IN ('internal', 'blocked')"

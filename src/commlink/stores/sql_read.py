@@ -116,7 +116,7 @@ def _copies(
     conn: Connection, thread_ids: Sequence[str], bodies: bool
 ) -> dict[str, list[tuple[Holder, StoredMessage]]]:
     """Every copy of the threads' messages (with its participants, and its
-    body when ``bodies``) and the channel holding it, by thread."""
+    body and warnings when ``bodies``) and the channel holding it, by thread."""
     columns = [
         messages.c.pk,
         messages.c.message_id,
@@ -130,7 +130,7 @@ def _copies(
         channels.c.visibility,
     ]
     if bodies:
-        columns.append(message_copies.c.body)
+        columns.extend((message_copies.c.body, message_copies.c.warnings))
     rows: list[RowMapping] = []
     for thread_part in chunks(thread_ids):
         rows.extend(

@@ -30,7 +30,7 @@ from ..model import (
     Visibility,
 )
 from ..records import ChannelState, ChannelStatus, MessageRecord, Reason, Skip, SyncStage
-from .common import StoredMessage
+from .common import StoredMessage, stored_warnings
 
 __all__ = [
     "COPY_COLUMNS",
@@ -197,6 +197,7 @@ COPY_COLUMNS = (
     "snippet",
     "body",
     "attachments",
+    "warnings",
     "content_hash",
 )
 
@@ -214,8 +215,24 @@ def copy_tuple(
         msg.snippet,
         msg.body,
         _attachments_json(msg.attachments),
+        _warnings_json(msg.warnings),
         digest,
     )
+
+
+def _warnings_json(warnings: Sequence[str]) -> str:
+    """The ``warnings`` column of a copy: what ``stored_warnings`` keeps."""
+    kept = stored_warnings(warnings)
+    return json.dumps(list(kept)) if kept else "[]"
+
+
+def _warnings(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    found = json.loads(text)
+    if not isinstance(found, list):
+        return ()
+    return tuple(str(w) for w in found)
 
 
 def _address_fields(address: Address) -> tuple[str, str, str, bool, str]:
@@ -224,9 +241,9 @@ def _address_fields(address: Address) -> tuple[str, str, str, bool, str]:
 
 def content_hash(record: MessageRecord) -> str:
     """A digest of what committing ``record`` writes into its channel's copy:
-    the ``message_copies`` row, participants and references (not the thread,
-    which belongs to the logical message, nor the provider id, folders or
-    direction, which belong to the association)."""
+    the ``message_copies`` row (warnings included), participants and
+    references (not the thread, which belongs to the logical message, nor the
+    provider id, folders or direction, which belong to the association)."""
     msg = record.message
     head = _ENCODER.encode(
         [
@@ -235,6 +252,7 @@ def content_hash(record: MessageRecord) -> str:
             msg.snippet,
             None if msg.body is None else len(msg.body),
             _attachments_json(msg.attachments),
+            _warnings_json(msg.warnings),
             [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
             msg.in_reply_to,
             msg.references,
@@ -311,7 +329,8 @@ def participant_from_row(row: Row) -> Participant:
 
 
 def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessage:
-    """A copy as the read path needs it (``body`` may be left out of ``row``)."""
+    """A copy as the read path needs it (``body`` and ``warnings`` may be left
+    out of ``row``)."""
     return StoredMessage(
         message_id=row["message_id"],
         thread_id=row["thread_id"],
@@ -321,6 +340,7 @@ def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessa
         body=row.get("body"),
         attachments=_attachments(row["attachments"]),
         participants=tuple(participants),
+        warnings=_warnings(row.get("warnings")),
     )
 
 

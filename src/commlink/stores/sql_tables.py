@@ -174,6 +174,8 @@ message_copies = _table(
     _text("snippet"),
     sa.Column("body", sa.Text),
     _text("attachments"),
+    # the copy's parse warnings, a JSON list (capped: see common.stored_warnings)
+    sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),
     # digest of the copy, its participants and references (see sql_rows.content_hash):
     # a re-committed message with the same digest is left as it is
     _text("content_hash"),

@@ -92,6 +92,7 @@ _COPY_UPDATE = {
     "subject": "excluded.subject",
     "snippet": "excluded.snippet",
     "attachments": "excluded.attachments",
+    "warnings": "excluded.warnings",
     # a metadata-only fetch never erases a body the same channel fetched before
     "body": f"COALESCE(excluded.body, {message_copies.name}.body)",
     "content_hash": "excluded.content_hash",

@@ -112,6 +112,7 @@ def message(
     references: Sequence[str] = (),
     direction: Direction = Direction.INCOMING,
     extra: Sequence[Participant] = (),
+    warnings: Sequence[str] = (),
 ) -> MessageRecord:
     mid = message_id or f"{provider_id}@mail.example"
     participants = (
@@ -132,6 +133,7 @@ def message(
             body=body,
             snippet=snippet,
             attachments=tuple(attachments),
+            warnings=tuple(warnings),
         ),
         thread_id=thread or f"thread-{mid}",
         direction=direction,

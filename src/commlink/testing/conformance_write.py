@@ -30,6 +30,7 @@ from ..records import (
     SyncStage,
     Viewer,
 )
+from ..stores.common import MAX_STORED_WARNINGS, MAX_WARNING_CHARS
 from .conformance_data import (
     ALICE,
     BOB,
@@ -67,6 +68,12 @@ def _rich_batch() -> SyncBatch:
         cursor="cursor-1",
         generation=1,
     )
+
+
+def _warnings(store: Store, thread_id: str, viewer: Viewer) -> tuple[str, ...]:
+    view = store.thread(thread_id, viewer)
+    assert view is not None
+    return view.messages[0].warnings
 
 
 class WriteTests:
@@ -173,6 +180,36 @@ class WriteTests:
         view = store.thread("t", U1)
         assert view is not None
         assert view.messages[0].body == "full text"
+
+    def test_warnings_are_kept_with_each_copy(self, store: Store) -> None:
+        setup_channels(
+            store, ("c1", "u1", FULL), ("c2", "u2", Visibility.SUBJECT), ("c3", "u3", FULL)
+        )
+        cut = ("text-truncated", "too-large:123")
+        store.commit(batch(messages=(message("a", "x@x", thread="t", warnings=cut),)))
+        store.commit(batch("c2", messages=(message("b", "x@x", thread="t"),)))
+        # the owner's copy, with its warnings; the other owner's copy has none
+        assert _warnings(store, "t", U1) == cut
+        assert _warnings(store, "t", Viewer("u2")) == ()
+        # others see the chosen copy's warnings (here c1's, shown in full)
+        assert _warnings(store, "t", Viewer("nobody")) == cut
+        # a re-commit with other warnings rewrites them; without, clears them
+        store.commit(batch(messages=(message("a", "x@x", thread="t", warnings=("nul-removed",)),)))
+        assert _warnings(store, "t", U1) == ("nul-removed",)
+        store.commit(batch(messages=(message("a", "x@x", thread="t"),)))
+        assert _warnings(store, "t", U1) == ()
+        # below FULL, a viewer sees only each code (before its first ':')
+        repaired = ("charset-repaired:windows-1252", "bad-address:to", "bad-address:cc")
+        store.commit(batch("c2", messages=(message("c", "y@x", thread="u", warnings=repaired),)))
+        assert _warnings(store, "u", Viewer("u2")) == repaired
+        assert _warnings(store, "u", Viewer("nobody")) == ("charset-repaired", "bad-address")
+        # what is stored is capped (a warning may echo outsider text)
+        many = tuple(f"w{i}:" + "x" * 300 for i in range(30))
+        store.commit(batch("c3", messages=(message("d", "z@x", thread="v", warnings=many),)))
+        kept = _warnings(store, "v", Viewer("u3"))
+        assert 0 < len(kept) <= MAX_STORED_WARNINGS
+        assert all(len(w) <= MAX_WARNING_CHARS for w in kept)
+        assert all(w == many[i][: len(w)] for i, w in enumerate(kept))
 
     def test_direction_prefers_viewer_channel(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", FULL))
