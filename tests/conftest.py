@@ -13,6 +13,9 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from commlink.testing.postgres import reachable, temporary_database  # noqa: E402
 
+# the real servers (Dovecot, Cyrus, Radicale, Xandikos), one of each kind per session
+pytest_plugins = ["server_fixtures"]
+
 
 @pytest.fixture(scope="module")
 def pg_engine() -> Iterator[Engine]:

@@ -15,6 +15,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "StoreError",
+    "SweepRefused",
     "TransientError",
     "bounded_wait",
 ]
@@ -89,3 +90,15 @@ class CursorExpired(ProviderError):
 
 class NotFound(ProviderError):
     """The requested item or folder does not exist (any more)."""
+
+
+class SweepRefused(ProviderError):
+    """A sync step would have deleted more of a channel than its guard allows
+    (``SyncEngine(max_sweep_share=...)``), or the provider listed no folders
+    or calendars at all while the channel holds some. Nothing was deleted;
+    ``would_remove`` of the ``held`` stored ids would have gone."""
+
+    def __init__(self, message: str, *, would_remove: int = 0, held: int = 0) -> None:
+        super().__init__(message)
+        self.would_remove = would_remove
+        self.held = held

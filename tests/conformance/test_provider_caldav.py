@@ -1,21 +1,23 @@
-"""The CalDAV provider passes the calendar provider conformance suite against Radicale."""
+"""The CalDAV provider passes the calendar provider conformance suite against
+Radicale, Xandikos and Cyrus CalDAV (``server_fixtures``), with
+sync-collection and with the ctag fallback."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from commlink.providers.caldav.provider import CalDavProvider
-from commlink.testing.provider_conformance import CalendarProviderConformance
-from commlink.testing.radicale import RadicaleAccount, RadicaleServer
+from commlink.testing.dav_account import DavAccount
+from commlink.testing.provider_conformance import (
+    CalendarProviderConformance,
+    RefusedCredentialsChecks,
+)
+from server_fixtures import DavServer
 
 pytestmark = pytest.mark.integration
-
-_users = itertools.count(1)
 
 
 def _ics(uid: str, title: str, start: datetime, attendees: tuple[str, ...]) -> str:
@@ -30,12 +32,13 @@ def _ics(uid: str, title: str, start: datetime, attendees: tuple[str, ...]) -> s
 
 
 class CalDavHarness:
-    def __init__(self, account: RadicaleAccount, **options: bool | None) -> None:
+    def __init__(self, account: DavAccount, **options: bool | None) -> None:
         self.account = account
         self.path = account.make_calendar("work", "Work")
         self.provider = CalDavProvider(
             account.url, username=account.username, password=account.password, **options
         )
+        self.opened = [self.provider]
 
     def put_event(
         self, calendar_id: str, uid: str, title: str, start: datetime, attendees: tuple[str, ...]
@@ -49,28 +52,30 @@ class CalDavHarness:
     def calendar_id(self) -> str:
         return self.path
 
+    def refused_provider(self) -> CalDavProvider:
+        """The same server without credentials (an anonymous client)."""
+        provider = CalDavProvider(self.account.url)
+        self.opened.append(provider)
+        return provider
 
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    root: Path = tmp_path_factory.mktemp("radicale-conformance")
-    with RadicaleServer(root) as server:
-        yield server
+    def close(self) -> None:
+        for provider in self.opened:
+            provider.close()
 
 
-class TestCalDavSyncCollection(CalendarProviderConformance):
+class TestCalDavSyncCollection(CalendarProviderConformance, RefusedCredentialsChecks):
     @pytest.fixture
-    def harness(self, radicale: RadicaleServer) -> Iterator[CalDavHarness]:
-        harness = CalDavHarness(radicale.add_account(f"sync{next(_users)}", "pw"))
+    def harness(self, dav_server: DavServer) -> Iterator[CalDavHarness]:
+        harness = CalDavHarness(dav_server.account("sync"))
         yield harness
-        harness.provider.close()
+        harness.close()
 
 
-class TestCalDavCtagFallback(CalendarProviderConformance):
+class TestCalDavCtagFallback(CalendarProviderConformance, RefusedCredentialsChecks):
     changes_may_need_rescan = True
 
     @pytest.fixture
-    def harness(self, radicale: RadicaleServer) -> Iterator[CalDavHarness]:
-        account = radicale.add_account(f"ctag{next(_users)}", "pw")
-        harness = CalDavHarness(account, use_sync_collection=False)
+    def harness(self, dav_server: DavServer) -> Iterator[CalDavHarness]:
+        harness = CalDavHarness(dav_server.account("ctag"), use_sync_collection=False)
         yield harness
-        harness.provider.close()
+        harness.close()

@@ -1,70 +1,55 @@
-"""The IMAP provider passes the provider conformance suite against a real
-Dovecot, with CONDSTORE/QRESYNC and without them."""
+"""The IMAP provider passes the provider conformance suite against real
+servers: Dovecot and Cyrus IMAP, each with CONDSTORE/QRESYNC and without
+them (``server_fixtures``)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from commlink.errors import CursorExpired
-from commlink.testing.dovecot import DovecotAccount, DovecotServer, dovecot_binary
-from commlink.testing.provider_conformance import MailProviderConformance, sample_message
+from commlink.testing.imap_account import ImapAccount, ImapTestServer
+from commlink.testing.provider_conformance import (
+    MailProviderConformance,
+    RefusedCredentialsChecks,
+    sample_message,
+)
+from server_fixtures import unique_name
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(dovecot_binary() is None, reason="dovecot is not installed"),
-]
-
-_users = itertools.count(1)
-
-
-def _server(condstore: bool) -> Iterator[DovecotServer]:
-    with DovecotServer(condstore=condstore) as server:
-        yield server
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def server_qresync() -> Iterator[DovecotServer]:
-    yield from _server(True)
-
-
-@pytest.fixture(scope="module")
-def server_plain() -> Iterator[DovecotServer]:
-    yield from _server(False)
-
-
-def _account(server: DovecotServer) -> Iterator[DovecotAccount]:
-    account = DovecotAccount(server, f"conf{next(_users)}")
+def _account(server: ImapTestServer) -> Iterator[ImapAccount]:
+    account = ImapAccount(server, unique_name("conf"))
     try:
         yield account
     finally:
         account.close()
 
 
-class TestImapWithQresync(MailProviderConformance):
+class TestImapWithQresync(MailProviderConformance, RefusedCredentialsChecks):
     @pytest.fixture
-    def harness(self, server_qresync: DovecotServer) -> Iterator[DovecotAccount]:
-        yield from _account(server_qresync)
+    def harness(self, imap_server: ImapTestServer) -> Iterator[ImapAccount]:
+        yield from _account(imap_server)
 
-    def test_the_server_offers_qresync(self, harness: DovecotAccount) -> None:
+    def test_the_server_offers_qresync(self, harness: ImapAccount) -> None:
         assert harness.provider.conn.has("QRESYNC")
 
 
-class TestImapWithoutCondstore(MailProviderConformance):
+class TestImapWithoutCondstore(MailProviderConformance, RefusedCredentialsChecks):
     # without CONDSTORE an expunge is only seen as a count that does not add up
     changes_may_need_rescan = True
 
     @pytest.fixture
-    def harness(self, server_plain: DovecotServer) -> Iterator[DovecotAccount]:
-        yield from _account(server_plain)
+    def harness(self, imap_plain_server: ImapTestServer) -> Iterator[ImapAccount]:
+        yield from _account(imap_plain_server)
 
-    def test_the_server_offers_no_condstore(self, harness: DovecotAccount) -> None:
+    def test_the_server_offers_no_condstore(self, harness: ImapAccount) -> None:
         assert not harness.provider.conn.has("CONDSTORE")
         assert not harness.provider.conn.has("QRESYNC")
 
-    def test_an_expunge_expires_the_cursor(self, harness: DovecotAccount) -> None:
+    def test_an_expunge_expires_the_cursor(self, harness: ImapAccount) -> None:
         for n in (1, 2):
             harness.add("INBOX", sample_message(n))
         provider = harness.provider

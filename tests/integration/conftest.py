@@ -1,64 +1,41 @@
-"""Private Dovecot servers for the IMAP tests (skipped when Dovecot is absent).
-
-Two servers run for the session: one with CONDSTORE/QRESYNC (Dovecot's
-default) and one advertising neither. Each test gets a fresh user, so tests
-share a server but never a mailbox.
-"""
+"""A fresh IMAP user per test, on each server (``server_fixtures``): ``imap``
+runs a test on Dovecot and on Cyrus with CONDSTORE/QRESYNC, ``imap_plain``
+on both without them. Tests share a server but never a mailbox."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-# before commlink.testing is imported: its suites get detailed assertion messages
-from commlink.testing.dovecot import (
-    DovecotAccount,
-    DovecotServer,
-    dovecot_binary,
-)
-
-_users = itertools.count(1)
+from commlink.testing.dovecot import DovecotAccount, DovecotServer
+from commlink.testing.imap_account import ImapAccount, ImapTestServer
+from server_fixtures import unique_name
 
 
-def start_server(**kwargs: Any) -> Iterator[DovecotServer]:
-    if dovecot_binary() is None:
-        pytest.skip("dovecot is not installed (Debian package dovecot-imapd)")
-    server = DovecotServer(**kwargs)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def new_account(server: DovecotServer) -> Iterator[DovecotAccount]:
-    account = DovecotAccount(server, f"it{next(_users)}")
+def new_account(server: ImapTestServer, prefix: str = "it") -> Iterator[ImapAccount]:
+    account = ImapAccount(server, unique_name(prefix))
     try:
         yield account
     finally:
         account.close()
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    """A Dovecot with CONDSTORE and QRESYNC."""
-    yield from start_server()
-
-
-@pytest.fixture(scope="session")
-def dovecot_plain() -> Iterator[DovecotServer]:
-    """A Dovecot advertising neither CONDSTORE nor QRESYNC."""
-    yield from start_server(condstore=False)
+@pytest.fixture
+def imap(imap_server: ImapTestServer) -> Iterator[ImapAccount]:
+    yield from new_account(imap_server)
 
 
 @pytest.fixture
-def imap(dovecot: DovecotServer) -> Iterator[DovecotAccount]:
-    yield from new_account(dovecot)
+def imap_plain(imap_plain_server: ImapTestServer) -> Iterator[ImapAccount]:
+    yield from new_account(imap_plain_server)
 
 
 @pytest.fixture
-def imap_plain(dovecot_plain: DovecotServer) -> Iterator[DovecotAccount]:
-    yield from new_account(dovecot_plain)
+def dovecot_account(dovecot: DovecotServer) -> Iterator[DovecotAccount]:
+    """A user of the Dovecot server only (for what goes through its Maildir)."""
+    account = DovecotAccount(dovecot, unique_name("dc"))
+    try:
+        yield account
+    finally:
+        account.close()

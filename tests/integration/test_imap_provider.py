@@ -1,5 +1,5 @@
-"""The IMAP provider's connection handling against a real Dovecot: IDLE,
-missing folders, dropped connections, the registry entry."""
+"""The IMAP provider's connection handling against real servers (Dovecot and
+Cyrus): IDLE, missing folders, dropped connections, the registry entry."""
 
 from __future__ import annotations
 
@@ -27,9 +27,12 @@ from commlink.records import Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
 from commlink.sync.report import Progress
+from commlink.testing.cyrus import CyrusServer
 from commlink.testing.directory import InMemoryDirectory
-from commlink.testing.dovecot import DovecotAccount, DovecotServer
+from commlink.testing.dovecot import DovecotServer
+from commlink.testing.imap_account import ImapAccount, ImapTestServer
 from commlink.testing.provider_conformance import OWNER, sample_message
+from server_fixtures import require
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,7 @@ def _inbox(provider: ImapProvider) -> object:
     return provider.scopes([f for f in provider.folders() if f.id == "INBOX"])[0]
 
 
-def test_folders_have_special_use_kinds(imap: DovecotAccount) -> None:
+def test_folders_have_special_use_kinds(imap: ImapAccount) -> None:
     imap.admin.create_folder("Clients/Acme")
     kinds = {f.id: f.kind for f in imap.provider.folders()}
     assert kinds["INBOX"] is FolderKind.INBOX
@@ -52,9 +55,19 @@ def test_folders_have_special_use_kinds(imap: DovecotAccount) -> None:
     assert (acme.name, acme.parent) == ("Acme", "Clients")
 
 
-def test_folders_by_name_without_special_use() -> None:
-    with DovecotServer(special_use=False, folders=("Sent Items", "Papierkorb", "Spam")) as server:
-        account = DovecotAccount(server, "names")
+def _own_server(kind: str, **options: object) -> DovecotServer | CyrusServer:
+    """A server of its own for a test that needs another configuration."""
+    require(kind)
+    if kind == "cyrus":
+        return CyrusServer(caldav=False, **options)  # type: ignore[arg-type]
+    return DovecotServer(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["dovecot", "cyrus"])
+def test_folders_by_name_without_special_use(kind: str) -> None:
+    folders = ("Sent Items", "Papierkorb", "Spam")
+    with _own_server(kind, special_use=False, folders=folders) as server:
+        account = ImapAccount(server, "names")
         try:
             kinds = {f.id: f.kind for f in account.provider.folders()}
         finally:
@@ -67,7 +80,7 @@ def test_folders_by_name_without_special_use() -> None:
     }
 
 
-def test_idle_wakes_within_two_seconds(imap: DovecotAccount) -> None:
+def test_idle_wakes_within_two_seconds(imap: ImapAccount) -> None:
     provider = imap.new_provider()
     watcher = provider.watch(_inbox(provider))  # type: ignore[arg-type]
     assert watcher is not None
@@ -81,7 +94,7 @@ def test_idle_wakes_within_two_seconds(imap: DovecotAccount) -> None:
     assert waited < 2.0
 
 
-def test_idle_ends_when_the_connection_drops(imap: DovecotAccount) -> None:
+def test_idle_ends_when_the_connection_drops(imap: ImapAccount) -> None:
     provider = imap.new_provider()
     watcher = provider.watch(_inbox(provider))  # type: ignore[arg-type]
     assert watcher is not None
@@ -93,17 +106,19 @@ def test_idle_ends_when_the_connection_drops(imap: DovecotAccount) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_no_watch_without_idle() -> None:
+@pytest.mark.parametrize("kind", ["dovecot", "cyrus"])
+def test_no_watch_without_idle(kind: str) -> None:
     caps = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ SPECIAL-USE"
-    with DovecotServer(extra=f"imap_capability = {caps}\n") as server:
-        account = DovecotAccount(server, "noidle")
+    options = {"extra": f"imap_capability = {caps}\n"} if kind == "dovecot" else {"idle": False}
+    with _own_server(kind, **options) as server:
+        account = ImapAccount(server, "noidle")
         try:
             assert account.provider.watch(_inbox(account.provider)) is None  # type: ignore[arg-type]
         finally:
             account.close()
 
 
-def test_a_deleted_folder_is_not_found(imap: DovecotAccount) -> None:
+def test_a_deleted_folder_is_not_found(imap: ImapAccount) -> None:
     imap.admin.create_folder("Gone")
     provider = imap.provider
     scope = provider.scopes([f for f in provider.folders() if f.id == "Gone"])[0]
@@ -140,7 +155,7 @@ def test_a_silent_server_times_out() -> None:
         listener.close()
 
 
-def test_reconnects_once_after_a_drop(imap: DovecotAccount) -> None:
+def test_reconnects_once_after_a_drop(imap: ImapAccount) -> None:
     imap.add("INBOX", sample_message(1))
     provider = imap.provider
     scope = _inbox(provider)
@@ -151,7 +166,7 @@ def test_reconnects_once_after_a_drop(imap: DovecotAccount) -> None:
     assert provider.conn.connects == 2
 
 
-def test_registry_builds_the_provider(imap: DovecotAccount) -> None:
+def test_registry_builds_the_provider(imap: ImapAccount) -> None:
     channel = Channel("c", "u", ChannelKind.MAIL, "imap", ChannelSettings(owner=OWNER))
     options = {
         "host": imap.server.host,
@@ -235,14 +250,14 @@ class DroppingProxy:
 
 
 @pytest.fixture
-def proxy(dovecot: DovecotServer) -> Iterator[DroppingProxy]:
-    proxy = DroppingProxy(dovecot.port)
+def proxy(imap_server: ImapTestServer) -> Iterator[DroppingProxy]:
+    proxy = DroppingProxy(imap_server.port)
     yield proxy
     proxy.close()
 
 
 def test_drop_mid_fetch_is_transient_and_the_next_run_resumes(
-    imap: DovecotAccount, proxy: DroppingProxy
+    imap: ImapAccount, proxy: DroppingProxy
 ) -> None:
     for n in range(1, 41):
         imap.add("INBOX", sample_message(n))
@@ -285,7 +300,7 @@ def test_drop_mid_fetch_is_transient_and_the_next_run_resumes(
     provider.close()
 
 
-def test_the_inbox_is_the_first_scope(imap: DovecotAccount) -> None:
+def test_the_inbox_is_the_first_scope(imap: ImapAccount) -> None:
     scopes = imap.provider.scopes(imap.provider.folders())
     assert scopes[0].id == "INBOX"
     assert len(scopes) == len(imap.provider.folders())

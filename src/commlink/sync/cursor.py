@@ -5,7 +5,9 @@ listing, the page token to resume from, the generation stamped on what the
 pass sees) or incremental (``mode="incremental"``: the provider's cursor).
 The folder-selection fingerprint forces a full pass when the selection
 changes, so single-scope providers (Gmail labels) reconcile too;
-``refetch`` makes a full pass re-read what is already stored.
+``refetch`` makes a full pass re-read what is already stored; ``held``
+(how many ids the scope held when the pass began) lets the engine refuse a
+sweep that would empty it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class ScopeCursor:
     selection: str = ""
     done: int = 0
     refetch: bool = False
+    #: Ids the scope held when the pass's snapshot was taken (-1: unknown);
+    #: the sweep guard compares it with what the listing found.
+    held: int = -1
 
     def encode(self) -> str:
         return json.dumps(attrs.asdict(self), separators=(",", ":"), sort_keys=True)
@@ -51,6 +56,7 @@ class ScopeCursor:
                 selection=str(raw.get("selection", "")),
                 done=int(raw.get("done", 0)),
                 refetch=bool(raw.get("refetch", False)),
+                held=int(raw.get("held", -1)),
             )
         except (ValueError, KeyError, TypeError):
             return None

@@ -30,19 +30,27 @@ from ..errors import (
     CursorExpired,
     InvalidInput,
     RateLimited,
+    SweepRefused,
     TransientError,
 )
 from ..model import Channel, ChannelKind, Folder
-from ..ports import CalendarProvider, Directory, MailProvider, Scope, Store
+from ..ports import AssociationCounter, CalendarProvider, Directory, MailProvider, Scope, Store
 from ..records import ChannelState, ChannelStatus, Reason, Skip, SyncBatch, SyncStage
 from .cursor import ScopeCursor
 from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
 from .folder_cache import FolderCache
 from .report import Backoff, Progress, SyncReport
 
-__all__ = ["SyncEngine"]
+__all__ = ["MAX_SWEEP_SHARE", "SWEEP_ALLOWANCE", "SyncEngine"]
 
 log = logging.getLogger("commlink.sync")
+
+#: The default ``max_sweep_share``: a step may not delete more than half of
+#: what a channel holds through a sweep or by dropping vanished scopes.
+MAX_SWEEP_SHARE = 0.5
+#: A sweep (or drop) of at most this many ids is never refused, so small
+#: channels can lose most of their few items.
+SWEEP_ALLOWANCE = 10
 
 Provider = MailProvider | CalendarProvider
 
@@ -110,6 +118,17 @@ class SyncEngine:
     A step holds the channel's lease (``lease_ttl``, one minute by default),
     renewed in the background while it runs: a runner that dies frees the
     channel within ``lease_ttl``.
+
+    No silent mass deletion: a provider that lists no folders or calendars
+    at all while the channel holds some, a full pass whose sweep would
+    remove more than ``max_sweep_share`` of the ids the channel holds, or
+    folders gone from the listing that hold more than that share, stop the
+    step with ``SweepRefused`` (recorded as the channel's ``last_error``,
+    counted as a failure) and delete nothing. Removing at most
+    ``sweep_allowance`` ids is always allowed. To accept a mass deletion,
+    run one step with ``max_sweep_share=None``, which turns the guard off.
+    The share needs a store that counts (``ports.AssociationCounter``, as
+    both built-in stores do).
     """
 
     def __init__(
@@ -127,9 +146,17 @@ class SyncEngine:
         holder: str | None = None,
         folder_ttl: timedelta | None = None,
         folder_cache: FolderCache | None = None,
+        max_sweep_share: float | None = MAX_SWEEP_SHARE,
+        sweep_allowance: int = SWEEP_ALLOWANCE,
     ) -> None:
         if batch_size < 1:
             raise ConfigError("must be positive", field="batch_size")
+        if max_sweep_share is not None and not 0 <= max_sweep_share <= 1:
+            raise ConfigError("must be between 0 and 1, or None", field="max_sweep_share")
+        if sweep_allowance < 0:
+            raise ConfigError("must not be negative", field="sweep_allowance")
+        self.max_sweep_share = max_sweep_share
+        self.sweep_allowance = sweep_allowance
         self.store = store
         self.directory = directory
         self.batch_size = batch_size
@@ -212,6 +239,17 @@ class SyncEngine:
     ) -> None:
         fetcher = self._fetcher(channel, provider)
         folders = self._folder_list(channel.id, fetcher)
+        stored = set(self.store.scope_ids(channel.id))
+        if not folders and stored and self.max_sweep_share is not None:
+            what = "folders" if channel.kind is ChannelKind.MAIL else "calendars"
+            held = max(self._count(channel), 0)
+            raise SweepRefused(
+                f"the provider listed no {what} at all while {len(stored)} scope(s) of the"
+                " channel are stored; nothing was deleted (a failed or unauthenticated"
+                " listing is never taken for an empty account)",
+                would_remove=held,
+                held=held,
+            )
         selected = [f for f in folders if channel.settings.folders.selects(f)]
         scopes = list(fetcher.source.scopes(selected))
         run = _Run(
@@ -224,14 +262,29 @@ class SyncEngine:
             heartbeat,
         )
         wanted = {s.id for s in scopes}
-        for stale in set(self.store.scope_ids(channel.id)) - wanted:
-            self.store.drop_scope(channel.id, stale)
+        listed = {f.id for f in folders}
+        # deselected scopes go at once (the user's choice); scopes whose folder
+        # is gone from the listing go at the end of a complete step, guarded
+        for deselected in sorted((stored - wanted) & listed):
+            report.deleted += max(self._count(channel, deselected), 0)
+            self.store.drop_scope(channel.id, deselected)
+        vanished = sorted(stored - wanted - listed)
         if state.status is ChannelStatus.NOT_SYNCED:
             self._save_state(attrs.evolve(state, status=ChannelStatus.ONGOING))
         complete = True
+        refused: list[SweepRefused] = []
         for scope in scopes:
             report.scopes += 1
-            complete &= self._sync_scope(run, scope)
+            try:
+                complete &= self._sync_scope(run, scope)
+            except SweepRefused as exc:
+                log.warning("sync of %s/%s: %s", channel.id, scope.id, exc)
+                refused.append(exc)
+                complete = False
+        if refused:
+            raise refused[0]
+        if complete and vanished:
+            self._drop_vanished(run, vanished)
         report.complete = complete
         report.status = ChannelStatus.ACTIVE if complete else ChannelStatus.ONGOING
         self._save_state(
@@ -282,7 +335,10 @@ class SyncEngine:
             generation = (cursor.generation if cursor else 0) + 1
             refetch = cursor.refetch if cursor else False
             snapshot = run.fetcher.source.snapshot(scope)
-            cursor = ScopeCursor("full", snapshot, None, generation, selection, 0, refetch)
+            held = self._count(run.channel, scope.id) if self.max_sweep_share is not None else -1
+            cursor = ScopeCursor(
+                "full", snapshot, None, generation, selection, 0, refetch, held=held
+            )
             self._commit(run, scope, Parts(), cursor, generation, stage="snapshot")
         refetch = cursor.refetch
         while True:
@@ -297,12 +353,21 @@ class SyncEngine:
             run.report.unchanged += len(known)
             done = cursor.done + len(ids)
             if page.next is None:
+                self._check_sweep(run, scope, cursor, done)
                 final = ScopeCursor(
                     "incremental", cursor.provider, None, cursor.generation, selection
                 )
+                before = self._count(run.channel, scope.id)
+                if before >= 0 and refetch:
+                    known = self.store.known_ids(channel_id, scope.id, ids)
+                fresh = [i for i in ids if i not in known]
                 self._commit(
                     run, scope, parts, final, cursor.generation, stage="full", sweep=True, done=done
                 )
+                if before >= 0:  # what the sweep removed, for the report
+                    added = self.store.known_ids(channel_id, scope.id, fresh) if fresh else ()
+                    after = self._count(run.channel, scope.id)
+                    run.report.deleted += max(0, before + len(added) - after)
                 return final
             cursor = attrs.evolve(cursor, page=page.next, done=done)
             self._commit(run, scope, parts, cursor, cursor.generation, stage="full", done=done)
@@ -328,6 +393,58 @@ class SyncEngine:
                     )  # fmt: skip
             if changes.complete:
                 return True
+
+    # -- the sweep guard -----------------------------------------------------
+
+    def _count(self, channel: Channel, scope_id: str | None = None) -> int:
+        """Ids the channel (or one scope) holds; -1 when the store cannot count."""
+        if not isinstance(self.store, AssociationCounter):
+            return -1
+        return self.store.count_associations(channel.id, scope_id, kind=channel.kind)
+
+    def _guard(self, channel: Channel, loss: int, what: str) -> None:
+        """``SweepRefused`` when removing ``loss`` ids is more than the channel
+        may lose in one step."""
+        share = self.max_sweep_share
+        if share is None or loss <= self.sweep_allowance:
+            return
+        held = self._count(channel)
+        if held < 0 or loss <= share * held:
+            return
+        raise SweepRefused(
+            f"{what} would remove {loss} of the {held} ids channel {channel.id!r} holds,"
+            f" more than max_sweep_share={share:g}; nothing was deleted (to accept it,"
+            " run one step with SyncEngine(max_sweep_share=None))",
+            would_remove=loss,
+            held=held,
+        )
+
+    def _check_sweep(self, run: _Run, scope: Scope, cursor: ScopeCursor, listed: int) -> None:
+        """Before the sweep that ends a full pass: the ids the scope held when
+        the pass began, less those the listing found, may not be too many."""
+        if self.max_sweep_share is None:
+            return
+        held = cursor.held if cursor.held >= 0 else self._count(run.channel, scope.id)
+        if held < 0:
+            return
+        self._guard(
+            run.channel,
+            held - listed,
+            f"the sweep of {scope.id!r} (the listing found {listed} ids where {held} were stored)",
+        )
+
+    def _drop_vanished(self, run: _Run, vanished: Sequence[str]) -> None:
+        """Drop the scopes whose folder the provider no longer lists (deleted
+        or renamed), unless together they hold too much of the channel."""
+        counts = {scope_id: self._count(run.channel, scope_id) for scope_id in vanished}
+        self._guard(
+            run.channel,
+            sum(max(n, 0) for n in counts.values()),
+            f"dropping {len(vanished)} scope(s) no longer listed ({', '.join(vanished)[:200]})",
+        )
+        for scope_id in vanished:
+            self.store.drop_scope(run.channel.id, scope_id)
+            run.report.deleted += max(counts[scope_id], 0)
 
     # -- committing ----------------------------------------------------------
 

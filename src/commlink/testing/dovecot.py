@@ -25,14 +25,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .imap_account import ImapAccount
 
-if TYPE_CHECKING:
-    from ..providers.imap.provider import ImapProvider
-
-__all__ = ["DovecotAccount", "DovecotServer", "dovecot_binary", "free_port"]
+__all__ = ["DovecotAccount", "DovecotServer", "ImapAccount", "dovecot_binary", "free_port"]
 
 #: Capabilities of a server without CONDSTORE/QRESYNC (``condstore=False``).
 PLAIN_CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE"
@@ -172,6 +169,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 first_valid_uid = {min(self.uid, 100)}
@@ -208,6 +206,10 @@ service pop3-login {{
 }}
 service anvil {{
   chroot =
+  # no growing delay for an IP after failed logins: tests refuse logins on purpose
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 {self.extra}
 """
@@ -309,6 +311,21 @@ service anvil {{
         if path != maildir:
             self._subscribe(maildir, folder)
 
+    def delete_index(self, folder: str = "INBOX", *, username: str | None = None) -> list[str]:
+        """Delete a folder's index files (``dovecot.index*``), keeping its
+        ``dovecot-uidlist``: Dovecot rebuilds the index when it next opens the
+        folder, with the same UIDVALIDITY and UIDs but HIGHESTMODSEQ starting
+        low again, as after a lost or corrupted index. Returns the names removed.
+
+        Sessions that have the folder open keep their old view: open new ones.
+        """
+        path = self.folder_path(folder, username)
+        removed = []
+        for index in sorted(path.glob("dovecot.index*")):
+            index.unlink()
+            removed.append(index.name)
+        return removed
+
     def _subscribe(self, maildir: Path, folder: str) -> None:
         subscriptions = maildir / "subscriptions"
         existing = subscriptions.read_text().splitlines() if subscriptions.exists() else []
@@ -327,60 +344,7 @@ service anvil {{
                     os.chown(os.path.join(dirpath, name), self.uid, self.gid)
 
 
-class DovecotAccount:
-    """A fresh user on a running ``DovecotServer``: providers for it, and an
-    admin connection (imapclient) that changes the mailbox behind their back.
+class DovecotAccount(ImapAccount):
+    """A fresh user on a running ``DovecotServer`` (an ``ImapAccount``)."""
 
-    It also serves as the harness of ``MailProviderConformance``.
-    """
-
-    def __init__(self, server: DovecotServer, username: str) -> None:
-        import imapclient
-
-        self.server = server
-        self.username = username
-        self.password = server.password
-        self.providers: list[ImapProvider] = []
-        server.add_user(username)
-        self.provider = self.new_provider()
-        self.admin: Any = imapclient.IMAPClient(server.host, server.port, ssl=False)
-        self.admin.login(username, self.password)
-
-    def new_provider(self, **options: Any) -> ImapProvider:
-        """An ``ImapProvider`` for this account (closed by ``close()``)."""
-        from ..providers.imap.provider import ImapProvider
-
-        settings: dict[str, Any] = {"username": self.username, "password": self.password}
-        settings.update(options)
-        provider = ImapProvider(self.server.host, self.server.port, ssl=False, **settings)
-        self.providers.append(provider)
-        return provider
-
-    def add(self, folder_id: str, raw: bytes, flags: Sequence[bytes] = ()) -> None:
-        """APPEND a message."""
-        self.admin.append(folder_id, raw, flags=tuple(flags))
-
-    def uids(self, folder_id: str, message_id: str) -> list[int]:
-        """UIDs of the messages with this Message-ID (no angle brackets)."""
-        self.admin.select_folder(folder_id)
-        return [int(u) for u in self.admin.search(["HEADER", "Message-ID", f"<{message_id}>"])]
-
-    def delete(self, folder_id: str, message_id: str) -> None:
-        """Expunge the messages with this Message-ID."""
-        uids = self.uids(folder_id, message_id)
-        if not uids:
-            raise LookupError(f"{message_id} not in {folder_id}")
-        self.admin.delete_messages(uids)
-        self.admin.expunge()
-        self.admin.close_folder()
-
-    def inbox(self) -> str:
-        return "INBOX"
-
-    def close(self) -> None:
-        for provider in self.providers:
-            provider.close()
-        try:
-            self.admin.logout()
-        except Exception:
-            self.admin.shutdown()
+    server: DovecotServer

@@ -144,6 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_REPORT = do_PROPFIND = _serve
+    do_PROPPATCH = do_MKCALENDAR = do_MKCOL = do_OPTIONS = do_MOVE = do_COPY = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: servers keep their own request logs."""

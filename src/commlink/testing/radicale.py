@@ -10,23 +10,21 @@ htpasswd user (plain password), and stops it again::
         account.put("work", "a.ics", ics_text)
         provider = CalDavProvider(account.url, username="bob", password="pw")
 
-Objects are written with plain HTTP (``urllib``), so tests that use it do
-not depend on the client under test.
+Objects are written with plain HTTP (``urllib``, see ``DavAccount``), so
+tests that use it do not depend on the client under test.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import quote
+
+from .dav_account import DavAccount
 
 __all__ = ["RadicaleAccount", "RadicaleServer", "free_port"]
 
@@ -144,81 +142,9 @@ class RadicaleServer:
         self.stop()
 
 
-class RadicaleAccount:
-    """One user of a ``RadicaleServer``, with plain-HTTP helpers to change
-    their calendars."""
+class RadicaleAccount(DavAccount):
+    """One user of a ``RadicaleServer``; calendars live under ``/<user>/``."""
 
     def __init__(self, port: int, username: str, password: str) -> None:
+        super().__init__(f"http://127.0.0.1:{port}", username, password, home=f"/{username}/")
         self.port = port
-        self.username = username
-        self.password = password
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def home(self) -> str:
-        return f"/{self.username}/"
-
-    def calendar_path(self, calendar: str) -> str:
-        """The path (and calendar id) of one of the user's calendars."""
-        return f"/{self.username}/{quote(calendar)}/"
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | str = b"",
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        """Send one request as the user; returns status and body (never raises on 4xx/5xx)."""
-        data = body.encode() if isinstance(body, str) else body
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=data or None,
-            method=method,
-            headers={"Authorization": f"Basic {token}", **(headers or {})},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return int(exc.code), bytes(exc.read())
-
-    def _check(self, result: tuple[int, bytes], what: str) -> int:
-        status, body = result
-        if status >= 300:
-            raise RuntimeError(f"{what} failed: {status} {body[:200]!r}")
-        return status
-
-    def make_calendar(self, calendar: str, name: str = "") -> str:
-        """Create a calendar; returns its path."""
-        path = self.calendar_path(calendar)
-        display = f"<D:displayname>{name}</D:displayname>" if name else ""
-        body = (
-            '<?xml version="1.0" encoding="utf-8"?>'
-            '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            f"<D:set><D:prop>{display}</D:prop></D:set></C:mkcalendar>"
-        )
-        self._check(
-            self.request("MKCALENDAR", path, body, {"Content-Type": "application/xml"}),
-            f"MKCALENDAR {path}",
-        )
-        return path
-
-    def delete_calendar(self, calendar: str) -> None:
-        path = self.calendar_path(calendar)
-        self._check(self.request("DELETE", path), f"DELETE {path}")
-
-    def put(self, calendar: str, name: str, ics: bytes | str) -> str:
-        """Create or replace an object; returns its path."""
-        path = self.calendar_path(calendar) + quote(name)
-        headers = {"Content-Type": "text/calendar; charset=utf-8"}
-        self._check(self.request("PUT", path, ics, headers), f"PUT {path}")
-        return path
-
-    def delete(self, calendar: str, name: str) -> None:
-        path = self.calendar_path(calendar) + quote(name)
-        self._check(self.request("DELETE", path), f"DELETE {path}")

@@ -1,10 +1,10 @@
-"""A Radicale server for the CalDAV tests, one account per test, and a
-rewriting proxy that makes it look like a less capable or less careful server."""
+"""A fresh CalDAV user per test on each server (Radicale, Xandikos, Cyrus:
+``server_fixtures``), and a rewriting proxy that makes a server look like a
+less capable or less careful one."""
 
 from __future__ import annotations
 
 import http.client
-import itertools
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,29 +12,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from commlink.providers.caldav.provider import CalDavProvider
-from commlink.testing.radicale import RadicaleAccount, RadicaleServer
+from commlink.testing.dav_account import DavAccount
+from server_fixtures import DavServer
 
 pytestmark = pytest.mark.integration
-
-_users = itertools.count(1)
 
 Rewrite = Callable[[str, str, bytes], bytes]
 
 
-@pytest.fixture(scope="session")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    with RadicaleServer(tmp_path_factory.mktemp("radicale")) as server:
-        yield server
+@pytest.fixture
+def account(dav_server: DavServer) -> DavAccount:
+    """A fresh user with an empty calendar home, on each server."""
+    return dav_server.account("user")
 
 
 @pytest.fixture
-def account(radicale: RadicaleServer) -> RadicaleAccount:
-    """A fresh user with an empty calendar home."""
-    return radicale.add_account(f"user{next(_users)}", "pw")
-
-
-@pytest.fixture
-def connect(account: RadicaleAccount) -> Iterator[Callable[..., CalDavProvider]]:
+def connect(account: DavAccount) -> Iterator[Callable[..., CalDavProvider]]:
     opened: list[CalDavProvider] = []
 
     def make(url: str | None = None, **options: object) -> CalDavProvider:
@@ -54,9 +47,10 @@ class RewritingProxy:
     """Forwards HTTP to a server and passes each response body through
     ``rewrite(method, path, body)``."""
 
-    def __init__(self, port: int, rewrite: Rewrite) -> None:
+    def __init__(self, port: int, rewrite: Rewrite, root: str = "/") -> None:
         self.target = port
         self.rewrite = rewrite
+        self.root = root
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,6 +74,7 @@ class RewritingProxy:
                 conn.close()
 
             do_GET = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = do_OPTIONS = _forward
+            do_MKCALENDAR = _forward
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -89,7 +84,8 @@ class RewritingProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+        """The server's CalDAV root, through the proxy."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.root}"
 
     def __enter__(self) -> RewritingProxy:
         self.thread.start()
@@ -101,11 +97,12 @@ class RewritingProxy:
 
 
 @pytest.fixture
-def proxy(radicale: RadicaleServer) -> Iterator[Callable[[Rewrite], RewritingProxy]]:
+def proxy(dav_server: DavServer) -> Iterator[Callable[[Rewrite], RewritingProxy]]:
+    """Proxies to the test's server, rewriting what it answers."""
     started: list[RewritingProxy] = []
 
     def make(rewrite: Rewrite) -> RewritingProxy:
-        running = RewritingProxy(radicale.port, rewrite).__enter__()
+        running = RewritingProxy(dav_server.port, rewrite, dav_server.root).__enter__()
         started.append(running)
         return running
 

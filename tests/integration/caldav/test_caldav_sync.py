@@ -1,4 +1,5 @@
-"""The CalDAV provider against a real Radicale server, driven by the sync engine."""
+"""The CalDAV provider against real servers (Radicale, Xandikos, Cyrus CalDAV),
+driven by the sync engine."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from commlink.providers.caldav.provider import CalDavProvider
 from commlink.records import ChannelStatus, EventSummary, Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
+from commlink.testing.dav_account import DavAccount
 from commlink.testing.directory import InMemoryDirectory
-from commlink.testing.radicale import RadicaleAccount, free_port
+from commlink.testing.radicale import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +79,7 @@ def env() -> Env:
 
 
 def test_quiet_step_costs_one_request_for_the_channel(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider], env: Env
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env
 ) -> None:
     for cal in ("a", "b", "c"):
         account.make_calendar(cal, cal.upper())
@@ -105,7 +107,7 @@ def test_quiet_step_costs_one_request_for_the_channel(
 
 
 def test_multiget_is_one_report_per_chunk(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider]
+    account: DavAccount, connect: Callable[..., CalDavProvider]
 ) -> None:
     path = account.make_calendar("work")
     for n in range(5):
@@ -121,7 +123,7 @@ def test_multiget_is_one_report_per_chunk(
 
 
 def test_paging_resumes_after_the_last_id(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider]
+    account: DavAccount, connect: Callable[..., CalDavProvider]
 ) -> None:
     account.make_calendar("work")
     for n in range(7):
@@ -145,7 +147,7 @@ def test_paging_resumes_after_the_last_id(
 
 @pytest.mark.parametrize("how", ["recreate", "corrupt"])
 def test_invalidated_token_resyncs_without_duplicates(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider], env: Env, how: str
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env, how: str
 ) -> None:
     account.make_calendar("work")
     for n in range(3):
@@ -181,7 +183,7 @@ def test_invalidated_token_resyncs_without_duplicates(
 
 
 def test_event_moved_between_calendars(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider], env: Env
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env
 ) -> None:
     home = account.make_calendar("home")
     work = account.make_calendar("work")
@@ -209,7 +211,7 @@ def _series(master_lines: tuple[str, ...], override_title: str, override_start: 
 
 
 def test_edited_exception_instance_shows_the_edit(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider], env: Env
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env
 ) -> None:
     account.make_calendar("work")
     account.put("work", "s.ics", _series((), "Moved", "20260309T140000Z"))
@@ -230,7 +232,7 @@ def test_edited_exception_instance_shows_the_edit(
 
 
 def test_cancelled_series_disappears(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider], env: Env
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env
 ) -> None:
     account.make_calendar("work")
     account.put("work", "s.ics", _series((), "Moved", "20260309T140000Z"))
@@ -247,7 +249,7 @@ _ETAG = re.compile(rb"<(\w+:)?getetag>[^<]*</(\w+:)?getetag>")
 
 
 def test_objects_without_etags_sync_by_content_hash(
-    account: RadicaleAccount,
+    account: DavAccount,
     connect: Callable[..., CalDavProvider],
     proxy: Callable[..., object],
     env: Env,
@@ -270,7 +272,7 @@ def test_objects_without_etags_sync_by_content_hash(
     assert env.titles() == ["H0", "H1 edited"]
 
 
-def test_wrong_password_is_an_auth_error(account: RadicaleAccount, env: Env) -> None:
+def test_wrong_password_is_an_auth_error(account: DavAccount, env: Env) -> None:
     account.make_calendar("work")
     provider = CalDavProvider(account.url, username=account.username, password="wrong")
     with pytest.raises(AuthError):
@@ -290,7 +292,7 @@ def test_unreachable_server_is_transient() -> None:
 
 
 def test_sync_collection_reports_moves_as_upsert_and_delete(
-    account: RadicaleAccount, connect: Callable[..., CalDavProvider]
+    account: DavAccount, connect: Callable[..., CalDavProvider]
 ) -> None:
     account.make_calendar("work")
     account.put("work", "a.ics", vcalendar(vevent("a", "A", "20260302T090000Z")))

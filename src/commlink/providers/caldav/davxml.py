@@ -22,6 +22,7 @@ __all__ = [
     "calendar_props_body",
     "href_key",
     "href_path",
+    "is_unauthenticated",
     "listing_body",
     "multiget_body",
     "parse_calendars",
@@ -216,6 +217,17 @@ def parse_href_prop(tree: Node | None, prop: str) -> str:
             if href is not None and _text(href):
                 return href_path(_text(href))
     return ""
+
+
+def is_unauthenticated(tree: Node | None) -> bool:
+    """Whether ``current-user-principal`` says ``<unauthenticated/>`` (RFC 5397):
+    the server answered as for an anonymous user (Cyrus, Xandikos do so
+    instead of asking for credentials with a 401)."""
+    for response in _responses(tree):
+        node = _props(response).get(f"{DAV}current-user-principal")
+        if node is not None and node.find(f"{DAV}unauthenticated") is not None:
+            return True
+    return False
 
 
 def parse_calendars(tree: Node | None) -> list[CalendarInfo]:

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 from ...calendar.ical import parse_calendar, skipped_uids
-from ...errors import ConfigError, CursorExpired, NotFound, ProviderError
+from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
 from ...model import Folder, FolderKind
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
 from . import davxml as dav
@@ -43,6 +43,12 @@ class CalDavProvider:
     announces a sync token, ``False`` always uses the ctag/ETag fallback,
     ``True`` always tries sync-collection. ``requests`` counts the HTTP
     requests made so far.
+
+    ``auth`` is how credentials are sent: ``"basic"`` (the default) or
+    ``"digest"`` with the first request, or ``None`` to wait for the
+    server's 401 challenge. A server that answers as for an anonymous user
+    (``current-user-principal`` is ``<unauthenticated/>``) raises
+    ``AuthError``: its listing would be empty, not the user's.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class CalDavProvider:
         use_sync_collection: bool | None = None,
         page_size: int = 500,
         multiget_size: int = 100,
+        auth: str | None = "basic",
     ) -> None:
         if not url:
             raise ConfigError("a CalDAV URL is required", field="url")
@@ -64,7 +71,12 @@ class CalDavProvider:
         self.page_size = max(1, page_size)
         self.multiget_size = max(1, multiget_size)
         self._http = DavTransport(
-            self.url, username=username, password=password, timeout=timeout, verify=verify
+            self.url,
+            username=username,
+            password=password,
+            timeout=timeout,
+            verify=verify,
+            auth=auth,
         )
         self._home: str | None = None
         self._info: dict[str, dav.CalendarInfo] = {}
@@ -86,6 +98,9 @@ class CalDavProvider:
     def _calendar_home(self) -> str:
         if self._home is None:
             found = self._http.propfind(self.url, dav.principal_body(), depth=0)
+            if dav.is_unauthenticated(found.tree):
+                # a listing as nobody would be empty: never take it for the user's
+                raise AuthError(f"{self.url} answered as for an anonymous user (unauthenticated)")
             principal = dav.parse_href_prop(found.tree, f"{dav.DAV}current-user-principal")
             principal_url = self._absolute(principal) if principal else self.url
             found = self._http.propfind(principal_url, dav.home_set_body(), depth=0)

@@ -52,12 +52,20 @@ class DavTransport:
         password: str | None,
         timeout: float,
         verify: bool | str,
+        auth: str | None = "basic",
     ) -> None:
+        if auth not in (None, "basic", "digest"):
+            raise ConfigError(
+                f"unknown CalDAV auth {auth!r}: use basic, digest or None", field="auth"
+            )
         self.url = url
         self.username = username
         self.password = password
         self.timeout = timeout
         self.verify = verify
+        # credentials go with the first request: some servers (Cyrus, Xandikos)
+        # answer an anonymous request as for an anonymous user, never with a 401
+        self.auth = auth if username is not None and password is not None else None
         self.requests = 0
         self._client: Any = None
 
@@ -78,6 +86,7 @@ class DavTransport:
                     timeout=cast(Any, self.timeout),
                     ssl_verify_cert=self.verify,
                     enable_rfc6764=False,
+                    auth_type=self.auth,
                 )
             except Exception as exc:
                 raise ConfigError(f"invalid CalDAV settings: {exc}", field="url") from exc

@@ -252,7 +252,8 @@ def _int(response: Mapping[bytes, Any], key: bytes) -> int:
 def _refused(exc: imaplib.IMAP4.error, folder: str | None) -> ProviderError:
     text = str(exc)
     upper = text.upper()
-    if "NONEXISTENT" in upper or "DOESN'T EXIST" in upper or "NO SUCH" in upper:
+    # Dovecot: [NONEXISTENT] / "doesn't exist"; Cyrus: "Mailbox does not exist"
+    if any(sign in upper for sign in ("NONEXISTENT", "DOESN'T EXIST", "DOES NOT EXIST", "NO SUCH")):
         return NotFound(f"folder {folder or ''!r} does not exist: {text}")
     if "UNAVAILABLE" in upper or "INUSE" in upper or "LIMIT" in upper:
         return TransientError(f"IMAP server busy: {text}")
