@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from commlink.model import Channel, ChannelKind, ChannelSettings
+from commlink.testing.conformance_data import owner_of
 from commlink.testing.hostile import OWNER, corpus, normal_mail
 
 SOURCES = ("maildir", "imap", "gmail")
@@ -85,7 +86,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                     break
     finally:
         provider.close()
-    skipped = {s.provider_id: s for s in store.skips(channel.id)}
+    skipped = {s.provider_id: s for s in store.skips(channel.id, owner_of(store, channel.id))}
     missing = []
     stored = 0
     for scope_id, ids in listed.items():

@@ -36,6 +36,7 @@ from ..records import (
 )
 
 __all__ = [
+    "owner_of",
     "ALICE",
     "BOB",
     "CAROL",
@@ -64,6 +65,14 @@ WIDE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 ALICE = "alice@acme.example"
 BOB = "bob@sub.acme.example"
 CAROL = "carol@other.example"
+
+
+def owner_of(store: Store, channel_id: str) -> Viewer:
+    """The ``Viewer`` who owns a stored channel (to read its skip records as kept)."""
+    found = store.channel(channel_id)
+    if found is None:
+        raise LookupError(f"no channel {channel_id!r}")
+    return Viewer(found.user_id)
 
 
 def addr(key: str, name: str = "") -> Address:

@@ -28,6 +28,7 @@ from celery_support import Workers, wait_for
 from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
 from commlink.records import ChannelStatus
 from commlink.stores.sql import SqlStore
+from commlink.testing.conformance_data import owner_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -211,7 +212,9 @@ def test_two_workers_one_killed(
         ).scalar_one()
     assert per_channel == {f"ch{n:02d}": OWN + SHARED for n in range(CHANNELS)}
     assert duplicated == 0
-    assert all(not store.skips(f"ch{n:02d}") for n in range(CHANNELS))
+    assert all(
+        not store.skips(f"ch{n:02d}", owner_of(store, f"ch{n:02d}")) for n in range(CHANNELS)
+    )
 
     # the dead worker's lease was taken over, and its channel finished by b
     channel_id, (holder, expires_at) = victim
@@ -288,7 +291,9 @@ def test_database_connections_cut_mid_import(
     assert cut, "no connection was cut during the import"
     assert count_rows(store, "commlink_messages") == distinct
     assert count_rows(store, "commlink_message_assocs") == associations
-    assert all(not store.skips(f"ch{n:02d}") for n in range(channels))
+    assert all(
+        not store.skips(f"ch{n:02d}", owner_of(store, f"ch{n:02d}")) for n in range(channels)
+    )
     log = workers.log("a")
     assert "terminating connection" in log or "server closed the connection" in log, log[-3000:]
     store.close()
@@ -346,6 +351,8 @@ def test_broker_connections_cut_mid_import(
     assert "Connection to broker lost" in log, log[-3000:]
     assert count_rows(store, "commlink_messages") == distinct
     assert count_rows(store, "commlink_message_assocs") == associations
-    assert all(not store.skips(f"ch{n:02d}") for n in range(channels))
+    assert all(
+        not store.skips(f"ch{n:02d}", owner_of(store, f"ch{n:02d}")) for n in range(channels)
+    )
     store.close()
     app.close()

@@ -14,6 +14,7 @@ from commlink.providers.microsoft.exchange import ExchangeCalendarProvider, Exch
 from commlink.records import Reason
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
+from commlink.testing.conformance_data import owner_of
 from commlink.testing.microsoft import EwsServer
 from commlink.testing.microsoft.ews import Person
 
@@ -63,7 +64,7 @@ def test_corrupt_and_vanished_items_are_recorded_as_errors(
     assert report.errors == []
     assert report.imported == 1
     assert report.skipped[Reason.ERROR] == 1
-    (skip,) = [s for s in store.skips("ews") if s.provider_id == broken]
+    (skip,) = [s for s in store.skips("ews", owner_of(store, "ews")) if s.provider_id == broken]
     assert "ErrorItemCorrupt" in skip.detail
     scope = mail.scopes([f for f in mail.folders() if f.name == "Inbox"])[0]
     (gone,) = mail.fetch(scope, ["no-such-item"], Detail.METADATA)

@@ -14,6 +14,7 @@ from commlink.providers.google.gmail import GmailProvider, notification_history_
 from commlink.records import Reason, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
+from commlink.testing.conformance_data import owner_of
 from commlink.testing.directory import InMemoryDirectory
 from commlink.testing.google import GoogleApiServer
 
@@ -39,7 +40,7 @@ def test_truncated_and_malformed_messages_do_not_stop_the_sync(
     store, _ = _run(gmail)
     stored = store.known_ids("gm", "gmail", [good, truncated, garbage])
     assert good in stored
-    skipped = {s.provider_id: s for s in store.skips("gm")}
+    skipped = {s.provider_id: s for s in store.skips("gm", owner_of(store, "gm"))}
     # each bad one is either kept (repaired by the parser) or skipped with a reason
     for bad in (truncated, garbage):
         assert bad in stored or skipped[bad].detail
@@ -57,7 +58,9 @@ def test_raw_that_is_not_base64url_is_skipped_with_a_reason(
     assert "base64" in item.error
     store, _ = _run(gmail)
     assert store.known_ids("gm", "gmail", [good, bad]) == {good}
-    assert [s.reason for s in store.skips("gm") if s.provider_id == bad] == [Reason.ERROR]
+    assert [s.reason for s in store.skips("gm", owner_of(store, "gm")) if s.provider_id == bad] == [
+        Reason.ERROR
+    ]
 
 
 def test_an_unknown_label_in_history_is_harmless(

@@ -15,6 +15,7 @@ from commlink.providers.google.gmail import GmailProvider
 from commlink.records import ChannelStatus, Reason, Target, TargetKind, Viewer
 from commlink.stores.memory import MemoryStore
 from commlink.sync.engine import SyncEngine
+from commlink.testing.conformance_data import owner_of
 from commlink.testing.directory import InMemoryDirectory
 from commlink.testing.google import GoogleApiServer
 
@@ -277,5 +278,5 @@ def test_report_counts_error_skips(server: GoogleApiServer, gmail: GmailProvider
     assert report.errors == []
     assert report.skipped[Reason.ERROR] == 1
     assert _stored(store, server, [good, bad]) == {good}
-    [skip] = [s for s in store.skips("gm") if s.provider_id == bad]
+    [skip] = [s for s in store.skips("gm", owner_of(store, "gm")) if s.provider_id == bad]
     assert "base64" in skip.detail

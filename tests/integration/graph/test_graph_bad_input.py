@@ -15,6 +15,7 @@ from commlink.providers.microsoft.graph import GraphMailProvider
 from commlink.providers.microsoft.graph.headers import headers_from_properties
 from commlink.providers.microsoft.graph.mail import truncation
 from commlink.records import Reason, Target, TargetKind, Viewer
+from commlink.testing.conformance_data import owner_of
 from commlink.testing.microsoft import GraphServer
 
 pytestmark = pytest.mark.integration
@@ -123,7 +124,7 @@ def test_empty_mime_content_is_skipped_with_a_reason(
     assert sync.run(mail_channel(frozenset({"inbox"})), mail).errors == []
     inbox = server.mail.folder_id("inbox")
     assert store.known_ids("gr", inbox, [empty, good]) == {good}
-    skips = [s for s in store.skips("gr") if s.provider_id == empty]
+    skips = [s for s in store.skips("gr", owner_of(store, "gr")) if s.provider_id == empty]
     assert [s.reason for s in skips] == [Reason.ERROR]
     assert "no MIME content" in skips[0].detail
 
