@@ -11,6 +11,7 @@ header, a URL with credentials in it) from log records.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import threading
@@ -22,6 +23,7 @@ __all__ = [
     "RedactingFilter",
     "Secret",
     "install_log_redaction",
+    "is_loopback_host",
     "redact_text",
     "redact_url",
     "reveal",
@@ -75,7 +77,10 @@ def reveal(value: str | Secret | None) -> str | None:
 
 
 _known: set[str] = set()
-_known_lock = threading.Lock()
+# re-entrant: a log record can be emitted while the lock is held (a garbage
+# collected object's ``__del__`` logging from inside ``redact_text``), and the
+# filter then calls ``redact_text`` again on the same thread
+_known_lock = threading.RLock()
 _MIN_SECRET = 4  # shorter values would scrub ordinary words out of log lines
 
 
@@ -83,6 +88,22 @@ def _remember(value: str) -> None:
     if len(value) >= _MIN_SECRET:
         with _known_lock:
             _known.add(value)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    Plaintext connections are allowed to these without ``allow_plaintext``
+    (tests, local bridges such as Proton Mail Bridge or DavMail)."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

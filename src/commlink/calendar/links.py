@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
-__all__ = ["find_meeting_link", "first_http_url"]
+__all__ = ["find_meeting_link", "first_http_url", "https_url"]
 
 _URL_TAIL = r"[^\s<>\"'\\]*"
 _MEETING = re.compile(
@@ -45,3 +46,21 @@ def first_http_url(text: str) -> str:
     """The first http(s) URL in ``text``, else ``""``."""
     found = _HTTP.search(text) if text else None
     return _clean(found.group(0)) if found is not None else ""
+
+
+def https_url(value: object) -> str:
+    """``value`` when it is an absolute ``https:`` URL with a host, else
+    ``""``: a conference link from a provider's structured data is shown as
+    a link, so ``javascript:``, ``data:``, ``http:`` and the like are dropped."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if any(c.isspace() or ord(c) < 0x20 or c in "<>\"'\\" for c in text):
+        return ""
+    if not text.lower().startswith("https://"):
+        return ""
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        return ""
+    return text if host else ""

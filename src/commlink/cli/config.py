@@ -43,7 +43,7 @@ from typing import Any
 import attrs
 
 from ..addresses import normalise_domain, normalise_entry, parse_address
-from ..credentials import Secret
+from ..credentials import MASK, Secret, redact_text, redact_url
 from ..errors import ConfigError
 from ..model import (
     CalendarContactPolicy,
@@ -83,17 +83,35 @@ SECRET_OPTIONS = frozenset(
 )
 
 
+def _options_repr(options: Mapping[str, Any]) -> str:
+    """``options`` as shown by ``repr``: secrets masked, URLs without credentials."""
+    shown: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in SECRET_OPTIONS and not isinstance(value, Secret):
+            shown[key] = Secret(MASK)
+        elif isinstance(value, str):
+            shown[key] = redact_text(redact_url(value)) if "://" in value else value
+        else:
+            shown[key] = value
+    return repr(shown)
+
+
+def _url_repr(url: str) -> str:
+    return repr(redact_text(redact_url(url)))
+
+
 @attrs.frozen
 class ChannelConfig:
-    """A channel plus what its provider needs to connect (``options``)."""
+    """A channel plus what its provider needs to connect (``options``; its
+    ``repr`` masks secrets and credentials in URLs)."""
 
     channel: Channel
-    options: Mapping[str, Any]
+    options: Mapping[str, Any] = attrs.field(repr=_options_repr)
 
 
 @attrs.frozen
 class Config:
-    store_url: str
+    store_url: str = attrs.field(repr=_url_repr)
     channels: tuple[ChannelConfig, ...]
 
 

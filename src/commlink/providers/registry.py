@@ -59,6 +59,7 @@ def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
         timeout=float(options.get("timeout", 30)),
         page_size=int(options.get("page_size", 500)),
         limits=channel.settings.limits,
+        allow_plaintext=options.get("allow_plaintext", False) is True,
     )
 
 
@@ -67,7 +68,8 @@ def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
 
     if not options.get("url"):
         raise ConfigError("a CalDAV channel needs a url", field="url")
-    extra = {k: options[k] for k in ("timeout", "verify", "use_sync_collection") if k in options}
+    keys = ("timeout", "verify", "use_sync_collection", "allow_plaintext")
+    extra = {k: options[k] for k in keys if k in options}
     return CalDavProvider(
         str(options["url"]),
         username=options.get("username"),
@@ -98,12 +100,16 @@ def _google_credentials(options: Mapping[str, Any], scope: str) -> Any:
         raise ConfigError("a Google channel needs a token or refresh_token", field="token")
     from google.oauth2.credentials import Credentials
 
+    from .google.client import check_endpoint
+
+    token_uri = str(options.get("token_uri", "https://oauth2.googleapis.com/token"))
+    check_endpoint(token_uri, "token_uri")
     return Credentials(  # type: ignore[no-untyped-call]
         token=options.get("token"),
         refresh_token=options.get("refresh_token"),
         client_id=options.get("client_id"),
         client_secret=options.get("client_secret"),
-        token_uri=str(options.get("token_uri", "https://oauth2.googleapis.com/token")),
+        token_uri=token_uri,
         scopes=[scope],
     )
 

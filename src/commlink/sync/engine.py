@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
+from ..credentials import redact_text
 from ..errors import (
     AuthError,
     CommlinkError,
@@ -196,7 +197,7 @@ class SyncEngine:
             self._folders.forget(channel.id)
             self._fail(channel.id, report, exc, auth=True)
         except Exception as exc:  # provider, store or bug: keep the reason, retry later
-            log.warning("sync of %s failed: %r", channel.id, exc, exc_info=True)
+            log.warning("sync of %s failed: %s", channel.id, _described(exc), exc_info=True)
             self._folders.forget(channel.id)  # a vanished folder, perhaps
             self._fail(channel.id, report, exc, auth=False)
         finally:
@@ -555,7 +556,7 @@ class SyncEngine:
         self.store.save_channel_state(state)
 
     def _fail(self, channel_id: str, report: SyncReport, exc: Exception, *, auth: bool) -> None:
-        report.errors.append(f"{type(exc).__name__}: {exc}")
+        report.errors.append(_described(exc))
         try:
             state = self._state(channel_id)
             if auth:
@@ -577,12 +578,18 @@ class SyncEngine:
                     state,
                     status=status,
                     failures=failures,
-                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    last_error=_described(exc)[:1000],
                     next_attempt=next_attempt,
                 )
             )
         except Exception:  # the store itself is down: the report still says why
             log.warning("could not save the state of %s", channel_id, exc_info=True)
+
+
+def _described(exc: BaseException) -> str:
+    """``Type: message`` of an error, credentials masked (a third-party
+    library's message may quote a URL with a password or a header)."""
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

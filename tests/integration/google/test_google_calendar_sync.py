@@ -223,3 +223,48 @@ def test_registry_builds_google_providers(server: GoogleApiServer) -> None:
         connect(mail_channel, {})
     with pytest.raises(ConfigError):
         connect(mail_channel, {"service_account_info": {"type": "service_account"}})
+
+
+def test_only_https_conference_links_are_kept(
+    server: GoogleApiServer, calendar: GoogleCalendarProvider
+) -> None:
+    hostile = {
+        "entryPoints": [
+            {"entryPointType": "video", "uri": "javascript:alert(document.cookie)"},
+            {"entryPointType": "video", "uri": "https://meet.google.com/ok"},
+        ]
+    }
+    only_bad = {"entryPoints": [{"entryPointType": "video", "uri": "javascript:alert(1)"}]}
+    server.calendar.add_event(OWNER, _event("A", 3, conferenceData=hostile))
+    server.calendar.add_event(
+        OWNER, _event("B", 4, conferenceData=only_bad, hangoutLink="data:text/html,x")
+    )
+    server.calendar.add_event(OWNER, _event("C", 5, hangoutLink="http://meet.google.com/plain"))
+    scope = calendar.scopes(calendar.calendars())[0]
+    calendar.snapshot(scope)
+    ids = calendar.list_page(scope, None).ids
+    links = {f.events[0].title: f.events[0].conference_url for f in calendar.fetch(scope, ids)}
+    assert links == {"A": "https://meet.google.com/ok", "B": "", "C": ""}
+
+
+def test_html_descriptions_become_capped_text(
+    server: GoogleApiServer, calendar: GoogleCalendarProvider
+) -> None:
+    from commlink.calendar.ical import DESCRIPTION_LIMIT
+
+    html = "<p>Agenda</p><script>alert(1)</script><p>&lt;script&gt;x&lt;/script&gt;</p>"
+    server.calendar.add_event(OWNER, _event("Html", 3, description=html))
+    server.calendar.add_event(OWNER, _event("Plain", 4, description="line 1\nline 2"))
+    server.calendar.add_event(OWNER, _event("Huge", 5, description="é" * DESCRIPTION_LIMIT))
+    scope = calendar.scopes(calendar.calendars())[0]
+    calendar.snapshot(scope)
+    ids = calendar.list_page(scope, None).ids
+    found = {f.events[0].title: f.events[0].description for f in calendar.fetch(scope, ids)}
+    assert "Agenda" in found["Html"]
+    assert "<p>" not in found["Html"]
+    assert "alert(1)" not in found["Html"]
+    # entity-encoded markup decodes to literal text: the host must escape it
+    assert "<script>x</script>" in found["Html"]
+    assert found["Plain"] == "line 1\nline 2"
+    assert len(found["Huge"].encode()) <= DESCRIPTION_LIMIT
+    assert found["Huge"] == "é" * (DESCRIPTION_LIMIT // 2)

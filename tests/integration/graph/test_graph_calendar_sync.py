@@ -180,3 +180,30 @@ def test_mapping_time_zones_and_bad_times() -> None:
     )
     assert "unknown-timezone:Mars/Base" in odd.warnings
     assert "missing-end" in odd.warnings
+
+
+@pytest.mark.parametrize(
+    ("meeting", "expected"),
+    [
+        ({"onlineMeeting": {"joinUrl": "javascript:alert(1)"}}, ""),
+        ({"onlineMeeting": {"joinUrl": "http://teams.microsoft.com/l/meetup-join/a"}}, ""),
+        ({"onlineMeeting": {"joinUrl": "data:text/html,<script>x</script>"}}, ""),
+        (
+            {
+                "onlineMeeting": {"joinUrl": "javascript:alert(1)"},
+                "onlineMeetingUrl": "https://teams.microsoft.com/l/meetup-join/b",
+            },
+            "https://teams.microsoft.com/l/meetup-join/b",
+        ),
+        ({"onlineMeeting": {"joinUrl": " https://x.example/j/1 "}}, "https://x.example/j/1"),
+    ],
+)
+def test_only_https_conference_links_are_kept(meeting: dict[str, object], expected: str) -> None:
+    item = {
+        "id": "e1",
+        "subject": "Call",
+        "start": {"dateTime": "2026-05-04T10:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-05-04T11:00:00.0000000", "timeZone": "UTC"},
+        **meeting,
+    }
+    assert map_event(item, "e1", "cal").conference_url == expected

@@ -20,9 +20,10 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from ...calendar.ical import parse_calendar, skipped_uids
+from ...credentials import is_loopback_host, redact_url
 from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
 from ...model import Folder, FolderKind
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
@@ -63,9 +64,25 @@ class CalDavProvider:
         page_size: int = 500,
         multiget_size: int = 100,
         auth: str | None = "basic",
+        allow_plaintext: bool = False,
     ) -> None:
         if not url:
             raise ConfigError("a CalDAV URL is required", field="url")
+        url, username, password = _split_credentials(url, username, password)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"not an http(s) URL: {redact_url(url)}", field="url")
+        if (
+            parts.scheme == "http"
+            and (username is not None or password is not None)
+            and not allow_plaintext
+            and not is_loopback_host(parts.hostname)
+        ):
+            raise ConfigError(
+                f"refusing to send credentials to {redact_url(url)} over plain http: "
+                "use https (or set allow_plaintext=True)",
+                field="url",
+            )
         self.url = url if url.endswith("/") else url + "/"
         self.use_sync_collection = use_sync_collection
         self.page_size = max(1, page_size)
@@ -100,7 +117,9 @@ class CalDavProvider:
             found = self._http.propfind(self.url, dav.principal_body(), depth=0)
             if dav.is_unauthenticated(found.tree):
                 # a listing as nobody would be empty: never take it for the user's
-                raise AuthError(f"{self.url} answered as for an anonymous user (unauthenticated)")
+                raise AuthError(
+                    f"{redact_url(self.url)} answered as for an anonymous user (unauthenticated)"
+                )
             principal = dav.parse_href_prop(found.tree, f"{dav.DAV}current-user-principal")
             principal_url = self._absolute(principal) if principal else self.url
             found = self._http.propfind(principal_url, dav.home_set_body(), depth=0)
@@ -289,6 +308,28 @@ class CalDavProvider:
         self._listings.clear()
         self._prefetched.clear()
         self._http.close()
+
+
+def _split_credentials(
+    url: str, username: str | None, password: str | None
+) -> tuple[str, str | None, str | None]:
+    """``url`` without the ``user:password@`` it may carry, and the
+    credentials (those given explicitly win over the URL's)."""
+    try:
+        parts = urlsplit(url)
+        url_user, url_password = parts.username, parts.password
+    except ValueError:
+        raise ConfigError(f"invalid CalDAV URL {redact_url(url)}", field="url") from None
+    if url_user is None and url_password is None:
+        return url, username, password
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if username is None and url_user is not None:
+        username = unquote(url_user)
+    if password is None and url_password is not None:
+        password = unquote(url_password)
+    return bare, username, password
 
 
 def _order(obj: dav.ListedObject) -> tuple[float, str]:

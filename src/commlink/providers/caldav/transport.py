@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import attrs
 
+from ...credentials import redact_text, redact_url
 from ...errors import (
     AuthError,
     ConfigError,
@@ -89,7 +90,9 @@ class DavTransport:
                     auth_type=self.auth,
                 )
             except Exception as exc:
-                raise ConfigError(f"invalid CalDAV settings: {exc}", field="url") from exc
+                raise ConfigError(
+                    f"invalid CalDAV settings: {redact_text(str(exc))}", field="url"
+                ) from exc
         return self._client
 
     def propfind(self, url: str, body: str, *, depth: int) -> DavResponse:
@@ -105,29 +108,30 @@ class DavTransport:
     ) -> DavResponse:
         client = self._connect()
         self.requests += 1
+        shown = redact_url(url)
         try:
             response = client.request(url, method, body, {"Depth": str(depth)})
         except Exception as exc:
-            raise _translate(exc, url, sync) from exc
+            raise _translate(exc, shown, sync) from exc
         status = int(response.status)
         tree = cast("Node | None", response.tree)
         if status < 300:
             return DavResponse(status, tree)
         conditions = preconditions(tree)
         if sync and (_VALID_TOKEN in conditions or status in (409, 412)):
-            raise CursorExpired(f"sync token of {url} is no longer valid ({status})")
+            raise CursorExpired(f"sync token of {shown} is no longer valid ({status})")
         if sync and (_SUPPORTED_REPORT in conditions or status in (400, 405, 501)):
-            raise Unsupported(f"{url} does not support sync-collection ({status})")
+            raise Unsupported(f"{shown} does not support sync-collection ({status})")
         if status == 404:
-            raise NotFound(f"{url} not found")
+            raise NotFound(f"{shown} not found")
         if status in (401, 403):
-            raise AuthError(f"{method} {url} refused ({status})")
+            raise AuthError(f"{method} {shown} refused ({status})")
         if status == 429:
             wait = retry_after_seconds((response.headers or {}).get("Retry-After"))
-            raise RateLimited(f"{method} {url}: too many requests", retry_after=wait)
+            raise RateLimited(f"{method} {shown}: too many requests", retry_after=wait)
         if status >= 500 or status == 408:
-            raise TransientError(f"{method} {url} failed with {status}")
-        raise ProviderError(f"{method} {url} failed with {status}")
+            raise TransientError(f"{method} {shown} failed with {status}")
+        raise ProviderError(f"{method} {shown} failed with {status}")
 
     def close(self) -> None:
         if self._client is not None:
@@ -138,7 +142,8 @@ class DavTransport:
 
 
 def _translate(exc: Exception, url: str, sync: bool) -> Exception:
-    """A commlink error for an exception raised inside the caldav client."""
+    """A commlink error for an exception raised inside the caldav client
+    (``url`` already redacted; the exception's text is redacted here)."""
     name = type(exc).__name__
     status = getattr(exc, "status", None)
     conditions = [str(c) for c in getattr(exc, "preconditions", None) or ()]
@@ -153,5 +158,5 @@ def _translate(exc: Exception, url: str, sync: bool) -> Exception:
         return AuthError(f"{url}: access refused ({status or name})")
     module = type(exc).__module__.split(".")[0]
     if module in _NETWORK_MODULES or isinstance(exc, (OSError, TimeoutError)):
-        return TransientError(f"{url}: {name}: {exc}"[:500])
-    return ProviderError(f"{url}: {name}: {exc}"[:500])
+        return TransientError(f"{url}: {name}: {redact_text(str(exc))}"[:500])
+    return ProviderError(f"{url}: {name}: {redact_text(str(exc))}"[:500])

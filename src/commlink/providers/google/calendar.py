@@ -11,6 +11,7 @@ up to its ``nextSyncToken``, which is the cursor; changes come from
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -20,9 +21,11 @@ from urllib.parse import urlsplit
 import attrs
 
 from ...addresses import parse_address
-from ...calendar.links import find_meeting_link
+from ...calendar.ical import DESCRIPTION_LIMIT
+from ...calendar.links import find_meeting_link, https_url
 from ...calendar.zones import iana_zone
 from ...errors import NotFound, ProviderError
+from ...mime.text import html_to_text
 from ...model import Attendee, Event, EventStatus, Folder, FolderKind, ResponseStatus
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
 from .client import Call, GoogleClient, QuotaBucket, build_service
@@ -325,13 +328,36 @@ def _person(value: JSON, *, organizer: bool = False) -> Attendee:
     )
 
 
-def _conference(item: JSON) -> str:
-    for point in (item.get("conferenceData") or {}).get("entryPoints", []) or []:
-        if point.get("entryPointType") == "video" and point.get("uri"):
-            return str(point["uri"])
-    if item.get("hangoutLink"):
-        return str(item["hangoutLink"])
-    return find_meeting_link([str(item.get("location") or ""), str(item.get("description") or "")])
+def _conference(item: JSON, description: str) -> str:
+    """The video entry point, else the Meet link, else a meeting link in the
+    location or description: only ``https:`` links (never ``javascript:``)."""
+    data = item.get("conferenceData")
+    points = data.get("entryPoints") if isinstance(data, Mapping) else None
+    for point in points if isinstance(points, list) else []:
+        if isinstance(point, Mapping) and point.get("entryPointType") == "video":
+            found = https_url(point.get("uri"))
+            if found:
+                return found
+    found = https_url(item.get("hangoutLink"))
+    if found:
+        return found
+    return https_url(find_meeting_link([str(item.get("location") or ""), description]))
+
+
+_MARKUP = re.compile(r"<[a-zA-Z/!]|&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#x[0-9a-fA-F]+);")
+
+
+def _description(value: object) -> str:
+    """Google sends descriptions as HTML (the web UI's editor) or plain text:
+    markup becomes plain text (``html_to_text``), capped at
+    ``DESCRIPTION_LIMIT`` bytes of UTF-8 as descriptions from iCalendar are."""
+    text = str(value or "")
+    if _MARKUP.search(text):
+        text = html_to_text(text)
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) > DESCRIPTION_LIMIT:
+        text = encoded[:DESCRIPTION_LIMIT].decode("utf-8", "ignore")
+    return text
 
 
 def map_event(item: JSON, provider_id: str, calendar_id: str, default_zone: str = "") -> Event:
@@ -371,13 +397,14 @@ def map_event(item: JSON, provider_id: str, calendar_id: str, default_zone: str 
     except (TypeError, ValueError):
         sequence = 0
         warnings.append("invalid-sequence")
+    description = _description(item.get("description"))
     return Event(
         provider_id=provider_id,
         uid=str(item.get("iCalUID") or f"{provider_id}@google.com"),
         start=start,
         end=end,
         title=str(item.get("summary") or ""),
-        description=str(item.get("description") or ""),
+        description=description,
         location=str(item.get("location") or ""),
         all_day=all_day,
         timezone=zone,
@@ -386,7 +413,7 @@ def map_event(item: JSON, provider_id: str, calendar_id: str, default_zone: str 
         status=_EVENT_STATUS.get(str(item.get("status")), EventStatus.CONFIRMED),
         organizer=organizer,
         attendees=attendees,
-        conference_url=_conference(item),
+        conference_url=_conference(item, description),
         calendar_id=calendar_id,
         sequence=sequence,
         updated=updated,

@@ -12,9 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
+from ...credentials import is_loopback_host, redact_text, redact_url
 from ...errors import (
     AuthError,
     ConfigError,
@@ -41,6 +43,23 @@ BATCH_LIMIT = 50
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 
 
+def check_endpoint(url: str, field: str) -> None:
+    """Credentials go only to an https endpoint (http only on loopback: a
+    local test server); anything else raises ``ConfigError``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"invalid URL {redact_url(url)}", field=field) from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{field} must not carry credentials", field=field)
+    if not parts.hostname or not (
+        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+    ):
+        raise ConfigError(
+            f"{field} must be https (http only on loopback): {redact_url(url)}", field=field
+        )
+
+
 def build_service(
     api: str,
     version: str,
@@ -55,6 +74,8 @@ def build_service(
         raise ConfigError(
             "the Google providers need google-api-python-client: pip install commlink[gmail]"
         ) from exc
+    if api_endpoint:
+        check_endpoint(api_endpoint, "api_endpoint")
     options = {"api_endpoint": api_endpoint} if api_endpoint else None
     if http is not None:
         authed = importlib.import_module("google_auth_httplib2").AuthorizedHttp(
@@ -94,11 +115,11 @@ def map_error(exc: BaseException) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, RefreshError):
-        return AuthError(f"credentials refused: {exc}")
+        return AuthError(f"credentials refused: {redact_text(str(exc))}")
     if isinstance(exc, HttpError):
         status = int(exc.resp.status)
         reason = _reason(exc)
-        text = f"HTTP {status} {reason}: {exc.reason}".strip()
+        text = redact_text(f"HTTP {status} {reason}: {exc.reason}".strip())
         if status == 429 or (status == 403 and reason in _RATE_REASONS):
             return RateLimited(text, retry_after(exc.resp))
         if status in (401, 403):
@@ -111,11 +132,11 @@ def map_error(exc: BaseException) -> ProviderError:
             return TransientError(text)
         return ProviderError(text)
     if isinstance(exc, TransportError | OSError | TimeoutError):
-        return TransientError(f"network: {exc!r}")
+        return TransientError(redact_text(f"network: {exc!r}"))
     httplib2 = importlib.import_module("httplib2")
     if isinstance(exc, httplib2.HttpLib2Error):
-        return TransientError(f"network: {exc!r}")
-    return ProviderError(f"{type(exc).__name__}: {exc}")
+        return TransientError(redact_text(f"network: {exc!r}"))
+    return ProviderError(redact_text(f"{type(exc).__name__}: {exc}"))
 
 
 class QuotaBucket:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ...credentials import is_loopback_host
 from ...errors import AuthError, ConfigError, NotFound, ProviderError, TransientError
 
 __all__ = ["ImapConnection", "ImapSettings", "Selected"]
@@ -41,6 +42,7 @@ class ImapSettings:
     starttls: bool = False
     verify: bool = True
     timeout: float = 30.0
+    allow_plaintext: bool = False
 
     def ssl_context(self) -> ssl_module.SSLContext:
         context = ssl_module.create_default_context()
@@ -73,6 +75,14 @@ class ImapConnection:
             raise ConfigError("a password or an OAuth2 token is needed", field="password")
         if settings.ssl and settings.starttls:
             raise ConfigError("use either ssl or starttls", field="starttls")
+        if not (settings.ssl or settings.starttls or settings.allow_plaintext) and not (
+            is_loopback_host(settings.host)
+        ):
+            raise ConfigError(
+                f"refusing to log in to {settings.host} without TLS: the credentials would "
+                "travel in clear; use ssl or starttls (or set allow_plaintext=True)",
+                field="ssl",
+            )
         self.settings = settings
         self.client: Any = None
         self.capabilities: frozenset[str] = frozenset()

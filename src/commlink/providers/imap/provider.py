@@ -55,7 +55,10 @@ class ImapProvider:
 
     Log in with ``password`` or an OAuth2 access token (XOAUTH2). TLS from
     the start (``ssl=True``, port 993) or upgraded with ``starttls``;
-    certificates are verified unless ``verify=False``. ``page_size`` UIDs
+    certificates are verified unless ``verify=False``. A login without TLS
+    (``ssl=False`` and no ``starttls``) raises ``ConfigError`` unless the
+    host is loopback (``localhost``, 127.0.0.0/8, ``::1``) or
+    ``allow_plaintext=True`` says so explicitly. ``page_size`` UIDs
     make one listing page and at most one FETCH; a full fetch learns the
     sizes first (``RFC822.SIZE``) and keeps each FETCH of bodies within
     ``limits.fetch_batch_bytes``, a message above ``limits.max_message_bytes``
@@ -76,6 +79,7 @@ class ImapProvider:
         timeout: float = 30,
         page_size: int = 500,
         limits: Limits = DEFAULT_LIMITS,
+        allow_plaintext: bool = False,
     ) -> None:
         if page_size < 1:
             raise ConfigError("must be positive", field="page_size")
@@ -89,6 +93,7 @@ class ImapProvider:
             starttls,
             verify,
             float(timeout),
+            allow_plaintext,
         )
         self.page_size = page_size
         self.limits = limits

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ....addresses import parse_address
-from ....calendar.links import find_meeting_link
+from ....calendar.links import find_meeting_link, https_url
 from ....calendar.zones import iana_zone
 from ....errors import CursorExpired, NotFound, ProviderError
 from ....mime.text import html_to_text
@@ -116,6 +116,8 @@ class GraphCalendarProvider:
             link = str(page.get("@odata.deltaLink") or link)
         if not link:
             raise ProviderError(f"the delta round of {scope.id} ended without a deltaLink")
+        if not self.client.owns(link):
+            raise ProviderError(f"the delta link of {scope.id} is not on the Graph base URL")
         self._items[scope.id] = items
         return link
 
@@ -133,6 +135,9 @@ class GraphCalendarProvider:
         """One page of changes since a delta (or next) link."""
         if not cursor.startswith(("http://", "https://")):
             raise CursorExpired(f"not a delta link: {cursor[:80]!r}")
+        if not self.client.owns(cursor):
+            # a stored link to another host: never send the token there
+            raise CursorExpired("the stored delta link is not on the Graph base URL")
         found = self.client.get(cursor, prefer=self._prefer)
         items = self._items.setdefault(scope.id, {})
         upserted: dict[str, None] = {}
@@ -238,12 +243,17 @@ def _text_body(item: JSON) -> str:
 
 
 def _conference(item: JSON, location: str, description: str) -> str:
+    """The online meeting's join URL, else a meeting link in the location or
+    description: only ``https:`` links (never ``javascript:``)."""
     meeting = item.get("onlineMeeting")
-    if isinstance(meeting, Mapping) and meeting.get("joinUrl"):
-        return str(meeting["joinUrl"])
-    if item.get("onlineMeetingUrl"):
-        return str(item["onlineMeetingUrl"])
-    return find_meeting_link([location, description])
+    if isinstance(meeting, Mapping):
+        found = https_url(meeting.get("joinUrl"))
+        if found:
+            return found
+    found = https_url(item.get("onlineMeetingUrl"))
+    if found:
+        return found
+    return https_url(find_meeting_link([location, description]))
 
 
 def map_event(item: JSON, provider_id: str, calendar_id: str) -> Event:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ....credentials import is_loopback_host, redact_url
 from ....errors import (
     AuthError,
     ConfigError,
@@ -134,7 +135,16 @@ class GraphClient:
     ) -> None:
         self.tokens = tokens
         self.base_url = base_url.rstrip("/")
-        self._root = urlsplit(self.base_url).path.rstrip("/")
+        base = urlsplit(self.base_url)
+        if not base.hostname or not (
+            base.scheme == "https" or (base.scheme == "http" and is_loopback_host(base.hostname))
+        ):
+            raise ConfigError(
+                f"the Graph base URL must be https (http only on loopback): {redact_url(base_url)}",
+                field="base_url",
+            )
+        self._origin = _origin(self.base_url)
+        self._root = base.path.rstrip("/")
         self._http = http or _httpx().Client(timeout=timeout)
         self._own_http = http is None
         self.retry = RetryPolicy(
@@ -150,6 +160,23 @@ class GraphClient:
     def close(self) -> None:
         if self._own_http:
             self._http.close()
+
+    def owns(self, url: str) -> bool:
+        """Whether an absolute ``url`` (a next or delta link) is on the base
+        URL's scheme, host and port: the only place the token is sent."""
+        return _origin(url) == self._origin
+
+    def _url(self, path: str) -> str:
+        """The URL to send a request for ``path`` to; an absolute link to
+        another origin raises ``ProviderError`` before any token is sent."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + path
+        if not self.owns(path):
+            raise ProviderError(
+                f"refusing to send the Graph token to {_origin(path) or 'an invalid URL'}: "
+                f"the link is not on {self._origin}"
+            )
+        return path
 
     # -- single requests ------------------------------------------------------
 
@@ -169,7 +196,7 @@ class GraphClient:
         prefer: Sequence[str] = (),
     ) -> GraphReply:
         """One request with retries; raises the mapped error when it fails."""
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        url = self._url(path)
         refreshed = False
         attempt = 0
         while True:
@@ -189,7 +216,7 @@ class GraphClient:
         retries of ``call``. Returns ``(body, None)``, or ``(None, size)``
         when the body is longer than ``limit`` bytes: it is not read past
         the limit (``size`` is its ``Content-Length``, else ``limit + 1``)."""
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        url = self._url(path)
         refreshed = False
         attempt = 0
         while True:
@@ -363,6 +390,19 @@ class GraphClient:
             del answer  # its base64 text
             yield item, GraphReply(status, item_headers, body)
             del body
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (default ports filled in), or ``""``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        return ""
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return ""
+    host = parts.hostname.lower()
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _content_length(value: str | None) -> int | None:

@@ -185,6 +185,8 @@ class GraphMailProvider:
             link = str(page.get("@odata.deltaLink") or link)
         if not link:
             raise ProviderError(f"the delta round of {scope.id} ended without a deltaLink")
+        if not self.client.owns(link):
+            raise ProviderError(f"the delta link of {scope.id} is not on the Graph base URL")
         return link
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
@@ -192,7 +194,9 @@ class GraphMailProvider:
         read a page at a time; ``page`` is its ``@odata.nextLink``. A next link
         that expired starts the listing again (what is stored is skipped)."""
         found: JSON | None = None
-        if page:
+        if page and not self.client.owns(page):
+            log.info("listing of %s has a link to another host; listing again", scope.id)
+        elif page:
             try:
                 found = self.client.get(page, prefer=self._prefer)
             except CursorExpired:
@@ -208,6 +212,9 @@ class GraphMailProvider:
         """One page of changes since a delta (or next) link."""
         if not cursor.startswith(("http://", "https://")):
             raise CursorExpired(f"not a delta link: {cursor[:80]!r}")
+        if not self.client.owns(cursor):
+            # a stored link to another host: never send the token there
+            raise CursorExpired("the stored delta link is not on the Graph base URL")
         found = self.client.get(cursor, prefer=self._prefer)
         items: dict[str, JSON] = {}
         upserted: dict[str, None] = {}

@@ -55,7 +55,8 @@ class Subscription:
     change_type: str
     notification_url: str
     expires: datetime
-    client_state: str
+    #: the secret Graph echoes in each notification: never shown in ``repr``
+    client_state: str = attrs.field(repr=False)
 
     def due(self, now: datetime, margin: timedelta = timedelta(hours=12)) -> bool:
         """Whether it should be renewed now (less than ``margin`` left)."""
