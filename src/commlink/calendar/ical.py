@@ -6,7 +6,9 @@ instance (``recurrence_id`` set). It never raises: what it cannot map is
 skipped or defaulted, with a warning.
 
 Warnings are short codes: ``code:uid`` about one event (``missing-dtstart``,
-``invalid-event``, ``missing-uid``, ``invalid-rrule``, ``floating-time``,
+``invalid-event``, ``missing-uid``, ``id-repaired`` and ``id-hashed`` (a UID
+with controls removed, or one over 512 bytes replaced by a stable hash, see
+``mime.storable.storable_id``), ``invalid-rrule``, ``floating-time``,
 ``invalid-time``, ``truncated-description``, ``end-before-start``,
 ``invalid-sequence``, ``invalid-property``), ``unknown-tzid:<tzid>``, and
 calendar-wide ``parse-error``, ``charset-fallback``, ``library-warning``.
@@ -30,6 +32,7 @@ import icalendar
 from dateutil.rrule import rrulestr
 
 from ..addresses import parse_address
+from ..mime.storable import storable_id
 from ..model import Address, Attendee, Event, EventStatus, ResponseStatus
 from .links import find_meeting_link, first_http_url
 from .zones import Moment, Zones
@@ -237,8 +240,10 @@ class _Mapper:
         self.calendar_id = calendar_id
 
     def map(self, vevent: icalendar.Component, notes: list[str]) -> Event | None:
-        uid = _text(vevent, "UID").strip()
-        local: list[str] = []
+        # A UID is a shared key, indexed by stores: no NUL or other controls,
+        # and a long one hashed (stably, so copies of one event still match).
+        uid, repairs = storable_id(_text(vevent, "UID").strip())
+        local: list[str] = [f"{code}:{uid}" for code in repairs]
         if not uid:
             uid = _synthetic_uid(vevent)
             local.append(f"missing-uid:{uid}")

@@ -6,7 +6,6 @@ wherever its output cannot be trusted, and serve the fallback parser.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -15,8 +14,11 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 from ..addresses import parse_address
-from ..model import Participant, Role
-from .text import collapse, decode_8bit, decode_bytes
+from ..model import Address, Participant, Role
+from .addrlist import split_address_list, split_addresses
+from .storable import MAX_NAME_CHARS
+from .text import collapse, decode_8bit
+from .words import decode_words, lenient_b64decode
 
 __all__ = [
     "EPOCH",
@@ -31,6 +33,8 @@ __all__ = [
     "parse_date",
     "raw_headers",
     "raw_values",
+    "received_date",
+    "split_address_list",
     "split_addresses",
     "synthetic_id",
     "token",
@@ -135,237 +139,6 @@ def mime_headers_only(block: bytes) -> bytes:
     return b"".join(kept)
 
 
-# RFC 2047 encoded word; the text may not contain "?" or whitespace.
-_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_GAP = re.compile(r"\s*")
-
-
-def decode_words(text: str) -> tuple[str, str | None]:
-    """Decode RFC 2047 encoded words in ``text``.
-
-    Whitespace between adjacent encoded words is dropped, and adjacent words
-    in one charset are decoded together (mailers split multi-byte characters
-    across words). Returns the text and the label of a repair charset if one
-    was needed. Never raises.
-    """
-    if "=?" not in text:
-        return text, None
-    return _decode_words(text)
-
-
-@lru_cache(maxsize=8192)
-def _decode_words(text: str) -> tuple[str, str | None]:
-    out: list[str] = []
-    repair: str | None = None
-    pending: list[bytes] = []
-    pending_charset = ""
-    pos = 0
-
-    def flush() -> None:
-        nonlocal repair, pending_charset
-        if pending:
-            decoded, used = decode_bytes(b"".join(pending), pending_charset)
-            out.append(decoded)
-            repair = repair or used
-            pending.clear()
-        pending_charset = ""
-
-    for match in _WORD.finditer(text):
-        gap = text[pos : match.start()]
-        if gap and not (pending and _GAP.fullmatch(gap)):
-            flush()
-            out.append(gap)
-        charset = match.group(1).lower()
-        if pending and charset != pending_charset:
-            flush()
-        pending_charset = charset
-        pending.append(_word_bytes(match.group(2), match.group(3)))
-        pos = match.end()
-    flush()
-    out.append(text[pos:])
-    return "".join(out), repair
-
-
-def _word_bytes(encoding: str, payload: str) -> bytes:
-    data = payload.encode("ascii", "replace")
-    if encoding in "qQ":
-        return binascii.a2b_qp(data, header=True)
-    return lenient_b64decode(data)
-
-
-_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
-
-
-def lenient_b64decode(data: bytes) -> bytes:
-    """Base64 decoding that skips invalid characters and repairs padding."""
-    data = _B64_JUNK.sub(b"", data)
-    if len(data) % 4 == 1:  # a lone trailing character carries no whole byte
-        data = data[:-1]
-    data += b"=" * (-len(data) % 4)
-    try:
-        return binascii.a2b_base64(data)
-    except binascii.Error:  # pragma: no cover - the input is sanitised above
-        return b""
-
-
-# --- address lists ---------------------------------------------------------
-
-_SPECIALS = frozenset('"(<,;:')
-
-
-@lru_cache(maxsize=4096)
-def split_addresses(value: str) -> tuple[tuple[str, str], ...]:
-    """Split an address-list header value into ``(address, display name)`` pairs.
-
-    Follows RFC 5322 loosely: quoted strings, comments, angle addresses,
-    source routes and groups (``Team: a@x, b@y;``, whose name is dropped).
-    Semicolons outside a group separate like commas. Encoded words in names
-    are decoded. An entry without a recognisable address comes back with its
-    text as the address, so that validation marks it invalid rather than
-    losing it; empty entries are skipped. Never raises.
-    """
-    entries: list[tuple[str, str]] = []
-    phrase: list[str] = []  # display-name words, or the bare address pieces
-    spaced: list[bool] = []  # whether whitespace preceded each piece
-    comments: list[str] = []
-    angle: str | None = None
-    raw_start = 0
-    in_group = False
-    i, n = 0, len(value)
-    space = False
-
-    def finish(end: int) -> None:
-        nonlocal angle, raw_start
-        raw = value[raw_start:end].strip()
-        if angle is not None:
-            name = _phrase_text(phrase) or _phrase_text(comments)
-            entries.append((_strip_route(angle) or raw, name))
-        elif phrase:
-            if not any(spaced[1:]):
-                entries.append(("".join(phrase), _phrase_text(comments)))
-            else:
-                entries.append((raw, ""))
-        elif comments:
-            entries.append((raw, ""))
-        phrase.clear()
-        spaced.clear()
-        comments.clear()
-        angle = None
-        raw_start = end + 1
-
-    while i < n:
-        ch = value[i]
-        if ch in " \t\r\n":
-            space = True
-            i += 1
-            continue
-        if ch == '"':
-            j, text = _quoted(value, i)
-            phrase.append(text if angle is not None or _looks_name(value, j) else f'"{text}"')
-            spaced.append(space)
-            i = j
-        elif ch == "(":
-            j, text = _comment(value, i)
-            comments.append(text)
-            i = j
-            space = True
-            continue
-        elif ch == "<":
-            end = value.find(">", i + 1)
-            j = n if end < 0 else end + 1
-            angle = value[i + 1 : j - 1 if end >= 0 else n].strip()
-            i = j
-        elif ch == ",":
-            finish(i)
-            i += 1
-        elif ch == ";":
-            finish(i)
-            in_group = False
-            i += 1
-        elif ch == ":" and angle is None and not in_group and phrase:
-            # A group: the phrase so far was its name.
-            phrase.clear()
-            spaced.clear()
-            comments.clear()
-            raw_start = i + 1
-            in_group = True
-            i += 1
-        else:
-            j = i
-            while j < n and value[j] not in _SPECIALS and value[j] not in " \t\r\n":
-                j += 1
-            if j == i:  # a stray ":" or ">"
-                j += 1
-            phrase.append(value[i:j])
-            spaced.append(space)
-            i = j
-        space = False
-    finish(n)
-    return tuple(entries)
-
-
-def _quoted(value: str, start: int) -> tuple[int, str]:
-    """The unescaped text of the quoted string at ``start`` and the index after it."""
-    out: list[str] = []
-    i = start + 1
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if ch == "\\" and i + 1 < n:
-            out.append(value[i + 1])
-            i += 2
-            continue
-        if ch == '"':
-            return i + 1, "".join(out)
-        out.append(ch)
-        i += 1
-    return n, "".join(out)
-
-
-def _comment(value: str, start: int) -> tuple[int, str]:
-    """The text of the (possibly nested) comment at ``start`` and the index after it."""
-    depth = 0
-    out: list[str] = []
-    i = start
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if ch == "\\" and i + 1 < n:
-            out.append(value[i + 1])
-            i += 2
-            continue
-        if ch == "(":
-            depth += 1
-            if depth > 1:
-                out.append(ch)
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1, "".join(out)
-            out.append(ch)
-        else:
-            out.append(ch)
-        i += 1
-    return n, "".join(out)
-
-
-def _looks_name(value: str, after: int) -> bool:
-    """Whether a quoted string is a display name rather than a quoted local part."""
-    return value[after : after + 1] != "@"
-
-
-def _phrase_text(words: Sequence[str]) -> str:
-    text = " ".join(w.strip() for w in words if w.strip())
-    return collapse(decode_words(text)[0]) if text else ""
-
-
-def _strip_route(addr: str) -> str:
-    """Drop an obsolete source route: ``@a,@b:user@host`` -> ``user@host``."""
-    if addr.startswith("@") and ":" in addr:
-        return addr.rpartition(":")[2].strip()
-    return addr
-
-
 # --- ids, tokens, dates ----------------------------------------------------
 
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
@@ -393,7 +166,7 @@ def token(value: str) -> str:
 
 def parse_date(value: str) -> datetime | None:
     """An RFC 5322 (or ISO 8601) date as an aware UTC datetime; naive means UTC."""
-    value = value.strip()
+    value = value[:_MAX_DATE].strip()
     if not value:
         return None
     try:
@@ -409,6 +182,28 @@ def parse_date(value: str) -> datetime | None:
         return parsed.astimezone(timezone.utc)
     except (OverflowError, ValueError):
         return None
+
+
+# Longest date text read (a longer value is not a date, or has a long comment).
+_MAX_DATE = 512
+# Received headers looked at for a date, from the top.
+_MAX_RECEIVED = 50
+
+
+def received_date(values: Sequence[str]) -> datetime | None:
+    """The date of the topmost Received header that has a readable one.
+
+    Each hop adds its Received header at the top, so the first one is the
+    newest: the receiving server's, written when the message arrived. Its
+    date is the part after its last ``;``.
+    """
+    for value in values[:_MAX_RECEIVED]:
+        _, sep, stamp = value[-_MAX_DATE:].rpartition(";")
+        if sep:
+            date = parse_date(stamp)
+            if date is not None:
+                return date
+    return None
 
 
 _ID_HEADERS = ("date", "from", "to", "cc", "subject")
@@ -448,18 +243,63 @@ ROLE_HEADERS: dict[str, Role] = {
 }
 
 
+# Address text longer than this is never valid (RFC 5321: 254 octets).
+_MAX_ADDRESS = 320
+# Names up to this length are cached (split_address_list cuts them to
+# storable.MAX_NAME_CHARS).
+_CACHED_NAME = 256
+#: Longest address-header value read, in characters; the rest is dropped with
+#: the warning ``header-truncated:<header>`` (1 MiB is ~25,000 mailboxes).
+MAX_ADDRESS_HEADER = 1 << 20
+
+
 # Keyed by header name rather than Role: enum hashing runs Python code.
 @lru_cache(maxsize=8192)
 def participant(address: str, name: str, header: str) -> Participant:
     """A participant for one mailbox of an address header (lower-cased name).
 
-    Cached: the same people write again and again.
+    Cached: the same people write again and again. Callers pass only
+    short values (at most 320 characters of address text and 256 of name);
+    ``participants`` handles long ones.
     """
     return Participant(parse_address(address, collapse(name)), ROLE_HEADERS[header])
 
 
-def participants(header: str, values: Sequence[str]) -> list[Participant]:
-    """Participants from raw values of an address header (every occurrence of it)."""
-    return [
-        participant(addr, name, header) for value in values for addr, name in split_addresses(value)
-    ]
+def _long_participant(address: str, name: str, header: str) -> Participant:
+    text = address.strip()
+    name = collapse(name)
+    if len(text) > _MAX_ADDRESS:
+        invalid = Address(key="", email="", name=name, valid=False, raw=text[:MAX_NAME_CHARS])
+        return Participant(invalid, ROLE_HEADERS[header])
+    return Participant(parse_address(text, name), ROLE_HEADERS[header])
+
+
+def participants(
+    header: str, values: Sequence[str], warnings: list[str] | None = None
+) -> list[Participant]:
+    """Participants from raw values of an address header (every occurrence of it).
+
+    Names and invalid address text are storable (see ``addrlist``).
+    Recovered mistakes and repairs are reported in ``warnings``:
+    ``missing-comma`` (two mailboxes with no comma between them, both kept),
+    ``header-truncated:<header>`` (a value over ``MAX_ADDRESS_HEADER``), and
+    the codes of ``AddressList.repairs``.
+    """
+    found: list[Participant] = []
+    notes = warnings if warnings is not None else []
+    for value in values:
+        if len(value) > MAX_ADDRESS_HEADER:
+            cut = value.rfind(",", 0, MAX_ADDRESS_HEADER)
+            value = value[: cut if cut > 0 else MAX_ADDRESS_HEADER]
+            notes.append(f"header-truncated:{header}")
+        entries, missing, repairs = split_address_list(value)
+        if missing:
+            notes.append("missing-comma")
+        notes.extend(repairs)
+        found.extend(
+            participant(addr, name, header)
+            if len(addr) <= _MAX_ADDRESS and len(name) <= _CACHED_NAME
+            else _long_participant(addr, name, header)
+            for addr, name in entries
+        )
+    return found

@@ -3,26 +3,49 @@
 The fast path is fast-mail-parser (Rust). Its output is checked where it is
 known to be weak, and only the doubtful piece is redone from the raw header
 text: address headers whose mailbox count does not add up (groups, several
-From addresses, empty or invalid entries, comments), names or subjects left
-encoded, 8-bit headers that are not UTF-8, and body text that shows a wrong
-charset. When the fast parser refuses a message (a broken transfer encoding
-in a body part, too deep a MIME structure), the body is read again with the
-standard library's lenient parser. Header sections over 64 KiB skip the fast
-parser, which slows down quadratically on thousands of encoded words.
+From addresses, empty or invalid entries, comments, missing commas), names
+or subjects left encoded, 8-bit headers that are not UTF-8, and body text
+that shows a wrong charset. When the fast parser refuses a message (a broken
+transfer encoding in a body part, too deep a MIME structure), the body is
+read again with the standard library's lenient parser. Header sections over
+64 KiB skip the fast parser, which slows down quadratically on thousands of
+encoded words; so do messages it might not survive (``structure.native_safe``:
+more than 100 ``multipart`` declarations in a message over 12 KiB), which the
+standard library reads to a bounded depth instead.
+
+Everything in the result is storable (``storable.storable_message``): text
+without NUL or other controls, ids short enough to index, References
+bounded. ``limits`` (the channel's ``Limits``) bounds the body text and the
+participants kept.
 
 Problems never raise; they become short strings in ``Message.warnings``:
 
-* ``missing-message-id`` / ``bad-message-id`` (a stable id was synthesised),
-  ``missing-date`` / ``bad-date`` (the provider's date was used) and
-  ``date-unknown`` (there was none: the epoch);
+* ``missing-message-id`` / ``bad-message-id`` (a stable id was synthesised);
+* ``missing-date`` / ``bad-date``: no usable Date header, and then
+  ``date-from-received`` (the topmost Received header's date was used, when
+  there was no provider date) or ``date-unknown`` (neither: the epoch, a
+  fixed value so that re-imports agree);
 * ``bad-address:<header>``: an entry that is not an address (kept as an
-  invalid ``Address``);
+  invalid ``Address``); ``missing-comma``: two mailboxes with no comma
+  between them (both kept); ``header-truncated:<header>``: an address header
+  over 1 MiB was cut; ``participants-truncated:<total>``: only the first
+  ``max_participants`` of ``<total>`` participants were kept (From first);
+* ``text-truncated``: the body text was cut to ``max_text_chars``;
+  ``subject-truncated``, ``name-truncated``: over-long header text was cut;
+* ``nul-removed``, ``control-removed``, ``surrogate-replaced``,
+  ``id-repaired``, ``id-hashed``, ``references-truncated:<total>``: repairs
+  that make the message storable (see ``storable``);
+* ``line-ends-repaired``: CR-only line ends were read as CRLF;
 * ``charset-repaired:<charset>``: text decoded with another charset than the
   declared one; ``header-charset-repaired``: 8-bit headers that are not
   UTF-8, read as Windows-1252;
-* ``fallback-parser:<reason>``: the standard-library reader took over;
-  ``bad-attachment-encoding``: an attachment's size is estimated;
-  ``body-unreadable:<reason>``, ``bad-part:<error>``: what could not be read;
+* ``fallback-parser:<reason>``: the standard-library reader took over
+  (``deep-mime`` when the fast parser was not trusted with the structure);
+  ``mime-too-deep``, ``mime-parts-truncated``: it stopped descending, or
+  reading parts; ``attachments-truncated:<total>``: only the first 1,000 of
+  ``<total>`` attachments were kept; ``bad-attachment-encoding``: an
+  attachment's size is estimated; ``body-unreadable:<reason>``,
+  ``bad-part:<error>``: what could not be read;
 * ``parser:<kind>``: another repair the fast parser reported;
 * ``internal-error:<error>``: a bug; only the basics were kept.
 """
@@ -35,7 +58,8 @@ from datetime import datetime, timezone
 
 import fast_mail_parser as fmp
 
-from ..model import Attachment, Detail, Message, Participant
+from ..model import Detail, Limits, Message, Participant
+from .content import body_text, fast_content
 from .headers import (
     EPOCH,
     ROLE_HEADERS,
@@ -48,20 +72,14 @@ from .headers import (
     participants,
     raw_headers,
     raw_values,
+    received_date,
     synthetic_id,
     token,
 )
-from .parts import (
-    FORWARD_TYPES,
-    Content,
-    attachment,
-    calendar_text,
-    estimate_size,
-    forward_name,
-    is_calendar,
-    stdlib_content,
-)
-from .text import collapse, decode_bytes, html_to_text, looks_mojibake, snippet
+from .parts import Content, stdlib_content
+from .storable import MAX_NAME_CHARS, MAX_SUBJECT_CHARS, storable_message
+from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_safe
+from .text import collapse, snippet
 
 __all__ = ["parse_message"]
 
@@ -71,10 +89,24 @@ _LARGE_HEADER = 64 * 1024
 _STDLIB_MAX = 64 * 1024 * 1024
 # Address headers and the fast parser's attribute for them.
 _FAST_ADDRESSES = {"from": "from_", "to": "to", "cc": "cc", "bcc": "bcc", "reply-to": "reply_to"}
-# Fast-parser warnings that this module handles itself.
-_HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+# Longest subject or other single header value read as text; longer ones are
+# cut before they are decoded and collapsed (the result is cut further when
+# it is stored, see storable).
+_SUBJECT_SCAN = 4 * MAX_SUBJECT_CHARS
+_TEXT_SCAN = 4 * MAX_NAME_CHARS
+_DEFAULT_LIMITS = Limits()
+# How far a line end is looked for before a message counts as CR-only.
+_LINE_PROBE = 64 * 1024
+# Results of _trusted by (header, value), for values up to _TRUSTED_VALUE long.
+_TRUSTED: dict[tuple[str, str], tuple[Participant, ...] | None] = {}
+_TRUSTED_SIZE = 4096
+_TRUSTED_VALUE = 1024
+_MISSING = object()
+# Mailboxes of the fast parser with longer names or addresses are read again
+# by our own reader (which bounds and repairs them); see headers.participant.
+_CACHED_NAME = 256
+_MAX_ADDRESS = 320
 
 _FastMail = fmp.PyLazyMail | fmp.PyMailMetadata
 
@@ -92,22 +124,44 @@ def parse_message(
     fallback_date: datetime | None = None,
     folders: tuple[str, ...] = (),
     thread_hint: str | None = None,
+    limits: Limits | None = None,
 ) -> Message:
     """Parse one RFC 5322 message into a ``Message``. Never raises.
 
     With ``Detail.METADATA`` only the header section is read (``raw`` may
-    hold nothing else) and ``body`` is ``None``. ``fallback_date`` (the
-    provider's date) is used when the Date header is missing or unreadable.
-    A message without a Message-ID gets a stable synthesised one derived from
-    its headers, so headers-only and full fetches of it agree.
+    hold nothing else) and ``body`` is ``None``. A message without a
+    Message-ID gets a stable synthesised one derived from its headers, so
+    headers-only and full fetches of it agree.
+
+    The date is the Date header's; when it is missing or unreadable,
+    ``fallback_date`` (the provider's date of arrival), else the date of the
+    topmost Received header (written by the receiving server), else the
+    epoch with the warning ``date-unknown``: a fixed value rather than the
+    time of parsing, so that importing the message again gives the same
+    record.
+
+    ``limits`` (default ``Limits()``) bounds what is kept: body text over
+    ``max_text_chars`` is cut (``text-truncated``); participants past
+    ``max_participants`` are dropped, in header order From, Sender, To, Cc,
+    Bcc, Reply-To, with ``participants-truncated:<total>`` giving how many
+    there were (the policy's recipient count can use it).
     """
     warnings: list[str] = []
+    limits = limits or _DEFAULT_LIMITS
     try:
         data = raw if isinstance(raw, bytes) else bytes(raw)
-        return _parse(data, provider_id, detail, fallback_date, folders, thread_hint, warnings)
+        message = _parse(
+            data, provider_id, detail, fallback_date, folders, thread_hint, limits, warnings
+        )
     except Exception as exc:  # the promise is "never raises": keep what can be kept
         warnings.append(f"internal-error:{type(exc).__name__}")
-        return _last_resort(raw, provider_id, fallback_date, folders, thread_hint, warnings)
+        message = _last_resort(raw, provider_id, fallback_date, folders, thread_hint, warnings)
+    try:
+        # Participants are built storable (see addrlist and _trusted).
+        return storable_message(message, True)
+    except Exception as exc:  # pragma: no cover - a bug in the repairs themselves
+        warnings.append(f"internal-error:{type(exc).__name__}")
+        return _last_resort(raw, provider_id, fallback_date, (), None, warnings)
 
 
 def _parse(
@@ -117,10 +171,18 @@ def _parse(
     fallback_date: datetime | None,
     folders: tuple[str, ...],
     thread_hint: str | None,
+    limits: Limits,
     warnings: list[str],
 ) -> Message:
+    size = len(raw)
+    if raw.find(b"\n", 0, _LINE_PROBE) < 0:  # cheap: the first line end
+        fixed = crlf_line_ends(raw)
+        if fixed is not raw:
+            warnings.append("line-ends-repaired")
+            raw = fixed
     src = _Source(raw)
     full = detail is Detail.FULL
+    max_chars = limits.max_text_chars
     content: Content | None = None
     if len(raw) > _LARGE_HEADER and len(src.block) > _LARGE_HEADER:
         # The fast parser slows down quadratically on thousands of encoded
@@ -128,7 +190,14 @@ def _parse(
         warnings.append("fallback-parser:large-header")
         hdrs, subject, date, found = _raw_head(src.block, warnings)
         if full:
-            content = _content(mime_headers_only(src.block) + raw[len(src.block) :], warnings)
+            rest = mime_headers_only(src.block) + raw[len(src.block) :]
+            content = _content(rest, max_chars, warnings)
+    elif len(raw) > NATIVE_SAFE_BYTES and not native_safe(raw):
+        # A structure the fast parser might not survive: headers from the
+        # header section alone, the body from the bounded reader.
+        warnings.append("fallback-parser:deep-mime")
+        hdrs, subject, date, found = _head_only(src, src.block, warnings)
+        content = _stdlib_content(raw, warnings) if full else None
     else:
         mark = len(warnings)
         try:
@@ -137,21 +206,26 @@ def _parse(
             )
             hdrs, subject, date, found = _fast_head(mail, src, warnings)
             if isinstance(mail, fmp.PyLazyMail):
-                content = _fast_content(mail, raw, warnings)
-                _note(mail, warnings)
+                content = fast_content(mail, raw, max_chars, warnings)
         except Exception as exc:  # a refusal, or an error from the parsed result
             del warnings[mark:]
             warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
             if isinstance(exc, fmp.ParseError):
-                hdrs, subject, date, found = _head_only(src, warnings)
+                hdrs, subject, date, found = _head_only(src, src.raw, warnings)
             else:
                 hdrs, subject, date, found = _raw_head(src.block, warnings)
             content = _stdlib_content(raw, warnings) if full else None
 
     message_id, synthetic = _message_id(hdrs, raw, warnings)
     if date is None:
-        date = _fallback_date("date" in hdrs, fallback_date, warnings)
-    body = None if content is None else _body(content)
+        date = _fallback_date("date" in hdrs, fallback_date, hdrs.get("received"), warnings)
+    if len(found) > limits.max_participants:
+        warnings.append(f"participants-truncated:{len(found)}")
+        del found[limits.max_participants :]
+    body = None if content is None else body_text(content, max_chars, warnings)
+    if len(subject) > _SUBJECT_SCAN:
+        subject = subject[:_SUBJECT_SCAN]
+        warnings.append("subject-truncated")
     irt = hdrs.get("in-reply-to")
     refs = hdrs.get("references")
     list_id = hdrs.get("list-id")
@@ -172,34 +246,41 @@ def _parse(
         snippet=snippet(body) if body else "",
         attachments=content.attachments if content is not None else (),
         calendar_parts=content.calendar_parts if content is not None else (),
-        list_id=_list_id(list_id[0]) if list_id else "",
-        list_unsubscribe=collapse(unsubscribe[0]) if unsubscribe else "",
-        precedence=token(precedence[0]) if precedence else "",
-        auto_submitted=token(auto[0]) if auto else "",
-        size=len(raw),
+        list_id=_list_id(list_id[0][:_TEXT_SCAN]) if list_id else "",
+        list_unsubscribe=collapse(unsubscribe[0][:_TEXT_SCAN]) if unsubscribe else "",
+        precedence=token(precedence[0][:_TEXT_SCAN]) if precedence else "",
+        auto_submitted=token(auto[0][:_TEXT_SCAN]) if auto else "",
+        size=size,
         synthetic_id=synthetic,
         warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
     )
 
 
-def _head_only(src: _Source, warnings: list[str]) -> _Head:
-    """Headers of a message whose body the fast parser refused."""
+def _head_only(src: _Source, data: bytes, warnings: list[str]) -> _Head:
+    """Headers of a message whose body the fast parser refused or is not given.
+
+    ``data`` is what the fast parser may read: the whole message, or its
+    header section alone.
+    """
     try:
-        mail = fmp.parse_email(src.raw, mode="metadata")
+        if not native_safe(data):
+            return _raw_head(src.block, warnings)
+        mail = fmp.parse_email(data, mode="metadata")
     except fmp.ParseError:
         return _raw_head(src.block, warnings)
     return _fast_head(mail, src, warnings)
 
 
-def _content(data: bytes, warnings: list[str]) -> Content:
+def _content(data: bytes, max_chars: int, warnings: list[str]) -> Content:
+    if not native_safe(data):
+        warnings.append("fallback-parser:deep-mime")
+        return _stdlib_content(data, warnings)
     try:
         mail = fmp.parse_email(data, mode="lazy")
     except fmp.ParseError as exc:
         warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
         return _stdlib_content(data, warnings)
-    content = _fast_content(mail, data, warnings)
-    _note(mail, warnings)
-    return content
+    return fast_content(mail, data, max_chars, warnings)
 
 
 def _stdlib_content(data: bytes, warnings: list[str]) -> Content:
@@ -211,13 +292,6 @@ def _stdlib_content(data: bytes, warnings: list[str]) -> Content:
     except Exception as exc:  # e.g. RecursionError on absurdly deep nesting
         warnings.append(f"body-unreadable:{type(exc).__name__}")
         return Content()
-
-
-def _note(mail: fmp.PyLazyMail, warnings: list[str]) -> None:
-    """Record the fast parser's own repairs that are not handled here."""
-    notes = mail.warnings
-    if notes:
-        warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
 
 
 class _Source:
@@ -279,7 +353,8 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
         if shown[0].isascii() or not src.eight_bit:
             mailboxes = _trusted(mail, name, shown)
         if mailboxes is None:
-            mailboxes = _dedupe(participants(name, raw_values(src.block, name) or shown))
+            values = raw_values(src.block, name) or shown
+            mailboxes = _dedupe(participants(name, values, warnings))
             if any(not p.address.valid for p in mailboxes):
                 warnings.append(f"bad-address:{name}")
         found.extend(mailboxes)
@@ -295,12 +370,31 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
     return hdrs, subject, date, found
 
 
-def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
-    """The fast parser's mailboxes for one header, or ``None`` when they look wrong."""
-    attr = _FAST_ADDRESSES.get(header)
-    if attr is None or len(values) != 1:
+def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> Sequence[Participant] | None:
+    """The fast parser's mailboxes for one header, or ``None`` when they look wrong.
+
+    The answer depends on the header value alone, and the same values recur
+    (a mailbox owner, frequent correspondents): it is remembered for short
+    values, which saves reading the fast parser's address objects.
+    """
+    if len(values) != 1:
         return None
     value = values[0]
+    key = (header, value)
+    found = _TRUSTED.get(key, _MISSING)
+    if found is _MISSING:
+        found = _read_trusted(mail, header, value)
+        if len(value) <= _TRUSTED_VALUE:
+            if len(_TRUSTED) >= _TRUSTED_SIZE:
+                _TRUSTED.clear()
+            _TRUSTED[key] = found
+    return found  # type: ignore[return-value]
+
+
+def _read_trusted(mail: _FastMail, header: str, value: str) -> tuple[Participant, ...] | None:
+    attr = _FAST_ADDRESSES.get(header)
+    if attr is None:
+        return None
     parsed = getattr(mail, attr)
     if header == "from":
         parsed = [] if parsed is None else [parsed]
@@ -309,19 +403,28 @@ def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Partic
     # Comments may hold the only display name, which the fast parser drops.
     if value.count("@") != len(parsed) or "(" in value:
         return None
+    if len(parsed) > 1 and value.count(",") + value.count(";") < len(parsed) - 1:
+        return None  # a missing comma, recovered and reported by our own reader
     if not parsed:
         stripped = value.strip()
-        return [] if not stripped or stripped.endswith(";") else None
+        return () if not stripped or stripped.endswith(";") else None
     out = []
     for mailbox in parsed:
-        name = mailbox.display_name
-        if name and ("=?" in name or "\ufffd" in name):
+        name = mailbox.display_name or ""
+        address = mailbox.address
+        # Encoded words left in, replacement characters, controls or great
+        # length: our own reader decodes, repairs and reports.
+        if name and (
+            "=?" in name or "\ufffd" in name or len(name) > _CACHED_NAME or not name.isprintable()
+        ):
             return None
-        found = participant(mailbox.address, name or "", header)
+        if len(address) > _MAX_ADDRESS:
+            return None
+        found = participant(address, name, header)
         if not found.address.valid:
             return None
         out.append(found)
-    return _dedupe(out) if len(out) > 1 else out
+    return tuple(_dedupe(out)) if len(out) > 1 else tuple(out)
 
 
 def _raw_head(block: bytes, warnings: list[str]) -> _Head:
@@ -332,7 +435,7 @@ def _raw_head(block: bytes, warnings: list[str]) -> _Head:
     for name in ROLE_HEADERS:
         values = hdrs.get(name)
         if values:
-            mailboxes = _dedupe(participants(name, values))
+            mailboxes = _dedupe(participants(name, values, warnings))
             if any(not p.address.valid for p in mailboxes):
                 warnings.append(f"bad-address:{name}")
             found.extend(mailboxes)
@@ -341,7 +444,11 @@ def _raw_head(block: bytes, warnings: list[str]) -> _Head:
 
 
 def _decoded(values: Sequence[str], warnings: list[str]) -> str:
-    text, repair = decode_words(values[0] if values else "")
+    value = values[0] if values else ""
+    if len(value) > 2 * _SUBJECT_SCAN:  # encoded words shrink when decoded
+        value = value[: 2 * _SUBJECT_SCAN]
+        warnings.append("subject-truncated")
+    text, repair = decode_words(value)
     if repair is not None:
         warnings.append(f"charset-repaired:{repair}")
     return text
@@ -375,7 +482,13 @@ def _message_id(
     return synthetic_id(raw), True
 
 
-def _fallback_date(present: bool, fallback: datetime | None, warnings: list[str]) -> datetime:
+def _fallback_date(
+    present: bool,
+    fallback: datetime | None,
+    received: Sequence[str] | None,
+    warnings: list[str],
+) -> datetime:
+    """The date of a message without a usable Date header (see ``parse_message``)."""
     warnings.append("bad-date" if present else "missing-date")
     if fallback is not None:
         try:
@@ -384,6 +497,10 @@ def _fallback_date(present: bool, fallback: datetime | None, warnings: list[str]
             return fallback.astimezone(timezone.utc)
         except (OverflowError, ValueError):
             pass
+    date = received_date(received) if received else None
+    if date is not None:
+        warnings.append("date-from-received")
+        return date
     warnings.append("date-unknown")
     return EPOCH
 
@@ -396,109 +513,6 @@ def _list_id(value: str) -> str:
 def _first(hdrs: Mapping[str, Sequence[str]], name: str) -> str:
     values = hdrs.get(name)
     return values[0] if values else ""
-
-
-# --- body ------------------------------------------------------------------------
-
-
-def _fast_content(mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]) -> Content:
-    # Each read of text_plain/text_html builds new strings: read each at most once.
-    plains = mail.text_plain
-    plain = plains[0] if plains else None
-    html = None
-    if not _has_text(plain):
-        htmls = mail.text_html
-        html = htmls[0] if htmls else None
-    if plain is not None and (html is None or _has_text(plain)):
-        plain = _checked(plain, "text/plain", "text_plain[0]", mail, raw, warnings)
-    elif html is not None:
-        html = _checked(html, "text/html", "text_html[0]", mail, raw, warnings)
-
-    attachments: list[Attachment] = []
-    calendars: list[str] = []
-    for part in mail.attachments:
-        ctype = (part.mimetype or "application/octet-stream").strip().lower()
-        filename = part.filename or ""
-        data: bytes | None
-        try:
-            data = part.content
-        except fmp.ParseError:
-            data = None
-            warnings.append("bad-attachment-encoding")
-        size = len(data) if data is not None else estimate_size(part.encoded_size)
-        if ctype in FORWARD_TYPES:
-            filename = filename or forward_name(data or b"")
-        elif data is not None and is_calendar(ctype, filename):
-            calendars.append(calendar_text(data, warnings))
-            # An invitation's text/calendar alternative is not an attachment.
-            if ctype == "text/calendar" and (part.disposition or "").lower() != "attachment":
-                continue
-        attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
-    # An invitation often comes twice: inline and as an .ics attachment.
-    return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
-
-
-def _checked(
-    text: str, kind: str, path: str, mail: fmp.PyLazyMail, raw: bytes, warnings: list[str]
-) -> str:
-    """Body text, decoded again from its bytes when its charset looks wrong."""
-    notes = mail.warnings
-    flagged = bool(notes) and any(
-        w.kind == "charset-fallback" and w.part_path == path for w in notes
-    )
-    if not flagged and not looks_mojibake(text):
-        return text
-    redone = _redecode(raw, kind)
-    if redone is None:
-        return text
-    fixed, repair = redone
-    if repair is not None:
-        warnings.append(f"charset-repaired:{repair}")
-    return fixed
-
-
-def _redecode(raw: bytes, kind: str) -> tuple[str, str | None] | None:
-    """Decode the first body part of ``kind`` from its bytes and declared charset."""
-    try:
-        stack = [fmp.parse_email_tree(raw, mode="lazy")]
-        while stack:
-            node = stack.pop()
-            if node.is_message:
-                continue  # a forwarded message: not this message's body
-            if node.children:
-                stack.extend(reversed(node.children))
-                continue
-            disposition = (node.disposition or "").lower()
-            if node.content_type.lower() == kind and disposition != "attachment":
-                data = node.content or b""
-                match = _CHARSET_PARAM.search(_header(node.headers, "content-type"))
-                return decode_bytes(data, match.group(1) if match else None)
-    except fmp.ParseError:
-        return None
-    return None
-
-
-def _header(headers: Mapping[str, Sequence[str]], name: str) -> str:
-    for key, values in headers.items():
-        if key.lower() == name and values:
-            return values[0]
-    return ""
-
-
-def _has_text(text: str | None) -> bool:
-    return bool(text and not text.isspace())
-
-
-def _uses_plain(plain: str | None, html: str | None) -> bool:
-    return plain is not None and (html is None or _has_text(plain))
-
-
-def _body(content: Content) -> str:
-    if _uses_plain(content.plain, content.html):
-        text = content.plain or ""
-    else:
-        text = html_to_text(content.html or "")
-    return text.replace("\r", "")
 
 
 # --- odds and ends ---------------------------------------------------------------
@@ -531,7 +545,7 @@ def _last_resort(
     except Exception:
         message_id = synthetic_id(b"")
     try:
-        date = _fallback_date(False, fallback_date, warnings)
+        date = _fallback_date(False, fallback_date, None, warnings)
     except Exception:
         date = EPOCH
     return Message(

@@ -7,7 +7,6 @@ standard library's lenient ``compat32`` parser when the fast parser gives up.
 
 from __future__ import annotations
 
-import email
 import re
 from email.message import Message as StdMessage
 from email.policy import compat32
@@ -16,6 +15,7 @@ import attrs
 
 from ..model import Attachment
 from .headers import decode_words, header_block, raw_values
+from .structure import walk
 from .text import collapse, decode_8bit, decode_bytes
 
 __all__ = [
@@ -102,22 +102,17 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
     """Read a message body with the standard library's lenient parser.
 
     Slow, but it tolerates broken transfer encodings (broken base64 is
-    decoded as far as it goes) and odd structure. Never raises.
+    decoded as far as it goes) and odd structure. Multiparts are split by
+    ``structure.walk``, which bounds depth and part count instead of
+    recursing. Never raises.
     """
-    msg = email.message_from_bytes(raw, policy=compat32)
     plain: str | None = None
     html: str | None = None
     attachments: list[Attachment] = []
     calendars: list[str] = []
-    stack: list[StdMessage] = [msg]
-    while stack:
-        part = stack.pop()
+    for part in walk(raw, warnings):
         try:
             ctype = part.get_content_type()
-            payload = part.get_payload()
-            if isinstance(payload, list) and not ctype.startswith("message/"):
-                stack.extend(reversed([p for p in payload if isinstance(p, StdMessage)]))
-                continue
             disposition = _text(part.get_content_disposition() or "").lower()
             if ctype in ("text/plain", "text/html") and disposition != "attachment":
                 if (plain if ctype == "text/plain" else html) is None:

@@ -16,6 +16,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 __all__ = [
     "collapse",
+    "collapse_text",
     "decode_8bit",
     "decode_bytes",
     "html_to_text",
@@ -184,10 +185,31 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+# ASCII whitespace other than space, tab and line feed (str.split splits on these too).
+_ODD_SPACE = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def collapse_text(text: str) -> str:
+    """``collapse`` for a text of many words, without splitting ordinary ASCII into words.
+
+    Splitting allocates a string per word, which made snippets cost as much
+    as the rest of a message's body handling. The result is ``collapse``'s.
+    """
+    if not text.isascii():
+        return " ".join(text.split())
+    for odd in _ODD_SPACE:
+        if odd in text:
+            return " ".join(text.split())
+    text = text.replace("\n", " ").replace("\t", " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
+
+
 def snippet(body: str, length: int = SNIPPET_LENGTH) -> str:
     """The first ``length`` characters of ``body``, whitespace collapsed."""
     head = body[: length + 64]
-    text = " ".join(head.split())
+    text = collapse_text(head)
     if len(text) < length and len(body) > len(head):  # much whitespace: look further
         text = " ".join(body[: length * 8].split())
         if len(text) < length and len(body) > length * 8:

@@ -1,0 +1,177 @@
+"""Message bodies from the fast parser, and the body text a message keeps.
+
+``fast_content`` reads what fast-mail-parser decoded, checking text for a
+wrong charset; ``body_text`` turns either parser's ``Content`` into the
+stored body, cut to the channel's ``max_text_chars`` without holding a huge
+text more often than needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import fast_mail_parser as fmp
+
+from ..model import Attachment
+from .parts import (
+    FORWARD_TYPES,
+    Content,
+    attachment,
+    calendar_text,
+    estimate_size,
+    forward_name,
+    is_calendar,
+)
+from .structure import MAX_PARTS
+from .text import decode_bytes, html_to_text, looks_mojibake
+
+__all__ = ["HTML_FACTOR", "body_text", "fast_content"]
+
+#: HTML longer than this many times ``max_text_chars`` is cut before it is
+#: converted (markup is mostly not text; converting megabytes costs seconds).
+HTML_FACTOR = 16
+
+# Fast-parser warnings handled here or by the header code (the rest are recorded).
+_HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+
+
+def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: list[str]) -> Content:
+    """The body of a message read by the fast parser, and its repairs (``parser:<kind>``).
+
+    At most ``structure.MAX_PARTS`` attachments are read (warning
+    ``attachments-truncated:<total>``). Body text is cut to
+    ``2 * max_chars + 1`` characters as soon as it is read (CRs are dropped
+    later, so up to twice the limit may still be needed), so a huge text
+    part is not held beyond this call.
+    """
+    cap = 2 * max_chars + 1
+    html_cap = HTML_FACTOR * max_chars + 1
+    notes = mail.warnings  # built anew on each read
+    if notes:  # the fast parser's own repairs
+        warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
+    # Each read of text_plain/text_html builds new strings: read each at most once.
+    plains = mail.text_plain
+    plain = plains[0] if plains else None
+    del plains
+    if plain is not None and len(plain) > cap:
+        plain = plain[:cap]
+    html = None
+    if not _has_text(plain):
+        htmls = mail.text_html
+        html = htmls[0][:html_cap] if htmls else None
+        del htmls
+    if plain is not None and (html is None or _has_text(plain)):
+        plain = _checked(plain, "text/plain", "text_plain[0]", notes, raw, warnings)
+        if len(plain) > cap:
+            plain = plain[:cap]
+    elif html is not None:
+        html = _checked(html, "text/html", "text_html[0]", notes, raw, warnings)[:html_cap]
+
+    attachments: list[Attachment] = []
+    calendars: list[str] = []
+    parts = mail.attachments
+    if len(parts) > MAX_PARTS:
+        warnings.append(f"attachments-truncated:{len(parts)}")
+        parts = parts[:MAX_PARTS]
+    for part in parts:
+        ctype = (part.mimetype or "application/octet-stream").strip().lower()
+        filename = part.filename or ""
+        data: bytes | None
+        try:
+            data = part.content
+        except fmp.ParseError:
+            data = None
+            warnings.append("bad-attachment-encoding")
+        size = len(data) if data is not None else estimate_size(part.encoded_size)
+        if ctype in FORWARD_TYPES:
+            filename = filename or forward_name(data or b"")
+        elif data is not None and is_calendar(ctype, filename):
+            calendars.append(calendar_text(data, warnings))
+            # An invitation's text/calendar alternative is not an attachment.
+            if ctype == "text/calendar" and (part.disposition or "").lower() != "attachment":
+                continue
+        attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
+    # An invitation often comes twice: inline and as an .ics attachment.
+    return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
+
+
+def _checked(
+    text: str,
+    kind: str,
+    path: str,
+    notes: Sequence[fmp.ParseWarning],
+    raw: bytes,
+    warnings: list[str],
+) -> str:
+    """Body text, decoded again from its bytes when its charset looks wrong."""
+    flagged = bool(notes) and any(
+        w.kind == "charset-fallback" and w.part_path == path for w in notes
+    )
+    if not flagged and not looks_mojibake(text):
+        return text
+    redone = _redecode(raw, kind)
+    if redone is None:
+        return text
+    fixed, repair = redone
+    if repair is not None:
+        warnings.append(f"charset-repaired:{repair}")
+    return fixed
+
+
+def _redecode(raw: bytes, kind: str) -> tuple[str, str | None] | None:
+    """Decode the first body part of ``kind`` from its bytes and declared charset."""
+    try:
+        stack = [fmp.parse_email_tree(raw, mode="lazy")]
+        while stack:
+            node = stack.pop()
+            if node.is_message:
+                continue  # a forwarded message: not this message's body
+            if node.children:
+                stack.extend(reversed(node.children))
+                continue
+            disposition = (node.disposition or "").lower()
+            if node.content_type.lower() == kind and disposition != "attachment":
+                data = node.content or b""
+                match = _CHARSET_PARAM.search(_header(node.headers, "content-type"))
+                return decode_bytes(data, match.group(1) if match else None)
+    except fmp.ParseError:
+        return None
+    return None
+
+
+def _header(headers: Mapping[str, Sequence[str]], name: str) -> str:
+    for key, values in headers.items():
+        if key.lower() == name and values:
+            return values[0]
+    return ""
+
+
+def _has_text(text: str | None) -> bool:
+    return bool(text and not text.isspace())
+
+
+def body_text(content: Content, max_chars: int, warnings: list[str]) -> str:
+    """The text a message keeps: its plain text, else its HTML as text; CRs dropped.
+
+    Text over ``max_chars`` characters is cut (warning ``text-truncated``);
+    HTML over ``HTML_FACTOR * max_chars`` is cut before it is converted.
+    """
+    plain, html = content.plain, content.html
+    if plain is not None and (html is None or _has_text(plain)):
+        text = plain
+    else:
+        html = html or ""
+        if len(html) > HTML_FACTOR * max_chars:
+            html = html[: HTML_FACTOR * max_chars]
+            warnings.append("text-truncated")
+        text = html_to_text(html)
+    if len(text) <= max_chars:
+        return text.replace("\r", "")
+    # Cut before dropping CRs: a CRLF text needs at most twice the characters.
+    kept = text[: 2 * max_chars].replace("\r", "")
+    if len(kept) > max_chars or len(text) > 2 * max_chars:
+        warnings.append("text-truncated")
+        kept = kept[:max_chars]
+    return kept

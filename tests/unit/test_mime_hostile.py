@@ -1,0 +1,401 @@
+"""parse_message on hostile input: structure, storability, limits and dates.
+
+Everything in a message is attacker-controlled (DESIGN §9). The parser must
+never take the process down, must hand on only values every store can hold,
+must bound what one message costs, and must date a message stably.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import tracemalloc
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commlink.calendar.ical import parse_calendar
+from commlink.mime.parse import parse_message
+from commlink.mime.parts import stdlib_content
+from commlink.mime.storable import (
+    HASHED_DOMAIN,
+    MAX_ID_BYTES,
+    MAX_REFERENCES,
+    clean_text,
+    storable_id,
+    text_is_clean,
+)
+from commlink.mime.structure import MAX_DEPTH, MAX_PARTS, multipart_count, native_safe
+from commlink.model import Detail, Limits, Message, Role
+from commlink.testing.mail_strategies import mutated, raw_messages
+
+HEAD = (
+    b"From: Ann <ann@x.example>\r\nTo: bob@y.example\r\nSubject: deep\r\n"
+    b"Message-ID: <deep@x.example>\r\nDate: Mon, 3 Feb 2025 11:00:00 +0100\r\n"
+)
+DATE = datetime(2025, 2, 3, 10, tzinfo=timezone.utc)
+
+
+def nested(depth: int, *, style: str = "plain", eol: bytes = b"\r\n", close: bool = True) -> bytes:
+    """A message of ``depth`` nested multiparts around one text part."""
+    levels = []
+    for i in range(depth):
+        if style == "case":
+            levels.append(f"cOnTeNt-TyPe: MuLtIpArT/Mixed; BOUNDARY={i}\r\n\r\n--{i}\r\n")
+        elif style == "folded":
+            levels.append(f"Content-Type:\r\n multipart/mixed;\r\n boundary={i}\r\n\r\n--{i}\r\n")
+        else:
+            levels.append(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n')
+    sep = "" if style in ("case", "folded") else "b"
+    closing = "".join(f"\r\n--{sep}{i}--\r\n" for i in reversed(range(depth))) if close else ""
+    body = "".join(levels) + "Content-Type: text/plain\r\n\r\ninnermost\r\n" + closing
+    return (HEAD + body.encode()).replace(b"\r\n", eol)
+
+
+def storable(m: Message) -> None:
+    """What every store can hold (DESIGN §9)."""
+    texts = [m.subject, m.snippet, m.body or "", m.list_id, m.list_unsubscribe, m.precedence]
+    texts += [m.auto_submitted, *m.folders, m.thread_hint or "", *m.calendar_parts]
+    for a in m.addresses():
+        texts += [a.name, a.raw, a.email, a.key]
+    for at in m.attachments:
+        texts += [at.filename, at.content_type, at.content_id]
+    for text in texts:
+        assert text_is_clean(text), repr(text[:80])
+        text.encode("utf-8")
+    ids = [m.message_id, *m.in_reply_to, *m.references, m.thread_hint or ""]
+    for value in ids:
+        assert len(value.encode("utf-8")) <= MAX_ID_BYTES
+        assert not any(ord(c) < 32 or c == "\x7f" for c in value), repr(value)
+    assert m.message_id
+    assert len(m.references) <= MAX_REFERENCES
+
+
+# --- structure: the native parser never sees what it cannot survive ----------------
+
+
+@pytest.mark.parametrize(
+    ("style", "eol", "close"),
+    [
+        ("plain", b"\r\n", True),
+        ("plain", b"\n", True),
+        ("plain", b"\r", True),
+        ("case", b"\r\n", True),
+        ("folded", b"\r\n", False),
+    ],
+)
+def test_a_40000_deep_message_returns_quickly_with_a_warning(
+    style: str, eol: bytes, close: bool
+) -> None:
+    raw = nested(40_000, style=style, eol=eol, close=close)
+    for detail in Detail:
+        start = time.perf_counter()
+        m = parse_message(raw, provider_id="x", detail=detail)
+        assert time.perf_counter() - start < 3  # ~0.2 s here; the native parser crashes
+        assert (m.message_id, m.subject, m.date) == ("deep@x.example", "deep", DATE)
+        assert [a.key for a in m.addresses()] == ["ann@x.example", "bob@y.example"]
+        assert "fallback-parser:deep-mime" in m.warnings
+        if detail is Detail.FULL:
+            assert "mime-too-deep" in m.warnings
+            assert m.body == ""
+        storable(m)
+
+
+def test_ordinary_nesting_stays_on_the_fast_path() -> None:
+    m = parse_message(nested(30), provider_id="x")
+    assert m.body == "innermost\n"
+    assert not any(w.startswith("fallback-parser") for w in m.warnings)
+
+
+def test_parts_read_before_a_deep_chain_are_kept() -> None:
+    chain = nested(3000).split(b"\r\n", 5)[5]  # the nested body without the top headers
+    raw = HEAD + (
+        b'Content-Type: multipart/mixed; boundary="top"\r\n\r\n'
+        b"--top\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--top\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="a.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n"
+        b"--top\r\n" + chain + b"\r\n--top--\r\n"
+    )
+    m = parse_message(raw, provider_id="x")
+    assert m.body == "hello"
+    assert [(a.filename, a.size) for a in m.attachments] == [("a.pdf", 5)]
+    assert {"fallback-parser:deep-mime", "mime-too-deep"} <= set(m.warnings)
+
+
+def test_the_standard_library_reader_is_bounded_too() -> None:
+    warnings: list[str] = []
+    content = stdlib_content(nested(MAX_DEPTH + 5), warnings)
+    assert content.plain is None
+    assert warnings == ["mime-too-deep"]
+    warnings = []
+    assert stdlib_content(nested(MAX_DEPTH - 1), warnings).plain == "innermost\r\n"
+    assert warnings == []
+    many = HEAD + b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+    many += b"".join(
+        f"--m\r\nContent-Type: application/x-{i}\r\n\r\n{i}\r\n".encode()
+        for i in range(MAX_PARTS + 50)
+    )
+    content = stdlib_content(many, warnings)
+    assert len(content.attachments) == MAX_PARTS
+    assert warnings == ["mime-parts-truncated"]
+
+
+def test_too_many_attachments_are_cut_on_the_fast_path() -> None:
+    raw = HEAD + b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n\r\ntext\r\n'
+    raw += b"".join(
+        f'--m\r\nContent-Type: application/pdf; name="{i}.pdf"\r\n\r\nx\r\n'.encode()
+        for i in range(MAX_PARTS + 10)
+    )
+    m = parse_message(raw + b"--m--\r\n", provider_id="x")
+    assert len(m.attachments) == MAX_PARTS
+    assert f"attachments-truncated:{MAX_PARTS + 10}" in m.warnings
+
+
+def test_the_structure_check() -> None:
+    small = b"multipart " * 1000
+    assert len(small) < 12 * 1024
+    assert native_safe(small)  # too small to nest deep enough to matter
+    assert not native_safe(b"MuLtIpArT/x " * 101 + b"x" * 12 * 1024)
+    assert native_safe(b"multipart/x " * 100 + b"x" * 12 * 1024)
+    # A word across the 1 MiB slices is counted once.
+    data = b"x" * (2**20 - 4) + b"MULTIPART" + b"x" * 10
+    assert multipart_count(data, 5) == 1
+
+
+# --- storable: what the stores cannot hold never leaves the parser -------------------
+
+
+def test_nul_in_an_encoded_subject_is_removed() -> None:
+    raw = HEAD.replace(b"Subject: deep", b"Subject: =?utf-8?q?hello=00world?=")
+    m = parse_message(raw, provider_id="x")
+    assert m.subject == "helloworld"
+    assert "nul-removed" in m.warnings
+    storable(m)
+
+
+def test_nul_and_controls_in_ids_are_removed() -> None:
+    raw = HEAD.replace(b"<deep@x.example>", b"<de\x00ep@x.example>")
+    raw += b"In-Reply-To: <pa\x01rent@x.example>\r\nReferences: <a@x> <b\x00@x>\r\n\r\nhi"
+    m = parse_message(raw, provider_id="x")
+    assert m.message_id == "deep@x.example"
+    assert m.in_reply_to == ("parent@x.example",)
+    assert m.references == ("a@x", "b@x")
+    assert "id-repaired" in m.warnings
+    storable(m)
+
+
+def test_a_long_random_message_id_is_hashed_stably() -> None:
+    rng = random.Random(7)
+    long_id = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(3000))
+    long_id += "@x.example"
+    parent = HEAD.replace(b"<deep@x.example>", f"<{long_id}>".encode()) + b"\r\nhi"
+    reply = HEAD.replace(b"<deep@x.example>", b"<reply@x.example>")
+    reply += f"In-Reply-To: <{long_id}>\r\nReferences: <{long_id}>\r\n\r\nre".encode()
+    first = parse_message(parent, provider_id="a")
+    again = parse_message(parent, provider_id="b", detail=Detail.METADATA)
+    child = parse_message(reply, provider_id="c")
+    assert first.message_id == again.message_id
+    assert first.message_id.endswith("@" + HASHED_DOMAIN)
+    assert child.in_reply_to == child.references == (first.message_id,)  # threading holds
+    assert not first.synthetic_id
+    assert "id-hashed" in first.warnings
+    storable(first)
+    storable(child)
+
+
+def test_references_keep_the_newest() -> None:
+    refs = " ".join(f"<r{i}@x.example>" for i in range(250)).encode()
+    m = parse_message(HEAD + b"References: " + refs + b"\r\n\r\nhi", provider_id="x")
+    assert m.references == tuple(f"r{i}@x.example" for i in range(150, 250))
+    assert "references-truncated:250" in m.warnings
+
+
+def test_lone_surrogates_from_broken_encoded_words_are_replaced() -> None:
+    # A charset label Python reads with a codec that makes lone surrogates.
+    raw = (
+        b"From: =?unicode-escape?q?=E9=5Cud800Ann?= <ann@x.example>\r\n"
+        b"Subject: =?unicode-escape?q?=E9=5Cud800?=\r\nMessage-ID: <s@x.example>\r\n\r\nhi"
+    )
+    m = parse_message(raw, provider_id="x")
+    assert m.subject == "é\ufffd"
+    assert [a.name for a in m.addresses(Role.FROM)] == ["é\ufffdAnn"]
+    assert "surrogate-replaced" in m.warnings
+    storable(m)
+
+
+def test_controls_in_the_body_and_attachment_names_are_removed() -> None:
+    raw = HEAD + (
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        b"--m\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"a=00b=01c\tok\r\n"
+        b"--m\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''x%00y%07.pdf\r\n\r\nz\r\n--m--\r\n"
+    )
+    m = parse_message(raw, provider_id="x", folders=("In\x00box",), thread_hint="t\x00h")
+    assert m.body == "abc\tok"
+    assert m.snippet == "abc ok"
+    assert [a.filename for a in m.attachments] == ["xy.pdf"]
+    assert (m.folders, m.thread_hint) == (("Inbox",), "th")
+    assert {"nul-removed", "control-removed"} <= set(m.warnings)
+    storable(m)
+
+
+def test_storable_helpers() -> None:
+    assert clean_text("a\x00b\x1bc\td\ne\rf\ud800") == "abc\td\ne\rf\ufffd"
+    assert text_is_clean("fine\ttext\r\n" * 100)
+    assert not text_is_clean("x" * 1000 + "\x0c")
+    assert not text_is_clean("é" * 1000 + "\udc80")
+    assert storable_id("a\x00b@x") == ("ab@x", ["id-repaired"])
+    long_id = "é" * 300  # 300 characters, 600 bytes
+    hashed, repairs = storable_id(long_id)
+    assert repairs == ["id-hashed"]
+    assert storable_id(long_id)[0] == hashed
+    assert storable_id("é" * 256) == ("é" * 256, [])  # 512 bytes: kept
+
+
+def test_calendar_uids_are_storable_and_stable() -> None:
+    long_uid = "u" * 3000 + "@x.example"
+
+    def ics(uid: str) -> bytes:
+        return (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTART:20250203T100000Z\r\nSUMMARY:s\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        ).encode()
+
+    first = parse_calendar(ics(long_uid))
+    again = parse_calendar(ics(long_uid))
+    (event,) = first.events
+    assert event.uid == again.events[0].uid
+    assert event.uid.endswith("@" + HASHED_DOMAIN)
+    assert f"id-hashed:{event.uid}" in first.warnings
+    (nul,) = parse_calendar(ics("a\x00b@x.example").replace(b"\x00", b"\x00")).events
+    assert nul.uid == "ab@x.example"
+
+
+_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(mutated(raw_messages()), st.sampled_from(Detail))
+def test_every_parse_is_storable(raw: bytes, detail: Detail) -> None:
+    storable(parse_message(raw, provider_id="p", detail=detail))
+
+
+@_SETTINGS
+@given(st.binary(max_size=3000), st.sampled_from(Detail))
+def test_arbitrary_bytes_are_storable(raw: bytes, detail: Detail) -> None:
+    storable(parse_message(raw, provider_id="p", detail=detail))
+
+
+@_SETTINGS
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"\x00", b"\x01", b"=?utf-8?q?=00?=", b"=?utf-7?q?+2D0-?=", b"\xe9", b"<", b">",
+             b"a@b.example", b" ", b",", b"(", b")", b'"', b"\r\n ", b"=?utf-8?b?AA==?="]
+        ),
+        max_size=40,
+    ).map(b"".join),
+    st.sampled_from(["Subject", "From", "To", "Message-ID", "References", "List-Id"]),
+)  # fmt: skip
+def test_hostile_header_values_are_storable(value: bytes, header: str) -> None:
+    raw = b"From: a@x.example\r\n" + header.encode() + b": " + value + b"\r\n\r\nbody"
+    storable(parse_message(raw, provider_id="p"))
+
+
+# --- limits -----------------------------------------------------------------------
+
+
+def test_body_text_is_cut_to_the_limit() -> None:
+    raw = HEAD + b"\r\n" + b"0123456789\r\n" * 1000
+    m = parse_message(raw, provider_id="x", limits=Limits(max_text_chars=500))
+    assert m.body == ("0123456789\n" * 50)[:500]
+    assert "text-truncated" in m.warnings
+    assert len(parse_message(raw, provider_id="x").body or "") == 11_000
+    html = HEAD + b"Content-Type: text/html\r\n\r\n" + b"<p>word</p>" * 100_000
+    m = parse_message(html, provider_id="x", limits=Limits(max_text_chars=100))
+    assert m.body is not None
+    assert len(m.body) <= 100
+    assert "text-truncated" in m.warnings
+
+
+def test_participants_past_the_limit_are_dropped_and_counted() -> None:
+    to = ", ".join(f"p{i}@x.example" for i in range(30)).encode()
+    raw = HEAD.replace(b"To: bob@y.example", b"To: " + to) + b"Cc: c@x.example\r\n\r\nhi"
+    m = parse_message(raw, provider_id="x", limits=Limits(max_participants=10))
+    assert len(m.participants) == 10
+    assert m.participants[0].role is Role.FROM
+    assert "participants-truncated:32" in m.warnings
+    assert "participants-truncated:32" not in parse_message(raw, provider_id="x").warnings
+
+
+def test_five_thousand_recipients_parse_well_under_a_second() -> None:
+    to = ", ".join(f"=?utf-8?q?P=C3=A9rson_{i}?= <p{i}@x{i % 50}.example>" for i in range(5000))
+    raw = HEAD.replace(b"To: bob@y.example", b"To: " + to.encode()) + b"\r\nhi"
+    parse_message(raw[:2000], provider_id="warm-up")
+    start = time.perf_counter()
+    m = parse_message(raw, provider_id="x")
+    assert time.perf_counter() - start < 1.0
+    assert len(m.participants) == Limits().max_participants
+    assert "participants-truncated:5001" in m.warnings
+    assert m.participants[1].address.name == "Pérson 0"
+
+
+def test_a_huge_subject_is_cut_cheaply() -> None:
+    for subject in (b"word " * 2_000_000, b"=?utf-8?q?" + b"caf=C3=A9_" * 1_000_000 + b"?="):
+        raw = HEAD.replace(b"Subject: deep", b"Subject: " + subject) + b"\r\nhi"
+        start = time.perf_counter()
+        m = parse_message(raw, provider_id="x")
+        assert time.perf_counter() - start < 1.0
+        assert 0 < len(m.subject) <= 2000
+        assert "subject-truncated" in m.warnings
+
+
+def test_a_50_mb_text_body_is_not_held_many_times() -> None:
+    body = b"some words of text\r\n" * (50 * 2**20 // 20)
+    raw = HEAD + b"Content-Type: text/plain\r\n\r\n" + body
+    tracemalloc.start()
+    try:
+        m = parse_message(raw, provider_id="x")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert m.body is not None
+    assert len(m.body) == Limits().max_text_chars
+    assert "text-truncated" in m.warnings
+    # The text the fast parser hands over, once; not copies of it.
+    assert peak < 1.5 * len(body)
+
+
+# --- dates ------------------------------------------------------------------------
+
+RECEIVED = (
+    b"Received: from mx.x.example by mx.y.example; Tue, 4 Feb 2025 09:00:00 +0000\r\n"
+    b"Received: from a.example by mx.x.example; Mon, 3 Feb 2025 08:00:00 +0000\r\n"
+)
+
+
+def test_without_a_date_the_newest_received_header_dates_the_message() -> None:
+    raw = RECEIVED + HEAD.replace(b"Date: Mon, 3 Feb 2025 11:00:00 +0100\r\n", b"") + b"\r\nhi"
+    for detail in Detail:
+        m = parse_message(raw, provider_id="x", detail=detail)
+        assert m.date == datetime(2025, 2, 4, 9, tzinfo=timezone.utc)
+        assert {"missing-date", "date-from-received"} <= set(m.warnings)
+        assert "date-unknown" not in m.warnings
+    bad = raw.replace(b"Mon, 3 Feb", b"Xyz, 99 Foo").replace(b"Tue, 4 Feb 2025 09:00:00", b"soon")
+    assert parse_message(bad, provider_id="x").date == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    unreadable_first = raw.replace(b"Tue, 4 Feb 2025 09:00:00 +0000", b"not a date")
+    assert parse_message(unreadable_first, provider_id="x").date == datetime(
+        2025, 2, 3, 8, tzinfo=timezone.utc
+    )
+
+
+def test_the_provider_date_comes_before_received_headers() -> None:
+    raw = RECEIVED + HEAD.replace(b"Date: Mon, 3 Feb 2025 11:00:00 +0100", b"Date: someday")
+    m = parse_message(raw + b"\r\nhi", provider_id="x", fallback_date=datetime(2025, 3, 1))
+    assert m.date == datetime(2025, 3, 1, tzinfo=timezone.utc)
+    assert "date-from-received" not in m.warnings
