@@ -209,3 +209,24 @@ class TestEvents:
         assert keys(event_contacts_to_create([self.e], s, {"boss@client.io"})) == [
             "guest@client.io"
         ]
+
+
+class TestFanOut:
+    def test_mail_to_a_crowd_creates_no_contact(self) -> None:
+        crowd = [(T, f"r{i}@client{i}.io") for i in range(51)]
+        m = msg((F, OWNER), *crowd)
+        assert contacts_to_create([(m, OUT)], settings(), ()) == []
+
+    def test_one_message_creates_at_most_the_cap(self) -> None:
+        few = [(T, f"r{i}@client{i}.io") for i in range(30)]
+        m = msg((F, OWNER), *few)
+        found = contacts_to_create([(m, OUT)], settings(), ())
+        assert [c.address.key for c in found] == [f"r{i}@client{i}.io" for i in range(20)]
+
+    def test_a_message_the_parser_cut_counts_as_a_crowd(self) -> None:
+        import attrs
+
+        m = attrs.evolve(
+            msg((F, OWNER), (T, "ann@client.io")), warnings=("participants-truncated:5000",)
+        )
+        assert contacts_to_create([(m, OUT)], settings(), ()) == []

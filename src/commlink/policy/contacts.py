@@ -55,13 +55,28 @@ def contacts_to_create(
     policy = settings.contact_policy
     if policy is ContactPolicy.NONE:
         return []
-    found: list[Address] = []
+    limits = settings.limits
+    picked: list[Address] = []
     for message, direction in items:
         if direction is Direction.OUTGOING:
-            found.extend(message.addresses(*_SENT_ROLES))
+            found = message.addresses(*_SENT_ROLES)
         elif policy is ContactPolicy.SENT_AND_RECEIVED:
-            found.extend(message.addresses(*_RECEIVED_ROLES))
-    return _new_contacts(found, settings, known)
+            found = message.addresses(*_RECEIVED_ROLES)
+        else:
+            continue
+        if _fan_out(message, limits.max_recipients_for_contacts):
+            continue  # mail to a crowd is not a relationship with each of them
+        mine = _new_contacts(found, settings, known)[: limits.max_contacts_per_message]
+        picked.extend(c.address for c in mine)
+    return _new_contacts(picked, settings, known)
+
+
+def _fan_out(message: Message, most: int) -> bool:
+    """Whether a message has more recipients than ``most`` (counting those the
+    parser left out: ``participants-truncated:<total>``)."""
+    if any(w.startswith("participants-truncated:") for w in message.warnings):
+        return True
+    return len(message.addresses(Role.TO, Role.CC, Role.BCC)) > most
 
 
 def event_contacts_to_create(

@@ -129,6 +129,7 @@ class MailFetcher:
                     fallback_date=item.date,
                     folders=item.folders,
                     thread_hint=item.thread_hint,
+                    limits=self.channel.settings.limits,
                 )
                 messages.append(_too_large(parsed, item.oversize))
             else:
