@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -111,27 +110,53 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 # -- the parent: sources, stores and processes ---------------------------------------
 
 
-def _run_child(command: list[str]) -> dict[str, Any]:
-    """Run one child; its JSON result, exit status and peak RSS (from wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode(errors="replace").strip().splitlines()
-        tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
-    result: dict[str, Any] = {}
-    if text:
-        try:
-            result = json.loads(text[-1])
-        except ValueError:
-            result = {"output": text[-3:]}
-    result["exit"] = process.returncode
-    result["rss_mb"] = usage.ru_maxrss / 1024
-    if process.returncode != 0:
-        result["stderr"] = tail
-    return result
+#: Runs each job it is sent (argv and output files, one JSON line) and answers
+#: with its exit code and ``ru_maxrss``. It is started while this process is
+#: still small: a child forked from a large parent would report the parent's
+#: peak as its own.
+_LAUNCHER = """
+import json, os, subprocess, sys
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["out"], "wb") as out, open(job["err"], "wb") as err:
+        child = subprocess.Popen(job["argv"], stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+    print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "kb": usage.ru_maxrss}), flush=True)
+"""
+
+
+class _Launcher:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    def run(self, command: list[str], work: Path) -> dict[str, Any]:
+        """Run one child; its JSON result, exit status and peak RSS."""
+        out, err = work / "child.out", work / "child.err"
+        job = {"argv": command, "out": str(out), "err": str(err)}
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write((json.dumps(job) + "\n").encode())
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline())
+        text = out.read_text(errors="replace").strip().splitlines()
+        result: dict[str, Any] = {}
+        if text:
+            try:
+                result = json.loads(text[-1])
+            except ValueError:
+                result = {"output": text[-3:]}
+        result["exit"] = answer["rc"]
+        result["rss_mb"] = answer["kb"] / 1024
+        if answer["rc"] != 0:
+            result["stderr"] = err.read_text(errors="replace").strip().splitlines()[-5:]
+        return result
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> int:
@@ -150,6 +175,7 @@ def main() -> int:
         print(json.dumps(child(args)))
         return 0
 
+    launcher = _Launcher()  # first, while this process is small
     specimens = list(corpus(large=not args.small))
     mail = [*normal_mail(args.normal), *(s.raw for s in specimens)]
     total = sum(len(m) for m in mail)
@@ -170,11 +196,12 @@ def main() -> int:
                             continue
                         command = [sys.executable, __file__, "--child", source, "--url", url]
                         command += ["--normal", str(args.normal), *servers[source]]
-                        result = _run_child(command)
+                        result = launcher.run(command, Path(tmp))
                     failed |= _print(source, store, result, args.normal, len(mail))
         finally:
             for stop in servers.get("_stop", []):
                 stop()
+            launcher.close()
     return 1 if failed else 0
 
 
