@@ -274,3 +274,19 @@ def test_the_quick_path_agrees_on_anything(value: str) -> None:
     quick = _simple(value)
     if quick is not None:
         assert (quick, False) == _parsed(value)
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.sampled_from(
+            ['"', "<", ">", ",", " ", "\t", "\r\n ", "@", ".", "a@b.example", "Ann", "x",
+             "=?utf-8?q?J=C3=B6rg?=", "é", '"Doe, Jane"', "<c@d.example>", "\\", ";", ":", "("]
+        ),
+        max_size=14,
+    ).map("".join)
+)  # fmt: skip
+def test_the_quick_path_agrees_on_address_shaped_noise(value: str) -> None:
+    quick = _simple(value)
+    if quick is not None:
+        assert (quick, False) == _parsed(value)

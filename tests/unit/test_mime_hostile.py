@@ -272,7 +272,7 @@ def test_calendar_uids_are_storable_and_stable() -> None:
     assert event.uid == again.events[0].uid
     assert event.uid.endswith("@" + HASHED_DOMAIN)
     assert f"id-hashed:{event.uid}" in first.warnings
-    (nul,) = parse_calendar(ics("a\x00b@x.example").replace(b"\x00", b"\x00")).events
+    (nul,) = parse_calendar(ics("a\x00b@x.example")).events
     assert nul.uid == "ab@x.example"
 
 

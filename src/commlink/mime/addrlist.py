@@ -36,11 +36,19 @@ class _Tok(NamedTuple):
 
 
 _WS = re.compile(r"[ \t\r\n]+")
-# What only the tokenizer reads: quoting, comments, groups, routes, escapes.
-_HARD = re.compile(r'["(:;\\]')
-# One entry of the common forms: "Name <a@x>" (no "@" in the name) or "a@x".
+# What only the tokenizer reads: comments, groups, routes, escapes.
+_HARD = re.compile(r"[(:;\\]")
+# One entry of the common forms and the comma after it: "Quoted, Name" <a@x>,
+# Name <a@x> (no "@" in the name: a missing comma) or a@x.
 _SIMPLE_ENTRY = re.compile(
-    r"[ \t\r\n]*(?:([^<>@]*?)[ \t\r\n]*<([^<> \t\r\n]*)>|([^<> \t\r\n]+))[ \t\r\n]*"
+    r"""[ \t\r\n]*
+    (?:
+        "([^"\\]*)"[ \t\r\n]*<([^<> \t\r\n]*)>
+      | ([^<>@",]*?)[ \t\r\n]*<([^<> \t\r\n]*)>
+      | ([^<>", \t\r\n]+)
+    )?
+    [ \t\r\n]*(?:,|\Z)""",
+    re.VERBOSE,
 )
 _ATOM = re.compile(r'[^ \t\r\n"(<,;:]+')
 _GLUE = re.compile(r"[ \t\r\n]*([.@:,])[ \t\r\n]*")
@@ -105,28 +113,30 @@ def _split(value: str) -> AddressList:
 
 
 def _simple(value: str) -> list[tuple[str, str]] | None:
-    """The common forms (``a@x``, ``Name <a@x>``, comma-separated) read quickly.
+    """The common forms (``a@x``, ``Name <a@x>``, ``"Doe, Jane" <a@x>``) read quickly.
 
-    ``None`` for anything else (quoting, comments, groups, routes, missing
-    commas, empty angle addresses), which the tokenizer reads. The result is
-    what the tokenizer would give.
+    ``None`` for anything else (escapes, comments, groups, routes, quoted
+    local parts, missing commas, empty angle addresses), which the tokenizer
+    reads. The result is what the tokenizer would give.
     """
     if _HARD.search(value) is not None:
         return None
     entries: list[tuple[str, str]] = []
-    for part in value.split(","):
-        match = _SIMPLE_ENTRY.fullmatch(part)
-        if match is None:
-            if part.strip(" \t\r\n"):
-                return None
-            continue
-        name, address, bare = match.groups()
+    pos, end = 0, len(value)
+    while pos < end:
+        match = _SIMPLE_ENTRY.match(value, pos)
+        if match is None or match.end() == pos:
+            return None
+        quoted, quoted_address, name, address, bare = match.groups()
         if bare is not None:
             entries.append((bare, ""))
-        elif address:
-            entries.append((address, collapse(decode_words(name)[0]) if name else ""))
-        else:
-            return None
+        elif quoted_address is not None or address is not None:
+            address = quoted_address if quoted_address is not None else address
+            if not address:
+                return None
+            phrase = quoted if quoted is not None else name
+            entries.append((address, collapse(decode_words(phrase)[0]) if phrase else ""))
+        pos = match.end()
     return entries
 
 

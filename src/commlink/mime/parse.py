@@ -98,11 +98,6 @@ _TEXT_SCAN = 4 * MAX_NAME_CHARS
 _DEFAULT_LIMITS = Limits()
 # How far a line end is looked for before a message counts as CR-only.
 _LINE_PROBE = 64 * 1024
-# Results of _trusted by (header, value), for values up to _TRUSTED_VALUE long.
-_TRUSTED: dict[tuple[str, str], tuple[Participant, ...] | None] = {}
-_TRUSTED_SIZE = 4096
-_TRUSTED_VALUE = 1024
-_MISSING = object()
 # Mailboxes of the fast parser with longer names or addresses are read again
 # by our own reader (which bounds and repairs them); see headers.participant.
 _CACHED_NAME = 256
@@ -370,31 +365,12 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
     return hdrs, subject, date, found
 
 
-def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> Sequence[Participant] | None:
-    """The fast parser's mailboxes for one header, or ``None`` when they look wrong.
-
-    The answer depends on the header value alone, and the same values recur
-    (a mailbox owner, frequent correspondents): it is remembered for short
-    values, which saves reading the fast parser's address objects.
-    """
-    if len(values) != 1:
+def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Participant] | None:
+    """The fast parser's mailboxes for one header, or ``None`` when they look wrong."""
+    attr = _FAST_ADDRESSES.get(header)
+    if attr is None or len(values) != 1:
         return None
     value = values[0]
-    key = (header, value)
-    found = _TRUSTED.get(key, _MISSING)
-    if found is _MISSING:
-        found = _read_trusted(mail, header, value)
-        if len(value) <= _TRUSTED_VALUE:
-            if len(_TRUSTED) >= _TRUSTED_SIZE:
-                _TRUSTED.clear()
-            _TRUSTED[key] = found
-    return found  # type: ignore[return-value]
-
-
-def _read_trusted(mail: _FastMail, header: str, value: str) -> tuple[Participant, ...] | None:
-    attr = _FAST_ADDRESSES.get(header)
-    if attr is None:
-        return None
     parsed = getattr(mail, attr)
     if header == "from":
         parsed = [] if parsed is None else [parsed]
@@ -407,24 +383,25 @@ def _read_trusted(mail: _FastMail, header: str, value: str) -> tuple[Participant
         return None  # a missing comma, recovered and reported by our own reader
     if not parsed:
         stripped = value.strip()
-        return () if not stripped or stripped.endswith(";") else None
+        return [] if not stripped or stripped.endswith(";") else None
     out = []
     for mailbox in parsed:
-        name = mailbox.display_name or ""
+        name = mailbox.display_name
         address = mailbox.address
-        # Encoded words left in, replacement characters, controls or great
-        # length: our own reader decodes, repairs and reports.
+        # Encoded words left in, replacement characters, controls, or names or
+        # addresses too long for the participant cache: our own reader
+        # decodes, bounds, repairs and reports.
         if name and (
             "=?" in name or "\ufffd" in name or len(name) > _CACHED_NAME or not name.isprintable()
         ):
             return None
         if len(address) > _MAX_ADDRESS:
             return None
-        found = participant(address, name, header)
+        found = participant(address, name or "", header)
         if not found.address.valid:
             return None
         out.append(found)
-    return tuple(_dedupe(out)) if len(out) > 1 else tuple(out)
+    return _dedupe(out) if len(out) > 1 else out
 
 
 def _raw_head(block: bytes, warnings: list[str]) -> _Head:

@@ -151,20 +151,11 @@ def _needs_repair(m: Message, participants: bool) -> bool:
     irt = m.in_reply_to
     if len(refs) > MAX_REFERENCES or len(irt) > MAX_REFERENCES:
         return True
-    mid = m.message_id
-    subject = m.subject
-    ref_text = "".join(refs)
-    irt_text = "".join(irt)
-    if not (mid + irt_text + ref_text + subject).isprintable() and (
-        _BAD_ID.search(mid + irt_text + ref_text) is not None
-        or _BAD_TEXT.search(subject) is not None
-    ):
+    heads = m.message_id + "".join(irt) + "".join(refs) + m.subject
+    if not heads.isprintable() and _dirty_heads(m):
         return True
-    if (
-        len(mid) > _SHORT_ID or len(irt_text) > _SHORT_ID or len(ref_text) > _SHORT_ID
-    ) and _long_id((mid, *irt, *refs)):
-        return True
-    if len(subject) > MAX_SUBJECT_CHARS:
+    # ASCII text of at most MAX_ID_BYTES holds no id and no subject too long.
+    if (len(heads) > MAX_ID_BYTES or not heads.isascii()) and _long_heads(m):
         return True
     if (
         participants
@@ -189,6 +180,20 @@ def _needs_repair(m: Message, participants: bool) -> bool:
             if not body.isascii() and not text_is_clean(body):
                 return True
     return bool(m.calendar_parts) and not all(map(text_is_clean, m.calendar_parts))
+
+
+def _dirty_heads(m: Message) -> bool:
+    ids = m.message_id + "".join(m.in_reply_to) + "".join(m.references)
+    return _BAD_ID.search(ids) is not None or _BAD_TEXT.search(m.subject) is not None
+
+
+def _long_heads(m: Message) -> bool:
+    if len(m.subject) > MAX_SUBJECT_CHARS:
+        return True
+    text = m.message_id + "".join(m.in_reply_to) + "".join(m.references)
+    if len(text) <= _SHORT_ID or (text.isascii() and len(text) <= MAX_ID_BYTES):
+        return False
+    return _long_id((m.message_id, *m.in_reply_to, *m.references))
 
 
 def _long_id(ids: Sequence[str]) -> bool:
