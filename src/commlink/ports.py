@@ -21,10 +21,12 @@ from .records import (
     ErasureReport,
     EventSummary,
     NewContact,
+    OAuthToken,
     OpportunityRef,
     Page,
     PageRequest,
     PersonRef,
+    PushSubscription,
     Skip,
     SyncBatch,
     Target,
@@ -43,8 +45,11 @@ __all__ = [
     "FetchedMessage",
     "IdPage",
     "MailProvider",
+    "PushSource",
     "Scope",
     "Store",
+    "SubscriptionStore",
+    "TokenStore",
 ]
 
 
@@ -164,6 +169,73 @@ class CalendarProvider(Protocol):
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PushSource(Protocol):
+    """A provider that notifies a host's HTTPS endpoint (Gmail through
+    Pub/Sub, Google Calendar channels, Graph subscriptions).
+
+    Where the notifications go (the notification URL, the Pub/Sub topic) is
+    the provider's own configuration. ``PushKeeper`` (``commlink.sync.push``)
+    drives these calls and keeps the results in a ``SubscriptionStore``.
+    """
+
+    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
+        """The resources to watch for these scopes (Gmail: the mailbox, one;
+        Graph: one per folder or calendar)."""
+        ...
+
+    def subscribe(
+        self, channel_id: str, resource: str, current: PushSubscription | None
+    ) -> PushSubscription:
+        """Create a subscription, or renew ``current``; the result may carry a
+        new id (Google Calendar channels cannot be extended, only replaced)."""
+        ...
+
+    def unsubscribe(self, subscription: PushSubscription) -> None:
+        """Stop notifications; one already gone at the provider is not an error."""
+        ...
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where OAuth grants live: the host's vault, or the reference SQL table.
+
+    Every refresh and every rotated refresh token is saved through it, so a
+    grant survives restarts and is shared by the processes using it. ``key``
+    names one connected account (by default the channel id).
+    """
+
+    def load_token(self, key: str) -> OAuthToken | None: ...
+
+    def save_token(self, key: str, token: OAuthToken) -> None: ...
+
+    def delete_token(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class SubscriptionStore(Protocol):
+    """Persisted push subscriptions, so that renewals and routing survive restarts."""
+
+    def save_subscription(self, subscription: PushSubscription) -> None:
+        """Insert or replace (by ``id``)."""
+        ...
+
+    def subscription(self, subscription_id: str) -> PushSubscription | None: ...
+
+    def subscriptions(
+        self,
+        *,
+        channel_id: str | None = None,
+        provider: str | None = None,
+        account: str | None = None,
+        expiring_before: datetime | None = None,
+    ) -> Sequence[PushSubscription]:
+        """Subscriptions matching every filter given (all of them without one)."""
+        ...
+
+    def delete_subscription(self, subscription_id: str) -> None: ...
 
 
 @runtime_checkable

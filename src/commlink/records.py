@@ -8,11 +8,13 @@ CRM side: references to the host's people, companies and opportunities.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 
 import attrs
 
+from .credentials import Secret
 from .model import (
     Address,
     Attachment,
@@ -38,6 +40,8 @@ __all__ = [
     "MessageRecord",
     "MessageView",
     "NewContact",
+    "OAuthToken",
+    "PushSubscription",
     "OpportunityRef",
     "Page",
     "PageRequest",
@@ -370,3 +374,51 @@ class EventSummary:
     description: str | None = None
     location: str | None = None
     conference_url: str | None = None
+
+
+@attrs.frozen(slots=True)
+class OAuthToken:
+    """An OAuth 2.0 grant as a ``TokenStore`` keeps it.
+
+    ``account`` is the mailbox address the grant is for, when the provider
+    said (an ID token's ``email``, Graph's ``preferred_username``).
+    ``scopes`` are the scopes granted, which may be fewer than asked for.
+    """
+
+    access_token: Secret
+    refresh_token: Secret | None = None
+    expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    account: str = ""
+
+    def expired(self, now: datetime, margin_seconds: float = 60.0) -> bool:
+        """True when the access token is gone or ends within ``margin_seconds``."""
+        if not self.access_token:
+            return True
+        if self.expires_at is None:
+            return False
+        return (self.expires_at - now).total_seconds() <= margin_seconds
+
+
+@attrs.frozen(slots=True)
+class PushSubscription:
+    """A provider's promise to notify a host endpoint about one resource.
+
+    ``id`` is the provider's subscription id (Graph's GUID, a Google
+    Calendar channel id; Gmail has none, so ``gmail:<account>``).
+    ``resource`` is what is watched (a Graph resource path, a calendar id,
+    a mailbox). ``account`` routes notifications that name the mailbox
+    rather than the subscription (Gmail's ``emailAddress``). ``secret`` is
+    checked on every notification (Graph's ``clientState``, a Google
+    channel token). ``data`` holds provider specifics such as Google's
+    ``resourceId`` or the last ``historyId`` seen.
+    """
+
+    id: str
+    channel_id: str
+    provider: str
+    resource: str
+    expires_at: datetime
+    account: str = ""
+    secret: Secret | None = None
+    data: Mapping[str, str] = attrs.field(factory=dict)

@@ -58,7 +58,7 @@ _VALUES = {"model", "records", "errors", "credentials"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "credentials": frozenset(),
     "model": frozenset({"errors"}),
-    "records": frozenset({"model", "errors"}),
+    "records": frozenset({"model", "errors", "credentials"}),
     "errors": frozenset(),
     "addresses": frozenset({"model", "errors"}),
     "ports": frozenset(_VALUES),

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..addresses import address_key
+from ..credentials import Secret
 from ..errors import InvalidInput, StoreError
 from ..model import Channel, ChannelKind
 from ..policy.skips import require_viewer
@@ -39,6 +40,7 @@ from . import sql_delete, sql_privacy, sql_read, sql_write
 from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
 from .privacy import QUEUE_MARKER_SUFFIX, erasure_key
 from .sql_directory import SqlDirectory
+from .sql_push import SqlSubscriptionStore, SqlTokenStore
 from .sql_rows import channel_from_row, state_from_row, state_row
 from .sql_schema import (
     SCHEMA_VERSION,
@@ -112,6 +114,14 @@ class SqlStore:
         self._errors = database_errors(self.engine)
         self._has_statistics = self.engine.dialect.name != "postgresql"
         ensure_schema(self.engine)
+
+    def token_store(self, key: str | Secret | None = None) -> SqlTokenStore:
+        """A ``TokenStore`` in this database (``key`` seals the tokens)."""
+        return SqlTokenStore(self.engine, key=key, clock=self._clock, create=False)
+
+    def subscription_store(self) -> SqlSubscriptionStore:
+        """A ``SubscriptionStore`` in this database."""
+        return SqlSubscriptionStore(self.engine, create=False)
 
     def close(self) -> None:
         """Release pooled connections (of an engine this store created)."""

@@ -194,4 +194,6 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_thread_targets,
     3: _copies_per_channel,
     4: _least_data,
+    # 5 -> 6 adds only tables (OAuth tokens, push subscriptions): create_all makes them
+    5: lambda conn: None,
 }

@@ -110,7 +110,7 @@ T = TypeVar("T")
 #: (``sql_migrations``). 4: content kept per channel (message copies, one
 #: event row per channel). 5: erasure and directory tombstones; skip records
 #: of internal and blocked mail keep no subject and no sender.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"

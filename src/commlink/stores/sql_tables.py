@@ -42,7 +42,9 @@ __all__ = [
     "messages",
     "metadata",
     "opportunities",
+    "oauth_tokens",
     "opportunity_contacts",
+    "push_subscriptions",
     "participants",
     "people",
     "person_addresses",
@@ -353,6 +355,34 @@ erased = _table(
     "erased",
     sa.Column("key", sa.String, primary_key=True),
     sa.Column("erased_at", UtcDateTime, nullable=False),
+)
+
+# OAuth grants (``SqlTokenStore``): tokens sealed when the store has a key.
+oauth_tokens = _table(
+    "oauth_tokens",
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("access_token", sa.Text, nullable=False),
+    sa.Column("refresh_token", sa.Text),
+    sa.Column("expires_at", UtcDateTime),
+    _text("scopes"),
+    _text("account"),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Push subscriptions (``SqlSubscriptionStore``), renewed before ``expires_at``.
+push_subscriptions = _table(
+    "push_subscriptions",
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("channel_id", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    _text("resource"),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    _text("account"),
+    sa.Column("secret", sa.Text),
+    _text("data"),
+    sa.Index("commlink_push_subscriptions_channel", "channel_id"),
+    sa.Index("commlink_push_subscriptions_account", "provider", "account"),
+    sa.Index("commlink_push_subscriptions_expiry", "expires_at"),
 )
 
 # the reference CRM directory (SqlDirectory)
