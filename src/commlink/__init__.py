@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .credentials import guard_loggers
 from .errors import (
     AuthError,
     CommlinkError,
@@ -144,3 +145,7 @@ __all__ = [
     "parse_calendar",
     "parse_message",
 ]
+
+# commlink's own log records are scrubbed of credentials before any handler
+# sees them, whatever logging set-up the host has
+guard_loggers()

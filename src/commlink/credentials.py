@@ -22,6 +22,8 @@ __all__ = [
     "MASK",
     "RedactingFilter",
     "Secret",
+    "COMMLINK_LOGGERS",
+    "guard_loggers",
     "install_log_redaction",
     "is_loopback_host",
     "redact_text",
@@ -185,3 +187,32 @@ def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilt
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(found)
     return found
+
+
+#: Every logger commlink logs through. Each carries a ``RedactingFilter`` of
+#: its own (``guard_loggers``), so its records, tracebacks included, are
+#: scrubbed before any handler sees them, whether or not the host installed
+#: ``install_log_redaction``.
+COMMLINK_LOGGERS = (
+    "commlink",
+    "commlink.auth",
+    "commlink.celery",
+    "commlink.cli",
+    "commlink.exchange",
+    "commlink.imap",
+    "commlink.providers.google",
+    "commlink.providers.microsoft.graph",
+    "commlink.providers.retry",
+    "commlink.push",
+    "commlink.runner",
+    "commlink.sync",
+    "commlink.watch",
+)
+
+
+def guard_loggers(names: Iterable[str] = COMMLINK_LOGGERS) -> None:
+    """Attach a ``RedactingFilter`` to each named logger (idempotent)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -28,24 +28,37 @@ def _clean(url: str) -> str:
     return url.rstrip(_TRAILING)
 
 
+def _secure(url: str) -> str:
+    """A found meeting link over ``https:``: every meeting service serves its
+    join pages over TLS, so a plain ``http:`` link is upgraded, not shown."""
+    if url[:7].lower() == "http://":
+        url = "https://" + url[7:]
+    return https_url(url)
+
+
 def find_meeting_link(texts: Iterable[str]) -> str:
     """The first Google Meet, Teams, Zoom or Webex link in ``texts``, else ``""``.
 
-    Texts are searched in the order given, each from its start.
+    Texts are searched in the order given, each from its start. The link is
+    returned as ``https:`` (see ``https_url``).
     """
     for text in texts:
         if not text:
             continue
         found = _MEETING.search(text)
         if found is not None:
-            return _clean(found.group(0))
+            return _secure(_clean(found.group(0)))
     return ""
 
 
 def first_http_url(text: str) -> str:
-    """The first http(s) URL in ``text``, else ``""``."""
-    found = _HTTP.search(text) if text else None
-    return _clean(found.group(0)) if found is not None else ""
+    """The first ``https:`` URL in ``text``, else ``""``; plain ``http:``
+    links are skipped (an event's link is shown to users as a link)."""
+    for found in _HTTP.finditer(text or ""):
+        url = https_url(_clean(found.group(0)))
+        if url:
+            return url
+    return ""
 
 
 def https_url(value: object) -> str:
