@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     skipped.add_argument("--summary", action="store_true", help="counts by reason only")
     skipped.add_argument("--json", action="store_true", help="print JSON")
     skipped.set_defaults(func=cmd_skipped)
+
+    from .db import add_db_parser
+
+    add_db_parser(sub)
     return parser
 
 

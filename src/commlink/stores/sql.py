@@ -50,6 +50,7 @@ from .sql_schema import (
     attendees,
     channel_states,
     channels,
+    check_schema,
     chunks,
     create_engine,
     cursors,
@@ -89,7 +90,10 @@ class SqlStore:
     ``url_or_engine`` is a SQLAlchemy URL or an existing ``Engine`` (which
     the caller then owns). The schema is created or migrated on
     construction; a database written by a newer commlink raises
-    ``StoreError``. ``clock`` gives the aware UTC time used for leases.
+    ``StoreError``; with ``migrate=False`` nothing is created or changed and
+    a schema that is missing or of another version raises ``StoreError``
+    (for hosts that run ``commlink db upgrade`` or their own migrations).
+    ``clock`` gives the aware UTC time used for leases.
     ``engine_options`` tune the engine the store creates from a URL (pool
     size, overflow, ``connect_args``; see ``sql_schema.create_engine``).
     """
@@ -100,6 +104,7 @@ class SqlStore:
         *,
         clock: Callable[[], datetime] = _utcnow,
         engine_options: Mapping[str, Any] | None = None,
+        migrate: bool = True,
     ) -> None:
         try:
             if isinstance(url_or_engine, Engine):
@@ -113,7 +118,10 @@ class SqlStore:
         self._clock = clock
         self._errors = database_errors(self.engine)
         self._has_statistics = self.engine.dialect.name != "postgresql"
-        ensure_schema(self.engine)
+        if migrate:
+            ensure_schema(self.engine)
+        else:
+            check_schema(self.engine)
 
     def token_store(self, key: str | Secret | None = None) -> SqlTokenStore:
         """A ``TokenStore`` in this database (``key`` seals the tokens)."""

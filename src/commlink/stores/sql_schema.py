@@ -59,6 +59,9 @@ __all__ = [
     "MIGRATIONS",
     "POSTGRES_CONNECT",
     "SCHEMA_VERSION",
+    "check_schema",
+    "schema_ddl",
+    "schema_version",
     "SERVER_POOL",
     "STATISTICS_AFTER_ROWS",
     "THREAD_TARGETS_FILL",
@@ -349,6 +352,60 @@ def _stored_version(conn: Connection) -> int | None:
         return None
     version = conn.execute(sa.select(schema_table.c.version)).scalar()
     return None if version is None else int(version)
+
+
+def schema_version(engine: Engine) -> int | None:
+    """The schema version a database holds (``None``: no commlink tables)."""
+    try:
+        with engine_lock(engine), engine.connect() as conn:
+            return _stored_version(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(exc) from exc
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise ``StoreError`` unless the database holds exactly this version's schema
+    (for hosts that run migrations themselves: ``SqlStore(..., migrate=False)``)."""
+    found = schema_version(engine)
+    if found == SCHEMA_VERSION:
+        return
+    if found is None:
+        raise StoreError(
+            "the database has no commlink schema: run `commlink db upgrade` "
+            "or apply the DDL from `commlink db sql`"
+        )
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"database schema version {found} is newer than this commlink "
+            f"({SCHEMA_VERSION}); upgrade commlink"
+        )
+    raise StoreError(
+        f"database schema version {found} is older than this commlink ({SCHEMA_VERSION}): "
+        "run `commlink db upgrade`"
+    )
+
+
+def schema_ddl(dialect_name: str) -> str:
+    """The statements that create this version's schema on an empty database of
+    ``dialect_name`` (``postgresql`` or ``sqlite``), for hosts that keep DDL in
+    their own migrations. Upgrades of existing databases go through
+    ``ensure_schema`` (``commlink db upgrade``)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    modules = {"postgresql": postgresql, "sqlite": sqlite}
+    if dialect_name not in modules:
+        raise ValueError(f"unknown dialect {dialect_name!r}: postgresql or sqlite")
+    dialect: sa.Dialect = getattr(modules[dialect_name], "dialect")()  # noqa: B009
+    statements = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        statements.extend(
+            str(CreateIndex(index).compile(dialect=dialect)).strip()
+            for index in sorted(table.indexes, key=lambda i: str(i.name))
+        )
+    statements.append(f"INSERT INTO {schema_table.name} (id, version) VALUES (1, {SCHEMA_VERSION})")
+    return "".join(f"{s};\n\n" for s in statements)
 
 
 def ensure_schema(engine: Engine) -> int:

@@ -1,0 +1,103 @@
+"""Hosts that migrate on their own: ``migrate=False``, ``commlink db``, the DDL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from commlink.cli.main import main
+from commlink.errors import StoreError
+from commlink.model import Channel, ChannelKind, ChannelSettings
+from commlink.stores import SqlStore
+from commlink.stores.sql_schema import SCHEMA_VERSION, schema_ddl, schema_table, schema_version
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "channels.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/crm.sqlite"\n')
+    return config
+
+
+def test_migrate_false_refuses_a_missing_or_old_schema_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/crm.sqlite"
+    with pytest.raises(StoreError, match="no commlink schema"):
+        SqlStore(url, migrate=False)
+    engine = sa.create_engine(url)
+    assert sa.inspect(engine).get_table_names() == []  # nothing was created
+    SqlStore(url).close()
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema_table).values(version=SCHEMA_VERSION - 1))
+    with pytest.raises(StoreError, match=r"older than this commlink.*commlink db upgrade"):
+        SqlStore(url, migrate=False)
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema_table).values(version=SCHEMA_VERSION))
+    store = SqlStore(url, migrate=False)
+    store.save_channel(
+        Channel("c1", "u1", ChannelKind.MAIL, "mbox", ChannelSettings(owner="a@x.example"))
+    )
+    assert [c.id for c in store.channels()] == ["c1"]
+    store.close()
+    engine.dispose()
+
+
+def _apply(engine: Engine, ddl: str) -> None:
+    with engine.begin() as conn:
+        for statement in filter(None, (s.strip() for s in ddl.split(";\n"))):
+            conn.exec_driver_sql(statement)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_printed_ddl_builds_the_schema_the_store_accepts(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if dialect == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path}/ddl.sqlite")
+    else:
+        engine = request.getfixturevalue("pg_engine")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    _apply(engine, schema_ddl(dialect))
+    assert schema_version(engine) == SCHEMA_VERSION
+    store = SqlStore(engine, migrate=False)
+    store.save_channel(
+        Channel("c1", "u1", ChannelKind.MAIL, "mbox", ChannelSettings(owner="a@x.example"))
+    )
+    assert store.channel("c1") is not None
+    # what the DDL built is what ensure_schema builds: same tables and columns
+    built = {
+        t: {c["name"] for c in sa.inspect(engine).get_columns(t)}
+        for t in sa.inspect(engine).get_table_names()
+    }
+    fresh_engine = sa.create_engine(f"sqlite:///{tmp_path}/fresh.sqlite")
+    SqlStore(fresh_engine).close()
+    fresh = {
+        t: {c["name"] for c in sa.inspect(fresh_engine).get_columns(t)}
+        for t in sa.inspect(fresh_engine).get_table_names()
+    }
+    assert built == fresh
+    store.close()
+    fresh_engine.dispose()
+
+
+def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    assert main(["db", "check", str(config)]) == 1
+    assert "no commlink schema" in capsys.readouterr().out
+    assert main(["db", "upgrade", str(config)]) == 0
+    assert f"created schema {SCHEMA_VERSION}" in capsys.readouterr().out
+    assert main(["db", "check", str(config)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/crm.sqlite")
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema_table).values(version=SCHEMA_VERSION - 1))
+    engine.dispose()
+    assert main(["db", "check", str(config)]) == 1
+    assert main(["db", "upgrade", str(config)]) == 0
+    assert f"upgraded schema {SCHEMA_VERSION - 1} to {SCHEMA_VERSION}" in capsys.readouterr().out
+    assert main(["db", "sql", "--dialect", "sqlite"]) == 0
+    assert "CREATE TABLE commlink_messages" in capsys.readouterr().out
