@@ -23,7 +23,16 @@ from ..sync.engine import SyncEngine
 from ..sync.report import Progress
 from ..sync.runner import Runner
 from .config import Config, load_config
-from .output import as_json, format_skips, format_threads, terminal_safe, when_relative
+from .output import (
+    AliasInEffect,
+    aliases_in_effect,
+    as_json,
+    format_aliases,
+    format_skips,
+    format_threads,
+    terminal_safe,
+    when_relative,
+)
 
 __all__ = ["main"]
 
@@ -102,10 +111,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.channel_state(item.channel.id) or ChannelState(item.channel.id)
         for item in config.channels
     ]
+    aliases = [
+        aliases_in_effect(item.channel.settings.aliases, state.aliases, item.channel.settings.owner)
+        for item, state in zip(config.channels, states, strict=True)
+    ]
     if args.json:
-        print(as_json([_state_json(s) for s in states]))
+        print(as_json([_state_json(s, a) for s, a in zip(states, aliases, strict=True)]))
         return 0
-    for state in states:
+    for state, in_effect in zip(states, aliases, strict=True):
         last = when_relative(state.last_success, now) if state.last_success else "never"
         line = f"{state.channel_id}: {state.status.value}, {state.stage.value}, last success {last}"
         if state.failures:
@@ -113,12 +126,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         if state.next_attempt is not None:
             line += f", next attempt {when_relative(state.next_attempt, now)}"
         print(terminal_safe(line))
+        if in_effect:
+            print(f"  {format_aliases(in_effect)}")
         if state.last_error:
             print(terminal_safe(f"  last error: {state.last_error}"))
     return 0
 
 
-def _state_json(state: ChannelState) -> dict[str, Any]:
+def _state_json(state: ChannelState, aliases: Sequence[AliasInEffect]) -> dict[str, Any]:
     def moment(value: datetime | None) -> str | None:
         return value.isoformat(timespec="seconds") if value else None
 
@@ -130,6 +145,10 @@ def _state_json(state: ChannelState) -> dict[str, Any]:
         "last_error": state.last_error or None,
         "next_attempt": moment(state.next_attempt),
         "last_success": moment(state.last_success),
+        "aliases": [
+            {"address": a.address, "configured": a.configured, "discovered": a.discovered}
+            for a in aliases
+        ],
     }
 
 
@@ -225,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     skipped.add_argument("--json", action="store_true", help="print JSON")
     skipped.set_defaults(func=cmd_skipped)
 
+    from .check import add_check_parser
     from .db import add_db_parser
 
+    add_check_parser(sub)
     add_db_parser(sub)
     return parser
 
