@@ -101,3 +101,14 @@ def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert f"upgraded schema {SCHEMA_VERSION - 1} to {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "sql", "--dialect", "sqlite"]) == 0
     assert "CREATE TABLE commlink_messages" in capsys.readouterr().out
+
+
+def test_store_is_a_context_manager(tmp_path: Path) -> None:
+    with SqlStore(f"sqlite:///{tmp_path}/cm.sqlite") as store:
+        store.save_channel(
+            Channel("c1", "u1", ChannelKind.MAIL, "mbox", ChannelSettings(owner="a@x.example"))
+        )
+        pool = store.engine.pool
+    assert pool.checkedout() == 0
+    with SqlStore(f"sqlite:///{tmp_path}/cm.sqlite") as again:
+        assert again.channel("c1") is not None

@@ -136,6 +136,12 @@ class SqlStore:
         if self._owns_engine:
             self.engine.dispose()
 
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:
         try:
