@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 import attrs
 
 from ..calendar.invites import INVITE_SUFFIX, invitation, invite_id
+from ..calendar.storable import storable_event
 from ..errors import CommlinkError
 from ..mime.parse import parse_message
 from ..model import Channel, Detail, Event, EventStatus, Folder, Message
@@ -240,7 +241,7 @@ class CalendarFetcher:
             elif not item.events or _cancelled(item.events):
                 gone.append(item.provider_id)
             else:
-                events.extend(item.events)
+                events.extend(storable_event(e) for e in item.events)
         vanished = tuple(i for i in ids if i not in returned)
         events, erased = _without_erased(events, self.store)
         errors.extend(erased)
