@@ -37,6 +37,7 @@ from .records import (
 )
 
 __all__ = [
+    "AliasSource",
     "AssociationCounter",
     "CalendarProvider",
     "ChangeSet",
@@ -47,6 +48,7 @@ __all__ = [
     "MailProvider",
     "PushSource",
     "Scope",
+    "ScopeWatcher",
     "Store",
     "SubscriptionStore",
     "TokenStore",
@@ -153,6 +155,22 @@ class MailProvider(Protocol):
 
 
 @runtime_checkable
+class ScopeWatcher(Protocol):
+    """A provider that watches many scopes at once (IMAP NOTIFY, or IDLE on
+    several connections; EWS streaming notifications for many folders).
+
+    The watch holds connections of its own, so the provider may be closed
+    while it runs. Its iterator yields the id of each scope that changed
+    (``""`` when the server does not say which) and ends when the
+    connection is lost; the caller then polls, or watches again later.
+    """
+
+    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
+        """Wake-ups for these scopes, or ``None`` when the server offers no push."""
+        ...
+
+
+@runtime_checkable
 class CalendarProvider(Protocol):
     """A calendar source: CalDAV, Google Calendar, Graph, EWS, .ics files."""
 
@@ -169,6 +187,18 @@ class CalendarProvider(Protocol):
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AliasSource(Protocol):
+    """A provider that knows the mailbox owner's other addresses (Gmail
+    send-as, Graph proxy addresses, EWS ``ResolveNames``).
+
+    The sync engine asks when it lists folders and treats what it gets as
+    untrusted: invalid, overlong and surplus entries are dropped.
+    """
+
+    def aliases(self) -> Sequence[str]: ...
 
 
 @runtime_checkable

@@ -272,7 +272,12 @@ class SyncStage(enum.Enum):
 
 @attrs.frozen(slots=True)
 class ChannelState:
-    """A channel's persisted sync status."""
+    """A channel's persisted sync status.
+
+    ``aliases`` are the owner's addresses the provider reported (address
+    keys, sorted), kept between steps; the configured ones stay in
+    ``ChannelSettings.aliases``.
+    """
 
     channel_id: str
     status: ChannelStatus = ChannelStatus.NOT_SYNCED
@@ -281,6 +286,7 @@ class ChannelState:
     last_error: str = ""
     next_attempt: datetime | None = None
     last_success: datetime | None = None
+    aliases: tuple[str, ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen(slots=True)

@@ -18,9 +18,13 @@ import attrs
 
 from ..model import Participant, Role
 from ..records import EventSummary, Skip, ThreadSummary, ThreadView
+from ..sync.aliases import effective_aliases
 
 __all__ = [
+    "AliasInEffect",
+    "aliases_in_effect",
     "as_json",
+    "format_aliases",
     "format_events",
     "format_skips",
     "format_thread",
@@ -68,6 +72,44 @@ def when_relative(value: datetime, now: datetime | None = None) -> str:
         amount = "seconds" if span >= 1 else ""
     relative = "now" if not amount else (f"in {amount}" if seconds > 0 else f"{amount} ago")
     return f"{relative} ({value.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC)"
+
+
+@attrs.frozen(slots=True)
+class AliasInEffect:
+    """An owner alias the policy uses, and where it comes from (both may hold)."""
+
+    address: str
+    configured: bool
+    discovered: bool
+
+
+def aliases_in_effect(
+    configured: Iterable[str], discovered: Iterable[str], owner: str
+) -> list[AliasInEffect]:
+    """The aliases a sync judges mail with (configured ones and those the
+    provider reported), sorted, each marked with its origin."""
+    configured, discovered = list(configured), list(discovered)
+    mine = {a.lower() for a in configured}
+    found = {a.lower() for a in discovered}
+    return [
+        AliasInEffect(a, a.lower() in mine, a.lower() in found)
+        for a in sorted(effective_aliases(configured, discovered, owner))
+    ]
+
+
+def format_aliases(aliases: Sequence[AliasInEffect]) -> str:
+    """``aliases: a@x.example (configured); b@x.example (discovered)``."""
+
+    def origin(alias: AliasInEffect) -> str:
+        marks = [
+            m
+            for m, on in (("configured", alias.configured), ("discovered", alias.discovered))
+            if on
+        ]
+        return ", ".join(marks)
+
+    listed = "; ".join(f"{a.address} ({origin(a)})" for a in aliases)
+    return terminal_safe(f"aliases: {listed}")
 
 
 def _plain(value: Any) -> Any:

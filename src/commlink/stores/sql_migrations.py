@@ -18,6 +18,7 @@ from ..policy.skips import minimise_skip
 from ..records import Reason, Skip
 from .sql_tables import (
     attendees,
+    channel_states,
     event_assocs,
     events,
     message_copies,
@@ -188,12 +189,22 @@ def _least_data(conn: Connection) -> None:
     )
 
 
+def _add_discovered_aliases(conn: Connection) -> None:
+    """Schema 6 keeps the aliases a provider reported in the channel state
+    (none yet: ``''``)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(channel_states.name)}
+    if "aliases" not in columns:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {channel_states.name} ADD COLUMN aliases TEXT NOT NULL DEFAULT ''"
+        )
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_content_hash,
     2: _add_thread_targets,
     3: _copies_per_channel,
     4: _least_data,
-    # 5 -> 6 adds only tables (OAuth tokens, push subscriptions): create_all makes them
-    5: lambda conn: None,
+    # 5 -> 6 also adds tables (OAuth tokens, push subscriptions): create_all makes them
+    5: _add_discovered_aliases,
 }

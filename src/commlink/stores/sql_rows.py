@@ -151,6 +151,7 @@ def state_row(state: ChannelState) -> dict[str, Any]:
         "last_error": state.last_error,
         "next_attempt": state.next_attempt,
         "last_success": state.last_success,
+        "aliases": json.dumps(list(state.aliases)) if state.aliases else "",
     }
 
 
@@ -163,7 +164,16 @@ def state_from_row(row: Row) -> ChannelState:
         last_error=row["last_error"],
         next_attempt=row["next_attempt"],
         last_success=row["last_success"],
+        aliases=_aliases(row.get("aliases") or ""),
     )
+
+
+def _aliases(text: str) -> tuple[str, ...]:
+    """The ``aliases`` column: a JSON list of address keys, '' for none."""
+    if not text:
+        return ()
+    found = json.loads(text)
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
 def _attachments_json(attachments: Sequence[Attachment]) -> str:

@@ -133,6 +133,7 @@ channel_states = _table(
     _text("last_error"),
     sa.Column("next_attempt", UtcDateTime),
     sa.Column("last_success", UtcDateTime),
+    _text("aliases"),  # discovered owner aliases, a JSON list ('' for none)
 )
 
 leases = _table(

@@ -37,6 +37,7 @@ from ..errors import (
 from ..model import Channel, ChannelKind, Folder
 from ..ports import AssociationCounter, CalendarProvider, Directory, MailProvider, Scope, Store
 from ..records import ChannelState, ChannelStatus, Reason, Skip, SyncBatch, SyncStage
+from .aliases import reported_aliases, with_aliases
 from .cursor import ScopeCursor
 from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
 from .folder_cache import FolderCache
@@ -115,6 +116,10 @@ class SyncEngine:
     most that often (a quiet pass then costs only the change checks); a
     failure or an expired cursor lists them afresh. Engines made per task
     share a ``folder_cache`` (one per process) to keep the lists between tasks.
+    A provider that offers ``aliases()`` (``ports.AliasSource``) is asked for
+    the owner's aliases whenever the folders are listed; they are kept in the
+    channel's state (``ChannelState.aliases``) and judge mail together with
+    the configured ``ChannelSettings.aliases``.
 
     A step holds the channel's lease (``lease_ttl``, one minute by default),
     renewed in the background while it runs: a runner that dies frees the
@@ -239,7 +244,15 @@ class SyncEngine:
         heartbeat: _Heartbeat | None = None,
     ) -> None:
         fetcher = self._fetcher(channel, provider)
-        folders = self._folder_list(channel.id, fetcher)
+        folders, listed_now = self._folder_list(channel.id, fetcher)
+        # the owner's aliases are refreshed with the folders, else the last known
+        found = reported_aliases(provider, channel, state.aliases) if listed_now else state.aliases
+        if found != state.aliases:
+            state = attrs.evolve(state, aliases=found)
+            self._save_state(state)
+        judged = with_aliases(channel, state.aliases)
+        if judged is not channel:
+            channel, fetcher = judged, self._fetcher(judged, provider)
         stored = set(self.store.scope_ids(channel.id))
         if not folders and stored and self.max_sweep_share is not None:
             what = "folders" if channel.kind is ChannelKind.MAIL else "calendars"
@@ -297,6 +310,7 @@ class SyncEngine:
                 last_error="",
                 next_attempt=None,
                 last_success=self.clock(),
+                aliases=state.aliases,
             )
         )
 
@@ -531,16 +545,17 @@ class SyncEngine:
 
     # -- state ---------------------------------------------------------------
 
-    def _folder_list(self, channel_id: str, fetcher: Fetcher) -> list[Folder]:
-        """The channel's folders, listed at most once per ``folder_ttl``."""
+    def _folder_list(self, channel_id: str, fetcher: Fetcher) -> tuple[list[Folder], bool]:
+        """The channel's folders, listed at most once per ``folder_ttl``, and
+        whether they were listed just now (not taken from the cache)."""
         if self.folder_ttl is None:
-            return list(fetcher.folders())
+            return list(fetcher.folders()), True
         cached = self._folders.get(channel_id, self.folder_ttl)
         if cached is not None:
-            return cached
+            return cached, False
         folders = list(fetcher.folders())
         self._folders.put(channel_id, folders)
-        return folders
+        return folders, True
 
     def _fetcher(self, channel: Channel, provider: Provider) -> Fetcher:
         if channel.kind is ChannelKind.MAIL:

@@ -6,7 +6,8 @@ schema closely enough that exchangelib parses every answer: GetFolder
 SyncFolderItems (opaque sync states, ``MaxChangesReturned`` paging,
 ``IncludesLastItemInRange``, ``ErrorInvalidSyncStateData`` for a stale
 state), FindItem (paged, sorted and restricted by ``DateTimeReceived``),
-GetItem (``MimeContent``, headers, calendar properties) and streaming
+GetItem (``MimeContent``, headers, calendar properties), ResolveNames (the
+mailbox's own directory entry: ``mailbox.proxy_addresses``) and streaming
 notifications.
 Requests need HTTP basic auth or a bearer token (401 otherwise). Tests seed and change the
 mailbox through ``server.mailbox`` and the helpers here, inject

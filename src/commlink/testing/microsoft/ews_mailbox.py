@@ -131,9 +131,19 @@ class EwsMailbox:
         self.changed = threading.Condition(self.lock)
         self.folders: dict[str, StoredFolder] = {}
         self.items: dict[str, Item] = {}
+        #: the directory entry (what ``ResolveNames`` finds): its display name
+        #: and its other addresses with their routing types (``smtp:``, ``SIP:``)
+        self.display_name = email.partition("@")[0]
+        self.proxy_addresses: list[str] = []
         root = self._new_folder("Top of Information Store", "", "", "msgfolderroot")
         for distinguished, name, folder_class in MAIL_FOLDERS:
             self._new_folder(name, folder_class, root.id, distinguished)
+
+    def directory_addresses(self) -> list[str]:
+        """The entry's addresses as the directory holds them: the primary
+        ``SMTP:`` address first, then ``proxy_addresses``."""
+        with self.lock:
+            return [f"SMTP:{self.email}", *self.proxy_addresses]
 
     # -- folders --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from .ews_items import write_folder, write_item
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, SyncStateError
 from .ews_xml import M, T, error_message, sub, success_message
 
-__all__ = ["DISTINGUISHED_NAMES", "MAX_SYNC_CHANGES", "OPERATIONS", "schema_error"]
+__all__ = ["DISTINGUISHED_NAMES", "EMAIL_KEYS", "MAX_SYNC_CHANGES", "OPERATIONS", "schema_error"]
 
 #: The most changes one SyncFolderItems answer carries, as in Exchange.
 MAX_SYNC_CHANGES = 512
@@ -280,10 +280,61 @@ def _find_item(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -
             write_item(container, item, fields, shape)
 
 
+#: The schema's keys for a contact's addresses (EmailAddressKeyType): a
+#: resolved directory entry shows at most this many of its addresses.
+EMAIL_KEYS = ("EmailAddress1", "EmailAddress2", "EmailAddress3")
+
+
+def _resolves(mailbox: EwsMailbox, entry: str) -> bool:
+    """Whether ``entry`` names the mailbox's directory entry: with a routing
+    type (``smtp:x``, ``sip:x``), a partial match against its addresses;
+    without one, its primary SMTP address or the start of its display name."""
+    wanted = entry.strip().lower()
+    if not wanted:
+        return False
+    scheme, colon, rest = wanted.partition(":")
+    if colon and "@" not in scheme:
+        return any(
+            a.lower().startswith(f"{scheme}:") and rest in a.lower().partition(":")[2]
+            for a in mailbox.directory_addresses()
+        )
+    return wanted == mailbox.email.lower() or mailbox.display_name.lower().startswith(wanted)
+
+
+def _resolve_names(mailbox: EwsMailbox, request: ET.Element, messages: ET.Element) -> None:
+    """The mailbox's own directory entry (this server knows no other, and no
+    contacts folder entries)."""
+    entry = request.findtext(f"{{{M}}}UnresolvedEntry", "") or ""
+    scope = request.get("SearchScope", "ActiveDirectoryContacts")
+    if scope == "Contacts" or not _resolves(mailbox, entry):
+        error_message(
+            messages, "ResolveNames", "ErrorNameResolutionNoResults", "No results were found."
+        )
+        return
+    message = success_message(messages, "ResolveNames")
+    found = sub(message, M, "ResolutionSet", TotalItemsInView="1", IncludesLastItemInRange="true")
+    resolution = sub(found, T, "Resolution")
+    person = sub(resolution, T, "Mailbox")
+    sub(person, T, "Name", mailbox.display_name)
+    sub(person, T, "EmailAddress", mailbox.email)
+    sub(person, T, "RoutingType", "SMTP")
+    sub(person, T, "MailboxType", "Mailbox")
+    if request.get("ReturnFullContactData", "false").lower() not in ("true", "1"):
+        return
+    contact = sub(resolution, T, "Contact")
+    sub(contact, T, "DisplayName", mailbox.display_name)
+    addresses = sub(contact, T, "EmailAddresses")
+    # the schema has three keys: entries beyond them are not shown
+    for key, address in zip(EMAIL_KEYS, mailbox.directory_addresses(), strict=False):
+        sub(addresses, T, "Entry", address, Key=key)
+    sub(contact, T, "ContactSource", "ActiveDirectory")
+
+
 OPERATIONS: dict[str, Callable[[EwsMailbox, ET.Element, ET.Element], None]] = {
     "GetFolder": _get_folder,
     "FindFolder": _find_folder,
     "SyncFolderItems": _sync_folder_items,
     "GetItem": _get_item,
     "FindItem": _find_item,
+    "ResolveNames": _resolve_names,
 }
