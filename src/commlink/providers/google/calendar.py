@@ -7,13 +7,24 @@ listing is read once per scope (``singleEvents=false``, ``showDeleted``)
 up to its ``nextSyncToken``, which is the cursor; changes come from
 ``events.list(syncToken=...)`` and an expired token (410) raises
 ``CursorExpired``. Events not in hand are fetched in batch requests.
+
+Push: the provider is a ``PushSource`` with one resource per calendar.
+``subscribe`` opens a notification channel (``events.watch``) to
+``push_url`` with a fresh id and a random token kept as the
+subscription's secret; channels cannot be extended, so renewing opens a
+new one and stops the old (``channels.stop``). ``CalendarPushEndpoint``
+(``commlink.providers.google.push``) receives the messages.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,16 +35,21 @@ from ...addresses import parse_address
 from ...calendar.ical import DESCRIPTION_LIMIT
 from ...calendar.links import find_meeting_link, https_url
 from ...calendar.zones import iana_zone
-from ...errors import NotFound, ProviderError
+from ...credentials import Secret
+from ...errors import ConfigError, NotFound, ProviderError
 from ...mime.text import html_to_text
 from ...model import Attendee, Event, EventStatus, Folder, FolderKind, ResponseStatus
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
-from .client import Call, GoogleClient, QuotaBucket, build_service
+from ...records import PushSubscription
+from .client import Call, GoogleClient, QuotaBucket, build_service, check_endpoint
 
 __all__ = ["GoogleCalendarProvider", "map_event"]
 
 READONLY_SCOPE = "https://www.googleapis.com/auth/calendar.readonly"
 JSON = Mapping[str, Any]
+PROVIDER = "google-calendar"
+
+log = logging.getLogger("commlink.providers.google.calendar")
 
 _STATUS = {
     "needsAction": ResponseStatus.NEEDS_ACTION,
@@ -70,7 +86,9 @@ def _is_master_gone(item: JSON) -> bool:
 class GoogleCalendarProvider:
     """The calendars of a Google account; ``credentials`` are google-auth
     credentials. ``api_endpoint`` replaces Calendar's service path, so point
-    it at ``BASE/calendar/v3/`` for another server."""
+    it at ``BASE/calendar/v3/`` for another server. ``push_url`` is the
+    host's https endpoint for channel messages; ``channel_ttl`` asks for a
+    channel lifetime (``params.ttl``; Google's default otherwise)."""
 
     def __init__(
         self,
@@ -84,7 +102,13 @@ class GoogleCalendarProvider:
         base_delay: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        push_url: str | None = None,
+        channel_ttl: timedelta | None = None,
     ) -> None:
+        if push_url:
+            check_endpoint(push_url, "push_url")
+        self.push_url = push_url
+        self.channel_ttl = channel_ttl
         self.page_size = max(1, page_size)
         self.service = build_service("calendar", "v3", credentials, api_endpoint, http)
         parts = urlsplit(api_endpoint or "https://www.googleapis.com/calendar/v3/")
@@ -201,6 +225,59 @@ class GoogleCalendarProvider:
         if close is not None:
             close()
 
+    # -- PushSource -----------------------------------------------------------
+
+    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
+        """One resource per calendar: its id."""
+        return [s.id for s in scopes]
+
+    def subscribe(
+        self, channel_id: str, resource: str, current: PushSubscription | None
+    ) -> PushSubscription:
+        """Open a channel on a calendar's events; when renewing, the old
+        channel is stopped once the new one exists (no gap)."""
+        if not self.push_url:
+            raise ConfigError("Calendar push needs the host's push_url", field="push_url")
+        token = secrets.token_urlsafe(32)
+        body: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "type": "web_hook",
+            "address": self.push_url,
+            "token": token,
+        }
+        if self.channel_ttl is not None:
+            body["params"] = {"ttl": str(max(1, int(self.channel_ttl.total_seconds())))}
+        request = self.service.events().watch(calendarId=resource, body=body)
+        found = self.client.execute(request, 1)
+        expires = _millis(found.get("expiration"))
+        if expires is None or not found.get("resourceId"):
+            raise ProviderError("Calendar answered a watch without expiration or resourceId")
+        made = PushSubscription(
+            id=str(found.get("id") or body["id"]),
+            channel_id=channel_id,
+            provider=PROVIDER,
+            resource=resource,
+            expires_at=expires,
+            secret=Secret(token),
+            data={"resourceId": str(found["resourceId"]), "calendarId": resource},
+        )
+        if current is not None and current.id != made.id:
+            try:
+                self.unsubscribe(current)
+            except ProviderError as exc:  # it expires by itself; its messages get 404
+                log.warning("could not stop channel %s: %s", current.id, type(exc).__name__)
+        return made
+
+    def unsubscribe(self, subscription: PushSubscription) -> None:
+        """Stop the channel (``channels.stop``); one already gone is fine."""
+        self.stop_channel(subscription.id, subscription.data.get("resourceId", ""))
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        """Stop a channel by its id and resource id (404 tolerated)."""
+        request = self.service.channels().stop(body={"id": channel_id, "resourceId": resource_id})
+        with suppress(NotFound):
+            self.client.execute(request, 1)
+
     # -- helpers --------------------------------------------------------------
 
     def _pages(self, calendar_id: str, **params: Any) -> Iterator[JSON]:
@@ -281,6 +358,13 @@ def _fetched(group: str, items: Sequence[JSON], calendar_id: str, zone: str) -> 
 
 
 # -- mapping -----------------------------------------------------------------
+
+
+def _millis(value: object) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(str(value)) / 1000, tz=_UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _parse_stamp(text: str) -> datetime:

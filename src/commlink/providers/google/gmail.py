@@ -10,36 +10,47 @@ messages are larger than ``Limits.max_message_bytes`` (kept with their
 headers only) and how the rest are grouped within ``fetch_batch_bytes``.
 Calls are paced within the per-user quota before they are sent.
 
-Send-as aliases: ``aliases()`` lists them; hosts put them in
-``ChannelSettings.aliases`` so mail sent from an alias counts as outgoing.
+Send-as aliases: ``aliases()`` lists them (``ports.AliasSource``); the sync
+engine uses them with ``ChannelSettings.aliases``, so mail sent from an
+alias counts as outgoing.
 
-Push: call ``start_watch(topic)`` to have Gmail publish mailbox changes to
-a Cloud Pub/Sub topic; in the Pub/Sub push endpoint, read the history id
-with ``notification_history_id(body)`` and call ``runner.wake(channel_id)``.
-``watch()`` returns ``None``: push is wired by the host, not held open here.
+Push: the provider is a ``PushSource``. ``subscribe`` asks Gmail
+(``users.watch``) to publish the mailbox's changes to the Pub/Sub topic
+given as ``pubsub_topic``; renewing is watching again (Google advises
+daily, a watch lasts seven days) and ``unsubscribe`` is ``users.stop``.
+``GmailPushEndpoint`` (``commlink.providers.google.push``) receives the
+pushes. ``watch()`` returns ``None``: nothing is held open here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 
-from ...errors import CursorExpired, InvalidInput, NotFound, ProviderError
-from ...model import Detail, Folder, FolderKind, Limits
+from ...errors import (
+    AuthError,
+    ConfigError,
+    CursorExpired,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+)
+from ...model import Detail, Folder, FolderKind, FolderSelection, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ...records import PushSubscription
 from ..header_names import METADATA_HEADERS
 from ..sizing import DEFAULT_LIMITS, plan_fetch
 from .client import BATCH_LIMIT, Call, GoogleClient, QuotaBucket, build_service
+from .notifications import notification_history_id
 
-__all__ = ["METADATA_HEADERS", "GmailProvider", "notification_history_id"]
+__all__ = ["MAILBOX", "METADATA_HEADERS", "GmailProvider", "notification_history_id"]
 
 #: google-api-python-client holds a batch response several times over (the
 #: bytes, their text, the multipart parser's copy, each part's JSON) and
@@ -60,7 +71,12 @@ _KINDS = {
 }
 #: System labels that are states, not places: never folders.
 _NOT_FOLDERS = frozenset({"UNREAD", "CHAT"})
-_COST = {"get": 5, "list": 5, "history": 2, "labels": 1, "profile": 1, "sendAs": 1, "watch": 100}
+_COST = {"get": 5, "list": 5, "history": 2, "labels": 1, "profile": 1, "sendAs": 1}
+_COST.update(watch=100, stop=50)
+
+#: The push resource for the whole mailbox; ``labels:ID,ID`` names a few labels.
+MAILBOX = "mailbox"
+_LABELS = "labels:"
 
 
 def _kind(label: Mapping[str, Any]) -> FolderKind:
@@ -80,6 +96,9 @@ class GmailProvider:
     ``quota_units_per_minute`` is the per-user ceiling calls are paced under;
     ``http`` is an ``httplib2.Http`` to send through (timeouts, proxies).
     ``limits`` bound the size of a message and of a fetch request.
+    ``pubsub_topic`` (``projects/P/topics/T``) is where push goes;
+    ``folder_selection`` (the channel's) narrows push to the labels it
+    includes.
     """
 
     def __init__(
@@ -96,8 +115,13 @@ class GmailProvider:
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         limits: Limits = DEFAULT_LIMITS,
+        pubsub_topic: str | None = None,
+        folder_selection: FolderSelection | None = None,
     ) -> None:
         self.user_id = user_id
+        self.pubsub_topic = pubsub_topic
+        self.folder_selection = folder_selection or FolderSelection()
+        self._account: str | None = None
         self.limits = limits
         self.page_size = min(max(page_size, 1), 500)
         self.service = build_service("gmail", "v1", credentials, api_endpoint, http)
@@ -143,6 +167,7 @@ class GmailProvider:
 
     def snapshot(self, scope: Scope) -> str:
         profile = self.client.execute(self._users.getProfile(userId=self.user_id), _COST["profile"])
+        self._account = str(profile.get("emailAddress") or "") or self._account
         return str(profile["historyId"])
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
@@ -246,7 +271,8 @@ class GmailProvider:
     # -- Gmail extras ---------------------------------------------------------
 
     def aliases(self) -> tuple[str, ...]:
-        """The mailbox's send-as addresses (for ``ChannelSettings.aliases``)."""
+        """The mailbox's send-as addresses (the engine merges them with
+        ``ChannelSettings.aliases``)."""
         request = self._users.settings().sendAs().list(userId=self.user_id)
         found = self.client.execute(request, _COST["sendAs"])
         return tuple(str(s["sendAsEmail"]) for s in found.get("sendAs", []) if s.get("sendAsEmail"))
@@ -262,6 +288,71 @@ class GmailProvider:
             self._users.watch(userId=self.user_id, body=body), _COST["watch"]
         )
         return {k: str(v) for k, v in found.items()}
+
+    def account(self) -> str:
+        """The mailbox's address (``users.getProfile``, asked once)."""
+        if not self._account:
+            request = self._users.getProfile(userId=self.user_id)
+            profile = self.client.execute(request, _COST["profile"])
+            self._account = str(profile.get("emailAddress") or "")
+            if not self._account:
+                raise ProviderError("Gmail did not say whose mailbox this is")
+        return self._account
+
+    # -- PushSource -----------------------------------------------------------
+
+    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
+        """One resource: the mailbox, or (when the channel includes only some
+        folders) the labels it selects, as ``labels:ID,ID``."""
+        if not scopes:
+            return []
+        selection = self.folder_selection
+        if not selection.include:
+            return [MAILBOX]
+        labels = sorted(f.id for f in self.folders() if selection.selects(f))
+        return [_LABELS + ",".join(labels)] if labels else []
+
+    def subscribe(
+        self, channel_id: str, resource: str, current: PushSubscription | None
+    ) -> PushSubscription:
+        """Watch the mailbox (``users.watch``); renewing is watching again.
+        The subscription's id is ``gmail:<address>``: Gmail keeps one watch
+        per mailbox and its notifications name the mailbox, not a watch."""
+        if not self.pubsub_topic:
+            raise ConfigError("Gmail push needs a Pub/Sub topic", field="pubsub_topic")
+        body: dict[str, Any] = {"topicName": self.pubsub_topic}
+        labels = _resource_labels(resource)
+        if labels:
+            body.update(labelIds=labels, labelFilterBehavior="include")
+        request = self._users.watch(userId=self.user_id, body=body)
+        try:
+            found = self.client.execute(request, _COST["watch"])
+        except AuthError as exc:
+            if "pubsub" not in str(exc).lower():
+                raise
+            raise ConfigError(  # the mailbox's grant is fine: the topic's IAM is not
+                "Gmail may not publish to the Pub/Sub topic: grant "
+                "gmail-api-push@system.gserviceaccount.com the Publisher role on it",
+                field="pubsub_topic",
+            ) from exc
+        account = self.account()
+        expires = _internal_date(found.get("expiration"))
+        if expires is None:
+            raise ProviderError("Gmail answered a watch without its expiration")
+        return PushSubscription(
+            id=f"gmail:{account}",
+            channel_id=channel_id,
+            provider="gmail",
+            resource=resource,
+            expires_at=expires,
+            account=account,
+            data={"historyId": str(found.get("historyId", "")), "topic": self.pubsub_topic},
+        )
+
+    def unsubscribe(self, subscription: PushSubscription) -> None:
+        """Stop the mailbox's watch (``users.stop``); none left is fine."""
+        with suppress(NotFound):
+            self.client.execute(self._users.stop(userId=self.user_id), _COST["stop"])
 
     def _get(self, message_id: str, detail: Detail) -> Any:
         messages = self._users.messages()
@@ -338,25 +429,12 @@ def _internal_date(value: object) -> datetime | None:
         return None
 
 
-def notification_history_id(pubsub_message: str | bytes | Mapping[str, Any]) -> str:
-    """The ``historyId`` of a Gmail Pub/Sub notification.
-
-    Accepts a push request body (``{"message": {"data": ...}}``), the
-    message itself, or its decoded data; raises ``InvalidInput`` otherwise.
-    """
-    try:
-        body: Any = (
-            json.loads(pubsub_message)
-            if isinstance(pubsub_message, str | bytes)
-            else pubsub_message
-        )
-        if isinstance(body, Mapping) and "message" in body:
-            body = body["message"]
-        if isinstance(body, Mapping) and "data" in body:
-            data = str(body["data"])
-            body = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
-        if not isinstance(body, Mapping) or "historyId" not in body:
-            raise InvalidInput("not a Gmail notification: no historyId")
-        return str(int(str(body["historyId"])))
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidInput(f"not a Gmail notification: {exc}") from exc
+def _resource_labels(resource: str) -> list[str]:
+    """The label ids a push resource names (none: the whole mailbox)."""
+    if resource == MAILBOX:
+        return []
+    if resource.startswith(_LABELS):
+        labels = [label for label in resource[len(_LABELS) :].split(",") if label]
+        if labels:
+            return labels
+    raise InvalidInput(f"not a Gmail push resource: {resource[:100]!r}")

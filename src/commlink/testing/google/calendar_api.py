@@ -3,7 +3,9 @@
 Series exceptions are stored as their own events with ``recurringEventId``
 and ``originalStartTime``, as Calendar returns them with
 ``singleEvents=false``. Deleting an event turns it into a cancelled stub,
-which sync-token listings report.
+which sync-token listings report. With ``channels`` set, ``events.watch``
+opens notification channels and every change tells them (see
+``channels``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from .channels import WatchChannels
 from .errors import ApiError
 
 __all__ = ["CalendarBackend"]
@@ -42,8 +45,9 @@ def _now() -> str:
 class CalendarBackend:
     """Calendars by id, with a Python API to seed and mutate them."""
 
-    def __init__(self, lock: threading.RLock) -> None:
+    def __init__(self, lock: threading.RLock, channels: WatchChannels | None = None) -> None:
         self._lock = lock
+        self.channels = channels
         self._calendars: dict[str, _Calendar] = {}
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
@@ -135,10 +139,25 @@ class CalendarBackend:
     # -- the API --------------------------------------------------------------
 
     def handle(
-        self, user: str, method: str, parts: Sequence[str], query: Mapping[str, list[str]]
-    ) -> tuple[str, JSON]:
-        """Answer one call; ``parts`` is the path after ``calendar/v3/``."""
+        self,
+        user: str,
+        method: str,
+        parts: Sequence[str],
+        query: Mapping[str, list[str]],
+        body: Mapping[str, Any] | None = None,
+    ) -> tuple[str, JSON | None]:
+        """Answer one call; ``parts`` is the path after ``calendar/v3/``
+        (``None`` as the JSON: 204 No Content)."""
         with self._lock:
+            if method == "POST" and self.channels is not None:
+                if list(parts) == ["channels", "stop"]:
+                    self.channels.stop(user, body or {})
+                    return "calendar.channels.stop", None
+                if len(parts) == 4 and parts[0] == "calendars" and parts[2:] == ["events", "watch"]:
+                    calendar = self._calendar(parts[1], user)
+                    return "calendar.events.watch", self.channels.open(
+                        user, calendar.id, body or {}
+                    )
             if method == "GET" and list(parts) == ["users", "me", "calendarList"]:
                 items = [
                     {
@@ -222,6 +241,8 @@ class CalendarBackend:
         event["etag"] = f'"{next(self._seq)}"'
         calendar.events[str(event["id"])] = event
         calendar.seqs[str(event["id"])] = int(event["etag"].strip('"'))
+        if self.channels is not None:
+            self.channels.changed(calendar.id)
 
 
 def _one(query: Mapping[str, list[str]], name: str) -> str | None:

@@ -2,12 +2,18 @@
 
 Shapes follow the bundled ``gmail.v1`` discovery document: int64 fields
 (``historyId``, ``internalDate``) are JSON strings, int32 fields are numbers.
+
+A mailbox with a watch (``users.watch``) publishes each change to its
+Pub/Sub topic: ``{"emailAddress", "historyId"}``, narrowed by
+``labelIds``/``labelFilterBehavior`` when given, until the watch expires
+(seven days) or ``users.stop``.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +25,7 @@ from typing import Any
 import attrs
 
 from .errors import ApiError
+from .pubsub import PubSub
 
 __all__ = ["GmailBackend", "Mailbox"]
 
@@ -94,8 +101,9 @@ def _header_date(raw: bytes) -> int | None:
 class GmailBackend:
     """Mailboxes by user address, with a Python API to seed and mutate them."""
 
-    def __init__(self, lock: threading.RLock) -> None:
+    def __init__(self, lock: threading.RLock, pubsub: PubSub | None = None) -> None:
         self._lock = lock
+        self.pubsub = pubsub
         self._boxes: dict[str, Mailbox] = {}
         self._ids = itertools.count(0x18C0000000000)
 
@@ -146,6 +154,7 @@ class GmailBackend:
             box.history.append(
                 _Record(box.history_id, "messagesAdded", self._brief(stored, labels=True))
             )
+            self._changed(box, stored.labels)
             return message_id
 
     def delete_message(self, user: str, message_id: str) -> None:
@@ -155,6 +164,7 @@ class GmailBackend:
             stored = box.messages.pop(message_id)
             box.history_id += 1
             box.history.append(_Record(box.history_id, "messagesDeleted", self._brief(stored)))
+            self._changed(box, stored.labels)
 
     def modify_labels(
         self, user: str, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
@@ -171,6 +181,8 @@ class GmailBackend:
                     stored.history_id = box.history_id
                     brief = self._brief(stored, labels=True)
                     box.history.append(_Record(box.history_id, kind, brief, tuple(ids)))
+            if added or removed:
+                self._changed(box, [*stored.labels, *removed])
 
     def corrupt_raw(self, user: str, message_id: str, text: str) -> None:
         """Serve ``text`` as the message's ``raw`` field (to test bad input)."""
@@ -198,10 +210,16 @@ class GmailBackend:
     # -- the API --------------------------------------------------------------
 
     def handle(
-        self, user: str, method: str, parts: Sequence[str], query: Mapping[str, list[str]]
-    ) -> tuple[str, JSON]:
+        self,
+        user: str,
+        method: str,
+        parts: Sequence[str],
+        query: Mapping[str, list[str]],
+        body: Mapping[str, Any] | None = None,
+    ) -> tuple[str, JSON | None]:
         """Answer one call: ``parts`` is the path after ``users/{userId}/``.
-        Returns the method name (for quota costs) and the JSON body."""
+        Returns the method name (for quota costs) and the JSON body
+        (``None``: 204 No Content)."""
         box = self.mailbox(user)
         with self._lock:
             if method == "GET" and parts == ["profile"]:
@@ -216,8 +234,10 @@ class GmailBackend:
             if method == "GET" and parts == ["settings", "sendAs"]:
                 return "gmail.users.settings.sendAs.list", {"sendAs": list(box.send_as)}
             if method == "POST" and parts == ["watch"]:
-                box.watch = {"historyId": str(box.history_id), "expiration": str(_week())}
-                return "gmail.users.watch", dict(box.watch)
+                return "gmail.users.watch", self._watch(box, body or {})
+            if method == "POST" and parts == ["stop"]:
+                box.watch = None
+                return "gmail.users.stop", None
             if method == "GET" and parts == ["messages"]:
                 return "gmail.users.messages.list", self._list(box, query)
             if method == "GET" and len(parts) == 2 and parts[0] == "messages":
@@ -225,6 +245,45 @@ class GmailBackend:
             if method == "GET" and parts == ["history"]:
                 return "gmail.users.history.list", self._history(box, query)
         raise ApiError(404, "notFound", f"no such method: {method} {'/'.join(parts)}")
+
+    def _watch(self, box: Mailbox, body: Mapping[str, Any]) -> JSON:
+        topic = body.get("topicName")
+        if not isinstance(topic, str) or not topic:
+            raise ApiError(400, "invalidArgument", "Invalid topicName")
+        if self.pubsub is not None:
+            self.pubsub.check_gmail_may_publish(topic)
+        labels = body.get("labelIds") or []
+        behavior = str(body.get("labelFilterBehavior") or body.get("labelFilterAction") or "")
+        if not isinstance(labels, list) or any(label not in box.labels for label in labels):
+            raise ApiError(400, "invalidArgument", "Invalid label id in labelIds")
+        if behavior.lower() not in ("", "include", "exclude"):
+            raise ApiError(400, "invalidArgument", "Invalid labelFilterBehavior")
+        box.watch = {
+            "historyId": str(box.history_id),
+            "expiration": str(_week()),
+            "topicName": topic,
+            "labelIds": [str(label) for label in labels],
+            "labelFilterBehavior": behavior.lower() or "include",
+        }
+        return {"historyId": box.watch["historyId"], "expiration": box.watch["expiration"]}
+
+    def _changed(self, box: Mailbox, labels: Sequence[str]) -> None:
+        """Publish the change to the mailbox's watch topic, if it is watched
+        and the change touches the labels the watch asks for."""
+        watch = box.watch
+        if watch is None or self.pubsub is None:
+            return
+        if int(watch["expiration"]) <= time.time() * 1000:
+            box.watch = None
+            return
+        wanted = set(watch["labelIds"])
+        if wanted:
+            touched = bool(wanted & set(labels))
+            if touched != (watch["labelFilterBehavior"] == "include"):
+                return
+        # a JSON number here (the guide shows a string; readers take both)
+        data = json.dumps({"emailAddress": box.email, "historyId": box.history_id})
+        self.pubsub.publish(str(watch["topicName"]), data.encode())
 
     def _list(self, box: Mailbox, query: Mapping[str, list[str]]) -> JSON:
         include_hidden = _flag(query, "includeSpamTrash")

@@ -19,6 +19,7 @@ GMAIL_COSTS = {
     "gmail.users.history.list": 2,
     "gmail.users.settings.sendAs.list": 1,
     "gmail.users.watch": 100,
+    "gmail.users.stop": 50,
 }
 
 

@@ -6,6 +6,12 @@ It checks bearer tokens, accounts per-user quota units in a sliding window
 batch endpoint, and can inject errors. Seed and mutate data through
 ``.gmail`` and ``.calendar``; never through the client (media uploads go to
 https).
+
+Push: ``.pubsub`` is a local Cloud Pub/Sub that Gmail watches publish to
+(set its push subscriptions as a GCP administrator would), signing each
+push with an OIDC token whose certificates are served at ``certs_url``;
+``.channels`` are Calendar's notification channels. Both deliver from a
+background thread (``wait_for_pushes`` waits for them).
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..local_http import HttpAnswer, Injections, LocalHttpServer
 from .batch import Reply, answer_batch
 from .calendar_api import CalendarBackend
+from .channels import WatchChannels
+from .delivery import PushSender
 from .errors import ApiError, error_body
 from .gmail_api import GmailBackend
+from .pubsub import PubSub
 from .quota import GMAIL_COSTS, QuotaWindow, retry_after_header
 
 __all__ = ["GoogleApiServer"]
@@ -43,8 +52,12 @@ class GoogleApiServer(LocalHttpServer):
         self.user = user
         self.token = token
         self._lock = threading.RLock()
-        self.gmail = GmailBackend(self._lock)
-        self.calendar = CalendarBackend(self._lock)
+        self.sender = PushSender()
+        self.pubsub = PubSub(self.sender)
+        self.channels = WatchChannels(self.sender)
+        self.gmail = GmailBackend(self._lock, self.pubsub)
+        self.calendar = CalendarBackend(self._lock, self.channels)
+        self.certs_max_age = 300
         self.quota = QuotaWindow()
         self.tokens: dict[str, str] = {token: user}
         self.request_log: list[tuple[str, str]] = []
@@ -62,6 +75,19 @@ class GoogleApiServer(LocalHttpServer):
     def calendar_url(self) -> str:
         """The Calendar ``api_endpoint`` (its service path included)."""
         return self.base_url + "calendar/v3/"
+
+    @property
+    def certs_url(self) -> str:
+        """Where the push tokens' signing certificates are published."""
+        return self.base_url + "oauth2/v1/certs"
+
+    def wait_for_pushes(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued push is delivered or given up."""
+        return self.sender.wait_idle(timeout)
+
+    def stop(self) -> None:
+        super().stop()
+        self.sender.close()
 
     # -- control --------------------------------------------------------------
 
@@ -115,7 +141,8 @@ class GoogleApiServer(LocalHttpServer):
         try:
             user = self._user_for(headers)
             self._maybe_inject(target)
-            name, result = self._route(user, method, path, parse_qs(urlsplit(target).query))
+            query = parse_qs(urlsplit(target).query)
+            name, result = self._route(user, method, path, query, _json_body(body))
             wait = self.quota.charge(GMAIL_COSTS.get(name, 1))
             if wait is not None:
                 self.counters["rate_limited"] += 1
@@ -125,6 +152,8 @@ class GoogleApiServer(LocalHttpServer):
                     "User-rate limit exceeded.",
                     retry_after_header(wait),
                 )
+            if result is None:
+                return 204, {}, b""
             return 200, {}, json.dumps(result).encode()
         except ApiError as error:
             extra = {"Retry-After": error.retry_after} if error.retry_after else {}
@@ -146,15 +175,20 @@ class GoogleApiServer(LocalHttpServer):
             )
 
     def _route(
-        self, user: str, method: str, path: str, query: dict[str, list[str]]
-    ) -> tuple[str, dict[str, Any]]:
+        self,
+        user: str,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: dict[str, Any] | None,
+    ) -> tuple[str, dict[str, Any] | None]:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:3] == ["gmail", "v1", "users"] and len(parts) > 4:
             if parts[3] not in ("me", user):
                 raise ApiError(403, "forbidden", "Delegation denied")
-            return self.gmail.handle(user, method, parts[4:], query)
+            return self.gmail.handle(user, method, parts[4:], query, body)
         if parts[:2] == ["calendar", "v3"]:
-            return self.calendar.handle(user, method, parts[2:], query)
+            return self.calendar.handle(user, method, parts[2:], query, body)
         raise ApiError(404, "notFound", f"Not Found: {path}")
 
     def answer_http(
@@ -164,6 +198,12 @@ class GoogleApiServer(LocalHttpServer):
         with self._lock:
             self.request_log.append((method, target))
             self.counters["http_requests"] += 1
+        if method == "GET" and urlsplit(target).path == "/oauth2/v1/certs":
+            with self._lock:
+                self.counters["certs"] += 1
+            control = f"public, max-age={self.certs_max_age}, must-revalidate, no-transform"
+            extra = {"Content-Type": "application/json; charset=UTF-8", "Cache-Control": control}
+            return 200, extra, json.dumps(self.pubsub.issuer.certs()).encode()
         if method == "POST" and urlsplit(target).path.startswith("/batch"):
             try:
                 self._user_for(headers)
@@ -187,3 +227,16 @@ class GoogleApiServer(LocalHttpServer):
 
     def message_ids(self, user: str | None = None) -> Sequence[str]:
         return list(self.gmail.mailbox(user or self.user).messages)
+
+
+def _json_body(body: bytes) -> dict[str, Any] | None:
+    """A request's JSON object body (``None`` when there is none)."""
+    if not body.strip():
+        return None
+    try:
+        found = json.loads(body)
+    except ValueError:
+        raise ApiError(400, "parseError", "Parse Error") from None
+    if not isinstance(found, dict):
+        raise ApiError(400, "invalidArgument", "Invalid JSON payload received.")
+    return found
