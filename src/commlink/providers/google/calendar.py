@@ -63,6 +63,13 @@ _EVENT_STATUS = {
     "cancelled": EventStatus.CANCELLED,
 }
 _UTC = timezone.utc
+# What a metadata-only channel reads of an event (Google's partial response):
+# no description, location, conference data or attachments leave Google.
+_METADATA_ITEM = (
+    "id,iCalUID,status,summary,start,end,originalStartTime,recurringEventId,"
+    "recurrence,organizer,attendees,sequence,updated"
+)
+_METADATA_FIELDS = {"fields": f"items({_METADATA_ITEM}),nextPageToken,nextSyncToken,timeZone"}
 _INHERITED = ("summary", "description", "location", "organizer", "attendees", "iCalUID")
 
 
@@ -88,7 +95,10 @@ class GoogleCalendarProvider:
     credentials. ``api_endpoint`` replaces Calendar's service path, so point
     it at ``BASE/calendar/v3/`` for another server. ``push_url`` is the
     host's https endpoint for channel messages; ``channel_ttl`` asks for a
-    channel lifetime (``params.ttl``; Google's default otherwise)."""
+    channel lifetime (``params.ttl``; Google's default otherwise).
+    ``metadata_only`` (for ``METADATA`` channels) asks Google for the fields
+    such a channel keeps only: descriptions, locations and conference data
+    are never downloaded."""
 
     def __init__(
         self,
@@ -104,7 +114,9 @@ class GoogleCalendarProvider:
         sleep: Callable[[float], None] = time.sleep,
         push_url: str | None = None,
         channel_ttl: timedelta | None = None,
+        metadata_only: bool = False,
     ) -> None:
+        self._fields = _METADATA_FIELDS if metadata_only else {}
         if push_url:
             check_endpoint(push_url, "push_url")
         self.push_url = push_url
@@ -159,7 +171,7 @@ class GoogleCalendarProvider:
         """Reads the whole calendar up to its ``nextSyncToken``."""
         listing = _Listing()
         token = ""
-        for result in self._pages(scope.id, showDeleted=True, singleEvents=False):
+        for result in self._pages(scope.id, showDeleted=True, singleEvents=False, **self._fields):
             listing.time_zone = str(result.get("timeZone") or listing.time_zone)
             for item in result.get("items", []):
                 if not _is_master_gone(item):
@@ -187,7 +199,7 @@ class GoogleCalendarProvider:
         upserted: dict[str, None] = {}
         deleted: dict[str, None] = {}
         token = cursor
-        for result in self._pages(scope.id, syncToken=cursor, showDeleted=True):
+        for result in self._pages(scope.id, syncToken=cursor, showDeleted=True, **self._fields):
             listing.time_zone = str(result.get("timeZone") or listing.time_zone)
             for item in result.get("items", []):
                 group = _group_id(item)
@@ -297,7 +309,8 @@ class GoogleCalendarProvider:
         gone: set[str] = set()
         events = self.service.events()
         unknown = [g for g in groups if not listing.groups.get(g)]
-        calls = [Call(g, events.get(calendarId=calendar_id, eventId=g), 1) for g in unknown]
+        one = {"fields": _METADATA_ITEM} if self._fields else {}
+        calls = [Call(g, events.get(calendarId=calendar_id, eventId=g, **one), 1) for g in unknown]
         for key, result in self.client.batch(calls):
             group = str(key)
             if isinstance(result, NotFound):
@@ -320,7 +333,11 @@ class GoogleCalendarProvider:
             else:
                 uids[group] = uid
         calls = [
-            Call(g, events.list(calendarId=calendar_id, iCalUID=u, showDeleted=True), 1)
+            Call(
+                g,
+                events.list(calendarId=calendar_id, iCalUID=u, showDeleted=True, **self._fields),
+                1,
+            )
             for g, u in uids.items()
         ]
         for key, result in self.client.batch(calls):

@@ -30,6 +30,7 @@ from .calendar_api import CalendarBackend
 from .channels import WatchChannels
 from .delivery import PushSender
 from .errors import ApiError, error_body
+from .fields import apply_fields, parse_fields
 from .gmail_api import GmailBackend
 from .pubsub import PubSub
 from .quota import GMAIL_COSTS, QuotaWindow, retry_after_header
@@ -62,6 +63,9 @@ class GoogleApiServer(LocalHttpServer):
         self.tokens: dict[str, str] = {token: user}
         self.request_log: list[tuple[str, str]] = []
         self.call_log: list[tuple[str, str]] = []
+        #: When set, the JSON body of every API answer is kept in ``answers``.
+        self.record_answers = False
+        self.answers: list[str] = []
         self.counters: Counter[str] = Counter()
         self.injections = Injections()
         self.gmail.mailbox(user)
@@ -154,7 +158,14 @@ class GoogleApiServer(LocalHttpServer):
                 )
             if result is None:
                 return 204, {}, b""
-            return 200, {}, json.dumps(result).encode()
+            fields = query.get("fields")
+            if fields:
+                result = apply_fields(result, parse_fields(fields[-1]))
+            payload = json.dumps(result)
+            if self.record_answers:
+                with self._lock:
+                    self.answers.append(payload)
+            return 200, {}, payload.encode()
         except ApiError as error:
             extra = {"Retry-After": error.retry_after} if error.retry_after else {}
             if error.status == 401:
