@@ -6,7 +6,9 @@ It checks bearer tokens (401 ``InvalidAuthenticationToken`` once revoked),
 throttles per mailbox in a sliding window (429 with ``Retry-After``; every
 request inside a ``$batch`` counts), expires delta tokens on demand (410)
 and injects errors. Seed and change data through ``.mail`` and
-``.calendar``.
+``.calendar``. Subscriptions follow Microsoft's webhook rules strictly
+(``.push``, see ``graph_subscriptions``): endpoints are validated, every
+change is POSTed to them, lifecycle notifications can be triggered.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ import math
 import re
 import threading
 import time
-import urllib.request
 from collections import Counter, deque
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -30,12 +31,12 @@ from ..local_http import HttpAnswer, Injections, LocalHttpServer
 from .graph_calendar import CalendarBackend
 from .graph_delta import JSON, DeltaLog, GraphError, error_body, new_id
 from .graph_mail import MailBackend
+from .graph_subscriptions import PushService
 
 __all__ = ["GraphServer"]
 
 #: Graph runs at most 20 requests per JSON batch.
 BATCH_LIMIT = 20
-_MAX_SUBSCRIPTION = timedelta(minutes=10080)
 _PAGE = re.compile(r"odata\.maxpagesize=(\d+)", re.IGNORECASE)
 
 
@@ -77,6 +78,7 @@ class GraphServer(LocalHttpServer):
 
     ``user`` is the mailbox's principal name; ``token`` is accepted for it.
     ``base_url`` (``http://127.0.0.1:PORT/v1.0``) is the client's base URL.
+    ``clock`` is the time subscriptions expire by.
     """
 
     def __init__(
@@ -85,13 +87,12 @@ class GraphServer(LocalHttpServer):
         token: str = "graph-test-token",
         *,
         aliases: tuple[str, ...] = (),
-        validate_subscriptions: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.user = user
         self.user_id = new_id("user-")
         self.token = token
         self.aliases = aliases
-        self.validate_subscriptions = validate_subscriptions
         self._lock = threading.RLock()
         self.log = DeltaLog(self._lock)
         self.mail = MailBackend(self._lock, self.log)
@@ -101,8 +102,19 @@ class GraphServer(LocalHttpServer):
         self.request_log: list[tuple[str, str]] = []
         self.call_log: list[tuple[str, str]] = []
         self.counters: Counter[str] = Counter()
-        self.subscriptions: dict[str, JSON] = {}
+        self.push = PushService(
+            self._lock,
+            self.mail,
+            self.calendar,
+            self.user_id,
+            **({"clock": clock} if clock is not None else {}),
+        )
+        self.log.listen(self.push.changed)
         self.injections = Injections()
+
+    def stop(self) -> None:
+        super().stop()
+        self.push.close()
 
     @property
     def base_url(self) -> str:
@@ -157,22 +169,17 @@ class GraphServer(LocalHttpServer):
         with self._lock:
             return len(self.request_log)
 
-    def notification(self, subscription_id: str, change_type: str, resource: str) -> JSON:
-        """The body Graph would POST to a subscription's notification URL."""
+    @property
+    def subscriptions(self) -> dict[str, JSON]:
+        """The live subscriptions as Graph renders them, by id."""
         with self._lock:
-            found = self.subscriptions[subscription_id]
-        return {
-            "value": [
-                {
-                    "subscriptionId": subscription_id,
-                    "subscriptionExpirationDateTime": found["expirationDateTime"],
-                    "changeType": change_type,
-                    "resource": resource,
-                    "clientState": found.get("clientState"),
-                    "tenantId": "00000000-0000-0000-0000-000000000000",
-                }
-            ]
-        }
+            ids = list(self.push.subscriptions)
+            found = [self.push.subscriptions.get(i) for i in ids]
+            return {
+                s.id: s.render(self.push.application_id)
+                for s in found
+                if s is not None and s.expires > self.push.clock()
+            }
 
     # -- answering ------------------------------------------------------------
 
@@ -281,7 +288,8 @@ class GraphServer(LocalHttpServer):
             raise GraphError(400, "BadRequest", f"Invalid version: {split.path}")
         parts = parts[1:]
         if parts[:1] == ["subscriptions"]:
-            return self._subscriptions(method, parts[1:], body)
+            status, answer = self.push.answer(user, method, parts[1:], headers, body)
+            return _Reply(status, answer)
         if parts[:1] == ["me"]:
             parts = ["users", user, *parts[1:]]
         if len(parts) < 2 or parts[0] != "users":
@@ -341,60 +349,6 @@ class GraphServer(LocalHttpServer):
             return _Reply(200, calendar.get(rest[1]))
         raise GraphError(400, "BadRequest", f"Unsupported resource: {'/'.join(rest)}")
 
-    def _subscriptions(self, method: str, rest: list[str], body: bytes) -> _Reply:
-        payload = json.loads(body or b"{}") if body else {}
-        if method == "POST" and not rest:
-            return self._subscribe(payload)
-        with self._lock:
-            found = self.subscriptions.get(rest[0]) if rest else None
-        if found is None:
-            raise GraphError(404, "ResourceNotFound", "The object was not found.")
-        if method == "PATCH":
-            expires = _expiry(payload.get("expirationDateTime"))
-            with self._lock:
-                found["expirationDateTime"] = expires
-            return _Reply(200, dict(found))
-        if method == "DELETE":
-            with self._lock:
-                del self.subscriptions[rest[0]]
-            return _Reply(204)
-        if method == "GET":
-            return _Reply(200, dict(found))
-        raise GraphError(405, "BadRequest", f"{method} not allowed")
-
-    def _subscribe(self, payload: JSON) -> _Reply:
-        for field in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
-            if not payload.get(field):
-                raise GraphError(400, "InvalidRequest", f"{field} is required")
-        url = str(payload["notificationUrl"])
-        if self.validate_subscriptions:
-            self._validate(url)
-        created: JSON = {
-            "id": new_id("sub-"),
-            "resource": payload["resource"],
-            "changeType": payload["changeType"],
-            "notificationUrl": url,
-            "expirationDateTime": _expiry(payload["expirationDateTime"]),
-            "clientState": payload.get("clientState"),
-        }
-        with self._lock:
-            self.subscriptions[created["id"]] = created
-        return _Reply(201, dict(created))
-
-    @staticmethod
-    def _validate(url: str) -> None:
-        token = new_id("validation-")
-        probe = f"{url}{'&' if '?' in url else '?'}{urlencode({'validationToken': token})}"
-        try:
-            request = urllib.request.Request(probe, data=b"", method="POST")
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                echoed = answer.read().decode("utf-8", "replace")
-                ok = answer.status == 200 and echoed == token
-        except OSError:
-            ok = False
-        if not ok:
-            raise GraphError(400, "ValidationError", "Subscription validation request failed.")
-
 
 _CODES = {
     400: "BadRequest",
@@ -426,28 +380,6 @@ def _paged(values: list[JSON], query: Mapping[str, str], link_base: str) -> JSON
         rest = {k: v for k, v in query.items() if k != "$skip"}
         page["@odata.nextLink"] = f"{link_base}?{urlencode({**rest, '$skip': skip + top})}"
     return page
-
-
-def _expiry(value: object) -> str:
-    text = str(value or "").replace("Z", "+00:00")
-    head, dot, tail = text.partition(".")
-    if dot:
-        digits = len(tail) - len(tail.lstrip("0123456789"))
-        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise GraphError(400, "InvalidRequest", "expirationDateTime is invalid") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    now = datetime.now(timezone.utc)
-    if moment <= now or moment - now > _MAX_SUBSCRIPTION:
-        raise GraphError(
-            400,
-            "InvalidRequest",
-            "Subscription expiration can only be 10070 minutes in the future.",
-        )
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
 def _encode(reply: _Reply) -> tuple[int, dict[str, str], bytes]:

@@ -89,7 +89,7 @@ class CalendarBackend:
                 "lastModifiedDateTime": _now(),
             }
             calendar.events[event_id] = stored
-            self.log.changed(calendar.id, event_id)
+            self.log.changed(calendar.id, event_id, "created")
             return event_id
 
     def update_event(self, calendar_id: str, event_id: str, **props: Any) -> None:

@@ -4,7 +4,8 @@ Graph's JSON shape, opaque ids, and delta rounds with server-side state.
 A delta round is rendered whole at its first request (a snapshot), then
 served page by page through ``$skiptoken`` links; its last page carries a
 ``$deltatoken`` link recording the change-log position. Changes since a
-position are read from a per-container log.
+position are read from a per-container log. Listeners (the change
+notifications) hear of every change as it is logged.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DeltaLog", "GraphError", "Round", "error_body", "new_id"]
+__all__ = ["DeltaLog", "GraphError", "Listener", "Round", "error_body", "new_id"]
 
 JSON = dict[str, Any]
+#: Hears ``(container, key, change, removed ids)``; ``change`` is ``created``,
+#: ``updated`` or ``deleted``. Called with the server's lock held: it must not block.
+Listener = Callable[[str, str, str, "tuple[str, str] | None"], None]
 
 
 class GraphError(Exception):
@@ -78,18 +82,28 @@ class DeltaLog:
         self._log: list[_Entry] = []
         self._rounds: dict[str, Round] = {}
         self._tokens: dict[str, tuple[str, int, JSON]] = {}
+        self._listeners: list[Listener] = []
 
-    def changed(self, container: str, key: str) -> None:
-        """Item ``key`` was added to or changed in ``container``."""
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener`` on every change from now on."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def changed(self, container: str, key: str, change: str = "updated") -> None:
+        """Item ``key`` was added to (``change="created"``) or changed in ``container``."""
         with self._lock:
             self.seq += 1
             self._log.append(_Entry(self.seq, container, key, None))
+            for listener in self._listeners:
+                listener(container, key, change, None)
 
     def removed(self, container: str, key: str, ids: tuple[str, str]) -> None:
         """Item ``key`` left ``container``; ``ids``: its (immutable, regular) id."""
         with self._lock:
             self.seq += 1
             self._log.append(_Entry(self.seq, container, key, ids))
+            for listener in self._listeners:
+                listener(container, key, "deleted", ids)
 
     def since(self, container: str, position: int) -> list[tuple[str, tuple[str, str] | None]]:
         """(key, removal ids or None) of items changed in ``container`` after

@@ -141,6 +141,10 @@ class MailBackend:
         self.messages: dict[str, StoredMessage] = {}
         self._by_rest: dict[str, str] = {}
         self.root = new_id("AAMkAGroot")
+        # the root answers GET /mailFolders/msgfolderroot; it is nobody's child
+        self.folders[self.root] = StoredFolder(
+            self.root, "Top of Information Store", "", "msgfolderroot"
+        )
         for name, display in DEFAULT_FOLDERS:
             self.add_folder(display, well_known=name)
 
@@ -164,11 +168,9 @@ class MailBackend:
     def folder_id(self, name_or_id: str) -> str:
         """The id of a folder given its id or well-known name."""
         with self._lock:
-            if name_or_id in self.folders or name_or_id == self.root:
+            if name_or_id in self.folders:
                 return name_or_id
-            if name_or_id.lower() == "msgfolderroot":
-                return self.root
-            for folder in self.folders.values():
+            for folder in self.folders.values():  # well-known names in any case
                 if folder.well_known and folder.well_known == name_or_id.lower():
                     return folder.id
         raise GraphError(404, "ErrorInvalidIdMalformed", f"no folder {name_or_id}")
@@ -190,7 +192,7 @@ class MailBackend:
             message = StoredMessage(new_id("AAkALg"), new_id("AAMkAD"), folder_id, raw, props)
             self.messages[message.immutable_id] = message
             self._by_rest[message.rest_id] = message.immutable_id
-            self.log.changed(folder_id, message.immutable_id)
+            self.log.changed(folder_id, message.immutable_id, "created")
             return message.immutable_id
 
     def find(self, internet_message_id: str) -> str:
@@ -213,7 +215,7 @@ class MailBackend:
             self._by_rest[message.rest_id] = message.immutable_id
             message.folder = target
             message.props["parentFolderId"] = target
-            self.log.changed(target, message.immutable_id)
+            self.log.changed(target, message.immutable_id, "created")
             return message.immutable_id
 
     def update(self, message_id: str, **props: Any) -> None:

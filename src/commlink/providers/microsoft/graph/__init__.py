@@ -3,7 +3,10 @@
 ``GraphMailProvider`` and ``GraphCalendarProvider`` share a ``GraphClient``
 (httpx) that holds a ``TokenSource``: a static token, app-only client
 credentials or a delegated refresh token (msal). ``graph_providers``
-builds both from settings. Change notifications: ``graph_notify``.
+builds both from settings. Change notifications: both providers are
+``PushSource``s (one subscription per folder or calendar, kept by
+``commlink.sync.push.PushKeeper``); ``GraphWebhook`` answers Graph's POSTs
+to the host's endpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from .auth import (
 from .calendar import GraphCalendarProvider, map_event
 from .client import GRAPH_URL, GraphClient
 from .mail import WELL_KNOWN_FOLDERS, GraphMailProvider
-from .notify import GraphSubscriptions, NotificationRouter, validation_response
+from .notify import GraphWebhook, validation_response
+from .subscriptions import GraphPush
 
 __all__ = [
     "GRAPH_URL",
@@ -32,8 +36,8 @@ __all__ = [
     "GraphCalendarProvider",
     "GraphClient",
     "GraphMailProvider",
-    "GraphSubscriptions",
-    "NotificationRouter",
+    "GraphPush",
+    "GraphWebhook",
     "RefreshTokenSource",
     "StaticToken",
     "TokenSource",
@@ -95,10 +99,24 @@ def graph_providers(
     detail: Detail = Detail.METADATA,
     past: timedelta = timedelta(days=365),
     future: timedelta = timedelta(days=365),
+    push_url: str | None = None,
+    push_lifecycle_url: str | None = None,
 ) -> tuple[GraphMailProvider, GraphCalendarProvider]:
-    """A mail and a calendar provider for one mailbox, each with its client."""
-    mail = GraphMailProvider(GraphClient(tokens, base_url=base_url), user=user, delta_detail=detail)
+    """A mail and a calendar provider for one mailbox, each with its client
+    (``push_url``/``push_lifecycle_url``: the host's webhook endpoints)."""
+    mail = GraphMailProvider(
+        GraphClient(tokens, base_url=base_url),
+        user=user,
+        delta_detail=detail,
+        push_url=push_url,
+        push_lifecycle_url=push_lifecycle_url,
+    )
     calendar = GraphCalendarProvider(
-        GraphClient(tokens, base_url=base_url), user=user, past=past, future=future
+        GraphClient(tokens, base_url=base_url),
+        user=user,
+        past=past,
+        future=future,
+        push_url=push_url,
+        push_lifecycle_url=push_lifecycle_url,
     )
     return mail, calendar

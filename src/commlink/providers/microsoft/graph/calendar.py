@@ -7,6 +7,10 @@ round's ``@odata.deltaLink`` is the cursor; ``@removed`` entries are
 deletions, a cancelled meeting (``isCancelled``) is removed too. Events
 are mapped to ``commlink.model.Event`` from what the delta read; anything
 not in hand is fetched in JSON batches.
+
+Push: a ``PushSource`` with one subscription per selected calendar
+(``me/calendars('{id}')/events``: ``me/events`` would cover the default
+calendar only).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from ....errors import CursorExpired, NotFound, ProviderError
 from ....mime.text import html_to_text
 from ....model import Attendee, Event, EventStatus, Folder, FolderKind, ResponseStatus
 from ....ports import ChangeSet, FetchedEvent, IdPage, Scope
+from ....records import PushSubscription
 from .client import BatchItem, GraphClient
 from .headers import parse_graph_time
 from .mail import user_path
+from .subscriptions import GraphPush
 
 __all__ = ["GraphCalendarProvider", "map_event"]
 
@@ -54,7 +60,9 @@ class GraphCalendarProvider:
     """The calendars of a mailbox through Graph.
 
     ``past`` and ``future`` set the synced window around the time of the
-    snapshot; ``clock`` gives that time.
+    snapshot; ``clock`` gives that time. ``push_url`` and
+    ``push_lifecycle_url`` are where Graph sends change and lifecycle
+    notifications (none: the calendars are not watched).
     """
 
     def __init__(
@@ -66,6 +74,8 @@ class GraphCalendarProvider:
         future: timedelta = timedelta(days=365),
         page_size: int = 500,
         clock: Callable[[], datetime] = _utcnow,
+        push_url: str | None = None,
+        push_lifecycle_url: str | None = None,
     ) -> None:
         self.client = client
         self.user = user
@@ -75,6 +85,14 @@ class GraphCalendarProvider:
         self.clock = clock
         self._root = user_path(user)
         self._items: dict[str, dict[str, JSON]] = {}
+        self.push = GraphPush(
+            client,
+            provider="graph-calendar",
+            account="" if user == "me" else user,
+            notification_url=push_url,
+            lifecycle_url=push_lifecycle_url,
+            clock=clock,
+        )
 
     @property
     def requests_sent(self) -> int:
@@ -185,6 +203,23 @@ class GraphCalendarProvider:
                     yield FetchedEvent(item_id, error=f"unreadable event: {exc}"[:500])
                 else:
                     yield FetchedEvent(item_id, (event,))
+
+    # -- PushSource -----------------------------------------------------------
+
+    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
+        """The events of each calendar scope (none without ``push_url``)."""
+        if not self.push.configured:
+            return []
+        return [self.push.resource(self._root, "calendars", s.id, "events") for s in scopes]
+
+    def subscribe(
+        self, channel_id: str, resource: str, current: PushSubscription | None
+    ) -> PushSubscription:
+        """Create a subscription, or renew ``current`` (created anew if Graph lost it)."""
+        return self.push.subscribe(channel_id, resource, current)
+
+    def unsubscribe(self, subscription: PushSubscription) -> None:
+        self.push.unsubscribe(subscription)
 
     def close(self) -> None:
         self.client.close()

@@ -18,16 +18,21 @@ message's size (``PidTagMessageSize``): the delta rounds of a FULL provider
 (``$value``) comes in batches within ``fetch_batch_bytes``, and a message
 alone is streamed, never read past the size limit.
 
-Owner aliases: ``aliases()`` lists the mailbox's SMTP proxy addresses.
-Push: see ``commlink.providers.microsoft.graph.notify``; ``watch()`` returns ``None``.
+Owner aliases: ``aliases()`` lists the mailbox's SMTP proxy addresses
+(``ports.AliasSource``; the sync engine merges them with the configured ones).
+Push: a ``PushSource`` with one subscription per selected folder
+(``me/mailFolders('{id}')/messages``) to ``push_url``, kept by
+``commlink.sync.push.PushKeeper``; the host's endpoint runs
+``notify.GraphWebhook``. ``watch()`` returns ``None``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +48,7 @@ from ....errors import (
 from ....mime.parse import parse_message
 from ....model import Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ....records import PushSubscription
 from ...sizing import DEFAULT_LIMITS, plan_fetch
 from .client import BATCH_LIMIT, BatchItem, GraphClient, GraphReply
 from .headers import (
@@ -52,6 +58,7 @@ from .headers import (
     message_size,
     parse_graph_time,
 )
+from .subscriptions import GraphPush
 
 __all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider", "truncation", "user_path"]
 
@@ -87,6 +94,10 @@ _MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULT
 _BOUNDARY = re.compile(rb"boundary=(\"[^\"\r\n]+\"|[^;\s]+)", re.IGNORECASE)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def user_path(user: str) -> str:
     """``/me`` or ``/users/{id}`` (an id or user principal name)."""
     return "/me" if user == "me" else f"/users/{quote(user, safe='@')}"
@@ -101,7 +112,9 @@ class GraphMailProvider:
     fetch request. ``delta_detail`` is the detail the channel fetches at:
     with ``Detail.FULL`` the delta rounds read each message's size too, so
     a full fetch plans its MIME requests without asking for the sizes.
-    Headers always come from GETs of the messages.
+    Headers always come from GETs of the messages. ``push_url`` and
+    ``push_lifecycle_url`` are where Graph sends change and lifecycle
+    notifications (none: the mailbox is not watched).
     """
 
     def __init__(
@@ -113,6 +126,9 @@ class GraphMailProvider:
         page_size: int = 500,
         include_hidden: bool = False,
         limits: Limits = DEFAULT_LIMITS,
+        push_url: str | None = None,
+        push_lifecycle_url: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.client = client
         self.user = user
@@ -129,6 +145,14 @@ class GraphMailProvider:
         self._well_known: dict[str, FolderKind] | None = None
         self._skipped: set[str] = set()
         self._items: dict[str, dict[str, JSON]] = {}
+        self.push = GraphPush(
+            client,
+            provider="graph",
+            account="" if user == "me" else user,
+            notification_url=push_url,
+            lifecycle_url=push_lifecycle_url,
+            clock=clock,
+        )
 
     @property
     def requests_sent(self) -> int:
@@ -343,8 +367,25 @@ class GraphMailProvider:
         return attrs.evolve(self._metadata(scope, item_id, head), oversize=size)
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
-        """Change notifications are wired by the host (``graph_notify``)."""
+        """Change notifications come to the host's webhook instead (``PushSource``)."""
         return None
+
+    # -- PushSource -----------------------------------------------------------
+
+    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
+        """The messages of each folder scope (none without ``push_url``)."""
+        if not self.push.configured:
+            return []
+        return [self.push.resource(self._root, "mailFolders", s.id, "messages") for s in scopes]
+
+    def subscribe(
+        self, channel_id: str, resource: str, current: PushSubscription | None
+    ) -> PushSubscription:
+        """Create a subscription, or renew ``current`` (created anew if Graph lost it)."""
+        return self.push.subscribe(channel_id, resource, current)
+
+    def unsubscribe(self, subscription: PushSubscription) -> None:
+        self.push.unsubscribe(subscription)
 
     def close(self) -> None:
         self.client.close()
@@ -352,8 +393,8 @@ class GraphMailProvider:
     # -- Graph extras ---------------------------------------------------------
 
     def aliases(self) -> tuple[str, ...]:
-        """The mailbox's primary address and SMTP proxy addresses
-        (for ``ChannelSettings.aliases``)."""
+        """The mailbox's primary address and SMTP proxy addresses (the engine
+        merges them with ``ChannelSettings.aliases``)."""
         found = self.client.get(self._root, {"$select": "mail,proxyAddresses"})
         addresses: dict[str, None] = {}
         if found.get("mail"):
