@@ -207,3 +207,32 @@ def test_only_https_conference_links_are_kept(meeting: dict[str, object], expect
         **meeting,
     }
     assert map_event(item, "e1", "cal").conference_url == expected
+
+
+def test_a_metadata_channel_reads_single_events_without_their_content(
+    server: GraphServer,
+) -> None:
+    from graph_support import client
+
+    event_id = server.calendar.add_event(
+        server.calendar.default,
+        graph_event(
+            "Board call",
+            NOW + timedelta(days=3),
+            attendees=(("ann@client.example", "accepted"),),
+            body={"contentType": "text", "content": "passcode 991-224"},
+            location={"displayName": "Room 12"},
+            onlineMeeting={"joinUrl": "https://teams.microsoft.com/l/meetup-join/abc"},
+        ),
+    )
+    provider = GraphCalendarProvider(client(server), user=OWNER, metadata_only=True)
+    [scope] = provider.scopes([c for c in provider.calendars() if c.id == server.calendar.default])
+    # an id the delta has not listed is read on its own, with $select
+    [item] = list(provider.fetch(scope, [event_id]))
+    provider.close()
+    [event] = item.events
+    assert event.title == "Board call"
+    assert (event.description, event.location, event.conference_url) == ("", "", "")
+    gets = [t for m, t in server.request_log if "/events/" in t]
+    assert gets
+    assert all("$select=" in t or "%24select=" in t for t in gets)

@@ -346,7 +346,12 @@ class GraphServer(LocalHttpServer):
                 200, calendar.delta(rest[1], query, page_size, link_base), _applied(page_size)
             )
         if head == "events" and len(rest) == 2:
-            return _Reply(200, calendar.get(rest[1]))
+            event = calendar.get(rest[1])
+            select = [s for s in query.get("$select", "").split(",") if s]
+            if select:  # Graph always returns the id (and the etag)
+                keep = {*select, "id", "@odata.etag"}
+                event = {k: v for k, v in event.items() if k in keep}
+            return _Reply(200, event)
         raise GraphError(400, "BadRequest", f"Unsupported resource: {'/'.join(rest)}")
 
 

@@ -76,7 +76,9 @@ class GraphCalendarProvider:
         clock: Callable[[], datetime] = _utcnow,
         push_url: str | None = None,
         push_lifecycle_url: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
+        self.metadata_only = metadata_only
         self.client = client
         self.user = user
         self.past = past
@@ -181,7 +183,8 @@ class GraphCalendarProvider:
         items = self._items.setdefault(scope.id, {})
         wanted = list(dict.fromkeys(ids))
         missing = [i for i in wanted if i not in items]
-        calls = [BatchItem(i, f"{self._root}/events/{quote(i, safe='')}") for i in missing]
+        select = f"?$select={_METADATA_SELECT}" if self.metadata_only else ""
+        calls = [BatchItem(i, f"{self._root}/events/{quote(i, safe='')}{select}") for i in missing]
         gone: set[str] = set()
         failed: dict[str, str] = {}
         for key, result in self.client.batch(calls):
@@ -226,6 +229,14 @@ class GraphCalendarProvider:
 
 
 # -- mapping -----------------------------------------------------------------
+
+# What a metadata-only channel asks for when it reads one event. The delta
+# of a calendar view takes no $select, so events listed there arrive whole
+# and are minimised before they are stored.
+_METADATA_SELECT = (
+    "id,iCalUId,subject,start,end,isAllDay,isCancelled,organizer,attendees,type,"
+    "originalStartTimeZone,lastModifiedDateTime"
+)
 
 
 def _moment(value: object, all_day: bool, warnings: list[str]) -> tuple[datetime, str]:
