@@ -66,7 +66,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "calendar": frozenset(_VALUES | {"addresses", "mime"}),
     "policy": frozenset(_VALUES | {"addresses", "ports"}),
     "stores": frozenset(_VALUES | {"addresses", "ports", "calendar", "policy"}),
-    "providers": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
+    # sign-in and token sources: client libraries imported lazily
+    "auth": frozenset(_VALUES | {"ports"}),
+    "providers": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy", "auth"}),
     "sync": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
 }
 _EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}

@@ -24,6 +24,12 @@ runs, so a channel is never queued twice however often ``dispatch`` runs.
 It expires after ``queue_ttl`` if the task never starts, and after
 ``lease_ttl`` if its worker dies or if the task found the sync lease busy.
 
+Push: ``serve_watch(tasks)`` (or ``commlink watch``) runs in a process of
+its own, holds the IMAP NOTIFY/IDLE and EWS streaming connections of every
+channel, and enqueues ``sync_channel`` for the channel that changed (see
+``commlink.contrib.celery_watch``); ``dispatch`` from beat then only
+catches what push cannot see.
+
 Failures: a provider failure (including a provider factory that raises:
 ``AuthError`` makes the channel ``FAILED_AUTH``, which ``dispatch`` leaves
 alone until the user reconnects), or a database connection lost during a
@@ -58,8 +64,9 @@ from ..sync.engine import SyncEngine
 from ..sync.folder_cache import FolderCache
 from ..sync.report import Backoff, Progress, SyncReport
 from ..sync.runner import Runner
+from .celery_watch import CeleryWatch, serve_watch
 
-__all__ = ["RETRIED", "CommlinkTasks", "install", "queue_marker"]
+__all__ = ["RETRIED", "CeleryWatch", "CommlinkTasks", "install", "queue_marker", "serve_watch"]
 
 log = logging.getLogger("commlink.celery")
 
@@ -211,6 +218,11 @@ class CommlinkTasks:
         return (
             token if store.acquire_lease(queue_marker(channel_id), token, self.lease_ttl) else None
         )
+
+    def serve_watch(self, **options: Any) -> None:
+        """Hold push connections for every channel and enqueue syncs for the
+        ones that change, until ``stop`` (an option) is set: ``serve_watch``."""
+        serve_watch(self, **options)
 
     def run_dispatch(self) -> dict[str, int]:
         due = self.due()

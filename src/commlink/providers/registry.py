@@ -11,8 +11,8 @@ from typing import Any
 
 from ..credentials import Secret, reveal
 from ..errors import ConfigError
-from ..model import Channel, ChannelKind
-from ..ports import CalendarProvider, MailProvider
+from ..model import Channel, ChannelKind, Visibility
+from ..ports import CalendarProvider, MailProvider, TokenStore
 
 __all__ = ["PROVIDER_KINDS", "connect"]
 
@@ -52,7 +52,7 @@ def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
         int(port) if port is not None else None,
         username=username,
         password=options.get("password"),
-        oauth2_token=options.get("oauth2_token"),
+        oauth2_token=_saved_source(options) or options.get("oauth2_token"),
         ssl=ssl,
         starttls=bool(options.get("starttls", False)),
         verify=bool(options.get("verify", True)),
@@ -60,6 +60,9 @@ def _imap(channel: Channel, options: Mapping[str, Any]) -> Provider:
         page_size=int(options.get("page_size", 500)),
         limits=channel.settings.limits,
         allow_plaintext=options.get("allow_plaintext", False) is True,
+        notify=options.get("notify", True) is not False,
+        notify_flags=options.get("notify_flags", False) is True,
+        max_idle_connections=int(options.get("max_idle_connections", 5)),
     )
 
 
@@ -74,14 +77,28 @@ def _caldav(channel: Channel, options: Mapping[str, Any]) -> Provider:
         str(options["url"]),
         username=options.get("username"),
         password=options.get("password"),
+        limits=channel.settings.limits,
         **extra,
     )
 
 
+def _saved_source(options: Mapping[str, Any]) -> Any:
+    """The channel's saved OAuth grant (``oauth = "google"|"microsoft"``, in
+    ``token_store`` under ``token_key``) as a token source; ``None`` without ``oauth``."""
+    from ..auth.options import identity_of, saved_source
+
+    return saved_source(options) if identity_of(options) else None
+
+
 def _google_credentials(options: Mapping[str, Any], scope: str) -> Any:
-    """OAuth user tokens (``token``/``refresh_token``, ``client_id``,
-    ``client_secret``) or a delegated service account
-    (``service_account_info`` or ``service_account_file`` with ``subject``)."""
+    """A saved grant (``oauth = "google"``), OAuth user tokens
+    (``token``/``refresh_token``, ``client_id``, ``client_secret``) or a
+    delegated service account (``service_account_info`` or
+    ``service_account_file`` with ``subject``)."""
+    if options.get("oauth"):
+        from ..auth.google import google_credentials
+
+        return google_credentials(_saved_source(options))
     if options.get("service_account_info") or options.get("service_account_file"):
         from google.oauth2 import service_account
 
@@ -124,14 +141,23 @@ def _gmail(channel: Channel, options: Mapping[str, Any]) -> Provider:
         api_endpoint=options.get("api_endpoint"),
         quota_units_per_minute=int(quota) if quota is not None else None,
         limits=channel.settings.limits,
+        pubsub_topic=options.get("pubsub_topic"),
+        folder_selection=channel.settings.folders,
     )
 
 
 def _google_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
+    from datetime import timedelta
+
     from .google.calendar import READONLY_SCOPE, GoogleCalendarProvider
 
+    ttl = options.get("channel_ttl_seconds")
     return GoogleCalendarProvider(
-        _google_credentials(options, READONLY_SCOPE), api_endpoint=options.get("api_endpoint")
+        _google_credentials(options, READONLY_SCOPE),
+        api_endpoint=options.get("api_endpoint"),
+        push_url=options.get("push_url"),
+        channel_ttl=timedelta(seconds=float(ttl)) if ttl is not None else None,
+        metadata_only=channel.settings.visibility is Visibility.METADATA,
     )
 
 
@@ -142,7 +168,7 @@ def _graph_client(options: Mapping[str, Any]) -> Any:
     from .microsoft.graph import graph_client, token_source
     from .microsoft.graph.client import GRAPH_URL
 
-    tokens = token_source(
+    tokens = _saved_source(options) or token_source(
         token=options.get("token"),
         tenant=options.get("tenant"),
         client_id=options.get("client_id"),
@@ -166,6 +192,8 @@ def _graph(channel: Channel, options: Mapping[str, Any]) -> Provider:
         page_size=int(options.get("page_size", 500)),
         include_hidden=bool(options.get("include_hidden", False)),
         limits=channel.settings.limits,
+        push_url=options.get("push_url"),
+        push_lifecycle_url=options.get("push_lifecycle_url"),
     )
 
 
@@ -180,15 +208,22 @@ def _graph_calendar(channel: Channel, options: Mapping[str, Any]) -> Provider:
         past=timedelta(days=float(options.get("past_days", 365))),
         future=timedelta(days=float(options.get("future_days", 365))),
         page_size=int(options.get("page_size", 500)),
+        push_url=options.get("push_url"),
+        push_lifecycle_url=options.get("push_lifecycle_url"),
+        metadata_only=channel.settings.visibility is Visibility.METADATA,
     )
 
 
 def _exchange(channel: Channel, options: Mapping[str, Any]) -> Provider:
-    """Exchange Server through EWS; ``email`` defaults to the channel owner."""
+    """Exchange Server through EWS; ``email`` defaults to the channel owner.
+    Streaming notifications are on unless ``streaming = false``."""
     from .microsoft.exchange import from_options
 
     return from_options(
-        channel.kind, options, email=channel.settings.owner, limits=channel.settings.limits
+        channel.kind,
+        {"streaming": True, **options},
+        email=channel.settings.owner,
+        limits=channel.settings.limits,
     )
 
 
@@ -210,13 +245,22 @@ _FACTORIES: dict[str, tuple[ChannelKind, Callable[[Channel, Mapping[str, Any]], 
 PROVIDER_KINDS: Mapping[str, ChannelKind] = {name: kind for name, (kind, _) in _FACTORIES.items()}
 
 
-def connect(channel: Channel, options: Mapping[str, Any]) -> Provider:
+def connect(
+    channel: Channel, options: Mapping[str, Any], *, token_store: TokenStore | None = None
+) -> Provider:
     """Open the provider a channel is configured with; ``Secret`` option
-    values are revealed only here, for the client that needs them."""
+    values are revealed only here, for the client that needs them.
+
+    ``token_store`` holds the grants of channels that sign in with OAuth
+    (``oauth = "google"|"microsoft"``, connected with ``commlink connect``
+    or ``commlink.auth``); each refresh is saved back to it."""
     try:
         _, factory = _FACTORIES[channel.provider]
     except KeyError:
         raise ConfigError(f"unknown provider {channel.provider!r}", field="provider") from None
-    return factory(
-        channel, {k: reveal(v) if isinstance(v, Secret) else v for k, v in options.items()}
-    )
+    revealed = {k: reveal(v) if isinstance(v, Secret) else v for k, v in options.items()}
+    if token_store is not None:
+        revealed.setdefault("token_store", token_store)
+    if revealed.get("oauth"):
+        revealed.setdefault("token_key", channel.id)
+    return factory(channel, revealed)

@@ -1,7 +1,8 @@
 """A local scheduler: syncs due channels on an interval, a few at a time.
 
-Push wake-ups (IMAP IDLE through a provider's ``watch()``, or a host's
-webhook calling ``wake()``) make a channel due at once. For many processes
+Push wake-ups make a channel due at once: ``serve()`` watches every
+channel from its start through a ``WatchHub`` (IMAP NOTIFY or IDLE, EWS
+streaming), and a host's webhook may call ``wake()``. For many processes
 or machines, see ``commlink.contrib.celery``; leases keep one runner per
 channel either way.
 """
@@ -14,11 +15,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from ..model import Channel, ChannelKind
+from ..model import Channel
 from ..ports import CalendarProvider, MailProvider
 from ..records import ChannelState, ChannelStatus
 from .engine import SyncEngine
 from .report import SyncReport
+from .watch_hub import PeriodicDuty, WatchHub, watchable
 
 __all__ = ["Runner"]
 
@@ -38,6 +40,13 @@ class Runner:
     ``reconnected()`` is called; ``wake()`` does not revive them. A
     ``connect`` that raises is recorded like a failed step (``AuthError``:
     ``FAILED_AUTH``; anything else: back-off).
+
+    With ``watch`` (the default), ``serve()`` starts a push watcher for
+    every channel at once (``hub``, a ``WatchHub``; ``max_watch_threads``
+    caps the ``watch(scope)`` threads of a provider without
+    ``watch_scopes``), and a channel synced by ``run_once`` is watched from
+    then on. ``duties`` run every so often from ``serve()`` (e.g. renewing
+    webhook subscriptions); more may be added to ``hub.duties``.
     """
 
     def __init__(
@@ -48,6 +57,8 @@ class Runner:
         interval: timedelta = timedelta(minutes=5),
         concurrency: int = 4,
         watch: bool = True,
+        max_watch_threads: int = 5,
+        duties: Sequence[PeriodicDuty] = (),
     ) -> None:
         self.engine = engine
         self.connect = connect
@@ -58,7 +69,7 @@ class Runner:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._watchers: dict[str, threading.Thread] = {}
+        self.hub = WatchHub(connect, self.wake, max_watch_threads=max_watch_threads, duties=duties)
 
     def due(self, now: datetime | None = None) -> list[Channel]:
         """Channels woken, never synced, mid-import, past their retry time, or
@@ -106,7 +117,7 @@ class Runner:
             provider.close()
         log.info("%s", report.summary())
         if self.watch_enabled and report.complete:
-            self._ensure_watcher(channel)
+            self.hub.ensure(channel)
         return report
 
     def wake(self, channel_id: str) -> None:
@@ -120,15 +131,26 @@ class Runner:
         state = self.engine.store.channel_state(channel_id) or ChannelState(channel_id)
         self.engine.store.save_channel_state(
             ChannelState(
-                channel_id, ChannelStatus.ONGOING, state.stage, 0, "", None, state.last_success
+                channel_id,
+                ChannelStatus.ONGOING,
+                state.stage,
+                0,
+                "",
+                None,
+                state.last_success,
+                aliases=state.aliases,
             )
         )
         self.wake(channel_id)
 
     def serve(self, tick: timedelta = timedelta(seconds=5)) -> None:
-        """Run until ``stop()``: sync due channels, sleep until woken or the next tick."""
+        """Run until ``stop()``: watch every channel (at once, not after its
+        first sync), sync due channels, sleep until woken or the next tick."""
         while not self._stop.is_set():
             try:
+                if self.watch_enabled:
+                    self.hub.watch(watchable(self.engine.store))
+                self.hub.run_duties()
                 self.run_once()
             except Exception:  # the loop survives a bad store connection
                 log.exception("runner pass failed")
@@ -139,43 +161,4 @@ class Runner:
         """Stop ``serve()`` after the current pass; watchers end with it."""
         self._stop.set()
         self._wake.set()
-        for thread in list(self._watchers.values()):
-            thread.join(timeout=5)
-
-    # -- push wake-ups ---------------------------------------------------------
-
-    def _ensure_watcher(self, channel: Channel) -> None:
-        if channel.kind is not ChannelKind.MAIL:
-            return
-        with self._lock:
-            alive = self._watchers.get(channel.id)
-            if alive is not None and alive.is_alive():
-                return
-            thread = threading.Thread(
-                target=self._watch, args=(channel,), name=f"watch-{channel.id}", daemon=True
-            )
-            self._watchers[channel.id] = thread
-        thread.start()
-
-    def _watch(self, channel: Channel) -> None:
-        """Hold a provider's watch on the channel's first scope; wake on news."""
-        provider = self.connect(channel)
-        try:
-            if not isinstance(provider, MailProvider):
-                return
-            folders = [f for f in provider.folders() if channel.settings.folders.selects(f)]
-            scopes = provider.scopes(folders)
-            if not scopes:
-                return
-            watcher = provider.watch(scopes[0])
-            if watcher is None:
-                return
-            with watcher as events:
-                for _ in events:
-                    if self._stop.is_set():
-                        return
-                    self.wake(channel.id)
-        except Exception:
-            log.warning("watch of %s ended; polling continues", channel.id, exc_info=True)
-        finally:
-            provider.close()
+        self.hub.stop()

@@ -17,10 +17,14 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ...credentials import is_loopback_host
+from ...credentials import Secret, is_loopback_host
 from ...errors import AuthError, ConfigError, NotFound, ProviderError, TransientError
 
-__all__ = ["ImapConnection", "ImapSettings", "Selected"]
+__all__ = ["ImapConnection", "ImapSettings", "OAuth2Token", "Selected"]
+
+#: An XOAUTH2 access token: fixed, or a callable asked at every login (a
+#: token source that refreshes, so a reconnect after expiry gets a new token).
+OAuth2Token = str | Secret | Callable[[], str]
 
 log = logging.getLogger("commlink.imap")
 
@@ -37,7 +41,7 @@ class ImapSettings:
     port: int
     username: str
     password: str | None = attrs.field(default=None, repr=False)
-    oauth2_token: str | None = attrs.field(default=None, repr=False)
+    oauth2_token: OAuth2Token | None = attrs.field(default=None, repr=False)
     ssl: bool = True
     starttls: bool = False
     verify: bool = True
@@ -103,6 +107,7 @@ class ImapConnection:
                 "the IMAP provider needs imapclient: pip install commlink[imap]"
             ) from exc
         s = self.settings
+        token = self._oauth2_token()  # first: a refresh that fails leaves no socket behind
         try:
             client = IMAPClient(
                 s.host,
@@ -117,14 +122,14 @@ class ImapConnection:
         try:
             if s.starttls:
                 client.starttls(s.ssl_context())
-            self._login(client)
+            self._login(client, token)
             caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper()
                     for c in client.capabilities()}  # fmt: skip
             if "ENABLE" in caps and "QRESYNC" in caps:
                 client.enable("QRESYNC")
             elif "ENABLE" in caps and "CONDSTORE" in caps:
                 client.enable("CONDSTORE")
-        except AuthError:
+        except ProviderError:  # refused, or a token source that failed
             _shutdown(client)
             raise
         except (*_DROPPED, imaplib.IMAP4.error) as exc:
@@ -136,11 +141,30 @@ class ImapConnection:
         self.connects += 1
         return client
 
-    def _login(self, client: Any) -> None:
+    def _oauth2_token(self) -> str | None:
+        """The XOAUTH2 token for this login (asked afresh from a callable)."""
+        token = self.settings.oauth2_token
+        if isinstance(token, Secret):
+            return token.reveal()
+        if callable(token):
+            return token()
+        return token
+
+    def _login(self, client: Any, token: str | None) -> None:
         s = self.settings
+        renew = getattr(s.oauth2_token, "refresh", None)  # a token source
         try:
-            if s.oauth2_token is not None:
-                client.oauth2_login(s.username, s.oauth2_token)
+            if token is not None and renew is not None:
+                try:
+                    client.oauth2_login(s.username, token)
+                except imaplib.IMAP4.abort:
+                    raise
+                except imaplib.IMAP4.error:
+                    # refused before its expiry (revoked): one new token, or
+                    # the source's own error (a revoked grant says so)
+                    client.oauth2_login(s.username, renew(token))
+            elif token is not None:
+                client.oauth2_login(s.username, token)
             else:
                 client.login(s.username, s.password or "")
         except imaplib.IMAP4.abort as exc:

@@ -34,7 +34,7 @@ from ...errors import ConfigError, CursorExpired, ProviderError
 from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..sizing import DEFAULT_LIMITS, plan_fetch
-from .connection import ImapConnection, ImapSettings, Selected
+from .connection import ImapConnection, ImapSettings, OAuth2Token, Selected
 from .responses import (
     ImapCursor,
     compress_uids,
@@ -63,6 +63,12 @@ class ImapProvider:
     sizes first (``RFC822.SIZE``) and keeps each FETCH of bodies within
     ``limits.fetch_batch_bytes``, a message above ``limits.max_message_bytes``
     being fetched headers only.
+
+    Push: ``watch_scopes`` watches every selected folder, through NOTIFY
+    (RFC 5465) on one connection where the server offers it and ``notify``
+    is set, otherwise with IDLE on one connection per folder for at most
+    ``max_idle_connections`` folders (the inbox and sent mail first; the
+    rest are left to polling). ``notify_flags`` also wakes on flag changes.
     """
 
     def __init__(
@@ -72,7 +78,7 @@ class ImapProvider:
         *,
         username: str,
         password: str | None = None,
-        oauth2_token: str | None = None,
+        oauth2_token: OAuth2Token | None = None,
         ssl: bool = True,
         starttls: bool = False,
         verify: bool = True,
@@ -80,9 +86,14 @@ class ImapProvider:
         page_size: int = 500,
         limits: Limits = DEFAULT_LIMITS,
         allow_plaintext: bool = False,
+        notify: bool = True,
+        notify_flags: bool = False,
+        max_idle_connections: int = 5,
     ) -> None:
         if page_size < 1:
             raise ConfigError("must be positive", field="page_size")
+        if max_idle_connections < 1:
+            raise ConfigError("must be positive", field="max_idle_connections")
         self.settings = ImapSettings(
             host,
             port if port is not None else (993 if ssl else 143),
@@ -97,6 +108,9 @@ class ImapProvider:
         )
         self.page_size = page_size
         self.limits = limits
+        self.notify = notify
+        self.notify_flags = notify_flags
+        self.max_idle_connections = max_idle_connections
         self.conn = ImapConnection(self.settings)
         self._listing: tuple[str, int, list[int]] | None = None
 
@@ -362,6 +376,22 @@ class ImapProvider:
 
         return IdleWatch(self.settings, scope.id)
 
+    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
+        """NOTIFY, or IDLE per folder (see the class); yields the folder that
+        changed. ``None`` when the server has no IDLE or there is nothing to watch."""
+        if not scopes or not self.conn.has("IDLE"):
+            return None
+        from .notify import FolderWatch
+
+        ordered = sorted(scopes, key=_watch_rank)
+        return FolderWatch(
+            self.settings,
+            [s.id for s in ordered],
+            notify=self.notify and self.conn.has("NOTIFY"),
+            flags=self.notify_flags,
+            max_idle=self.max_idle_connections,
+        )
+
     def close(self) -> None:
         """LOGOUT."""
         self._listing = None
@@ -380,6 +410,14 @@ def _check_not_rebuilt(folder: str, before: ImapCursor, uidnext: int, modseq: in
             f"HIGHESTMODSEQ of {folder!r} went down ({before.highestmodseq} -> {modseq}):"
             " the server rebuilt its index"
         )
+
+
+def _watch_rank(scope: Scope) -> int:
+    """The inbox first, then sent mail: the folders IDLE covers when capped."""
+    kind = scope.folder.kind if scope.folder is not None else None
+    if kind is FolderKind.INBOX or scope.id.upper() == "INBOX":
+        return 0
+    return 1 if kind is FolderKind.SENT else 2
 
 
 def _rfc822_size(item: Any) -> int | None:

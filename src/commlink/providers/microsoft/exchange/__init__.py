@@ -54,7 +54,14 @@ _MAIL_OPTIONS: Mapping[str, type] = {
     "streaming": bool,
     "streaming_minutes": int,
 }
-_CALENDAR_OPTIONS = ("page_size", "fetch_batch", "max_retries", "max_wait")
+_CALENDAR_OPTIONS = (
+    "page_size",
+    "fetch_batch",
+    "max_retries",
+    "max_wait",
+    "streaming",
+    "streaming_minutes",
+)
 
 
 def _typed(name: str, value: Any, kind: type) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ....model import Folder, FolderKind
@@ -19,12 +20,17 @@ from .account import ExchangeConnection, connect
 from .errors import Caller, item_error
 from .events import CALENDAR_FIELDS, map_calendar_item
 from .sync import FolderSync
+from .watch import FolderStreaming
 
 __all__ = ["ExchangeCalendarProvider"]
 
 
 class ExchangeCalendarProvider:
-    """A ``CalendarProvider`` for the calendars of an Exchange mailbox."""
+    """A ``CalendarProvider`` for the calendars of an Exchange mailbox.
+
+    With ``streaming`` (the default) ``watch_scopes`` holds EWS streaming
+    notifications for the calendars, as the mail provider does for folders.
+    """
 
     def __init__(
         self,
@@ -35,11 +41,15 @@ class ExchangeCalendarProvider:
         max_retries: int = 3,
         max_wait: float = 30.0,
         caller: Caller | None = None,
+        streaming: bool = True,
+        streaming_minutes: int = 30,
     ) -> None:
         self.connection = connection
         self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
         self.sync = FolderSync(connection, self.caller, page_size)
         self.fetch_batch = max(1, fetch_batch)
+        self.streaming = streaming
+        self.streaming_minutes = streaming_minutes
 
     @classmethod
     def from_settings(cls, email: str, **settings: Any) -> ExchangeCalendarProvider:
@@ -98,8 +108,30 @@ class ExchangeCalendarProvider:
                 continue
             yield FetchedEvent(item_id, tuple(events))
 
+    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
+        """Streaming notifications for these calendars (a connection of their
+        own), yielding the calendar that changed; ``None`` unless ``streaming``."""
+        if not self.streaming or not scopes:
+            return None
+        return FolderStreaming(
+            self.connection,
+            [s.id for s in scopes],
+            minutes=self.streaming_minutes,
+            quiet_refusal=True,
+        )
+
     def close(self) -> None:
         self.connection.close()
 
 
-_OWN_OPTIONS = frozenset({"page_size", "fetch_batch", "max_retries", "max_wait", "caller"})
+_OWN_OPTIONS = frozenset(
+    {
+        "page_size",
+        "fetch_batch",
+        "max_retries",
+        "max_wait",
+        "caller",
+        "streaming",
+        "streaming_minutes",
+    }
+)

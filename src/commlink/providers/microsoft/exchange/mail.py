@@ -32,10 +32,11 @@ from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ...header_names import METADATA_HEADERS as _POLICY_HEADERS
 from ...sizing import DEFAULT_LIMITS, plan_fetch
 from .account import ExchangeConnection, connect
+from .aliases import resolve_aliases
 from .errors import Caller, item_error
 from .mime import read_mime
 from .sync import FolderSync, utc
-from .watch import StreamingWatch
+from .watch import FolderStreaming, StreamingWatch
 
 __all__ = [
     "ARCHIVE_NAMES",
@@ -79,7 +80,9 @@ class ExchangeMailProvider:
     ``ExchangeConnection``. ``fetch_batch`` ids go in one GetItem of MIME
     (within ``limits.fetch_batch_bytes``); ``metadata_batch`` ids in one
     GetItem of headers and sizes; ``page_size`` ids make one listing page.
-    ``streaming=True`` makes ``watch`` hold EWS streaming notifications.
+    ``streaming=True`` makes ``watch`` and ``watch_scopes`` hold EWS
+    streaming notifications (the provider registry turns it on unless the
+    channel's options say ``streaming = false``).
     ``requests_sent`` counts HTTP requests. ``limits`` bound the size of a
     message and of a fetch request.
     """
@@ -219,6 +222,22 @@ class ExchangeMailProvider:
         if not self.streaming:
             return None
         return StreamingWatch(self.connection, scope.id, minutes=self.streaming_minutes)
+
+    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
+        """One streaming subscription for all these folders (on a connection of
+        its own), yielding the folder that changed; ``None`` unless ``streaming``.
+        A server that refuses the subscription gives an empty watch: polling goes on."""
+        if not self.streaming or not scopes:
+            return None
+        folder_ids = [s.id for s in scopes]
+        return FolderStreaming(
+            self.connection, folder_ids, minutes=self.streaming_minutes, quiet_refusal=True
+        )
+
+    def aliases(self) -> tuple[str, ...]:
+        """The mailbox's SMTP addresses from the directory (one ``ResolveNames``;
+        see ``exchange.aliases``)."""
+        return resolve_aliases(self.connection, self.caller)
 
     def close(self) -> None:
         self.connection.close()
