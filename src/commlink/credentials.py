@@ -201,6 +201,8 @@ COMMLINK_LOGGERS = (
     "commlink.exchange",
     "commlink.imap",
     "commlink.providers.google",
+    "commlink.providers.google.calendar",
+    "commlink.providers.google.gmail",
     "commlink.providers.microsoft.graph",
     "commlink.providers.retry",
     "commlink.push",
