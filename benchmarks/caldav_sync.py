@@ -1,12 +1,19 @@
-"""Full and incremental CalDAV sync against a local Radicale into SQLite.
+"""CalDAV sync of EVENTS events in CALENDARS Radicale calendars: ``commlink
+sync`` into SQLite side by side with vdirsyncer (sync to files), both
+reading the same private Radicale in the same run.
 
-Writes EVENTS events (one in ten a weekly series) spread over CALENDARS
-calendars straight into Radicale's filesystem storage, starts Radicale,
-then imports everything with ``SyncEngine`` into a new SQLite store. It
-prints the full-sync time and rate, then the HTTP requests and time of a
-no-change pass and of a pass after one edited event, in both sync modes
-(RFC 6578 sync-collection, and the ctag/ETag fallback).
+The events (one in ten a weekly series) are written straight into
+Radicale's filesystem storage; Radicale logs every request it receives, so
+both contenders' requests are counted the same way. Each contender runs as a
+fresh process: wall time, CPU time (user + system, from ``wait4``) and peak
+RSS (VmHWM) of that process. Passes: a full sync, a no-change pass and a
+pass after one edited event; ``commlink-ctag`` is commlink without
+sync-collection (the ctag fallback).
 
+vdirsyncer is not a dependency: install it into a venv of its own and name
+its command (the default is ``/tmp/vdir/bin/vdirsyncer``)::
+
+    python3 -m venv /tmp/vdir && /tmp/vdir/bin/pip install vdirsyncer
     python benchmarks/caldav_sync.py [--events 5000] [--calendars 10]
 """
 
@@ -14,18 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-from commlink.model import CalendarContactPolicy, Channel, ChannelKind, ChannelSettings
-from commlink.providers.caldav.provider import CalDavProvider
-from commlink.stores.sql import SqlDirectory, SqlStore
-from commlink.sync.engine import SyncEngine
-from commlink.testing.radicale import RadicaleServer
+from typing import Any
 
 OWNER = "owner@home.example"
+USER, PASSWORD = "bench", "pw"
 WARM_UP = (
     '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:sync-token/></d:prop></d:propfind>'
 )
@@ -49,9 +57,9 @@ def event_ics(n: int, title: str | None = None) -> str:
     )
 
 
-def write_storage(server: RadicaleServer, user: str, events: int, calendars: int) -> None:
+def write_storage(storage: Path, events: int, calendars: int) -> None:
     """Lay out the collections the way Radicale's multifilesystem storage does."""
-    home = server.storage / "collection-root" / user
+    home = storage / "collection-root" / USER
     for c in range(calendars):
         folder = home / f"cal{c}"
         folder.mkdir(parents=True)
@@ -61,79 +69,202 @@ def write_storage(server: RadicaleServer, user: str, events: int, calendars: int
         (home / f"cal{n % calendars}" / f"event-{n}.ics").write_text(event_ics(n), newline="")
 
 
-def run(events: int, calendars: int, sync_collection: bool | None, root: Path) -> dict[str, object]:
-    with RadicaleServer(root / "radicale", username="bench", password="pw") as server:
-        server.stop()  # write the storage while the server is down
-        write_storage(server, "bench", events, calendars)
-        server.start()
-        # Radicale parses every item on its first listing; time that apart
-        started = time.perf_counter()
-        status, _ = server.account.request("PROPFIND", "/bench/", WARM_UP, {"Depth": "1"})
-        assert status == 207, status
-        warm_up = time.perf_counter() - started
-        store = SqlStore(f"sqlite:///{root}/bench.sqlite")
-        channel = Channel(
-            "bench",
-            "owner",
-            ChannelKind.CALENDAR,
-            "caldav",
-            ChannelSettings(
-                owner=OWNER,
-                org_domains=frozenset({"home.example"}),
-                calendar_contact_policy=CalendarContactPolicy.NONE,
-            ),
-        )
-        engine = SyncEngine(store, SqlDirectory(store))
-        provider = CalDavProvider(
-            server.url, username="bench", password="pw", use_sync_collection=sync_collection
-        )
-        started = time.perf_counter()
-        report = engine.run(channel, provider)
-        full = time.perf_counter() - started
-        assert not report.errors, report.errors
-        full_requests = provider.requests
+# -- configurations ---------------------------------------------------------------
 
-        before = provider.requests
-        started = time.perf_counter()
-        quiet_report = engine.run(channel, provider)
-        quiet = time.perf_counter() - started
-        assert not quiet_report.errors, quiet_report.errors
-        quiet_requests = provider.requests - before
 
-        server.account.put("cal3", "event-3.ics", event_ics(3, "Meeting 3 moved"))
-        before = provider.requests
-        started = time.perf_counter()
-        edit_report = engine.run(channel, provider)
-        edit = time.perf_counter() - started
-        assert not edit_report.errors, edit_report.errors
-        edit_requests = provider.requests - before
-        provider.close()
-        store.close()
-        return {
-            "mode": "sync-collection" if sync_collection is not False else "ctag fallback",
-            "events": events,
-            "calendars": calendars,
-            "imported": report.imported,
-            "server_warm_up_s": round(warm_up, 2),
-            "full_sync_s": round(full, 2),
-            "events_per_s": round(events / full),
-            "full_sync_requests": full_requests,
-            "quiet_pass_requests": quiet_requests,
-            "quiet_pass_ms": round(quiet * 1000, 1),
-            "one_edit_requests": edit_requests,
-            "one_edit_fetched": edit_report.fetched,
-            "one_edit_ms": round(edit * 1000, 1),
-        }
+def commlink_config(work: Path, url: str, *, sync_collection: bool = True) -> Path:
+    config = work / "commlink.toml"
+    extra = "" if sync_collection else "use_sync_collection = false\n"
+    config.write_text(
+        f"""[store]
+url = "sqlite:///{work}/commlink.sqlite"
+
+[[channels]]
+id = "bench"
+user = "owner"
+provider = "caldav"
+owner = "{OWNER}"
+org_domains = ["home.example"]
+calendar_contact_policy = "none"
+
+[channels.options]
+url = "{url}"
+username = "{USER}"
+password = "{PASSWORD}"
+{extra}"""
+    )
+    return config
+
+
+def vdirsyncer_config(work: Path, url: str) -> Path:
+    config = work / "vdirsyncer.conf"
+    config.write_text(
+        f"""[general]
+status_path = "{work}/status/"
+
+[pair bench]
+a = "remote"
+b = "local"
+collections = ["from a"]
+conflict_resolution = "a wins"
+
+[storage remote]
+type = "caldav"
+url = "{url}"
+username = "{USER}"
+password = "{PASSWORD}"
+
+[storage local]
+type = "filesystem"
+path = "{work}/calendars/"
+fileext = ".ics"
+"""
+    )
+    return config
+
+
+# -- measuring --------------------------------------------------------------------
+
+
+class RequestLog:
+    """Counts the requests Radicale logged (at INFO) since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def take(self) -> int:
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            text = log.read()
+            self.offset = log.tell()
+        return text.count(b" request for ")
+
+
+def measure(command: list[str], requests: RequestLog) -> dict[str, Any]:
+    """Run a process: wall and CPU seconds, peak RSS (its own VmHWM, sampled
+    every 5 ms: ``wait4``'s maxrss would count the forking parent) and the
+    requests the server saw meanwhile."""
+    requests.take()
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0]
+
+    def sample() -> None:
+        status = Path(f"/proc/{process.pid}/status")
+        while True:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            except (OSError, ValueError):
+                return
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    out = process.stdout.read()  # type: ignore[union-attr]
+    # wait4 reaps the child, so the sampler's last reads see a zombie without VmHWM
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed ({process.returncode}): {out.decode()[-2000:]}")
+    return {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": peak[0] / 1024,
+        "requests": requests.take(),
+    }
+
+
+# -- driver -----------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--calendars", type=int, default=10)
+    parser.add_argument("--vdirsyncer", default="/tmp/vdir/bin/vdirsyncer")
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
     args = parser.parse_args()
-    for mode in (None, False):
-        with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(run(args.events, args.calendars, mode, Path(tmp))))
+    from commlink.testing.radicale import RadicaleServer
+
+    vdirsyncer = shutil.which(args.vdirsyncer)
+    if vdirsyncer is None and "vdirsyncer" not in args.skip:
+        print(f"vdirsyncer not found at {args.vdirsyncer}: see this file's docstring")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = RadicaleServer(
+            root / "radicale", username=USER, password=PASSWORD,
+            extra_args=("--logging-level", "info"),
+        )  # fmt: skip
+        write_storage(server.storage, args.events, args.calendars)
+        with server:
+            # Radicale parses every item on its first listing: keep that out of the timings
+            server.account.request("PROPFIND", f"/{USER}/", WARM_UP, {"Depth": "1"})
+            for c in range(args.calendars):
+                server.account.request("PROPFIND", f"/{USER}/cal{c}/", WARM_UP, {"Depth": "1"})
+            requests = RequestLog(server.log_path)
+            contenders: dict[str, list[str]] = {}
+            for name, sync_collection in (("commlink", True), ("commlink-ctag", False)):
+                work = root / name
+                work.mkdir()
+                config = commlink_config(work, server.url, sync_collection=sync_collection)
+                contenders[name] = [sys.executable, "-m", "commlink", "sync", str(config)]
+            if vdirsyncer is not None and "vdirsyncer" not in args.skip:
+                work = root / "vdirsyncer"
+                work.mkdir()
+                config = vdirsyncer_config(work, server.url)
+                for c in range(args.calendars):  # so discover asks nothing
+                    (work / "calendars" / f"cal{c}").mkdir(parents=True)
+                command = [vdirsyncer, "-c", str(config)]
+                found = measure([*command, "discover"], requests)
+                print(
+                    f"vdirsyncer discover (not timed below): {found['seconds']:.2f} s, "
+                    f"{found['requests']} requests"
+                )
+                contenders["vdirsyncer"] = [*command, "sync"]
+            contenders = {k: v for k, v in contenders.items() if k not in args.skip}
+            results: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in contenders}
+            print(f"{args.events:,} events in {args.calendars} calendars", flush=True)
+            for name, command in contenders.items():
+                results[name]["full"] = show(name, "full", measure(command, requests))
+            for name, command in contenders.items():
+                results[name]["no-change"] = show(name, "no-change", measure(command, requests))
+            server.account.put("cal3", "event-3.ics", event_ics(3, "Meeting 3 moved"))
+            for name, command in contenders.items():
+                results[name]["one-edit"] = show(name, "one edit", measure(command, requests))
+                server.account.put("cal3", "event-3.ics", event_ics(3, f"Meeting 3 by {name}"))
+        ratios(results, args.calendars)
+
+
+def show(name: str, what: str, result: dict[str, Any]) -> dict[str, Any]:
+    print(
+        f"{name:<14} {what:<10} {result['seconds']:6.2f} s  CPU {result['cpu']:6.2f} s  "
+        f"peak RSS {result['rss_mb']:6.1f} MiB  {result['requests']:>4} requests",
+        flush=True,
+    )
+    return result
+
+
+def ratios(results: dict[str, dict[str, dict[str, Any]]], calendars: int) -> None:
+    ours, peer = results.get("commlink"), results.get("vdirsyncer")
+    if ours is None:
+        return
+    print(f"\nrequests per calendar (commlink, {calendars} calendars, discovery included):")
+    for what, result in ours.items():
+        print(f"  {what:<10} {result['requests'] / calendars:.1f}")
+    if peer is None:
+        return
+    print("commlink / vdirsyncer (one run on a shared machine: read the ratios, not the seconds):")
+    for what in ("full", "no-change", "one-edit"):
+        a, b = ours[what], peer[what]
+        print(
+            f"  {what:<10} wall x{a['seconds'] / b['seconds']:.2f}  CPU x{a['cpu'] / b['cpu']:.2f}"
+            f"  RSS x{a['rss_mb'] / b['rss_mb']:.2f}  requests {a['requests']} vs {b['requests']}"
+        )
 
 
 if __name__ == "__main__":

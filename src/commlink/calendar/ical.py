@@ -14,6 +14,9 @@ with controls removed, or one over 512 bytes replaced by a stable hash, see
 calendar-wide ``parse-error``, ``charset-fallback``, ``library-warning``.
 ``CalendarParse.warnings`` holds each once; each ``Event.warnings`` its own.
 
+Ordinary data is read by ``lines`` (no object tree); anything it does not
+read exactly as the icalendar library would goes to the library instead.
+
 Times in the result are aware UTC datetimes; ``Event.timezone`` names the
 IANA zone of the start when it is known. RDATE/EXDATE lines are rewritten in
 UTC (``EXDATE:20240117T090000Z``) or as dates (``EXDATE;VALUE=DATE:20240117``).
@@ -26,14 +29,15 @@ import math
 import warnings as _warnings
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
-import icalendar
 from dateutil.rrule import rrulestr
 
 from ..addresses import parse_address
 from ..mime.storable import storable_id
 from ..model import Address, Attendee, Event, EventStatus, ResponseStatus
+from . import lines
 from .links import find_meeting_link, first_http_url
 from .zones import Moment, Zones
 
@@ -93,45 +97,75 @@ def skipped_uids(parse: CalendarParse) -> dict[str, str]:
 
 
 def parse_calendar(
-    data: bytes | str, *, provider_id: str = "", calendar_id: str = ""
+    data: bytes | str, *, provider_id: str = "", calendar_id: str = "", quick: bool = True
 ) -> CalendarParse:
     """Map iCalendar data (one or more VCALENDARs, or bare VEVENTs) to events.
 
     Never raises; see the module docstring for the warnings it reports.
+    ``quick=False`` skips the quick reader and parses with the icalendar
+    library alone (the two give the same result).
     """
     notes: list[str] = []
     try:
-        return _parse(data, provider_id, calendar_id, notes)
+        text = _bound_lines(_decode(data, notes))
+        if quick:
+            attempt = list(notes)
+            try:
+                return _map(_quick_calendars(text), provider_id, calendar_id, attempt)
+            except lines.Unusual:
+                pass
+        return _map(_library_calendars(text, notes), provider_id, calendar_id, notes)
     except Exception as exc:  # the contract is to never raise
         notes.append(f"parse-error:{type(exc).__name__}")
         return CalendarParse(warnings=tuple(notes))
 
 
-def _parse(
-    data: bytes | str, provider_id: str, calendar_id: str, notes: list[str]
-) -> CalendarParse:
-    text = _bound_lines(_decode(data, notes))
+# (METHOD, zones, VEVENTs) of each top-level component
+_Calendars = list[tuple[str, Zones, Sequence[Any]]]
+
+
+def _quick_calendars(text: str) -> _Calendars:
+    found: _Calendars = []
+    for block in lines.read(text):
+        if block.name == "VCALENDAR":
+            method = _text(block.props, "METHOD").strip().upper()
+            zones = Zones(block.timezones, _text(block.props, "X-WR-TIMEZONE"))
+            found.append((method, zones, block.events))
+        else:
+            found.append(("", Zones({}), block.events))
+    return found
+
+
+def _library_calendars(text: str, notes: list[str]) -> _Calendars:
+    import icalendar
+
     # icalendar warns (e.g. about guessed TZIDs); hosts and tests may turn
     # warnings into errors, so they are recorded as notes instead.
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         components = icalendar.Calendar.from_ical(text, multiple=True)
     notes.extend(f"library-warning:{w.category.__name__}" for w in caught)
-    method = ""
-    events: list[Event] = []
+    found: _Calendars = []
     for component in components:
         if component.name == "VCALENDAR":
-            cal_method = _text(component, "METHOD").strip().upper()
-            method = method or cal_method
+            method = _text(component, "METHOD").strip().upper()
             timezones = {
                 _text(tz, "TZID"): tz for tz in component.walk("VTIMEZONE") if _text(tz, "TZID")
             }
             zones = Zones(timezones, _text(component, "X-WR-TIMEZONE"))
-            vevents: Sequence[icalendar.Component] = component.walk("VEVENT")
+            found.append((method, zones, component.walk("VEVENT")))
         else:
-            cal_method = ""
-            zones = Zones({})
-            vevents = component.walk("VEVENT")
+            found.append(("", Zones({}), component.walk("VEVENT")))
+    return found
+
+
+def _map(
+    calendars: _Calendars, provider_id: str, calendar_id: str, notes: list[str]
+) -> CalendarParse:
+    method = ""
+    events: list[Event] = []
+    for cal_method, zones, vevents in calendars:
+        method = method or cal_method
         mapper = _Mapper(zones, cal_method, provider_id, calendar_id)
         for vevent in vevents:
             event = mapper.map(vevent, notes)
@@ -173,19 +207,19 @@ def _bound_lines(text: str) -> str:
     return "\n".join(kept)
 
 
-def _values(component: icalendar.Component, name: str) -> list[object]:
+def _values(component: Any, name: str) -> list[object]:
     value = component.get(name)
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
 
 
-def _first(component: icalendar.Component, name: str) -> object | None:
+def _first(component: Any, name: str) -> object | None:
     values = _values(component, name)
     return values[0] if values else None
 
 
-def _text(component: icalendar.Component, name: str) -> str:
+def _text(component: Any, name: str) -> str:
     value = _first(component, name)
     return str(value) if isinstance(value, str) else ""
 
@@ -200,9 +234,23 @@ def _param(value: object, key: str) -> str:
     return str(found) if found else ""
 
 
+_QUICK_VALUES = (lines.Text, lines.When, lines.Dates, lines.Rule, int)
+
+
+def _broken(value: object) -> bool:
+    """Whether the icalendar library kept this value as unparsable."""
+    if isinstance(value, _QUICK_VALUES):
+        return False
+    import icalendar  # loaded already: the value came from it
+
+    return isinstance(value, icalendar.vBroken)
+
+
 def _dt(value: object) -> object | None:
     """The parsed value of a date/time property, ``None`` when broken."""
-    if value is None or isinstance(value, icalendar.vBroken):
+    if isinstance(value, lines.When):
+        return value.dt
+    if value is None or _broken(value):
         return None
     return getattr(value, "dt", None)
 
@@ -216,7 +264,9 @@ def _limit(text: str) -> tuple[str, bool]:
     return encoded[:DESCRIPTION_LIMIT].decode("utf-8", "ignore"), True
 
 
-def _synthetic_uid(component: icalendar.Component) -> str:
+def _synthetic_uid(component: Any) -> str:
+    if isinstance(component, lines.Props):  # the library hashes the values' text
+        raise lines.Unusual("an event without a usable UID")
     parts = []
     for name in ("DTSTART", "SUMMARY", "ORGANIZER"):
         value = _first(component, name)
@@ -239,7 +289,7 @@ class _Mapper:
         self.provider_id = provider_id
         self.calendar_id = calendar_id
 
-    def map(self, vevent: icalendar.Component, notes: list[str]) -> Event | None:
+    def map(self, vevent: Any, notes: list[str]) -> Event | None:
         # A UID is a shared key, indexed by stores: no NUL or other controls,
         # and a long one hashed (stably, so copies of one event still match).
         uid, repairs = storable_id(_text(vevent, "UID").strip())
@@ -249,6 +299,8 @@ class _Mapper:
             local.append(f"missing-uid:{uid}")
         try:
             event = self._map(vevent, uid, local)
+        except lines.Unusual:
+            raise
         except Exception:  # one bad VEVENT must not cost the others
             notes.extend(local)
             notes.append(f"invalid-event:{uid}")
@@ -267,7 +319,7 @@ class _Mapper:
                 local.append(entry)
         return moment
 
-    def _map(self, vevent: icalendar.Component, uid: str, local: list[str]) -> Event | None:
+    def _map(self, vevent: Any, uid: str, local: list[str]) -> Event | None:
         start = self._moment(_first(vevent, "DTSTART"), uid, local)
         if start is None:
             return None
@@ -318,9 +370,7 @@ class _Mapper:
             warnings=tuple(local),
         )
 
-    def _end(
-        self, vevent: icalendar.Component, start: Moment, uid: str, local: list[str]
-    ) -> datetime:
+    def _end(self, vevent: Any, start: Moment, uid: str, local: list[str]) -> datetime:
         default = _ONE_DAY if start.all_day else _DEFAULT_TIMED
         end_value = _first(vevent, "DTEND")
         duration = _dt(_first(vevent, "DURATION"))
@@ -342,7 +392,7 @@ class _Mapper:
         return end
 
     def _recurrence(
-        self, vevent: icalendar.Component, start: Moment, uid: str, local: list[str]
+        self, vevent: Any, start: Moment, uid: str, local: list[str]
     ) -> tuple[str, ...]:
         rules: list[str] = []
         for rule in _values(vevent, "RRULE"):
@@ -356,12 +406,10 @@ class _Mapper:
             return ()
         return (*rules, *rdates, *self._date_lines(vevent, "EXDATE", uid, local))
 
-    def _date_lines(
-        self, vevent: icalendar.Component, name: str, uid: str, local: list[str]
-    ) -> list[str]:
-        lines: list[str] = []
+    def _date_lines(self, vevent: Any, name: str, uid: str, local: list[str]) -> list[str]:
+        result: list[str] = []
         for prop in _values(vevent, name):
-            dts = getattr(prop, "dts", None) if not isinstance(prop, icalendar.vBroken) else None
+            dts = getattr(prop, "dts", None) if not _broken(prop) else None
             if dts is None:
                 local.append(f"invalid-property:{uid}:{name}")
                 continue
@@ -378,12 +426,12 @@ class _Mapper:
                 else:
                     times.append(moment.value.strftime("%Y%m%dT%H%M%SZ"))
             if times:
-                lines.append(f"{name}:{','.join(times)}")
+                result.append(f"{name}:{','.join(times)}")
             if days:
-                lines.append(f"{name};VALUE=DATE:{','.join(days)}")
-        return lines
+                result.append(f"{name};VALUE=DATE:{','.join(days)}")
+        return result
 
-    def _sequence(self, vevent: icalendar.Component, uid: str, local: list[str]) -> int:
+    def _sequence(self, vevent: Any, uid: str, local: list[str]) -> int:
         value = _first(vevent, "SEQUENCE")
         if value is None:
             return 0
@@ -392,13 +440,13 @@ class _Mapper:
         local.append(f"invalid-sequence:{uid}")
         return 0
 
-    def _organizer(self, vevent: icalendar.Component) -> Attendee | None:
+    def _organizer(self, vevent: Any) -> Attendee | None:
         value = _first(vevent, "ORGANIZER")
         if value is None:
             return None
         return Attendee(_address(value), status=ResponseStatus.ACCEPTED, organizer=True)
 
-    def _attendees(self, vevent: icalendar.Component) -> tuple[Attendee, ...]:
+    def _attendees(self, vevent: Any) -> tuple[Attendee, ...]:
         found: list[Attendee] = []
         seen: set[str] = set()
         for value in _values(vevent, "ATTENDEE"):
@@ -434,7 +482,7 @@ def _strings(values: Iterable[object]) -> Iterable[str]:
             yield str(value)
 
 
-def _conference_url(vevent: icalendar.Component) -> str:
+def _conference_url(vevent: Any) -> str:
     for name in _LINK_PROPERTIES:
         for text in _strings(_values(vevent, name)):
             url = first_http_url(text)
@@ -460,16 +508,23 @@ def _conference_url(vevent: icalendar.Component) -> str:
 
 def _valid_rrule(rule: object, start: Moment) -> str:
     """The RRULE text when it is usable, else ``""``."""
-    if isinstance(rule, icalendar.vBroken) or not isinstance(rule, icalendar.vRecur):
+    if isinstance(rule, lines.Rule):
+        text = rule.text
+        parts: Any = rule
+    else:
+        import icalendar
+
+        if isinstance(rule, icalendar.vBroken) or not isinstance(rule, icalendar.vRecur):
+            return ""
+        try:
+            text = str(rule.to_ical().decode("utf-8"))  # type: ignore[no-untyped-call]
+        except Exception:  # an unserialisable rule is as good as invalid
+            return ""
+        parts = rule
+    if "FREQ" not in parts:
         return ""
-    try:
-        text = str(rule.to_ical().decode("utf-8"))  # type: ignore[no-untyped-call]
-    except Exception:  # an unserialisable rule is as good as invalid
-        return ""
-    if "FREQ" not in rule:
-        return ""
-    interval = rule.get("INTERVAL", [1])
-    count = rule.get("COUNT", [1])
+    interval = parts.get("INTERVAL", [1])
+    count = parts.get("COUNT", [1])
     if not all(isinstance(v, int) and v >= 1 for v in (*interval, *count)):
         return ""
     naive = start.value.replace(tzinfo=None)

@@ -16,12 +16,14 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 import attrs
-from icalendar.timezone import tzp
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 __all__ = ["UTC", "Moment", "Zones", "iana_zone"]
 
 UTC = timezone.utc
+
+
+#: IANA names that the Windows table maps elsewhere (``UTC`` to ``Etc/UTC``).
+_REMAPPED = frozenset({"UTC"})
 
 
 @lru_cache(maxsize=1)
@@ -33,9 +35,13 @@ def _iana_names() -> frozenset[str]:
 def iana_zone(name: str) -> zoneinfo.ZoneInfo | None:
     """The IANA zone called ``name`` (or its Windows name), else ``None``."""
     name = name.strip().strip('"').strip()
-    name = WINDOWS_TO_OLSON.get(name, name)
-    if name not in _iana_names():
-        return None
+    if name not in _iana_names() or name in _REMAPPED:
+        # the icalendar library's table, loaded only for names that need it
+        from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+        name = WINDOWS_TO_OLSON.get(name, name)
+        if name not in _iana_names():
+            return None
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
@@ -90,6 +96,8 @@ class Zones:
         zone = iana_zone(str(location)) if location else None
         if zone is not None:
             return zone, zone.key
+        from icalendar.timezone import tzp
+
         try:
             custom = component.to_tz(tzp, lookup_tzid=False)  # type: ignore[attr-defined]
         except Exception:  # the VTIMEZONE itself is broken: treat the TZID as unknown

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from commlink.errors import AuthError, CursorExpired, TransientError
-from commlink.model import Channel, ChannelKind, ChannelSettings
+from commlink.model import Channel, ChannelKind, ChannelSettings, Limits
 from commlink.providers.caldav.provider import CalDavProvider
 from commlink.records import ChannelStatus, EventSummary, Target, TargetKind, Viewer, Window
 from commlink.stores.memory import MemoryStore
@@ -18,6 +18,7 @@ from commlink.sync.engine import SyncEngine
 from commlink.testing.dav_account import DavAccount
 from commlink.testing.directory import InMemoryDirectory
 from commlink.testing.radicale import free_port
+from server_fixtures import DavServer
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def env() -> Env:
 
 
 def test_quiet_step_costs_one_request_for_the_channel(
-    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env
+    account: DavAccount, connect: Callable[..., CalDavProvider], env: Env, dav_server: DavServer
 ) -> None:
     for cal in ("a", "b", "c"):
         account.make_calendar(cal, cal.upper())
@@ -100,9 +101,10 @@ def test_quiet_step_costs_one_request_for_the_channel(
         quiet.run(provider)
         assert "new" in quiet.titles()
         spent = provider.requests - before
-        # sync-collection: listing, REPORT, multiget; fallback: listing,
-        # snapshot, object listing, multiget, the ctag check after the pass
-        assert spent == (3 if mode is None else 5)
+        # sync-collection: the listing and one REPORT that brings the data
+        # (Xandikos answers calendar-data there with 404: a multiget follows);
+        # fallback: the listing and one calendar-query of the changed calendar
+        assert spent == (3 if mode is None and dav_server.kind == "xandikos" else 2)
         account.delete("b", "new.ics")
 
 
@@ -112,7 +114,8 @@ def test_multiget_is_one_report_per_chunk(
     path = account.make_calendar("work")
     for n in range(5):
         account.put("work", f"{n}.ics", vcalendar(vevent(f"m{n}", f"M{n}", "20260302T090000Z")))
-    provider = connect(multiget_size=2)
+    # no room to hold the listing's data: fetch() asks for it with multigets
+    provider = connect(multiget_size=2, limits=Limits(fetch_batch_bytes=1))
     scope = provider.scopes(provider.calendars())[0]
     assert scope.id == path
     ids = provider.list_page(scope, None).ids

@@ -1,20 +1,26 @@
 """WebDAV/CalDAV request bodies and multistatus parsing (pure: no IO).
 
-Parsers take an already parsed XML tree (lxml or ``xml.etree`` elements
-both work) and return small frozen values. Hrefs are kept as the server
-sent them, reduced to their path; ``href_key`` gives the form to compare.
+Parsers take parsed ``xml.etree`` elements and return small frozen values;
+``MultistatusReader`` turns a multistatus document into its
+``DAV:response`` elements while it arrives, holding one at a time. Hrefs
+are kept as the server sent them, reduced to their path; ``href_key``
+gives the form to compare.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import unquote, urlsplit
+from xml.etree.ElementTree import Element, XMLPullParser, fromstring
 from xml.sax.saxutils import escape
 
 import attrs
 
 __all__ = [
+    "MultistatusReader",
+    "calendar_query_body",
+    "parse_tree",
     "CalendarInfo",
     "DataItem",
     "ListedObject",
@@ -103,6 +109,7 @@ class DataItem:
     status: int
     etag: str = ""
     data: str | None = None
+    modified: str = ""
 
 
 # -- request bodies ------------------------------------------------------------
@@ -112,11 +119,15 @@ def _propfind(props: str) -> str:
     return f"{_HEAD}<d:propfind {_NS}><d:prop>{props}</d:prop></d:propfind>"
 
 
-def calendar_props_body() -> str:
-    """PROPFIND body for the collections of a calendar home (or one calendar)."""
+def calendar_props_body(*, sync_token: bool = True, ctag: bool = True) -> str:
+    """PROPFIND body for the collections of a calendar home (or one calendar).
+
+    Servers compute a sync token or ctag from the whole collection (Radicale
+    hashes every item for each), so only the ones needed are asked for.
+    """
+    wanted = ("<d:sync-token/>" if sync_token else "") + ("<cs:getctag/>" if ctag else "")
     return _propfind(
-        "<d:resourcetype/><d:displayname/><d:sync-token/><cs:getctag/>"
-        "<c:supported-calendar-component-set/>"
+        f"<d:resourcetype/><d:displayname/>{wanted}<c:supported-calendar-component-set/>"
     )
 
 
@@ -133,11 +144,24 @@ def listing_body() -> str:
     return _propfind("<d:resourcetype/><d:getetag/><d:getlastmodified/>")
 
 
-def sync_collection_body(token: str) -> str:
-    """An RFC 6578 sync-collection REPORT asking for changed hrefs and ETags."""
+def sync_collection_body(token: str, *, data: bool = False) -> str:
+    """An RFC 6578 sync-collection REPORT asking for changed hrefs and ETags
+    (and, with ``data``, their calendar data: RFC 6578 section 3.2 lets the
+    REPORT ask for any property)."""
+    wanted = "<d:getetag/><c:calendar-data/>" if data else "<d:getetag/>"
     return (
         f"{_HEAD}<d:sync-collection {_NS}><d:sync-token>{escape(token)}</d:sync-token>"
-        "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
+        f"<d:sync-level>1</d:sync-level><d:prop>{wanted}</d:prop></d:sync-collection>"
+    )
+
+
+def calendar_query_body() -> str:
+    """An RFC 4791 calendar-query REPORT for every object holding a VEVENT,
+    with its ETag, modification time and data."""
+    return (
+        f"{_HEAD}<c:calendar-query {_NS}><d:prop><d:getetag/><d:getlastmodified/>"
+        '<c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR">'
+        '<c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>'
     )
 
 
@@ -151,6 +175,47 @@ def multiget_body(hrefs: Iterable[str]) -> str:
 
 
 # -- parsing -------------------------------------------------------------------
+
+
+def parse_tree(data: bytes) -> Node:
+    """A whole (small) XML answer."""
+    return cast(Node, fromstring(data))
+
+
+class MultistatusReader:
+    """Feed it a multistatus document in chunks; each ``feed`` returns the
+    ``DAV:response`` elements completed so far, detached from the document
+    so that only one is held at a time. ``sync_token`` is the document's
+    own ``DAV:sync-token`` (servers put it first or last)."""
+
+    def __init__(self) -> None:
+        self._parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
+        self._open: list[Element] = []
+        self.sync_token = ""
+
+    def feed(self, chunk: bytes) -> list[Node]:
+        self._parser.feed(chunk)
+        return self._events()
+
+    def close(self) -> list[Node]:
+        self._parser.close()
+        return self._events()
+
+    def _events(self) -> list[Node]:
+        done: list[Node] = []
+        for event, element in cast("Iterator[tuple[str, Element]]", self._parser.read_events()):
+            if event == "start":
+                self._open.append(element)
+                continue
+            self._open.pop()
+            if len(self._open) != 1:
+                continue
+            if element.tag == f"{DAV}response":
+                done.append(cast(Node, element))
+                self._open[0].remove(element)
+            elif element.tag == f"{DAV}sync-token":
+                self.sync_token = (element.text or "").strip()
+        return done
 
 
 def href_path(text: str) -> str:
@@ -312,7 +377,7 @@ def parse_sync(tree: Node | None, collection: str) -> SyncReply:
 
 
 def parse_data(tree: Node | None) -> list[DataItem]:
-    """The answers of a calendar-multiget, one per href."""
+    """The answers of a calendar-multiget or calendar-query, one per href."""
     found: list[DataItem] = []
     for response in _responses(tree):
         href = _href(response)
@@ -324,7 +389,8 @@ def parse_data(tree: Node | None) -> list[DataItem]:
         data = data_node.text if data_node is not None else None
         if data is None and status < 300:
             status = 404 if not response.findall(f"{DAV}propstat") else _propstat_status(response)
-        found.append(DataItem(href, status, _etag(props.get(f"{DAV}getetag")), data))
+        modified = _text(props.get(f"{DAV}getlastmodified"))
+        found.append(DataItem(href, status, _etag(props.get(f"{DAV}getetag")), data, modified))
     return found
 
 

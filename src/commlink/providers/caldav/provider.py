@@ -2,16 +2,21 @@
 
 Each calendar under the user's calendar home is a scope. Provider ids are
 object hrefs (paths). Incremental sync uses RFC 6578 sync-collection with the
-sync token as cursor; objects are fetched with calendar-multiget, one REPORT
-per chunk. Servers without sync-collection (or ``use_sync_collection=False``)
+sync token as cursor; servers without it (or ``use_sync_collection=False``)
 fall back to the calendar's ctag: unchanged ctag, nothing to do; a changed
 one raises ``CursorExpired`` and the engine reconciles with a listing. In that
 mode an id carries the object's ETag (``href#etag=...``), so an edited object
 is a new id and its old id is swept.
 
-The calendar listing taken by ``calendars()`` also records each calendar's
-sync token (or ctag); a following ``changes()`` whose cursor equals it answers
-without a request, so a quiet step costs one PROPFIND for the whole channel.
+Requests, per step: the calendar listing taken by ``calendars()`` records
+each calendar's sync token (or ctag), which ``snapshot()`` and a following
+``changes()`` use without asking again, so a quiet step costs one PROPFIND
+for the whole channel. A full listing is one calendar-query REPORT (RFC 4791
+section 7.8) that returns every object's ETag and data, and sync-collection
+asks for the data of what changed; both answers are parsed as they arrive
+and their data is held (up to ``Limits.fetch_batch_bytes``) until
+``fetch()`` takes it. Objects whose data did not come that way are fetched
+with calendar-multiget, one REPORT per chunk.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from collections.abc import Iterator, Sequence
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
+import attrs
+
 from ...calendar.ical import parse_calendar, skipped_uids
 from ...credentials import is_loopback_host, redact_url
 from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
-from ...model import Folder, FolderKind
+from ...model import Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
+from ..sizing import DEFAULT_LIMITS
 from . import davxml as dav
 from .transport import DavTransport, Unsupported
 
@@ -50,6 +58,10 @@ class CalDavProvider:
     server's 401 challenge. A server that answers as for an anonymous user
     (``current-user-principal`` is ``<unauthenticated/>``) raises
     ``AuthError``: its listing would be empty, not the user's.
+
+    ``limits``: calendar data held between a listing and ``fetch()`` stays
+    within ``fetch_batch_bytes``; an object larger than
+    ``max_message_bytes`` is skipped with a reason.
     """
 
     def __init__(
@@ -65,6 +77,7 @@ class CalDavProvider:
         multiget_size: int = 100,
         auth: str | None = "basic",
         allow_plaintext: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not url:
             raise ConfigError("a CalDAV URL is required", field="url")
@@ -87,6 +100,7 @@ class CalDavProvider:
         self.use_sync_collection = use_sync_collection
         self.page_size = max(1, page_size)
         self.multiget_size = max(1, multiget_size)
+        self.limits = limits
         self._http = DavTransport(
             self.url,
             username=username,
@@ -98,9 +112,18 @@ class CalDavProvider:
         self._home: str | None = None
         self._info: dict[str, dav.CalendarInfo] = {}
         self._fresh: set[str] = set()  # calendars whose listed token no changes() used yet
+        self._unsnapped: set[str] = set()  # ... and that no snapshot() used yet
         self._fallback: set[str] = set()  # calendars whose server refused sync-collection
         self._listings: dict[str, list[dav.ListedObject]] = {}
-        self._prefetched: dict[str, str] = {}  # data downloaded to hash ETag-less objects
+        # calendar data that came with a listing or a change set, by provider id
+        self._prefetched: dict[str, str] = {}
+        self._held = 0  # characters in _prefetched
+        self._no_query: set[str] = set()  # calendars whose server refused calendar-query
+        # the snapshot of each calendar whose full listing has not started yet,
+        # and the snapshot a completed listing (taken after it) covers
+        self._snapshots: dict[str, str] = {}
+        self._covered: dict[str, str] = {}
+        self._listed_from: dict[str, str] = {}  # listings under way: their snapshot
 
     @property
     def requests(self) -> int:
@@ -129,10 +152,19 @@ class CalDavProvider:
 
     def calendars(self) -> Sequence[Folder]:
         """Event calendars under the calendar home (id: the calendar's path)."""
-        found = self._http.propfind(self._calendar_home(), dav.calendar_props_body(), depth=1)
+        home = self._calendar_home()
+        sync = self.use_sync_collection is not False
+        body = dav.calendar_props_body(sync_token=sync, ctag=not sync)
+        found = self._http.propfind(home, body, depth=1)
         infos = [i for i in dav.parse_calendars(found.tree) if i.is_calendar and i.has_events]
+        if sync and not self.use_sync_collection and any(not i.sync_token for i in infos):
+            # a server without RFC 6578 for some calendar: their ctags, then
+            ctags = self._http.propfind(home, dav.calendar_props_body(sync_token=False), depth=1)
+            by_href = {c.href: c.ctag for c in dav.parse_calendars(ctags.tree)}
+            infos = [attrs.evolve(i, ctag=by_href.get(i.href, "")) for i in infos]
         self._info = {i.href: i for i in infos}
         self._fresh = set(self._info)
+        self._unsnapped = set(self._info)
         return [Folder(i.href, i.name, FolderKind.CALENDAR) for i in infos]
 
     def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]:
@@ -143,13 +175,14 @@ class CalDavProvider:
         if info is None or refresh:
             found = self._http.propfind(
                 self._absolute(scope.id), dav.calendar_props_body(), depth=0
-            )
+            )  # both tokens: one calendar is cheap
             infos = [i for i in dav.parse_calendars(found.tree) if i.is_calendar]
             if not infos:
                 raise NotFound(f"{scope.id} is not a calendar")
             info = infos[0]
             self._info[scope.id] = info
             self._fresh.discard(scope.id)
+            self._unsnapped.discard(scope.id)
         return info
 
     def _mode(self, scope: Scope) -> str:
@@ -162,17 +195,29 @@ class CalDavProvider:
     # -- cursors -------------------------------------------------------------
 
     def snapshot(self, scope: Scope) -> str:
-        """The calendar's current sync token (or ctag, or listing digest)."""
-        self._calendar(scope, refresh=True)
+        """The calendar's current sync token (or ctag, or listing digest).
+
+        A calendar listed by ``calendars()`` in this step keeps the token that
+        listing saw: it is older than the listing that follows, so nothing
+        is missed."""
+        if scope.id not in self._unsnapped:
+            self._calendar(scope, refresh=True)
+        self._unsnapped.discard(scope.id)
+        self._fresh.discard(scope.id)
+        cursor = self._snapshot(scope)
+        self._snapshots[scope.id] = cursor
+        return cursor
+
+    def _snapshot(self, scope: Scope) -> str:
         mode = self._mode(scope)
         if mode == "sync":
             token = self._calendar(scope).sync_token
             if not token:
                 try:
-                    token = self._sync(scope, "").token
+                    token = self._sync(scope, "", data=False).token
                 except Unsupported:
                     self._fallback.add(scope.id)
-                    return self.snapshot(scope)
+                    return self._snapshot(scope)
             return f"sync:{token}"
         if mode == "ctag":
             return f"ctag:{self._calendar(scope).ctag}"
@@ -185,6 +230,14 @@ class CalDavProvider:
         mode = self._mode(scope)
         if kind != mode:
             raise CursorExpired(f"cursor of {scope.id} is not a {mode} cursor")
+        # a snapshot used as a cursor: listings from now on cover nothing
+        self._snapshots.pop(scope.id, None)
+        self._listed_from.pop(scope.id, None)
+        if self._covered.get(scope.id) == cursor:
+            # a full listing taken after this cursor was read to its end: what
+            # changed before it is in it, what changed after it shows next step
+            del self._covered[scope.id]
+            return ChangeSet((), (), cursor)
         listed = self._info.get(scope.id) if scope.id in self._fresh else None
         self._fresh.discard(scope.id)
         if mode == "sync":
@@ -210,19 +263,80 @@ class CalDavProvider:
             return ChangeSet((), (), cursor)
         raise CursorExpired(f"{scope.id} changed (ETags)")
 
-    def _sync(self, scope: Scope, token: str) -> dav.SyncReply:
-        found = self._http.report(
-            self._absolute(scope.id), dav.sync_collection_body(token), depth=0, sync=True
-        )
-        return dav.parse_sync(found.tree, scope.id)
+    def _sync(self, scope: Scope, token: str, *, data: bool = True) -> dav.SyncReply:
+        """One sync-collection REPORT, parsed as it arrives; the data of the
+        changed objects is kept for ``fetch()``."""
+        self._drop_held()
+        body = dav.sync_collection_body(token, data=data)
+        answer = self._http.multistatus(self._absolute(scope.id), body, depth=0, sync=True)
+        changed: list[str] = []
+        deleted: list[str] = []
+        truncated = False
+        for response in answer:
+            reply = dav.parse_sync(response, scope.id)
+            changed.extend(reply.changed)
+            deleted.extend(reply.deleted)
+            truncated = truncated or reply.truncated
+            if reply.changed:
+                for item in dav.parse_data(response):
+                    if item.data is not None:
+                        self._hold(item.href, item.data)
+        return dav.SyncReply(tuple(changed), tuple(deleted), answer.sync_token, truncated)
 
     # -- listing -------------------------------------------------------------
 
     def _list(self, scope: Scope) -> list[dav.ListedObject]:
+        """Hrefs and ETags of the calendar's objects (PROPFIND, no data)."""
         found = self._http.propfind(self._absolute(scope.id), dav.listing_body(), depth=1)
         listing = sorted(dav.parse_listing(found.tree, scope.id), key=_order)
         self._listings[scope.id] = listing
         return listing
+
+    def _query(self, scope: Scope) -> list[dav.ListedObject]:
+        """Every VEVENT object with its ETag, in one calendar-query REPORT whose
+        data is kept for ``fetch()`` (the PROPFIND listing where the server
+        refuses the REPORT)."""
+        if scope.id in self._no_query:
+            return self._list(scope)
+        self._drop_held()
+        answer = self._http.multistatus(
+            self._absolute(scope.id), dav.calendar_query_body(), depth=1
+        )
+        listing: list[dav.ListedObject] = []
+        try:
+            for response in answer:
+                listed = dav.parse_listing(response, scope.id)
+                listing.extend(listed)
+                if not listed:
+                    continue
+                for item in dav.parse_data(response):
+                    if item.data is not None:
+                        self._hold(self._id(scope, item.href, item.etag, item.data), item.data)
+        except Unsupported:
+            self._no_query.add(scope.id)
+            return self._list(scope)
+        listing.sort(key=_order)
+        self._listings[scope.id] = listing
+        return listing
+
+    def _id(self, scope: Scope, href: str, etag: str, data: str | None = None) -> str:
+        """The provider id of an object: its href, or (ctag and ETag modes)
+        its href and version."""
+        if self._mode(scope) == "sync":
+            return href
+        version = etag or (_content_hash(data) if data is not None else "")
+        return f"{href}{_ETAG_MARK}{version}"
+
+    def _hold(self, provider_id: str, data: str) -> None:
+        """Keep an object's data for ``fetch()`` while within the budget."""
+        if self._held + len(data) > self.limits.fetch_batch_bytes:
+            return  # fetched again with calendar-multiget when asked for
+        self._prefetched[provider_id] = data
+        self._held += len(data)
+
+    def _drop_held(self) -> None:
+        self._prefetched.clear()
+        self._held = 0
 
     @staticmethod
     def _digest(listing: Sequence[dav.ListedObject]) -> str:
@@ -240,7 +354,11 @@ class CalDavProvider:
         """
         listing = self._listings.get(scope.id) if page is not None else None
         if listing is None:
-            listing = self._list(scope)
+            # a listing taken now covers a snapshot taken before it
+            started = self._snapshots.pop(scope.id, None)
+            listing = self._query(scope)
+        else:
+            started = self._listed_from.get(scope.id)
         if page is not None:
             try:
                 stamp, href = json.loads(page)
@@ -250,27 +368,33 @@ class CalDavProvider:
             listing = [o for o in listing if _order(o) > after]
         chunk = listing[: self.page_size]
         more = len(listing) > len(chunk)
+        self._listed_from.pop(scope.id, None)
+        if started is not None:
+            if more:
+                self._listed_from[scope.id] = started
+            else:
+                self._covered[scope.id] = started
         token = json.dumps(list(_order(chunk[-1]))) if more and chunk else None
         if self._mode(scope) == "sync":
             return IdPage(tuple(o.href for o in chunk), token)
         return IdPage(tuple(self._versioned_ids(scope, chunk)), token)
 
     def _versioned_ids(self, scope: Scope, chunk: Sequence[dav.ListedObject]) -> list[str]:
-        """``href#etag=ETAG`` ids; objects without an ETag are downloaded and
-        identified by a hash of their content instead."""
-        self._prefetched.clear()
-        missing = [o.href for o in chunk if not o.etag]
-        hashed: dict[str, str] = {}
+        """``href#etag=ETAG`` ids; objects without an ETag are identified by a
+        hash of their content (downloaded here if the listing did not carry it)."""
+        held = {dav.href_key(i.split(_ETAG_MARK, 1)[0]): i for i in self._prefetched}
+        missing = [o.href for o in chunk if not o.etag and dav.href_key(o.href) not in held]
         for item in self._multiget(scope, missing):
             if item.data is not None:
-                digest = _HASH_PREFIX + hashlib.sha256(item.data.encode()).hexdigest()[:32]
-                hashed[dav.href_key(item.href)] = digest
-                self._prefetched[f"{item.href}{_ETAG_MARK}{digest}"] = item.data
+                provider_id = self._id(scope, item.href, "", item.data)
+                self._prefetched[provider_id] = item.data
+                held[dav.href_key(item.href)] = provider_id
         ids = []
         for obj in chunk:
-            version = obj.etag or hashed.get(dav.href_key(obj.href), "")
-            if version:
-                ids.append(f"{obj.href}{_ETAG_MARK}{version}")
+            if obj.etag:
+                ids.append(f"{obj.href}{_ETAG_MARK}{obj.etag}")
+            elif dav.href_key(obj.href) in held:
+                ids.append(held[dav.href_key(obj.href)])
         return ids
 
     # -- fetching ------------------------------------------------------------
@@ -283,12 +407,15 @@ class CalDavProvider:
             yield from dav.parse_data(found.tree)
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]:
-        """The events of each object (calendar-multiget), or why there are none."""
+        """The events of each object (from the data a listing or change set
+        brought, else calendar-multiget), or why there are none."""
         by_href: dict[str, list[str]] = {}
         data: dict[str, str] = {}
         for provider_id in ids:
-            if provider_id in self._prefetched:
-                data[provider_id] = self._prefetched[provider_id]
+            held = self._prefetched.pop(provider_id, None)
+            if held is not None:
+                self._held -= len(held)
+                data[provider_id] = held
                 continue
             href = provider_id.split(_ETAG_MARK, 1)[0]
             by_href.setdefault(dav.href_key(href), []).append(provider_id)
@@ -297,16 +424,22 @@ class CalDavProvider:
             for provider_id in by_href.get(dav.href_key(item.href), ()):
                 if item.data is not None:
                     data[provider_id] = item.data
+        limit = self.limits.max_message_bytes
         for provider_id in ids:
-            text = data.get(provider_id)
+            text = data.pop(provider_id, None)
             if text is None:
                 yield FetchedEvent(provider_id, error="not found on the server")
+            elif len(text) > limit and len(text.encode("utf-8", "replace")) > limit:
+                size = len(text.encode("utf-8", "replace"))
+                yield FetchedEvent(
+                    provider_id, error=f"calendar object of {size} bytes is over max_message_bytes"
+                )
             else:
                 yield _parsed(provider_id, text, scope.id)
 
     def close(self) -> None:
         self._listings.clear()
-        self._prefetched.clear()
+        self._drop_held()
         self._http.close()
 
 
@@ -330,6 +463,10 @@ def _split_credentials(
     if password is None and url_password is not None:
         password = unquote(url_password)
     return bare, username, password
+
+
+def _content_hash(data: str) -> str:
+    return _HASH_PREFIX + hashlib.sha256(data.encode()).hexdigest()[:32]
 
 
 def _order(obj: dav.ListedObject) -> tuple[float, str]:

@@ -1,12 +1,21 @@
-"""The HTTP side of the CalDAV provider: the ``caldav`` library's client,
-with its (and its HTTP library's) exceptions translated into commlink's.
+"""The HTTP side of the CalDAV provider, on httpx (imported lazily).
 
-The ``caldav`` package is imported lazily, on the first request.
+Credentials go with the first request (Basic or Digest; ``auth=None``
+waits for the server's challenge and answers it). Redirects are followed
+only within the configured origin (``http`` may become ``https`` on the same
+host); any other target is refused, so credentials never travel elsewhere.
+Errors become commlink's: a network failure ``TransientError``, 429 (or 503
+with ``Retry-After``) ``RateLimited``, 401/403 ``AuthError``; no error text
+carries credentials. Multistatus answers are parsed as they arrive
+(``multistatus``), one ``DAV:response`` at a time.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Generator, Iterator
+from typing import Any
+from urllib.parse import SplitResult, urljoin, urlsplit
+from xml.etree.ElementTree import ParseError
 
 import attrs
 
@@ -21,15 +30,16 @@ from ...errors import (
     TransientError,
 )
 from ..retry import retry_after_seconds
-from .davxml import DAV, Node, preconditions
+from .davxml import DAV, MultistatusReader, Node, parse_tree, preconditions
 
-__all__ = ["DavResponse", "DavTransport", "Unsupported"]
+__all__ = ["DavResponse", "DavTransport", "Multistatus", "Unsupported"]
 
 _VALID_TOKEN = f"{DAV}valid-sync-token"
 _SUPPORTED_REPORT = f"{DAV}supported-report"
-# Exceptions of the HTTP stack (niquests/requests/urllib3) are told apart by
-# module, since which library the caldav client uses depends on what is installed.
-_NETWORK_MODULES = ("niquests", "requests", "urllib3", "urllib3_future", "socket", "ssl")
+_MAX_REDIRECTS = 5
+#: Longest error body read (its DAV:error conditions are near the start).
+_ERROR_BODY = 64 * 1024
+_XML = "application/xml; charset=utf-8"
 
 
 class Unsupported(ProviderError):
@@ -42,8 +52,65 @@ class DavResponse:
     tree: Node | None
 
 
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            "the CalDAV provider needs httpx: pip install commlink[caldav]", field="provider"
+        ) from exc
+    return httpx
+
+
+def _challenge_auth(httpx: Any, username: str, password: str) -> Any:
+    """An httpx auth that sends nothing until a 401 names the scheme."""
+
+    class ChallengeAuth(httpx.Auth):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._chosen: Any = None
+
+        def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+            if self._chosen is not None:
+                yield from self._chosen.auth_flow(request)
+                return
+            response = yield request
+            if response.status_code != 401:
+                return
+            challenge = response.headers.get("www-authenticate", "").lower()
+            self._chosen = (
+                httpx.DigestAuth(username, password)
+                if challenge.startswith("digest")
+                else httpx.BasicAuth(username, password)
+            )
+            yield from self._chosen.auth_flow(request)
+
+    return ChallengeAuth()
+
+
+class Multistatus:
+    """A streamed multistatus answer: iterate for its responses; then
+    ``sync_token`` holds the document's top-level ``DAV:sync-token``."""
+
+    def __init__(self, chunks: Iterator[bytes], shown: str) -> None:
+        self._chunks = chunks
+        self._shown = shown
+        self._reader = MultistatusReader()
+
+    @property
+    def sync_token(self) -> str:
+        return self._reader.sync_token
+
+    def __iter__(self) -> Iterator[Node]:
+        try:
+            for chunk in self._chunks:
+                yield from self._reader.feed(chunk)
+            yield from self._reader.close()
+        except ParseError as exc:
+            raise ProviderError(f"{self._shown}: malformed multistatus ({exc})") from None
+
+
 class DavTransport:
-    """Sends WebDAV requests through ``caldav.DAVClient`` and counts them."""
+    """Sends WebDAV requests with one ``httpx.Client`` and counts them."""
 
     def __init__(
         self,
@@ -68,95 +135,166 @@ class DavTransport:
         # answer an anonymous request as for an anonymous user, never with a 401
         self.auth = auth if username is not None and password is not None else None
         self.requests = 0
-        self._client: Any = None
+        # by scheme: building a verifying TLS context costs ~40 ms, and a
+        # plain-http server never needs one
+        self._clients: dict[str, Any] = {}
+        self._host = _netloc(urlsplit(url))
 
-    def _connect(self) -> Any:
-        if self._client is None:
-            try:
-                from caldav.davclient import DAVClient
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise ConfigError(
-                    "the CalDAV provider needs the caldav package: pip install commlink[caldav]",
-                    field="provider",
-                ) from exc
-            try:
-                self._client = DAVClient(
-                    url=self.url,
-                    username=self.username,
-                    password=self.password,
-                    timeout=cast(Any, self.timeout),
-                    ssl_verify_cert=self.verify,
-                    enable_rfc6764=False,
-                    auth_type=self.auth,
-                )
-            except Exception as exc:
-                raise ConfigError(
-                    f"invalid CalDAV settings: {redact_text(str(exc))}", field="url"
-                ) from exc
-        return self._client
+    def _connect(self, scheme: str) -> Any:
+        client = self._clients.get(scheme)
+        if client is None:
+            httpx = _httpx()
+            auth: Any = None
+            if self.username is not None and self.password is not None:
+                if self.auth == "basic":
+                    auth = httpx.BasicAuth(self.username, self.password)
+                elif self.auth == "digest":
+                    auth = httpx.DigestAuth(self.username, self.password)
+                else:
+                    auth = _challenge_auth(httpx, self.username, self.password)
+            client = self._clients[scheme] = httpx.Client(
+                auth=auth,
+                verify=self.verify if scheme == "https" else False,
+                timeout=self.timeout,
+                follow_redirects=False,
+                headers={"User-Agent": "commlink-caldav"},
+            )
+        return client
+
+    # -- requests ----------------------------------------------------------------
 
     def propfind(self, url: str, body: str, *, depth: int) -> DavResponse:
-        return self._send("PROPFIND", url, body, depth)
+        return self._whole("PROPFIND", url, body, depth)
 
     def report(self, url: str, body: str, *, depth: int, sync: bool = False) -> DavResponse:
-        """A REPORT; with ``sync``, an invalid token raises ``CursorExpired``
-        and a refused report ``Unsupported``."""
-        return self._send("REPORT", url, body, depth, sync=sync)
+        """A REPORT read whole; with ``sync``, an invalid token raises
+        ``CursorExpired`` and a refused report ``Unsupported``."""
+        return self._whole("REPORT", url, body, depth, sync=sync)
 
-    def _send(
+    def multistatus(
+        self, url: str, body: str, *, depth: int, sync: bool = False, report: bool = True
+    ) -> Multistatus:
+        """A REPORT (or PROPFIND) whose responses are parsed as they arrive."""
+        method = "REPORT" if report else "PROPFIND"
+        return Multistatus(self._stream(method, url, body, depth, sync), redact_url(url))
+
+    def _whole(
         self, method: str, url: str, body: str, depth: int, *, sync: bool = False
     ) -> DavResponse:
-        client = self._connect()
-        self.requests += 1
-        shown = redact_url(url)
+        parts: list[bytes] = []
+        for chunk in self._stream(method, url, body, depth, sync):
+            parts.append(chunk)
+        data = b"".join(parts)
         try:
-            response = client.request(url, method, body, {"Depth": str(depth)})
-        except Exception as exc:
-            raise _translate(exc, shown, sync) from exc
-        status = int(response.status)
-        tree = cast("Node | None", response.tree)
-        if status < 300:
-            return DavResponse(status, tree)
+            return DavResponse(207, parse_tree(data) if data.strip() else None)
+        except ParseError as exc:
+            raise ProviderError(f"{method} {redact_url(url)}: malformed answer ({exc})") from None
+
+    def _stream(self, method: str, url: str, body: str, depth: int, sync: bool) -> Iterator[bytes]:
+        """The body of a successful answer, chunk by chunk (redirects followed
+        within the origin); commlink errors for everything else."""
+        httpx = _httpx()
+        headers = {"Depth": str(depth), "Content-Type": _XML}
+        content = body.encode("utf-8")
+        for _ in range(_MAX_REDIRECTS + 1):
+            shown = redact_url(url)
+            parts = urlsplit(url)
+            if (
+                parts.scheme != "https"
+                and (
+                    parts.hostname or "",
+                    parts.port or _default_port(parts.scheme),
+                )
+                != self._host
+            ):
+                # a server-given href may name another host: only over TLS
+                raise ProviderError(f"refusing plain http to {shown}, not the configured host")
+            client = self._connect(parts.scheme)
+            self.requests += 1
+            try:
+                request = client.build_request(method, url, content=content, headers=headers)
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise _network_error(httpx, exc, f"{method} {shown}") from None
+            try:
+                status = response.status_code
+                if status in (301, 302, 307, 308) and "location" in response.headers:
+                    url = self._redirect(url, response.headers["location"])
+                    continue
+                if status >= 300:
+                    raise self._failure(response, method, shown, sync)
+                try:
+                    yield from response.iter_bytes()
+                except httpx.HTTPError as exc:
+                    raise _network_error(httpx, exc, f"{method} {shown}") from None
+                return
+            finally:
+                response.close()
+        raise ProviderError(f"{method} {redact_url(url)}: too many redirects")
+
+    def _redirect(self, url: str, location: str) -> str:
+        """Where a redirect leads: the same origin, or the same host over TLS."""
+        target = urljoin(url, location)
+        parts, here = urlsplit(target), urlsplit(url)
+        same_origin = parts.scheme == here.scheme and _netloc(parts) == _netloc(here)
+        upgrade = (here.scheme, parts.scheme) == (
+            "http",
+            "https",
+        ) and parts.hostname == here.hostname
+        if not (same_origin or upgrade):
+            raise ProviderError(
+                f"{redact_url(url)} redirects to {redact_url(target)}: another origin is refused"
+            )
+        return target
+
+    def _failure(self, response: Any, method: str, shown: str, sync: bool) -> ProviderError:
+        status = int(response.status_code)
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) >= _ERROR_BODY:
+                break
+        try:
+            tree = parse_tree(body) if body.strip()[:1] == b"<" else None
+        except ParseError:
+            tree = None
         conditions = preconditions(tree)
         if sync and (_VALID_TOKEN in conditions or status in (409, 412)):
-            raise CursorExpired(f"sync token of {shown} is no longer valid ({status})")
+            return CursorExpired(f"sync token of {shown} is no longer valid ({status})")
         if sync and (_SUPPORTED_REPORT in conditions or status in (400, 405, 501)):
-            raise Unsupported(f"{shown} does not support sync-collection ({status})")
+            return Unsupported(f"{shown} does not support sync-collection ({status})")
         if status == 404:
-            raise NotFound(f"{shown} not found")
+            return NotFound(f"{shown} not found")
         if status in (401, 403):
-            raise AuthError(f"{method} {shown} refused ({status})")
-        if status == 429:
-            wait = retry_after_seconds((response.headers or {}).get("Retry-After"))
-            raise RateLimited(f"{method} {shown}: too many requests", retry_after=wait)
+            return AuthError(f"{method} {shown} refused ({status})")
+        retry_after = response.headers.get("retry-after")
+        if status == 429 or (status == 503 and retry_after):
+            wait = retry_after_seconds(retry_after)
+            return RateLimited(f"{method} {shown}: too many requests ({status})", retry_after=wait)
         if status >= 500 or status == 408:
-            raise TransientError(f"{method} {shown} failed with {status}")
-        raise ProviderError(f"{method} {shown} failed with {status}")
+            return TransientError(f"{method} {shown} failed with {status}")
+        if status in (400, 405, 501):
+            return Unsupported(f"{method} {shown} refused ({status})")
+        return ProviderError(f"{method} {shown} failed with {status}")
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            finally:
-                self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
 
-def _translate(exc: Exception, url: str, sync: bool) -> Exception:
-    """A commlink error for an exception raised inside the caldav client
-    (``url`` already redacted; the exception's text is redacted here)."""
+def _netloc(parts: SplitResult) -> tuple[str, int]:
+    return parts.hostname or "", parts.port or _default_port(parts.scheme)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _network_error(httpx: Any, exc: Exception, what: str) -> ProviderError:
+    """``TransientError`` for a failed connection or timeout (text redacted)."""
+    text = redact_text(str(exc))
     name = type(exc).__name__
-    status = getattr(exc, "status", None)
-    conditions = [str(c) for c in getattr(exc, "preconditions", None) or ()]
-    if name == "RateLimitError":
-        retry = getattr(exc, "retry_after_seconds", None)
-        return RateLimited(f"{url}: rate limited", retry_after=retry)
-    if name == "AuthorizationError" or status in (401, 403):
-        if sync and _VALID_TOKEN in conditions:
-            return CursorExpired(f"sync token of {url} is no longer valid")
-        if sync and _SUPPORTED_REPORT in conditions:
-            return Unsupported(f"{url} does not support sync-collection")
-        return AuthError(f"{url}: access refused ({status or name})")
-    module = type(exc).__module__.split(".")[0]
-    if module in _NETWORK_MODULES or isinstance(exc, (OSError, TimeoutError)):
-        return TransientError(f"{url}: {name}: {redact_text(str(exc))}"[:500])
-    return ProviderError(f"{url}: {name}: {redact_text(str(exc))}"[:500])
+    if isinstance(exc, (httpx.TransportError, httpx.TimeoutException)):
+        return TransientError(f"{what}: {name}: {text}"[:500])
+    return ProviderError(f"{what}: {name}: {text}"[:500])
