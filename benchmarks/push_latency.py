@@ -1,14 +1,20 @@
 """Push latency: time from a message's delivery to its being stored, with a
 polling interval of an hour, so that only push can bring it in time.
 
-Each case delivers ``--samples`` messages one after the other to a folder
-of a channel that is up to date and watched, and waits (polling the store
-every 5 ms) until the message is stored. Drivers:
+Each case delivers ``--samples`` messages (or calendar events) one after
+the other to a channel that is up to date and watched, and waits (polling
+the store every 5 ms) until it is stored. IMAP channels are woken through
+NOTIFY/IDLE; Gmail, Google Calendar and Graph channels through webhooks:
+the local server's push (Gmail: Pub/Sub with a signed OIDC token) goes to
+``push_app`` served as a ``[push]`` table makes the CLI serve it, with a
+``PushKeeper`` subscribing first. Drivers:
 
-- ``runner``: ``Runner.serve()`` in this process, SQLite store;
+- ``runner``: ``Runner.serve()`` in this process, SQLite store, the push
+  app wired as ``commlink sync --watch`` wires it;
 - ``celery``: a real worker (``celery -A push_worker worker``) and
-  ``commlink watch`` as separate processes, on the local Redis and a
-  temporary PostgreSQL database (skipped when either is unreachable).
+  ``commlink watch`` (which serves the push app) as separate processes,
+  on the local Redis and a temporary PostgreSQL database (skipped when
+  either is unreachable).
 
 Prints the median and the maximum per case and passes a case when its
 maximum is under ``--target`` seconds (2 by default). Add a case by adding
@@ -33,19 +39,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
+from commlink.cli.config import ChannelConfig
+from commlink.cli.push import serving_push
+from commlink.cli.push_config import parse_push, with_push_defaults
 from commlink.model import Channel, ChannelKind, ChannelSettings
 from commlink.providers.registry import connect
 from commlink.stores.sql import SqlDirectory, SqlStore
 from commlink.sync.engine import SyncEngine
 from commlink.sync.runner import Runner
 from commlink.testing.dovecot import DovecotServer
+from commlink.testing.google import GoogleApiServer
+from commlink.testing.google.pubsub import PUSH_SERVICE_ACCOUNT
 from commlink.testing.imap_account import ImapAccount
+from commlink.testing.microsoft import GraphServer
 from commlink.testing.provider_conformance import OWNER, sample_message
 
 HERE = Path(__file__).resolve().parent
@@ -61,6 +73,12 @@ class Source(Protocol):
         ...
 
     def deliver(self, folder: str, raw: bytes) -> None: ...
+
+    def push_table(self, public_url: str) -> dict[str, Any] | None:
+        """``None`` for a source that pushes through its own connection
+        (IMAP); else what the ``[push]`` table needs besides ``listen`` and
+        ``public_url``, once the provider side points at ``public_url``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -88,13 +106,134 @@ class DovecotSource:
     def deliver(self, folder: str, raw: bytes) -> None:
         self.account.add(folder, raw)
 
+    def push_table(self, public_url: str) -> dict[str, Any] | None:
+        return None
+
     def close(self) -> None:
         self.account.close()
         self.server.stop()
 
 
+def _settings() -> ChannelSettings:
+    return ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"}))
+
+
+class GoogleSource:
+    """The local Gmail and Google Calendar; Gmail pushes through the local
+    Pub/Sub (a push subscription with OIDC tokens, as an administrator
+    sets it up), Calendar through notification channels."""
+
+    topic = "projects/crm-bench/topics/gmail"
+
+    def __init__(self, calendar: bool) -> None:
+        self.calendar = calendar
+        self.server = GoogleApiServer(user=OWNER).start()
+        self.server.calendar.add_calendar(OWNER, OWNER, "Owner", primary=True)
+        self.events = 0
+
+    def channel(self) -> tuple[Channel, dict[str, Any]]:
+        if self.calendar:
+            channel = Channel("push-gcal", "u-owner", ChannelKind.CALENDAR, "google-calendar",
+                              _settings())  # fmt: skip
+            return channel, {"token": self.server.token, "api_endpoint": self.server.calendar_url}
+        channel = Channel("push-gmail", "u-owner", ChannelKind.MAIL, "gmail", _settings())
+        return channel, {"token": self.server.token, "api_endpoint": self.server.base_url}
+
+    def deliver(self, folder: str, raw: bytes) -> None:
+        if self.calendar:
+            self.events += 1
+            self.server.calendar.add_event(OWNER, _google_event(self.events))
+        else:
+            self.server.gmail.add_message(OWNER, raw, labels=(folder,))
+
+    def push_table(self, public_url: str) -> dict[str, Any] | None:
+        audience = f"{public_url}/push/gmail"
+        self.server.pubsub.create_push_subscription(self.topic, audience, name="bench")
+        return {
+            "gmail_topic": self.topic,
+            "gmail_service_accounts": [PUSH_SERVICE_ACCOUNT],
+            "gmail_certs_url": self.server.certs_url,
+        }
+
+    def close(self) -> None:
+        self.server.wait_for_pushes(5)
+        self.server.stop()
+
+
+class GraphSource:
+    """The strict local Graph: subscriptions validated against the push
+    app, each change POSTed to it."""
+
+    def __init__(self, calendar: bool) -> None:
+        self.calendar = calendar
+        self.server = GraphServer(user=OWNER).start()
+        self.events = 0
+
+    def channel(self) -> tuple[Channel, dict[str, Any]]:
+        options = {"token": self.server.token, "base_url": self.server.base_url, "user": OWNER}
+        if self.calendar:
+            channel = Channel("push-m365-cal", "u-owner", ChannelKind.CALENDAR, "graph-calendar",
+                              _settings())  # fmt: skip
+        else:
+            channel = Channel("push-m365", "u-owner", ChannelKind.MAIL, "graph", _settings())
+        return channel, options
+
+    def deliver(self, folder: str, raw: bytes) -> None:
+        if self.calendar:
+            self.events += 1
+            self.server.calendar.add_event(self.server.calendar.default, _graph_event(self.events))
+        else:
+            self.server.mail.add_message(raw, folder)
+
+    def push_table(self, public_url: str) -> dict[str, Any] | None:
+        return {}
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def _when(n: int) -> datetime:
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return start + timedelta(days=1, hours=n)
+
+
+def _google_event(n: int) -> dict[str, Any]:
+    start = _when(n)
+    return {
+        "summary": f"Review {n}",
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "organizer": {"email": OWNER, "self": True},
+        "attendees": [{"email": "ann@client.example", "responseStatus": "accepted"}],
+    }
+
+
+def _graph_event(n: int) -> dict[str, Any]:
+    start = _when(n)
+    stamp = "%Y-%m-%dT%H:%M:%S.0000000"
+    return {
+        "subject": f"Review {n}",
+        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=1)).strftime(stamp), "timeZone": "UTC"},
+        "organizer": {"emailAddress": {"name": "Owner", "address": OWNER}},
+        "attendees": [
+            {
+                "type": "required",
+                "status": {"response": "accepted", "time": "0001-01-01T00:00:00Z"},
+                "emailAddress": {"name": "Ann", "address": "ann@client.example"},
+            }
+        ],
+    }
+
+
 #: Kinds of account, by name.
-SOURCES: dict[str, Callable[[], Source]] = {"dovecot": DovecotSource}
+SOURCES: dict[str, Callable[[], Source]] = {
+    "dovecot": DovecotSource,
+    "gmail": lambda: GoogleSource(calendar=False),
+    "google-calendar": lambda: GoogleSource(calendar=True),
+    "graph": lambda: GraphSource(calendar=False),
+    "graph-calendar": lambda: GraphSource(calendar=True),
+}
 
 
 @attrs.frozen
@@ -111,6 +250,12 @@ CASES = [
     Case("IMAP Archive, Runner", "dovecot", "Archive", "runner"),
     Case("IMAP INBOX, Celery", "dovecot", "INBOX", "celery"),
     Case("IMAP Archive, Celery", "dovecot", "Archive", "celery"),
+    Case("Gmail, Runner", "gmail", "INBOX", "runner"),
+    Case("Google Calendar, Runner", "google-calendar", "", "runner"),
+    Case("Graph mail, Runner", "graph", "inbox", "runner"),
+    Case("Graph calendar, Runner", "graph-calendar", "", "runner"),
+    Case("Gmail, Celery", "gmail", "INBOX", "celery"),
+    Case("Graph mail, Celery", "graph", "inbox", "celery"),
 ]
 
 
@@ -124,8 +269,13 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @contextlib.contextmanager
 def runner_driver(source: Source, tmp: Path) -> Iterator[Stored]:
-    """``Runner.serve()`` with an hour's interval and tick: only a wake-up syncs."""
+    """``Runner.serve()`` with an hour's interval and tick: only a wake-up syncs.
+    For a webhook source, the push app and keeper as ``commlink sync --watch``
+    runs them with a ``[push]`` table."""
     channel, options = source.channel()
+    push = _push_config(source)
+    if push is not None:
+        options = dict(with_push_defaults([ChannelConfig(channel, options)], push)[0].options)
     store = SqlStore(f"sqlite:///{tmp / 'bench.sqlite'}")
     store.save_channel(channel)
     runner = Runner(
@@ -133,17 +283,50 @@ def runner_driver(source: Source, tmp: Path) -> Iterator[Stored]:
         lambda c: connect(c, options),
         interval=timedelta(hours=1),
     )
-    serving = threading.Thread(target=runner.serve, kwargs={"tick": timedelta(hours=1)})
-    serving.start()
-    try:
-        _wait(lambda: runner.hub.states() == {channel.id: "watching"}, 30, "the watch")
-        _wait(lambda: _synced(store, channel.id), 30, "the first sync")
-        time.sleep(1.0)  # the catch-up sync after the watch started
-        yield lambda: store.count_associations(channel.id)
-    finally:
-        runner.stop()
-        serving.join(timeout=15)
-        store.close()
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        if push is not None:
+            serve = serving_push(push, store, runner.wake, runner.connect, announce=False)
+            service = stack.enter_context(serve)
+            runner.hub.duties.append(service.duty)
+        serving = threading.Thread(target=runner.serve, kwargs={"tick": timedelta(hours=1)})
+        serving.start()
+        try:
+            if push is None:
+                _wait(lambda: runner.hub.states() == {channel.id: "watching"}, 30, "the watch")
+            else:
+                _wait(lambda: _subscribed(store, channel.id), 30, "the push subscriptions")
+            _wait(lambda: _synced(store, channel.id), 30, "the first sync")
+            time.sleep(1.0)  # the catch-up sync after the watch started
+            yield lambda: store.count_associations(channel.id)
+        finally:
+            runner.stop()
+            serving.join(timeout=15)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _push_table(source: Source) -> dict[str, Any] | None:
+    """The ``[push]`` table for a webhook source, on a free loopback port."""
+    port = _free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    extra = source.push_table(public_url)
+    if extra is None:
+        return None
+    return {"listen": f"127.0.0.1:{port}", "public_url": public_url, **extra}
+
+
+def _push_config(source: Source) -> Any:
+    table = _push_table(source)
+    return None if table is None else parse_push(table)
+
+
+def _subscribed(store: SqlStore, channel_id: str) -> bool:
+    return bool(store.subscription_store().subscriptions(channel_id=channel_id))
 
 
 def _synced(store: SqlStore, channel_id: str) -> bool:
@@ -159,11 +342,26 @@ def _reachable(address: tuple[str, int]) -> bool:
         return False
 
 
-def _config(path: Path, database: str, channel: Channel, options: dict[str, Any]) -> None:
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _config(
+    path: Path,
+    database: str,
+    channel: Channel,
+    options: dict[str, Any],
+    push: dict[str, Any] | None = None,
+) -> None:
     settings = channel.settings
-    lines = [
-        "[store]",
-        f'url = "{database}"',
+    lines = ["[store]", f'url = "{database}"']
+    if push is not None:
+        lines += ["[push]", *(f"{key} = {_toml(value)}" for key, value in push.items())]
+    lines += [
         "[[channels]]",
         f'id = "{channel.id}"',
         f'user = "{channel.user_id}"',
@@ -172,9 +370,7 @@ def _config(path: Path, database: str, channel: Channel, options: dict[str, Any]
         "org_domains = [" + ", ".join(f'"{d}"' for d in sorted(settings.org_domains)) + "]",
         "[channels.options]",
     ]
-    for key, value in options.items():
-        shown = str(value).lower() if isinstance(value, bool) else value
-        lines.append(f'{key} = "{shown}"' if isinstance(value, str) else f"{key} = {shown}")
+    lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -192,7 +388,8 @@ def celery_driver(source: Source, tmp: Path) -> Iterator[Stored]:
     with temporary_database() as engine:
         database = engine.url.render_as_string(hide_password=False)
         config = tmp / "commlink.toml"
-        _config(config, database, channel, options)
+        push = _push_table(source)  # served by the watch process
+        _config(config, database, channel, options, push)
         env = {
             **os.environ,
             "COMMLINK_BENCH_CONFIG": str(config),
@@ -211,6 +408,8 @@ def celery_driver(source: Source, tmp: Path) -> Iterator[Stored]:
         store = SqlStore(database)
         try:
             _wait(lambda: _synced(store, channel.id), 60, "the first sync through Celery")
+            if push is not None:
+                _wait(lambda: _subscribed(store, channel.id), 30, "the push subscriptions")
             time.sleep(1.0)
             yield lambda: store.count_associations(channel.id)
         finally:

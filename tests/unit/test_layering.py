@@ -73,7 +73,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 }
 _EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}
 MAY_IMPORT["contrib"] = _EVERYTHING_BUT_ROOTS
-MAY_IMPORT["cli"] = _EVERYTHING_BUT_ROOTS
+# the command serves contrib's push app and runs its Celery watch; contrib never imports cli
+MAY_IMPORT["cli"] = _EVERYTHING_BUT_ROOTS | {"contrib"}
 PROVIDER_SDKS = frozenset(
     {
         "googleapiclient",

@@ -27,6 +27,23 @@ value is kept as a ``commlink.credentials.Secret``, which never shows in a
 ``repr``, an error or a log line. Relative paths, including a SQLite
 database URL's, resolve against the configuration file's folder.
 
+Channels that sign in with OAuth (Gmail, Google Calendar, Graph, IMAP with
+XOAUTH2) name the identity provider and the app; ``commlink connect`` saves
+the grant in the store's database, sealed with the key ``[tokens]`` names::
+
+    [tokens]
+    key_env = "COMMLINK_TOKEN_KEY"  # a Fernet key (commlink.stores.generate_token_key)
+
+    [channels.options]
+    oauth = "google"                # or "microsoft" (then tenant = "...")
+    client_id = "1234.apps.googleusercontent.com"
+    client_secret_env = "GOOGLE_CLIENT_SECRET"
+    token_key = "alice-google"      # default: the channel id; share it between
+                                    # channels of one account (Gmail + Calendar)
+
+A ``[push]`` table serves the webhook push endpoints while ``commlink sync
+--watch`` or ``commlink watch`` runs (see ``commlink.cli.push_config``).
+
 Every mistake is a ``ConfigError`` naming the field, raised before anything
 is written; a misspelt key gets a suggestion.
 """
@@ -55,6 +72,7 @@ from ..model import (
     Visibility,
 )
 from ..providers.registry import PROVIDER_KINDS
+from .push_config import PUSH_KEYS, PushConfig, parse_push, with_push_defaults
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,6 +131,10 @@ class ChannelConfig:
 class Config:
     store_url: str = attrs.field(repr=_url_repr)
     channels: tuple[ChannelConfig, ...]
+    #: Seals the OAuth grants saved in the store's database (``[tokens]``).
+    token_key: Secret | None = attrs.field(default=None, repr=False)
+    #: The push endpoints and their public URL (``[push]``; see ``cli.push_config``).
+    push: PushConfig | None = None
 
 
 def load_config(path: str | Path) -> Config:
@@ -131,7 +153,7 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config:
     """Validate an already-parsed configuration mapping."""
-    _known_keys(data, {"store", "channels"}, "")
+    _known_keys(data, {"store", "channels", "tokens", "push"}, "")
     store = data.get("store", {})
     if not isinstance(store, Mapping):
         raise ConfigError("must be a table", field="store")
@@ -149,7 +171,47 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config
         if item.channel.id in seen:
             raise ConfigError(f"duplicate channel id {item.channel.id!r}", field="channels")
         seen.add(item.channel.id)
-    return Config(url, channels)
+    token_key = _token_key(data.get("tokens", {}), base)
+    push = None
+    if "push" in data:
+        if isinstance(data["push"], Mapping):
+            _known_keys(data["push"], PUSH_KEYS, "push")
+        push = parse_push(data["push"])
+        channels = with_push_defaults(channels, push)
+    return Config(url, _with_token_store(channels, url, token_key), token_key, push)
+
+
+def _with_token_store(
+    channels: tuple[ChannelConfig, ...], url: str, key: Secret | None
+) -> tuple[ChannelConfig, ...]:
+    """OAuth channels get the store's database as their ``token_store``."""
+    from .tokens import DatabaseTokenStore
+
+    tokens = DatabaseTokenStore(url, key)
+    return tuple(
+        attrs.evolve(item, options={**item.options, "token_store": tokens})
+        if "oauth" in item.options
+        else item
+        for item in channels
+    )
+
+
+def _token_key(raw: Any, base: Path | None) -> Secret | None:
+    """The ``[tokens]`` table: ``key``, ``key_env`` or ``key_file``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a table", field="tokens")
+    _known_keys(raw, {"key", "key_env", "key_file"}, "tokens")
+    given = [k for k in ("key", "key_env", "key_file") if k in raw]
+    if len(given) > 1:
+        raise ConfigError("give one of key, key_env and key_file", field="tokens")
+    if not given:
+        return None
+    value = raw[given[0]]
+    if not isinstance(value, str) or not value:
+        raise ConfigError("must be a non-empty string", field=f"tokens.{given[0]}")
+    if given[0] == "key":
+        return Secret(value)
+    return Secret(_secret_from(given[0][4:], value, f"tokens.{given[0]}", base))
 
 
 def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
@@ -207,6 +269,8 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
     if not isinstance(raw_options, Mapping):
         raise ConfigError("must be a table", field=f"{where}.options")
     options = _options(raw_options, f"{where}.options", base)
+    if "oauth" in options:
+        _check_oauth(options, provider, settings.visibility, f"{where}.options")
     if "path" in raw:
         path = Path(_string(raw, "path", where)).expanduser()
         if base is not None and not path.is_absolute():
@@ -217,6 +281,27 @@ def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
     elif provider in ("mbox", "maildir", "ics"):
         raise ConfigError("is required for file providers", field=f"{where}.path")
     return ChannelConfig(Channel(channel_id, user, kind, provider, settings), options)
+
+
+def _check_oauth(
+    options: Mapping[str, Any], provider: str, visibility: Visibility, where: str
+) -> None:
+    """An OAuth channel names a known identity provider that serves its
+    provider, and the app's client id."""
+    from ..auth.options import identity_of
+    from ..auth.scopes import scopes_for
+
+    try:
+        identity = identity_of(options)
+        scopes_for(provider, visibility, identity=identity)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).removeprefix("oauth: "), field=f"{where}.oauth") from None
+    client_id = options.get("client_id")
+    if not isinstance(client_id, str) or not client_id.strip():
+        raise ConfigError("is required with oauth", field=f"{where}.client_id")
+    key = options.get("token_key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise ConfigError("must be a non-empty string", field=f"{where}.token_key")
 
 
 def _string(raw: Mapping[str, Any], key: str, where: str) -> str:

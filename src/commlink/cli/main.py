@@ -8,6 +8,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -86,10 +87,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
         interval=timedelta(seconds=args.interval),
     )
     if args.watch:
-        try:
-            runner.serve()
-        except KeyboardInterrupt:
-            runner.stop()
+        with ExitStack() as pushing:
+            if config.push is not None:  # webhook endpoints, and the subscriptions they need
+                from .push import serving_push
+
+                push = pushing.enter_context(
+                    serving_push(config.push, store, runner.wake, runner.connect)
+                )
+                runner.hub.duties.append(push.duty)
+            try:
+                runner.serve()
+            except KeyboardInterrupt:
+                runner.stop()
         return 0
     reports = runner.run_once([c.channel for c in config.channels])
     if progress is not None:
@@ -244,11 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     skipped.add_argument("--json", action="store_true", help="print JSON")
     skipped.set_defaults(func=cmd_skipped)
 
+    from .connect import add_connect_parser
+
+    add_connect_parser(sub)
+
     from .check import add_check_parser
     from .db import add_db_parser
 
     add_check_parser(sub)
     add_db_parser(sub)
+
+    from .watch import add_parser as add_watch_parser
+
+    add_watch_parser(sub)
     return parser
 
 
