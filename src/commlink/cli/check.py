@@ -17,7 +17,7 @@ from ..ports import CalendarProvider, MailProvider
 from .config import ChannelConfig, Config, load_config
 from .output import as_json, terminal_safe
 
-__all__ = ["add_check_parser", "check_channel"]
+__all__ = ["check_channel", "cmd_check"]
 
 _SHOWN = 8  # selected folder names listed per channel
 
@@ -123,12 +123,3 @@ def _line(result: dict[str, Any]) -> str:
         f"ok in {result['seconds']} s, {result['folders']} found, {len(names)} selected"
         + (f": {shown}" if names else "")
     )
-
-
-def add_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``commlink check CONFIG [--channel ID ...] [--json]``."""
-    check = sub.add_parser("check", help="connect to every channel and show what it would sync")
-    check.add_argument("config")
-    check.add_argument("--channel", action="append", help="only this channel (repeatable)")
-    check.add_argument("--json", action="store_true", help="print JSON")
-    check.set_defaults(func=cmd_check)

@@ -24,7 +24,7 @@ from ..stores.sql import SqlStore
 from .config import ChannelConfig, Config, load_config
 from .output import terminal_safe
 
-__all__ = ["add_connect_parser", "cmd_connect"]
+__all__ = ["cmd_connect"]
 
 
 def _sharing(config: Config, item: ChannelConfig, identity: str, key: str) -> list[ChannelConfig]:
@@ -94,16 +94,3 @@ def cmd_connect(args: argparse.Namespace) -> int:
     if missing:
         print(terminal_safe(f"Note: these permissions were not granted: {' '.join(missing)}"))
     return 0
-
-
-def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "connect", help="sign in to a channel's account (OAuth) and save the grant"
-    )
-    parser.add_argument("config")
-    parser.add_argument("channel", help="the id of a channel with oauth in its options")
-    parser.add_argument("--no-browser", action="store_true", help="only print the URL to open")
-    parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the sign-in"
-    )
-    parser.set_defaults(func=cmd_connect)

@@ -17,7 +17,7 @@ from ..stores.sql_schema import (
 )
 from .config import load_config
 
-__all__ = ["add_db_parser"]
+__all__ = ["cmd_check", "cmd_sql", "cmd_upgrade"]
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
@@ -62,18 +62,3 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     sys.stdout.write(schema_ddl(args.dialect))
     return 0
-
-
-def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``commlink db check|upgrade|sql``."""
-    db = sub.add_parser("db", help="check, upgrade or print the database schema")
-    actions = db.add_subparsers(dest="db_command", required=True)
-    check = actions.add_parser("check", help="exit 1 unless the schema is current")
-    check.add_argument("config")
-    check.set_defaults(func=cmd_check)
-    upgrade = actions.add_parser("upgrade", help="create or migrate the schema")
-    upgrade.add_argument("config")
-    upgrade.set_defaults(func=cmd_upgrade)
-    sql = actions.add_parser("sql", help="print the DDL of a fresh schema")
-    sql.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
-    sql.set_defaults(func=cmd_sql)

@@ -9,6 +9,7 @@ left-out message was left out.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
 from .output import format_events, format_skips, format_thread, format_threads
 
-__all__ = ["DEMO_DATA", "find_demo_data", "run_demo"]
+__all__ = ["DEMO_DATA", "cmd_demo", "find_demo_data", "run_demo"]
 
 OWNER = "alice@northwind.example"
 
@@ -50,6 +51,11 @@ def build_crm(directory: SqlDirectory) -> None:
     directory.add_person("carol", "Carol Baskin", ["carol.baskin@gmail.com"])
     directory.add_opportunity("globex-renewal", "Globex renewal 2027", "globex", ["hank"])
     directory.add_opportunity("initech-pilot", "Initech pilot", "initech", ["peter"])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``commlink demo [--db FILE] [--data DIR]``."""
+    return run_demo(sys.stdout, db=args.db, data=args.data)
 
 
 def run_demo(

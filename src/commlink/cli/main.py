@@ -1,240 +1,102 @@
-"""The ``commlink`` command: demo, sync, status, timeline, skipped."""
+"""The ``commlink`` command: demo, check, sync, watch, connect, status,
+timeline, skipped, db.
+
+Only the arguments are defined here; each command's module is imported when
+that command runs, so ``commlink --help`` loads no database or provider code.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, TextIO
 
-import sqlalchemy as sa
+from .. import __version__
 
-from ..credentials import install_log_redaction
-from ..errors import CommlinkError, ConfigError
-from ..providers.registry import connect
-from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewer
-from ..stores.sql import SqlDirectory, SqlStore
-from ..sync.engine import SyncEngine
-from ..sync.report import Progress
-from ..sync.runner import Runner
-from .config import Config, load_config
-from .output import (
-    AliasInEffect,
-    aliases_in_effect,
-    as_json,
-    format_aliases,
-    format_skips,
-    format_threads,
-    terminal_safe,
-    when_relative,
-)
+__all__ = ["build_parser", "main"]
 
-__all__ = ["main"]
+Command = Callable[[argparse.Namespace], int]
 
 
-def _progress_printer(stream: TextIO) -> Callable[[Progress], None] | None:
-    if not stream.isatty():
-        return None
+def _run(target: str) -> Command:
+    """A command implemented by ``module:function`` of this package, imported on use."""
 
-    def show(event: Progress) -> None:
-        stream.write(
-            f"\r{event.channel_id} {event.scope_id}: {event.done} listed, {event.imported} imported"
-        )
-        stream.flush()
+    def run(args: argparse.Namespace) -> int:
+        module, _, name = target.partition(":")
+        found: Command = getattr(importlib.import_module(f"commlink.cli.{module}"), name)
+        return found(args)
 
-    return show
+    return run
 
 
-def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
-    """The configured store; read commands (``create=False``) never create a
-    SQLite file that is not there."""
-    if not create:
-        url = sa.make_url(config.store_url)
-        database = url.database or ""
-        on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-        if on_disk and not Path(database).exists():
-            raise ConfigError(
-                f"no database at {database}; run `commlink sync` on this configuration first",
-                field="store.url",
-            )
-    store = SqlStore(config.store_url)
-    return store, SqlDirectory(store)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(sys.stdout, db=args.db, data=args.data)
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store, directory = _open(config)
-    progress = _progress_printer(sys.stderr)
-    engine = SyncEngine(store, directory, progress=progress, folder_ttl=timedelta(minutes=5))
-    options = {c.channel.id: c for c in config.channels}
-    for item in config.channels:
-        store.save_channel(item.channel)
-    runner = Runner(
-        engine,
-        lambda channel: connect(channel, options[channel.id].options),
-        interval=timedelta(seconds=args.interval),
-    )
-    if args.watch:
-        with ExitStack() as pushing:
-            if config.push is not None:  # webhook endpoints, and the subscriptions they need
-                from .push import serving_push
-
-                push = pushing.enter_context(
-                    serving_push(config.push, store, runner.wake, runner.connect)
-                )
-                runner.hub.duties.append(push.duty)
-            try:
-                runner.serve()
-            except KeyboardInterrupt:
-                runner.stop()
-        return 0
-    reports = runner.run_once([c.channel for c in config.channels])
-    if progress is not None:
-        sys.stderr.write("\n")
-    failed = False
-    for report in reports:
-        print(terminal_safe(report.summary()))
-        for error in report.errors:
-            print(terminal_safe(f"  error: {error}"))
-            failed = True
-    return 1 if failed else 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    now = datetime.now(timezone.utc)
-    states = [
-        store.channel_state(item.channel.id) or ChannelState(item.channel.id)
-        for item in config.channels
-    ]
-    aliases = [
-        aliases_in_effect(item.channel.settings.aliases, state.aliases, item.channel.settings.owner)
-        for item, state in zip(config.channels, states, strict=True)
-    ]
-    if args.json:
-        print(as_json([_state_json(s, a) for s, a in zip(states, aliases, strict=True)]))
-        return 0
-    for state, in_effect in zip(states, aliases, strict=True):
-        last = when_relative(state.last_success, now) if state.last_success else "never"
-        line = f"{state.channel_id}: {state.status.value}, {state.stage.value}, last success {last}"
-        if state.failures:
-            line += f", {state.failures} failures in a row"
-        if state.next_attempt is not None:
-            line += f", next attempt {when_relative(state.next_attempt, now)}"
-        print(terminal_safe(line))
-        if in_effect:
-            print(f"  {format_aliases(in_effect)}")
-        if state.last_error:
-            print(terminal_safe(f"  last error: {state.last_error}"))
-    return 0
-
-
-def _state_json(state: ChannelState, aliases: Sequence[AliasInEffect]) -> dict[str, Any]:
-    def moment(value: datetime | None) -> str | None:
-        return value.isoformat(timespec="seconds") if value else None
-
-    return {
-        "channel": state.channel_id,
-        "status": state.status.value,
-        "stage": state.stage.value,
-        "failures": state.failures,
-        "last_error": state.last_error or None,
-        "next_attempt": moment(state.next_attempt),
-        "last_success": moment(state.last_success),
-        "aliases": [
-            {"address": a.address, "configured": a.configured, "discovered": a.discovered}
-            for a in aliases
-        ],
-    }
-
-
-def cmd_timeline(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    if args.person:
-        target = Target(TargetKind.PERSON, args.person)
-    elif args.company:
-        target = Target(TargetKind.COMPANY, args.company)
-    else:
-        target = Target(TargetKind.OPPORTUNITY, args.opportunity)
-    page = store.timeline(target, Viewer(args.viewer), PageRequest(limit=args.limit))
-    if args.json:
-        print(as_json({"threads": list(page.items), "next": page.next}))
-    else:
-        print("\n".join(format_threads(page.items)))
-    return 0
-
-
-def cmd_skipped(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    found: dict[str, list[Skip]] = {}
-    for item in config.channels:
-        if args.channel and item.channel.id != args.channel:
-            continue
-        # the operator reads as the channel's owner
-        owner = Viewer(item.channel.user_id)
-        found[item.channel.id] = list(store.skips(item.channel.id, owner, args.message_id))
-    if args.json:
-        print(
-            as_json({c: _summary(s) if args.summary else s[: args.limit] for c, s in found.items()})
-        )
-        return 0
-    for channel_id, skips in found.items():
-        print(f"{channel_id}: {len(skips)} skipped")
-        if args.summary:
-            for reason, count in _summary(skips).items():
-                print(f"  {reason:<16} {count}")
-            continue
-        print("\n".join(format_skips(skips[: args.limit])))
-        if len(skips) > args.limit:
-            print(f"  ... and {len(skips) - args.limit} more (--limit, --summary)")
-    return 0
-
-
-def _summary(skips: Sequence[Skip]) -> dict[str, int]:
-    return dict(Counter(s.reason.value for s in skips).most_common())
+def _config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="the TOML configuration file")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
-    parser = argparse.ArgumentParser(prog="commlink", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="commlink", description="Email and calendars into a CRM, with policy and visibility."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action="version", version=f"commlink {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="build a demo CRM in SQLite and sync a demo mailbox")
     demo.add_argument("--db", help="SQLite file to write (default: ./commlink-demo.sqlite)")
     demo.add_argument("--data", help="folder with demo.mbox and demo.ics")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=_run("demo:cmd_demo"))
+
+    check = sub.add_parser("check", help="connect to every channel and show what it would sync")
+    _config(check)
+    check.add_argument("--channel", action="append", help="only this channel (repeatable)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=_run("check:cmd_check"))
 
     sync = sub.add_parser("sync", help="sync the channels a config file declares")
-    sync.add_argument("config")
+    _config(sync)
     sync.add_argument("--watch", action="store_true", help="keep running and stay current")
     sync.add_argument("--interval", type=float, default=300, help="seconds between passes")
-    sync.set_defaults(func=cmd_sync)
+    sync.set_defaults(func=_run("commands:cmd_sync"))
+
+    watch = sub.add_parser(
+        "watch", help="hold push connections and queue Celery syncs for channels that change"
+    )
+    _config(watch)
+    watch.add_argument(
+        "--app",
+        required=True,
+        help="MODULE:ATTR of the tasks commlink.contrib.celery.install() returned",
+    )
+    watch.add_argument("--tick", type=float, default=2.0, help="seconds between store checks")
+    watch.add_argument(
+        "--max-watch-threads",
+        type=int,
+        default=5,
+        help="watch() threads per channel for providers without watch_scopes",
+    )
+    watch.set_defaults(func=_run("watch:cmd_watch"))
+
+    connect = sub.add_parser(
+        "connect", help="sign in to a channel's account (OAuth) and save the grant"
+    )
+    _config(connect)
+    connect.add_argument("channel", help="the id of a channel with oauth in its options")
+    connect.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    connect.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the sign-in"
+    )
+    connect.set_defaults(func=_run("connect:cmd_connect"))
 
     status = sub.add_parser("status", help="show each channel's sync status")
-    status.add_argument("config")
+    _config(status)
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=_run("commands:cmd_status"))
 
     timeline = sub.add_parser("timeline", help="show a CRM record's email threads")
-    timeline.add_argument("config")
+    _config(timeline)
     group = timeline.add_mutually_exclusive_group(required=True)
     group.add_argument("--person")
     group.add_argument("--company")
@@ -242,35 +104,42 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument("--viewer", required=True, help="the CRM user id reading")
     timeline.add_argument("--limit", type=int, default=20)
     timeline.add_argument("--json", action="store_true", help="print JSON")
-    timeline.set_defaults(func=cmd_timeline)
+    timeline.set_defaults(func=_run("commands:cmd_timeline"))
 
     skipped = sub.add_parser("skipped", help="explain why messages were left out")
-    skipped.add_argument("config")
+    _config(skipped)
     skipped.add_argument("--channel")
     skipped.add_argument("--message-id")
     skipped.add_argument("--limit", type=int, default=50, help="show at most this many")
     skipped.add_argument("--summary", action="store_true", help="counts by reason only")
     skipped.add_argument("--json", action="store_true", help="print JSON")
-    skipped.set_defaults(func=cmd_skipped)
+    skipped.set_defaults(func=_run("commands:cmd_skipped"))
 
-    from .connect import add_connect_parser
-
-    add_connect_parser(sub)
-
-    from .check import add_check_parser
-    from .db import add_db_parser
-
-    add_check_parser(sub)
-    add_db_parser(sub)
-
-    from .watch import add_parser as add_watch_parser
-
-    add_watch_parser(sub)
+    db = sub.add_parser("db", help="check, upgrade or print the database schema")
+    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_check = actions.add_parser("check", help="exit 1 unless the schema is current")
+    _config(db_check)
+    db_check.set_defaults(func=_run("db:cmd_check"))
+    upgrade = actions.add_parser("upgrade", help="create or migrate the schema")
+    _config(upgrade)
+    upgrade.set_defaults(func=_run("db:cmd_upgrade"))
+    sql = actions.add_parser("sql", help="print the DDL of a fresh schema")
+    sql.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
+    sql.set_defaults(func=_run("db:cmd_sql"))
     return parser
+
+
+def _safe(text: str) -> str:
+    from .output import terminal_safe
+
+    return terminal_safe(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..credentials import install_log_redaction
+    from ..errors import CommlinkError
+
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -281,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommlinkError as exc:
         if args.verbose:
             logging.getLogger("commlink.cli").exception("failed")
-        print(terminal_safe(f"commlink: {exc}"), file=sys.stderr)
+        print(_safe(f"commlink: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -292,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            terminal_safe(f"commlink: {type(exc).__name__}: {exc} (run with -v for details)"),
+            _safe(f"commlink: {type(exc).__name__}: {exc} (run with -v for details)"),
             file=sys.stderr,
         )
         return 1

@@ -39,7 +39,7 @@ from ..stores.sql import SqlDirectory, SqlStore
 from .config import Config, load_config
 from .push_config import PushConfig
 
-__all__ = ["add_parser", "cmd_watch", "config_factories"]
+__all__ = ["cmd_watch", "config_factories"]
 
 
 def config_factories(config: Config | str | Path) -> dict[str, Any]:
@@ -127,24 +127,3 @@ def _serve_with_push(tasks: Any, push: PushConfig, store_url: str, options: dict
             watch.serve()
     finally:
         store.close()
-
-
-def add_parser(sub: Any) -> None:
-    """Register ``commlink watch`` on the command's subparsers."""
-    watch = sub.add_parser(
-        "watch", help="hold push connections and queue Celery syncs for channels that change"
-    )
-    watch.add_argument("config")
-    watch.add_argument(
-        "--app",
-        required=True,
-        help="MODULE:ATTR of the tasks commlink.contrib.celery.install() returned",
-    )
-    watch.add_argument("--tick", type=float, default=2.0, help="seconds between store checks")
-    watch.add_argument(
-        "--max-watch-threads",
-        type=int,
-        default=5,
-        help="watch() threads per channel for providers without watch_scopes",
-    )
-    watch.set_defaults(func=cmd_watch)

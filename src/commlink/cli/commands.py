@@ -1,0 +1,203 @@
+"""The commands that sync and read: ``sync``, ``status``, ``timeline``, ``skipped``.
+
+Loaded only when one of them runs (``commlink --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+
+from ..errors import ConfigError
+from ..providers.registry import connect
+from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewer
+from ..stores.sql import SqlDirectory, SqlStore
+from ..sync.engine import SyncEngine
+from ..sync.report import Progress
+from ..sync.runner import Runner
+from .config import Config, load_config
+from .output import (
+    AliasInEffect,
+    aliases_in_effect,
+    as_json,
+    format_aliases,
+    format_skips,
+    format_threads,
+    terminal_safe,
+    when_relative,
+)
+
+__all__ = ["cmd_skipped", "cmd_status", "cmd_sync", "cmd_timeline"]
+
+
+def _progress_printer(stream: TextIO) -> Callable[[Progress], None] | None:
+    if not stream.isatty():
+        return None
+
+    def show(event: Progress) -> None:
+        stream.write(
+            f"\r{event.channel_id} {event.scope_id}: {event.done} listed, {event.imported} imported"
+        )
+        stream.flush()
+
+    return show
+
+
+def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
+    """The configured store; read commands (``create=False``) never create a
+    SQLite file that is not there."""
+    if not create:
+        url = sa.make_url(config.store_url)
+        database = url.database or ""
+        on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        if on_disk and not Path(database).exists():
+            raise ConfigError(
+                f"no database at {database}; run `commlink sync` on this configuration first",
+                field="store.url",
+            )
+    store = SqlStore(config.store_url)
+    return store, SqlDirectory(store)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store, directory = _open(config)
+    progress = _progress_printer(sys.stderr)
+    engine = SyncEngine(store, directory, progress=progress, folder_ttl=timedelta(minutes=5))
+    options = {c.channel.id: c for c in config.channels}
+    for item in config.channels:
+        store.save_channel(item.channel)
+    runner = Runner(
+        engine,
+        lambda channel: connect(channel, options[channel.id].options),
+        interval=timedelta(seconds=args.interval),
+    )
+    if args.watch:
+        with ExitStack() as pushing:
+            if config.push is not None:  # webhook endpoints, and the subscriptions they need
+                from .push import serving_push
+
+                push = pushing.enter_context(
+                    serving_push(config.push, store, runner.wake, runner.connect)
+                )
+                runner.hub.duties.append(push.duty)
+            try:
+                runner.serve()
+            except KeyboardInterrupt:
+                runner.stop()
+        return 0
+    reports = runner.run_once([c.channel for c in config.channels])
+    if progress is not None:
+        sys.stderr.write("\n")
+    failed = False
+    for report in reports:
+        print(terminal_safe(report.summary()))
+        for error in report.errors:
+            print(terminal_safe(f"  error: {error}"))
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store, _ = _open(config, create=False)
+    now = datetime.now(timezone.utc)
+    states = [
+        store.channel_state(item.channel.id) or ChannelState(item.channel.id)
+        for item in config.channels
+    ]
+    aliases = [
+        aliases_in_effect(item.channel.settings.aliases, state.aliases, item.channel.settings.owner)
+        for item, state in zip(config.channels, states, strict=True)
+    ]
+    if args.json:
+        print(as_json([_state_json(s, a) for s, a in zip(states, aliases, strict=True)]))
+        return 0
+    for state, in_effect in zip(states, aliases, strict=True):
+        last = when_relative(state.last_success, now) if state.last_success else "never"
+        line = f"{state.channel_id}: {state.status.value}, {state.stage.value}, last success {last}"
+        if state.failures:
+            line += f", {state.failures} failures in a row"
+        if state.next_attempt is not None:
+            line += f", next attempt {when_relative(state.next_attempt, now)}"
+        print(terminal_safe(line))
+        if in_effect:
+            print(f"  {format_aliases(in_effect)}")
+        if state.last_error:
+            print(terminal_safe(f"  last error: {state.last_error}"))
+    return 0
+
+
+def _state_json(state: ChannelState, aliases: Sequence[AliasInEffect]) -> dict[str, Any]:
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat(timespec="seconds") if value else None
+
+    return {
+        "channel": state.channel_id,
+        "status": state.status.value,
+        "stage": state.stage.value,
+        "failures": state.failures,
+        "last_error": state.last_error or None,
+        "next_attempt": moment(state.next_attempt),
+        "last_success": moment(state.last_success),
+        "aliases": [
+            {"address": a.address, "configured": a.configured, "discovered": a.discovered}
+            for a in aliases
+        ],
+    }
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store, _ = _open(config, create=False)
+    if args.person:
+        target = Target(TargetKind.PERSON, args.person)
+    elif args.company:
+        target = Target(TargetKind.COMPANY, args.company)
+    else:
+        target = Target(TargetKind.OPPORTUNITY, args.opportunity)
+    page = store.timeline(target, Viewer(args.viewer), PageRequest(limit=args.limit))
+    if args.json:
+        print(as_json({"threads": list(page.items), "next": page.next}))
+    else:
+        print("\n".join(format_threads(page.items)))
+    return 0
+
+
+def cmd_skipped(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store, _ = _open(config, create=False)
+    found: dict[str, list[Skip]] = {}
+    for item in config.channels:
+        if args.channel and item.channel.id != args.channel:
+            continue
+        # the operator reads as the channel's owner
+        owner = Viewer(item.channel.user_id)
+        found[item.channel.id] = list(store.skips(item.channel.id, owner, args.message_id))
+    if args.json:
+        print(
+            as_json({c: _summary(s) if args.summary else s[: args.limit] for c, s in found.items()})
+        )
+        return 0
+    for channel_id, skips in found.items():
+        print(f"{channel_id}: {len(skips)} skipped")
+        if args.summary:
+            for reason, count in _summary(skips).items():
+                print(f"  {reason:<16} {count}")
+            continue
+        print("\n".join(format_skips(skips[: args.limit])))
+        if len(skips) > args.limit:
+            print(f"  ... and {len(skips) - args.limit} more (--limit, --summary)")
+    return 0
+
+
+def _summary(skips: Sequence[Skip]) -> dict[str, int]:
+    return dict(Counter(s.reason.value for s in skips).most_common())
