@@ -66,6 +66,10 @@ from ..sync.report import Backoff, Progress, SyncReport
 from ..sync.runner import Runner
 from .celery_watch import CeleryWatch, serve_watch
 
+# jitter from a generator of its own: the process-wide `random` state is the
+# host's (and a test framework's), never to be disturbed from background threads
+_JITTER = random.SystemRandom()
+
 __all__ = ["RETRIED", "CeleryWatch", "CommlinkTasks", "install", "queue_marker", "serve_watch"]
 
 log = logging.getLogger("commlink.celery")
@@ -415,7 +419,7 @@ def install(
         except RETRIED as exc:
             if retries >= max_retries:
                 raise
-            countdown = random.uniform(0.5, 1.0) * min(retry_cap, 2 ** (retries + 1))
+            countdown = _JITTER.uniform(0.5, 1.0) * min(retry_cap, 2 ** (retries + 1))
             log.warning("sync of %s failed (%r); retry in %.0fs", channel_id, exc, countdown)
             raise self.retry(exc=exc, countdown=countdown, kwargs={"token": token}) from exc
 

@@ -19,6 +19,10 @@ from ..errors import (
     bounded_wait,
 )
 
+# jitter from a generator of its own: the process-wide `random` state is the
+# host's (and a test framework's), never to be disturbed from background threads
+_JITTER = random.SystemRandom()
+
 __all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "retry_after_seconds"]
 
 log = logging.getLogger("commlink.providers.retry")
@@ -63,7 +67,7 @@ class RetryPolicy:
         hinted = error.retry_after if isinstance(error, RateLimited) else None
         if hinted is not None:
             return hinted
-        return float(self.base_delay * 2.0**attempt * (1 + random.random() / 2))
+        return float(self.base_delay * 2.0**attempt * (1 + _JITTER.random() / 2))
 
     def wait_or_raise(
         self, error: ProviderError, attempt: int, cause: BaseException | None = None

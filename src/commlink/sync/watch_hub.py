@@ -36,6 +36,10 @@ from ..model import Channel, FolderKind
 from ..ports import CalendarProvider, MailProvider, Scope, ScopeWatcher, Store
 from ..records import ChannelStatus
 
+# jitter from a generator of its own: the process-wide `random` state is the
+# host's (and a test framework's), never to be disturbed from background threads
+_JITTER = random.SystemRandom()
+
 __all__ = ["PeriodicDuty", "WatchHub", "watchable"]
 
 log = logging.getLogger("commlink.watch")
@@ -241,7 +245,7 @@ class _Watcher(threading.Thread):
             if outcome == "auth":
                 delay = backoff.most
             self.state = "waiting"
-            self._cancelled.wait(delay * random.uniform(0.5, 1.0))
+            self._cancelled.wait(delay * _JITTER.uniform(0.5, 1.0))
             delay = min(delay * 2, backoff.most)
 
     def _watch_once(self, *, wake: bool) -> str:

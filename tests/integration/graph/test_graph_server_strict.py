@@ -44,7 +44,8 @@ def _request(url: str, **changes: object) -> dict[str, object]:
         "expirationDateTime": _stamp(timedelta(days=2)),
         "clientState": "s" * 40,
     }
-    body.update(changes)
+    # times are taken now, not when the parameters were collected minutes ago
+    body.update({k: _stamp(v) if isinstance(v, timedelta) else v for k, v in changes.items()})
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -53,8 +54,8 @@ def _request(url: str, **changes: object) -> dict[str, object]:
     [
         ({"notificationUrl": "http://crm.example/graph"}, "must use https"),
         ({"lifecycleNotificationUrl": "ftp://crm.example/life"}, "must use https"),
-        ({"expirationDateTime": _stamp(timedelta(minutes=10081))}, "10080 minutes"),
-        ({"expirationDateTime": _stamp(-timedelta(minutes=1))}, "in the future"),
+        ({"expirationDateTime": timedelta(minutes=10090)}, "10080 minutes"),
+        ({"expirationDateTime": -timedelta(minutes=1)}, "in the future"),
         ({"expirationDateTime": None}, "expirationDateTime is required"),
         ({"clientState": "x" * 129}, "at most 128"),
         ({"changeType": "created,moved"}, "changeType is invalid"),
