@@ -107,6 +107,8 @@ def test_watch_wakes_the_channel(setup) -> None:
     store.save_channel(channel())
     runner = Runner(engine, lambda c: provider, interval=timedelta(hours=1))
     runner.run_once()
+    assert runner.hub.states() == {}  # a one-shot pass leaves no watcher behind
+    runner.hub.ensure(channel())  # what serve() does for every channel
     assert runner.due() == []
     provider.box.add("INBOX", sample_message(1))
     provider.news.set()

@@ -79,6 +79,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         engine,
         lambda channel: connect(channel, options[channel.id].options),
         interval=timedelta(seconds=args.interval),
+        watch=args.watch,
     )
     if args.watch:
         with ExitStack() as pushing:

@@ -44,9 +44,11 @@ class Runner:
     With ``watch`` (the default), ``serve()`` starts a push watcher for
     every channel at once (``hub``, a ``WatchHub``; ``max_watch_threads``
     caps the ``watch(scope)`` threads of a provider without
-    ``watch_scopes``), and a channel synced by ``run_once`` is watched from
-    then on. ``duties`` run every so often from ``serve()`` (e.g. renewing
-    webhook subscriptions); more may be added to ``hub.duties``.
+    ``watch_scopes``), and a channel that completes its first sync while
+    ``serve()`` runs is watched from then on; ``run_once`` on its own starts
+    no watcher (a one-shot sync leaves no thread behind). ``duties`` run
+    every so often from ``serve()`` (e.g. renewing webhook subscriptions);
+    more may be added to ``hub.duties``.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Runner:
         self.interval = interval
         self.concurrency = max(1, concurrency)
         self.watch_enabled = watch
+        self._serving = False  # watchers belong to serve(); run_once alone starts none
         self._woken: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -116,7 +119,7 @@ class Runner:
         finally:
             provider.close()
         log.info("%s", report.summary())
-        if self.watch_enabled and report.complete:
+        if self.watch_enabled and self._serving and report.complete:
             self.hub.ensure(channel)
         return report
 
@@ -146,6 +149,7 @@ class Runner:
     def serve(self, tick: timedelta = timedelta(seconds=5)) -> None:
         """Run until ``stop()``: watch every channel (at once, not after its
         first sync), sync due channels, sleep until woken or the next tick."""
+        self._serving = True
         while not self._stop.is_set():
             try:
                 if self.watch_enabled:
