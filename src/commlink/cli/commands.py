@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +21,6 @@ from ..providers.registry import connect
 from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewer
 from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
-from ..sync.report import Progress
 from ..sync.runner import Runner
 from .config import Config, load_config
 from .output import (
@@ -34,21 +33,13 @@ from .output import (
     terminal_safe,
     when_relative,
 )
+from .progress import ProgressLine
 
 __all__ = ["cmd_skipped", "cmd_status", "cmd_sync", "cmd_timeline"]
 
 
-def _progress_printer(stream: TextIO) -> Callable[[Progress], None] | None:
-    if not stream.isatty():
-        return None
-
-    def show(event: Progress) -> None:
-        stream.write(
-            f"\r{event.channel_id} {event.scope_id}: {event.done} listed, {event.imported} imported"
-        )
-        stream.flush()
-
-    return show
+def _progress_printer(stream: TextIO) -> ProgressLine | None:
+    return ProgressLine(stream) if stream.isatty() else None
 
 
 def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
@@ -97,7 +88,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 0
     reports = runner.run_once([c.channel for c in config.channels])
     if progress is not None:
-        sys.stderr.write("\n")
+        progress.finish()
     failed = False
     for report in reports:
         print(terminal_safe(report.summary()))
