@@ -2,12 +2,20 @@
 a hand-written imaplib loop, all reading the same private Dovecot.
 
 The corpus (benchmarks/corpus.py) is written as Maildir files in three
-folders. Each contender runs as a fresh process; wall time and the peak RSS
-of that process are reported. Then: the round trips and time of a no-change
-incremental pass, and how long a new message takes to show in the store
-with the Runner and IMAP IDLE.
+folders. Each contender runs as a fresh process; wall time, CPU time (user
++ system) and the peak RSS of that process are reported, and every figure
+relative to durable mbsync (``FSync yes``), which runs in the same session:
+on a shared machine absolute figures drift, ratios much less. Then: the
+round trips and time of a no-change incremental pass, and how long a new
+message takes to show in the store with the Runner and IMAP IDLE.
+
+``--baseline-src DIR`` also runs the commlink contenders from another
+source tree (``DIR`` holds the ``commlink`` package, e.g. a checkout's
+``src``), for a before/after comparison within one session; ``--repeat N``
+runs every contender N times and reports medians.
 
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
+        [--baseline-src /tmp/old/src] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import imaplib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,19 +192,21 @@ folderfilter = lambda name: name in ("INBOX", "Sent", "Archive")
 
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a process; its wall time, peak RSS (VmHWM sampled every 10 ms) and,
-    for our own children, its JSON result."""
+    """Run a process; its wall time, CPU time, peak RSS (VmHWM sampled every
+    10 ms) and, for our own children, its JSON result."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or dict(os.environ)
     )
     peak = [0]
+    finished = threading.Event()
 
     def sample() -> None:
         # VmHWM of the process itself: ru_maxrss from wait4 would include the
-        # forking Python parent's memory, which the child inherits until exec
+        # forking Python parent's memory, which the child inherits until exec;
+        # no poll() here, it would reap the child before wait4 can
         status = Path(f"/proc/{process.pid}/status")
-        while process.poll() is None:
+        while not finished.is_set():
             try:
                 for line in status.read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -212,12 +223,19 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
     out = process.stdout.read()  # type: ignore[union-attr]
     reader.join()
     err = b"".join(errors)
-    process.wait()
+    # wait4: the CPU time of this child alone (its peak RSS comes from VmHWM)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
+    finished.set()
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): {err.decode()[-2000:]}")
-    result: dict[str, Any] = {"seconds": seconds, "rss_mb": peak[0] / 1024}
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": peak[0] / 1024,
+    }
     lines = out.decode().strip().splitlines()
     if lines and lines[-1].startswith("{"):
         result.update(json.loads(lines[-1]))
@@ -294,6 +312,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--skip", nargs="*", default=[])
+    parser.add_argument("--baseline-src", help="also run commlink from this source tree")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender (medians)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -338,34 +358,26 @@ def main() -> None:
             "mbsync-nofsync",
             "offlineimap",
         ]
+        if args.baseline_src:
+            contenders[2:2] = ["commlink-full@baseline", "commlink-metadata@baseline"]
+        contenders = [c for c in contenders if not any(c.startswith(s) for s in args.skip)]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+        # round by round, not contender by contender: on a shared machine the
+        # load drifts, and every contender should see the same drift
+        for n in range(max(1, args.repeat)):
+            for name in contenders:
+                if n and not runs[name]:
+                    continue  # not installed
+                work = Path(tmp) / f"{name}-{n}"
+                work.mkdir()
+                result = run_contender(name, args, server, base, work)
+                if result is not None:
+                    runs[name].append(result)
+                    print(f"  round {n + 1}: {describe(name, result)}", flush=True)
         for name in contenders:
-            if any(name.startswith(s) for s in args.skip):
-                continue
-            work = Path(tmp) / name
-            work.mkdir()
-            if name.startswith("mbsync"):
-                if shutil.which("mbsync") is None:
-                    print(f"{name}: mbsync not installed (Debian: isync)")
-                    continue
-                config = mbsync_config(args_for(server), work, fsync=name == "mbsync")
-                result = measure(["mbsync", "-q", "-c", str(config), "-a"])
-                result["messages"] = count_files(work / "mbsync")
-            elif name == "offlineimap":
-                if shutil.which("offlineimap") is None:
-                    print("offlineimap: not installed (Debian: offlineimap3)")
-                    continue
-                config = offlineimap_config(args_for(server), work)
-                result = measure(["offlineimap", "-c", str(config), "-o", "-u", "quiet"])
-                result["messages"] = count_files(work / "offlineimap")
-            else:
-                result = measure([*base, "--child", str(work), "--contender", name])
-            results[name] = result
-            print(
-                f"{name:<18} {result['seconds']:7.2f} s  {result['messages']:>7,} msgs  "
-                f"{result['messages'] / result['seconds']:8,.0f} msg/s  "
-                f"peak RSS {result['rss_mb']:7.1f} MB",
-                flush=True,
-            )
+            if runs[name]:
+                results[name] = median_of(runs[name])
+                print(describe(name, results[name]))
         report(results)
         latencies = idle_latency(server, Path(tmp))
         print(
@@ -375,6 +387,53 @@ def main() -> None:
         )
 
 
+def run_contender(
+    name: str, args: argparse.Namespace, server: Any, base: list[str], work: Path
+) -> dict[str, Any] | None:
+    """One run of one contender, ``None`` when it is not installed."""
+    if name.startswith("mbsync"):
+        if shutil.which("mbsync") is None:
+            print(f"{name}: mbsync not installed (Debian: isync)")
+            return None
+        config = mbsync_config(args_for(server), work, fsync=name == "mbsync")
+        result = measure(["mbsync", "-q", "-c", str(config), "-a"])
+        result["messages"] = count_files(work / "mbsync")
+        return result
+    if name == "offlineimap":
+        if shutil.which("offlineimap") is None:
+            print("offlineimap: not installed (Debian: offlineimap3)")
+            return None
+        config = offlineimap_config(args_for(server), work)
+        result = measure(["offlineimap", "-c", str(config), "-o", "-u", "quiet"])
+        result["messages"] = count_files(work / "offlineimap")
+        return result
+    contender, _, variant = name.partition("@")
+    env = dict(os.environ)
+    if variant == "baseline":
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (args.baseline_src, env.get("PYTHONPATH")) if p
+        )
+    return measure([*base, "--child", str(work), "--contender", contender], env)
+
+
+def describe(name: str, result: dict[str, Any]) -> str:
+    return (
+        f"{name:<27} {result['seconds']:7.2f} s  cpu {result['cpu']:6.2f} s  "
+        f"{result['messages']:>7,} msgs  {result['messages'] / result['seconds']:8,.0f} msg/s  "
+        f"peak RSS {result['rss_mb']:7.1f} MB"
+    )
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every number over the runs (the first run's other values)."""
+    merged = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = statistics.median(r[key] for r in runs)
+    merged["runs"] = len(runs)
+    return merged
+
+
 def args_for(server: Any) -> argparse.Namespace:
     return argparse.Namespace(port=server.port, user=server.username, password=server.password)
 
@@ -382,25 +441,30 @@ def args_for(server: Any) -> argparse.Namespace:
 def report(results: dict[str, dict[str, Any]]) -> None:
     if not results:
         return
-    print("\nwall time and peak RSS relative to commlink-full:")
-    ref = results.get("commlink-full")
-    for name, result in results.items():
-        if ref is None:
-            break
-        print(
-            f"  {name:<18} time x{result['seconds'] / ref['seconds']:5.2f}   "
-            f"RSS x{result['rss_mb'] / ref['rss_mb']:5.2f}"
-        )
-    for name in ("commlink-full", "commlink-metadata"):
-        result = results.get(name)
-        if result is None:
+    ref = results.get("mbsync")
+    if ref is not None:
+        print("\nrelative to durable mbsync (FSync yes), same session:")
+        for name, result in results.items():
+            print(
+                f"  {name:<27} wall x{result['seconds'] / ref['seconds']:5.2f}   "
+                f"cpu x{result['cpu'] / max(ref['cpu'], 1e-3):6.2f}   "
+                f"RSS x{result['rss_mb'] / ref['rss_mb']:6.2f}"
+            )
+    for name in (
+        "commlink-full",
+        "commlink-full@baseline",
+        "commlink-metadata",
+        "commlink-metadata@baseline",
+    ):
+        quiet = results.get(name)
+        if quiet is None:
             continue
-        per_folder = result["quiet_round_trips"] / max(1, result["scopes"])
+        per_folder = quiet["quiet_round_trips"] / max(1, quiet["scopes"])
         print(
-            f"{name}: no-change pass {result['quiet_round_trips']} round trips for "
-            f"{result['scopes']} folders ({per_folder:.2f}/folder, target <= 3), "
-            f"{result['quiet_seconds'] * 1000:.1f} ms (target < 50 ms); "
-            f"imported {result['imported']:,}, skipped {result['skipped']:,}"
+            f"{name}: no-change pass {quiet['quiet_round_trips']} round trips for "
+            f"{quiet['scopes']} folders ({per_folder:.2f}/folder, target <= 3), "
+            f"{quiet['quiet_seconds'] * 1000:.1f} ms (target < 50 ms); "
+            f"imported {quiet['imported']:,}, skipped {quiet['skipped']:,}"
         )
 
 

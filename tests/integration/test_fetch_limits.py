@@ -175,14 +175,14 @@ def test_imap_fetches_sizes_first_and_bodies_within_the_budget(
     provider = imap_account.new_provider(limits=limits())
     scope = _inbox(provider)
     commands: list[tuple[str, ...]] = []
-    raw_uid = provider.conn.raw_uid
+    stream_uid = provider.conn.stream_uid
 
-    def recording(client: Any, command: str, *args: str) -> list[Any]:
+    def recording(client: Any, command: str, *args: str, max_literal: int) -> Any:
         commands.append((command, *args))
-        return raw_uid(client, command, *args)
+        return stream_uid(client, command, *args, max_literal=max_literal)
 
     ids = _ids(provider, scope)
-    provider.conn.raw_uid = recording  # type: ignore[method-assign]
+    provider.conn.stream_uid = recording  # type: ignore[method-assign]
     check_fetch(provider, scope, ids, lambda size: size == len(message(BIG, 60_000)))
     items = [c[2] for c in commands if c[0] == "FETCH"]
     assert items.count("(RFC822.SIZE)") == 1

@@ -3,6 +3,9 @@
 ``ImapConnection.call`` runs one command (after selecting a folder when
 asked), reconnects once when the connection dropped, and translates every
 imapclient/imaplib/socket exception into commlink's error tree.
+``ImapConnection.stream_uid`` sends a UID command itself and reads its
+responses as they arrive (``fetch_stream``), bypassing imaplib's
+collection of untagged responses.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import imaplib
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
 from ...credentials import Secret, is_loopback_host
 from ...errors import AuthError, ConfigError, NotFound, ProviderError, TransientError
+from .fetch_stream import CommandRefused, ConnectionLost, Fetch, ResponseReader, Vanished
+from .fetch_stream import command_responses as _command_responses
 
-__all__ = ["ImapConnection", "ImapSettings", "OAuth2Token", "Selected"]
+__all__ = ["DROPPED", "ImapConnection", "ImapSettings", "OAuth2Token", "Selected"]
 
 #: An XOAUTH2 access token: fixed, or a callable asked at every login (a
 #: token source that refreshes, so a reconnect after expiry gets a new token).
@@ -31,6 +36,8 @@ log = logging.getLogger("commlink.imap")
 T = TypeVar("T")
 
 _DROPPED = (OSError, EOFError, imaplib.IMAP4.abort, ssl_module.SSLError)
+#: What a lost connection raises, from imaplib or from a streamed command.
+DROPPED = (*_DROPPED, ConnectionLost)
 
 
 @attrs.frozen(slots=True)
@@ -71,7 +78,8 @@ class ImapConnection:
     """A lazily opened, reconnecting IMAP connection.
 
     ``round_trips`` counts the commands sent after login (for tests and
-    benchmarks of quiet passes).
+    benchmarks of quiet passes); ``literal_bytes`` the bytes of literals
+    (message bodies and headers) read by streamed commands.
     """
 
     def __init__(self, settings: ImapSettings) -> None:
@@ -92,7 +100,9 @@ class ImapConnection:
         self.capabilities: frozenset[str] = frozenset()
         self.selected: Selected | None = None
         self.round_trips = 0
+        self.literal_bytes = 0
         self.connects = 0
+        self._tags = 0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -119,6 +129,10 @@ class ImapConnection:
         except (*_DROPPED, imaplib.IMAP4.error) as exc:
             raise TransientError(f"cannot connect to {s.host}:{s.port}: {exc}") from exc
         client.normalise_times = False
+        # imapclient turns imaplib's debug output on (level 5): imaplib then
+        # formats every response, message bodies included, for a logger that
+        # usually drops it; that was a third of a full sync's time
+        client._imap.debug = 0
         try:
             if s.starttls:
                 client.starttls(s.ssl_context())
@@ -195,18 +209,21 @@ class ImapConnection:
         self.open()
         return capability.upper() in self.capabilities
 
-    def call(self, command: Callable[[Any], T], *, folder: str | None = None) -> T:
+    def call(
+        self, command: Callable[[Any], T], *, folder: str | None = None, counted: bool = True
+    ) -> T:
         """Run ``command(client)``, EXAMINE-ing ``folder`` first when given
         (unless already selected); reconnects and retries once when the
-        connection drops."""
+        connection drops. ``counted=False``: the command counts its round
+        trips itself (``stream_uid`` does)."""
         for attempt in (1, 2):
             client = self.open()
             try:
                 if folder is not None and (self.selected is None or self.selected.name != folder):
                     self._examine(client, folder)
-                self.round_trips += 1
+                self.round_trips += counted
                 return command(client)
-            except _DROPPED as exc:
+            except DROPPED as exc:
                 self.drop()
                 if attempt == 2:
                     raise TransientError(f"IMAP connection lost: {exc}") from exc
@@ -221,7 +238,7 @@ class ImapConnection:
             client = self.open()
             try:
                 return self._examine(client, folder)
-            except _DROPPED as exc:
+            except DROPPED as exc:
                 self.drop()
                 if attempt == 2:
                     raise TransientError(f"IMAP connection lost: {exc}") from exc
@@ -260,17 +277,53 @@ class ImapConnection:
         else:
             client.close_folder()
 
-    def raw_uid(self, client: Any, command: str, *args: str) -> list[Any]:
-        """``UID <command> args`` through imaplib, for what imapclient lacks
-        (``1:*`` sets, CHANGEDSINCE/VANISHED modifiers); returns the untagged data."""
-        typ, data = client._imap.uid(command, *args)
-        if typ != "OK":
-            raise imaplib.IMAP4.error(f"UID {command} failed: {data!r}")
-        return list(data)
+    def stream_uid(
+        self, client: Any, command: str, *args: str, max_literal: int
+    ) -> Iterator[Fetch | Vanished]:
+        """``UID <command> args``, its FETCH and VANISHED responses handed out
+        as each completes (literals above ``max_literal`` bytes are dropped,
+        see ``fetch_stream``). A command left unfinished, or one whose
+        responses could not be read, drops the connection: it is out of step."""
+        imap = client._imap
+        # imaplib's tags are upper-case letters and digits: these never collide
+        self._tags += 1
+        tag = b"cl%d" % self._tags
+        line = " ".join(("UID", command, *args))
+        self.round_trips += 1
+        imap.send(tag + b" " + line.encode("ascii") + b"\r\n")
+        reader = ResponseReader(_ImaplibStream(imap), max_literal=max_literal)
+        finished = False
+        try:
+            yield from _command_responses(reader, tag)
+            finished = True
+        except CommandRefused as exc:
+            finished = True  # the command is over; the connection is fine
+            raise refusal(exc.text, self.selected.name if self.selected else None) from exc
+        finally:
+            self.literal_bytes += reader.literal_bytes
+            if not finished:
+                self.drop()
 
-    def untagged(self, client: Any, name: str) -> list[Any]:
-        """Pop the untagged responses of ``name`` collected so far (e.g. VANISHED)."""
-        return list(client._imap.untagged_responses.pop(name, []))
+
+class _ImaplibStream:
+    """The connection's bytes through imaplib's own ``read``/``readline``
+    (they know the read buffer imaplib keeps), for ``fetch_stream``."""
+
+    def __init__(self, imap: Any) -> None:
+        self._imap = imap
+
+    def readline(self, size: int = -1, /) -> bytes:
+        try:
+            line: bytes = self._imap.readline()
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:  # a line over imaplib's own bound
+            raise ProviderError(f"unreadable IMAP response: {exc}") from exc
+        return line
+
+    def read(self, size: int = -1, /) -> bytes:
+        data: bytes = self._imap.read(size)
+        return data
 
 
 def _int(response: Mapping[bytes, Any], key: bytes) -> int:
@@ -284,7 +337,11 @@ def _int(response: Mapping[bytes, Any], key: bytes) -> int:
 
 
 def _refused(exc: imaplib.IMAP4.error, folder: str | None) -> ProviderError:
-    text = str(exc)
+    return refusal(str(exc), folder)
+
+
+def refusal(text: str, folder: str | None) -> ProviderError:
+    """The error for a command the server refused (NO/BAD), by its text."""
     upper = text.upper()
     # Dovecot: [NONEXISTENT] / "doesn't exist"; Cyrus: "Mailbox does not exist"
     if any(sign in upper for sign in ("NONEXISTENT", "DOESN'T EXIST", "DOES NOT EXIST", "NO SUCH")):

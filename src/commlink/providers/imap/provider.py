@@ -7,43 +7,43 @@ with EXAMINE and bodies fetched with ``BODY.PEEK``, so nothing becomes
 \\Seen.
 
 Incremental sync (``changes``) starts with one STATUS per folder; an
-unchanged folder costs that single round trip. New messages always come
-from ``UID SEARCH UID uidnext:*``. With QRESYNC (RFC 7162) flag changes and
-expunges of the UIDs the cursor knew come from
-``UID FETCH 1:<uidnext-1> (FLAGS) (CHANGEDSINCE m VANISHED)``: an explicit
+unchanged folder costs that single round trip, and so does one whose only
+change is flags (same UIDNEXT, same count): flags are not stored, so a flag
+change is not new content. New messages are the UIDs from the cursor's
+UIDNEXT on (``UID SEARCH UID uidnext:*``). With QRESYNC (RFC 7162) expunges
+of the UIDs the cursor knew come from
+``UID FETCH 1:<uidnext-1> (UID) (CHANGEDSINCE m VANISHED)``: an explicit
 range, since a server may read ``*`` as the highest UID still present and
 then never report the expunge of the newest messages (Cyrus does). Without
 QRESYNC any expunge (the message count does not add up) raises
-``CursorExpired`` so the engine reconciles with a listing; flag changes are
-not detected without CONDSTORE (there is no cheap way to see them). A
-HIGHESTMODSEQ or UIDNEXT lower than the cursor's under the same
-UIDVALIDITY (a rebuilt index) raises ``CursorExpired`` as well.
+``CursorExpired`` so the engine reconciles with a listing. A HIGHESTMODSEQ
+or UIDNEXT lower than the cursor's under the same UIDVALIDITY (a rebuilt
+index) raises ``CursorExpired`` as well.
+
+Fetching streams (``fetcher``, ``fetch_stream``): messages are read off the
+socket one literal at a time on a worker thread (``prefetch``) and handed
+over as each is complete, while the caller parses and commits; when a whole
+listed page is fetched, the next page is fetched ahead, within
+``Limits.fetch_batch_bytes`` of messages waiting.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-import attrs
-
-from ...errors import ConfigError, CursorExpired, ProviderError
+from ...errors import ConfigError, CursorExpired
 from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
-from ..sizing import DEFAULT_LIMITS, plan_fetch
+from ..sizing import DEFAULT_LIMITS
 from .connection import ImapConnection, ImapSettings, OAuth2Token, Selected
-from .responses import (
-    ImapCursor,
-    compress_uids,
-    fetched_message,
-    folder_from_list,
-    make_id,
-    parse_id,
-    parse_vanished,
-)
+from .fetch_stream import Vanished
+from .fetcher import FetchJob, MessageFetcher
+from .prefetch import Prefetcher
+from .responses import ImapCursor, folder_from_list, make_id, parse_id, parse_vanished
 
 __all__ = ["ImapProvider"]
 
@@ -62,7 +62,8 @@ class ImapProvider:
     make one listing page and at most one FETCH; a full fetch learns the
     sizes first (``RFC822.SIZE``) and keeps each FETCH of bodies within
     ``limits.fetch_batch_bytes``, a message above ``limits.max_message_bytes``
-    being fetched headers only.
+    being fetched headers only. Fetching runs on a worker thread that reads
+    ahead by at most ``limits.fetch_batch_bytes`` of messages.
 
     Push: ``watch_scopes`` watches every selected folder, through NOTIFY
     (RFC 5465) on one connection where the server offers it and ``notify``
@@ -106,23 +107,50 @@ class ImapProvider:
             float(timeout),
             allow_plaintext,
         )
-        self.page_size = page_size
         self.limits = limits
         self.notify = notify
         self.notify_flags = notify_flags
         self.max_idle_connections = max_idle_connections
         self.conn = ImapConnection(self.settings)
+        self._fetcher = MessageFetcher(self.conn, limits, page_size)
+        self._prefetch: Prefetcher[FetchJob] = Prefetcher(
+            self._fetcher.messages, limits.fetch_batch_bytes
+        )
         self._listing: tuple[str, int, list[int]] | None = None
+        #: the page just listed and the one after it: (folder, UIDVALIDITY, page, next)
+        self._listed: tuple[str, int, frozenset[int], tuple[int, ...]] | None = None
+
+    @property
+    def page_size(self) -> int:
+        """UIDs per listing page and per FETCH."""
+        return self._fetcher.page_size
+
+    @page_size.setter
+    def page_size(self, value: int) -> None:
+        if value < 1:
+            raise ConfigError("must be positive", field="page_size")
+        self._fetcher.page_size = value
 
     @property
     def round_trips(self) -> int:
         """IMAP commands sent so far (login excluded)."""
         return self.conn.round_trips
 
+    @property
+    def bytes_fetched(self) -> int:
+        """Bytes of messages (bodies and headers) received so far."""
+        return self.conn.literal_bytes
+
+    def _quiet(self) -> None:
+        """Take the connection back from the fetch worker (dropping what it
+        fetched ahead) before any other command."""
+        self._prefetch.cancel()
+
     # -- folders ---------------------------------------------------------------
 
     def folders(self) -> Sequence[Folder]:
         """Selectable folders, kinds from SPECIAL-USE attributes or well-known names."""
+        self._quiet()
         rows = self.conn.call(lambda c: c.list_folders())
         found: dict[str, Folder] = {}
         for flags, delimiter, name in rows:
@@ -140,41 +168,45 @@ class ImapProvider:
 
     def snapshot(self, scope: Scope) -> str:
         """EXAMINE the folder and record UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, count."""
+        self._quiet()
         state = self.conn.examine(scope.id)
         modseq = state.highestmodseq if self._condstore else 0
         return ImapCursor(state.uidvalidity, state.uidnext, modseq, state.exists).encode()
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        """UIDs newest first; the page token is ``"{uidvalidity}:{upper bound}"``."""
-        state = self._selected(scope.id)
-        upper: int | None = None
-        if page is not None:
-            parsed = parse_id(page)
-            if parsed is not None and parsed[0] == state.uidvalidity:
-                upper = parsed[1]
+        """UIDs newest first; the page token is ``"{uidvalidity}:{upper bound}"``.
+        One UID SEARCH per listing: later pages reuse its result (and send
+        no command, so a fetch ahead goes on)."""
+        parsed = parse_id(page) if page is not None else None
+        cached = self._listing
+        upper: int | None
+        if parsed is not None and cached is not None and cached[:2] == (scope.id, parsed[0]):
+            validity, upper, uids = parsed[0], parsed[1], cached[2]
+        else:
+            self._quiet()
+            state = self._selected(scope.id)
+            validity = state.uidvalidity
             # a token of another UIDVALIDITY: list again from the top; the
             # snapshot's cursor then expires and the engine reconciles
-        uids = self._uids(scope.id, state, upper)
+            upper = parsed[1] if parsed is not None and parsed[0] == validity else None
+            uids = self._uids(scope.id, validity, upper)
         end = len(uids) if upper is None else bisect.bisect_left(uids, upper)
         start = max(0, end - self.page_size)
         chunk = uids[start:end]
-        ids = tuple(make_id(state.uidvalidity, uid) for uid in reversed(chunk))
-        token = make_id(state.uidvalidity, chunk[0]) if start > 0 else None
+        following = tuple(reversed(uids[max(0, start - self.page_size) : start]))
+        self._listed = (scope.id, validity, frozenset(chunk), following)
+        ids = tuple(make_id(validity, uid) for uid in reversed(chunk))
+        token = make_id(validity, chunk[0]) if start > 0 else None
         return IdPage(ids, token)
 
-    def _uids(self, folder: str, state: Selected, upper: int | None) -> list[int]:
-        """The folder's UIDs below ``upper`` (all when ``None``), sorted.
-
-        One UID SEARCH per listing: later pages reuse its result."""
-        cached = self._listing
-        if upper is not None and cached is not None and cached[:2] == (folder, state.uidvalidity):
-            return cached[2]
+    def _uids(self, folder: str, uidvalidity: int, upper: int | None) -> list[int]:
+        """The folder's UIDs below ``upper`` (all when ``None``), sorted."""
         if upper is not None and upper <= 1:
             return []
         criteria = ["ALL"] if upper is None else ["UID", f"1:{upper - 1}"]
         found = self.conn.call(lambda c: c.search(criteria), folder=folder)
         uids = sorted(int(u) for u in found if upper is None or int(u) < upper)
-        self._listing = (folder, state.uidvalidity, uids)
+        self._listing = (folder, uidvalidity, uids)
         return uids
 
     def _selected(self, folder: str) -> Selected:
@@ -190,71 +222,49 @@ class ImapProvider:
         headers per ``page_size`` ids. Full: one FETCH of ``RFC822.SIZE`` per
         ``page_size`` ids, then bodies in FETCHes within the byte budget; a
         message above ``max_message_bytes`` comes with its headers only
-        (``oversize``)."""
-        state = self._selected(scope.id)
-        uids = []
-        for provider_id in dict.fromkeys(ids):
-            parsed = parse_id(provider_id)
-            if parsed is not None and parsed[0] == state.uidvalidity:
-                uids.append(parsed[1])
-        gmail = self.conn.has("X-GM-EXT-1")
-        extra = ["INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
-        headers = "(" + " ".join(["BODY.PEEK[HEADER]", *extra]) + ")"
-        bodies = "(" + " ".join(["BODY.PEEK[]", *extra]) + ")"
-        for start in range(0, len(uids), self.page_size):
-            chunk = uids[start : start + self.page_size]
-            if detail is Detail.METADATA:
-                yield from self._fetched(scope.id, state, chunk, headers, detail, gmail)
-                continue
-            sizes = self._fetch_chunk(scope.id, chunk, "(RFC822.SIZE)")
-            plan = plan_fetch(
-                ((uid, _rfc822_size(sizes[uid])) for uid in chunk if uid in sizes),
-                self.limits,
-                max_count=self.page_size,
-            )
-            if plan.oversize:
-                big = sorted(plan.oversize)
-                for fetched in self._fetched(scope.id, state, big, headers, Detail.METADATA, gmail):
-                    uid = parse_id(fetched.provider_id)
-                    size = plan.oversize.get(uid[1]) if uid is not None else None
-                    yield attrs.evolve(fetched, oversize=size)
-            for batch in plan.batches:
-                yield from self._fetched(scope.id, state, batch, bodies, detail, gmail)
-
-    def _fetched(
-        self,
-        folder: str,
-        state: Selected,
-        uids: Sequence[int],
-        request: str,
-        detail: Detail,
-        gmail: bool,
-    ) -> Iterator[FetchedMessage]:
-        """One UID FETCH; each message is let go of once it is handed over."""
-        response = self._fetch_chunk(folder, uids, request)
-        for uid in uids:
-            item = response.pop(uid, None)
-            if item is None:
-                continue
-            fetched = fetched_message(state.uidvalidity, uid, item, detail, gmail=gmail)
-            del item
-            if fetched is not None:
+        (``oversize``). Messages come as they arrive; when ``ids`` are the
+        whole page ``list_page`` just returned, the next page is fetched
+        ahead while these are being used."""
+        job, wanted = self._fetched_ahead(scope.id, ids, detail)
+        if job is None:
+            self._quiet()
+            state = self._selected(scope.id)
+            wanted = _uids_of(ids, state.uidvalidity)
+            if not wanted:
+                return
+            job = FetchJob(scope.id, state.uidvalidity, tuple(wanted), detail)
+            self._prefetch.submit(job)
+        self._fetch_next_page(job, wanted)
+        keep = set(wanted)
+        for fetched in self._prefetch.take(job):
+            parsed = parse_id(fetched.provider_id)
+            if parsed is not None and parsed[1] in keep:
                 yield fetched
             del fetched  # let go of it before the next is read
 
-    def _fetch_chunk(self, folder: str, uids: Sequence[int], request: str) -> dict[int, Any]:
-        from imapclient.response_parser import parse_fetch_response
+    def _fetched_ahead(
+        self, folder: str, ids: Sequence[str], detail: Detail
+    ) -> tuple[FetchJob | None, list[int]]:
+        """A job already submitted that covers ``ids``, and their UIDs."""
+        for job in self._prefetch.pending():
+            if job.folder != folder or job.detail is not detail:
+                continue
+            wanted = _uids_of(ids, job.uidvalidity)
+            if wanted and set(wanted) <= set(job.uids):
+                return job, wanted
+        return None, []
 
-        message_set = compress_uids(uids)
-
-        def run(client: Any) -> list[Any]:
-            return self.conn.raw_uid(client, "FETCH", message_set, request)
-
-        data = self.conn.call(run, folder=folder)
-        try:
-            return dict(parse_fetch_response(data, False, True))
-        except Exception as exc:  # imapclient's ProtocolError and friends
-            raise ProviderError(f"unreadable FETCH response: {exc}") from exc
+    def _fetch_next_page(self, job: FetchJob, wanted: Sequence[int]) -> None:
+        """Fetch the next listing page ahead when this fetch is the whole page
+        just listed (a first import: a page of mail already stored is not
+        fetched, so neither is the page after it)."""
+        listed = self._listed
+        if listed is None or listed[:2] != (job.folder, job.uidvalidity) or not listed[3]:
+            return
+        if len(wanted) != len(listed[2]) or not listed[2].issuperset(wanted):
+            return
+        self._listed = None
+        self._prefetch.submit(FetchJob(job.folder, job.uidvalidity, listed[3], job.detail))
 
     # -- incremental -----------------------------------------------------------
 
@@ -263,7 +273,9 @@ class ImapProvider:
         return self.conn.has("CONDSTORE") or self.conn.has("QRESYNC")
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        """STATUS first: an unchanged folder costs one round trip and no SELECT."""
+        """STATUS first: an unchanged folder, or one whose only change is
+        flags, costs one round trip and no SELECT."""
+        self._quiet()
         before = ImapCursor.decode(cursor)
         condstore = self._condstore and before.highestmodseq > 0
         items = ["UIDNEXT", "MESSAGES", "UIDVALIDITY"] + (["HIGHESTMODSEQ"] if condstore else [])
@@ -288,6 +300,10 @@ class ImapProvider:
         if now == before:
             return ChangeSet((), (), cursor)
         _check_not_rebuilt(scope.id, before, now.uidnext, now.highestmodseq if condstore else 0)
+        if now.uidnext == before.uidnext and now.messages == before.messages:
+            # nothing added (UIDNEXT did not move), so nothing expunged (the
+            # count did not move): flags changed, and flags are not stored
+            return ChangeSet((), (), now.encode())
         state = self.conn.examine(scope.id)
         if state.uidvalidity != before.uidvalidity:
             raise CursorExpired(f"UIDVALIDITY of {scope.id!r} changed")
@@ -297,27 +313,28 @@ class ImapProvider:
         return self._plain(scope.id, before, state, condstore)
 
     def _qresync(self, folder: str, before: ImapCursor, state: Selected) -> ChangeSet:
-        """Flag changes and expunges of the UIDs the cursor knew, asked over that
-        explicit range: servers may take ``*`` for the highest UID still present
+        """Expunges of the UIDs the cursor knew, asked over that explicit
+        range: servers may take ``*`` for the highest UID still present
         (Cyrus does), and would then never report an expunge of the newest
-        messages. New UIDs are listed apart, whatever their modseq."""
-        upserted: set[int] = set()
+        messages. Flag changes below the cursor's UIDNEXT are not new
+        content; new UIDs are listed apart, whatever their modseq."""
         gone: set[int] = set()
         if before.uidnext > 1:
             known = f"1:{before.uidnext - 1}"
             since = f"(CHANGEDSINCE {before.highestmodseq} VANISHED)"
 
-            def run(client: Any) -> tuple[list[Any], list[Any]]:
-                data = self.conn.raw_uid(client, "FETCH", known, "(FLAGS)", since)
-                return data, self.conn.untagged(client, "VANISHED")
+            def run(client: Any) -> list[bytes]:
+                responses = self.conn.stream_uid(
+                    client, "FETCH", known, "(UID)", since, max_literal=0
+                )
+                return [r.text for r in responses if isinstance(r, Vanished)]
 
-            data, vanished_lines = self.conn.call(run, folder=folder)
-            upserted = {u for u in self._changed_uids(data) if u < state.uidnext}
-            gone = set(parse_vanished(vanished_lines, below=state.uidnext))
-        upserted |= self._new_uids(folder, before, state)
+            lines = self.conn.call(run, folder=folder, counted=False)
+            gone = set(parse_vanished(lines, below=state.uidnext))
+        upserted = self._new_uids(folder, before, state) - gone
         after = ImapCursor(state.uidvalidity, state.uidnext, state.highestmodseq, state.exists)
         return ChangeSet(
-            tuple(make_id(state.uidvalidity, u) for u in sorted(upserted - gone, reverse=True)),
+            tuple(make_id(state.uidvalidity, u) for u in sorted(upserted, reverse=True)),
             tuple(make_id(state.uidvalidity, u) for u in sorted(gone)),
             after.encode(),
         )
@@ -333,20 +350,9 @@ class ImapProvider:
     def _plain(
         self, folder: str, before: ImapCursor, state: Selected, condstore: bool
     ) -> ChangeSet:
-        """Without QRESYNC: new UIDs (and, with CONDSTORE, flag changes of the
-        known ones); an expunge shows as a count that does not add up."""
+        """Without QRESYNC: the new UIDs; an expunge shows as a count that
+        does not add up."""
         new = self._new_uids(folder, before, state)
-        changed = set(new)
-        if condstore and state.highestmodseq and before.uidnext > 1:
-            known = f"1:{before.uidnext - 1}"
-
-            def run(client: Any) -> list[Any]:
-                return self.conn.raw_uid(
-                    client, "FETCH", known, "(FLAGS)", f"(CHANGEDSINCE {before.highestmodseq})"
-                )
-
-            changed |= self._changed_uids(self.conn.call(run, folder=folder))
-        changed = {u for u in changed if u < state.uidnext}
         if before.messages + len(new) != state.exists:
             raise CursorExpired(
                 f"{folder!r}: {before.messages} + {len(new)} new != {state.exists} messages"
@@ -354,22 +360,14 @@ class ImapProvider:
             )
         modseq = state.highestmodseq if condstore else 0
         after = ImapCursor(state.uidvalidity, state.uidnext, modseq, state.exists)
-        ids = tuple(make_id(state.uidvalidity, u) for u in sorted(changed, reverse=True))
+        ids = tuple(make_id(state.uidvalidity, u) for u in sorted(new, reverse=True))
         return ChangeSet(ids, (), after.encode())
-
-    @staticmethod
-    def _changed_uids(data: list[Any]) -> set[int]:
-        from imapclient.response_parser import parse_fetch_response
-
-        try:
-            return {int(uid) for uid in parse_fetch_response(data, False, True)}
-        except Exception as exc:
-            raise ProviderError(f"unreadable FETCH response: {exc}") from exc
 
     # -- push ------------------------------------------------------------------
 
     def watch(self, scope: Scope) -> AbstractContextManager[Iterator[None]] | None:
         """IDLE on a separate connection; ``None`` when the server has no IDLE."""
+        self._quiet()
         if not self.conn.has("IDLE"):
             return None
         from .idle import IdleWatch
@@ -379,7 +377,10 @@ class ImapProvider:
     def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
         """NOTIFY, or IDLE per folder (see the class); yields the folder that
         changed. ``None`` when the server has no IDLE or there is nothing to watch."""
-        if not scopes or not self.conn.has("IDLE"):
+        if not scopes:
+            return None
+        self._quiet()
+        if not self.conn.has("IDLE"):
             return None
         from .notify import FolderWatch
 
@@ -394,7 +395,8 @@ class ImapProvider:
 
     def close(self) -> None:
         """LOGOUT."""
-        self._listing = None
+        self._quiet()
+        self._listing = self._listed = None
         self.conn.close()
 
 
@@ -420,9 +422,12 @@ def _watch_rank(scope: Scope) -> int:
     return 1 if kind is FolderKind.SENT else 2
 
 
-def _rfc822_size(item: Any) -> int | None:
-    """The ``RFC822.SIZE`` of a FETCH response item, ``None`` when absent."""
-    try:
-        return int(item[b"RFC822.SIZE"])
-    except (KeyError, TypeError, ValueError):
-        return None
+def _uids_of(ids: Iterable[str], uidvalidity: int) -> list[int]:
+    """The UIDs of the provider ids under ``uidvalidity`` (others are left
+    out: they belong to messages that no longer exist), without repeats."""
+    uids: dict[int, None] = {}
+    for provider_id in ids:
+        parsed = parse_id(provider_id)
+        if parsed is not None and parsed[0] == uidvalidity:
+            uids[parsed[1]] = None
+    return list(uids)

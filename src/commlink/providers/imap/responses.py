@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -15,12 +15,14 @@ from ...errors import CursorExpired, InvalidInput
 from ...model import Detail, Folder, FolderKind
 from ...ports import FetchedMessage
 from ..folder_names import decode_modified_utf7, kind_from_name
+from .fetch_stream import Discarded, String, Value
 
 __all__ = [
     "ImapCursor",
     "compress_uids",
     "fetched_message",
     "folder_from_list",
+    "from_stream",
     "make_id",
     "parse_id",
     "parse_uid_set",
@@ -216,4 +218,78 @@ def fetched_message(
         folders=folders,
         thread_hint=thread_hint,
         date=_as_datetime(item.get(b"INTERNALDATE")),
+    )
+
+
+_MONTHS = {
+    month: n
+    for n, month in enumerate(
+        b"JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(b" "), start=1
+    )
+}
+_DATE_TIME = re.compile(
+    rb" ?([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    rb" ([+-])([0-9]{2})([0-9]{2})\Z"
+)
+
+
+def parse_internaldate(raw: bytes) -> datetime | None:
+    """An INTERNALDATE (``"17-Jul-1996 02:44:25 -0700"``), ``None`` when unreadable."""
+    found = _DATE_TIME.match(raw)
+    if found is None:
+        return None
+    day, month, year, hour, minute, second, sign, off_h, off_m = found.groups()
+    number = _MONTHS.get(month.upper())
+    offset = timedelta(hours=int(off_h), minutes=int(off_m))
+    if number is None or offset >= timedelta(days=1):
+        return None
+    try:
+        zone = timezone(-offset if sign == b"-" else offset)
+        return datetime(
+            int(year), number, int(day), int(hour), int(minute), int(second), tzinfo=zone
+        )
+    except ValueError:
+        return None
+
+
+def _string(value: Value) -> bytes | None:
+    """The bytes of an atom, quoted string or literal."""
+    if isinstance(value, String):
+        return value.data
+    return value if isinstance(value, bytes) else None
+
+
+def from_stream(
+    uidvalidity: int, uid: int, items: Mapping[str, Value], detail: Detail, *, gmail: bool = False
+) -> FetchedMessage | None:
+    """A ``FetchedMessage`` from one streamed FETCH response (``fetch_stream``),
+    ``None`` when it lacks the requested body (an unsolicited FETCH of flags).
+    A body the server sent as NIL, or one too large to keep, is an error."""
+    key = "BODY[]" if detail is Detail.FULL else "BODY[HEADER]"
+    if key not in items:
+        return None
+    provider_id = make_id(uidvalidity, uid)
+    body = items[key]
+    if isinstance(body, Discarded):
+        return FetchedMessage(
+            provider_id, error=f"the server sent {body.size} bytes for it, over the limit"
+        )
+    raw = body.data if isinstance(body, String) else None
+    if raw is None:
+        return FetchedMessage(provider_id, error="the server returned no content for it (NIL)")
+    date_raw = _string(items.get("INTERNALDATE"))
+    thread_hint = None
+    folders: tuple[str, ...] = ()
+    if gmail:
+        thrid = _string(items.get("X-GM-THRID"))
+        thread_hint = thrid.decode("ascii", "replace") if thrid is not None else None
+        labels = items.get("X-GM-LABELS")
+        if isinstance(labels, list):
+            folders = gmail_labels(tuple(b for b in map(_string, labels) if b is not None))
+    return FetchedMessage(
+        provider_id=provider_id,
+        raw=raw,
+        folders=folders,
+        thread_hint=thread_hint,
+        date=parse_internaldate(date_raw) if date_raw is not None else None,
     )
