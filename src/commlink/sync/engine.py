@@ -1,47 +1,43 @@
 """The sync engine: one channel, one step, every batch committed atomically.
 
-A step walks the channel's scopes (folders, calendars). A scope without a
-cursor gets a full pass: a snapshot cursor first, then pages of ids, each
-page fetched, run through the policy and committed together with the page
-token that resumes it. When the listing ends, the pass sweeps what it did
-not see and the scope turns incremental from the snapshot. Incremental
-steps ask the provider for changes since the cursor; an expired cursor
-starts a new full pass that reconciles with what is stored.
+A step takes the channel's lease, lists its folders (or calendars), drops
+the scopes no longer selected or listed, and has ``scope_sync.ScopeSync``
+bring each scope up to date. A scope without a cursor gets a full pass: a
+snapshot cursor first, then pages of ids, each page fetched, run through
+the policy and committed together with the page token that resumes it.
+When the listing ends, the pass sweeps what it did not see and the scope
+turns incremental from the snapshot. Incremental steps ask the provider for
+changes since the cursor; an expired cursor starts a new full pass that
+reconciles with what is stored. The outcome is saved as the channel's state
+and counted in a ``SyncReport``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
 import attrs
 
 from ..credentials import redact_text
-from ..errors import (
-    AuthError,
-    CommlinkError,
-    ConfigError,
-    CursorExpired,
-    InvalidInput,
-    RateLimited,
-    SweepRefused,
-    TransientError,
-)
+from ..errors import AuthError, ConfigError, RateLimited, SweepRefused
 from ..model import Channel, ChannelKind, Folder
-from ..ports import AssociationCounter, CalendarProvider, Directory, MailProvider, Scope, Store
-from ..records import ChannelState, ChannelStatus, Reason, Skip, SyncBatch, SyncStage
+from ..ports import CalendarProvider, Directory, MailProvider, Store
+from ..records import ChannelState, ChannelStatus, SyncBatch, SyncStage
 from .aliases import reported_aliases, with_aliases
-from .cursor import ScopeCursor
-from .fetching import CalendarFetcher, Fetcher, MailFetcher, Parts
+from .cursor import ScopeCursor, legacy_selection
+from .fetching import CalendarFetcher, Fetcher, MailFetcher
 from .folder_cache import FolderCache
+from .lease import Heartbeat, LeaseLost
 from .report import Backoff, Progress, SyncReport
+from .scope_sync import ScopeSync, Step
+from .settled import SettledSkips
+from .sweep_guard import count, refuse_mass_deletion
 
 __all__ = ["MAX_SWEEP_SHARE", "SWEEP_ALLOWANCE", "SyncEngine"]
 
@@ -59,51 +55,6 @@ Provider = MailProvider | CalendarProvider
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class _LeaseLost(CommlinkError):
-    """Another runner took the channel over; this one stops quietly."""
-
-
-class _Heartbeat:
-    """Renews a channel's lease every third of its time-to-live while a step
-    runs, so a short lease outlives slow batches and a dead holder (a crash,
-    a killed process) frees the channel within one ``lease_ttl``."""
-
-    def __init__(self, store: Store, channel_id: str, holder: str, ttl: timedelta) -> None:
-        self._store, self._channel_id, self._holder, self._ttl = store, channel_id, holder, ttl
-        self._every = max(ttl.total_seconds() / 3, 0.01)
-        self._done = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{channel_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self._every):
-            try:
-                if not self._store.acquire_lease(self._channel_id, self._holder, self._ttl):
-                    self.lost = True
-                    return
-            except Exception:  # a store hiccup: the next beat tries again
-                log.warning("could not renew a lease", exc_info=True)
-
-
-@attrs.define
-class _Run:
-    channel: Channel
-    fetcher: Fetcher
-    report: SyncReport
-    folders: Mapping[str, Folder]
-    selection: str
-    batches_left: int | None
-    heartbeat: _Heartbeat | None = None
 
 
 class SyncEngine:
@@ -194,9 +145,9 @@ class SyncEngine:
         try:
             self.store.save_channel(channel)
             state = self._state(channel.id)
-            with _Heartbeat(self.store, channel.id, self.holder, self.lease_ttl) as heartbeat:
+            with Heartbeat(self.store, channel.id, self.holder, self.lease_ttl) as heartbeat:
                 self._run_scopes(channel, provider, report, state, heartbeat)
-        except _LeaseLost:
+        except LeaseLost:
             report.errors.append("lease lost to another runner")
         except AuthError as exc:
             self._folders.forget(channel.id)
@@ -225,8 +176,13 @@ class SyncEngine:
     def request_resync(self, channel_id: str, *, refetch: bool = False) -> None:
         """Make the next step of a channel a full reconciling pass.
 
-        ``refetch`` re-reads messages already stored (use it after a policy
-        change such as a blocklist entry removed or visibility raised).
+        Skipped messages are fetched and judged again when the judging
+        settings changed since they were skipped (a blocklist entry removed,
+        an alias or organisation domain changed; see ``sync.settled``), so a
+        plain resync brings back mail such a change no longer leaves out.
+        ``refetch`` re-reads every message, stored ones included (use it when
+        a change may leave out mail that is stored, or after visibility was
+        raised).
         """
         for scope_id in self.store.scope_ids(channel_id):
             current = ScopeCursor.decode(self.store.cursor(channel_id, scope_id))
@@ -241,7 +197,7 @@ class SyncEngine:
         provider: Provider,
         report: SyncReport,
         state: ChannelState,
-        heartbeat: _Heartbeat | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         fetcher = self._fetcher(channel, provider)
         folders, listed_now = self._folder_list(channel.id, fetcher)
@@ -256,7 +212,7 @@ class SyncEngine:
         stored = set(self.store.scope_ids(channel.id))
         if not folders and stored and self.max_sweep_share is not None:
             what = "folders" if channel.kind is ChannelKind.MAIL else "calendars"
-            held = max(self._count(channel), 0)
+            held = max(count(self.store, channel, kind=channel.kind), 0)
             raise SweepRefused(
                 f"the provider listed no {what} at all while {len(stored)} scope(s) of the"
                 " channel are stored; nothing was deleted (a failed or unauthenticated"
@@ -266,21 +222,34 @@ class SyncEngine:
             )
         selected = [f for f in folders if channel.settings.folders.selects(f)]
         scopes = list(fetcher.source.scopes(selected))
-        run = _Run(
+        run = Step(
             channel,
+            provider,
             fetcher,
             report,
             {f.id: f for f in folders},
-            _fingerprint(selected),
+            legacy_selection(selected),
             self.max_batches,
+            SettledSkips(self.store, channel),
+            lambda judging: self._fetcher(judging, provider),
+            lambda: self._folders.forget(channel.id),
             heartbeat,
+        )
+        passes = ScopeSync(
+            self.store,
+            self.batch_size,
+            self.max_sweep_share,
+            self.sweep_allowance,
+            self.holder,
+            self.lease_ttl,
+            self.progress,
         )
         wanted = {s.id for s in scopes}
         listed = {f.id for f in folders}
         # deselected scopes go at once (the user's choice); scopes whose folder
         # is gone from the listing go at the end of a complete step, guarded
         for deselected in sorted((stored - wanted) & listed):
-            report.deleted += max(self._count(channel, deselected), 0)
+            report.deleted += max(count(self.store, channel, deselected), 0)
             self.store.drop_scope(channel.id, deselected)
         vanished = sorted(stored - wanted - listed)
         if state.status is ChannelStatus.NOT_SYNCED:
@@ -290,7 +259,7 @@ class SyncEngine:
         for scope in scopes:
             report.scopes += 1
             try:
-                complete &= self._sync_scope(run, scope)
+                complete &= passes.sync(run, scope)
             except SweepRefused as exc:
                 log.warning("sync of %s/%s: %s", channel.id, scope.id, exc)
                 refused.append(exc)
@@ -314,234 +283,19 @@ class SyncEngine:
             )
         )
 
-    def _sync_scope(self, run: _Run, scope: Scope) -> bool:
-        """Bring one scope up to date; False when the batch budget ran out."""
-        channel_id = run.channel.id
-        cursor = ScopeCursor.decode(self.store.cursor(channel_id, scope.id))
-        selection = run.selection if scope.folder is None else ""
-        if cursor is not None and cursor.mode == "incremental" and cursor.selection != selection:
-            # a mailbox-wide scope whose folder selection changed: re-judge everything
-            cursor = attrs.evolve(cursor.restart(refetch=True), selection=selection)
-        while True:
-            fresh = False  # a snapshot taken in this very step
-            if cursor is None or cursor.mode == "full":
-                before = cursor.provider if cursor else ""
-                cursor = self._full_pass(run, scope, cursor, selection)
-                if cursor is None:
-                    return False
-                fresh = cursor.provider != before
-            try:
-                return self._incremental(run, scope, cursor)
-            except CursorExpired as exc:
-                if fresh:
-                    raise TransientError(f"fresh cursor of {scope.id} expired at once") from exc
-                log.info("cursor of %s/%s expired (%s): full resync", channel_id, scope.id, exc)
-                self._folders.forget(channel_id)
-                run.report.resyncs += 1
-                cursor = cursor.restart()
-
-    def _full_pass(
-        self, run: _Run, scope: Scope, cursor: ScopeCursor | None, selection: str
-    ) -> ScopeCursor | None:
-        """Page through a full listing; returns the incremental cursor at the end,
-        or ``None`` when the batch budget ran out first (the pass resumes later)."""
-        channel_id = run.channel.id
-        if cursor is None or not cursor.provider:
-            generation = (cursor.generation if cursor else 0) + 1
-            refetch = cursor.refetch if cursor else False
-            snapshot = run.fetcher.source.snapshot(scope)
-            held = self._count(run.channel, scope.id) if self.max_sweep_share is not None else -1
-            cursor = ScopeCursor(
-                "full", snapshot, None, generation, selection, 0, refetch, held=held
-            )
-            self._commit(run, scope, Parts(), cursor, generation, stage="snapshot")
-        refetch = cursor.refetch
-        while True:
-            if run.batches_left is not None and run.batches_left <= 0:
-                return None
-            page = run.fetcher.source.list_page(scope, cursor.page)
-            ids = list(dict.fromkeys(page.ids))
-            known = set() if refetch else self.store.known_ids(channel_id, scope.id, ids)
-            new_ids = [i for i in ids if i not in known]
-            parts = run.fetcher.process(scope, new_ids, run.folders) if new_ids else Parts()
-            parts = attrs.evolve(parts, seen=tuple(i for i in ids if i in known))
-            run.report.unchanged += len(known)
-            done = cursor.done + len(ids)
-            if page.next is None:
-                self._check_sweep(run, scope, cursor, done)
-                final = ScopeCursor(
-                    "incremental", cursor.provider, None, cursor.generation, selection
-                )
-                before = self._count(run.channel, scope.id)
-                if before >= 0 and refetch:
-                    known = self.store.known_ids(channel_id, scope.id, ids)
-                fresh = [i for i in ids if i not in known]
-                self._commit(
-                    run, scope, parts, final, cursor.generation, stage="full", sweep=True, done=done
-                )
-                if before >= 0:  # what the sweep removed, for the report
-                    added = self.store.known_ids(channel_id, scope.id, fresh) if fresh else ()
-                    after = self._count(run.channel, scope.id)
-                    run.report.deleted += max(0, before + len(added) - after)
-                return final
-            cursor = attrs.evolve(cursor, page=page.next, done=done)
-            self._commit(run, scope, parts, cursor, cursor.generation, stage="full", done=done)
-
-    def _incremental(self, run: _Run, scope: Scope, cursor: ScopeCursor) -> bool:
-        while True:
-            if run.batches_left is not None and run.batches_left <= 0:
-                return False
-            changes = run.fetcher.source.changes(scope, cursor.provider)
-            upserted = list(dict.fromkeys(changes.upserted))
-            deleted = tuple(dict.fromkeys(d for d in changes.deleted if d not in set(upserted)))
-            chunks = list(_chunks(upserted, self.batch_size)) or [[]]
-            for n, chunk in enumerate(chunks):
-                parts = run.fetcher.process(scope, chunk, run.folders) if chunk else Parts()
-                last = n == len(chunks) - 1
-                if last:
-                    parts = attrs.evolve(parts, deleted=parts.deleted + deleted)
-                    cursor = attrs.evolve(cursor, provider=changes.cursor)
-                if last or parts.records_count:
-                    self._commit(
-                        run, scope, parts, cursor if last else None, cursor.generation,
-                        stage="incremental",
-                    )  # fmt: skip
-            if changes.complete:
-                return True
-
-    # -- the sweep guard -----------------------------------------------------
-
-    def _count(self, channel: Channel, scope_id: str | None = None) -> int:
-        """Ids the channel (or one scope) holds; -1 when the store cannot count."""
-        if not isinstance(self.store, AssociationCounter):
-            return -1
-        return self.store.count_associations(channel.id, scope_id, kind=channel.kind)
-
-    def _guard(self, channel: Channel, loss: int, what: str) -> None:
-        """``SweepRefused`` when removing ``loss`` ids is more than the channel
-        may lose in one step."""
-        share = self.max_sweep_share
-        if share is None or loss <= self.sweep_allowance:
-            return
-        held = self._count(channel)
-        if held < 0 or loss <= share * held:
-            return
-        raise SweepRefused(
-            f"{what} would remove {loss} of the {held} ids channel {channel.id!r} holds,"
-            f" more than max_sweep_share={share:g}; nothing was deleted (to accept it,"
-            " run one step with SyncEngine(max_sweep_share=None))",
-            would_remove=loss,
-            held=held,
-        )
-
-    def _check_sweep(self, run: _Run, scope: Scope, cursor: ScopeCursor, listed: int) -> None:
-        """Before the sweep that ends a full pass: the ids the scope held when
-        the pass began, less those the listing found, may not be too many."""
-        if self.max_sweep_share is None:
-            return
-        held = cursor.held if cursor.held >= 0 else self._count(run.channel, scope.id)
-        if held < 0:
-            return
-        self._guard(
-            run.channel,
-            held - listed,
-            f"the sweep of {scope.id!r} (the listing found {listed} ids where {held} were stored)",
-        )
-
-    def _drop_vanished(self, run: _Run, vanished: Sequence[str]) -> None:
+    def _drop_vanished(self, run: Step, vanished: Sequence[str]) -> None:
         """Drop the scopes whose folder the provider no longer lists (deleted
         or renamed), unless together they hold too much of the channel."""
-        counts = {scope_id: self._count(run.channel, scope_id) for scope_id in vanished}
-        self._guard(
-            run.channel,
-            sum(max(n, 0) for n in counts.values()),
-            f"dropping {len(vanished)} scope(s) no longer listed ({', '.join(vanished)[:200]})",
+        channel = run.channel
+        loss = sum(max(count(self.store, channel, s, channel.kind), 0) for s in vanished)
+        what = f"dropping {len(vanished)} scope(s) no longer listed ({', '.join(vanished)[:200]})"
+        refuse_mass_deletion(
+            self.store, channel, loss, what, self.max_sweep_share, self.sweep_allowance
         )
         for scope_id in vanished:
-            self.store.drop_scope(run.channel.id, scope_id)
-            run.report.deleted += max(counts[scope_id], 0)
-
-    # -- committing ----------------------------------------------------------
-
-    def _commit(
-        self,
-        run: _Run,
-        scope: Scope,
-        parts: Parts,
-        cursor: ScopeCursor | None,
-        generation: int,
-        *,
-        stage: str,
-        sweep: bool = False,
-        done: int = 0,
-    ) -> None:
-        if parts.seen or parts.deleted:
-            companions = run.fetcher.companions
-            parts = attrs.evolve(
-                parts,
-                seen=(*parts.seen, *companions(parts.seen)),
-                deleted=(*parts.deleted, *companions(parts.deleted)),
-            )
-        batch = parts.batch(run.channel.id, scope.id, cursor, generation, sweep)
-        for committed in self._commit_isolating(batch):
-            run.report.imported += len(committed.messages) + len(committed.events)
-            skipped_ids = {s.provider_id for s in committed.skipped}
-            run.report.deleted += len(set(committed.deleted) - skipped_ids)
-            for skip in committed.skipped:
-                run.report.skipped[skip.reason] += 1
-        run.report.batches += 1
-        run.report.fetched += parts.fetched
-        run.report.contacts_created += parts.created
-        # a quiet change check is not work: a channel with more scopes than
-        # the budget must still finish a quiet pass
-        if run.batches_left is not None and (parts.records_count or stage == "full"):
-            run.batches_left -= 1
-        lost = run.heartbeat is not None and run.heartbeat.lost
-        if lost or not self.store.acquire_lease(run.channel.id, self.holder, self.lease_ttl):
-            raise _LeaseLost(run.channel.id)
-        if self.progress is not None and stage != "snapshot":
-            self.progress(Progress(run.channel.id, scope.id, stage, done, run.report.imported))
-
-    def _commit_isolating(self, batch: SyncBatch) -> Iterator[SyncBatch]:
-        """Commit a batch; if the store refuses it as invalid, bisect to find
-        the records it refuses, record those as skipped with the store's
-        reason and commit the rest. Any other failure (a lost connection, a
-        crash) propagates: the whole batch is retried on the next step."""
-        try:
-            self.store.commit(batch)
-            yield batch
-            return
-        except InvalidInput as exc:
-            if not batch.messages and not batch.events:
-                raise
-            failure = exc
-        records_m, records_e = batch.messages, batch.events
-        if len(records_m) + len(records_e) == 1:
-            bad_id = (
-                records_m[0].message.provider_id if records_m else records_e[0].event.provider_id
-            )
-            skip = Skip(bad_id, Reason.ERROR, f"store refused it: {failure}"[:500])
-            rest = attrs.evolve(
-                batch,
-                messages=(),
-                events=(),
-                skipped=(*batch.skipped, skip),
-                deleted=(*batch.deleted, bad_id),
-            )
-            yield from self._commit_isolating(rest)
-            return
-        half_m, half_e = len(records_m) // 2, len(records_e) // 2
-        first = SyncBatch(
-            batch.channel_id,
-            batch.scope_id,
-            messages=records_m[:half_m],
-            events=records_e[:half_e],
-            links=batch.links,
-            generation=batch.generation,
-        )
-        second = attrs.evolve(batch, messages=records_m[half_m:], events=records_e[half_e:])
-        yield from self._commit_isolating(first)
-        yield from self._commit_isolating(second)
+            held = count(self.store, channel, scope_id)
+            self.store.drop_scope(channel.id, scope_id)
+            run.report.deleted += max(held, 0)
 
     # -- state ---------------------------------------------------------------
 
@@ -605,13 +359,3 @@ def _described(exc: BaseException) -> str:
     """``Type: message`` of an error, credentials masked (a third-party
     library's message may quote a URL with a password or a header)."""
     return redact_text(f"{type(exc).__name__}: {exc}")
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def _fingerprint(selected: Sequence[Folder]) -> str:
-    text = "|".join(sorted(f.id for f in selected))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -12,18 +12,40 @@ import attrs
 from ..errors import MAX_RETRY_AFTER
 from ..records import ChannelStatus, Reason
 
+# jitter from a generator of its own: the process-wide `random` state is the
+# host's (and a test framework's), never to be disturbed from background threads
+_JITTER = random.SystemRandom()
+
 __all__ = ["Backoff", "Progress", "SyncReport"]
 
 
 @attrs.define
 class SyncReport:
-    """The outcome of one ``SyncEngine.run`` for one channel."""
+    """The outcome of one ``SyncEngine.run`` for one channel.
+
+    The counts are of stored items (a message, or a calendar object with its
+    overrides, in one folder or calendar), so they add up: with a store that
+    counts (``ports.AssociationCounter``), what a channel holds after a run
+    less what it held before is ``imported - deleted``.
+
+    ``imported``: items stored that were not before. ``updated``: stored
+    items written again (a changed event, a relabelled message, a re-judged
+    one that stays). ``deleted``: stored items removed, for whatever reason
+    (deleted at the source, removed by a sweep, a folder deselected or gone,
+    a re-judged message now left out); never ids that were not stored, such
+    as a skipped message deleted at the source or an event already
+    cancelled when first seen. ``skipped``: the policy's verdicts of this
+    run that left an item out, by reason. ``unchanged``: ids a listing found
+    that needed no fetch (stored already, or skipped before for a reason
+    that still holds). ``fetched``: items the provider returned.
+    """
 
     channel_id: str
     status: ChannelStatus = ChannelStatus.ONGOING
     imported: int = 0
     deleted: int = 0
     unchanged: int = 0
+    updated: int = 0
     skipped: Counter[Reason] = attrs.field(factory=Counter)
     batches: int = 0
     fetched: int = 0
@@ -40,6 +62,8 @@ class SyncReport:
     busy_until: datetime | None = None
 
     def summary(self) -> str:
+        """One line: status and every count, e.g. ``ch: active, 3 imported,
+        0 updated, 1 deleted, 2 skipped (group 2), 40 unchanged in 0.52s``."""
         if not self.leased:
             until = f"; free by {self.busy_until:%Y-%m-%d %H:%M:%S} UTC if that runner died"
             return f"{self.channel_id}: busy, another runner is syncing it" + (
@@ -48,9 +72,10 @@ class SyncReport:
         skipped = ", ".join(f"{r.value} {n}" for r, n in sorted(self.skipped.items(), key=str))
         return (
             f"{self.channel_id}: {self.status.value}, {self.imported} imported, "
-            f"{self.deleted} deleted, {sum(self.skipped.values())} skipped"
+            f"{self.updated} updated, {self.deleted} deleted, "
+            f"{sum(self.skipped.values())} skipped"
             + (f" ({skipped})" if skipped else "")
-            + f" in {self.duration:.2f}s"
+            + f", {self.unchanged} unchanged in {self.duration:.2f}s"
         )
 
 
@@ -77,7 +102,7 @@ class Backoff:
         """The wait before the next attempt; a provider's ``retry_after`` is
         honoured up to ``MAX_RETRY_AFTER`` (one day)."""
         ceiling = min(self.cap, self.base * (2 ** min(max(0, failures - 1), 64)))
-        seconds = random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
+        seconds = _JITTER.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
         if retry_after is not None and math.isfinite(retry_after):
             seconds = max(seconds, min(retry_after, MAX_RETRY_AFTER))
         elif retry_after is not None:

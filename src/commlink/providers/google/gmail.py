@@ -1,10 +1,16 @@
 """Gmail through the Gmail REST API (google-api-python-client).
 
 One scope for the whole mailbox: labels are folders, and the policy drops
-messages by their labels. A full pass lists ``users.messages.list`` pages
-(newest first) from a ``historyId`` snapshot; incremental passes read
-``users.history.list``. Messages are fetched in batch requests of 50 with
-``format=metadata`` (only the headers the policy needs) or ``format=raw``.
+messages by their labels. The scope covers every message whatever labels
+exist or are selected, so a label appearing or disappearing changes no
+cursor: its messages gain or lose it in the mailbox's history. When the
+folder selection changes, ``label_page`` lists the ids under one label
+(``users.messages.list`` with ``labelIds``) and the engine re-judges only
+the labels whose selection changed. A full pass lists
+``users.messages.list`` pages (newest first) from a ``historyId`` snapshot;
+incremental passes read ``users.history.list``. Messages are fetched in
+batch requests of 50 with ``format=metadata`` (only the headers the policy
+needs) or ``format=raw``.
 A full fetch reads the metadata first: its ``sizeEstimate`` decides which
 messages are larger than ``Limits.max_message_bytes`` (kept with their
 headers only) and how the rest are grouped within ``fetch_batch_bytes``.
@@ -162,7 +168,8 @@ class GmailProvider:
         ]
 
     def scopes(self, folders: Sequence[Folder]) -> Sequence[Scope]:
-        """One scope for the mailbox, whatever is selected."""
+        """One scope for the mailbox, whatever is selected: its listing is
+        the same for any selection (the policy judges messages by label)."""
         return [Scope("gmail")]
 
     def snapshot(self, scope: Scope) -> str:
@@ -178,6 +185,28 @@ class GmailProvider:
             pageToken=page,
         )
         found = self.client.execute(request, _COST["list"])
+        ids = tuple(str(m["id"]) for m in found.get("messages", []))
+        return IdPage(ids, found.get("nextPageToken") or None)
+
+    def label_page(self, scope: Scope, label_id: str, page: str | None) -> IdPage:
+        """One page of the ids under a label, newest first (spam and trash
+        left out, as in ``list_page``); none when the label no longer exists."""
+        request = self._users.messages().list(
+            userId=self.user_id,
+            labelIds=[label_id],
+            maxResults=self.page_size,
+            includeSpamTrash=False,
+            pageToken=page,
+        )
+        try:
+            found = self.client.execute(request, _COST["list"])
+        except ProviderError as exc:
+            # a label deleted meanwhile is refused (400, 404): its messages lost it
+            if type(exc) not in (ProviderError, NotFound) or any(
+                f.id == label_id for f in self.folders()
+            ):
+                raise
+            return IdPage(())
         ids = tuple(str(m["id"]) for m in found.get("messages", []))
         return IdPage(ids, found.get("nextPageToken") or None)
 
