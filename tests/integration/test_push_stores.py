@@ -71,11 +71,13 @@ def test_tokens_round_trip_and_rotate(tokens: TokenStore) -> None:
     assert tokens.load_token("ch1") == _token("a1")
     tokens.save_token("ch1", _token("a2", "r2"))  # a refresh rotated the refresh token
     loaded = tokens.load_token("ch1")
-    assert loaded is not None and loaded.refresh_token == Secret("r2")
+    assert loaded is not None
+    assert loaded.refresh_token == Secret("r2")
     assert loaded.access_token == Secret("a2")
     tokens.save_token("ch2", _token("b", None))
     other = tokens.load_token("ch2")
-    assert other is not None and other.refresh_token is None
+    assert other is not None
+    assert other.refresh_token is None
     tokens.delete_token("ch1")
     tokens.delete_token("ch1")  # gone already: not an error
     assert tokens.load_token("ch1") is None
@@ -96,14 +98,16 @@ def test_sealed_tokens_are_not_readable_without_the_key() -> None:
     store.token_store(key=key).save_token("ch1", _token("access-secret-1", "refresh-secret-1"))
     with store.engine.connect() as conn:
         raw = " ".join(str(v) for v in conn.execute(sa.select(oauth_tokens)).one())
-    assert "access-secret-1" not in raw and "refresh-secret-1" not in raw
+    assert "access-secret-1" not in raw
+    assert "refresh-secret-1" not in raw
     assert "fernet:" in raw
     with pytest.raises(StoreError, match="pass the token key"):
         store.token_store().load_token("ch1")
     with pytest.raises(StoreError, match="does not open"):
         store.token_store(key=generate_token_key()).load_token("ch1")
     loaded = store.token_store(key=Secret(key)).load_token("ch1")
-    assert loaded is not None and loaded.refresh_token == Secret("refresh-secret-1")
+    assert loaded is not None
+    assert loaded.refresh_token == Secret("refresh-secret-1")
     assert "secret-1" not in repr(loaded)
 
 
@@ -139,11 +143,13 @@ def test_subscriptions_filter_replace_and_delete(subs: SubscriptionStore) -> Non
     assert [s.channel_id for s in routed] == ["ch2"]
     assert subs.subscriptions(provider="graph", account="ana@example.com") == []
     found = subs.subscription("s2")
-    assert found is not None and found.data == {"resourceId": "r-2"}
+    assert found is not None
+    assert found.data == {"resourceId": "r-2"}
     assert found.secret == Secret("client-state-s2")
     subs.save_subscription(_sub("s2", "ch1", timedelta(days=3)))  # renewed
     renewed = subs.subscription("s2")
-    assert renewed is not None and renewed.expires_at == T0 + timedelta(days=3)
+    assert renewed is not None
+    assert renewed.expires_at == T0 + timedelta(days=3)
     assert len(subs.subscriptions(channel_id="ch1")) == 2
     subs.delete_subscription("s1")
     subs.delete_subscription("s1")
