@@ -4,6 +4,8 @@ Generates N messages (default 20,000) and a directory of P people (default
 200,000) with their companies and opportunities in the SQLite store, then
 runs ``mime.parse_message`` and the policy pipeline (filters, contact
 rules, matching, threading) in batches of 500, counting directory calls.
+Rates are by wall clock and by CPU time of this process (the second is
+steadier on a machine that is busy elsewhere).
 
     python benchmarks/policy_throughput.py [--messages N] [--people P]
 """
@@ -90,29 +92,36 @@ def main() -> None:
             ChannelSettings(owner=OWNER, contact_policy=ContactPolicy.NONE),
         )
         parse_time = policy_time = 0.0
+        parse_cpu = policy_cpu = 0.0
         kept = 0
         reasons: Counter[str] = Counter()
         batches = 0
         for start in range(0, len(raws), args.batch):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             parsed = [
                 parse_message(raw, provider_id=str(start + i))
                 for i, raw in enumerate(raws[start : start + args.batch])
             ]
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             result = evaluate(parsed, channel, {}, directory, {})
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             parse_time += t1 - t0
             policy_time += t2 - t1
+            parse_cpu += c1 - c0
+            policy_cpu += c2 - c1
             kept += len(result.records)
             reasons.update(s.reason.value for s in result.skipped)
             batches += 1
-        total = parse_time + policy_time
+        n = len(raws)
         calls = sum(directory.calls.values())
-        print(f"messages: {len(raws):,} (avg {size / 1024:.1f} KiB), batches of {args.batch}")
-        print(f"parse:             {len(raws) / parse_time:10,.0f} msg/s")
-        print(f"filters+matching:  {len(raws) / policy_time:10,.0f} msg/s")
-        print(f"parse+policy:      {len(raws) / total:10,.0f} msg/s  (target >= 10,000)")
+        print(f"messages: {n:,} (avg {size / 1024:.1f} KiB), batches of {args.batch}")
+        print(f"{'':19}{'wall':>10} {'CPU':>10}")
+        print(f"parse:             {n / parse_time:10,.0f} {n / parse_cpu:10,.0f} msg/s")
+        print(f"filters+matching:  {n / policy_time:10,.0f} {n / policy_cpu:10,.0f} msg/s")
+        print(
+            f"parse+policy:      {n / (parse_time + policy_time):10,.0f} "
+            f"{n / (parse_cpu + policy_cpu):10,.0f} msg/s  (target >= 15,000)"
+        )
         print(f"kept {kept:,}; skipped {dict(reasons)}")
         print(
             f"directory calls: {calls} in {batches} batches = {calls / batches:.2f} per batch "

@@ -93,6 +93,8 @@ def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: lis
             if ctype == "text/calendar" and (part.disposition or "").lower() != "attachment":
                 continue
         attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
+    if not attachments and not calendars:  # the common case
+        return Content(plain, html)
     # An invitation often comes twice: inline and as an .ics attachment.
     return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
 

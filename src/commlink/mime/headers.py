@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
-from ..addresses import parse_address
+from ..addresses import parse_address, simple_address
 from ..model import Address, Participant, Role
 from .addrlist import split_address_list, split_addresses
 from .storable import MAX_NAME_CHARS
@@ -148,6 +148,10 @@ def msg_ids(value: str) -> tuple[str, ...]:
     """Message ids in a Message-ID, In-Reply-To or References value, in order, deduped."""
     if not value:
         return ()
+    if value[:1] == "<" and value[-1:] == ">" and value.count("<") == 1 and value.count(">") == 1:
+        inner = value[1:-1]  # one id, the common case: no whitespace (isprintable) in it
+        if inner.isprintable() and " " not in inner:
+            return (inner,) if inner else ()
     found = _ANGLE_ID.findall(value)
     if not found:
         found = value.replace(",", " ").split()
@@ -253,8 +257,10 @@ _CACHED_NAME = 256
 MAX_ADDRESS_HEADER = 1 << 20
 
 
-# Keyed by header name rather than Role: enum hashing runs Python code.
-@lru_cache(maxsize=8192)
+# Keyed by header name rather than Role: enum hashing runs Python code. Sized
+# for a mailbox's regular correspondents: each entry is two objects that every
+# full garbage collection walks.
+@lru_cache(maxsize=2048)
 def participant(address: str, name: str, header: str) -> Participant:
     """A participant for one mailbox of an address header (lower-cased name).
 
@@ -262,7 +268,9 @@ def participant(address: str, name: str, header: str) -> Participant:
     short values (at most 320 characters of address text and 256 of name);
     ``participants`` handles long ones.
     """
-    return Participant(parse_address(address, collapse(name)), ROLE_HEADERS[header])
+    name = collapse(name)
+    found = simple_address(address, name) or parse_address(address, name)
+    return Participant(found, ROLE_HEADERS[header])
 
 
 def _long_participant(address: str, name: str, header: str) -> Participant:

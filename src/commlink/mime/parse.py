@@ -328,7 +328,7 @@ class _Source:
 
 def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
     headers = mail.headers
-    hdrs = dict(zip(map(str.lower, headers), headers.values(), strict=True))
+    hdrs = {name.lower(): values for name, values in headers.items()}
     if len(hdrs) != len(headers):  # one name in several spellings: keep every value
         hdrs = {}
         for name, values in headers.items():

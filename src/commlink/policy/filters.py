@@ -37,7 +37,9 @@ __all__ = [
     "Rules",
     "decide",
     "decide_event",
+    "decide_with",
     "direction",
+    "direction_with",
     "org_domains",
     "rules_for",
 ]
@@ -65,8 +67,9 @@ class Rules:
         """Valid addresses that are not the owner's, in order, without repeats."""
         seen: set[str] = set()
         found: list[Address] = []
+        own = self.own
         for a in addresses:
-            if a.valid and a.key not in self.own and a.key not in seen:
+            if a.valid and a.key not in own and a.key not in seen:
                 seen.add(a.key)
                 found.append(a)
         return found
@@ -111,22 +114,45 @@ def decide(message: Message, settings: ChannelSettings, folders: Mapping[str, Fo
     Checks run in order: excluded folder, invalid (no one to link to),
     blocklist, group/bulk mail, internal-only; else imported.
     """
-    rules = rules_for(settings)
-    excluded = _folder_exclusion(message.folders, settings, folders)
-    if excluded is not None:
-        return excluded
-    others = rules.others(message.addresses())
-    if not others:
-        return Decision(False, Reason.INVALID, "no valid participant other than the owner")
-    blocked = _blocked(others, rules)
-    if blocked is not None:
-        return blocked
+    return decide_with(message, settings, rules_for(settings), folders)
+
+
+def decide_with(
+    message: Message, settings: ChannelSettings, rules: Rules, folders: Mapping[str, Folder]
+) -> Decision:
+    """``decide`` with the compiled rules of ``settings`` (for a caller deciding a batch)."""
+    if message.folders:
+        excluded = _folder_exclusion(message.folders, settings, folders)
+        if excluded is not None:
+            return excluded
+    addresses = [p.address for p in message.participants]
+    if rules.blocklist:
+        others = rules.others(addresses)
+        if not others:
+            return _NO_ONE
+        blocked = _blocked(others, rules)
+        if blocked is not None:
+            return blocked
+    elif not _has_other(addresses, rules.own):
+        return _NO_ONE
     group = _group_rule(message, rules)
     if group is not None:
         return Decision(False, Reason.GROUP, group)
-    if not rules.sync_internal and _all_internal(message.addresses(), rules):
-        return Decision(False, Reason.INTERNAL, "every participant is inside the organisation")
+    if not rules.sync_internal and _all_internal(addresses, rules):
+        return _INTERNAL
     return IMPORTED
+
+
+_NO_ONE = Decision(False, Reason.INVALID, "no valid participant other than the owner")
+_INTERNAL = Decision(False, Reason.INTERNAL, "every participant is inside the organisation")
+
+
+def _has_other(addresses: Iterable[Address], own: frozenset[str]) -> bool:
+    """Whether a valid address is not the owner's (``Rules.others`` is not empty)."""
+    for a in addresses:  # noqa: SIM110 - a loop costs half of any() with a generator
+        if a.valid and a.key not in own:
+            return True
+    return False
 
 
 def decide_event(event: Event, settings: ChannelSettings) -> Decision:
@@ -145,13 +171,17 @@ def decide_event(event: Event, settings: ChannelSettings) -> Decision:
 
 def direction(message: Message, settings: ChannelSettings) -> Direction:
     """OUTGOING when the owner or an alias sent the message."""
-    if _sent_by_owner(message, rules_for(settings)):
+    return direction_with(message, rules_for(settings))
+
+
+def direction_with(message: Message, rules: Rules) -> Direction:
+    """``direction`` with the compiled rules of the channel's settings."""
+    if _sent_by_owner(message.sender, rules):
         return Direction.OUTGOING
     return Direction.INCOMING
 
 
-def _sent_by_owner(message: Message, rules: Rules) -> bool:
-    sender = message.sender
+def _sent_by_owner(sender: Address | None, rules: Rules) -> bool:
     return sender is not None and sender.valid and sender.key in rules.own
 
 
@@ -180,7 +210,8 @@ def _blocked(others: list[Address], rules: Rules) -> Decision | None:
 
 def _group_rule(message: Message, rules: Rules) -> str | None:
     """The rule that makes a message group mail, or ``None``."""
-    if _sent_by_owner(message, rules):
+    sender = message.sender
+    if _sent_by_owner(sender, rules):
         return None
     if message.list_id.strip():
         return "List-Id header"
@@ -192,14 +223,20 @@ def _group_rule(message: Message, rules: Rules) -> str | None:
     auto = message.auto_submitted.partition(";")[0].strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    sender = message.sender
     if sender is not None and sender.valid and is_role_address(sender.key):
         return f"automated sender {sender.key}"
     return None
 
 
 def _all_internal(addresses: Iterable[Address], rules: Rules) -> bool:
-    if not rules.org:
+    """Whether there are valid addresses and all are inside the organisation."""
+    org = rules.org
+    if not org:
         return False
-    valid = [a for a in addresses if a.valid]
-    return bool(valid) and all(rules.is_internal(a) for a in valid)
+    found = False
+    for a in addresses:
+        if a.valid:
+            if not in_domains(a.key.rpartition("@")[2], org):
+                return False
+            found = True
+    return found

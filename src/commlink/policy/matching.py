@@ -6,15 +6,15 @@ the number of addresses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from ..addresses import domain_candidates, in_domains, is_free_mail
+from ..addresses import FREE_MAIL_DOMAINS, domain_candidates
 from ..model import Address, ChannelSettings
 from ..ports import Directory
 from ..records import AddressLinks, CompanyRef, Link, PersonRef, TargetKind
 from .filters import rules_for
 
-__all__ = ["company_domains", "match_addresses"]
+__all__ = ["company_domains", "match_addresses", "match_keys"]
 
 
 def company_domains(domain: str, org: frozenset[str] = frozenset()) -> tuple[str, ...]:
@@ -23,9 +23,13 @@ def company_domains(domain: str, org: frozenset[str] = frozenset()) -> tuple[str
     The domain and its parents, most specific first; none for free-mail
     domains, nor for the organisation's own domains (``org``).
     """
-    if not domain or is_free_mail(domain) or in_domains(domain, org):
+    if not domain:
         return ()
-    return domain_candidates(domain)
+    candidates = domain_candidates(domain)
+    for candidate in candidates:
+        if candidate in FREE_MAIL_DOMAINS or candidate in org:
+            return ()
+    return candidates
 
 
 def match_addresses(
@@ -47,48 +51,70 @@ def match_addresses(
     lookup is then skipped). Invalid addresses are never matched.
     """
     keys = sorted({a.key for a in addresses if a.valid and a.key})
+    org = rules_for(settings).org if settings is not None else frozenset()
+    return match_keys(keys, directory, org, people=people)
+
+
+def match_keys(
+    keys: Sequence[str],
+    directory: Directory,
+    org: frozenset[str] = frozenset(),
+    *,
+    people: Mapping[str, PersonRef] | None = None,
+) -> tuple[AddressLinks, ...]:
+    """``match_addresses`` for address keys already sorted, distinct and valid,
+    with the organisation's domains ``org``."""
     if not keys:
         return ()
     found = people if people is not None else directory.people_by_addresses(keys)
-    person_of = {k: found[k] for k in keys if k in found}
 
-    org = rules_for(settings).org if settings is not None else frozenset()
-    domains_of = {k: company_domains(k.rpartition("@")[2], org) for k in keys}
-    wanted = sorted({d for ds in domains_of.values() for d in ds})
+    # Parallel lists rather than a tuple per key: fewer objects for the
+    # garbage collector to walk while the batch is alive.
+    persons = [found.get(key) for key in keys]
+    by_domain: dict[str, tuple[str, ...]] = {}  # keys often share a domain
+    domains_of: list[tuple[str, ...]] = []
+    for key in keys:
+        domain = key.rpartition("@")[2]
+        domains = by_domain.get(domain)
+        if domains is None:
+            domains = by_domain[domain] = company_domains(domain, org)
+        domains_of.append(domains)
+    wanted = sorted({d for ds in by_domain.values() for d in ds})
     companies: Mapping[str, CompanyRef] = directory.companies_by_domains(wanted) if wanted else {}
 
-    companies_of: dict[str, list[str]] = {}
-    for key in keys:
+    companies_of: list[list[str]] = []
+    for person, domains in zip(persons, domains_of, strict=True):
         ids: list[str] = []
-        person = person_of.get(key)
         if person is not None and person.company_id:
             ids.append(person.company_id)
-        for domain in domains_of[key]:
+        for domain in domains:
             company = companies.get(domain)
             if company is not None:
                 if company.id not in ids:
                     ids.append(company.id)
                 break
-        companies_of[key] = ids
+        companies_of.append(ids)
 
-    company_ids = sorted({c for ids in companies_of.values() for c in ids})
-    person_ids = sorted({p.id for p in person_of.values()})
+    company_ids = sorted({c for ids in companies_of for c in ids})
+    person_ids = sorted({p.id for p in persons if p is not None})
     opportunities = (
         directory.opportunities_for(company_ids, person_ids) if company_ids or person_ids else {}
     )
 
+    company_links: dict[str, Link] = {}  # one Link per company, however many keys
     result: list[AddressLinks] = []
-    for key in keys:
+    for key, person, ids in zip(keys, persons, companies_of, strict=True):
         links: list[Link] = []
-        owners: list[str] = []
-        person = person_of.get(key)
         if person is not None:
             links.append(Link(TargetKind.PERSON, person.id))
-            owners.append(person.id)
-        for company_id in companies_of[key]:
-            links.append(Link(TargetKind.COMPANY, company_id))
-            owners.append(company_id)
-        opportunity_ids = sorted({o.id for owner in owners for o in opportunities.get(owner, ())})
-        links.extend(Link(TargetKind.OPPORTUNITY, o) for o in opportunity_ids)
+        for company_id in ids:
+            link = company_links.get(company_id)
+            if link is None:
+                link = company_links[company_id] = Link(TargetKind.COMPANY, company_id)
+            links.append(link)
+        owners = [*ids, person.id] if person is not None else ids
+        if opportunities and not opportunities.keys().isdisjoint(owners):
+            found_ids = {o.id for owner in owners for o in opportunities.get(owner, ())}
+            links += [Link(TargetKind.OPPORTUNITY, o) for o in sorted(found_ids)]
         result.append(AddressLinks(key=key, links=tuple(links)))
     return tuple(result)

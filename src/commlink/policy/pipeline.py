@@ -8,11 +8,11 @@ lookup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import attrs
 
-from ..model import Address, Channel, ChannelSettings, Direction, Event, Folder, Message
+from ..model import Channel, ChannelSettings, Direction, Event, Folder, Message
 from ..ports import Directory
 from ..records import (
     AddressLinks,
@@ -24,8 +24,8 @@ from ..records import (
     Skip,
 )
 from .contacts import contacts_to_create, event_contacts_to_create
-from .filters import decide, decide_event, direction
-from .matching import match_addresses
+from .filters import decide_event, decide_with, direction_with, rules_for
+from .matching import match_keys
 from .skips import minimise_skip
 from .threads import assign_threads, thread_node
 from .visibility import minimise_event, minimise_message
@@ -73,32 +73,40 @@ def evaluate(
     for ``threads.lookup_ids(messages)``.
     """
     settings = channel.settings
-    kept: list[tuple[Message, Direction]] = []
+    rules = rules_for(settings)
+    visibility = settings.visibility
+    kept: list[Message] = []
+    directions: list[Direction] = []  # of the kept messages, in order
     skipped: list[Skip] = []
+    keys: set[str] = set()
     for message in messages:
-        verdict = decide(message, settings, folders)
+        verdict = decide_with(message, settings, rules, folders)
         if verdict.keep:
-            stored = minimise_message(message, settings.visibility)
-            kept.append((stored, direction(message, settings)))
+            stored = minimise_message(message, visibility)
+            kept.append(stored)
+            directions.append(direction_with(message, rules))
+            keys.update(p.address.key for p in stored.participants if p.address.valid)
         else:
             skipped.append(_message_skip(message, verdict, settings))
 
-    addresses = [a for m, _ in kept for a in m.addresses()]
+    keys.discard("")
+    ordered = sorted(keys)
     people, created = _people(
-        addresses,
+        ordered,
         directory,
-        lambda known: contacts_to_create(kept, settings, known),
+        lambda known: contacts_to_create(zip(kept, directions, strict=True), settings, known),
     )
-    links = match_addresses(addresses, directory, settings, people=people)
-    threads = assign_threads([m for m, _ in kept], known_threads, channel.id)
+    links = match_keys(ordered, directory, rules.org, people=people)
+    threads = assign_threads(kept, known_threads, channel.id)
+    by_provider_id = threads.by_provider_id
     records = tuple(
         MessageRecord(
             message=m,
-            thread_id=threads.by_provider_id[m.provider_id],
+            thread_id=by_provider_id[m.provider_id],
             direction=d,
             thread_keys=(thread_node(channel.id, m.thread_hint),) if m.thread_hint else (),
         )
-        for m, d in kept
+        for m, d in zip(kept, directions, strict=True)
     )
     return Evaluation(
         records=records,
@@ -129,13 +137,13 @@ def evaluate_events(
         else:
             skipped.append(_event_skip(lead, verdict, settings))
 
-    addresses = [a for e in kept for a in e.addresses()]
+    ordered = sorted({a.key for e in kept for a in e.addresses() if a.valid and a.key})
     people, created = _people(
-        addresses,
+        ordered,
         directory,
         lambda known: event_contacts_to_create(kept, settings, known),
     )
-    links = match_addresses(addresses, directory, settings, people=people)
+    links = match_keys(ordered, directory, rules_for(settings).org, people=people)
     return EventEvaluation(
         records=tuple(EventRecord(event=e) for e in kept),
         skipped=tuple(skipped),
@@ -145,16 +153,16 @@ def evaluate_events(
 
 
 def _people(
-    addresses: Iterable[Address],
+    keys: Sequence[str],
     directory: Directory,
     new_contacts: Callable[[Collection[str]], Sequence[NewContact]],
 ) -> tuple[dict[str, PersonRef], tuple[tuple[str, PersonRef], ...]]:
-    """People by key, after creating the missing ones the policy asks for.
+    """People by key (of the sorted, distinct valid ``keys``), after creating
+    the missing ones the policy asks for.
 
     Existing people are looked up first so no one is created twice; the
     created ones join the answer, so they are linked in the same batch.
     """
-    keys = sorted({a.key for a in addresses if a.valid and a.key})
     if not keys:
         return {}, ()
     people = dict(directory.people_by_addresses(keys))

@@ -92,7 +92,8 @@ def assign_threads(
         if m.thread_hint:
             nodes.append(thread_node(channel_id, m.thread_hint))
         first = nodes[0]
-        for node in nodes:
+        parent.setdefault(first, first)
+        for node in nodes[1:]:
             union(first, node)
         anchors[m.provider_id] = first
 

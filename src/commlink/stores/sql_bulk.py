@@ -107,16 +107,19 @@ def write_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] | Mapping[str, str] | None = None,
-) -> None:
+    returning: Sequence[str] = (),
+) -> Sequence[Any]:
     """Insert ``rows`` (tuples in ``columns`` order) in one statement.
 
     With ``conflict`` it is ``INSERT .. ON CONFLICT (conflict)``: ``DO
     NOTHING`` without ``update``, else ``DO UPDATE`` of the named columns
     from the new row, or of columns mapped to SQL expressions (which may
     use ``excluded.<column>``). Rows sharing a conflict key: the last wins.
+    ``returning`` (PostgreSQL only: SQLite's executemany returns nothing)
+    names columns of the written rows to return.
     """
     if not rows:
-        return
+        return []
     if isinstance(update, Mapping):
         changes: tuple[tuple[str, str], ...] | None = tuple(update.items())
     elif update is not None:
@@ -125,6 +128,8 @@ def write_rows(
         changes = None
     cols = tuple(columns)
     postgres = is_postgres(conn)
+    if returning and not postgres:
+        raise ValueError("RETURNING needs PostgreSQL")
     sql = _insert_sql(conn.dialect, table.name, cols, tuple(conflict), changes)
     moments = _moment_types(table.name, cols)
     if postgres:
@@ -135,12 +140,12 @@ def write_rows(
         arrays = [list(column) for column in zip(*rows, strict=True)]
         for i, kind in moments:
             arrays[i] = [kind.process_bind_param(v, conn.dialect) for v in arrays[i]]
+        if returning:
+            return fetch(conn, f"{sql} RETURNING {', '.join(returning)}", *arrays)
         conn.exec_driver_sql(sql, tuple(arrays))
-        return
-    if moments:
-        listed = [list(r) for r in rows]
-        for i, kind in moments:
-            for row in listed:
-                row[i] = kind.process_bind_param(row[i], conn.dialect)
-        rows = [tuple(r) for r in listed]
+        return []
+    for i, kind in moments:
+        bind, dialect = kind.process_bind_param, conn.dialect
+        rows = [(*r[:i], bind(r[i], dialect), *r[i + 1 :]) for r in rows]
     conn.exec_driver_sql(sql, list(rows))
+    return []

@@ -37,8 +37,10 @@ from .common import (
     validate_page,
 )
 from .copies import Holder, meeting_summaries, seen_messages
+from .sql_bulk import among_sql, fetch, key_set, mark
 from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
+    UtcDateTime,
     address_links,
     among,
     attendees,
@@ -58,51 +60,47 @@ __all__ = ["event_page", "known_ids", "thread", "threads_by_message_ids", "timel
 
 
 def known_ids(conn: Connection, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
+    m = mark(conn)
+    sql = " UNION ".join(
+        f"SELECT provider_id FROM {table.name} WHERE channel_id = {m} "
+        f"AND scope_id = {m} AND {among_sql(conn, table.c.provider_id)}"
+        for table in (message_assocs, event_assocs)
+    )
     found: set[str] = set()
     for part in chunks(sorted(set(ids))):
-        for table in (message_assocs, event_assocs):
-            rows = conn.execute(
-                sa.select(table.c.provider_id)
-                .where(
-                    table.c.channel_id == channel_id,
-                    table.c.scope_id == scope_id,
-                    among(conn, table.c.provider_id, part),
-                )
-                .distinct()
-            )
-            found.update(rows.scalars())
+        keys = key_set(conn, part)
+        rows = fetch(conn, sql, channel_id, scope_id, keys, channel_id, scope_id, keys)
+        found.update(provider_id for (provider_id,) in rows)
     return found
 
 
 def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, str]:
     own: dict[str, str] = {}
     referencing: list[tuple[str, Any, str, str]] = []
+    moment = UtcDateTime()
     for part in chunks(sorted(set(ids))):
-        rows = conn.execute(
-            sa.select(messages.c.message_id, messages.c.thread_id).where(
-                among(conn, messages.c.message_id, part)
-            )
+        keys = key_set(conn, part)
+        rows = fetch(
+            conn,
+            f"SELECT message_id, thread_id FROM {messages.name} "
+            f"WHERE {among_sql(conn, messages.c.message_id)}",
+            keys,
         )
         own.update((mid, tid) for mid, tid in rows)
         # every copy's references, each with its copy's date
-        refs = conn.execute(
-            sa.select(
-                message_refs.c.ref_id,
-                message_copies.c.sent_at,
-                messages.c.message_id,
-                messages.c.thread_id,
-            )
-            .join(
-                message_copies,
-                sa.and_(
-                    message_copies.c.message_pk == message_refs.c.message_pk,
-                    message_copies.c.channel_id == message_refs.c.channel_id,
-                ),
-            )
-            .join(messages, messages.c.pk == message_refs.c.message_pk)
-            .where(among(conn, message_refs.c.ref_id, part))
+        refs = fetch(
+            conn,
+            f"SELECT r.ref_id, c.sent_at, m.message_id, m.thread_id FROM {message_refs.name} r "
+            f"JOIN {message_copies.name} c "
+            "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
+            f"JOIN {messages.name} m ON m.pk = r.message_pk "
+            f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
+            keys,
         )
-        referencing.extend((ref, date, mid, tid) for ref, date, mid, tid in refs)
+        referencing.extend(
+            (ref, moment.process_result_value(date, conn.dialect), mid, tid)
+            for ref, date, mid, tid in refs
+        )
     return resolve_threads(own, referencing)
 
 

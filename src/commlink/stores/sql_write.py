@@ -108,15 +108,19 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
         # an erasure running meanwhile (which holds this lock exclusively)
         # must not be followed by this batch re-importing what it erased
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({ERASURE_LOCK})")
+    # SQLite: also the highest message pk, to number new messages from (this
+    # transaction holds the write lock, so no one else adds any meanwhile)
+    top = "" if is_postgres(conn) else f", (SELECT coalesce(max(pk), 0) FROM {messages.name})"
     found = fetch(
         conn,
-        f"SELECT settings, EXISTS (SELECT 1 FROM {erased.name}) "
+        f"SELECT settings, EXISTS (SELECT 1 FROM {erased.name}){top} "
         f"FROM {channels.name} WHERE id = {m}",
         batch.channel_id,
     )
     if not found:
         raise InvalidInput(f"unknown channel {batch.channel_id!r}")
-    settings_json, any_erased = found[0]
+    settings_json, any_erased, *highest = found[0]
+    last_pk = int(highest[0]) if highest else 0
     tombstones = erased_among(conn, batch_keys(batch)) if any_erased else set()
     batch = prepare_batch(batch, settings_from_json(settings_json), tombstones)
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
@@ -124,7 +128,7 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
     dropped_events: set[int] = set()
     touched: set[str] = set()  # threads whose timeline rows must be rebuilt
     if batch.messages:
-        dropped_messages |= _write_messages(conn, batch, touched)
+        dropped_messages |= _write_messages(conn, batch, touched, last_pk)
     if batch.events:
         dropped_events |= _write_events(conn, batch)
     relinked = replace_links(conn, batch.links, refresh=False)
@@ -187,11 +191,14 @@ def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
     return merged
 
 
-def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> set[int]:
+def _write_messages(
+    conn: Connection, batch: SyncBatch, touched: set[str], last_pk: int = 0
+) -> set[int]:
     """Upsert logical messages, their participants, references and associations.
 
     Returns the messages that provider ids of this batch pointed to before;
     adds the threads of rewritten messages (before and after) to ``touched``.
+    ``last_pk``: on SQLite, the highest message pk (new ones follow it).
     """
     ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
     m = mark(conn)
@@ -207,11 +214,15 @@ def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> se
             key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
     }
-    pks = _write_copies(conn, ch, _merged(batch.messages), touched)
+    pks = _write_copies(conn, ch, _merged(batch.messages), touched, last_pk)
     rows: list[tuple[Any, ...]] = []
+    folder_lists: dict[tuple[str, ...], str] = {}  # a batch's messages share a few
     for record in batch.messages:
         msg = record.message
-        assoc = (pks[msg.message_id], gen, folders_json(msg.folders), record.direction.value)
+        folders = folder_lists.get(msg.folders)
+        if folders is None:
+            folders = folder_lists[msg.folders] = folders_json(msg.folders)
+        assoc = (pks[msg.message_id], gen, folders, record.direction.value)
         if before.get(msg.provider_id) != assoc:
             rows.append((ch, sc, msg.provider_id, *assoc))
     write_rows(
@@ -226,7 +237,11 @@ def _write_messages(conn: Connection, batch: SyncBatch, touched: set[str]) -> se
 
 
 def _write_copies(
-    conn: Connection, channel_id: str, merged: Mapping[str, MessageRecord], touched: set[str]
+    conn: Connection,
+    channel_id: str,
+    merged: Mapping[str, MessageRecord],
+    touched: set[str],
+    last_pk: int,
 ) -> dict[str, int]:
     """Write the logical messages that are new or changed thread, and the
     channel's copies whose digest changed (or that are new) with their
@@ -254,23 +269,8 @@ def _write_copies(
         touched.add(merged[mid].thread_id)
         if mid in threads:
             touched.add(threads[mid])
-    write_rows(
-        conn,
-        messages,
-        ("message_id", "thread_id"),
-        [(mid, merged[mid].thread_id) for mid in logical],
-        conflict=("message_id",),
-        update=("thread_id",),
-    )
-    missing = [mid for mid in logical if mid not in pks]
-    if missing:
-        found = fetch(
-            conn,
-            f"SELECT message_id, pk FROM {messages.name} "
-            f"WHERE {among_sql(conn, messages.c.message_id)}",
-            key_set(conn, missing),
-        )
-        pks.update((mid, int(pk)) for mid, pk in found)
+    if logical:
+        pks.update(_write_logical(conn, merged, logical, pks, last_pk))
     if not changed:
         return pks
     write_rows(
@@ -302,6 +302,41 @@ def _write_copies(
     write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
     write_rows(conn, message_refs, ("message_pk", "channel_id", "pos", "ref_id"), refs)
     return pks
+
+
+def _write_logical(
+    conn: Connection,
+    merged: Mapping[str, MessageRecord],
+    logical: Sequence[str],
+    pks: Mapping[str, int],
+    last_pk: int,
+) -> dict[str, int]:
+    """Write logical messages that are new or changed thread; returns the pks
+    of the new ones (PostgreSQL: of all, from the upsert itself)."""
+    if is_postgres(conn):
+        # another transaction may have added some of them since they were read
+        found = write_rows(
+            conn,
+            messages,
+            ("message_id", "thread_id"),
+            [(mid, merged[mid].thread_id) for mid in logical],
+            conflict=("message_id",),
+            update=("thread_id",),
+            returning=("message_id", "pk"),
+        )
+        return {mid: int(pk) for mid, pk in found}
+    moved = [(merged[mid].thread_id, pks[mid]) for mid in logical if mid in pks]
+    if moved:
+        conn.exec_driver_sql(f"UPDATE {messages.name} SET thread_id = ? WHERE pk = ?", moved)
+    new = [mid for mid in logical if mid not in pks]
+    created = {mid: last_pk + n for n, mid in enumerate(new, 1)}
+    write_rows(
+        conn,
+        messages,
+        ("pk", "message_id", "thread_id"),
+        [(pk, mid, merged[mid].thread_id) for mid, pk in created.items()],
+    )
+    return created
 
 
 def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
