@@ -256,6 +256,8 @@ CASES = [
     Case("Graph calendar, Runner", "graph-calendar", "", "runner"),
     Case("Gmail, Celery", "gmail", "INBOX", "celery"),
     Case("Graph mail, Celery", "graph", "inbox", "celery"),
+    Case("Google Calendar, Celery", "google-calendar", "", "celery"),
+    Case("Graph calendar, Celery", "graph-calendar", "", "celery"),
 ]
 
 
