@@ -22,6 +22,7 @@ CORE = (
     "mime",
     "calendar",
     "policy",
+    "closing",
 )
 PURE = sorted(
     p
@@ -54,9 +55,10 @@ FORBIDDEN_PACKAGES = frozenset(
 #: Which commlink packages each package may import (besides itself). Arrows
 #: point inward: the core never reaches out to IO, and only the composition
 #: roots (``cli``, ``contrib``, ``testing``) see everything.
-_VALUES = {"model", "records", "errors", "credentials"}
+_VALUES = {"model", "records", "errors", "credentials", "closing"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "credentials": frozenset(),
+    "closing": frozenset(),
     "model": frozenset({"errors"}),
     "records": frozenset({"model", "errors", "credentials"}),
     "errors": frozenset(),

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs
 
 import attrs
 
+from ..closing import Closing
 from ..errors import ConfigError
 from ..ports import SubscriptionStore
 from ..providers.google.push import GOOGLE_CERTS_URL, CalendarPushEndpoint, GmailPushEndpoint
@@ -97,7 +98,7 @@ class _Answer(Exception):
         self.headers = headers
 
 
-class PushApp:
+class PushApp(Closing):
     """The WSGI application ``push_app`` returns; call it as any WSGI app.
 
     ``gmail``, ``calendar`` and ``graph`` are the endpoint objects (their

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..addresses import address_key, normalise_domain
+from ..closing import Closing
 from ..errors import InvalidInput
 from ..records import CompanyRef, NewContact, OpportunityRef, PersonRef
 from .directory_rules import (
@@ -66,7 +67,7 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-class SqlDirectory:
+class SqlDirectory(Closing):
     """The ``Directory`` port on the reference tables, plus admin methods.
 
     ``store_or_engine`` is a ``SqlStore`` (its database is used), an
@@ -80,8 +81,14 @@ class SqlDirectory:
             self.engine = create_engine(store_or_engine)
         else:
             self.engine = store_or_engine.engine
+        self._owns_engine = isinstance(store_or_engine, (str, sa.URL))
         self._errors = database_errors(self.engine)
         ensure_schema(self.engine)
+
+    def close(self) -> None:
+        """Release pooled connections (of an engine this directory created)."""
+        if self._owns_engine:
+            self.engine.dispose()
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+from ..closing import Stopping
 from ..model import Channel
 from ..ports import CalendarProvider, MailProvider
 from ..records import ChannelState, ChannelStatus
@@ -30,7 +31,7 @@ Provider = MailProvider | CalendarProvider
 Connect = Callable[[Channel], Provider]
 
 
-class Runner:
+class Runner(Stopping):
     """Runs ``engine`` for every due channel of its store.
 
     ``connect(channel)`` opens a provider for a channel (closed after each

@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from ..closing import Stopping
 from ..errors import AuthError
 from ..model import Channel, FolderKind
 from ..ports import CalendarProvider, MailProvider, Scope, ScopeWatcher, Store
@@ -82,7 +83,7 @@ class Backoff:
     healthy: float = 60.0
 
 
-class WatchHub:
+class WatchHub(Stopping):
     """Watchers for many channels, started at once and kept alive.
 
     ``watch(channels)`` makes the watched set exactly these channels

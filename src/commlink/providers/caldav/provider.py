@@ -30,6 +30,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 import attrs
 
 from ...calendar.ical import parse_calendar, skipped_uids
+from ...closing import Closing
 from ...credentials import is_loopback_host, redact_url
 from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
 from ...model import Folder, FolderKind, Limits
@@ -44,7 +45,7 @@ _ETAG_MARK = "#etag="
 _HASH_PREFIX = "sha256-"
 
 
-class CalDavProvider:
+class CalDavProvider(Closing):
     """Calendars of one CalDAV account.
 
     ``url`` is the server's CalDAV root (or the principal or calendar home

@@ -19,6 +19,7 @@ from xml.etree.ElementTree import ParseError
 
 import attrs
 
+from ...closing import Closing
 from ...credentials import redact_text, redact_url
 from ...errors import (
     AuthError,
@@ -109,7 +110,7 @@ class Multistatus:
             raise ProviderError(f"{self._shown}: malformed multistatus ({exc})") from None
 
 
-class DavTransport:
+class DavTransport(Closing):
     """Sends WebDAV requests with one ``httpx.Client`` and counts them."""
 
     def __init__(

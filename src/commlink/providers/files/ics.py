@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from ...calendar.ical import parse_calendar, skipped_uids
+from ...closing import Closing
 from ...errors import ConfigError, CursorExpired, NotFound
 from ...model import Event, Folder, FolderKind
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
@@ -46,7 +47,7 @@ def _calendar_name(path: Path) -> str:
     return name.replace("\\,", ",").replace("\\;", ";") or path.stem
 
 
-class IcsProvider:
+class IcsProvider(Closing):
     """One ``.ics`` file, or a folder of them, as a ``CalendarProvider``."""
 
     def __init__(self, path: str | os.PathLike[str], *, page_size: int = 500) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ...closing import Closing
 from ...errors import ConfigError, CursorExpired, NotFound
 from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
@@ -112,7 +113,7 @@ def _read_up_to(fd: int, count: int) -> bytes:
     return b"".join(chunks)
 
 
-class MaildirProvider:
+class MaildirProvider(Closing):
     """A Maildir++ tree as a ``MailProvider``; one scope per folder.
 
     A message file longer than ``limits.max_message_bytes`` is read headers

@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from ...closing import Closing
 from ...errors import ConfigError, CursorExpired
 from ...mime.headers import header_block
 from ...model import Detail, Folder, FolderKind, Limits
@@ -57,7 +58,7 @@ def _head_hash(fh: BinaryIO, size: int) -> str:
     return hashlib.sha256(fh.read(min(size, _HEAD))).hexdigest()
 
 
-class MboxProvider:
+class MboxProvider(Closing):
     """A mailbox read from one mbox file (a ``MailProvider``).
 
     Provider ids are hashes of each message's From_ line and header; one

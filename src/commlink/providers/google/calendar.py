@@ -35,6 +35,7 @@ from ...addresses import parse_address
 from ...calendar.ical import DESCRIPTION_LIMIT
 from ...calendar.links import find_meeting_link, https_url
 from ...calendar.zones import iana_zone
+from ...closing import Closing
 from ...credentials import Secret
 from ...errors import ConfigError, NotFound, ProviderError
 from ...mime.text import html_to_text
@@ -90,7 +91,7 @@ def _is_master_gone(item: JSON) -> bool:
     return item.get("status") == "cancelled" and not item.get("recurringEventId")
 
 
-class GoogleCalendarProvider:
+class GoogleCalendarProvider(Closing):
     """The calendars of a Google account; ``credentials`` are google-auth
     credentials. ``api_endpoint`` replaces Calendar's service path, so point
     it at ``BASE/calendar/v3/`` for another server. ``push_url`` is the

@@ -40,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from ...closing import Closing
 from ...errors import (
     AuthError,
     ConfigError,
@@ -94,7 +95,7 @@ def _kind(label: Mapping[str, Any]) -> FolderKind:
     return FolderKind.CUSTOM
 
 
-class GmailProvider:
+class GmailProvider(Closing):
     """A Gmail mailbox; ``credentials`` are google-auth credentials (user
     OAuth tokens, or a delegated service account: ``from_service_account``).
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ...closing import Closing
 from ...credentials import Secret, is_loopback_host
 from ...errors import AuthError, ConfigError, NotFound, ProviderError, TransientError
 from .fetch_stream import CommandRefused, ConnectionLost, Fetch, ResponseReader, Vanished
@@ -74,7 +75,7 @@ class Selected:
     highestmodseq: int
 
 
-class ImapConnection:
+class ImapConnection(Closing):
     """A lazily opened, reconnecting IMAP connection.
 
     ``round_trips`` counts the commands sent after login (for tests and

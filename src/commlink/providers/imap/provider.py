@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from ...closing import Closing
 from ...errors import ConfigError, CursorExpired
 from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
@@ -50,7 +51,7 @@ __all__ = ["ImapProvider"]
 log = logging.getLogger("commlink.imap")
 
 
-class ImapProvider:
+class ImapProvider(Closing):
     """A ``MailProvider`` for an IMAP account.
 
     Log in with ``password`` or an OAuth2 access token (XOAUTH2). TLS from

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ....closing import Closing
 from ....errors import ConfigError
 
 __all__ = ["VERSIONS", "ExchangeConnection", "connect"]
@@ -31,7 +32,7 @@ _AUTH = {"basic": "basic", "ntlm": "NTLM", "oauth2": "OAuth 2.0"}
 
 
 @attrs.define(eq=False)
-class ExchangeConnection:
+class ExchangeConnection(Closing):
     """An exchangelib account and the protocol that counts its requests."""
 
     account: Any

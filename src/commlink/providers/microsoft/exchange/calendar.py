@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from ....closing import Closing
 from ....model import Folder, FolderKind
 from ....ports import ChangeSet, FetchedEvent, IdPage, Scope
 from .account import ExchangeConnection, connect
@@ -25,7 +26,7 @@ from .watch import FolderStreaming
 __all__ = ["ExchangeCalendarProvider"]
 
 
-class ExchangeCalendarProvider:
+class ExchangeCalendarProvider(Closing):
     """A ``CalendarProvider`` for the calendars of an Exchange mailbox.
 
     With ``streaming`` (the default) ``watch_scopes`` holds EWS streaming

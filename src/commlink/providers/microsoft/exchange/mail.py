@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from ....closing import Closing
 from ....model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ...header_names import METADATA_HEADERS as _POLICY_HEADERS
@@ -73,7 +74,7 @@ _SIZED_FIELDS = ("size", *_METADATA_FIELDS)
 BATCH_SHARE = 1
 
 
-class ExchangeMailProvider:
+class ExchangeMailProvider(Closing):
     """A ``MailProvider`` for a mailbox on Exchange Server 2016, 2019 or SE.
 
     Build it with ``connect`` settings (``from_settings``) or an existing

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from ....addresses import parse_address
 from ....calendar.links import find_meeting_link, https_url
 from ....calendar.zones import iana_zone
+from ....closing import Closing
 from ....errors import CursorExpired, NotFound, ProviderError
 from ....mime.text import html_to_text
 from ....model import Attendee, Event, EventStatus, Folder, FolderKind, ResponseStatus
@@ -56,7 +57,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class GraphCalendarProvider:
+class GraphCalendarProvider(Closing):
     """The calendars of a mailbox through Graph.
 
     ``past`` and ``future`` set the synced window around the time of the

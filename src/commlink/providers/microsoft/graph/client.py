@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ....closing import Closing
 from ....credentials import is_loopback_host, redact_url
 from ....errors import (
     AuthError,
@@ -111,7 +112,7 @@ def _decode_body(content_type: str, body: Any) -> Any:
         return body.encode("utf-8", "surrogateescape")
 
 
-class GraphClient:
+class GraphClient(Closing):
     """Sends requests to Graph with retries.
 
     429/503/504 and network failures are retried up to ``max_retries`` times,

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import attrs
 
+from ....closing import Closing
 from ....errors import (
     AuthError,
     CursorExpired,
@@ -103,7 +104,7 @@ def user_path(user: str) -> str:
     return "/me" if user == "me" else f"/users/{quote(user, safe='@')}"
 
 
-class GraphMailProvider:
+class GraphMailProvider(Closing):
     """A mailbox through Graph; ``client`` carries the tokens and retries.
 
     ``user`` is ``"me"`` (delegated) or a user id / principal name (app-only).

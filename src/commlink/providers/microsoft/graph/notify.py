@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from ....closing import Closing
 from ....ports import SubscriptionStore
 from ....records import PushSubscription
 from .subscriptions import GRAPH_PROVIDERS
@@ -110,7 +111,7 @@ class _Lifecycle:
     event: str
 
 
-class GraphWebhook:
+class GraphWebhook(Closing):
     """Answers Graph's POSTs to the host's notification and lifecycle URLs.
 
     ``subscriptions`` is where ``PushKeeper`` keeps them (the secrets are
