@@ -15,7 +15,25 @@ __all__ = ["Closing", "Stopping"]
 _T = TypeVar("_T")
 
 
-class Closing:
+class _Released:
+    __slots__ = ()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+
+class Closing(_Released):
     """``with obj:`` yields ``obj`` and calls ``obj.close()`` on exit."""
 
     __slots__ = ()
@@ -23,19 +41,11 @@ class Closing:
     def close(self) -> None:
         """Release what the object holds (subclasses override)."""
 
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _release(self) -> None:
         self.close()
 
 
-class Stopping:
+class Stopping(_Released):
     """``with obj:`` yields ``obj`` and calls ``obj.stop()`` on exit."""
 
     __slots__ = ()
@@ -43,13 +53,5 @@ class Stopping:
     def stop(self) -> None:
         """Stop what the object runs (subclasses override)."""
 
-    def __enter__(self: _T) -> _T:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _release(self) -> None:
         self.stop()

@@ -39,12 +39,13 @@ from ..mime.storable import storable_id
 from ..model import Address, Attendee, Event, EventStatus, ResponseStatus
 from . import lines
 from .links import find_meeting_link, first_http_url
+from .storable import MAX_DESCRIPTION_BYTES, cap_text
 from .zones import Moment, Zones
 
 __all__ = ["DESCRIPTION_LIMIT", "SKIP_CODES", "CalendarParse", "parse_calendar", "skipped_uids"]
 
 #: Longest description kept, in UTF-8 bytes; longer ones are truncated.
-DESCRIPTION_LIMIT = 64 * 1024
+DESCRIPTION_LIMIT = MAX_DESCRIPTION_BYTES
 
 #: Warning codes that mean a VEVENT produced no ``Event``.
 SKIP_CODES = ("missing-dtstart", "invalid-event")
@@ -255,15 +256,6 @@ def _dt(value: object) -> object | None:
     return getattr(value, "dt", None)
 
 
-def _limit(text: str) -> tuple[str, bool]:
-    if len(text) * 4 <= DESCRIPTION_LIMIT:
-        return text, False
-    encoded = text.encode("utf-8", "replace")
-    if len(encoded) <= DESCRIPTION_LIMIT:
-        return text, False
-    return encoded[:DESCRIPTION_LIMIT].decode("utf-8", "ignore"), True
-
-
 def _synthetic_uid(component: Any) -> str:
     if isinstance(component, lines.Props):  # the library hashes the values' text
         raise lines.Unusual("an event without a usable UID")
@@ -327,7 +319,7 @@ class _Mapper:
         zone = start.zone
         if start.utc and self.zones.default_name:
             zone = self.zones.default_name
-        description, cut = _limit(_text(vevent, "DESCRIPTION"))
+        description, cut = cap_text(_text(vevent, "DESCRIPTION"))
         if cut:
             local.append(f"truncated-description:{uid}")
         recurrence_id = None
@@ -346,8 +338,8 @@ class _Mapper:
             if moment is not None:
                 updated = moment.value
                 break
-        title, _ = _limit(_text(vevent, "SUMMARY"))
-        location, _ = _limit(_text(vevent, "LOCATION"))
+        title, _ = cap_text(_text(vevent, "SUMMARY"))
+        location, _ = cap_text(_text(vevent, "LOCATION"))
         return Event(
             provider_id=self.provider_id,
             uid=uid,

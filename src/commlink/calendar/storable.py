@@ -25,7 +25,7 @@ from ..mime.storable import (
 )
 from ..model import Address, Attendee, Event
 
-__all__ = ["MAX_DESCRIPTION_BYTES", "MAX_RECURRENCE_LINES", "storable_event"]
+__all__ = ["MAX_DESCRIPTION_BYTES", "MAX_RECURRENCE_LINES", "cap_text", "storable_event"]
 
 #: Longest description kept, in UTF-8 bytes (as for iCalendar descriptions).
 MAX_DESCRIPTION_BYTES = 64 * 1024
@@ -47,15 +47,24 @@ def _line(text: str, limit: int, warnings: list[str], field: str) -> str:
     return cleaned
 
 
+def cap_text(text: str, limit: int = MAX_DESCRIPTION_BYTES) -> tuple[str, bool]:
+    """``text`` cut to at most ``limit`` bytes of UTF-8 (never inside a
+    character), and whether it was cut; one length check for short text."""
+    if len(text) * 4 <= limit:
+        return text, False
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return text, False
+    return encoded[:limit].decode("utf-8", "ignore"), True
+
+
 def _description(text: str, warnings: list[str]) -> str:
     if not text_is_clean(text):
         warnings.extend(f"{code}:description" for code in repair_codes(text))
         text = clean_text(text)
-    if len(text) * 4 > MAX_DESCRIPTION_BYTES:
-        encoded = text.encode("utf-8")
-        if len(encoded) > MAX_DESCRIPTION_BYTES:
-            warnings.append("text-truncated:description")
-            text = encoded[:MAX_DESCRIPTION_BYTES].decode("utf-8", "ignore")
+    text, cut = cap_text(text)
+    if cut:
+        warnings.append("text-truncated:description")
     return text
 
 

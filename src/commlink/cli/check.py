@@ -7,14 +7,13 @@ import argparse
 import contextlib
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ..credentials import redact_text
 from ..errors import AuthError
 from ..model import ChannelKind, Folder
 from ..ports import CalendarProvider, MailProvider
-from .config import ChannelConfig, Config, load_config
+from .config import ChannelConfig, Config, absent_sqlite_file, load_config
 from .output import as_json, terminal_safe
 
 __all__ = ["check_channel", "cmd_check"]
@@ -66,15 +65,11 @@ def _failed(result: dict[str, Any], exc: Exception, started: float) -> dict[str,
 
 
 def _store(config: Config) -> dict[str, Any]:
-    import sqlalchemy as sa
-
     from ..stores.sql_schema import SCHEMA_VERSION, create_engine, schema_version
 
     try:
-        url = sa.make_url(config.store_url)
-        database = url.database or ""
-        on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-        if on_disk and not Path(database).exists():  # checking must not create it
+        database = absent_sqlite_file(config.store_url)
+        if database is not None:  # checking must not create it
             return {"status": "ok", "schema": None, "note": f"no database at {database} yet"}
         engine = create_engine(config.store_url, None)
         try:

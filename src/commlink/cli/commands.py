@@ -11,10 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, TextIO
-
-import sqlalchemy as sa
 
 from ..errors import ConfigError
 from ..providers.registry import connect
@@ -22,7 +19,7 @@ from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewe
 from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
 from ..sync.runner import Runner
-from .config import Config, load_config
+from .config import Config, absent_sqlite_file, load_config
 from .output import (
     AliasInEffect,
     aliases_in_effect,
@@ -45,15 +42,12 @@ def _progress_printer(stream: TextIO) -> ProgressLine | None:
 def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
     """The configured store; read commands (``create=False``) never create a
     SQLite file that is not there."""
-    if not create:
-        url = sa.make_url(config.store_url)
-        database = url.database or ""
-        on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-        if on_disk and not Path(database).exists():
-            raise ConfigError(
-                f"no database at {database}; run `commlink sync` on this configuration first",
-                field="store.url",
-            )
+    database = None if create else absent_sqlite_file(config.store_url)
+    if database is not None:
+        raise ConfigError(
+            f"no database at {database}; run `commlink sync` on this configuration first",
+            field="store.url",
+        )
     store = SqlStore(config.store_url)
     return store, SqlDirectory(store)
 

@@ -79,7 +79,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ChannelConfig", "Config", "load_config", "parse_config"]
+__all__ = ["ChannelConfig", "Config", "absent_sqlite_file", "load_config", "parse_config"]
 
 _SETTINGS_KEYS = {
     "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",
@@ -135,6 +135,17 @@ class Config:
     token_key: Secret | None = attrs.field(default=None, repr=False)
     #: The push endpoints and their public URL (``[push]``; see ``cli.push_config``).
     push: PushConfig | None = None
+
+
+def absent_sqlite_file(store_url: str) -> str | None:
+    """The file a SQLite URL names when it does not exist yet (else ``None``):
+    commands that only read or check must not create it by connecting."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(store_url)
+    database = url.database or ""
+    on_disk = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    return database if on_disk and not Path(database).exists() else None
 
 
 def load_config(path: str | Path) -> Config:

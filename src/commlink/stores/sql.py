@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..addresses import address_key
+from ..closing import Closing
 from ..credentials import Secret
 from ..errors import InvalidInput, StoreError
 from ..model import Channel, ChannelKind
@@ -84,7 +85,7 @@ def _storable(keys: Collection[str]) -> Collection[str]:
     return keys if not any("\x00" in k for k in keys) else [k for k in keys if "\x00" not in k]
 
 
-class SqlStore:
+class SqlStore(Closing):
     """A ``Store`` in a SQL database.
 
     ``url_or_engine`` is a SQLAlchemy URL or an existing ``Engine`` (which
@@ -135,12 +136,6 @@ class SqlStore:
         """Release pooled connections (of an engine this store created)."""
         if self._owns_engine:
             self.engine.dispose()
-
-    def __enter__(self) -> SqlStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:

@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 import attrs
 
 from ...addresses import parse_address
-from ...calendar.ical import DESCRIPTION_LIMIT
 from ...calendar.links import find_meeting_link, https_url
+from ...calendar.storable import cap_text
 from ...calendar.zones import iana_zone
 from ...closing import Closing
 from ...credentials import Secret
@@ -452,14 +452,11 @@ _MARKUP = re.compile(r"<[a-zA-Z/!]|&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#x[0-9a-fA-F
 def _description(value: object) -> str:
     """Google sends descriptions as HTML (the web UI's editor) or plain text:
     markup becomes plain text (``html_to_text``), capped at
-    ``DESCRIPTION_LIMIT`` bytes of UTF-8 as descriptions from iCalendar are."""
+    ``MAX_DESCRIPTION_BYTES`` of UTF-8 as descriptions from iCalendar are."""
     text = str(value or "")
     if _MARKUP.search(text):
         text = html_to_text(text)
-    encoded = text.encode("utf-8", "replace")
-    if len(encoded) > DESCRIPTION_LIMIT:
-        text = encoded[:DESCRIPTION_LIMIT].decode("utf-8", "ignore")
-    return text
+    return cap_text(text)[0]
 
 
 def map_event(item: JSON, provider_id: str, calendar_id: str, default_zone: str = "") -> Event:
