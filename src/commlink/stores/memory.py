@@ -24,6 +24,7 @@ from ..records import (
     EventSummary,
     Page,
     PageRequest,
+    Reason,
     Skip,
     SyncBatch,
     Target,
@@ -387,6 +388,12 @@ class MemoryStore:
         require_aware(window.end, "window end")
         with self._lock:
             return memory_state.events_page(self._state, target, viewer, window, page)
+
+    def skip_reasons(self, channel_id: str, ids: Collection[str]) -> dict[str, Reason]:
+        """The skip reason of each of ``ids`` that a skip record holds."""
+        with self._lock:
+            held = self._state.skips
+            return {i: held[(channel_id, i)].reason for i in ids if (channel_id, i) in held}
 
     def skips(
         self, channel_id: str, viewer: Viewer, message_id: str | None = None

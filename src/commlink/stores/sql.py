@@ -29,6 +29,7 @@ from ..records import (
     EventSummary,
     Page,
     PageRequest,
+    Reason,
     Skip,
     SyncBatch,
     Target,
@@ -364,6 +365,19 @@ class SqlStore(Closing):
         require_viewer(viewer)
         with self._tx(write=False) as conn:
             return sql_privacy.read_skips(conn, channel_id, viewer, message_id)
+
+    def skip_reasons(self, channel_id: str, ids: Collection[str]) -> dict[str, Reason]:
+        """The skip reason of each of ``ids`` that a skip record holds, in one
+        read per chunk (the engine's ``SkipReasonLookup``)."""
+        found: dict[str, Reason] = {}
+        wanted = sorted(set(_storable(ids)))
+        with self._tx(write=False) as conn:
+            for chunk in chunks(wanted):
+                query = sa.select(skips.c.provider_id, skips.c.reason).where(
+                    skips.c.channel_id == channel_id, among(conn, skips.c.provider_id, chunk)
+                )
+                found.update((pid, Reason(reason)) for pid, reason in conn.execute(query))
+        return found
 
     # erasure
 
