@@ -6,6 +6,7 @@ import math
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "AttachmentTooLarge",
     "AuthError",
     "CommlinkError",
     "ConfigError",
@@ -90,6 +91,14 @@ class CursorExpired(ProviderError):
 
 class NotFound(ProviderError):
     """The requested item or folder does not exist (any more)."""
+
+
+class AttachmentTooLarge(ProviderError):
+    """An attachment's content is larger than the limit it was opened with."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"attachment larger than {limit} bytes")
+        self.limit = limit
 
 
 class SweepRefused(ProviderError):

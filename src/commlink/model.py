@@ -177,13 +177,19 @@ class Participant:
 
 @attrs.frozen(slots=True)
 class Attachment:
-    """Metadata of an attachment; its content is never stored."""
+    """Metadata of an attachment; its content is never stored.
+
+    ``part`` locates the part in its message: the MIME section path as IMAP
+    numbers it (``"2"``, ``"1.3"``; ``""`` when unknown), which is how its
+    content is fetched on demand (see ``commlink.attachments``).
+    """
 
     filename: str
     content_type: str
     size: int
     inline: bool = False
     content_id: str = ""
+    part: str = ""
 
 
 @attrs.frozen(slots=True)
@@ -203,7 +209,9 @@ class Message:
     ``provider_id`` identifies it within its channel; ``message_id`` is the
     RFC 5322 Message-ID without angle brackets (synthesised from a content
     hash when the header is missing, with ``synthetic_id`` set).
-    ``body`` is ``None`` when only metadata was fetched.
+    ``body`` is ``None`` when only metadata was fetched. ``html`` is the
+    message's HTML part, sanitised (``mime.html.sanitize_html``), or ``None``
+    (no HTML part, metadata only, or ``Limits.max_html_chars`` of 0).
     """
 
     provider_id: str
@@ -216,6 +224,7 @@ class Message:
     thread_hint: str | None = None
     folders: tuple[str, ...] = ()
     body: str | None = None
+    html: str | None = None
     snippet: str = ""
     attachments: tuple[Attachment, ...] = ()
     calendar_parts: tuple[str, ...] = ()
@@ -309,6 +318,11 @@ def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> 
         raise ConfigError(f"must be at least 1, not {value}", field=attribute.name)
 
 
+def _not_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"must be at least 0, not {value}", field=attribute.name)
+
+
 @attrs.frozen(slots=True)
 class Limits:
     """How much one channel may cost: every value an outsider's mail can
@@ -322,7 +336,11 @@ class Limits:
     per message (warning ``participants-truncated``).
     ``max_contacts_per_message``: contacts auto-created from one message;
     mail with more than ``max_recipients_for_contacts`` recipients creates
-    none (fan-out mail is not a relationship).
+    none (fan-out mail is not a relationship). ``max_attachment_bytes``: the
+    decoded size of an attachment fetched on demand; a larger one is refused.
+    ``max_html_chars``: the sanitised HTML kept (``Message.html``); longer HTML
+    is cut before it is sanitised (warning ``html-truncated``); ``0`` keeps
+    no HTML.
     """
 
     max_message_bytes: int = attrs.field(default=25 * 2**20, validator=_positive)
@@ -331,6 +349,8 @@ class Limits:
     max_participants: int = attrs.field(default=500, validator=_positive)
     max_contacts_per_message: int = attrs.field(default=20, validator=_positive)
     max_recipients_for_contacts: int = attrs.field(default=50, validator=_positive)
+    max_attachment_bytes: int = attrs.field(default=50 * 2**20, validator=_positive)
+    max_html_chars: int = attrs.field(default=2**20, validator=_not_negative)
 
 
 @attrs.frozen(slots=True, cache_hash=True)

@@ -13,13 +13,14 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .model import Channel, ChannelKind, Detail, Event, Folder, Message
+from .model import Attachment, Channel, ChannelKind, Detail, Event, Folder, Message
 from .records import (
     AddressLinks,
     ChannelState,
     CompanyRef,
     ErasureReport,
     EventSummary,
+    MessageSource,
     NewContact,
     OAuthToken,
     OpportunityRef,
@@ -27,6 +28,8 @@ from .records import (
     PageRequest,
     PersonRef,
     PushSubscription,
+    SearchHit,
+    SearchQuery,
     Skip,
     SyncBatch,
     Target,
@@ -39,6 +42,7 @@ from .records import (
 __all__ = [
     "AliasSource",
     "AssociationCounter",
+    "AttachmentSource",
     "CalendarProvider",
     "ChangeSet",
     "Directory",
@@ -46,9 +50,11 @@ __all__ = [
     "FetchedMessage",
     "IdPage",
     "MailProvider",
+    "MessageSources",
     "PushSource",
     "Scope",
     "ScopeWatcher",
+    "SearchableStore",
     "Store",
     "SubscriptionStore",
     "TokenStore",
@@ -199,6 +205,27 @@ class AliasSource(Protocol):
     """
 
     def aliases(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class AttachmentSource(Protocol):
+    """A provider that fetches an attachment's content on demand.
+
+    ``attachments`` are the message's stored attachments and ``index`` the
+    one wanted (a provider that names attachments its own way matches them
+    by position, name and type). Yields the decoded content in chunks;
+    raises ``AttachmentTooLarge`` past ``max_bytes`` and ``NotFound`` when
+    the message or the part is gone. Nothing is stored.
+    """
+
+    def open_attachment(
+        self,
+        scope: Scope,
+        provider_id: str,
+        attachments: Sequence[Attachment],
+        index: int,
+        max_bytes: int,
+    ) -> AbstractContextManager[Iterator[bytes]]: ...
 
 
 @runtime_checkable
@@ -398,7 +425,15 @@ class Store(Protocol):
         self, target: Target, viewer: Viewer, page: PageRequest = ...
     ) -> Page[ThreadSummary]: ...
 
-    def thread(self, thread_id: str, viewer: Viewer) -> ThreadView | None: ...
+    def thread(
+        self, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+    ) -> ThreadView | None:
+        """A thread's messages as ``viewer`` may see them, oldest first (by
+        the shown copy's date, then Message-ID); ``None`` for a thread with no
+        stored message. With ``page``: at most ``page.limit`` messages after
+        ``page.after``, and ``ThreadView.next`` to resume (``None`` on the
+        last page); the pages together are the whole thread."""
+        ...
 
     def events(
         self, target: Target, viewer: Viewer, window: Window, page: PageRequest = ...
@@ -426,6 +461,44 @@ class Store(Protocol):
     def erased(self, keys: Collection[str]) -> set[str]:
         """Those of these address keys that were erased, in one read (the
         sync side may ask before running the policy)."""
+        ...
+
+
+@runtime_checkable
+class MessageSources(Protocol):
+    """A store that tells where a viewer may fetch a message's attachments
+    from (both built-in stores implement it)."""
+
+    def message_source(
+        self, thread_id: str, message_id: str, viewer: Viewer
+    ) -> MessageSource | None:
+        """The copy of the message (of that thread) the viewer is shown, when
+        shown in ``FULL``; ``None`` otherwise (not there, or not ``FULL``)."""
+        ...
+
+
+@runtime_checkable
+class SearchableStore(Protocol):
+    """A store that can search what it synced; both reference stores do.
+
+    ``commlink.testing.conformance_search.SearchConformance`` checks an
+    implementation.
+    """
+
+    def search(
+        self, query: SearchQuery, viewer: Viewer, page: PageRequest = ...
+    ) -> Page[SearchHit]:
+        """Messages matching ``query``, newest first (then by Message-ID,
+        descending), as ``viewer`` may see them.
+
+        Each message is judged on the one copy the viewer sees (the copy
+        ``Store.thread`` shows), and its words count only where that copy's
+        visibility shows them: participants' names and addresses always,
+        the subject from ``SUBJECT``, the body at ``FULL``. Words and
+        limits are those of ``commlink.stores.search_terms``. Raises
+        ``InvalidInput`` for a query past those limits, a bad page token or
+        participant address, or a naive window.
+        """
         ...
 
 

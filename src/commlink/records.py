@@ -38,6 +38,7 @@ __all__ = [
     "EventSummary",
     "Link",
     "MessageRecord",
+    "MessageSource",
     "MessageView",
     "NewContact",
     "OAuthToken",
@@ -47,6 +48,8 @@ __all__ = [
     "PageRequest",
     "PersonRef",
     "Reason",
+    "SearchHit",
+    "SearchQuery",
     "Skip",
     "SyncBatch",
     "SyncStage",
@@ -343,7 +346,8 @@ class MessageView:
     what was repaired, cut or guessed, such as ``text-truncated`` or
     ``too-large:<bytes>``), as stored (see ``stores.common.stored_warnings``).
     A view shown below ``FULL`` keeps only each code, the part before its
-    first ``:``.
+    first ``:``. ``body`` and ``html`` (sanitised HTML, see
+    ``commlink.mime.html.render_html`` to show it) are set only at ``FULL``.
     """
 
     message_id: str
@@ -353,14 +357,72 @@ class MessageView:
     visibility: Visibility
     subject: str | None = None
     body: str | None = None
+    html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)
+class MessageSource:
+    """Where a viewer allowed ``FULL`` content may read a message from: the
+    channel of the copy they are shown, that copy's attachments and the
+    ``(scope_id, provider_id)`` of each place the channel holds it."""
+
+    channel_id: str
+    message_id: str
+    locations: tuple[tuple[str, str], ...]
+    attachments: tuple[Attachment, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class SearchQuery:
+    """A search over synced mail (see ``SearchableStore``).
+
+    ``text`` holds words (all must match) and ``"quoted phrases"``; letters
+    and digits make words, everything else separates them, case is
+    ignored. An empty ``text`` matches every message the filters allow.
+    ``target`` keeps messages of threads on that record's timeline;
+    ``window`` keeps messages dated in it; ``participant`` (an address)
+    keeps messages it takes part in.
+    """
+
+    text: str = ""
+    target: Target | None = None
+    window: Window | None = None
+    participant: str | None = None
+
+
+@attrs.frozen(slots=True)
+class SearchHit:
+    """One message found, as the viewer may see it, newest first.
+
+    ``subject`` is ``None`` below ``SUBJECT``. ``snippet`` (``FULL`` only)
+    is a short plain-text excerpt of the body around the first match;
+    ``highlights`` are ``(start, end)`` character spans of matched words in
+    it. Render both as text: they are the sender's words.
+    """
+
+    message_id: str
+    thread_id: str
+    date: datetime
+    participants: tuple[Participant, ...]
+    visibility: Visibility
+    subject: str | None = None
+    snippet: str | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
+
+
+@attrs.frozen(slots=True)
 class ThreadView:
+    """A thread's messages as the viewer may see them, oldest first.
+
+    When the thread was asked for a page, ``next`` resumes after it
+    (``PageRequest(after=view.next)``); ``None`` on the last page.
+    """
+
     thread_id: str
     messages: tuple[MessageView, ...]
+    next: str | None = None
 
 
 @attrs.frozen(slots=True)

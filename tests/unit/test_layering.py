@@ -23,6 +23,7 @@ CORE = (
     "calendar",
     "policy",
     "closing",
+    "events",
 )
 PURE = sorted(
     p
@@ -55,10 +56,11 @@ FORBIDDEN_PACKAGES = frozenset(
 #: Which commlink packages each package may import (besides itself). Arrows
 #: point inward: the core never reaches out to IO, and only the composition
 #: roots (``cli``, ``contrib``, ``testing``) see everything.
-_VALUES = {"model", "records", "errors", "credentials", "closing"}
+_VALUES = {"model", "records", "errors", "credentials", "closing", "events"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "credentials": frozenset(),
     "closing": frozenset(),
+    "events": frozenset({"model", "records", "errors", "credentials"}),
     "model": frozenset({"errors"}),
     "records": frozenset({"model", "errors", "credentials"}),
     "errors": frozenset(),
@@ -67,11 +69,14 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "mime": frozenset(_VALUES | {"addresses"}),
     "calendar": frozenset(_VALUES | {"addresses", "mime"}),
     "policy": frozenset(_VALUES | {"addresses", "ports"}),
-    "stores": frozenset(_VALUES | {"addresses", "ports", "calendar", "policy"}),
+    # stores sanitise kept HTML as they hand it to a viewer (mime.html)
+    "stores": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
     # sign-in and token sources: client libraries imported lazily
     "auth": frozenset(_VALUES | {"ports"}),
     "providers": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy", "auth"}),
     "sync": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
+    # opening an attachment: a store and a provider through their ports
+    "attachments": frozenset(_VALUES | {"ports", "mime"}),
 }
 _EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}
 MAY_IMPORT["contrib"] = _EVERYTHING_BUT_ROOTS

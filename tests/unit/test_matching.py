@@ -191,3 +191,18 @@ class TestInMemoryDirectory:
         d.delete_person("bob")
         assert d.opportunities_for([], ["bob"]) == {}
         assert d.people_by_addresses(["bob@gmail.com"]) == {}
+
+
+def test_opportunities_are_not_confused_when_a_person_and_a_company_share_an_id() -> None:
+    """Hosts with integer keys have person 2 and company 2: each keeps its own deals."""
+    d = InMemoryDirectory()
+    d.add_company("2", "Initech", ["initech.example"])
+    d.add_company("3", "Globex", ["globex.example"])
+    d.add_person("2", "Mindy", ["mindy@globex.example"], company_id="3")
+    d.add_opportunity("9", "Initech pilot", company_id="2")
+    d.add_opportunity("8", "Globex renewal", company_id="3")
+    d.add_opportunity("7", "Mindy's referral", contacts=["2"])
+    result = links_of(match_addresses(addrs("mindy@globex.example"), d))
+    assert result == {
+        "mindy@globex.example": (Link(P, "2"), Link(C, "3"), Link(OPP, "7"), Link(OPP, "8"))
+    }

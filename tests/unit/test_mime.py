@@ -68,8 +68,8 @@ def test_multipart_alternative_uses_the_plain_part_and_reads_every_header() -> N
 def test_html_only_body_is_converted_to_readable_text() -> None:
     m = parse("html_only.eml")
     assert m.body == (
-        "Big news\n\nFirst & foremost: prices drop by 10 \u20ac.\nLine one\nLine two\n\n"
-        "Alpha\nBeta\n\nCell A Cell B"
+        "Big news\n\nFirst & foremost: prices drop by 10 \u20ac.\n\nLine one\nLine two\n\n"
+        "- Alpha\n- Beta\n\nCell A Cell B"
     )
     for hidden in ("Title is not text", "color: red", "script text", "a comment"):
         assert hidden not in m.body

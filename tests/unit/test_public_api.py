@@ -23,8 +23,28 @@ def test_top_level_all_is_importable_and_sorted() -> None:
     assert names == sorted(names)
 
 
+def _django_ready() -> None:
+    """The Django app's models need settings; the Django tests' conftest
+    configures them when it is collected, a run of this folder alone here."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            USE_TZ=True,
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "commlink.contrib.django",
+            ],
+        )
+        django.setup()
+
+
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_every_public_module_declares_all(module_name: str) -> None:
+    if module_name.startswith("commlink.contrib.django"):
+        _django_ready()
     module = importlib.import_module(module_name)
     if hasattr(module, "__path__") and not hasattr(module, "__all__"):
         return  # a namespace-only package

@@ -46,7 +46,7 @@ CHANGED = (
     "commlink_event_assocs",
 )
 #: tables later versions added
-NEWER = ("commlink_erased", "commlink_deleted_addresses")
+NEWER = ("commlink_erased", "commlink_deleted_addresses", "commlink_search_docs")
 V3 = sa.MetaData()
 for _table in metadata.sorted_tables:
     if _table.name not in CHANGED + NEWER:

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from ..errors import ConfigError
+from ..model import Role
 from ..providers.registry import connect
-from ..records import ChannelState, PageRequest, Skip, Target, TargetKind, Viewer
+from ..records import ChannelState, PageRequest, SearchQuery, Skip, Target, TargetKind, Viewer
 from ..stores.sql import SqlDirectory, SqlStore
 from ..sync.engine import SyncEngine
 from ..sync.runner import Runner
@@ -32,7 +33,7 @@ from .output import (
 )
 from .progress import ProgressLine
 
-__all__ = ["cmd_skipped", "cmd_status", "cmd_sync", "cmd_timeline"]
+__all__ = ["cmd_search", "cmd_skipped", "cmd_status", "cmd_sync", "cmd_timeline"]
 
 
 def _progress_printer(stream: TextIO) -> ProgressLine | None:
@@ -155,6 +156,39 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         print(as_json({"threads": list(page.items), "next": page.next}))
     else:
         print("\n".join(format_threads(page.items)))
+    return 0
+
+
+def _target(args: argparse.Namespace) -> Target | None:
+    if args.person:
+        return Target(TargetKind.PERSON, args.person)
+    if args.company:
+        return Target(TargetKind.COMPANY, args.company)
+    if args.opportunity:
+        return Target(TargetKind.OPPORTUNITY, args.opportunity)
+    return None
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store, _ = _open(config, create=False)
+    query = SearchQuery(args.text, target=_target(args), participant=args.participant)
+    page = store.search(query, Viewer(args.viewer), PageRequest(limit=args.limit))
+    if args.json:
+        print(as_json({"hits": list(page.items), "next": page.next}))
+        return 0
+    if not page.items:
+        print("  (nothing found)")
+    for hit in page.items:
+        subject = hit.subject if hit.subject is not None else "(hidden)"
+        sender = next((p.address for p in hit.participants if p.role is Role.FROM), None)
+        who = (sender.name or sender.email) if sender else "?"
+        lines = [f"  {hit.date:%Y-%m-%d %H:%M}  {who}: {subject}  [{hit.visibility.value}]"]
+        if hit.snippet:
+            lines.append(f"      {' '.join(hit.snippet.split())[:120]}")
+        print("\n".join(terminal_safe(line) for line in lines))
+    if page.next:
+        print("  ... more (--limit)")
     return 0
 
 

@@ -24,6 +24,9 @@ runs, so a channel is never queued twice however often ``dispatch`` runs.
 It expires after ``queue_ttl`` if the task never starts, and after
 ``lease_ttl`` if its worker dies or if the task found the sync lease busy.
 
+Host events: ``install_event_relay(app, ...)`` registers a task that
+delivers a store outbox's events to a sink (see ``commlink.events``).
+
 Push: ``serve_watch(tasks)`` (or ``commlink watch``) runs in a process of
 its own, holds the IMAP NOTIFY/IDLE and EWS streaming connections of every
 channel, and enqueues ``sync_channel`` for the channel that changed (see
@@ -58,6 +61,7 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigError, ProviderError, StoreError, TransientError
+from ..events import EventSink, Outbox, OutboxRelay, TransactionalSink
 from ..model import Channel
 from ..ports import CalendarProvider, Directory, MailProvider, Store
 from ..sync.engine import SyncEngine
@@ -70,7 +74,15 @@ from .celery_watch import CeleryWatch, serve_watch
 # host's (and a test framework's), never to be disturbed from background threads
 _JITTER = random.SystemRandom()
 
-__all__ = ["RETRIED", "CeleryWatch", "CommlinkTasks", "install", "queue_marker", "serve_watch"]
+__all__ = [
+    "RETRIED",
+    "CeleryWatch",
+    "CommlinkTasks",
+    "install",
+    "install_event_relay",
+    "queue_marker",
+    "serve_watch",
+]
 
 log = logging.getLogger("commlink.celery")
 
@@ -431,3 +443,38 @@ def install(
     tasks.sync_channel = sync_channel
     tasks.dispatch = dispatch
     return tasks
+
+
+def install_event_relay(
+    app: Any,
+    *,
+    outbox_factory: Callable[[], Outbox],
+    sink_factory: Callable[[], EventSink | TransactionalSink[Any]],
+    consumer: str = "default",
+    batch: int = 100,
+    max_batches: int = 50,
+    name_prefix: str = "commlink",
+) -> Any:
+    """Register ``<prefix>.deliver_events``, which delivers up to
+    ``max_batches`` batches of the outbox's host events to the sink (see
+    ``commlink.events.OutboxRelay``) and returns how many; run it from beat.
+    Both factories are called once per worker process. The relay's holder
+    is the worker's host and process, so a restarted worker resumes at once
+    and two workers never deliver for ``consumer`` together."""
+    opened: dict[int, OutboxRelay] = {}
+
+    @app.task(name=f"{name_prefix}.deliver_events", ignore_result=True)  # type: ignore[untyped-decorator]
+    def deliver_events() -> int:
+        """Deliver pending host events (see ``install_event_relay``)."""
+        relay = opened.get(os.getpid())
+        if relay is None:
+            relay = opened[os.getpid()] = OutboxRelay(
+                outbox_factory(),
+                sink_factory(),
+                consumer=consumer,
+                batch=batch,
+                holder=f"{socket.gethostname()}:{os.getpid()}",
+            )
+        return relay.drain(max_batches=max_batches)
+
+    return deliver_events

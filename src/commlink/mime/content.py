@@ -22,6 +22,8 @@ from .parts import (
     estimate_size,
     forward_name,
     is_calendar,
+    number_parts,
+    section_leaves,
 )
 from .structure import MAX_PARTS
 from .text import decode_bytes, html_to_text, looks_mojibake
@@ -37,17 +39,23 @@ _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseab
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
 
-def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: list[str]) -> Content:
+def fast_content(
+    mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: list[str], html_chars: int = 0
+) -> Content:
     """The body of a message read by the fast parser, and its repairs (``parser:<kind>``).
 
     At most ``structure.MAX_PARTS`` attachments are read (warning
-    ``attachments-truncated:<total>``). Body text is cut to
+    ``attachments-truncated:<total>``), each with its part number from the
+    message's structure (``attachment-parts-unknown`` when that cannot be
+    read again: the attachments then have none). Body text is cut to
     ``2 * max_chars + 1`` characters as soon as it is read (CRs are dropped
     later, so up to twice the limit may still be needed), so a huge text
-    part is not held beyond this call.
+    part is not held beyond this call. The HTML part is read when there is
+    no plain text, or when ``html_chars`` (``Limits.max_html_chars``) asks
+    for it to be kept, cut to what either needs.
     """
     cap = 2 * max_chars + 1
-    html_cap = HTML_FACTOR * max_chars + 1
+    html_cap = max(HTML_FACTOR * max_chars, html_chars) + 1
     notes = mail.warnings  # built anew on each read
     if notes:  # the fast parser's own repairs
         warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
@@ -58,7 +66,7 @@ def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: lis
     if plain is not None and len(plain) > cap:
         plain = plain[:cap]
     html = None
-    if not _has_text(plain):
+    if html_chars or not _has_text(plain):
         htmls = mail.text_html
         html = htmls[0][:html_cap] if htmls else None
         del htmls
@@ -66,7 +74,7 @@ def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: lis
         plain = _checked(plain, "text/plain", "text_plain[0]", notes, raw, warnings)
         if len(plain) > cap:
             plain = plain[:cap]
-    elif html is not None:
+    if html is not None:
         html = _checked(html, "text/html", "text_html[0]", notes, raw, warnings)[:html_cap]
 
     attachments: list[Attachment] = []
@@ -95,6 +103,12 @@ def fast_content(mail: fmp.PyLazyMail, raw: bytes, max_chars: int, warnings: lis
         attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
     if not attachments and not calendars:  # the common case
         return Content(plain, html)
+    if attachments:
+        try:
+            tree = fmp.parse_email_tree(raw, mode="metadata")
+            attachments = list(number_parts(attachments, section_leaves(tree)))
+        except fmp.ParseError:
+            warnings.append("attachment-parts-unknown")
     # An invitation often comes twice: inline and as an .ics attachment.
     return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
 

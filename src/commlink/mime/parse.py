@@ -31,6 +31,8 @@ Problems never raise; they become short strings in ``Message.warnings``:
   over 1 MiB was cut; ``participants-truncated:<total>``: only the first
   ``max_participants`` of ``<total>`` participants were kept (From first);
 * ``text-truncated``: the body text was cut to ``max_text_chars``;
+  ``html-truncated``: the HTML was cut to ``max_html_chars``;
+  ``html-too-deep``: HTML nested too deep to sanitise (none kept);
   ``subject-truncated``, ``name-truncated``: over-long header text was cut;
 * ``nul-removed``, ``control-removed``, ``surrogate-replaced``,
   ``id-repaired``, ``id-hashed``, ``references-truncated:<total>``: repairs
@@ -76,6 +78,7 @@ from .headers import (
     synthetic_id,
     token,
 )
+from .html import capture_html
 from .parts import Content, stdlib_content
 from .storable import MAX_NAME_CHARS, MAX_SUBJECT_CHARS, storable_message
 from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_safe
@@ -186,7 +189,7 @@ def _parse(
         hdrs, subject, date, found = _raw_head(src.block, warnings)
         if full:
             rest = mime_headers_only(src.block) + raw[len(src.block) :]
-            content = _content(rest, max_chars, warnings)
+            content = _content(rest, max_chars, limits.max_html_chars, warnings)
     elif len(raw) > NATIVE_SAFE_BYTES and not native_safe(raw):
         # A structure the fast parser might not survive: headers from the
         # header section alone, the body from the bounded reader.
@@ -201,7 +204,7 @@ def _parse(
             )
             hdrs, subject, date, found = _fast_head(mail, src, warnings)
             if isinstance(mail, fmp.PyLazyMail):
-                content = fast_content(mail, raw, max_chars, warnings)
+                content = fast_content(mail, raw, max_chars, warnings, limits.max_html_chars)
         except Exception as exc:  # a refusal, or an error from the parsed result
             del warnings[mark:]
             warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
@@ -218,6 +221,9 @@ def _parse(
         warnings.append(f"participants-truncated:{len(found)}")
         del found[limits.max_participants :]
     body = None if content is None else body_text(content, max_chars, warnings)
+    html = None
+    if content is not None and content.html:
+        html = capture_html(content.html, limits.max_html_chars, warnings)
     if len(subject) > _SUBJECT_SCAN:
         subject = subject[:_SUBJECT_SCAN]
         warnings.append("subject-truncated")
@@ -238,6 +244,7 @@ def _parse(
         thread_hint=thread_hint,
         folders=tuple(folders),
         body=body,
+        html=html,
         snippet=snippet(body) if body else "",
         attachments=content.attachments if content is not None else (),
         calendar_parts=content.calendar_parts if content is not None else (),
@@ -266,7 +273,7 @@ def _head_only(src: _Source, data: bytes, warnings: list[str]) -> _Head:
     return _fast_head(mail, src, warnings)
 
 
-def _content(data: bytes, max_chars: int, warnings: list[str]) -> Content:
+def _content(data: bytes, max_chars: int, html_chars: int, warnings: list[str]) -> Content:
     if not native_safe(data):
         warnings.append("fallback-parser:deep-mime")
         return _stdlib_content(data, warnings)
@@ -275,7 +282,7 @@ def _content(data: bytes, max_chars: int, warnings: list[str]) -> Content:
     except fmp.ParseError as exc:
         warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
         return _stdlib_content(data, warnings)
-    return fast_content(mail, data, max_chars, warnings)
+    return fast_content(mail, data, max_chars, warnings, html_chars)
 
 
 def _stdlib_content(data: bytes, warnings: list[str]) -> Content:

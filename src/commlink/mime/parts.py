@@ -8,14 +8,16 @@ standard library's lenient ``compat32`` parser when the fast parser gives up.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.message import Message as StdMessage
 from email.policy import compat32
+from typing import Protocol
 
 import attrs
 
 from ..model import Attachment
 from .headers import decode_words, header_block, raw_values
-from .structure import walk
+from .structure import sections
 from .text import collapse, decode_8bit, decode_bytes
 
 __all__ = [
@@ -27,13 +29,18 @@ __all__ = [
     "estimate_size",
     "forward_name",
     "is_calendar",
+    "number_parts",
+    "section_leaves",
     "stdlib_content",
+    "valid_part",
 ]
 
 CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 FORWARD_TYPES = frozenset({"message/rfc822", "message/global"})
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_NAME = 200
+# An IMAP section path of single parts: "1", "2.3"; depth as structure.MAX_DEPTH.
+_PART = re.compile(r"[1-9][0-9]{0,5}(?:\.[1-9][0-9]{0,5}){0,32}")
 
 
 @attrs.frozen(slots=True)
@@ -95,6 +102,70 @@ def attachment(
     )
 
 
+def valid_part(part: str) -> bool:
+    """Whether ``part`` is a section path this library writes (``"2"``, ``"1.3"``)."""
+    return _PART.fullmatch(part) is not None
+
+
+class _Node(Protocol):
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_id(self) -> str | None: ...
+    @property
+    def children(self) -> Sequence[_Node]: ...
+
+
+def section_leaves(root: _Node) -> list[tuple[str, _Node]]:
+    """The single parts of a MIME tree with their IMAP section paths, in order.
+
+    A message that is not multipart is section ``"1"``; ``message/*`` parts
+    are leaves (their content is the whole forwarded message).
+    """
+    leaves: list[tuple[str, _Node]] = []
+    stack: list[tuple[str, _Node]] = [("", root)]
+    while stack:
+        path, node = stack.pop()
+        if node.content_type.lower().startswith("multipart/") and node.children:
+            numbered = [
+                (f"{path}.{i}" if path else str(i), child)
+                for i, child in enumerate(node.children, 1)
+            ]
+            stack.extend(reversed(numbered))
+        else:
+            leaves.append((path or "1", node))
+    return leaves
+
+
+def number_parts(
+    attachments: Sequence[Attachment], leaves: Sequence[tuple[str, _Node]]
+) -> tuple[Attachment, ...]:
+    """``attachments`` (in message order) with the section path of the leaf each
+    came from: the next leaf of the same type, file name and content id."""
+    numbered: list[Attachment] = []
+    at = 0
+    for att in attachments:
+        for i in range(at, len(leaves)):
+            path, node = leaves[i]
+            cid = (node.content_id or "").strip().strip("<>").strip()
+            name = node.filename
+            if "=?" in name:
+                name = decode_words(name)[0]
+            if (
+                node.content_type.lower() == att.content_type
+                and cid == att.content_id
+                and (not name or collapse(name) == att.filename)
+                and valid_part(path)
+            ):
+                att = attrs.evolve(att, part=path)
+                at = i + 1
+                break
+        numbered.append(att)
+    return tuple(numbered)
+
+
 # --- the standard-library reader ---------------------------------------------
 
 
@@ -110,7 +181,7 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
     html: str | None = None
     attachments: list[Attachment] = []
     calendars: list[str] = []
-    for part in walk(raw, warnings):
+    for section, part in sections(raw, warnings):
         try:
             ctype = part.get_content_type()
             disposition = _text(part.get_content_disposition() or "").lower()
@@ -122,7 +193,10 @@ def stdlib_content(raw: bytes, warnings: list[str]) -> Content:
                     else:
                         html = text
                 continue
+            kept = len(attachments)
             _record_part(part, ctype, disposition, attachments, calendars, warnings)
+            if len(attachments) > kept and valid_part(section):
+                attachments[-1] = attrs.evolve(attachments[-1], part=section)
         except Exception as exc:  # one odd part must not cost the message
             warnings.append(f"bad-part:{type(exc).__name__}")
     return Content(

@@ -26,6 +26,7 @@ __all__ = [
     "crlf_line_ends",
     "multipart_count",
     "native_safe",
+    "sections",
     "walk",
 ]
 
@@ -102,11 +103,17 @@ def walk(raw: bytes, warnings: list[str]) -> Iterator[StdMessage]:
     is parsed by the standard library's ``compat32`` header parser with its
     body as a text payload; ``message/*`` parts are not descended into.
     """
+    for _section, part in sections(raw, warnings):
+        yield part
+
+
+def sections(raw: bytes, warnings: list[str]) -> Iterator[tuple[str, StdMessage]]:
+    """``walk``, each part with its IMAP section path (``"1"`` for a single-part message)."""
     parser = HeaderParser(policy=compat32)
-    stack = [(0, len(raw), 0)]
+    stack = [(0, len(raw), 0, "")]
     parts = 0
     while stack:
-        start, end, depth = stack.pop()
+        start, end, depth, path = stack.pop()
         head_end, body_start = _head(raw, start, end)
         msg = parser.parsestr(raw[start:head_end].decode("ascii", "surrogateescape"))
         if msg.get_content_maintype() == "multipart":
@@ -117,14 +124,18 @@ def walk(raw: bytes, warnings: list[str]) -> Iterator[StdMessage]:
                     continue
                 children = _split(raw, body_start, end, boundary)
                 if children is not None:
-                    stack.extend((s, e, depth + 1) for s, e in reversed(children))
+                    numbered = [
+                        (s, e, depth + 1, f"{path}.{i}" if path else str(i))
+                        for i, (s, e) in enumerate(children, 1)
+                    ]
+                    stack.extend(reversed(numbered))
                     continue
         if parts >= MAX_PARTS:
             warnings.append("mime-parts-truncated")
             return
         parts += 1
         msg.set_payload(raw[body_start:end].decode("ascii", "surrogateescape"))
-        yield msg
+        yield path or "1", msg
 
 
 def _head(raw: bytes, start: int, end: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from html import unescape
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 __all__ = [
     "collapse",
@@ -22,6 +22,7 @@ __all__ = [
     "html_to_text",
     "looks_mojibake",
     "snippet",
+    "too_deep",
 ]
 
 #: Length of ``Message.snippet``.
@@ -232,28 +233,131 @@ _LINE = frozenset(
     {"div", "li", "tr", "dd", "dt", "caption", "center", "figcaption", "details", "summary"}
 )
 _CELL = frozenset({"td", "th"})
-# Block boundaries are marked with sentinels so that adjacent boundaries merge
-# instead of piling up blank lines; only <br> adds breaks that accumulate.
-_LINE_MARK = "\x01"
-_PARA_MARK = "\x02"
-_BR_MARK = "\x03"
-# What follows the end of a block: the block's own mark again.
-_AFTER = dict.fromkeys(_PARAGRAPH, _PARA_MARK) | dict.fromkeys(_LINE, _LINE_MARK)
-_MARKS = _AFTER | dict.fromkeys(_CELL, " ") | {"br": _BR_MARK}
-# Stray control characters in the HTML itself only add a harmless line break.
-_SPLIT = re.compile(r"([\x01\x02\x03][\s\x01\x02\x03]*)")
+_LISTS = frozenset({"ul", "ol", "menu", "dir"})
+_BREAK_TAGS = frozenset(_PARAGRAPH | _LINE | _CELL | _LISTS | {"br"})
+_CONTROL_SPACES = dict.fromkeys([*range(0x20), 0x7F], " ")
+
+
+class _TextWriter:
+    """Lines of plain text from the events of a walk over an HTML tree.
+
+    Breaks asked for between two runs of text merge (a paragraph wins over a
+    line break); only ``<br>`` adds up, to one blank line at most. Each line
+    starts with ``> `` per enclosing blockquote, and a list item's first line
+    with its bullet (``- `` or ``1. ``), indented by the list's depth.
+    """
+
+    __slots__ = ("block", "brs", "bullet", "lists", "out", "quote", "shown_quote", "space")
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.block = 0  # line breaks asked for by blocks: 0, 1 or 2
+        self.brs = 0
+        self.space = False
+        self.quote = 0
+        self.shown_quote = 0  # the quote depth of the line being written
+        self.bullet = ""
+        self.lists: list[list[int]] = []  # per open list: [ordered, next number]
+
+    def ask(self, breaks: int) -> None:
+        if breaks > self.block:
+            self.block = breaks
+
+    def open_list(self, node: LexborNode) -> None:
+        self.ask(1 if self.lists else 2)
+        start = _number(node.attributes.get("start")) if node.tag == "ol" else None
+        self.lists.append([int(node.tag == "ol"), 1 if start is None else start])
+
+    def item(self, node: LexborNode) -> None:
+        self.ask(1)
+        if not self.lists:
+            self.bullet = "- "
+            return
+        current = self.lists[-1]
+        if current[0]:
+            value = _number(node.attributes.get("value"))
+            if value is not None:
+                current[1] = value
+            self.bullet = f"{current[1]}. "
+            current[1] += 1
+        else:
+            self.bullet = "- "
+
+    def text(self, text: str) -> None:
+        words = " ".join(text.split())
+        if not words.isprintable():  # stray controls in the HTML: spaces
+            words = " ".join(words.translate(_CONTROL_SPACES).split())
+        if not words:
+            self.space = self.space or bool(text)
+            return
+        out = self.out
+        breaks = 2 if self.block == 2 else min(2, self.brs) or self.block
+        if self.bullet and not breaks and out:
+            breaks = 1
+        if breaks and out:
+            blank = ("> " * min(self.shown_quote, self.quote)).rstrip()
+            out.append("\n" + (blank + "\n") * (breaks - 1))
+        if breaks or not out:
+            indent = "  " * (len(self.lists) - 1) if self.lists else ""
+            out.append("> " * self.quote + indent + self.bullet)
+            self.shown_quote = self.quote
+            self.bullet = ""
+        elif self.space or text[0].isspace():
+            out.append(" ")
+        out.append(words)
+        self.block = self.brs = 0
+        self.space = text[-1].isspace()
+
+
+def _number(value: str | None) -> int | None:
+    try:
+        return int((value or "").strip()[:9])
+    except ValueError:
+        return None
+
+
+def _enter(writer: _TextWriter, node: LexborNode, tag: str) -> None:
+    if tag == "br":
+        writer.brs += 1
+    elif tag in _LISTS:
+        writer.open_list(node)
+    elif tag == "li":
+        writer.item(node)
+    elif tag in _PARAGRAPH:
+        writer.ask(2)
+        if tag == "blockquote":
+            writer.quote += 1
+    elif tag in _LINE:
+        writer.ask(1)
+    else:  # a table cell
+        writer.space = True
+
+
+def _leave(writer: _TextWriter, tag: str) -> None:
+    if tag in _LISTS:
+        if writer.lists:
+            writer.lists.pop()
+        writer.ask(1 if writer.lists else 2)
+    elif tag in _PARAGRAPH:
+        writer.ask(2)
+        if tag == "blockquote" and writer.quote:
+            writer.quote -= 1
+    elif tag in _LINE:
+        writer.ask(1)
 
 
 def html_to_text(html: str) -> str:
     """Readable plain text from an HTML document or fragment.
 
     Drops head, scripts and styles; block elements and ``<br>`` become line
-    breaks (paragraph-like blocks a blank line); entities are unescaped and
-    runs of whitespace collapsed. Never raises.
+    breaks (paragraph-like blocks a blank line); list items start with
+    ``- `` or their number (``1. ``), nested lists indented; quoted text
+    (``<blockquote>``) starts each line with ``> `` per level; entities are
+    unescaped and runs of whitespace collapsed. Never raises.
     """
     if not html:
         return ""
-    if _too_deep(html):
+    if too_deep(html):
         return _strip_tags(html)
     try:
         tree = LexborHTMLParser(html)
@@ -261,40 +365,35 @@ def html_to_text(html: str) -> str:
         root = tree.root
         if root is None:
             return ""
-        out: list[str] = []
-        marks = _MARKS
-        after = _AFTER
-        # One pass in document order: a block marks where it starts, and what
-        # follows a block's end is marked through its previous sibling.
-        for node in root.traverse(include_text=True):
-            tag = node.tag
+        writer = _TextWriter()
+        # Depth-first, with an event on entering and on leaving each element.
+        node: LexborNode | None = root.child
+        depth = 1
+        while node is not None:
+            tag = node.tag or ""
             if tag == "-text":
-                text = node.text_content or ""
-                if not text.isspace():
-                    prev = node.prev
-                    if prev is not None:
-                        out.append(after.get(prev.tag or "", ""))
-                out.append(text)
-            elif tag is not None and tag in marks:
-                mark = marks[tag]
-                if mark != _BR_MARK:
-                    prev = node.prev
-                    if prev is not None:
-                        out.append(after.get(prev.tag or "", ""))
-                out.append(mark)
+                writer.text(node.text_content or "")
+            elif tag in _BREAK_TAGS:
+                _enter(writer, node, tag)
+            child = node.child if tag != "-text" else None
+            if child is not None:
+                node = child
+                depth += 1
+                continue
+            if tag in _BREAK_TAGS:
+                _leave(writer, tag)
+            while node is not None and node.next is None:
+                node = node.parent
+                depth -= 1
+                if node is None or depth <= 0:
+                    node = None
+                    break
+                _leave(writer, node.tag or "")
+            if node is not None:
+                node = node.next
     except Exception:
         return collapse(html)
-    parts = _SPLIT.split("".join(out))
-    lines: list[str] = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            lines.append(" ".join(part.split()))
-        else:
-            breaks = part.count(_BR_MARK)
-            if _PARA_MARK in part:
-                breaks = 2
-            lines.append("\n" * max(1, min(2, breaks)))
-    return "".join(lines).strip()
+    return "".join(writer.out).rstrip()
 
 
 # HTML tree building is quadratic in the nesting depth of block elements (each
@@ -312,11 +411,13 @@ _BREAK_TAG = re.compile(rf"<(?:br|/?(?:p|li|tr|table|{_BLOCKS}))\b[^>]*>", re.IG
 _TAG = re.compile(r"<[^>]*>")
 
 
-def _too_deep(html: str) -> bool:
-    if html.count("<") - 2 * html.count("</") <= _MAX_DEPTH:
+def too_deep(html: str, limit: int = _MAX_DEPTH) -> bool:
+    """Whether ``html`` nests blocks deeper than ``limit`` (too deep to build a
+    tree in reasonable time)."""
+    if html.count("<") - 2 * html.count("</") <= limit:
         return False  # cheap: most tags are closed
     opened = len(_BLOCK_OPEN.findall(html))
-    return opened - len(_BLOCK_CLOSE.findall(html)) > _MAX_DEPTH
+    return opened - len(_BLOCK_CLOSE.findall(html)) > limit
 
 
 def _strip_tags(html: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..addresses import FREE_MAIL_DOMAINS, domain_candidates
 from ..model import Address, ChannelSettings
 from ..ports import Directory
-from ..records import AddressLinks, CompanyRef, Link, PersonRef, TargetKind
+from ..records import AddressLinks, CompanyRef, Link, OpportunityRef, PersonRef, TargetKind
 from .filters import rules_for
 
 __all__ = ["company_domains", "match_addresses", "match_keys"]
@@ -97,9 +97,15 @@ def match_keys(
 
     company_ids = sorted({c for ids in companies_of for c in ids})
     person_ids = sorted({p.id for p in persons if p is not None})
-    opportunities = (
-        directory.opportunities_for(company_ids, person_ids) if company_ids or person_ids else {}
-    )
+    by_company: Mapping[str, Sequence[OpportunityRef]]
+    by_person: Mapping[str, Sequence[OpportunityRef]]
+    if not company_ids and not person_ids:
+        by_company = by_person = {}
+    elif set(company_ids).isdisjoint(person_ids):
+        by_company = by_person = directory.opportunities_for(company_ids, person_ids)
+    else:  # a host's ids may repeat across kinds (integer keys): the answer would be ambiguous
+        by_company = directory.opportunities_for(company_ids, [])
+        by_person = directory.opportunities_for([], person_ids)
 
     company_links: dict[str, Link] = {}  # one Link per company, however many keys
     result: list[AddressLinks] = []
@@ -112,9 +118,10 @@ def match_keys(
             if link is None:
                 link = company_links[company_id] = Link(TargetKind.COMPANY, company_id)
             links.append(link)
-        owners = [*ids, person.id] if person is not None else ids
-        if opportunities and not opportunities.keys().isdisjoint(owners):
-            found_ids = {o.id for owner in owners for o in opportunities.get(owner, ())}
+        if by_company or by_person:
+            found_ids = {o.id for company_id in ids for o in by_company.get(company_id, ())}
+            if person is not None:
+                found_ids.update(o.id for o in by_person.get(person.id, ()))
             links += [Link(TargetKind.OPPORTUNITY, o) for o in sorted(found_ids)]
         result.append(AddressLinks(key=key, links=tuple(links)))
     return tuple(result)

@@ -32,14 +32,19 @@ def detail_for(settings: ChannelSettings) -> Detail:
 def minimise_message(message: Message, visibility: Visibility) -> Message:
     """What is stored of a message for a channel with this visibility.
 
-    ``METADATA`` drops the body, snippet and calendar parts; subject,
+    ``METADATA`` drops the body, HTML, snippet and calendar parts; subject,
     participants and attachment metadata stay (the owner sees them).
     """
     if visibility is not Visibility.METADATA:
         return message
-    if message.body is None and not message.snippet and not message.calendar_parts:
+    if (
+        message.body is None
+        and message.html is None
+        and not message.snippet
+        and not message.calendar_parts
+    ):
         return message
-    return attrs.evolve(message, body=None, snippet="", calendar_parts=())
+    return attrs.evolve(message, body=None, html=None, snippet="", calendar_parts=())
 
 
 def minimise_event(event: Event, visibility: Visibility) -> Event:
@@ -86,14 +91,15 @@ def redact_summary(summary: ThreadSummary, visibility: Visibility) -> ThreadSumm
 
 
 def redact_message(view: MessageView, visibility: Visibility) -> MessageView:
-    """A message as seen at ``visibility`` (subject from ``SUBJECT``; body and
-    attachments at ``FULL``)."""
+    """A message as seen at ``visibility`` (subject from ``SUBJECT``; body,
+    HTML and attachments at ``FULL``)."""
     full = visibility is Visibility.FULL
     return attrs.evolve(
         view,
         visibility=visibility,
         subject=view.subject if visibility.rank >= Visibility.SUBJECT.rank else None,
         body=view.body if full else None,
+        html=view.html if full else None,
         attachments=view.attachments if full else (),
     )
 

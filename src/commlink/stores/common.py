@@ -17,6 +17,7 @@ import attrs
 from ..addresses import normalise_entry
 from ..calendar.recurrence import expand
 from ..errors import InvalidInput
+from ..mime.html import safe_html
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
     EventSummary,
@@ -39,7 +40,10 @@ __all__ = [
     "entry_matcher",
     "event_summary",
     "is_aware",
+    "message_after",
+    "message_token",
     "message_view",
+    "page_messages",
     "page_events",
     "parse_entries",
     "require_aware",
@@ -73,6 +77,7 @@ class StoredMessage:
     attachments: tuple[Attachment, ...] = ()
     participants: tuple[Participant, ...] = ()
     warnings: tuple[str, ...] = ()
+    html: str | None = None
 
 
 #: At most this many warnings are stored with a copy of a message ...
@@ -223,6 +228,7 @@ def message_view(
         visibility=visibility,
         subject=message.subject if shows_subject else None,
         body=message.body if full else None,
+        html=safe_html(message.html) if full else None,
         attachments=message.attachments if full else (),
         warnings=shown_warnings(message.warnings, visibility),
     )
@@ -321,6 +327,43 @@ def thread_after(token: str) -> tuple[datetime, str]:
     """Decode a timeline token into ``(last_at, thread_id)``."""
     last_at, thread_id = _decode(token, 2)
     return _parse_time(last_at, token), thread_id
+
+
+def message_token(date: datetime, message_id: str) -> str:
+    """The opaque keyset token after a message of a thread view."""
+    return _encode([_utc(date), message_id])
+
+
+def message_after(token: str) -> tuple[datetime, str]:
+    """Decode a thread view token into ``(date, message_id)``."""
+    date, message_id = _decode(token, 2)
+    return _parse_time(date, token), message_id
+
+
+def page_messages(
+    views: Sequence[MessageView], page: PageRequest | None
+) -> tuple[tuple[MessageView, ...], str | None]:
+    """One page of a thread's message views (oldest first, by date then
+    Message-ID) and the token after it; every view and ``None`` without a page.
+
+    For a store that reads a whole thread anyway (the reference SQL store
+    reads one page in SQL instead).
+    """
+    if page is None:
+        return tuple(views), None
+    validate_page(page)
+    start = 0
+    if page.after is not None:
+        after = message_after(page.after)
+        start = len(views)
+        for i, view in enumerate(views):
+            if (view.date, view.message_id) > after:
+                start = i
+                break
+    items = tuple(views[start : start + page.limit])
+    more = start + page.limit < len(views)
+    token = message_token(items[-1].date, items[-1].message_id) if more and items else None
+    return items, token
 
 
 def _event_key(summary: EventSummary) -> tuple[datetime, str, datetime]:

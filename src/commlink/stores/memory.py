@@ -7,6 +7,7 @@ and swaps it in at the end, so a failure leaves nothing of the batch.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ import attrs
 
 from ..addresses import address_key
 from ..errors import InvalidInput
+from ..events import EventSink, HostEvent
 from ..model import Channel, ChannelKind
 from ..policy.skips import minimise_skip, require_viewer, visible_skips
 from ..records import (
@@ -22,9 +24,12 @@ from ..records import (
     ChannelState,
     ErasureReport,
     EventSummary,
+    MessageSource,
     Page,
     PageRequest,
     Reason,
+    SearchHit,
+    SearchQuery,
     Skip,
     SyncBatch,
     Target,
@@ -33,7 +38,7 @@ from ..records import (
     Viewer,
     Window,
 )
-from . import memory_state
+from . import memory_search, memory_state
 from .common import (
     FIRST_PAGE,
     EventKey,
@@ -43,6 +48,7 @@ from .common import (
     validate_batch,
     validate_links,
 )
+from .copies import holder_of
 from .memory_state import (
     EventAssoc,
     MessageAssoc,
@@ -53,6 +59,8 @@ from .memory_state import (
     minimise_channel,
     remove_matching,
 )
+from .outbox import deliver_after_commit, state_change
+from .outbox_memory import MemoryOutbox, state_events
 from .privacy import (
     QUEUE_MARKER_SUFFIX,
     batch_keys,
@@ -62,12 +70,19 @@ from .privacy import (
     prepare_batch,
     settings_change,
 )
+from .sources import chosen_source
 
 __all__ = ["MemoryStore"]
+
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _sink_failed(exc: Exception) -> None:
+    log.warning("the host event sink failed: %s", type(exc).__name__)
 
 
 class MemoryStore:
@@ -78,15 +93,49 @@ class MemoryStore:
     ``stores.copies``).
 
     ``clock`` gives the current aware UTC time (for lease expiry).
+    Host events (``commlink.events``): with ``outbox`` each write appends
+    its events to ``outbox()`` in the same step; ``on_events`` is called
+    with them after each write (in process, not crash-safe).
     ``fault_hook``, for tests only, is called before each write step of a
     commit; an exception it raises aborts that commit.
     """
 
-    def __init__(self, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        outbox: bool = False,
+        on_events: EventSink | None = None,
+    ) -> None:
         self._state = State()
         self._lock = threading.RLock()
         self._clock = clock
+        self._outbox = MemoryOutbox(clock) if outbox else None
+        self._on_events = on_events
         self.fault_hook: Callable[[], None] | None = None
+
+    def outbox(self) -> MemoryOutbox:
+        """The host event outbox (``MemoryStore(outbox=True)``)."""
+        if self._outbox is None:
+            raise InvalidInput("this store keeps no outbox: MemoryStore(outbox=True)")
+        return self._outbox
+
+    def _swap(
+        self, state: State, channels: Collection[str], batch: SyncBatch | None = None
+    ) -> list[HostEvent]:
+        """Make ``state`` current (the caller holds the lock); returns the
+        host events of the change in ``channels``, persisted when there is
+        an outbox."""
+        events: list[HostEvent] = []
+        if self._outbox is not None or self._on_events is not None:
+            events = state_events(self._state, state, channels, self._clock(), batch)
+        if self._outbox is not None and events:
+            events = self._outbox.append(events)
+        self._state = state
+        return events
+
+    def _publish(self, events: Sequence[HostEvent]) -> None:
+        deliver_after_commit(self._on_events, events, _sink_failed)
 
     # channels and sync state
 
@@ -110,7 +159,8 @@ class MemoryStore:
                     if key[0] == channel.id:
                         state.skips[key] = minimise_skip(skip, channel.settings)
             collect(state)
-            self._state = state
+            events = self._swap(state, {channel.id})
+        self._publish(events)
 
     def channel(self, channel_id: str) -> Channel | None:
         with self._lock:
@@ -137,7 +187,8 @@ class MemoryStore:
             state.channels.pop(channel_id, None)
             collect(state)
             forget_unstored_links(state, before)
-            self._state = state
+            events = self._swap(state, {channel_id})
+        self._publish(events)
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
         with self._lock:
@@ -152,7 +203,14 @@ class MemoryStore:
         require_aware(state.next_attempt, "next_attempt")
         require_aware(state.last_success, "last_success")
         with self._lock:
+            change = state_change(self._state.states.get(state.channel_id), state, self._clock())
             self._state.states[state.channel_id] = state
+            events = [] if change is None else [change]
+            if self._outbox is not None and events:
+                events = self._outbox.append(events)
+            if self._on_events is None:
+                return
+        self._publish(events)
 
     def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:
         with self._lock:
@@ -186,7 +244,8 @@ class MemoryStore:
             state = self._state.copy()
             self._apply(state, batch)
             collect(state)
-            self._state = state
+            events = self._swap(state, {batch.channel_id}, batch)
+        self._publish(events)
 
     def _apply(self, state: State, batch: SyncBatch) -> None:
         ch, sc, gen = batch.channel_id, batch.scope_id, batch.generation
@@ -279,7 +338,8 @@ class MemoryStore:
                     del table[key]
             state.cursors.pop((channel_id, scope_id), None)
             collect(state)
-            self._state = state
+            events = self._swap(state, {channel_id})
+        self._publish(events)
 
     def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
         with self._lock:
@@ -336,8 +396,9 @@ class MemoryStore:
             # the channel's own copies: another channel's copy never deletes one
             removed = remove_matching(state, channel_id, matches)
             collect(state)
-            self._state = state
-            return sum(removed)
+            events = self._swap(state, {channel_id})
+        self._publish(events)
+        return sum(removed)
 
     # erasure
 
@@ -354,7 +415,8 @@ class MemoryStore:
             erased_at = state.erased.setdefault(key, self._clock())
             collect(state)
             forget_unstored_links(state, before)
-            self._state = state
+            changes = self._swap(state, set(state.channels) | set(self._state.channels))
+        self._publish(changes)
         return ErasureReport(key, erased_at, messages, events, len(named), len(links))
 
     def erased(self, keys: Collection[str]) -> set[str]:
@@ -377,9 +439,29 @@ class MemoryStore:
         with self._lock:
             return memory_state.timeline(self._state, target, viewer, page)
 
-    def thread(self, thread_id: str, viewer: Viewer) -> ThreadView | None:
+    def thread(
+        self, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+    ) -> ThreadView | None:
+        """The thread as ``viewer`` may see it, oldest first; one page of it
+        when ``page`` is given (``ThreadView.next`` resumes)."""
         with self._lock:
-            return memory_state.thread(self._state, thread_id, viewer)
+            return memory_state.thread(self._state, thread_id, viewer, page)
+
+    def message_source(
+        self, thread_id: str, message_id: str, viewer: Viewer
+    ) -> MessageSource | None:
+        """Where ``viewer`` may fetch the message's attachments from (``FULL`` only)."""
+        with self._lock:
+            state = self._state
+            if state.threads.get(message_id) != thread_id:
+                return None
+            copies = [
+                (holder_of(state.channels[channel_id]), copy.attachments)
+                for (mid, channel_id), copy in state.copies.items()
+                if mid == message_id and channel_id in state.channels
+            ]
+            places = [k for k, a in state.message_assocs.items() if a.message_id == message_id]
+            return chosen_source(viewer, message_id, copies, places)
 
     def events(
         self, target: Target, viewer: Viewer, window: Window, page: PageRequest = FIRST_PAGE
@@ -388,6 +470,14 @@ class MemoryStore:
         require_aware(window.end, "window end")
         with self._lock:
             return memory_state.events_page(self._state, target, viewer, window, page)
+
+    def search(
+        self, query: SearchQuery, viewer: Viewer, page: PageRequest = FIRST_PAGE
+    ) -> Page[SearchHit]:
+        """Messages matching ``query`` as ``viewer`` may see them (``SearchableStore``)."""
+        require_viewer(viewer)
+        with self._lock:
+            return memory_search.search(self._state, query, viewer, page)
 
     def skip_reasons(self, channel_id: str, ids: Collection[str]) -> dict[str, Reason]:
         """The skip reason of each of ``ids`` that a skip record holds."""

@@ -35,6 +35,7 @@ from .common import (
     StoredMessage,
     message_view,
     page_events,
+    page_messages,
     resolve_threads,
     stored_warnings,
     summarise_thread,
@@ -81,6 +82,7 @@ class MessageCopy:
     participants: tuple[Participant, ...] = ()
     refs: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    html: str | None = None
 
     def stored(self, message_id: str, thread_id: str) -> StoredMessage:
         return StoredMessage(
@@ -93,20 +95,23 @@ class MessageCopy:
             attachments=self.attachments,
             participants=self.participants,
             warnings=self.warnings,
+            html=self.html,
         )
 
 
 def copy_of(record: MessageRecord, previous: MessageCopy | None) -> MessageCopy:
     """The channel's copy after committing ``record`` over its ``previous`` one."""
     msg = record.message
-    body = msg.body
+    body, html = msg.body, msg.html
     if body is None and previous is not None:
-        body = previous.body  # a metadata-only fetch never erases the channel's body
+        # a metadata-only fetch never erases the channel's body
+        body, html = previous.body, previous.html
     return MessageCopy(
         date=msg.date,
         subject=msg.subject,
         snippet=msg.snippet,
         body=body,
+        html=html,
         attachments=msg.attachments,
         participants=msg.participants,
         refs=(*msg.in_reply_to, *msg.references, *record.thread_keys),
@@ -222,9 +227,11 @@ def minimise_channel(state: State, channel_id: str, visibility: Visibility) -> N
 def minimise_copy(copy: MessageCopy, visibility: Visibility) -> MessageCopy:
     """A stored copy as ``minimise_message`` would have stored it (a copy
     holds no calendar parts)."""
-    if visibility is not Visibility.METADATA or (copy.body is None and not copy.snippet):
+    if visibility is not Visibility.METADATA or (
+        copy.body is None and copy.html is None and not copy.snippet
+    ):
         return copy
-    return attrs.evolve(copy, body=None, snippet="")
+    return attrs.evolve(copy, body=None, html=None, snippet="")
 
 
 def forget_unstored_links(state: State, before: Collection[str]) -> None:
@@ -306,7 +313,11 @@ def timeline(
     return Page(items=tuple(items), next=token)
 
 
-def thread(state: State, thread_id: str, viewer: Viewer) -> ThreadView | None:
+def thread(
+    state: State, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+) -> ThreadView | None:
+    if page is not None:
+        validate_page(page)
     seen = _seen(state, viewer, {thread_id}).get(thread_id)
     if not seen:
         return None
@@ -322,7 +333,8 @@ def thread(state: State, thread_id: str, viewer: Viewer) -> ThreadView | None:
         )
         for s in seen
     ]
-    return ThreadView(thread_id=thread_id, messages=tuple(views))
+    shown, token = page_messages(views, page)
+    return ThreadView(thread_id=thread_id, messages=shown, next=token)
 
 
 def events_page(

@@ -8,6 +8,7 @@ Every database error is raised as ``StoreError``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from ..addresses import address_key
 from ..closing import Closing
 from ..credentials import Secret
 from ..errors import InvalidInput, StoreError
+from ..events import EventSink, HostEvent
 from ..model import Channel, ChannelKind
 from ..policy.skips import require_viewer
 from ..records import (
@@ -27,9 +29,12 @@ from ..records import (
     ChannelState,
     ErasureReport,
     EventSummary,
+    MessageSource,
     Page,
     PageRequest,
     Reason,
+    SearchHit,
+    SearchQuery,
     Skip,
     SyncBatch,
     Target,
@@ -38,10 +43,13 @@ from ..records import (
     Viewer,
     Window,
 )
-from . import sql_delete, sql_privacy, sql_read, sql_write
+from . import sql_delete, sql_privacy, sql_read, sql_search, sql_sources, sql_write
 from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
-from .privacy import QUEUE_MARKER_SUFFIX, erasure_key
+from .outbox import EventLog, deliver_after_commit, state_change
+from .outbox_snapshot import Snapshot, changes_since, snapshot
+from .privacy import QUEUE_MARKER_SUFFIX, erasure_key, settings_change
 from .sql_directory import SqlDirectory
+from .sql_outbox import CommitEvents, SqlOutbox, write_outbox
 from .sql_push import SqlSubscriptionStore, SqlTokenStore
 from .sql_rows import channel_from_row, state_from_row, state_row
 from .sql_schema import (
@@ -76,8 +84,15 @@ from .sql_schema import (
 __all__ = ["SCHEMA_VERSION", "SqlDirectory", "SqlStore"]
 
 
+log = logging.getLogger(__name__)
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _sink_failed(exc: Exception) -> None:
+    log.warning("the host event sink failed: %s", type(exc).__name__)
 
 
 def _storable(keys: Collection[str]) -> Collection[str]:
@@ -98,6 +113,12 @@ class SqlStore(Closing):
     ``clock`` gives the aware UTC time used for leases.
     ``engine_options`` tune the engine the store creates from a URL (pool
     size, overflow, ``connect_args``; see ``sql_schema.create_engine``).
+
+    Host events (``commlink.events``): with ``outbox`` every write inserts
+    its events into ``commlink_outbox`` in its own transaction, for
+    ``outbox()`` to deliver; ``on_events`` is called with them after each
+    write commits (in process: a crash between the two loses them). With
+    neither, no event is computed.
     """
 
     def __init__(
@@ -107,6 +128,8 @@ class SqlStore(Closing):
         clock: Callable[[], datetime] = _utcnow,
         engine_options: Mapping[str, Any] | None = None,
         migrate: bool = True,
+        outbox: bool = False,
+        on_events: EventSink | None = None,
     ) -> None:
         try:
             if isinstance(url_or_engine, Engine):
@@ -118,12 +141,50 @@ class SqlStore(Closing):
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open the store: {exc}") from exc
         self._clock = clock
+        self._outbox = outbox
+        self._on_events = on_events
         self._errors = database_errors(self.engine)
         self._has_statistics = self.engine.dialect.name != "postgresql"
         if migrate:
             ensure_schema(self.engine)
         else:
             check_schema(self.engine)
+
+    def outbox(self) -> SqlOutbox:
+        """The host event outbox (``SqlStore(url, outbox=True)``)."""
+        if not self._outbox:
+            raise InvalidInput("this store keeps no outbox: SqlStore(url, outbox=True)")
+        return SqlOutbox(self._tx, self._clock)
+
+    def _changes(self, channel_id: str, scope_id: str = "") -> CommitEvents | None:
+        if not self._outbox and self._on_events is None:
+            return None
+        return CommitEvents(channel_id, scope_id, EventLog(self._clock()))
+
+    def _record(self, conn: Connection, changes: CommitEvents | None) -> list[HostEvent]:
+        """The events ``changes`` collected, written to the outbox in the
+        caller's transaction when there is one."""
+        if changes is None:
+            return []
+        found = changes.log.events
+        return write_outbox(conn, found) if self._outbox else found
+
+    def _snapshot(
+        self, conn: Connection, *, channel_id: str | None = None, key: str | None = None
+    ) -> Snapshot | None:
+        if not self._outbox and self._on_events is None:
+            return None
+        return snapshot(conn, channel_id=channel_id, key=key)
+
+    def _since(self, conn: Connection, before: Snapshot | None) -> list[HostEvent]:
+        """The events of a write since ``before``, in the outbox when there is one."""
+        if before is None:
+            return []
+        found = changes_since(conn, before, self._clock())
+        return write_outbox(conn, found) if self._outbox else found
+
+    def _publish(self, events: Sequence[HostEvent]) -> None:
+        deliver_after_commit(self._on_events, events, _sink_failed)
 
     def token_store(self, key: str | Secret | None = None) -> SqlTokenStore:
         """A ``TokenStore`` in this database (``key`` seals the tokens)."""
@@ -156,7 +217,18 @@ class SqlStore(Closing):
         if not channel.id:
             raise InvalidInput("channel id must not be empty")
         with self._tx(write=True) as conn:
+            before = None
+            if self._outbox or self._on_events is not None:
+                query = sa.select(channels).where(channels.c.id == channel.id)
+                stored = conn.execute(query).mappings().first()
+                if stored is not None:
+                    change = settings_change(channel_from_row(stored).settings, channel.settings)
+                    # only a change that reaches what the channel stored emits events
+                    if change.blocked or change.minimise is not None:
+                        before = self._snapshot(conn, channel_id=channel.id)
             sql_privacy.save_channel(conn, channel)
+            events = self._since(conn, before)
+        self._publish(events)
 
     def channel(self, channel_id: str) -> Channel | None:
         with self._tx(write=False) as conn:
@@ -170,8 +242,11 @@ class SqlStore(Closing):
         return [channel_from_row(r) for r in rows]
 
     def remove_channel(self, channel_id: str) -> None:
+        changes = self._changes(channel_id)
         with self._tx(write=True) as conn:
             dropped = sql_delete.delete_assocs(conn, channel_id, None, None)
+            if changes is not None:
+                changes.finish(conn, *dropped)
             for table in (cursors, channel_states, skips):
                 conn.execute(sa.delete(table).where(table.c.channel_id == channel_id))
             marker = channel_id + QUEUE_MARKER_SUFFIX
@@ -180,6 +255,8 @@ class SqlStore(Closing):
             sql_delete.collect(conn, channel_id, *dropped, gone_keys=gone)
             sql_delete.forget_unstored_links(conn, gone)
             conn.execute(sa.delete(channels).where(channels.c.id == channel_id))
+            events = self._record(conn, changes)
+        self._publish(events)
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
         with self._tx(write=False) as conn:
@@ -196,11 +273,24 @@ class SqlStore(Closing):
     def save_channel_state(self, state: ChannelState) -> None:
         require_aware(state.next_attempt, "next_attempt")
         require_aware(state.last_success, "last_success")
+        tracked = self._outbox or self._on_events is not None
+        events: list[HostEvent] = []
         with self._tx(write=True) as conn:
+            if tracked:
+                query = sa.select(channel_states).where(
+                    channel_states.c.channel_id == state.channel_id
+                )
+                found = conn.execute(query).mappings().first()
+                previous = None if found is None else state_from_row(found)
+                change = state_change(previous, state, self._clock())
+                events = [change] if change is not None else []
             row = state_row(state)
             upsert(
                 conn, channel_states, [row], ["channel_id"], [k for k in row if k != "channel_id"]
             )
+            if events and self._outbox:
+                events = write_outbox(conn, events)
+        self._publish(events)
 
     def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
@@ -230,11 +320,13 @@ class SqlStore(Closing):
         validate_batch(batch)
         rows = len(batch.messages) + len(batch.events)
         check = not self._has_statistics and rows >= STATISTICS_AFTER_ROWS
+        changes = self._changes(batch.channel_id, batch.scope_id)
         try:
             with self._tx(write=True) as conn:
-                sql_write.commit_batch(conn, batch)
+                sql_write.commit_batch(conn, batch, changes)
                 if check:
                     ensure_statistics(conn)
+                events = self._record(conn, changes)
         except StoreError as exc:
             # a value the database will not hold (a NUL, an over-long key):
             # the engine isolates the record and skips it with this reason
@@ -244,6 +336,7 @@ class SqlStore(Closing):
         except (KeyError, ValueError, UnicodeError) as exc:
             raise InvalidInput(f"unstorable value: {type(exc).__name__}: {exc!r}"[:300]) from exc
         self._has_statistics = self._has_statistics or check
+        self._publish(events)
 
     def cursor(self, channel_id: str, scope_id: str) -> str | None:
         with self._tx(write=False) as conn:
@@ -263,14 +356,19 @@ class SqlStore(Closing):
         return sorted(found)
 
     def drop_scope(self, channel_id: str, scope_id: str) -> None:
+        changes = self._changes(channel_id, scope_id)
         with self._tx(write=True) as conn:
             dropped = sql_delete.delete_assocs(conn, channel_id, scope_id, None)
+            if changes is not None:
+                changes.finish(conn, *dropped)
             conn.execute(
                 sa.delete(cursors).where(
                     cursors.c.channel_id == channel_id, cursors.c.scope_id == scope_id
                 )
             )
             sql_delete.collect(conn, channel_id, *dropped)
+            events = self._record(conn, changes)
+        self._publish(events)
 
     def known_ids(self, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
         with self._tx(write=False) as conn:
@@ -337,7 +435,11 @@ class SqlStore(Closing):
 
     def delete_matching(self, channel_id: str, entries: Collection[str]) -> int:
         with self._tx(write=True) as conn:
-            return sql_delete.delete_matching(conn, channel_id, entries)
+            before = self._snapshot(conn, channel_id=channel_id)
+            removed = sql_delete.delete_matching(conn, channel_id, entries)
+            events = self._since(conn, before)
+        self._publish(events)
+        return removed
 
     # the read side (visibility applied here)
 
@@ -347,9 +449,29 @@ class SqlStore(Closing):
         with self._tx(write=False) as conn:
             return sql_read.timeline(conn, target, viewer, page)
 
-    def thread(self, thread_id: str, viewer: Viewer) -> ThreadView | None:
+    def thread(
+        self, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+    ) -> ThreadView | None:
+        """The thread as ``viewer`` may see it, oldest first; one page of it
+        when ``page`` is given (read by keyset in SQL; ``ThreadView.next``
+        resumes)."""
         with self._tx(write=False) as conn:
-            return sql_read.thread(conn, thread_id, viewer)
+            return sql_read.thread(conn, thread_id, viewer, page)
+
+    def search(
+        self, query: SearchQuery, viewer: Viewer, page: PageRequest = FIRST_PAGE
+    ) -> Page[SearchHit]:
+        """Messages matching ``query`` as ``viewer`` may see them (``SearchableStore``)."""
+        require_viewer(viewer)
+        with self._tx(write=False) as conn:
+            return sql_search.search(conn, query, viewer, page)
+
+    def message_source(
+        self, thread_id: str, message_id: str, viewer: Viewer
+    ) -> MessageSource | None:
+        """Where ``viewer`` may fetch the message's attachments from (``FULL`` only)."""
+        with self._tx(write=False) as conn:
+            return sql_sources.message_source(conn, thread_id, message_id, viewer)
 
     def events(
         self, target: Target, viewer: Viewer, window: Window, page: PageRequest = FIRST_PAGE
@@ -385,7 +507,11 @@ class SqlStore(Closing):
         key = erasure_key(address)
         now = self._clock()
         with self._tx(write=True) as conn:
-            return sql_privacy.erase(conn, key, now)
+            before = self._snapshot(conn, key=key)
+            report = sql_privacy.erase(conn, key, now)
+            events = self._since(conn, before)
+        self._publish(events)
+        return report
 
     def erased(self, keys: Collection[str]) -> set[str]:
         normal = {k: address_key(k) for k in _storable(keys)}

@@ -25,6 +25,7 @@ from .sql_tables import (
     message_refs,
     messages,
     participants,
+    search_docs,
     thread_targets,
 )
 
@@ -199,6 +200,36 @@ def _add_discovered_aliases(conn: Connection) -> None:
         )
 
 
+def _add_outbox(conn: Connection) -> None:
+    """Schema 7 adds the host event outbox: new tables only, which
+    ``ensure_schema`` creates."""
+
+
+def _add_search_index(conn: Connection) -> None:
+    """Schema 8 adds the search index (``search_docs``, and on SQLite its
+    FTS5 table) and fills it from every stored copy."""
+    from .sql_search import backfill  # it reads through sql_schema, which imports this module
+
+    if conn.dialect.name == "sqlite":  # words left without their rows are rebuilt
+        conn.exec_driver_sql("DROP TABLE IF EXISTS commlink_search_vocab")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS commlink_search_text")
+    search_docs.create(conn, checkfirst=True)
+    backfill(conn)
+
+
+def _add_html(conn: Connection) -> None:
+    """Schema 9 keeps each copy's sanitised HTML (none yet: ``NULL``; a
+    message fetched again gets it, as its content digest differs). A
+    database migrated from before schema 4 already has the column (step 3
+    created the copies table as it is now). The index that pages a thread
+    by date is new too."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(message_copies.name)}
+    if "html" not in columns:
+        conn.exec_driver_sql(f"ALTER TABLE {message_copies.name} ADD COLUMN html TEXT")
+    for index in message_copies.indexes:
+        index.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_content_hash,
@@ -207,4 +238,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _least_data,
     # 5 -> 6 also adds tables (OAuth tokens, push subscriptions): create_all makes them
     5: _add_discovered_aliases,
+    6: _add_outbox,
+    7: _add_search_index,
+    8: _add_html,
 }

@@ -29,6 +29,7 @@ from .sql_schema import (
     skips,
     upsert,
 )
+from .sql_search import drop_bodies
 from .sql_write import ERASURE_LOCK
 
 __all__ = ["erase", "minimise_channel", "read_skips", "save_channel", "strip_skips"]
@@ -55,17 +56,19 @@ def save_channel(conn: Connection, channel: Channel) -> None:
 def minimise_channel(conn: Connection, channel_id: str, visibility: Visibility) -> None:
     """Minimise a channel's stored copies to ``visibility``, as
     ``minimise_message`` and ``minimise_event`` store them: at ``METADATA``
-    no body or snippet, no event description, location or conference link.
+    no body, HTML or snippet, no event description, location or conference link.
     A minimised copy loses its content digest, so a later fetch rewrites it."""
     if visibility is not Visibility.METADATA:
         return
     m = mark(conn)
     run(
         conn,
-        f"UPDATE {message_copies.name} SET body = NULL, snippet = '', content_hash = '' "
-        f"WHERE channel_id = {m} AND (body IS NOT NULL OR snippet <> '')",
+        f"UPDATE {message_copies.name} SET body = NULL, html = NULL, snippet = '', "
+        f"content_hash = '' WHERE channel_id = {m} "
+        "AND (body IS NOT NULL OR html IS NOT NULL OR snippet <> '')",
         channel_id,
     )
+    drop_bodies(conn, channel_id)
     run(
         conn,
         f"UPDATE {events.name} SET description = '', location = '', conference_url = '' "

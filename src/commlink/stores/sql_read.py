@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from ..model import Channel, Direction, Event, Participant, Visibility
 from ..records import (
     EventSummary,
+    MessageView,
     Page,
     PageRequest,
     Target,
@@ -28,6 +29,8 @@ from ..records import (
 from .common import (
     EventKey,
     StoredMessage,
+    message_after,
+    message_token,
     message_view,
     page_events,
     resolve_threads,
@@ -36,7 +39,7 @@ from .common import (
     thread_token,
     validate_page,
 )
-from .copies import Holder, meeting_summaries, seen_messages
+from .copies import Holder, Seen, meeting_summaries, seen_messages
 from .sql_bulk import among_sql, fetch, key_set, mark
 from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
@@ -111,10 +114,14 @@ def _linked_keys(target: Target) -> sa.Select[Any]:
 
 
 def _copies(
-    conn: Connection, thread_ids: Sequence[str], bodies: bool
+    conn: Connection,
+    thread_ids: Sequence[str],
+    bodies: bool,
+    message_pks: Sequence[int] | None = None,
 ) -> dict[str, list[tuple[Holder, StoredMessage]]]:
-    """Every copy of the threads' messages (with its participants, and its
-    body and warnings when ``bodies``) and the channel holding it, by thread."""
+    """Every copy of the threads' messages (or of the messages ``message_pks``)
+    with its participants, and its body, HTML and warnings when ``bodies``,
+    and the channel holding it, by thread."""
     columns = [
         messages.c.pk,
         messages.c.message_id,
@@ -128,15 +135,19 @@ def _copies(
         channels.c.visibility,
     ]
     if bodies:
-        columns.extend((message_copies.c.body, message_copies.c.warnings))
+        columns.extend((message_copies.c.body, message_copies.c.html, message_copies.c.warnings))
     rows: list[RowMapping] = []
-    for thread_part in chunks(thread_ids):
+    column: sa.ColumnElement[Any] = messages.c.thread_id
+    values: Sequence[Any] = thread_ids
+    if message_pks is not None:
+        column, values = messages.c.pk, message_pks
+    for part in chunks(values):
         rows.extend(
             conn.execute(
                 sa.select(*columns)
                 .join(message_copies, message_copies.c.message_pk == messages.c.pk)
                 .join(channels, channels.c.id == message_copies.c.channel_id)
-                .where(among(conn, messages.c.thread_id, thread_part))
+                .where(among(conn, column, part))
             ).mappings()
         )
     people: dict[tuple[int, str], list[Participant]] = {}
@@ -168,11 +179,13 @@ def timeline(
     )
     if page.after is not None:
         after_at, after_id = thread_after(page.after)
+        # the plain bound lets the planner range-scan the index; the OR alone scans from the top
         query = query.where(
+            tt.last_at <= after_at,
             sa.or_(
                 tt.last_at < after_at,
                 sa.and_(tt.last_at == after_at, tt.thread_id < after_id),
-            )
+            ),
         )
     query = query.order_by(tt.last_at.desc(), tt.thread_id.desc()).limit(page.limit + 1)
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
@@ -188,10 +201,19 @@ def timeline(
     return Page(items=tuple(items), next=token)
 
 
-def thread(conn: Connection, thread_id: str, viewer: Viewer) -> ThreadView | None:
+def thread(
+    conn: Connection, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+) -> ThreadView | None:
+    if page is not None:
+        return _thread_page(conn, thread_id, viewer, page)
     seen = seen_messages(viewer, _copies(conn, [thread_id], bodies=True).get(thread_id, ()))
     if not seen:
         return None
+    return ThreadView(thread_id=thread_id, messages=_views(conn, seen))
+
+
+def _views(conn: Connection, seen: Sequence[Seen]) -> tuple[MessageView, ...]:
+    """The views of chosen copies, each with its channel's direction."""
     ids = [s.message.message_id for s in seen]
     # the direction of each chosen copy: its channel's first association
     directions: dict[tuple[str, str], Direction] = {}
@@ -205,15 +227,84 @@ def thread(conn: Connection, thread_id: str, viewer: Viewer) -> ThreadView | Non
         )
         for mid, channel_id, direction in rows:
             directions.setdefault((mid, channel_id), Direction(direction))
-    views = [
+    return tuple(
         message_view(
             s.message,
             directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
             s.visibility,
         )
         for s in seen
-    ]
-    return ThreadView(thread_id=thread_id, messages=tuple(views))
+    )
+
+
+def _code_order(conn: Connection, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """``column`` compared by code point, as Python compares strings (SQLite's
+    default already does; PostgreSQL's default collation may not)."""
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
+
+
+def _thread_page(
+    conn: Connection, thread_id: str, viewer: Viewer, page: PageRequest
+) -> ThreadView | None:
+    """One page of a thread, read by keyset over its copies' ``(sent_at,
+    Message-ID)``.
+
+    The order is that of the copies each viewer is shown, so copies are read
+    in key order, in growing batches, until ``limit + 1`` chosen messages
+    come before every copy not read yet (a message not read yet has every
+    copy after the last one read, so its chosen copy sorts after them too).
+    Copies of one message almost always share their date: one batch.
+    """
+    validate_page(page)
+    after = message_after(page.after) if page.after is not None else None
+    c = message_copies.c
+    message_id = _code_order(conn, messages.c.message_id)
+    query = (
+        sa.select(messages.c.pk, messages.c.message_id, c.sent_at)
+        .join(message_copies, c.message_pk == messages.c.pk)
+        .where(messages.c.thread_id == thread_id)
+        .order_by(c.sent_at, message_id)
+    )
+    chosen: dict[str, Seen] = {}
+    loaded: set[int] = set()
+    bound = after
+    batch = page.limit + 1
+    while True:
+        step = query
+        if bound is not None:
+            step = step.where(
+                sa.or_(c.sent_at > bound[0], sa.and_(c.sent_at == bound[0], message_id > bound[1]))
+            )
+        rows = conn.execute(step.limit(batch)).all()
+        fresh = sorted({int(pk) for pk, _mid, _at in rows} - loaded)
+        loaded.update(fresh)
+        if fresh:
+            copies = _copies(conn, (), bodies=True, message_pks=fresh).get(thread_id, ())
+            for seen in seen_messages(viewer, copies):
+                key = (seen.message.date, seen.message.message_id)
+                if after is None or key > after:
+                    chosen[seen.message.message_id] = seen
+        if len(rows) < batch:
+            break
+        last = (rows[-1][2], rows[-1][1])
+        before = sum(1 for s in chosen.values() if (s.message.date, s.message.message_id) <= last)
+        if before > page.limit:
+            break
+        bound = last
+        batch *= 2
+    ordered = sorted(chosen.values(), key=lambda s: (s.message.date, s.message.message_id))
+    shown = ordered[: page.limit]
+    if not shown and not _thread_exists(conn, thread_id):
+        return None
+    token = None
+    if len(ordered) > page.limit:
+        token = message_token(shown[-1].message.date, shown[-1].message.message_id)
+    return ThreadView(thread_id=thread_id, messages=_views(conn, shown), next=token)
+
+
+def _thread_exists(conn: Connection, thread_id: str) -> bool:
+    query = sa.select(messages.c.pk).where(messages.c.thread_id == thread_id).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def load_events(conn: Connection, where: sa.ColumnElement[bool]) -> dict[int, tuple[str, Event]]:

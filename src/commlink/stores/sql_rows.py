@@ -36,6 +36,7 @@ __all__ = [
     "COPY_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "SKIP_COLUMNS",
+    "attachments_from_json",
     "attendee_rows",
     "channel_from_row",
     "channel_row",
@@ -180,16 +181,20 @@ def _attachments_json(attachments: Sequence[Attachment]) -> str:
     if not attachments:
         return "[]"
     return json.dumps(
-        [[a.filename, a.content_type, a.size, a.inline, a.content_id] for a in attachments]
+        [[a.filename, a.content_type, a.size, a.inline, a.content_id, a.part] for a in attachments]
     )
 
 
-def _attachments(text: str) -> tuple[Attachment, ...]:
+def attachments_from_json(text: str) -> tuple[Attachment, ...]:
+    """Stored attachments; rows written before ``part`` existed have five fields."""
     if not text:
         return ()
     return tuple(
-        Attachment(filename=f, content_type=t, size=int(s), inline=bool(i), content_id=c)
-        for f, t, s, i, c in json.loads(text)
+        Attachment(
+            filename=f, content_type=t, size=int(s), inline=bool(i), content_id=c, part=str(p)
+        )
+        for f, t, s, i, c, *rest in json.loads(text)
+        for p in (rest[0] if rest else "",)
     )
 
 
@@ -206,6 +211,7 @@ COPY_COLUMNS = (
     "subject",
     "snippet",
     "body",
+    "html",
     "attachments",
     "warnings",
     "content_hash",
@@ -224,6 +230,7 @@ def copy_tuple(
         msg.subject,
         msg.snippet,
         msg.body,
+        msg.html,
         _attachments_json(msg.attachments),
         _warnings_json(msg.warnings),
         digest,
@@ -255,25 +262,28 @@ def content_hash(record: MessageRecord) -> str:
     references (not the thread, which belongs to the logical message, nor the
     provider id, folders or direction, which belong to the association)."""
     msg = record.message
-    head = _ENCODER.encode(
-        [
-            (msg.date - _EPOCH) // _MICROSECOND,
-            msg.subject,
-            msg.snippet,
-            None if msg.body is None else len(msg.body),
-            _attachments_json(msg.attachments),
-            _warnings_json(msg.warnings),
-            [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
-            msg.in_reply_to,
-            msg.references,
-            record.thread_keys,
-        ]
-    )
-    # the JSON head is self-delimiting and holds the body's length: no two
-    # different records feed the same bytes
+    fields: list[Any] = [
+        (msg.date - _EPOCH) // _MICROSECOND,
+        msg.subject,
+        msg.snippet,
+        None if msg.body is None else len(msg.body),
+        _attachments_json(msg.attachments),
+        _warnings_json(msg.warnings),
+        [(p.role.value, *_address_fields(p.address)) for p in msg.participants],
+        msg.in_reply_to,
+        msg.references,
+        record.thread_keys,
+    ]
+    if msg.html is not None:  # (copies without HTML keep the digest they had)
+        fields.append(len(msg.html))
+    head = _ENCODER.encode(fields)
+    # the JSON head is self-delimiting and holds the body's and HTML's lengths:
+    # no two different records feed the same bytes
     digest = hashlib.sha1(head.encode("utf-8", "surrogatepass"), usedforsecurity=False)
     if msg.body:
         digest.update(msg.body.encode("utf-8", "surrogatepass"))
+    if msg.html:
+        digest.update(msg.html.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -348,9 +358,10 @@ def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessa
         subject=row["subject"],
         snippet=row["snippet"],
         body=row.get("body"),
-        attachments=_attachments(row["attachments"]),
+        attachments=attachments_from_json(row["attachments"]),
         participants=tuple(participants),
         warnings=_warnings(row.get("warnings")),
+        html=row.get("html"),
     )
 
 

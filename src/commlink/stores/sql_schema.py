@@ -25,6 +25,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import ConfigError, StoreError
 from .sql_migrations import MIGRATIONS
 from .sql_tables import (
+    SEARCH_TEXT_DDL,
     THREAD_TARGETS_FILL,
     UtcDateTime,
     address_links,
@@ -46,10 +47,13 @@ from .sql_tables import (
     metadata,
     opportunities,
     opportunity_contacts,
+    outbox,
+    outbox_consumers,
     participants,
     people,
     person_addresses,
     schema_table,
+    search_docs,
     skips,
     thread_targets,
 )
@@ -95,12 +99,15 @@ __all__ = [
     "metadata",
     "opportunities",
     "opportunity_contacts",
+    "outbox",
+    "outbox_consumers",
     "participants",
     "people",
     "person_addresses",
     "prepare_engine",
     "refuses_value",
     "schema_table",
+    "search_docs",
     "skips",
     "store_error",
     "thread_targets",
@@ -112,8 +119,9 @@ T = TypeVar("T")
 #: The version this code writes; bump it with an entry in ``MIGRATIONS``
 #: (``sql_migrations``). 4: content kept per channel (message copies, one
 #: event row per channel). 5: erasure and directory tombstones; skip records
-#: of internal and blocked mail keep no subject and no sender.
-SCHEMA_VERSION = 6
+#: of internal and blocked mail keep no subject and no sender. 7: the host
+#: event outbox. 8: the search index. 9: sanitised HTML per message copy.
+SCHEMA_VERSION = 9
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"
@@ -341,7 +349,8 @@ def _compress_bodies(conn: Connection) -> None:
     try:
         with conn.begin_nested():
             conn.exec_driver_sql(
-                f"ALTER TABLE {message_copies.name} ALTER COLUMN body SET COMPRESSION lz4"
+                f"ALTER TABLE {message_copies.name} ALTER COLUMN body SET COMPRESSION lz4, "
+                "ALTER COLUMN html SET COMPRESSION lz4"
             )
     except sa.exc.DBAPIError:
         pass  # an older server or one without lz4 keeps its default
@@ -403,7 +412,10 @@ def schema_ddl(dialect_name: str) -> str:
         statements.extend(
             str(CreateIndex(index).compile(dialect=dialect)).strip()
             for index in sorted(table.indexes, key=lambda i: str(i.name))
+            if index._ddl_if is None or index._ddl_if.dialect in (None, dialect_name)
         )
+        if table is search_docs and dialect_name == "sqlite":
+            statements.extend(SEARCH_TEXT_DDL)
     statements.append(f"INSERT INTO {schema_table.name} (id, version) VALUES (1, {SCHEMA_VERSION})")
     return "".join(f"{s};\n\n" for s in statements)
 

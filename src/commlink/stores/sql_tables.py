@@ -19,9 +19,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "SEARCH_TEXT_DDL",
     "THREAD_TARGETS_FILL",
     "UtcDateTime",
     "address_links",
@@ -44,11 +46,14 @@ __all__ = [
     "opportunities",
     "oauth_tokens",
     "opportunity_contacts",
+    "outbox",
+    "outbox_consumers",
     "push_subscriptions",
     "participants",
     "people",
     "person_addresses",
     "schema_table",
+    "search_docs",
     "skips",
     "thread_targets",
 ]
@@ -176,12 +181,16 @@ message_copies = _table(
     _text("subject"),
     _text("snippet"),
     sa.Column("body", sa.Text),
+    # sanitised HTML (see mime.html), kept and shown like the body
+    sa.Column("html", sa.Text),
     _text("attachments"),
     # the copy's parse warnings, a JSON list (capped: see common.stored_warnings)
     sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),
     # digest of the copy, its participants and references (see sql_rows.content_hash):
     # a re-committed message with the same digest is left as it is
     _text("content_hash"),
+    # a page of a thread is read in date order without touching the large rows
+    sa.Index("commlink_message_copies_sent", "message_pk", "sent_at"),
 )
 # SQLite: rows holding bodies are large; a rowid table keeps the key index small
 message_copies.dialect_options["sqlite"]["with_rowid"] = True
@@ -335,6 +344,51 @@ THREAD_TARGETS_FILL = (
     "WHERE p.valid AND {where}"
 )
 
+# The search index (see ``sql_search``): one row per message copy with its
+# date. PostgreSQL keeps the copy's words in ``terms`` (a GIN-indexed
+# ``tsvector``); SQLite keeps them in an FTS5 table whose rowid is ``doc``
+# (``terms`` stays NULL there). A copy's row goes with the copy.
+search_docs = _table(
+    "search_docs",
+    sa.Column("doc", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("message_pk", sa.BigInteger, nullable=False),
+    sa.Column("channel_id", sa.String, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    sa.Column("terms", TSVECTOR().with_variant(sa.Text(), "sqlite")),
+    sa.ForeignKeyConstraint(
+        ["message_pk", "channel_id"],
+        ["commlink_message_copies.message_pk", "commlink_message_copies.channel_id"],
+        ondelete="CASCADE",
+    ),
+    sa.UniqueConstraint("message_pk", "channel_id", name="commlink_search_docs_copy"),
+    sa.Index("commlink_search_docs_recent", "sent_at"),
+    sa.Index("commlink_search_docs_terms", "terms", postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    ),
+)
+
+#: SQLite: the words of each ``search_docs`` row by field (FTS5, rowid =
+#: ``doc``), dropped with the row. Words come cut and folded by
+#: ``search_terms.words``; the tokenizer only splits them at the spaces.
+SEARCH_TEXT_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS commlink_search_text USING fts5"
+    "(people, subject, body, tokenize = 'unicode61 remove_diacritics 0')",
+    # how many rows hold each word: the query plan depends on it (sql_search)
+    "CREATE VIRTUAL TABLE IF NOT EXISTS commlink_search_vocab USING fts5vocab"
+    "(commlink_search_text, 'row')",
+    "CREATE TRIGGER IF NOT EXISTS commlink_search_docs_gone AFTER DELETE ON "
+    "commlink_search_docs BEGIN DELETE FROM commlink_search_text WHERE rowid = old.doc; END",
+)
+
+
+def _create_search_text(_table: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    if connection.dialect.name == "sqlite":
+        for statement in SEARCH_TEXT_DDL:
+            connection.exec_driver_sql(statement)
+
+
+sa.event.listen(search_docs, "after_create", _create_search_text)
+
 # Why messages were left out. Mail left out as internal, blocked or erased
 # keeps no subject and no sender here (``policy.skips.minimise_skip``).
 skips = _table(
@@ -384,6 +438,27 @@ push_subscriptions = _table(
     sa.Index("commlink_push_subscriptions_channel", "channel_id"),
     sa.Index("commlink_push_subscriptions_account", "provider", "account"),
     sa.Index("commlink_push_subscriptions_expiry", "expires_at"),
+)
+
+# Host events (``SqlStore(outbox=True)``), written in the transaction of the
+# change they describe; ids increase in commit order (see ``sql_outbox``).
+outbox = _table(
+    "outbox",
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("channel_id", sa.String, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the rest of the event, JSON
+)
+
+# Each outbox consumer's position (the highest event id it acknowledged) and
+# the lease of the worker delivering for it.
+outbox_consumers = _table(
+    "outbox_consumers",
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False, server_default="0"),
+    _text("holder"),
+    sa.Column("expires_at", UtcDateTime),
 )
 
 # the reference CRM directory (SqlDirectory)

@@ -27,9 +27,11 @@ from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
 from .common import DAWN, event_version
+from .outbox import event_fingerprint
 from .privacy import batch_keys, forgotten_skips, prepare_batch
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_delete import collect, delete_assocs, pk_column, refresh_threads, threads_of_keys
+from .sql_outbox import CommitEvents, stored_fingerprints
 from .sql_rows import (
     COPY_COLUMNS,
     PARTICIPANT_COLUMNS,
@@ -54,7 +56,6 @@ from .sql_schema import (
     erased,
     event_assocs,
     events,
-    insert_many,
     message_assocs,
     message_copies,
     message_refs,
@@ -63,6 +64,7 @@ from .sql_schema import (
     skips,
     upsert,
 )
+from .sql_search import index_written
 
 __all__ = [
     "ERASURE_LOCK",
@@ -95,14 +97,18 @@ _COPY_UPDATE = {
     "warnings": "excluded.warnings",
     # a metadata-only fetch never erases a body the same channel fetched before
     "body": f"COALESCE(excluded.body, {message_copies.name}.body)",
+    # ... nor the HTML fetched with it
+    "html": f"CASE WHEN excluded.body IS NULL THEN {message_copies.name}.html "
+    "ELSE excluded.html END",
     "content_hash": "excluded.content_hash",
 }
 
 
-def commit_batch(conn: Connection, batch: SyncBatch) -> None:
+def commit_batch(conn: Connection, batch: SyncBatch, changes: CommitEvents | None = None) -> None:
     """Apply a validated batch (see ``SyncBatch``) inside the caller's
     transaction, as the channel's stored settings and the erasure
-    tombstones allow (``privacy.prepare_batch``)."""
+    tombstones allow (``privacy.prepare_batch``). ``changes``, when given,
+    collects the batch's host events."""
     m = mark(conn)
     if is_postgres(conn):
         # an erasure running meanwhile (which holds this lock exclusively)
@@ -128,9 +134,9 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
     dropped_events: set[int] = set()
     touched: set[str] = set()  # threads whose timeline rows must be rebuilt
     if batch.messages:
-        dropped_messages |= _write_messages(conn, batch, touched, last_pk)
+        dropped_messages |= _write_messages(conn, batch, touched, last_pk, changes)
     if batch.events:
-        dropped_events |= _write_events(conn, batch)
+        dropped_events |= _write_events(conn, batch, changes)
     relinked = replace_links(conn, batch.links, refresh=False)
     touched |= threads_of_keys(conn, relinked)
     if batch.thread_merges:
@@ -140,6 +146,9 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
             [(new, old) for old, new in batch.thread_merges],
         )
     if batch.deleted:
+        if changes is not None:
+            for table in _ASSOCS:
+                changes.removed(table, _assocs_of(conn, table, ch, sc, batch.deleted))
         found = delete_assocs(conn, ch, sc, batch.deleted)
         dropped_messages |= found[0]
         dropped_events |= found[1]
@@ -172,11 +181,30 @@ def commit_batch(conn: Connection, batch: SyncBatch) -> None:
             swept = conn.execute(
                 sa.delete(table)
                 .where(table.c.channel_id == ch, table.c.scope_id == sc, table.c.generation < gen)
-                .returning(pk_column(table))
-            )
-            dropped.update(int(pk) for pk in swept.scalars())
+                .returning(pk_column(table), table.c.provider_id)
+            ).all()
+            dropped.update(int(pk) for pk, _pid in swept)
+            if changes is not None:
+                changes.removed(table, swept)
     refresh_threads(conn, touched)
+    if changes is not None:
+        changes.finish(conn, dropped_messages, dropped_events)
     collect(conn, ch, dropped_messages, dropped_events)
+
+
+def _assocs_of(
+    conn: Connection, table: sa.Table, channel_id: str, scope_id: str, ids: Collection[str]
+) -> list[tuple[Any, ...]]:
+    """``(message or event pk, provider id)`` of a scope's associations among ``ids``."""
+    found: list[tuple[Any, ...]] = []
+    for part in chunks(sorted(set(ids))):
+        query = sa.select(pk_column(table), table.c.provider_id).where(
+            table.c.channel_id == channel_id,
+            table.c.scope_id == scope_id,
+            among(conn, table.c.provider_id, part),
+        )
+        found.extend(tuple(row) for row in conn.execute(query))
+    return found
 
 
 def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
@@ -185,14 +213,19 @@ def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
     for record in records:
         previous = merged.get(record.message.message_id)
         if previous is not None and record.message.body is None:
-            body = previous.message.body
-            record = attrs.evolve(record, message=attrs.evolve(record.message, body=body))
+            kept = previous.message
+            message = attrs.evolve(record.message, body=kept.body, html=kept.html)
+            record = attrs.evolve(record, message=message)
         merged[record.message.message_id] = record
     return merged
 
 
 def _write_messages(
-    conn: Connection, batch: SyncBatch, touched: set[str], last_pk: int = 0
+    conn: Connection,
+    batch: SyncBatch,
+    touched: set[str],
+    last_pk: int = 0,
+    changes: CommitEvents | None = None,
 ) -> set[int]:
     """Upsert logical messages, their participants, references and associations.
 
@@ -214,7 +247,9 @@ def _write_messages(
             key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
     }
-    pks = _write_copies(conn, ch, _merged(batch.messages), touched, last_pk)
+    pks = _write_copies(conn, ch, _merged(batch.messages), touched, last_pk, changes)
+    if changes is not None:
+        changes.removed(message_assocs, [(a[0], pid) for pid, a in before.items()])
     rows: list[tuple[Any, ...]] = []
     folder_lists: dict[tuple[str, ...], str] = {}  # a batch's messages share a few
     for record in batch.messages:
@@ -242,10 +277,12 @@ def _write_copies(
     merged: Mapping[str, MessageRecord],
     touched: set[str],
     last_pk: int,
+    changes: CommitEvents | None = None,
 ) -> dict[str, int]:
     """Write the logical messages that are new or changed thread, and the
     channel's copies whose digest changed (or that are new) with their
-    participants and references; returns every message's pk by Message-ID."""
+    participants and references; returns every message's pk by Message-ID.
+    ``changes`` learns which copies were created and which updated."""
     m = mark(conn)
     select = (
         f"SELECT m.message_id, m.pk, m.thread_id, c.content_hash FROM {messages.name} m "
@@ -271,6 +308,11 @@ def _write_copies(
             touched.add(threads[mid])
     if logical:
         pks.update(_write_logical(conn, merged, logical, pks, last_pk))
+    if changes is not None:
+        for mid in changed:
+            record = merged[mid]
+            created = copies.get(mid) is None
+            changes.message(created, pks[mid], mid, record.thread_id, record.message.provider_id)
     if not changed:
         return pks
     write_rows(
@@ -301,6 +343,8 @@ def _write_copies(
         refs.extend((pk, channel_id, i, ref) for i, ref in enumerate(chain))
     write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
     write_rows(conn, message_refs, ("message_pk", "channel_id", "pos", "ref_id"), refs)
+    fresh = [pks[mid] for mid in changed if serialised and copies.get(mid) is None]
+    index_written(conn, channel_id, [(pks[mid], merged[mid].message) for mid in changed], fresh)
     return pks
 
 
@@ -339,7 +383,9 @@ def _write_logical(
     return created
 
 
-def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
+def _write_events(
+    conn: Connection, batch: SyncBatch, changes: CommitEvents | None = None
+) -> set[int]:
     """Upsert the channel's copies of events with their attendees; replace
     the event set of each provider id.
 
@@ -364,6 +410,9 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
             if (uid, rid) in merged:
                 stored[(uid, rid)] = (int(pk), (int(sequence), updated or DAWN))
     newer = {k: e for k, e in merged.items() if k not in stored or event_version(e) >= stored[k][1]}
+    before: dict[int, tuple[Any, ...]] = {}
+    if changes is not None:
+        before = stored_fingerprints(conn, [stored[k][0] for k in newer if k in stored])
     upsert(
         conn,
         events,
@@ -381,11 +430,21 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
         )
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
     rewritten = sorted(pks[k] for k in newer)
+    if changes is not None:
+        for key, event in newer.items():
+            old = before.get(pks[key])
+            if old is None or old != event_fingerprint(event):
+                changes.event(old is None, pks[key], event)
     for pk_part in chunks(rewritten):
         conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, pk_part)))
-    rows_out = [row for key, e in newer.items() for row in attendee_rows(pks[key], e)]
-    if rows_out:
-        insert_many(conn, sa.insert(attendees), rows_out)
+    # driver-level executemany of tuples, as for messages: no per-row work in SQLAlchemy
+    columns = tuple(c.name for c in attendees.columns)
+    rows_out = [
+        tuple(row[c] for c in columns)
+        for key, e in newer.items()
+        for row in attendee_rows(pks[key], e)
+    ]
+    write_rows(conn, attendees, columns, rows_out)
     provider_ids = sorted({r.event.provider_id for r in batch.events})
     dropped: set[int] = set()
     for part in chunks(provider_ids):
@@ -396,26 +455,20 @@ def _write_events(conn: Connection, batch: SyncBatch) -> set[int]:
                 event_assocs.c.scope_id == batch.scope_id,
                 among(conn, event_assocs.c.provider_id, part),
             )
-            .returning(event_assocs.c.event_pk)
-        )
-        dropped.update(int(pk) for pk in gone.scalars())
+            .returning(event_assocs.c.event_pk, event_assocs.c.provider_id)
+        ).all()
+        dropped.update(int(pk) for pk, _pid in gone)
+        if changes is not None:
+            changes.removed(event_assocs, gone)
     assoc_rows = {
         (r.event.provider_id, pks[(r.event.uid, rid_key(r.event.recurrence_id))])
         for r in batch.events
     }
-    insert_many(
+    write_rows(
         conn,
-        sa.insert(event_assocs),
-        [
-            {
-                "channel_id": ch,
-                "scope_id": batch.scope_id,
-                "provider_id": provider_id,
-                "event_pk": pk,
-                "generation": batch.generation,
-            }
-            for provider_id, pk in sorted(assoc_rows)
-        ],
+        event_assocs,
+        ("channel_id", "scope_id", "provider_id", "event_pk", "generation"),
+        [(ch, batch.scope_id, pid, pk, batch.generation) for pid, pk in sorted(assoc_rows)],
     )
     return dropped - {pk for _, pk in assoc_rows}
 

@@ -240,6 +240,29 @@ class PrivacyTests:
         assert view is not None
         assert view.messages[0].body == "secret body"
 
+    def test_html_goes_with_the_body(self, store: Store) -> None:
+        """Lowering a channel to ``METADATA`` drops its copies' HTML; a
+        metadata-only fetch keeps the HTML fetched before."""
+        setup_channels(store)
+        plain = message("m1", "x@x", thread="t")
+        html = "<p>secret <i>html</i></p>"
+        full = attrs.evolve(plain, message=attrs.evolve(plain.message, html=html))
+        store.commit(batch(messages=(full,)))
+        headers_only = attrs.evolve(plain, message=attrs.evolve(plain.message, body=None))
+        store.commit(batch(messages=(headers_only,)))
+        view = store.thread("t", U1)
+        assert view is not None
+        assert view.messages[0].html == html
+        store.save_channel(channel("c1", "u1", METADATA))
+        view = store.thread("t", U1)
+        assert view is not None
+        assert (view.messages[0].body, view.messages[0].html) == (None, None)
+        # a batch built with stale settings keeps no HTML either
+        store.commit(batch(messages=(full,)))
+        view = store.thread("t", U1)
+        assert view is not None
+        assert view.messages[0].html is None
+
     def test_commit_keeps_what_the_stored_visibility_allows(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", METADATA))
         # a batch built with stale settings (the channel was just lowered)

@@ -242,6 +242,95 @@ class ReadTests:
     def test_unknown_thread(self, store: Store) -> None:
         setup_channels(store)
         assert store.thread("missing", OWNER) is None
+        assert store.thread("missing", OWNER, PageRequest(limit=3)) is None
+
+    @pytest.mark.parametrize("visibility", [METADATA, SUBJECT, FULL])
+    def test_html_is_shown_only_at_full(self, store: Store, visibility: Visibility) -> None:
+        setup_channels(store, ("c1", "u1", visibility))
+        record = message("m1", thread="t1")
+        html = "<p>Secret <b>html</b></p>"
+        store.commit(
+            batch(messages=(attrs.evolve(record, message=attrs.evolve(record.message, html=html)),))
+        )
+        other = store.thread("t1", OTHER)
+        owner = store.thread("t1", OWNER)
+        assert other is not None
+        assert owner is not None
+        assert (other.messages[0].html == html) is (visibility is FULL)
+        # the owner sees what the channel stored: a METADATA channel stores no HTML
+        assert (owner.messages[0].html == html) is (visibility is not METADATA)
+        assert "Secret <b>html" not in repr(other) or visibility is FULL
+
+    def test_thread_pages_add_up_to_the_thread(self, store: Store) -> None:
+        setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", SUBJECT))
+        records = []
+        for i in range(17):
+            # pairs of messages share a date, to exercise the tie-break
+            records.append(message(f"m{i}", f"m{i:02d}@x", thread="t", date=T0 + timedelta(i // 2)))
+        store.commit(batch(messages=tuple(records)))
+        # copies of one message differ in date between channels: each viewer's
+        # order follows the copy it is shown
+        store.commit(
+            batch(
+                "c2",
+                messages=(
+                    message("b1", "m03@x", thread="t", date=T0 - timedelta(days=5)),
+                    message("b2", "m15@x", thread="t", date=T0 + timedelta(days=1)),
+                    message("b3", "late@x", thread="t", date=T0 + timedelta(days=30)),
+                ),
+            )
+        )
+        for viewer in (OWNER, OTHER, Viewer("u3")):
+            whole = store.thread("t", viewer)
+            assert whole is not None
+            assert whole.next is None
+            assert len(whole.messages) == 18
+            order = [(m.date, m.message_id) for m in whole.messages]
+            assert order == sorted(order)
+            for limit in (1, 4, 18, 50):
+                shown: list[tuple[datetime, str, str | None]] = []
+                after = None
+                pages = 0
+                while True:
+                    view = store.thread("t", viewer, PageRequest(limit=limit, after=after))
+                    assert view is not None
+                    pages += 1
+                    assert len(view.messages) <= limit
+                    shown.extend((m.date, m.message_id, m.body) for m in view.messages)
+                    if view.next is None:
+                        break
+                    after = view.next
+                assert pages == -(-18 // limit)
+                assert shown == [(m.date, m.message_id, m.body) for m in whole.messages]
+        mine = store.thread("t", OWNER)
+        theirs = store.thread("t", OTHER)
+        assert mine is not None
+        assert theirs is not None
+        assert mine.messages[0].message_id == "m00@x"
+        assert theirs.messages[0].message_id == "m03@x"  # u2's own, older copy
+
+    def test_thread_paging_rejects_bad_pages(self, store: Store) -> None:
+        setup_channels(store)
+        store.commit(batch(messages=(message("m1", thread="t"), message("m2", thread="t"))))
+        with pytest.raises(InvalidInput):
+            store.thread("t", OWNER, PageRequest(limit=0))
+        with pytest.raises(InvalidInput):
+            store.thread("t", OWNER, PageRequest(after="garbage!"))
+        first = store.thread("t", OWNER, PageRequest(limit=1))
+        assert first is not None
+        assert first.next is not None
+        last = store.thread("t", OWNER, PageRequest(limit=1, after=first.next))
+        assert last is not None
+        assert last.next is None
+        assert [m.message_id for m in (*first.messages, *last.messages)] == [
+            "m1@mail.example",
+            "m2@mail.example",
+        ]
+        # a page after the end of a known thread is empty, not missing
+        store.commit(batch(deleted=("m2",)))
+        empty = store.thread("t", OWNER, PageRequest(limit=1, after=first.next))
+        assert empty is not None
+        assert (empty.messages, empty.next) == ((), None)
 
     def test_events_dedup_across_channels(self, store: Store) -> None:
         setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", METADATA))

@@ -49,7 +49,7 @@ from ...errors import (
     NotFound,
     ProviderError,
 )
-from ...model import Detail, Folder, FolderKind, FolderSelection, Limits
+from ...model import Attachment, Detail, Folder, FolderKind, FolderSelection, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ...records import PushSubscription
 from ..header_names import METADATA_HEADERS
@@ -383,6 +383,28 @@ class GmailProvider(Closing):
         """Stop the mailbox's watch (``users.stop``); none left is fine."""
         with suppress(NotFound):
             self.client.execute(self._users.stop(userId=self.user_id), _COST["stop"])
+
+    def open_attachment(
+        self,
+        scope: Scope,
+        provider_id: str,
+        attachments: Sequence[Attachment],
+        index: int,
+        max_bytes: int,
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """One attachment's decoded content (``AttachmentSource``; see
+        ``google.attachments``)."""
+        from .attachments import open_gmail_attachment
+
+        return open_gmail_attachment(
+            self.client.execute,
+            self._users.messages(),
+            self.user_id,
+            provider_id,
+            attachments,
+            index,
+            max_bytes,
+        )
 
     def _get(self, message_id: str, detail: Detail) -> Any:
         messages = self._users.messages()

@@ -37,7 +37,7 @@ from typing import Any
 
 from ...closing import Closing
 from ...errors import ConfigError, CursorExpired
-from ...model import Detail, Folder, FolderKind, Limits
+from ...model import Attachment, Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..sizing import DEFAULT_LIMITS
 from .connection import ImapConnection, ImapSettings, OAuth2Token, Selected
@@ -392,6 +392,22 @@ class ImapProvider(Closing):
             notify=self.notify and self.conn.has("NOTIFY"),
             flags=self.notify_flags,
             max_idle=self.max_idle_connections,
+        )
+
+    def open_attachment(
+        self,
+        scope: Scope,
+        provider_id: str,
+        attachments: Sequence[Attachment],
+        index: int,
+        max_bytes: int,
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """One attachment's decoded content, streamed on a connection of its own
+        (``AttachmentSource``; see ``imap.attachments``)."""
+        from .attachments import open_imap_attachment
+
+        return open_imap_attachment(
+            self.settings, scope.id, provider_id, attachments, index, max_bytes
         )
 
     def close(self) -> None:

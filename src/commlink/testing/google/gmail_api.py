@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from .errors import ApiError
+from .gmail_parts import attachment_json, payload_json
 from .pubsub import PubSub
 
 __all__ = ["GmailBackend", "Mailbox"]
@@ -242,6 +243,12 @@ class GmailBackend:
                 return "gmail.users.messages.list", self._list(box, query)
             if method == "GET" and len(parts) == 2 and parts[0] == "messages":
                 return "gmail.users.messages.get", self._get(box, parts[1], query)
+            if method == "GET" and len(parts) == 4 and parts[::2] == ["messages", "attachments"]:
+                stored = box.messages.get(parts[1])
+                if stored is None:
+                    raise ApiError(404, "notFound", "Requested entity was not found.")
+                found = attachment_json(stored.id, stored.raw, parts[3])
+                return "gmail.users.messages.attachments.get", found
             if method == "GET" and parts == ["history"]:
                 return "gmail.users.history.list", self._history(box, query)
         raise ApiError(404, "notFound", f"no such method: {method} {'/'.join(parts)}")
@@ -330,7 +337,7 @@ class GmailBackend:
             ]
             payload: JSON = {"mimeType": headers.get_content_type(), "headers": pairs}
             if fmt == "full":
-                payload["body"] = {"size": len(text)}
+                payload = payload_json(stored.id, stored.raw)
             body["payload"] = payload
         return body
 

@@ -16,6 +16,7 @@ GMAIL_COSTS = {
     "gmail.users.labels.list": 1,
     "gmail.users.messages.list": 5,
     "gmail.users.messages.get": 5,
+    "gmail.users.messages.attachments.get": 5,
     "gmail.users.history.list": 2,
     "gmail.users.settings.sendAs.list": 1,
     "gmail.users.watch": 100,

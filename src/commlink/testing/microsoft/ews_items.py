@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection
 from datetime import datetime
 
+from .ews_attachments import write_attachments
 from .ews_mailbox import CalendarEntry, MailItem, Person, StoredFolder
 from .ews_xml import T, stamp, sub
 
@@ -124,6 +125,11 @@ def _m_message_id(elem: ET.Element, item: object, changekey: str) -> None:
         sub(elem, T, "InternetMessageId", f"<{item.message_id}>")
 
 
+def _m_attachments(elem: ET.Element, item: object, changekey: str) -> None:
+    assert isinstance(item, MailItem)
+    write_attachments(elem, item)
+
+
 _MAIL: list[tuple[str, Writer]] = [
     ("item:MimeContent", _m_mime),
     ("item:ItemId", _m_id),
@@ -134,6 +140,7 @@ _MAIL: list[tuple[str, Writer]] = [
     ("item:InternetMessageHeaders", _m_headers),
     ("item:ConversationId", _m_conversation),
     ("message:InternetMessageId", _m_message_id),
+    ("item:Attachments", _m_attachments),
 ]
 
 

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime
 
+from .ews_attachments import get_attachment
 from .ews_items import write_folder, write_item
 from .ews_mailbox import CalendarEntry, EwsMailbox, MailItem, SyncStateError
 from .ews_xml import M, T, error_message, sub, success_message
@@ -337,4 +338,5 @@ OPERATIONS: dict[str, Callable[[EwsMailbox, ET.Element, ET.Element], None]] = {
     "GetItem": _get_item,
     "FindItem": _find_item,
     "ResolveNames": _resolve_names,
+    "GetAttachment": get_attachment,
 }

@@ -30,8 +30,9 @@ import attrs
 from ..local_http import HttpAnswer, Injections, LocalHttpServer
 from .graph_calendar import CalendarBackend
 from .graph_delta import JSON, DeltaLog, GraphError, error_body, new_id
-from .graph_mail import MailBackend
+from .graph_mail import MailBackend, StoredMessage
 from .graph_subscriptions import PushService
+from .mime_attachments import MimeAttachment, mime_attachments
 
 __all__ = ["GraphServer"]
 
@@ -339,6 +340,8 @@ class GraphServer(LocalHttpServer):
             return _Reply(200, mail.render(mail.get(rest[1]), immutable, select, expand))
         if head == "messages" and rest[2:] == ["$value"]:
             return _Reply(200, mail.get(rest[1]).raw, {"Content-Type": "text/plain"})
+        if head == "messages" and len(rest) >= 3 and rest[2] == "attachments":
+            return _attachments(mail.get(rest[1]), rest[3:], query, link_base)
         if head == "calendars" and len(rest) == 1:
             return _Reply(200, _paged(calendar.list(), query, link_base))
         if head == "calendars" and rest[2:] == ["calendarView", "delta"]:
@@ -366,6 +369,41 @@ _CODES = {
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
 }
+
+
+def _attachments(
+    message: StoredMessage, rest: list[str], query: Mapping[str, str], link_base: str
+) -> _Reply:
+    """``attachments``, ``attachments/{id}`` and ``attachments/{id}/$value`` of a message."""
+    found = mime_attachments(message.immutable_id, message.raw)
+    if not rest:
+        select = [s for s in query.get("$select", "").split(",") if s]
+        return _Reply(200, _paged([_attachment_json(a, select) for a in found], query, link_base))
+    chosen = next((a for a in found if a.id == rest[0]), None)
+    if chosen is None or len(rest) > 2 or rest[1:] not in ([], ["$value"]):
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found.")
+    if rest[1:] == ["$value"]:
+        return _Reply(200, chosen.content, {"Content-Type": chosen.content_type})
+    return _Reply(200, _attachment_json(chosen, []))
+
+
+def _attachment_json(attachment: MimeAttachment, select: list[str]) -> JSON:
+    kind = "itemAttachment" if attachment.is_item else "fileAttachment"
+    body: JSON = {
+        "@odata.type": f"#microsoft.graph.{kind}",
+        "id": attachment.id,
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "isInline": attachment.is_inline,
+    }
+    if not attachment.is_item:
+        body["contentId"] = attachment.content_id or None
+        body["contentBytes"] = base64.b64encode(attachment.content).decode()
+    if select:  # Graph always returns the id (and the type)
+        keep = {*select, "id", "@odata.type"}
+        body = {k: v for k, v in body.items() if k in keep}
+    return body
 
 
 def _applied(page_size: int | None) -> dict[str, str]:

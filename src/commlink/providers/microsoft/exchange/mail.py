@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from ....closing import Closing
-from ....model import ALWAYS_EXCLUDED_KINDS, Detail, Folder, FolderKind, Limits
+from ....model import ALWAYS_EXCLUDED_KINDS, Attachment, Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ...header_names import METADATA_HEADERS as _POLICY_HEADERS
 from ...sizing import DEFAULT_LIMITS, plan_fetch
@@ -239,6 +239,22 @@ class ExchangeMailProvider(Closing):
         """The mailbox's SMTP addresses from the directory (one ``ResolveNames``;
         see ``exchange.aliases``)."""
         return resolve_aliases(self.connection, self.caller)
+
+    def open_attachment(
+        self,
+        scope: Scope,
+        provider_id: str,
+        attachments: Sequence[Attachment],
+        index: int,
+        max_bytes: int,
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """One attachment's content, streamed (``AttachmentSource``; see
+        ``exchange.attachments``)."""
+        from .attachments import open_exchange_attachment
+
+        return open_exchange_attachment(
+            self.connection, self.caller, provider_id, attachments, index, max_bytes
+        )
 
     def close(self) -> None:
         self.connection.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -46,6 +47,14 @@ _RETRYABLE = frozenset({429, 500, 502, 503, 504, 599})  # 599: the network faile
 _SYNC_STATE_CODES = frozenset(
     {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "syncstateexpired"}
 )
+
+
+def _chunks(chunks: Iterator[bytes], httpx: Any) -> Iterator[bytes]:
+    """A response body's chunks; a connection lost on the way is a ``TransientError``."""
+    try:
+        yield from chunks
+    except httpx.HTTPError as exc:
+        raise TransientError(f"Graph download interrupted: {exc!r}") from exc
 
 
 def _httpx() -> Any:
@@ -233,6 +242,34 @@ class GraphClient(Closing):
             reply, body, size = self._stream(url, limit)
             if reply is None:
                 return body, size
+            error = graph_error(reply)
+            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
+                self.tokens.refresh()
+                refreshed = True
+                continue
+            self.retry.wait_or_raise(error, attempt)
+            attempt += 1
+
+    @contextlib.contextmanager
+    def stream_bytes(self, path: str, chunk_bytes: int) -> Iterator[Iterator[bytes]]:
+        """GET a binary body as chunks while the block runs (an attachment's
+        ``$value``), with the retries of ``call`` until the body starts."""
+        httpx = _httpx()
+        url = self._url(path)
+        refreshed = False
+        attempt = 0
+        while True:
+            headers = {"Authorization": f"Bearer {self.tokens.token()}", "Accept": "*/*"}
+            self.requests_sent += 1
+            try:
+                with self._http.stream("GET", url, headers=headers) as response:
+                    if 200 <= response.status_code < 300:
+                        yield _chunks(response.iter_bytes(chunk_bytes), httpx)
+                        return
+                    response.read()
+                    reply = self._reply(response)
+            except httpx.HTTPError as exc:
+                reply = GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
             error = graph_error(reply)
             if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
                 self.tokens.refresh()

@@ -47,7 +47,7 @@ from ....errors import (
     RateLimited,
 )
 from ....mime.parse import parse_message
-from ....model import Detail, Folder, FolderKind, Limits
+from ....model import Attachment, Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ....records import PushSubscription
 from ...sizing import DEFAULT_LIMITS, plan_fetch
@@ -387,6 +387,22 @@ class GraphMailProvider(Closing):
 
     def unsubscribe(self, subscription: PushSubscription) -> None:
         self.push.unsubscribe(subscription)
+
+    def open_attachment(
+        self,
+        scope: Scope,
+        provider_id: str,
+        attachments: Sequence[Attachment],
+        index: int,
+        max_bytes: int,
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """One attachment's content, streamed (``AttachmentSource``; see
+        ``graph.attachments``)."""
+        from .attachments import open_graph_attachment
+
+        return open_graph_attachment(
+            self.client, self._message_path(provider_id), attachments, index, max_bytes
+        )
 
     def close(self) -> None:
         self.client.close()

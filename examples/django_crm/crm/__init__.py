@@ -1,0 +1,1 @@
+"""A minimal CRM (people, companies, opportunities) that shows commlink's Django app."""

@@ -1,0 +1,1 @@
+"""Project settings and URLs of the example CRM."""

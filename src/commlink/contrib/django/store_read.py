@@ -1,0 +1,325 @@
+"""The read path of ``DjangoStore``: timelines, threads and events with
+visibility applied, in a constant number of queries per call.
+
+What a viewer sees of each message or meeting comes from one channel's copy
+(see ``commlink.stores.copies``): every copy of the records concerned is
+read with its channel's owner and visibility, and the choice is made by the
+same pure functions the reference stores use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db.models import OuterRef, Q, Subquery
+
+from ...model import Channel, Direction, Participant, Visibility
+from ...records import (
+    EventSummary,
+    MessageSource,
+    Page,
+    PageRequest,
+    Target,
+    ThreadSummary,
+    ThreadView,
+    Viewer,
+    Window,
+)
+from ...stores.common import (
+    EventKey,
+    StoredMessage,
+    message_after,
+    message_view,
+    page_events,
+    page_messages,
+    resolve_threads,
+    summarise_thread,
+    thread_after,
+    thread_token,
+    validate_page,
+)
+from ...stores.copies import Holder, meeting_summaries, seen_messages
+from ...stores.sources import chosen_source
+from ...stores.sql_rows import (
+    attachments_from_json,
+    channel_from_row,
+    event_from_rows,
+    participant_from_row,
+    stored_message,
+)
+from . import models as m
+from .store_rows import as_row, chunked
+
+__all__ = [
+    "event_page",
+    "known_ids",
+    "message_source",
+    "thread",
+    "threads_by_message_ids",
+    "timeline",
+]
+
+_COPY_FIELDS = ("message_pk", "channel_id", "sent_at", "subject", "snippet", "attachments")
+_PARTICIPANT_FIELDS = ("message_pk", "channel_id", "role", "key", "email", "name", "valid", "raw")
+
+
+def known_ids(using: str, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(sorted(set(ids))):
+        for model in (m.MessageAssoc, m.EventAssoc):
+            rows = model.objects.using(using).filter(
+                channel_id=channel_id, scope_id=scope_id, provider_id__in=part
+            )
+            found.update(rows.values_list("provider_id", flat=True))
+    return found
+
+
+def threads_by_message_ids(using: str, ids: Collection[str]) -> dict[str, str]:
+    own: dict[str, str] = {}
+    referencing: list[tuple[str, datetime, str, str]] = []
+    for part in chunked(sorted(set(ids))):
+        rows = m.Message.objects.using(using).filter(message_id__in=part)
+        own.update(rows.values_list("message_id", "thread_id"))
+        # every copy's references, each with its copy's date
+        refs = list(
+            m.MessageRef.objects.using(using)
+            .filter(ref_id__in=part)
+            .values_list("ref_id", "message_pk", "channel_id")
+        )
+        pks = sorted({pk for _, pk, _ in refs})
+        logical: dict[int, tuple[str, str]] = {}
+        dates: dict[tuple[int, str], datetime] = {}
+        for pk_part in chunked(pks):
+            found = m.Message.objects.using(using).filter(id__in=pk_part)
+            logical.update(
+                (pk, (mid, tid))
+                for pk, mid, tid in found.values_list("id", "message_id", "thread_id")
+            )
+            copies = m.MessageCopy.objects.using(using).filter(message_pk__in=pk_part)
+            dates.update(
+                ((pk, ch), at)
+                for pk, ch, at in copies.values_list("message_pk", "channel_id", "sent_at")
+            )
+        referencing.extend(
+            (ref, dates[(pk, ch)], *logical[pk])
+            for ref, pk, ch in refs
+            if (pk, ch) in dates and pk in logical
+        )
+    return resolve_threads(own, referencing)
+
+
+def _of(model: type[m.Channel], key: str, column: str) -> Subquery:
+    """A column of the row of ``model`` whose id is the outer row's ``key``."""
+    return Subquery(model.objects.filter(id=OuterRef(key)).values(column)[:1])
+
+
+def _copies(
+    using: str, thread_ids: Sequence[str], bodies: bool
+) -> dict[str, list[tuple[Holder, StoredMessage]]]:
+    """Every copy of the threads' messages (with its participants, and its
+    body, HTML and warnings when ``bodies``) and the channel holding it, by
+    thread: three queries for up to ``CHUNK`` threads and messages."""
+    fields = (*_COPY_FIELDS, "body", "html", "warnings") if bodies else _COPY_FIELDS
+    copies: list[dict[str, Any]] = []
+    people: dict[tuple[int, str], list[Participant]] = {}
+    logical: dict[int, tuple[str, str]] = {}
+    for part in chunked(thread_ids):
+        rows = m.Message.objects.using(using).filter(thread_id__in=part)
+        logical.update(
+            (pk, (mid, tid)) for pk, mid, tid in rows.values_list("id", "message_id", "thread_id")
+        )
+    # explicit key lists: a semi-join over the whole table may be planned as a scan of it
+    for pks in chunked(sorted(logical)):
+        copies.extend(
+            m.MessageCopy.objects.using(using)
+            .filter(message_pk__in=pks)
+            .annotate(
+                user_id=_of(m.Channel, "channel_id", "user_id"),
+                visibility=_of(m.Channel, "channel_id", "visibility"),
+            )
+            .values(*fields, "user_id", "visibility")
+        )
+        found = (
+            m.Participant.objects.using(using)
+            .filter(message_pk__in=pks)
+            .order_by("message_pk", "channel_id", "pos")
+            .values(*_PARTICIPANT_FIELDS)
+        )
+        for row in found:
+            people.setdefault((row["message_pk"], row["channel_id"]), []).append(
+                participant_from_row(as_row(row))
+            )
+    threads: dict[str, list[tuple[Holder, StoredMessage]]] = {}
+    for copy in copies:
+        if copy["user_id"] is None:
+            continue  # its channel went meanwhile
+        holder = Holder(copy["channel_id"], copy["user_id"], Visibility(copy["visibility"]))
+        copy["message_id"], copy["thread_id"] = logical[copy["message_pk"]]
+        stored = stored_message(
+            as_row(copy), people.get((copy["message_pk"], copy["channel_id"]), [])
+        )
+        threads.setdefault(copy["thread_id"], []).append((holder, stored))
+    return threads
+
+
+def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> Page[ThreadSummary]:
+    validate_page(page)
+    # one index range of the target's threads, newest first (see ThreadTarget)
+    query = m.ThreadTarget.objects.using(using).filter(kind=target.kind.value, target_id=target.id)
+    if page.after is not None:
+        after_at, after_id = thread_after(page.after)
+        # the redundant bound is an index condition: the scan starts at the
+        # page instead of filtering its way down from the newest thread
+        query = query.filter(last_at__lte=after_at).filter(
+            Q(last_at__lt=after_at) | Q(last_at=after_at, thread_id__lt=after_id)
+        )
+    order = list(
+        query.order_by("-last_at", "-thread_id").values_list("last_at", "thread_id")[
+            : page.limit + 1
+        ]
+    )
+    chosen = order[: page.limit]
+    copies = _copies(using, [tid for _, tid in chosen], bodies=False)
+    items = []
+    for _, thread_id in chosen:
+        seen = seen_messages(viewer, copies.get(thread_id, ()))
+        if seen:
+            messages_seen = [s.message for s in seen]
+            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
+    token = thread_token(*chosen[-1]) if len(order) > page.limit else None
+    return Page(items=tuple(items), next=token)
+
+
+def thread(
+    using: str, thread_id: str, viewer: Viewer, page: PageRequest | None = None
+) -> ThreadView | None:
+    """The thread as ``viewer`` sees it; a page of it with ``page`` (the
+    whole thread is read, then cut: see ``stores.common.page_messages``)."""
+    if page is not None:
+        validate_page(page)
+    seen = seen_messages(viewer, _copies(using, [thread_id], bodies=True).get(thread_id, ()))
+    if not seen:
+        return None
+    if page is not None:
+        if page.after is not None:
+            after = message_after(page.after)
+            seen = [s for s in seen if (s.message.date, s.message.message_id) > after]
+        # only the page's directions are needed (one more to know there is a next)
+        seen = seen[: page.limit + 1]
+    ids = [s.message.message_id for s in seen]
+    # the direction of each chosen copy: its channel's first association
+    directions: dict[tuple[str, str], Direction] = {}
+    for part in chunked(ids):
+        logical = m.Message.objects.using(using).filter(message_id__in=part)
+        message_ids = dict(logical.values_list("id", "message_id"))
+        rows = (
+            m.MessageAssoc.objects.using(using)
+            .filter(message_pk__in=sorted(message_ids))
+            .order_by("channel_id", "scope_id", "provider_id")
+            .values_list("message_pk", "channel_id", "direction")
+        )
+        for pk, channel_id, direction in rows:
+            directions.setdefault((message_ids[pk], channel_id), Direction(direction))
+    views = [
+        message_view(
+            s.message,
+            directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
+            s.visibility,
+        )
+        for s in seen
+    ]
+    if page is not None:
+        page = PageRequest(limit=page.limit)  # ``seen`` starts after ``page.after`` already
+    shown, token = page_messages(views, page)
+    return ThreadView(thread_id=thread_id, messages=shown, next=token)
+
+
+def event_page(
+    using: str, target: Target, viewer: Viewer, window: Window, page: PageRequest
+) -> Page[EventSummary]:
+    validate_page(page)
+    links = m.AddressLink.objects.using(using).filter(kind=target.kind.value, target_id=target.id)
+    linked_pks: set[int] = set()
+    for part in chunked(sorted(links.values_list("key", flat=True))):
+        holders = m.Attendee.objects.using(using).filter(valid=True, key__in=part)
+        linked_pks.update(holders.values_list("event_pk", flat=True))
+    events = m.Event.objects.using(using)
+    # keys linked through any channel's copy
+    linked: set[EventKey] = set()
+    for pk_part in chunked(sorted(linked_pks)):
+        linked.update(events.filter(id__in=pk_part).values_list("uid", "recurrence_id"))
+    if not linked:
+        return page_events((), page)
+    uids = sorted({uid for uid, _ in linked})
+    # every copy of the linked meetings, with its organizer: who holds what
+    copies: list[tuple[int, str, str]] = []
+    organizers: dict[int, str] = {}
+    for part in chunked(uids):
+        found = list(events.filter(uid__in=part).values_list("id", "uid", "channel_id"))
+        copies.extend(found)
+        organizer_rows = m.Attendee.objects.using(using).filter(
+            event_pk__in=[pk for pk, _, _ in found], pos=-1, valid=True
+        )
+        organizers.update(organizer_rows.values_list("event_pk", "key"))
+    held = [(uid, channel_id, organizers.get(pk, "")) for pk, uid, channel_id in copies]
+    channels: dict[str, Channel] = {
+        row["id"]: channel_from_row(as_row(row))
+        for row in m.Channel.objects.using(using)
+        .filter(id__in=sorted({c for _, c, _ in held}))
+        .values()
+    }
+    relevant = ~Q(recurrence="[]") | Q(recurrence_id__isnull=False)
+    relevant |= Q(starts_at__lt=window.end, ends_at__gt=window.start)
+    rows: list[dict[str, Any]] = []
+    attendees: dict[int, list[dict[str, Any]]] = {}
+    for part in chunked(uids):
+        chosen = list(events.filter(relevant, uid__in=part).values())
+        rows.extend(chosen)
+        people = (
+            m.Attendee.objects.using(using)
+            .filter(event_pk__in=[row["id"] for row in chosen])
+            .order_by("event_pk", "pos")
+            .values()
+        )
+        for person in people:
+            attendees.setdefault(person["event_pk"], []).append(person)
+    loaded = {}
+    for row in rows:
+        event = event_from_rows(as_row(row), [as_row(a) for a in attendees.get(row["id"], [])])
+        loaded[(row["channel_id"], (event.uid, event.recurrence_id))] = event
+    summaries = meeting_summaries(viewer, channels, held, loaded, linked, window)
+    return page_events(summaries, page)
+
+
+def message_source(
+    using: str, thread_id: str, message_id: str, viewer: Viewer
+) -> MessageSource | None:
+    """Where ``viewer`` may fetch the message's attachments from: the copy
+    they are shown, when shown in ``FULL`` (``stores.sources.chosen_source``)."""
+    found = m.Message.objects.using(using).filter(message_id=message_id, thread_id=thread_id)
+    pk = found.values_list("id", flat=True).first()
+    if pk is None:
+        return None
+    copies = (
+        m.MessageCopy.objects.using(using)
+        .filter(message_pk=pk)
+        .annotate(
+            user_id=_of(m.Channel, "channel_id", "user_id"),
+            visibility=_of(m.Channel, "channel_id", "visibility"),
+        )
+        .values_list("channel_id", "attachments", "user_id", "visibility")
+    )
+    assocs = m.MessageAssoc.objects.using(using).filter(message_pk=pk)
+    locations = list(assocs.values_list("channel_id", "scope_id", "provider_id"))
+    return chosen_source(
+        viewer,
+        message_id,
+        (
+            (Holder(c, user, Visibility(vis)), attachments_from_json(text))
+            for c, text, user, vis in copies
+            if user is not None
+        ),
+        locations,
+    )

@@ -1,0 +1,223 @@
+"""OAuth grants and push subscriptions on the Django ORM: the ``TokenStore``
+and ``SubscriptionStore`` ports in the app's tables.
+
+``DjangoTokenStore`` seals tokens with Fernet (AES-128-CBC + HMAC-SHA256)
+when given a key, in the same format as ``commlink.stores.SqlTokenStore``
+(make one with ``commlink.stores.generate_token_key``); without a key they
+are kept in the clear, which suits only a database encrypted at rest.
+Subscription secrets only authenticate notifications and are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.db.models.functions import Lower
+
+from ...credentials import Secret, reveal
+from ...errors import ConfigError, StoreError
+from ...records import OAuthToken, PushSubscription
+from . import models as m
+
+__all__ = ["DjangoSubscriptionStore", "DjangoTokenStore"]
+
+_SEALED = "fernet:"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _database(using: str, write: bool) -> Iterator[None]:
+    try:
+        if write:
+            with transaction.atomic(using=using):
+                yield
+        else:
+            yield
+    except DatabaseError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise StoreError(f"{type(exc).__name__}: {first}"[:300]) from exc
+
+
+def _fernet(key: str | bytes | Secret | None) -> Any:
+    plain = key.decode() if isinstance(key, bytes) else reveal(key)
+    if not plain:
+        return None
+    try:
+        from cryptography.fernet import Fernet
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("sealed tokens need cryptography: pip install cryptography") from exc
+    try:
+        return Fernet(plain.encode())
+    except ValueError as exc:
+        raise ConfigError("the token key is not a Fernet key (see generate_token_key)") from exc
+
+
+class DjangoTokenStore:
+    """A ``TokenStore`` on the ``commlink_orm_oauth_grant`` table.
+
+    ``key`` (a Fernet key) seals the access and refresh tokens; a stored
+    token sealed with another key, or sealed when no key is given, reads as
+    ``StoreError`` rather than as garbage. ``using`` is the database alias.
+    """
+
+    def __init__(
+        self,
+        key: str | bytes | Secret | None = None,
+        *,
+        using: str = "default",
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.using = using
+        self._fernet = _fernet(key)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        sealed = "sealed" if self._fernet is not None else "unsealed"
+        return f"DjangoTokenStore(using={self.using!r}, {sealed})"
+
+    def _seal(self, value: str) -> str:
+        if self._fernet is None:
+            return value
+        sealed: bytes = self._fernet.encrypt(value.encode())
+        return _SEALED + sealed.decode()
+
+    def _open(self, value: str) -> str:
+        if not value.startswith(_SEALED):
+            return value
+        if self._fernet is None:
+            raise StoreError("stored OAuth token is sealed: pass the token key")
+        try:
+            return str(self._fernet.decrypt(value[len(_SEALED) :].encode()).decode())
+        except Exception as exc:
+            raise StoreError("stored OAuth token does not open with this key") from exc
+
+    def load_token(self, key: str) -> OAuthToken | None:
+        with _database(self.using, write=False):
+            row = m.OAuthGrant.objects.using(self.using).filter(key=key).first()
+        if row is None:
+            return None
+        refresh = row.refresh_token
+        return OAuthToken(
+            access_token=Secret(self._open(row.access_token)),
+            refresh_token=Secret(self._open(refresh)) if refresh else None,
+            expires_at=row.expires_at,
+            scopes=tuple(row.scopes.split()),
+            account=row.account,
+        )
+
+    def save_token(self, key: str, token: OAuthToken) -> None:
+        refresh = reveal(token.refresh_token)
+        grant = m.OAuthGrant(
+            key=key,
+            access_token=self._seal(token.access_token.reveal()),
+            refresh_token=self._seal(refresh) if refresh else None,
+            expires_at=token.expires_at,
+            scopes=" ".join(token.scopes),
+            account=token.account,
+            updated_at=self._clock(),
+        )
+        with _database(self.using, write=True):
+            m.OAuthGrant.objects.using(self.using).bulk_create(
+                [grant],
+                update_conflicts=True,
+                unique_fields=["key"],
+                update_fields=[
+                    "access_token",
+                    "refresh_token",
+                    "expires_at",
+                    "scopes",
+                    "account",
+                    "updated_at",
+                ],
+            )
+
+    def delete_token(self, key: str) -> None:
+        with _database(self.using, write=True):
+            m.OAuthGrant.objects.using(self.using).filter(key=key).delete()
+
+
+def _subscription(row: m.PushSubscription) -> PushSubscription:
+    return PushSubscription(
+        id=row.id,
+        channel_id=row.channel_id,
+        provider=row.provider,
+        resource=row.resource,
+        expires_at=row.expires_at,
+        account=row.account,
+        secret=Secret(row.secret) if row.secret else None,
+        data=json.loads(row.data) if row.data else {},
+    )
+
+
+class DjangoSubscriptionStore:
+    """A ``SubscriptionStore`` on the ``commlink_orm_push_subscription`` table."""
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+
+    def __repr__(self) -> str:
+        return f"DjangoSubscriptionStore(using={self.using!r})"
+
+    def save_subscription(self, subscription: PushSubscription) -> None:
+        row = m.PushSubscription(
+            id=subscription.id,
+            channel_id=subscription.channel_id,
+            provider=subscription.provider,
+            resource=subscription.resource,
+            expires_at=subscription.expires_at,
+            account=subscription.account,
+            secret=reveal(subscription.secret),
+            data=json.dumps(dict(subscription.data), sort_keys=True),
+        )
+        with _database(self.using, write=True):
+            m.PushSubscription.objects.using(self.using).bulk_create(
+                [row],
+                update_conflicts=True,
+                unique_fields=["id"],
+                update_fields=[
+                    "channel_id",
+                    "provider",
+                    "resource",
+                    "expires_at",
+                    "account",
+                    "secret",
+                    "data",
+                ],
+            )
+
+    def subscription(self, subscription_id: str) -> PushSubscription | None:
+        with _database(self.using, write=False):
+            row = m.PushSubscription.objects.using(self.using).filter(id=subscription_id).first()
+        return None if row is None else _subscription(row)
+
+    def subscriptions(
+        self,
+        *,
+        channel_id: str | None = None,
+        provider: str | None = None,
+        account: str | None = None,
+        expiring_before: datetime | None = None,
+    ) -> Sequence[PushSubscription]:
+        rows = m.PushSubscription.objects.using(self.using).order_by("expires_at", "id")
+        if channel_id is not None:
+            rows = rows.filter(channel_id=channel_id)
+        if provider is not None:
+            rows = rows.filter(provider=provider)
+        if account is not None:
+            rows = rows.annotate(account_key=Lower("account")).filter(account_key=account.lower())
+        if expiring_before is not None:
+            rows = rows.filter(expires_at__lt=expiring_before)
+        with _database(self.using, write=False):
+            return [_subscription(row) for row in rows]
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        with _database(self.using, write=True):
+            m.PushSubscription.objects.using(self.using).filter(id=subscription_id).delete()

@@ -1,0 +1,396 @@
+"""Search in ``SqlStore``: the index kept with each copy, and the query.
+
+Every copy of a message has a ``search_docs`` row. Its words (cut by
+``search_terms``, the same for every store) live in an FTS5 table on SQLite
+and in a GIN-indexed ``tsvector`` on PostgreSQL, built here from those
+words: no database parser ever sees user text, and queries are assembled
+from the parsed words only (quoted FTS5 phrases; ``tsquery`` lexemes).
+
+Fields are tagged words on SQLite (see ``sql_search_sqlite``) and
+``tsvector`` weights on PostgreSQL (people ``A``, subject ``B``, body
+``C``, each at its own position range so a phrase never spans two fields).
+A query is matched at the level the viewer sees each copy at (owner or
+``FULL``: every field; ``SUBJECT``: people and subject; ``METADATA``:
+people), and only the copy the viewer sees of each message
+(``stores.copies.choose``, in SQL) can be a hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from ..model import Message, Participant, Visibility
+from ..records import Page, PageRequest, SearchHit, SearchQuery, Viewer
+from .common import StoredMessage, thread_token
+from .search_terms import Field, ParsedQuery, Prepared, document, fields_for, hit_of, prepare
+from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
+from .sql_rows import participant_from_row, stored_message
+from .sql_schema import (
+    UtcDateTime,
+    among,
+    channels,
+    chunks,
+    message_copies,
+    messages,
+    participants,
+    search_docs,
+    thread_targets,
+)
+from .sql_search_sqlite import found as sqlite_found
+from .sql_search_sqlite import write_docs
+
+__all__ = ["backfill", "drop_bodies", "index_written", "search"]
+
+_TEXT = "commlink_search_text"
+#: PostgreSQL: each field's weight and first position (positions end at 16,383)
+_WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
+_OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
+#: PostgreSQL keeps at most 256 positions of a word per row
+_MAX_POSITIONS = 256
+FULL = Visibility.FULL
+_ALL_FIELDS = fields_for(FULL)
+
+
+def _tsvector(doc: Mapping[Field, Sequence[str]]) -> str:
+    """A ``tsvector`` literal of a copy's words (lexemes are letters and
+    digits only, so quoting them needs no escapes)."""
+    positions: dict[str, list[str]] = {}
+    for field, found in doc.items():
+        weight, offset = _WEIGHTS[field], _OFFSETS[field]
+        for n, word in enumerate(found):
+            held = positions.setdefault(word, [])
+            if len(held) < _MAX_POSITIONS:
+                held.append(f"{offset + n}{weight}")
+    return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())
+
+
+def _write_docs(
+    conn: Connection,
+    channel_id: str,
+    copies: Sequence[tuple[int, StoredMessage]],
+    fresh: bool = False,
+) -> None:
+    """(Re)write the index rows of a channel's copies (``fresh``: none has one yet)."""
+    if not copies:
+        return
+    if is_postgres(conn):
+        rows = [(pk, channel_id, stored.date, _tsvector(document(stored))) for pk, stored in copies]
+        write_rows(
+            conn,
+            search_docs,
+            ("message_pk", "channel_id", "sent_at", "terms"),
+            rows,
+            conflict=("message_pk", "channel_id"),
+            update=("sent_at", "terms"),
+        )
+        return
+    write_docs(conn, channel_id, copies, fresh)
+
+
+def index_written(
+    conn: Connection,
+    channel_id: str,
+    written: Sequence[tuple[int, Message]],
+    fresh: Collection[int] = (),
+) -> None:
+    """Index copies just written from these messages; a message without a
+    body kept the body stored before (see ``sql_write``), read back here.
+    ``fresh``: pks of copies that are new (SQLite: they have no index row)."""
+    kept: dict[int, str | None] = {}
+    missing = [pk for pk, msg in written if msg.body is None]
+    m = mark(conn)
+    for part in chunks(missing):
+        found = fetch(
+            conn,
+            f"SELECT message_pk, body FROM {message_copies.name} WHERE channel_id = {m} "
+            f"AND {among_sql(conn, message_copies.c.message_pk)}",
+            channel_id,
+            key_set(conn, part),
+        )
+        kept.update((int(pk), body) for pk, body in found)
+    copies = [
+        (
+            pk,
+            StoredMessage(
+                message_id=msg.message_id,
+                thread_id="",
+                date=msg.date,
+                subject=msg.subject,
+                body=msg.body if msg.body is not None else kept.get(pk),
+                participants=msg.participants,
+            ),
+        )
+        for pk, msg in written
+    ]
+    new = [c for c in copies if c[0] in fresh]
+    _write_docs(conn, channel_id, new, fresh=True)
+    _write_docs(conn, channel_id, [c for c in copies if c[0] not in fresh])
+
+
+def drop_bodies(conn: Connection, channel_id: str) -> None:
+    """Forget the body words of a channel's copies (minimised to ``METADATA``)."""
+    m = mark(conn)
+    if is_postgres(conn):
+        run(
+            conn,
+            f"UPDATE {search_docs.name} SET terms = ts_filter(terms, '{{A,B}}') "
+            f"WHERE channel_id = {m}",
+            channel_id,
+        )
+        return
+    run(
+        conn,
+        f"UPDATE {_TEXT} SET body = '' WHERE rowid IN "
+        f"(SELECT doc FROM {search_docs.name} WHERE channel_id = {m}) AND body <> ''",
+        channel_id,
+    )
+
+
+def backfill(conn: Connection) -> None:
+    """Index every stored copy (a schema without the index, see ``sql_migrations``)."""
+    m = mark(conn)
+    last = -1
+    while True:
+        found = fetch(
+            conn,
+            f"SELECT DISTINCT message_pk FROM {message_copies.name} WHERE message_pk > {m} "
+            "ORDER BY message_pk LIMIT 2000",
+            last,
+        )
+        if not found:
+            return
+        pks = [int(pk) for (pk,) in found]
+        last = pks[-1]
+        holders = fetch(
+            conn,
+            f"SELECT DISTINCT channel_id FROM {message_copies.name} "
+            f"WHERE {among_sql(conn, message_copies.c.message_pk)}",
+            key_set(conn, pks),
+        )
+        for (channel_id,) in holders:
+            _write_docs(conn, channel_id, _load(conn, channel_id, pks))
+
+
+def _load(conn: Connection, channel_id: str, pks: Sequence[int]) -> list[tuple[int, StoredMessage]]:
+    """A channel's stored copies of these messages (those it holds)."""
+    found = _load_copies(conn, [(pk, channel_id) for pk in pks])
+    return [(pk, stored) for (pk, _), stored in found.items()]
+
+
+def _load_copies(
+    conn: Connection, copies: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], StoredMessage]:
+    """These stored copies (by message pk and channel id), in two reads."""
+    wanted = set(copies)
+    c = message_copies.c
+    rows: list[RowMapping] = []
+    for part in chunks(sorted({pk for pk, _ in wanted})):
+        rows.extend(
+            conn.execute(
+                sa.select(
+                    c.message_pk,
+                    c.channel_id,
+                    c.sent_at,
+                    c.subject,
+                    c.snippet,
+                    c.body,
+                    c.attachments,
+                    messages.c.message_id,
+                    messages.c.thread_id,
+                )
+                .join(messages, messages.c.pk == c.message_pk)
+                .where(among(conn, c.message_pk, part))
+            ).mappings()
+        )
+    held = [r for r in rows if (int(r["message_pk"]), r["channel_id"]) in wanted]
+    people = _people(conn, [(int(r["message_pk"]), r["channel_id"]) for r in held])
+    return {
+        (int(r["message_pk"]), r["channel_id"]): stored_message(
+            r, people.get((int(r["message_pk"]), r["channel_id"]), [])
+        )
+        for r in held
+    }
+
+
+def _people(
+    conn: Connection, copies: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], list[Participant]]:
+    wanted = set(copies)
+    people: dict[tuple[int, str], list[Participant]] = {}
+    p = participants.c
+    for part in chunks(sorted({pk for pk, _ in wanted})):
+        rows = conn.execute(
+            sa.select(p.message_pk, p.channel_id, p.role, p.key, p.email, p.name, p.valid, p.raw)
+            .where(among(conn, p.message_pk, part))
+            .order_by(p.message_pk, p.channel_id, p.pos)
+        ).mappings()
+        for row in rows:
+            key = (int(row["message_pk"]), row["channel_id"])
+            if key in wanted:
+                people.setdefault(key, []).append(participant_from_row(row))
+    return people
+
+
+# the query
+
+
+def _tsquery(parsed: ParsedQuery, fields: Sequence[Field]) -> str:
+    """A ``tsquery`` literal: quoted lexemes restricted to the fields' weights."""
+    weights = "" if tuple(fields) == _ALL_FIELDS else ":" + "".join(_WEIGHTS[f] for f in fields)
+    terms = []
+    for phrase in parsed.phrases:
+        lexemes = [f"'{word}'{weights}" for word in phrase]
+        terms.append(lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")")
+    return " & ".join(terms)
+
+
+_RANK = "CASE {ch}.visibility WHEN 'full' THEN 2 WHEN 'subject' THEN 1 ELSE 0 END"
+
+
+def _level(ch: str) -> str:
+    """SQL for the level a viewer sees a copy of channel ``ch`` at (2: FULL)."""
+    return f"(CASE WHEN {ch}.user_id = :viewer THEN 2 ELSE {_RANK.format(ch=ch)} END)"
+
+
+def _chosen(collate: str) -> str:
+    """SQL: no other copy of the message is the one the viewer sees
+    (``copies.choose``: own channel first, then the most open visibility,
+    then the lowest channel id)."""
+    lower = f"c2.channel_id{collate} < d.channel_id{collate}"
+    r2, r1 = _RANK.format(ch="ch2"), _RANK.format(ch="ch")
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {message_copies.name} c2 "
+        f"JOIN {channels.name} ch2 ON ch2.id = c2.channel_id "
+        "WHERE c2.message_pk = d.message_pk AND c2.channel_id <> d.channel_id AND ("
+        f"(ch2.user_id = :viewer AND (ch.user_id <> :viewer OR {lower})) OR "
+        f"(ch2.user_id <> :viewer AND ch.user_id <> :viewer AND "
+        f"({r2} > {r1} OR ({r2} = {r1} AND {lower})))))"
+    )
+
+
+def _text_condition(parsed: ParsedQuery, params: dict[str, Any]) -> str:
+    """PostgreSQL: the words, matched at the level each copy is seen at."""
+    level = _level("ch")
+    for name, visibility in (("q2", FULL), ("q1", Visibility.SUBJECT), ("q0", Visibility.METADATA)):
+        params[name] = _tsquery(parsed, fields_for(visibility))
+    return (
+        "d.terms @@ CAST(:q2 AS tsquery) AND "
+        f"({level} = 2 OR ({level} = 1 AND d.terms @@ CAST(:q1 AS tsquery)) "
+        f"OR ({level} = 0 AND d.terms @@ CAST(:q0 AS tsquery)))"
+    )
+
+
+#: PostgreSQL: fewer matching rows than this are collected and sorted
+_FEW_ROWS = 2_000
+
+
+def _few(conn: Connection, query: SearchQuery, prepared: Prepared, params: dict[str, Any]) -> bool:
+    """Whether the words, the participant or the record select few rows
+    (each counted up to ``_FEW_ROWS`` through its index)."""
+    probes: list[tuple[str, int]] = []
+    parsed = prepared.parsed
+    if parsed.phrases:
+        # the words without positions or weights, which the GIN index answers
+        # exactly; a phrase of common words may still be rare, so rows holding
+        # all its words are collected in larger numbers
+        params["words"] = " & ".join(f"'{word}'" for word in sorted(parsed.words))
+        phrase = any(len(p) > 1 for p in parsed.phrases)
+        probes.append(
+            (
+                f"SELECT 1 FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)",
+                _FEW_ROWS * 10 if phrase else _FEW_ROWS,
+            )
+        )
+    if prepared.participant is not None:
+        probes.append((f"SELECT 1 FROM {participants.name} WHERE key = :key", _FEW_ROWS))
+    if query.target is not None:
+        probes.append(
+            (
+                f"SELECT 1 FROM {thread_targets.name} WHERE kind = :kind AND target_id = :target",
+                _FEW_ROWS,
+            )
+        )
+    for probe, few in probes:
+        counted = conn.execute(
+            sa.text(f"SELECT count(*) FROM ({probe} LIMIT {few}) x"), params
+        ).scalar_one()
+        if int(counted) < few:
+            return True
+    return False
+
+
+def _found(
+    conn: Connection, query: SearchQuery, prepared: Prepared, viewer: Viewer, limit: int
+) -> list[tuple[int, str, int]]:
+    """``(message pk, channel id, level)`` of the page's hits, in order."""
+    if not is_postgres(conn):
+        hits = sqlite_found(conn, query, prepared, viewer, limit, _chosen(""))
+        return [(r.message_pk, r.channel_id, _RANKS[r.level]) for r in hits]
+    collate = ' COLLATE "C"'
+    params: dict[str, Any] = {"viewer": viewer.user_id, "limit": limit}
+    where = [_chosen(collate)]
+    moment = UtcDateTime()
+    if prepared.parsed.phrases:
+        where.append(_text_condition(prepared.parsed, params))
+    if query.target is not None:
+        where.append(
+            f"m.thread_id IN (SELECT thread_id FROM {thread_targets.name} "
+            "WHERE kind = :kind AND target_id = :target)"
+        )
+        params.update(kind=query.target.kind.value, target=query.target.id)
+    if query.window is not None:
+        where.append("d.sent_at >= :start AND d.sent_at < :end")
+        params["start"] = moment.process_bind_param(query.window.start, conn.dialect)
+        params["end"] = moment.process_bind_param(query.window.end, conn.dialect)
+    if prepared.participant is not None:
+        # the first condition can drive the query from the participants' key index
+        where.append(
+            f"d.message_pk IN (SELECT message_pk FROM {participants.name} WHERE key = :key) "
+            f"AND EXISTS (SELECT 1 FROM {participants.name} p WHERE p.message_pk = d.message_pk "
+            "AND p.channel_id = d.channel_id AND p.key = :key)"
+        )
+        params["key"] = prepared.participant
+    if prepared.after is not None:
+        where.append(
+            "(d.sent_at < :after_at OR (d.sent_at = :after_at "
+            f"AND m.message_id{collate} < :after_id{collate}))"
+        )
+        params["after_at"] = moment.process_bind_param(prepared.after[0], conn.dialect)
+        params["after_id"] = prepared.after[1]
+    # ordering by an expression keeps the planner off the date index, which
+    # it would walk hoping for early matches that a few matches never give
+    order = "d.sent_at + interval '0 s'" if _few(conn, query, prepared, params) else "d.sent_at"
+    sql = (
+        f"SELECT d.message_pk, d.channel_id, {_level('ch')} AS level "
+        f"FROM {search_docs.name} d JOIN {channels.name} ch ON ch.id = d.channel_id "
+        f"JOIN {messages.name} m ON m.pk = d.message_pk WHERE {' AND '.join(where)} "
+        f"ORDER BY {order} DESC, m.message_id{collate} DESC LIMIT :limit"
+    )
+    rows = conn.execute(sa.text(sql), params).all()
+    return [(int(pk), str(channel_id), int(level)) for pk, channel_id, level in rows]
+
+
+_LEVELS = {2: Visibility.FULL, 1: Visibility.SUBJECT, 0: Visibility.METADATA}
+_RANKS = {level: rank for rank, level in _LEVELS.items()}
+
+
+def search(
+    conn: Connection, query: SearchQuery, viewer: Viewer, page: PageRequest
+) -> Page[SearchHit]:
+    prepared = prepare(query, page)
+    found = _found(conn, query, prepared, viewer, page.limit + 1)
+    chosen = found[: page.limit]
+    stored = _load_copies(conn, [(pk, ch) for pk, ch, _ in chosen])
+    hits = [
+        hit_of(stored[(pk, ch)], _LEVELS[level], prepared.parsed)
+        for pk, ch, level in chosen
+        if (pk, ch) in stored
+    ]
+    token = None
+    if len(found) > page.limit and hits:
+        token = thread_token(hits[-1].date, hits[-1].message_id)
+    return Page(items=tuple(hits), next=token)

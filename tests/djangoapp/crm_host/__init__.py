@@ -1,0 +1,1 @@
+"""A tiny host CRM (people, companies, opportunities) the Django tests map."""

@@ -1,0 +1,135 @@
+"""Words, queries and the full-text expressions built from them.
+
+User text never reaches a full-text parser: the FTS5 and ``tsquery``
+expressions are built from parsed words only, which hypothesis checks over
+arbitrary text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commlink.errors import InvalidInput
+from commlink.model import Visibility
+from commlink.records import SearchQuery
+from commlink.stores.search_terms import (
+    MAX_BODY_WORDS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    MAX_WORD_CHARS,
+    Field,
+    ParsedQuery,
+    fields_for,
+    matches,
+    parse_query,
+    snippet,
+    words,
+)
+from commlink.stores.sql_search import _tsquery, _tsvector
+from commlink.stores.sql_search_sqlite import fts_match
+
+_TEXT = st.text(max_size=300)
+_QUERY_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab \"'*:^(){}-+&|!<>\\\x00é")) | st.characters(),
+    max_size=60,
+)
+
+
+def test_words_are_folded_runs_of_letters_and_digits() -> None:
+    assert words("Hello, WORLD! Q3-plan_x straße É") == [
+        "hello",
+        "world",
+        "q3",
+        "plan",
+        "x",
+        "strasse",
+        "é",
+    ]
+    assert words("a " + "b" * (MAX_WORD_CHARS + 1) + " c") == ["a", "c"]
+    assert words("one two three", limit=2) == ["one", "two"]
+
+
+@given(_TEXT)
+def test_words_survive_being_indexed_again(text: str) -> None:
+    found = words(text)
+    for word in found:
+        assert word
+        assert word.isalnum()
+        assert len(word) <= MAX_WORD_CHARS
+    # the SQL stores index the words joined by spaces: reading them again
+    # must give the same words
+    assert words(" ".join(found)) == found
+
+
+def test_queries_have_words_and_phrases() -> None:
+    parsed = parse_query(SearchQuery('Discount "new PLAN" discount "" "open'))
+    assert parsed.phrases == (("discount",), ("new", "plan"), ("open",))
+    assert parse_query(SearchQuery("")).phrases == ()
+    assert parse_query(SearchQuery("*** ::")).phrases == ()
+
+
+def test_query_limits() -> None:
+    with pytest.raises(InvalidInput):
+        parse_query(SearchQuery("a" * (MAX_QUERY_CHARS + 1)))
+    with pytest.raises(InvalidInput):
+        parse_query(SearchQuery(" ".join(["w"] * (MAX_QUERY_WORDS + 1))))
+    assert len(parse_query(SearchQuery(" ".join(["w"] * MAX_QUERY_WORDS))).phrases) == 1
+
+
+_FTS_TERM = r'"[^\W_]+( [^\W_]+)*"'
+_FTS_ANY = rf"({_FTS_TERM}|\({_FTS_TERM}( OR {_FTS_TERM})+\))"
+_FTS = re.compile(rf"{_FTS_ANY}( AND {_FTS_ANY})*")
+_LEXEME = r"'[^\W_]+'(:[ABC]+)?"
+_TSQUERY = re.compile(rf"(\(?{_LEXEME}( <-> {_LEXEME})*\)?)( & \(?{_LEXEME}( <-> {_LEXEME})*\)?)*")
+
+
+@given(_QUERY_TEXT)
+def test_user_text_cannot_inject_query_syntax(text: str) -> None:
+    try:
+        parsed = parse_query(SearchQuery(text))
+    except InvalidInput:
+        return
+    if not parsed.phrases:
+        return
+    for visibility in Visibility:
+        fields = fields_for(visibility)
+        assert _FTS.fullmatch(fts_match(parsed, fields)), text
+        assert _TSQUERY.fullmatch(_tsquery(parsed, fields)), text
+
+
+def test_fields_by_visibility() -> None:
+    doc = {Field.PEOPLE: ["ann"], Field.SUBJECT: ["deal"], Field.BODY: ["secret", "plan"]}
+    query = parse_query(SearchQuery('"secret plan"'))
+    assert matches(query, doc, Visibility.FULL)
+    assert not matches(query, doc, Visibility.SUBJECT)
+    assert matches(parse_query(SearchQuery("deal ann")), doc, Visibility.SUBJECT)
+    assert not matches(parse_query(SearchQuery("deal")), doc, Visibility.METADATA)
+    assert matches(parse_query(SearchQuery("ann")), doc, Visibility.METADATA)
+    # a phrase never spans two fields
+    assert not matches(parse_query(SearchQuery('"deal secret"')), doc, Visibility.FULL)
+
+
+def test_tsvector_positions_stay_in_range() -> None:
+    doc = {
+        Field.PEOPLE: ["ann"] * 1_000,
+        Field.SUBJECT: ["deal"] * 200,
+        Field.BODY: ["word"] * MAX_BODY_WORDS,
+    }
+    vector = _tsvector(doc)
+    positions = [int(p[:-1]) for p in re.findall(r"\d+[ABC]", vector)]
+    assert max(positions) <= 16_383
+    assert vector.count(",") + vector.count(" ") + 1 <= 3 * 256
+
+
+def test_snippets_mark_query_words() -> None:
+    body = "x " * 200 + "We agreed on the Discount plan for Q3. " + "y " * 200
+    text, spans = snippet(body, ParsedQuery((("discount",), ("q3",))))
+    assert len(text) <= 260
+    assert [text[s:e] for s, e in spans] == ["Discount", "Q3"]
+    short, none = snippet("no match here", ParsedQuery((("zzz",),)))
+    assert short == "no match here"
+    assert none == ()
