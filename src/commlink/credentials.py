@@ -198,6 +198,8 @@ COMMLINK_LOGGERS = (
     "commlink.auth",
     "commlink.celery",
     "commlink.cli",
+    "commlink.contrib.django",
+    "commlink.events",
     "commlink.exchange",
     "commlink.imap",
     "commlink.providers.google",
@@ -207,6 +209,7 @@ COMMLINK_LOGGERS = (
     "commlink.providers.retry",
     "commlink.push",
     "commlink.runner",
+    "commlink.stores",
     "commlink.sync",
     "commlink.watch",
 )

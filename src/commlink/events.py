@@ -51,7 +51,7 @@ __all__ = [
     "TransactionalSink",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("commlink.events")
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"

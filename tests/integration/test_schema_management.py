@@ -78,6 +78,9 @@ def test_printed_ddl_builds_the_schema_the_store_accepts(
     fresh = {
         t: {c["name"] for c in sa.inspect(fresh_engine).get_columns(t)}
         for t in sa.inspect(fresh_engine).get_table_names()
+        # SQLite's FTS5 index and its shadow tables; PostgreSQL indexes a column instead
+        if dialect == "sqlite"
+        or not t.startswith(("commlink_search_text", "commlink_search_vocab"))
     }
     assert built == fresh
     store.close()

@@ -21,6 +21,9 @@ def test_every_commlink_logger_is_guarded() -> None:
         for name in _LOGGER_NAME.findall(path.read_text(encoding="utf-8"))
     }
     assert used, "no commlink loggers found: the pattern is stale"
+    # a guard filters only its own logger's records: every name must be literal and listed
+    unnamed = [p.name for p in SRC.rglob("*.py") if "getLogger(__name__)" in p.read_text("utf-8")]
+    assert not unnamed, unnamed
     assert used <= set(COMMLINK_LOGGERS), sorted(used - set(COMMLINK_LOGGERS))
 
 

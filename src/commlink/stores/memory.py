@@ -74,7 +74,7 @@ from .sources import chosen_source
 
 __all__ = ["MemoryStore"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("commlink.stores")
 
 
 def _utcnow() -> datetime:

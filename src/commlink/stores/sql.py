@@ -84,7 +84,7 @@ from .sql_schema import (
 __all__ = ["SCHEMA_VERSION", "SqlDirectory", "SqlStore"]
 
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("commlink.stores")
 
 
 def _utcnow() -> datetime:

@@ -1,7 +1,10 @@
 """``SqlDirectory``: reference CRM tables (people, companies, opportunities)
 implementing the ``Directory`` port, for hosts without their own and demos.
 
-Lookups are batched: one query per call, the keys sent as one parameter.
+Lookups are batched: one query per call, the keys sent as one parameter,
+its rows read as plain tuples from the driver's cursor (a batch of mail
+looks up about a thousand keys: a result row object for each is work the
+lookup does not need).
 Addresses and domains are compared by the ``commlink.addresses`` keys, and
 the admin methods follow the rules in ``directory_rules`` (shared with
 ``InMemoryDirectory``).
@@ -113,7 +116,7 @@ class SqlDirectory(Closing):
         normal = {key: address_key(key) for key in keys}
         if not normal:
             return {}
-        rows = fetch(
+        rows = _rows(
             conn,
             "SELECT a.key, p.id, p.company_id, p.name "
             f"FROM {person_addresses.name} a JOIN {people.name} p ON p.id = a.person_id "
@@ -132,7 +135,7 @@ class SqlDirectory(Closing):
         normal = {domain: normalise_domain(domain) for domain in domains}
         if not normal:
             return {}
-        rows = fetch(
+        rows = _rows(
             conn,
             "SELECT d.domain, c.id, c.name "
             f"FROM {company_domains.name} d JOIN {companies.name} c ON c.id = d.company_id "
@@ -149,13 +152,13 @@ class SqlDirectory(Closing):
         found: dict[str, list[OpportunityRef]] = {}
         columns = "o.id, o.company_id, o.name"
         with self._tx() as conn:
-            by_company = fetch(
+            by_company = _rows(
                 conn,
                 f"SELECT o.company_id, {columns} FROM {opportunities.name} o "
                 f"WHERE {among_sql(conn, opportunities.c.company_id, 'o')} ORDER BY o.id",
                 key_set(conn, sorted(set(company_ids))),
             )
-            by_person = fetch(
+            by_person = _rows(
                 conn,
                 f"SELECT c.person_id, {columns} FROM {opportunity_contacts.name} c "
                 f"JOIN {opportunities.name} o ON o.id = c.opportunity_id "
@@ -362,6 +365,17 @@ class SqlDirectory(Closing):
             _bulk_insert(conn, people, ("id", "name", "company_id"), person_rows)
             _bulk_insert(conn, person_addresses, ("key", "person_id"), list(owners.items()))
         return len(person_rows)
+
+
+def _rows(conn: Connection, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """All rows of a lookup as the driver's cursor returns them (see the
+    module's docstring); the statement still goes through SQLAlchemy, its
+    events and error handling included."""
+    result = conn.exec_driver_sql(sql, params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def _bulk_insert(

@@ -12,10 +12,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
-from ..calendar.invites import INVITE_SUFFIX, invitation, invite_id
-from ..calendar.storable import storable_event
 from ..errors import CommlinkError
-from ..mime.parse import parse_message
 from ..model import Channel, Detail, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.skips import erased_skip, involves
@@ -109,9 +106,14 @@ class MailFetcher:
     def companions(self, ids: Sequence[str]) -> tuple[str, ...]:
         if not self.channel.settings.sync_invites:
             return ()
+        from ..calendar.invites import INVITE_SUFFIX, invite_id
+
         return tuple(invite_id(i) for i in ids if not i.endswith(INVITE_SUFFIX))
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
+        # the parsers are imported with the first fetch: a quiet step needs none
+        from ..mime.parse import parse_message
+
         detail = detail_for(self.channel.settings)
         messages: list[Message] = []
         errors: list[Skip] = []
@@ -164,6 +166,8 @@ class MailFetcher:
     def _with_invitations(self, parts: Parts, kept: Sequence[Message]) -> Parts:
         """Add the events of the kept messages' invitations, judged by the
         calendar policy, each under its message's invitation id."""
+        from ..calendar.invites import invitation
+
         events: list[Event] = []
         problems: list[Skip] = []
         for message in kept:
@@ -225,6 +229,8 @@ class CalendarFetcher:
         return ()
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
+        from ..calendar.storable import storable_event
+
         events: list[Event] = []
         errors: list[Skip] = []
         dropped: list[Skip] = []

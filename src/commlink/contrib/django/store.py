@@ -64,7 +64,7 @@ from .store_snapshot import Snapshot, changes_since, snapshot
 __all__ = ["DjangoStore"]
 
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("commlink.contrib.django")
 
 
 def _sink_failed(exc: Exception) -> None:

@@ -17,6 +17,12 @@ asks for the data of what changed; both answers are parsed as they arrive
 and their data is held (up to ``Limits.fetch_batch_bytes``) until
 ``fetch()`` takes it. Objects whose data did not come that way are fetched
 with calendar-multiget, one REPORT per chunk.
+
+While every calendar of a step so far got a full listing (a first sync),
+the listing of the next calendar is asked for as soon as one has arrived,
+so the server prepares it while this one is parsed and stored; at most one
+such answer is read ahead (``transport.ReadAhead``), and it is dropped when
+the next calendar turns out to need only its changes.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import attrs
 
-from ...calendar.ical import parse_calendar, skipped_uids
 from ...closing import Closing
 from ...credentials import is_loopback_host, redact_url
 from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
@@ -37,7 +42,7 @@ from ...model import Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
 from ..sizing import DEFAULT_LIMITS
 from . import davxml as dav
-from .transport import DavTransport, Unsupported
+from .transport import DavTransport, Multistatus, Unsupported
 
 __all__ = ["CalDavProvider"]
 
@@ -125,6 +130,10 @@ class CalDavProvider(Closing):
         self._snapshots: dict[str, str] = {}
         self._covered: dict[str, str] = {}
         self._listed_from: dict[str, str] = {}  # listings under way: their snapshot
+        self._order: list[Scope] = []  # the scopes of this step, in the order given
+        self._all_full = False  # no scope of this step asked for its changes yet
+        self._listed_now: set[str] = set()  # ... but those fully listed in it
+        self._ahead: dict[str, Multistatus] = {}  # full listings asked for ahead
 
     @property
     def requests(self) -> int:
@@ -163,13 +172,18 @@ class CalDavProvider(Closing):
             ctags = self._http.propfind(home, dav.calendar_props_body(sync_token=False), depth=1)
             by_href = {c.href: c.ctag for c in dav.parse_calendars(ctags.tree)}
             infos = [attrs.evolve(i, ctag=by_href.get(i.href, "")) for i in infos]
+        self._drop_ahead()
         self._info = {i.href: i for i in infos}
         self._fresh = set(self._info)
         self._unsnapped = set(self._info)
+        self._all_full = True
+        self._listed_now = set()
         return [Folder(i.href, i.name, FolderKind.CALENDAR) for i in infos]
 
     def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]:
-        return [Scope(c.id, c) for c in calendars if c.kind is FolderKind.CALENDAR]
+        scopes = [Scope(c.id, c) for c in calendars if c.kind is FolderKind.CALENDAR]
+        self._order = scopes
+        return scopes
 
     def _calendar(self, scope: Scope, *, refresh: bool = False) -> dav.CalendarInfo:
         info = self._info.get(scope.id)
@@ -202,6 +216,7 @@ class CalDavProvider(Closing):
         listing saw: it is older than the listing that follows, so nothing
         is missed."""
         if scope.id not in self._unsnapped:
+            self._drop_ahead(scope.id)  # a listing asked for before this snapshot covers nothing
             self._calendar(scope, refresh=True)
         self._unsnapped.discard(scope.id)
         self._fresh.discard(scope.id)
@@ -228,6 +243,9 @@ class CalDavProvider(Closing):
         """What changed since ``cursor``; ``CursorExpired`` when it is stale
         (or, in the fallback modes, when anything changed at all)."""
         kind, _, value = cursor.partition(":")
+        if scope.id not in self._listed_now:  # (a full pass asks for changes at its end)
+            self._all_full = False
+        self._drop_ahead(scope.id)
         mode = self._mode(scope)
         if kind != mode:
             raise CursorExpired(f"cursor of {scope.id} is not a {mode} cursor")
@@ -300,7 +318,7 @@ class CalDavProvider(Closing):
         if scope.id in self._no_query:
             return self._list(scope)
         self._drop_held()
-        answer = self._http.multistatus(
+        answer = self._ahead.pop(scope.id, None) or self._http.multistatus(
             self._absolute(scope.id), dav.calendar_query_body(), depth=1
         )
         listing: list[dav.ListedObject] = []
@@ -318,7 +336,35 @@ class CalDavProvider(Closing):
             return self._list(scope)
         listing.sort(key=_order)
         self._listings[scope.id] = listing
+        self._listed_now.add(scope.id)
+        self._query_ahead(scope)
         return listing
+
+    def _query_ahead(self, scope: Scope) -> None:
+        """Ask for the next scope's full listing now, while every scope of the
+        step so far got one, its listed token is still unused (so it is older
+        than this listing) and its mode needs no request to tell."""
+        ids = [s.id for s in self._order]
+        if not self._all_full or scope.id not in ids or self._ahead:
+            return
+        position = ids.index(scope.id) + 1
+        if position >= len(ids):
+            return
+        following = self._order[position]
+        if following.id not in self._unsnapped or following.id in self._no_query:
+            return
+        if following.id not in self._info or self._mode(following) == "etags":
+            return  # a listing digest is taken with a PROPFIND first
+        self._ahead[following.id] = self._http.multistatus(
+            self._absolute(following.id), dav.calendar_query_body(), depth=1, ahead=True
+        )
+
+    def _drop_ahead(self, scope_id: str | None = None) -> None:
+        """Stop reading listings asked for ahead (of one scope, or all)."""
+        for key in [scope_id] if scope_id is not None else list(self._ahead):
+            answer = self._ahead.pop(key, None) if key is not None else None
+            if answer is not None:
+                answer.cancel()
 
     def _id(self, scope: Scope, href: str, etag: str, data: str | None = None) -> str:
         """The provider id of an object: its href, or (ctag and ETag modes)
@@ -439,6 +485,7 @@ class CalDavProvider(Closing):
                 yield _parsed(provider_id, text, scope.id)
 
     def close(self) -> None:
+        self._drop_ahead()
         self._listings.clear()
         self._drop_held()
         self._http.close()
@@ -482,6 +529,9 @@ def _order(obj: dav.ListedObject) -> tuple[float, str]:
 
 
 def _parsed(provider_id: str, text: str, calendar_id: str) -> FetchedEvent:
+    # imported on first use: a step that fetches nothing loads no parser
+    from ...calendar.ical import parse_calendar, skipped_uids
+
     result = parse_calendar(text, provider_id=provider_id, calendar_id=calendar_id)
     if result.events:
         present = {e.uid for e in result.events}

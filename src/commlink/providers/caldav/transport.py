@@ -7,12 +7,17 @@ host); any other target is refused, so credentials never travel elsewhere.
 Errors become commlink's: a network failure ``TransientError``, 429 (or 503
 with ``Retry-After``) ``RateLimited``, 401/403 ``AuthError``; no error text
 carries credentials. Multistatus answers are parsed as they arrive
-(``multistatus``), one ``DAV:response`` at a time.
+(``multistatus``), one ``DAV:response`` at a time; one may be asked for
+ahead of its use (``ahead=True``): a thread of its own sends it and reads
+at most ``AHEAD_CHUNKS`` chunks of the answer until it is consumed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import queue
+import threading
+import time
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 from xml.etree.ElementTree import ParseError
@@ -33,7 +38,16 @@ from ...errors import (
 from ..retry import retry_after_seconds
 from .davxml import DAV, MultistatusReader, Node, parse_tree, preconditions
 
-__all__ = ["DavResponse", "DavTransport", "Multistatus", "Unsupported"]
+__all__ = [
+    "AHEAD_CHUNKS",
+    "AHEAD_IDLE_SECONDS",
+    "CHUNK_BYTES",
+    "DavResponse",
+    "DavTransport",
+    "Multistatus",
+    "ReadAhead",
+    "Unsupported",
+]
 
 _VALID_TOKEN = f"{DAV}valid-sync-token"
 _SUPPORTED_REPORT = f"{DAV}supported-report"
@@ -41,6 +55,13 @@ _MAX_REDIRECTS = 5
 #: Longest error body read (its DAV:error conditions are near the start).
 _ERROR_BODY = 64 * 1024
 _XML = "application/xml; charset=utf-8"
+#: Size of the (decoded) chunks an answer is read in.
+CHUNK_BYTES = 64 * 1024
+#: Chunks of an answer read ahead of its consumer (1 MiB): the rest waits
+#: in the socket until it is consumed.
+AHEAD_CHUNKS = 16
+#: An answer read ahead and not consumed for this long is closed.
+AHEAD_IDLE_SECONDS = 300.0
 
 
 class Unsupported(ProviderError):
@@ -88,14 +109,85 @@ def _challenge_auth(httpx: Any, username: str, password: str) -> Any:
     return ChallengeAuth()
 
 
+class ReadAhead:
+    """The chunks of an answer, requested and read by a thread of its own
+    while the caller does other work; iterate to consume them (an error of
+    the request is raised there). ``cancel()`` stops the thread at its next
+    chunk and closes the answer."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._queue: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(
+            AHEAD_CHUNKS
+        )
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(chunks,), name="commlink-caldav-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put(chunk, None):
+                    return
+            self._put(None, None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(None, exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, chunk: bytes | None, error: BaseException | None) -> bool:
+        """Queue a chunk; False when cancelled or left unconsumed too long."""
+        deadline = time.monotonic() + AHEAD_IDLE_SECONDS
+        while not self._stopped.is_set() and time.monotonic() < deadline:
+            try:
+                self._queue.put((chunk, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk, error = self._queue.get(timeout=1)
+                except queue.Empty:
+                    if self._thread.is_alive() or not self._queue.empty():
+                        continue
+                    raise TransientError("an answer read ahead was left unread too long") from None
+                if error is not None:
+                    raise error
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        self._stopped.set()
+        while True:  # unblock a waiting put
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+
 class Multistatus:
     """A streamed multistatus answer: iterate for its responses; then
     ``sync_token`` holds the document's top-level ``DAV:sync-token``."""
 
-    def __init__(self, chunks: Iterator[bytes], shown: str) -> None:
+    def __init__(self, chunks: Iterable[bytes], shown: str) -> None:
         self._chunks = chunks
         self._shown = shown
         self._reader = MultistatusReader()
+
+    def cancel(self) -> None:
+        """Stop reading an answer asked for ahead (see ``ReadAhead``)."""
+        if isinstance(self._chunks, ReadAhead):
+            self._chunks.cancel()
 
     @property
     def sync_token(self) -> str:
@@ -136,6 +228,7 @@ class DavTransport(Closing):
         # answer an anonymous request as for an anonymous user, never with a 401
         self.auth = auth if username is not None and password is not None else None
         self.requests = 0
+        self._counting = threading.Lock()  # answers read ahead count from their thread
         # by scheme: building a verifying TLS context costs ~40 ms, and a
         # plain-http server never needs one
         self._clients: dict[str, Any] = {}
@@ -173,11 +266,20 @@ class DavTransport(Closing):
         return self._whole("REPORT", url, body, depth, sync=sync)
 
     def multistatus(
-        self, url: str, body: str, *, depth: int, sync: bool = False, report: bool = True
+        self,
+        url: str,
+        body: str,
+        *,
+        depth: int,
+        sync: bool = False,
+        report: bool = True,
+        ahead: bool = False,
     ) -> Multistatus:
-        """A REPORT (or PROPFIND) whose responses are parsed as they arrive."""
+        """A REPORT (or PROPFIND) whose responses are parsed as they arrive;
+        ``ahead``: sent now and read by a thread of its own (``ReadAhead``)."""
         method = "REPORT" if report else "PROPFIND"
-        return Multistatus(self._stream(method, url, body, depth, sync), redact_url(url))
+        chunks = self._stream(method, url, body, depth, sync)
+        return Multistatus(ReadAhead(chunks) if ahead else chunks, redact_url(url))
 
     def _whole(
         self, method: str, url: str, body: str, depth: int, *, sync: bool = False
@@ -210,8 +312,9 @@ class DavTransport(Closing):
             ):
                 # a server-given href may name another host: only over TLS
                 raise ProviderError(f"refusing plain http to {shown}, not the configured host")
-            client = self._connect(parts.scheme)
-            self.requests += 1
+            with self._counting:
+                client = self._connect(parts.scheme)
+                self.requests += 1
             try:
                 request = client.build_request(method, url, content=content, headers=headers)
                 response = client.send(request, stream=True)
@@ -225,7 +328,7 @@ class DavTransport(Closing):
                 if status >= 300:
                     raise self._failure(response, method, shown, sync)
                 try:
-                    yield from response.iter_bytes()
+                    yield from response.iter_bytes(CHUNK_BYTES)
                 except httpx.HTTPError as exc:
                     raise _network_error(httpx, exc, f"{method} {shown}") from None
                 return
