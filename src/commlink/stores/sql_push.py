@@ -20,31 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..credentials import Secret, reveal
-from ..errors import ConfigError, StoreError
 from ..records import OAuthToken, PushSubscription
 from .sql_schema import database_errors, engine_lock, ensure_schema, prepare_engine, store_error
 from .sql_tables import oauth_tokens, push_subscriptions
+from .token_seal import TokenSeal, generate_token_key
 
 __all__ = ["SqlSubscriptionStore", "SqlTokenStore", "generate_token_key"]
-
-_SEALED = "fernet:"
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def generate_token_key() -> str:
-    """A new random key for ``SqlTokenStore(key=...)`` (urlsafe base64, 32 bytes)."""
-    return str(_fernet_module().Fernet.generate_key().decode())
-
-
-def _fernet_module() -> Any:
-    try:
-        import cryptography.fernet as fernet
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("sealed tokens need cryptography: pip install cryptography") from exc
-    return fernet
 
 
 class _Sql:
@@ -84,25 +69,8 @@ class SqlTokenStore(_Sql):
         create: bool = True,
     ) -> None:
         super().__init__(engine, create=create)
-        plain = reveal(key)
-        self._fernet = _fernet_module().Fernet(plain.encode()) if plain else None
+        self._seal = TokenSeal(key)
         self._clock = clock
-
-    def _seal(self, value: str) -> str:
-        if self._fernet is None:
-            return value
-        sealed: bytes = self._fernet.encrypt(value.encode())
-        return _SEALED + sealed.decode()
-
-    def _open(self, value: str) -> str:
-        if not value.startswith(_SEALED):
-            return value
-        if self._fernet is None:
-            raise StoreError("stored OAuth token is sealed: pass the token key")
-        try:
-            return str(self._fernet.decrypt(value[len(_SEALED) :].encode()).decode())
-        except Exception as exc:
-            raise StoreError("stored OAuth token does not open with this key") from exc
 
     def load_token(self, key: str) -> OAuthToken | None:
         with self._tx(write=False) as conn:
@@ -111,8 +79,8 @@ class SqlTokenStore(_Sql):
             return None
         refresh = row.refresh_token
         return OAuthToken(
-            access_token=Secret(self._open(row.access_token)),
-            refresh_token=Secret(self._open(refresh)) if refresh else None,
+            access_token=Secret(self._seal.open(row.access_token)),
+            refresh_token=Secret(self._seal.open(refresh)) if refresh else None,
             expires_at=row.expires_at,
             scopes=tuple(row.scopes.split()),
             account=row.account,
@@ -121,8 +89,8 @@ class SqlTokenStore(_Sql):
     def save_token(self, key: str, token: OAuthToken) -> None:
         refresh = reveal(token.refresh_token)
         values = {
-            "access_token": self._seal(token.access_token.reveal()),
-            "refresh_token": self._seal(refresh) if refresh else None,
+            "access_token": self._seal.seal(token.access_token.reveal()),
+            "refresh_token": self._seal.seal(refresh) if refresh else None,
             "expires_at": token.expires_at,
             "scopes": " ".join(token.scopes),
             "account": token.account,

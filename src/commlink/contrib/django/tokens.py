@@ -14,19 +14,17 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.models.functions import Lower
 
 from ...credentials import Secret, reveal
-from ...errors import ConfigError, StoreError
+from ...errors import StoreError
 from ...records import OAuthToken, PushSubscription
+from ...stores.token_seal import TokenSeal
 from . import models as m
 
 __all__ = ["DjangoSubscriptionStore", "DjangoTokenStore"]
-
-_SEALED = "fernet:"
 
 
 def _utcnow() -> datetime:
@@ -46,20 +44,6 @@ def _database(using: str, write: bool) -> Iterator[None]:
         raise StoreError(f"{type(exc).__name__}: {first}"[:300]) from exc
 
 
-def _fernet(key: str | bytes | Secret | None) -> Any:
-    plain = key.decode() if isinstance(key, bytes) else reveal(key)
-    if not plain:
-        return None
-    try:
-        from cryptography.fernet import Fernet
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("sealed tokens need cryptography: pip install cryptography") from exc
-    try:
-        return Fernet(plain.encode())
-    except ValueError as exc:
-        raise ConfigError("the token key is not a Fernet key (see generate_token_key)") from exc
-
-
 class DjangoTokenStore:
     """A ``TokenStore`` on the ``commlink_orm_oauth_grant`` table.
 
@@ -76,28 +60,12 @@ class DjangoTokenStore:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.using = using
-        self._fernet = _fernet(key)
+        self._seal = TokenSeal(key)
         self._clock = clock
 
     def __repr__(self) -> str:
-        sealed = "sealed" if self._fernet is not None else "unsealed"
+        sealed = "sealed" if self._seal.sealing else "unsealed"
         return f"DjangoTokenStore(using={self.using!r}, {sealed})"
-
-    def _seal(self, value: str) -> str:
-        if self._fernet is None:
-            return value
-        sealed: bytes = self._fernet.encrypt(value.encode())
-        return _SEALED + sealed.decode()
-
-    def _open(self, value: str) -> str:
-        if not value.startswith(_SEALED):
-            return value
-        if self._fernet is None:
-            raise StoreError("stored OAuth token is sealed: pass the token key")
-        try:
-            return str(self._fernet.decrypt(value[len(_SEALED) :].encode()).decode())
-        except Exception as exc:
-            raise StoreError("stored OAuth token does not open with this key") from exc
 
     def load_token(self, key: str) -> OAuthToken | None:
         with _database(self.using, write=False):
@@ -106,8 +74,8 @@ class DjangoTokenStore:
             return None
         refresh = row.refresh_token
         return OAuthToken(
-            access_token=Secret(self._open(row.access_token)),
-            refresh_token=Secret(self._open(refresh)) if refresh else None,
+            access_token=Secret(self._seal.open(row.access_token)),
+            refresh_token=Secret(self._seal.open(refresh)) if refresh else None,
             expires_at=row.expires_at,
             scopes=tuple(row.scopes.split()),
             account=row.account,
@@ -117,8 +85,8 @@ class DjangoTokenStore:
         refresh = reveal(token.refresh_token)
         grant = m.OAuthGrant(
             key=key,
-            access_token=self._seal(token.access_token.reveal()),
-            refresh_token=self._seal(refresh) if refresh else None,
+            access_token=self._seal.seal(token.access_token.reveal()),
+            refresh_token=self._seal.seal(refresh) if refresh else None,
             expires_at=token.expires_at,
             scopes=" ".join(token.scopes),
             account=token.account,
