@@ -17,7 +17,6 @@ import attrs
 from ..addresses import normalise_entry
 from ..calendar.recurrence import expand
 from ..errors import InvalidInput
-from ..mime.html import safe_html
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
     EventSummary,
@@ -215,6 +214,13 @@ def effective_visibility(viewer: Viewer, channels: Iterable[tuple[str, Visibilit
     return best
 
 
+def _safe_html(html: str | None) -> str | None:
+    # the sanitiser (nh3, selectolax) loads only when someone reads HTML
+    from ..mime.html import safe_html
+
+    return safe_html(html)
+
+
 def message_view(
     message: StoredMessage, direction: Direction, visibility: Visibility
 ) -> MessageView:
@@ -228,7 +234,7 @@ def message_view(
         visibility=visibility,
         subject=message.subject if shows_subject else None,
         body=message.body if full else None,
-        html=safe_html(message.html) if full else None,
+        html=_safe_html(message.html) if full and message.html else None,
         attachments=message.attachments if full else (),
         warnings=shown_warnings(message.warnings, visibility),
     )
