@@ -21,18 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..events import (
-    EVENT_CREATED,
-    EVENT_DELETED,
-    EVENT_UPDATED,
-    MESSAGE_CREATED,
-    MESSAGE_DELETED,
-    MESSAGE_UPDATED,
     HostEvent,
     TransactionalSink,
 )
-from ..model import Event
 from ..records import Target, TargetKind
-from .outbox import EventLog, event_fingerprint, targets_of
+from .outbox import ChangeCollector, event_fingerprint
 from .sql_bulk import is_postgres
 from .sql_rows import event_from_rows
 from .sql_schema import (
@@ -65,81 +58,26 @@ __all__ = [
 #: to its commit (``pg_advisory_xact_lock``).
 OUTBOX_LOCK = 0x636C6B6F7574626F  # "clkoutbo"
 
-#: (type, pk, Message-ID or UID, thread or recurrence id, provider id)
-_Change = tuple[str, int, str, Any, str]
-
 
 @attrs.define
-class CommitEvents:
-    """Collects the host events of one ``commit_batch``.
-
-    The write path reports what it rewrote (``message`` / ``event``) and
-    which provider ids it removed (``removed``); ``finish`` runs before the
-    garbage collection and turns that into events: targets after the
-    change for what was written, and ``*.deleted`` for each of the
-    channel's copies left without an association (with its targets before).
-    """
-
-    channel_id: str
-    scope_id: str
-    log: EventLog
-    _messages: list[_Change] = attrs.Factory(list)
-    _events: list[_Change] = attrs.Factory(list)
-    _removed_messages: dict[int, str] = attrs.Factory(dict)
-    _removed_events: dict[int, str] = attrs.Factory(dict)
-
-    def message(self, created: bool, pk: int, message_id: str, thread_id: str, pid: str) -> None:
-        kind = MESSAGE_CREATED if created else MESSAGE_UPDATED
-        self._messages.append((kind, pk, message_id, thread_id, pid))
-
-    def event(self, created: bool, pk: int, event: Event) -> None:
-        kind = EVENT_CREATED if created else EVENT_UPDATED
-        self._events.append((kind, pk, event.uid, event.recurrence_id, event.provider_id))
+class CommitEvents(ChangeCollector):
+    """The host events of one ``commit_batch`` (see ``ChangeCollector``)."""
 
     def removed(self, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
         """``(pk, provider id)`` of associations the batch removed."""
-        into = self._removed_messages if table is message_assocs else self._removed_events
-        for pk, pid in rows:
-            into.setdefault(int(pk), str(pid))
+        if table is message_assocs:
+            self.removed_messages((pk, pid) for pk, pid in rows)
+        else:
+            self.removed_events((pk, pid) for pk, pid in rows)
 
     def finish(
         self, conn: Connection, dropped_messages: Collection[int], dropped_events: Collection[int]
     ) -> None:
-        gone_messages = _orphan_copies(conn, self.channel_id, dropped_messages)
-        gone_events = _orphan_events(conn, dropped_events)
-        written_m = [c for c in self._messages if c[1] not in gone_messages]
-        written_e = [c for c in self._events if c[1] not in gone_events]
-        m_targets = message_targets(
-            conn, self.channel_id, {c[1] for c in written_m} | set(gone_messages)
-        )
-        e_targets = event_targets(conn, {c[1] for c in written_e} | set(gone_events))
-        for kind, pk, mid, thread, pid in written_m:
-            self._add(kind, pid, m_targets.get(pk), message_id=mid, thread_id=thread)
-        for kind, pk, uid, rid, pid in written_e:
-            self._add(kind, pid, e_targets.get(pk), uid=uid, recurrence_id=rid)
-        created = {c[1] for c in self._messages if c[0] == MESSAGE_CREATED}
-        for pk, (mid, thread) in sorted(gone_messages.items()):
-            if pk not in created:  # written and dropped by one batch: never there
-                pid = self._removed_messages.get(pk, "")
-                fields = {"message_id": mid, "thread_id": thread}
-                self._add(MESSAGE_DELETED, pid, m_targets.get(pk), **fields)
-        created = {c[1] for c in self._events if c[0] == EVENT_CREATED}
-        for pk, (uid, rid_at) in sorted(gone_events.items()):
-            if pk not in created:
-                pid = self._removed_events.get(pk, "")
-                fields = {"uid": uid, "recurrence_id": rid_at}
-                self._add(EVENT_DELETED, pid, e_targets.get(pk), **fields)
-
-    def _add(self, kind: str, pid: str, targets: set[Target] | None, **fields: Any) -> None:
-        found, truncated = targets_of(targets or ())
-        self.log.add(
-            kind,
-            self.channel_id,
-            scope_id=self.scope_id,
-            provider_id=pid,
-            targets=found,
-            targets_truncated=truncated,
-            **fields,
+        self.emit(
+            _orphan_copies(conn, self.channel_id, dropped_messages),
+            _orphan_events(conn, dropped_events),
+            lambda pks: message_targets(conn, self.channel_id, pks),
+            lambda pks: event_targets(conn, pks),
         )
 
 

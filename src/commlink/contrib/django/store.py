@@ -166,7 +166,7 @@ class DjangoStore:
     def _changes(self, channel_id: str, scope_id: str = "") -> CommitEvents | None:
         if not self._outbox and self._on_events is None:
             return None
-        return CommitEvents(self.using, channel_id, scope_id, EventLog(self._clock()))
+        return CommitEvents(channel_id, scope_id, EventLog(self._clock()), using=self.using)
 
     def _snapshot(
         self, *, channel_id: str | None = None, key: str | None = None
