@@ -20,6 +20,7 @@ from ..errors import InvalidInput
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
     EventSummary,
+    MessageRecord,
     MessageView,
     Page,
     PageRequest,
@@ -39,6 +40,7 @@ __all__ = [
     "entry_matcher",
     "event_summary",
     "is_aware",
+    "merged_records",
     "message_after",
     "message_token",
     "message_view",
@@ -460,3 +462,16 @@ def select_occurrences(
             if key in linked_set:
                 found.append((occurrence, key))
     return found
+
+
+def merged_records(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
+    """One record per Message-ID: the last wins, but a known body is never lost."""
+    merged: dict[str, MessageRecord] = {}
+    for record in records:
+        previous = merged.get(record.message.message_id)
+        if previous is not None and record.message.body is None:
+            kept = previous.message
+            message = attrs.evolve(record.message, body=kept.body, html=kept.html)
+            record = attrs.evolve(record, message=message)
+        merged[record.message.message_id] = record
+    return merged

@@ -8,7 +8,7 @@ links into the bounded, sorted ``targets`` of an event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..records import ChannelState, Target
 __all__ = [
     "ChangeCollector",
     "EventLog",
+    "add_message_event",
     "deliver_after_commit",
     "event_fingerprint",
     "state_change",
@@ -168,6 +169,26 @@ class ChangeCollector:
             targets_truncated=truncated,
             **fields,
         )
+
+
+def add_message_event(
+    log: EventLog,
+    kind: str,
+    channel_id: str,
+    targets: Collection[Target] | None,
+    message_id: str,
+    thread_id: str,
+) -> None:
+    """Add a message event whose targets are capped like every event's."""
+    found, cut = targets_of(targets or ())
+    log.add(
+        kind,
+        channel_id,
+        message_id=message_id,
+        thread_id=thread_id,
+        targets=found,
+        targets_truncated=cut,
+    )
 
 
 def deliver_after_commit(

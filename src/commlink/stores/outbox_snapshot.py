@@ -9,7 +9,7 @@ touch (a channel's, or those naming an erased address) before it, and
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..events import (
     HostEvent,
 )
 from ..records import Target
-from .outbox import EventLog, targets_of
+from .outbox import EventLog, add_message_event, targets_of
 from .sql_bulk import is_postgres
 from .sql_outbox import event_targets, message_targets, stored_fingerprints
 from .sql_schema import among, attendees, chunks, events, message_copies, messages, participants
@@ -115,9 +115,11 @@ def changes_since(conn: Connection, before: Snapshot, at: datetime) -> list[Host
     for key in sorted(before.copies):
         mid, thread, _digest = before.copies[key]
         if key not in now_copies:
-            _add(log, MESSAGE_DELETED, key[0], before.message_targets.get(key), mid, thread)
+            add_message_event(
+                log, MESSAGE_DELETED, key[0], before.message_targets.get(key), mid, thread
+            )
         elif key in changed:
-            _add(log, MESSAGE_UPDATED, key[0], after_targets.get(key), mid, thread)
+            add_message_event(log, MESSAGE_UPDATED, key[0], after_targets.get(key), mid, thread)
     now_events: dict[int, Any] = {}
     for part in chunks(sorted(before.events)):
         now_events.update(_events(conn, [among(conn, events.c.pk, part)]))
@@ -146,22 +148,3 @@ def changes_since(conn: Connection, before: Snapshot, at: datetime) -> list[Host
                 targets_truncated=cut,
             )
     return log.events
-
-
-def _add(
-    log: EventLog,
-    kind: str,
-    channel_id: str,
-    targets: Collection[Target] | None,
-    message_id: str,
-    thread_id: str,
-) -> None:
-    found, cut = targets_of(targets or ())
-    log.add(
-        kind,
-        channel_id,
-        message_id=message_id,
-        thread_id=thread_id,
-        targets=found,
-        targets_truncated=cut,
-    )

@@ -15,18 +15,17 @@ another channel's. Deletions and garbage collection are in ``sql_delete``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput
 from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
-from .common import DAWN, event_version
+from .common import DAWN, event_version, merged_records
 from .outbox import event_fingerprint
 from .privacy import batch_keys, forgotten_skips, prepare_batch
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
@@ -207,19 +206,6 @@ def _assocs_of(
     return found
 
 
-def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
-    """One record per Message-ID: the last wins, but a known body is never lost."""
-    merged: dict[str, MessageRecord] = {}
-    for record in records:
-        previous = merged.get(record.message.message_id)
-        if previous is not None and record.message.body is None:
-            kept = previous.message
-            message = attrs.evolve(record.message, body=kept.body, html=kept.html)
-            record = attrs.evolve(record, message=message)
-        merged[record.message.message_id] = record
-    return merged
-
-
 def _write_messages(
     conn: Connection,
     batch: SyncBatch,
@@ -247,7 +233,7 @@ def _write_messages(
             key_set(conn, [r.message.provider_id for r in batch.messages]),
         )
     }
-    pks = _write_copies(conn, ch, _merged(batch.messages), touched, last_pk, changes)
+    pks = _write_copies(conn, ch, merged_records(batch.messages), touched, last_pk, changes)
     if changes is not None:
         changes.removed(message_assocs, [(a[0], pid) for pid, a in before.items()])
     rows: list[tuple[Any, ...]] = []

@@ -18,7 +18,7 @@ from django.db import connections
 
 from ...events import EVENT_DELETED, EVENT_UPDATED, MESSAGE_DELETED, MESSAGE_UPDATED, HostEvent
 from ...records import Target
-from ...stores.outbox import EventLog, targets_of
+from ...stores.outbox import EventLog, add_message_event, targets_of
 from . import models as m
 from .store_events import event_targets, message_targets, stored_fingerprints
 from .store_rows import chunked, is_postgres
@@ -105,9 +105,11 @@ def changes_since(using: str, before: Snapshot, at: datetime) -> list[HostEvent]
     for key in sorted(before.copies):
         mid, thread, _digest = before.copies[key]
         if key not in now_copies:
-            _add(log, MESSAGE_DELETED, key[0], before.message_targets.get(key), mid, thread)
+            add_message_event(
+                log, MESSAGE_DELETED, key[0], before.message_targets.get(key), mid, thread
+            )
         elif key in changed:
-            _add(log, MESSAGE_UPDATED, key[0], after_targets.get(key), mid, thread)
+            add_message_event(log, MESSAGE_UPDATED, key[0], after_targets.get(key), mid, thread)
     now_events = _events(using, before.events)
     updated = {pk for pk, v in now_events.items() if v[3] != before.events[pk][3]}
     updated_targets = event_targets(using, updated)
@@ -123,22 +125,3 @@ def changes_since(using: str, before: Snapshot, at: datetime) -> list[HostEvent]
         found, cut = targets_of(named)
         log.add(kind, channel_id, uid=uid, recurrence_id=rid, targets=found, targets_truncated=cut)
     return log.events
-
-
-def _add(
-    log: EventLog,
-    kind: str,
-    channel_id: str,
-    targets: Collection[Target] | None,
-    message_id: str,
-    thread_id: str,
-) -> None:
-    found, cut = targets_of(targets or ())
-    log.add(
-        kind,
-        channel_id,
-        message_id=message_id,
-        thread_id=thread_id,
-        targets=found,
-        targets_truncated=cut,
-    )

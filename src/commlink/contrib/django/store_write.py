@@ -11,17 +11,16 @@ nor are its participants, references or association (see
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 from django.db import connections
 
 from ...errors import InvalidInput
 from ...model import Event
 from ...records import AddressLinks, MessageRecord, SyncBatch
-from ...stores.common import DAWN, event_version
+from ...stores.common import DAWN, event_version, merged_records
 from ...stores.outbox import event_fingerprint
 from ...stores.privacy import batch_keys, forgotten_skips, prepare_batch
 from ...stores.sql_rows import (
@@ -128,19 +127,6 @@ def commit_batch(using: str, batch: SyncBatch, changes: CommitEvents | None = No
     collect(using, ch, dropped_messages, dropped_events)
 
 
-def _merged(records: Iterable[MessageRecord]) -> dict[str, MessageRecord]:
-    """One record per Message-ID: the last wins, but a known body is never lost."""
-    merged: dict[str, MessageRecord] = {}
-    for record in records:
-        previous = merged.get(record.message.message_id)
-        if previous is not None and record.message.body is None:
-            kept = previous.message
-            message = attrs.evolve(record.message, body=kept.body, html=kept.html)
-            record = attrs.evolve(record, message=message)
-        merged[record.message.message_id] = record
-    return merged
-
-
 def _write_messages(
     using: str, batch: SyncBatch, touched: set[str], changes: CommitEvents | None
 ) -> set[int]:
@@ -154,7 +140,7 @@ def _write_messages(
             "provider_id", "message_pk", "generation", "folders", "direction"
         )
         before.update((row[0], tuple(row[1:])) for row in rows)
-    pks = _write_copies(using, ch, _merged(batch.messages), touched, changes)
+    pks = _write_copies(using, ch, merged_records(batch.messages), touched, changes)
     if changes is not None:
         changes.removed_messages((a[0], pid) for pid, a in before.items())
     changed: list[m.MessageAssoc] = []
