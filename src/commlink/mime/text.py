@@ -409,13 +409,15 @@ _BLOCK_CLOSE = re.compile(rf"</(?:{_BLOCKS})[\s>]", re.IGNORECASE)
 _HIDDEN = re.compile(r"<(script|style|head|title)\b[^>]*>[^<]*", re.IGNORECASE)
 _BREAK_TAG = re.compile(rf"<(?:br|/?(?:p|li|tr|table|{_BLOCKS}))\b[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
+#: the fewest characters a block's start tag takes (``<ol>``)
+_SHORTEST_OPEN = 4
 
 
 def too_deep(html: str, limit: int = _MAX_DEPTH) -> bool:
     """Whether ``html`` nests blocks deeper than ``limit`` (too deep to build a
     tree in reasonable time)."""
-    if html.count("<") - 2 * html.count("</") <= limit:
-        return False  # cheap: most tags are closed
+    if len(html) <= _SHORTEST_OPEN * limit or html.count("<") - 2 * html.count("</") <= limit:
+        return False  # cheap: too short to open that many blocks, or most tags are closed
     opened = len(_BLOCK_OPEN.findall(html))
     return opened - len(_BLOCK_CLOSE.findall(html)) > limit
 

@@ -108,6 +108,8 @@ def match_keys(
         by_person = directory.opportunities_for([], person_ids)
 
     company_links: dict[str, Link] = {}  # one Link per company, however many keys
+    deals: dict[str, tuple[str, ...]] = {}  # a company's opportunity ids, sorted
+    deal_links: dict[tuple[str, ...], list[Link]] = {}  # shared by keys of one company
     result: list[AddressLinks] = []
     for key, person, ids in zip(keys, persons, companies_of, strict=True):
         links: list[Link] = []
@@ -119,9 +121,20 @@ def match_keys(
                 link = company_links[company_id] = Link(TargetKind.COMPANY, company_id)
             links.append(link)
         if by_company or by_person:
-            found_ids = {o.id for company_id in ids for o in by_company.get(company_id, ())}
-            if person is not None:
-                found_ids.update(o.id for o in by_person.get(person.id, ()))
-            links += [Link(TargetKind.OPPORTUNITY, o) for o in sorted(found_ids)]
+            found: tuple[str, ...] = ()
+            for company_id in ids:
+                held = deals.get(company_id)
+                if held is None:
+                    held = deals[company_id] = tuple(
+                        sorted({o.id for o in by_company.get(company_id, ())})
+                    )
+                found = held if not found else tuple(sorted({*found, *held}))
+            if person is not None and person.id in by_person:
+                found = tuple(sorted({*found, *(o.id for o in by_person[person.id])}))
+            if found:
+                shared = deal_links.get(found)
+                if shared is None:
+                    shared = deal_links[found] = [Link(TargetKind.OPPORTUNITY, o) for o in found]
+                links += shared
         result.append(AddressLinks(key=key, links=tuple(links)))
     return tuple(result)
