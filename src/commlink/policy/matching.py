@@ -121,20 +121,22 @@ def match_keys(
                 link = company_links[company_id] = Link(TargetKind.COMPANY, company_id)
             links.append(link)
         if by_company or by_person:
-            found: tuple[str, ...] = ()
+            deal_ids: tuple[str, ...] = ()
             for company_id in ids:
                 held = deals.get(company_id)
                 if held is None:
                     held = deals[company_id] = tuple(
                         sorted({o.id for o in by_company.get(company_id, ())})
                     )
-                found = held if not found else tuple(sorted({*found, *held}))
+                deal_ids = held if not deal_ids else tuple(sorted({*deal_ids, *held}))
             if person is not None and person.id in by_person:
-                found = tuple(sorted({*found, *(o.id for o in by_person[person.id])}))
-            if found:
-                shared = deal_links.get(found)
+                deal_ids = tuple(sorted({*deal_ids, *(o.id for o in by_person[person.id])}))
+            if deal_ids:
+                shared = deal_links.get(deal_ids)
                 if shared is None:
-                    shared = deal_links[found] = [Link(TargetKind.OPPORTUNITY, o) for o in found]
+                    shared = deal_links[deal_ids] = [
+                        Link(TargetKind.OPPORTUNITY, o) for o in deal_ids
+                    ]
                 links += shared
         result.append(AddressLinks(key=key, links=tuple(links)))
     return tuple(result)
