@@ -77,6 +77,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "sync": frozenset(_VALUES | {"addresses", "ports", "mime", "calendar", "policy"}),
     # opening an attachment: a store and a provider through their ports
     "attachments": frozenset(_VALUES | {"ports", "mime"}),
+    # a channel's settings, read for the command's files and the Django settings alike
+    "channel_config": frozenset(_VALUES | {"addresses", "auth", "providers"}),
 }
 _EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}
 MAY_IMPORT["contrib"] = _EVERYTHING_BUT_ROOTS

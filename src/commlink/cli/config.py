@@ -50,7 +50,6 @@ is written; a misspelt key gets a suggestion.
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -59,19 +58,10 @@ from typing import Any
 
 import attrs
 
-from ..addresses import normalise_domain, normalise_entry, parse_address
+from ..channel_config import SECRET_OPTIONS, FilePlace, Place, check_keys, parse_channel, table
 from ..credentials import MASK, Secret, redact_text, redact_url
 from ..errors import ConfigError
-from ..model import (
-    CalendarContactPolicy,
-    Channel,
-    ChannelSettings,
-    ContactPolicy,
-    FolderSelection,
-    Limits,
-    Visibility,
-)
-from ..providers.registry import PROVIDER_KINDS
+from ..model import Channel
 from .push_config import PUSH_KEYS, PushConfig, parse_push, with_push_defaults
 
 if sys.version_info >= (3, 11):
@@ -81,24 +71,8 @@ else:  # pragma: no cover
 
 __all__ = ["ChannelConfig", "Config", "absent_sqlite_file", "load_config", "parse_config"]
 
-_SETTINGS_KEYS = {
-    "id", "user", "provider", "kind", "owner", "aliases", "org_domains", "visibility",
-    "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
-    "create_companies", "sync_invites", "options", "path", "limits", "skip_details",
-}  # fmt: skip
-#: Option names whose values are secrets (kept as ``Secret``; ``_env`` and
-#: ``_file`` forms accepted).
-SECRET_OPTIONS = frozenset(
-    {
-        "password",
-        "token",
-        "access_token",
-        "refresh_token",
-        "oauth2_token",
-        "client_secret",
-        "service_account_info",
-    }
-)
+#: Accepted in a ``[[channels]]`` table and ignored: the provider decides the kind.
+_IGNORED_CHANNEL_KEYS = frozenset({"kind"})
 
 
 def _options_repr(options: Mapping[str, Any]) -> str:
@@ -164,11 +138,9 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config:
     """Validate an already-parsed configuration mapping."""
-    _known_keys(data, {"store", "channels", "tokens", "push"}, "")
-    store = data.get("store", {})
-    if not isinstance(store, Mapping):
-        raise ConfigError("must be a table", field="store")
-    _known_keys(store, {"url"}, "store")
+    check_keys(data, {"store", "channels", "tokens", "push"}, FilePlace())
+    store = table(data.get("store", {}), FilePlace("store"))
+    check_keys(store, {"url"}, FilePlace("store"))
     url = store.get("url", "sqlite:///commlink.db")
     if not isinstance(url, str) or not url:
         raise ConfigError("must be a database URL", field="store.url")
@@ -176,7 +148,9 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config
     raw_channels = data.get("channels", [])
     if not isinstance(raw_channels, list):
         raise ConfigError("must be an array of tables ([[channels]])", field="channels")
-    channels = tuple(_channel(c, f"channels[{i}]", base) for i, c in enumerate(raw_channels))
+    channels = tuple(
+        _channel(c, FilePlace(f"channels[{i}]"), base) for i, c in enumerate(raw_channels)
+    )
     seen: set[str] = set()
     for item in channels:
         if item.channel.id in seen:
@@ -186,10 +160,21 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config
     push = None
     if "push" in data:
         if isinstance(data["push"], Mapping):
-            _known_keys(data["push"], PUSH_KEYS, "push")
+            check_keys(data["push"], PUSH_KEYS, FilePlace("push"))
         push = parse_push(data["push"])
         channels = with_push_defaults(channels, push)
     return Config(url, _with_token_store(channels, url, token_key), token_key, push)
+
+
+def _channel(raw: Any, place: Place, base: Path | None) -> ChannelConfig:
+    if isinstance(raw, Mapping):
+        raw = {k: v for k, v in raw.items() if k not in _IGNORED_CHANNEL_KEYS}
+
+    def read_secret(via: str, reference: str, place: Place) -> str:
+        return _secret_from(via, reference, place, base)
+
+    channel, options = parse_channel(raw, place, base=base, read_secret=read_secret)
+    return ChannelConfig(channel, options)
 
 
 def _with_token_store(
@@ -209,170 +194,20 @@ def _with_token_store(
 
 def _token_key(raw: Any, base: Path | None) -> Secret | None:
     """The ``[tokens]`` table: ``key``, ``key_env`` or ``key_file``."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError("must be a table", field="tokens")
-    _known_keys(raw, {"key", "key_env", "key_file"}, "tokens")
+    place = FilePlace("tokens")
+    raw = table(raw, place)
+    check_keys(raw, {"key", "key_env", "key_file"}, place)
     given = [k for k in ("key", "key_env", "key_file") if k in raw]
     if len(given) > 1:
-        raise ConfigError("give one of key, key_env and key_file", field="tokens")
+        raise place.error("give one of key, key_env and key_file")
     if not given:
         return None
     value = raw[given[0]]
     if not isinstance(value, str) or not value:
-        raise ConfigError("must be a non-empty string", field=f"tokens.{given[0]}")
+        raise (place / given[0]).error("must be a non-empty string")
     if given[0] == "key":
         return Secret(value)
-    return Secret(_secret_from(given[0][4:], value, f"tokens.{given[0]}", base))
-
-
-def _channel(raw: Any, where: str, base: Path | None) -> ChannelConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("must be a table", field=where)
-    _known_keys(raw, _SETTINGS_KEYS, where)
-    channel_id = _string(raw, "id", where)
-    user = _string(raw, "user", where)
-    provider = _string(raw, "provider", where)
-    if provider not in PROVIDER_KINDS:
-        known = ", ".join(sorted(PROVIDER_KINDS))
-        raise ConfigError(
-            f"unknown provider {provider!r} (known: {known})", field=f"{where}.provider"
-        )
-    owner = parse_address(_string(raw, "owner", where))
-    if not owner.valid:
-        raise ConfigError(f"not a valid address: {raw['owner']!r}", field=f"{where}.owner")
-    aliases = frozenset(_address(a, f"{where}.aliases") for a in _strings(raw, "aliases", where))
-    domains = frozenset(
-        _domain(d, f"{where}.org_domains") for d in _strings(raw, "org_domains", where)
-    )
-    blocklist = frozenset(
-        _entry(e, f"{where}.blocklist") for e in _strings(raw, "blocklist", where)
-    )
-    folders = raw.get("folders", {})
-    if not isinstance(folders, Mapping) or set(folders) - {"include", "exclude"}:
-        raise ConfigError("must be a table with include and exclude", field=f"{where}.folders")
-    selection = FolderSelection(
-        include=frozenset(_strings(folders, "include", f"{where}.folders")),
-        exclude=frozenset(_strings(folders, "exclude", f"{where}.folders")),
-    )
-    settings = ChannelSettings(
-        owner=owner.key,
-        aliases=aliases,
-        org_domains=domains,
-        visibility=_enum(Visibility, raw, "visibility", where, Visibility.FULL),
-        contact_policy=_enum(ContactPolicy, raw, "contact_policy", where, ContactPolicy.SENT),
-        calendar_contact_policy=_enum(
-            CalendarContactPolicy,
-            raw,
-            "calendar_contact_policy",
-            where,
-            CalendarContactPolicy.AS_PARTICIPANT,
-        ),
-        folders=selection,
-        sync_internal=_bool(raw, "sync_internal", where, False),
-        blocklist=blocklist,
-        create_companies=_bool(raw, "create_companies", where, True),
-        sync_invites=_bool(raw, "sync_invites", where, False),
-        skip_details=_bool(raw, "skip_details", where, False),
-        limits=_limits(raw.get("limits", {}), f"{where}.limits"),
-    )
-    kind = PROVIDER_KINDS[provider]
-    raw_options = raw.get("options", {})
-    if not isinstance(raw_options, Mapping):
-        raise ConfigError("must be a table", field=f"{where}.options")
-    options = _options(raw_options, f"{where}.options", base)
-    if "oauth" in options:
-        _check_oauth(options, provider, settings.visibility, f"{where}.options")
-    if "path" in raw:
-        path = Path(_string(raw, "path", where)).expanduser()
-        if base is not None and not path.is_absolute():
-            path = base / path
-        if not path.exists():
-            raise ConfigError(f"no such file or folder: {path}", field=f"{where}.path")
-        options["path"] = str(path)
-    elif provider in ("mbox", "maildir", "ics"):
-        raise ConfigError("is required for file providers", field=f"{where}.path")
-    return ChannelConfig(Channel(channel_id, user, kind, provider, settings), options)
-
-
-def _check_oauth(
-    options: Mapping[str, Any], provider: str, visibility: Visibility, where: str
-) -> None:
-    """An OAuth channel names a known identity provider that serves its
-    provider, and the app's client id."""
-    from ..auth.options import identity_of
-    from ..auth.scopes import scopes_for
-
-    try:
-        identity = identity_of(options)
-        scopes_for(provider, visibility, identity=identity)
-    except ConfigError as exc:
-        raise ConfigError(str(exc).removeprefix("oauth: "), field=f"{where}.oauth") from None
-    client_id = options.get("client_id")
-    if not isinstance(client_id, str) or not client_id.strip():
-        raise ConfigError("is required with oauth", field=f"{where}.client_id")
-    key = options.get("token_key")
-    if key is not None and (not isinstance(key, str) or not key.strip()):
-        raise ConfigError("must be a non-empty string", field=f"{where}.token_key")
-
-
-def _string(raw: Mapping[str, Any], key: str, where: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError("is required and must be a non-empty string", field=f"{where}.{key}")
-    return value.strip()
-
-
-def _strings(raw: Mapping[str, Any], key: str, where: str) -> list[str]:
-    value = raw.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError("must be a list of strings", field=f"{where}.{key}")
-    return value
-
-
-def _bool(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError("must be true or false", field=f"{where}.{key}")
-    return value
-
-
-def _enum(kind: Any, raw: Mapping[str, Any], key: str, where: str, default: Any) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise ConfigError(f"must be one of {allowed}", field=f"{where}.{key}") from None
-
-
-def _address(text: str, field: str) -> str:
-    address = parse_address(text)
-    if not address.valid:
-        raise ConfigError(f"not a valid address: {text!r}", field=field)
-    return address.key
-
-
-def _domain(text: str, field: str) -> str:
-    domain = normalise_domain(text)
-    if not domain or "." not in domain:
-        raise ConfigError(f"not a valid domain: {text!r}", field=field)
-    return domain
-
-
-def _entry(text: str, field: str) -> str:
-    entry = normalise_entry(text)
-    if not entry:
-        raise ConfigError(f"not an address or @domain: {text!r}", field=field)
-    return entry
-
-
-def _known_keys(raw: Mapping[str, Any], known: set[str] | frozenset[str], where: str) -> None:
-    for key in sorted(set(raw) - set(known)):
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown setting {key!r}{hint}", field=where or None)
+    return Secret(_secret_from(given[0][4:], value, place / given[0], base))
 
 
 def _sqlite_relative(url: str, base: Path | None) -> str:
@@ -389,41 +224,13 @@ def _sqlite_relative(url: str, base: Path | None) -> str:
     return f"{prefix}{resolved}{sep}{query}"
 
 
-def _limits(raw: Any, where: str) -> Limits:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("must be a table", field=where)
-    known = {f.name for f in attrs.fields(Limits)}
-    _known_keys(raw, known, where)
-    for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError("must be a positive whole number", field=f"{where}.{key}")
-    return Limits(**raw)
-
-
-def _options(raw: Mapping[str, Any], where: str, base: Path | None) -> dict[str, Any]:
-    """Provider options with secrets resolved (``<name>_env``, ``<name>_file``)
-    and held as ``Secret``."""
-    options: dict[str, Any] = {}
-    for key, value in raw.items():
-        name, _, via = key.rpartition("_")
-        if via in ("env", "file") and name in SECRET_OPTIONS:
-            if name in raw:
-                raise ConfigError(f"give {name} or {key}, not both", field=f"{where}.{key}")
-            if not isinstance(value, str) or not value:
-                raise ConfigError("must be a non-empty string", field=f"{where}.{key}")
-            options[name] = Secret(_secret_from(via, value, f"{where}.{key}", base))
-        elif key in SECRET_OPTIONS and isinstance(value, str):
-            options[key] = Secret(value)
-        else:
-            options[key] = value
-    return options
-
-
-def _secret_from(via: str, reference: str, field: str, base: Path | None) -> str:
+def _secret_from(via: str, reference: str, place: Place, base: Path | None) -> str:
+    """A secret given by reference: an environment variable (``via`` ``"env"``)
+    or a file, relative to ``base`` (``"file"``)."""
     if via == "env":
         value = os.environ.get(reference)
         if not value:
-            raise ConfigError(f"environment variable {reference} is not set", field=field)
+            raise place.error(f"environment variable {reference} is not set")
         return value
     path = Path(reference).expanduser()
     if base is not None and not path.is_absolute():
@@ -431,7 +238,7 @@ def _secret_from(via: str, reference: str, field: str, base: Path | None) -> str
     try:
         value = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", field=field) from None
+        raise place.error(f"cannot read {path}: {exc.strerror or exc}") from None
     if not value:
-        raise ConfigError(f"{path} is empty", field=field)
+        raise place.error(f"{path} is empty")
     return value

@@ -15,48 +15,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ...addresses import address_key, normalise_domain, normalise_entry, parse_address
-from ...auth.options import identity_of
+from ...channel_config import SettingsPlace, check_keys, parse_channel, strings, table
 from ...credentials import Secret
 from ...errors import ConfigError
-from ...model import (
-    CalendarContactPolicy,
-    Channel,
-    ChannelSettings,
-    ContactPolicy,
-    FolderSelection,
-    Limits,
-    Visibility,
-)
+from ...model import Channel
 from ...providers.google.push import GOOGLE_CERTS_URL
-from ...providers.registry import PROVIDER_KINDS
 
 __all__ = ["ChannelsConfig", "ConfiguredChannel", "PushSettings", "parse_channels"]
 
-_CHANNEL_KEYS = frozenset(
-    {
-        "id", "user", "provider", "owner", "aliases", "org_domains", "visibility",
-        "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
-        "create_companies", "sync_invites", "options", "path", "limits", "skip_details",
-    }
-)  # fmt: skip
-#: option names whose values are secrets
-SECRET_OPTIONS = frozenset(
-    {
-        "password",
-        "token",
-        "access_token",
-        "refresh_token",
-        "oauth2_token",
-        "client_secret",
-        "service_account_info",
-    }
-)
 _PUSH_KEYS = frozenset(
     {
         "public_url",
@@ -112,7 +82,9 @@ def parse_channels(raw: Any, tokens: Any = None, push: Any = None) -> ChannelsCo
     """Check ``CHANNELS`` (a list of dicts), ``TOKENS`` and ``PUSH``."""
     if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
         raise ConfigError('settings.COMMLINK["CHANNELS"] must be a list of dicts')
-    channels = [_channel(item, f'COMMLINK["CHANNELS"][{i}]') for i, item in enumerate(raw)]
+    channels = [
+        _channel(item, SettingsPlace(f'COMMLINK["CHANNELS"][{i}]')) for i, item in enumerate(raw)
+    ]
     seen: set[str] = set()
     for item in channels:
         if item.channel.id in seen:
@@ -124,64 +96,8 @@ def parse_channels(raw: Any, tokens: Any = None, push: Any = None) -> ChannelsCo
     return ChannelsConfig(tuple(channels), _token_key(tokens), settings)
 
 
-def _channel(raw: Any, where: str) -> ConfiguredChannel:
-    table = _table(raw, where)
-    _known(table, _CHANNEL_KEYS, where)
-    provider = _text(table, "provider", where)
-    if provider not in PROVIDER_KINDS:
-        known = ", ".join(sorted(PROVIDER_KINDS))
-        raise ConfigError(f'{where}["provider"]: unknown {provider!r} (known: {known})')
-    owner = parse_address(_text(table, "owner", where))
-    if not owner.valid:
-        raise ConfigError(f'{where}["owner"]: not a valid address')
-    folders = _table(table.get("folders", {}), f'{where}["folders"]')
-    _known(folders, {"include", "exclude"}, f'{where}["folders"]')
-    settings = ChannelSettings(
-        owner=owner.key,
-        aliases=frozenset(_each(table, "aliases", where, lambda a: parse_address(a).key)),
-        org_domains=frozenset(_each(table, "org_domains", where, _domain)),
-        visibility=_enum(Visibility, table, "visibility", where, Visibility.FULL),
-        contact_policy=_enum(ContactPolicy, table, "contact_policy", where, ContactPolicy.SENT),
-        calendar_contact_policy=_enum(
-            CalendarContactPolicy,
-            table,
-            "calendar_contact_policy",
-            where,
-            CalendarContactPolicy.AS_PARTICIPANT,
-        ),
-        folders=FolderSelection(
-            include=frozenset(_each(folders, "include", where, str)),
-            exclude=frozenset(_each(folders, "exclude", where, str)),
-        ),
-        sync_internal=_flag(table, "sync_internal", where, False),
-        blocklist=frozenset(_each(table, "blocklist", where, normalise_entry)),
-        create_companies=_flag(table, "create_companies", where, True),
-        sync_invites=_flag(table, "sync_invites", where, False),
-        skip_details=_flag(table, "skip_details", where, False),
-        limits=_limits(table.get("limits", {}), f'{where}["limits"]'),
-    )
-    options = {
-        key: Secret(value) if key in SECRET_OPTIONS and isinstance(value, str) else value
-        for key, value in _table(table.get("options", {}), f'{where}["options"]').items()
-    }
-    try:
-        identity_of(options)
-    except ConfigError as exc:
-        raise ConfigError(f'{where}["options"]["oauth"]: {exc}') from None
-    if "path" in table:
-        path = Path(_text(table, "path", where)).expanduser()
-        if not path.exists():
-            raise ConfigError(f'{where}["path"]: no such file or folder: {path}')
-        options["path"] = str(path)
-    elif provider in ("mbox", "maildir", "ics"):
-        raise ConfigError(f'{where}["path"] is required for file providers')
-    channel = Channel(
-        _text(table, "id", where),
-        _text(table, "user", where),
-        PROVIDER_KINDS[provider],
-        provider,
-        settings,
-    )
+def _channel(raw: Any, place: SettingsPlace) -> ConfiguredChannel:
+    channel, options = parse_channel(raw, place)
     return ConfiguredChannel(channel, options)
 
 
@@ -204,16 +120,17 @@ def _with_push_defaults(item: ConfiguredChannel, push: PushSettings) -> Configur
 
 def _push(raw: Any) -> PushSettings:
     where = 'COMMLINK["PUSH"]'
-    table = _table(raw, where)
-    _known(table, _PUSH_KEYS, where)
-    public_url = table.get("public_url")
+    place = SettingsPlace(where)
+    settings = table(raw, place)
+    check_keys(settings, _PUSH_KEYS, place)
+    public_url = settings.get("public_url")
     if public_url is not None and (
         not isinstance(public_url, str) or not public_url.startswith(("https://", "http://"))
     ):
         raise ConfigError(f'{where}["public_url"] must be the http(s) URL of the include')
-    accounts = tuple(_each(table, "gmail_service_accounts", where, str))
-    topic = table.get("gmail_topic")
-    audience = table.get("gmail_audience")
+    accounts = tuple(strings(settings, "gmail_service_accounts", place))
+    topic = settings.get("gmail_topic")
+    audience = settings.get("gmail_audience")
     if topic is not None and not accounts:
         raise ConfigError(
             f'{where}["gmail_service_accounts"] is required with gmail_topic: only tokens '
@@ -223,7 +140,7 @@ def _push(raw: Any) -> PushSettings:
         if public_url is None:
             raise ConfigError(f'{where}["gmail_audience"] is required without public_url')
         audience = public_url.rstrip("/") + PUSH_PATHS["gmail"]
-    minutes = table.get("renew_every_minutes", 30)
+    minutes = settings.get("renew_every_minutes", 30)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 1440:
         raise ConfigError(f'{where}["renew_every_minutes"] must be 1 to 1440')
     return PushSettings(
@@ -231,7 +148,7 @@ def _push(raw: Any) -> PushSettings:
         gmail_topic=topic,
         gmail_audience=audience,
         gmail_service_accounts=accounts,
-        gmail_certs_url=table.get("gmail_certs_url") or GOOGLE_CERTS_URL,
+        gmail_certs_url=settings.get("gmail_certs_url") or GOOGLE_CERTS_URL,
         renew_every=timedelta(minutes=minutes),
     )
 
@@ -241,16 +158,17 @@ def _token_key(raw: Any) -> Secret | None:
     if raw is None:
         return None
     where = 'COMMLINK["TOKENS"]'
-    table = _table(raw, where)
-    _known(table, {"key", "key_env"}, where)
-    if "key" in table and "key_env" in table:
+    place = SettingsPlace(where)
+    settings = table(raw, place)
+    check_keys(settings, {"key", "key_env"}, place)
+    if "key" in settings and "key_env" in settings:
         raise ConfigError(f"{where}: give key or key_env, not both")
-    if "key_env" in table:
-        value = os.environ.get(str(table["key_env"]), "")
+    if "key_env" in settings:
+        value = os.environ.get(str(settings["key_env"]), "")
         if not value:
-            raise ConfigError(f'{where}["key_env"]: the variable {table["key_env"]} is not set')
+            raise ConfigError(f'{where}["key_env"]: the variable {settings["key_env"]} is not set')
         return Secret(value)
-    key = table.get("key")
+    key = settings.get("key")
     if key is None:
         return None
     if isinstance(key, Secret):
@@ -258,71 +176,3 @@ def _token_key(raw: Any) -> Secret | None:
     if not isinstance(key, str) or not key:
         raise ConfigError(f'{where}["key"] must be a Fernet key')
     return Secret(key)
-
-
-def _limits(raw: Any, where: str) -> Limits:
-    table = _table(raw, where)
-    _known(table, {f.name for f in attrs.fields(Limits)}, where)
-    for key, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f'{where}["{key}"] must be a whole number')
-    try:
-        return Limits(**table)
-    except (ConfigError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _table(raw: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} must be a dict")
-    return raw
-
-
-def _known(raw: Mapping[str, Any], known: frozenset[str] | set[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}")
-
-
-def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f'{where}["{key}"] must be a non-empty string')
-    return value.strip()
-
-
-def _each(raw: Mapping[str, Any], key: str, where: str, convert: Any) -> list[Any]:
-    values = raw.get(key, [])
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        raise ConfigError(f'{where}["{key}"] must be a list of strings')
-    found = []
-    for value in values:
-        converted = convert(value) if isinstance(value, str) else ""
-        if not converted:
-            raise ConfigError(f'{where}["{key}"]: not valid: {value!r}')
-        found.append(converted)
-    return found
-
-
-def _domain(text: str) -> str:
-    """A domain mail can come from, normalised; ``""`` otherwise."""
-    domain = normalise_domain(text)
-    return domain if domain and address_key(f"x@{domain}") else ""
-
-
-def _flag(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f'{where}["{key}"] must be True or False')
-    return value
-
-
-def _enum(kind: Any, raw: Mapping[str, Any], key: str, where: str, default: Any) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    try:
-        return kind(str(value).lower())
-    except ValueError:
-        known = ", ".join(m.value for m in kind)
-        raise ConfigError(f'{where}["{key}"]: {value!r} is not one of {known}') from None
