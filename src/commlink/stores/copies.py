@@ -24,15 +24,23 @@ Both reference stores call these pure functions; a host store can too.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
 
-from ..model import Channel, Event, Visibility
+from ..model import Channel, Direction, Event, Visibility
 from ..policy.filters import rules_for
-from ..records import EventSummary, Viewer, Window
-from .common import EventKey, StoredMessage, event_summary, select_occurrences
+from ..records import EventSummary, MessageView, Page, ThreadSummary, Viewer, Window
+from .common import (
+    EventKey,
+    StoredMessage,
+    event_summary,
+    message_view,
+    select_occurrences,
+    summarise_thread,
+    thread_token,
+)
 
 __all__ = [
     "Holder",
@@ -40,8 +48,10 @@ __all__ = [
     "choose",
     "holder_of",
     "meeting_summaries",
+    "message_views",
     "organizer_key",
     "seen_messages",
+    "timeline_page",
 ]
 
 
@@ -105,6 +115,44 @@ def seen_messages(viewer: Viewer, copies: Iterable[tuple[Holder, StoredMessage]]
             seen.append(Seen(held[holder.channel_id][1], visibility, holder.channel_id))
     seen.sort(key=lambda s: (s.message.date, s.message.message_id))
     return seen
+
+
+def timeline_page(
+    viewer: Viewer,
+    order: Sequence[tuple[datetime, str]],
+    limit: int,
+    copies: Mapping[str, Iterable[tuple[Holder, StoredMessage]]],
+) -> Page[ThreadSummary]:
+    """A timeline page as ``viewer`` sees it.
+
+    ``order`` holds up to ``limit + 1`` ``(last_at, thread id)`` rows, newest
+    first; ``copies`` every copy of the first ``limit`` threads' messages,
+    by thread. A thread the viewer sees nothing of is left out of the page.
+    """
+    chosen = order[:limit]
+    items = []
+    for _, thread_id in chosen:
+        seen = seen_messages(viewer, copies.get(thread_id, ()))
+        if seen:
+            messages_seen = [s.message for s in seen]
+            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
+    token = thread_token(*chosen[-1]) if len(order) > limit else None
+    return Page(items=tuple(items), next=token)
+
+
+def message_views(
+    seen: Iterable[Seen], directions: Mapping[tuple[str, str], Direction]
+) -> tuple[MessageView, ...]:
+    """The views of chosen copies; ``directions`` holds the direction of a
+    message in a channel by ``(Message-ID, channel id)`` (incoming when missing)."""
+    return tuple(
+        message_view(
+            s.message,
+            directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
+            s.visibility,
+        )
+        for s in seen
+    )
 
 
 def organizer_key(event: Event) -> str:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .common import parse_entries
-from .sql_bulk import among_sql, fetch, key_set, mark, run
+from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run
 from .sql_schema import (
     THREAD_TARGETS_FILL,
     address_links,
@@ -68,9 +68,20 @@ def threads_of_keys(conn: Connection, keys: Collection[str]) -> set[str]:
     return found
 
 
+#: On PostgreSQL a commit of another channel touching the same thread may
+#: write its rows between the delete and the insert of a refresh: each saw
+#: its own copies, so the later time of the two is the thread's (SQLite
+#: serialises writers).
+_LATER_TIME_WINS = (
+    " ON CONFLICT (kind, target_id, thread_id) DO UPDATE "
+    f"SET last_at = GREATEST({thread_targets.name}.last_at, excluded.last_at)"
+)
+
+
 def refresh_threads(conn: Connection, thread_ids: Collection[str]) -> None:
     """Rebuild the timeline rows (``thread_targets``) of these threads from
     their messages, participants and the address links."""
+    upsert = _LATER_TIME_WINS if is_postgres(conn) else ""
     for part in chunks(sorted(set(thread_ids))):
         keys = key_set(conn, part)
         run(
@@ -80,7 +91,7 @@ def refresh_threads(conn: Connection, thread_ids: Collection[str]) -> None:
             keys,
         )
         threads = among_sql(conn, messages.c.thread_id, "m")
-        fill = THREAD_TARGETS_FILL.format(where=threads, threads=threads)
+        fill = THREAD_TARGETS_FILL.format(where=threads, threads=threads) + upsert
         run(conn, fill, keys, keys)
 
 

@@ -10,17 +10,21 @@ they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..credentials import Secret, reveal
+from ..credentials import Secret
 from ..records import OAuthToken, PushSubscription
+from .credential_rows import (
+    grant_from_row,
+    grant_values,
+    subscription_from_row,
+    subscription_values,
+)
 from .sql_schema import database_errors, engine_lock, ensure_schema, prepare_engine, store_error
 from .sql_tables import oauth_tokens, push_subscriptions
 from .token_seal import TokenSeal, generate_token_key
@@ -75,27 +79,10 @@ class SqlTokenStore(_Sql):
     def load_token(self, key: str) -> OAuthToken | None:
         with self._tx(write=False) as conn:
             row = conn.execute(sa.select(oauth_tokens).where(oauth_tokens.c.key == key)).first()
-        if row is None:
-            return None
-        refresh = row.refresh_token
-        return OAuthToken(
-            access_token=Secret(self._seal.open(row.access_token)),
-            refresh_token=Secret(self._seal.open(refresh)) if refresh else None,
-            expires_at=row.expires_at,
-            scopes=tuple(row.scopes.split()),
-            account=row.account,
-        )
+        return None if row is None else grant_from_row(row, self._seal)
 
     def save_token(self, key: str, token: OAuthToken) -> None:
-        refresh = reveal(token.refresh_token)
-        values = {
-            "access_token": self._seal.seal(token.access_token.reveal()),
-            "refresh_token": self._seal.seal(refresh) if refresh else None,
-            "expires_at": token.expires_at,
-            "scopes": " ".join(token.scopes),
-            "account": token.account,
-            "updated_at": self._clock(),
-        }
+        values = grant_values(token, self._seal, self._clock())
         with self._tx(write=True) as conn:
             done = conn.execute(
                 sa.update(oauth_tokens).where(oauth_tokens.c.key == key).values(**values)
@@ -108,33 +95,12 @@ class SqlTokenStore(_Sql):
             conn.execute(sa.delete(oauth_tokens).where(oauth_tokens.c.key == key))
 
 
-def _sub_from_row(row: Any) -> PushSubscription:
-    return PushSubscription(
-        id=row.id,
-        channel_id=row.channel_id,
-        provider=row.provider,
-        resource=row.resource,
-        expires_at=row.expires_at,
-        account=row.account,
-        secret=Secret(row.secret) if row.secret else None,
-        data=json.loads(row.data) if row.data else {},
-    )
-
-
 class SqlSubscriptionStore(_Sql):
     """A ``SubscriptionStore`` on the ``commlink_push_subscriptions`` table."""
 
     def save_subscription(self, subscription: PushSubscription) -> None:
         t = push_subscriptions
-        values = {
-            "channel_id": subscription.channel_id,
-            "provider": subscription.provider,
-            "resource": subscription.resource,
-            "expires_at": subscription.expires_at,
-            "account": subscription.account,
-            "secret": reveal(subscription.secret),
-            "data": json.dumps(dict(subscription.data), sort_keys=True),
-        }
+        values = subscription_values(subscription)
         with self._tx(write=True) as conn:
             done = conn.execute(sa.update(t).where(t.c.id == subscription.id).values(**values))
             if not done.rowcount:
@@ -144,7 +110,7 @@ class SqlSubscriptionStore(_Sql):
         t = push_subscriptions
         with self._tx(write=False) as conn:
             row = conn.execute(sa.select(t).where(t.c.id == subscription_id)).first()
-        return None if row is None else _sub_from_row(row)
+        return None if row is None else subscription_from_row(row)
 
     def subscriptions(
         self,
@@ -165,7 +131,7 @@ class SqlSubscriptionStore(_Sql):
         if expiring_before is not None:
             query = query.where(t.c.expires_at < expiring_before)
         with self._tx(write=False) as conn:
-            return [_sub_from_row(r) for r in conn.execute(query)]
+            return [subscription_from_row(r) for r in conn.execute(query)]
 
     def delete_subscription(self, subscription_id: str) -> None:
         t = push_subscriptions

@@ -31,15 +31,12 @@ from .common import (
     StoredMessage,
     message_after,
     message_token,
-    message_view,
     page_events,
     resolve_threads,
-    summarise_thread,
     thread_after,
-    thread_token,
     validate_page,
 )
-from .copies import Holder, Seen, meeting_summaries, seen_messages
+from .copies import Holder, Seen, meeting_summaries, message_views, seen_messages, timeline_page
 from .sql_bulk import among_sql, fetch, key_set, mark
 from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
@@ -189,16 +186,8 @@ def timeline(
         )
     query = query.order_by(tt.last_at.desc(), tt.thread_id.desc()).limit(page.limit + 1)
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
-    chosen = order[: page.limit]
-    copies = _copies(conn, [tid for _, tid in chosen], bodies=False)
-    items = []
-    for _, thread_id in chosen:
-        seen = seen_messages(viewer, copies.get(thread_id, ()))
-        if seen:
-            messages_seen = [s.message for s in seen]
-            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
-    token = thread_token(*chosen[-1]) if len(order) > page.limit else None
-    return Page(items=tuple(items), next=token)
+    copies = _copies(conn, [tid for _, tid in order[: page.limit]], bodies=False)
+    return timeline_page(viewer, order, page.limit, copies)
 
 
 def thread(
@@ -227,14 +216,7 @@ def _views(conn: Connection, seen: Sequence[Seen]) -> tuple[MessageView, ...]:
         )
         for mid, channel_id, direction in rows:
             directions.setdefault((mid, channel_id), Direction(direction))
-    return tuple(
-        message_view(
-            s.message,
-            directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
-            s.visibility,
-        )
-        for s in seen
-    )
+    return message_views(seen, directions)
 
 
 def _code_order(conn: Connection, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:

@@ -23,10 +23,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput
-from ..model import Event
 from ..records import AddressLinks, MessageRecord, SyncBatch
-from .common import DAWN, event_version, merged_records
-from .outbox import event_fingerprint
+from .batch_plan import (
+    REF_COLUMNS,
+    EventRowKey,
+    assoc_changes,
+    event_assoc_pairs,
+    link_changes,
+    merged_events,
+    newer_events,
+    plan_copies,
+    ref_tuples,
+    report_copies,
+    report_events,
+    stored_versions,
+    wanted_links,
+)
+from .common import merged_records
 from .privacy import batch_keys, forgotten_skips, prepare_batch
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_delete import collect, delete_assocs, pk_column, refresh_threads, threads_of_keys
@@ -36,12 +49,9 @@ from .sql_rows import (
     PARTICIPANT_COLUMNS,
     SKIP_COLUMNS,
     attendee_rows,
-    content_hash,
     copy_tuple,
     event_row,
-    folders_json,
     participant_tuples,
-    rid_key,
     settings_from_json,
     skip_tuple,
 )
@@ -236,21 +246,11 @@ def _write_messages(
     pks = _write_copies(conn, ch, merged_records(batch.messages), touched, last_pk, changes)
     if changes is not None:
         changes.removed(message_assocs, [(a[0], pid) for pid, a in before.items()])
-    rows: list[tuple[Any, ...]] = []
-    folder_lists: dict[tuple[str, ...], str] = {}  # a batch's messages share a few
-    for record in batch.messages:
-        msg = record.message
-        folders = folder_lists.get(msg.folders)
-        if folders is None:
-            folders = folder_lists[msg.folders] = folders_json(msg.folders)
-        assoc = (pks[msg.message_id], gen, folders, record.direction.value)
-        if before.get(msg.provider_id) != assoc:
-            rows.append((ch, sc, msg.provider_id, *assoc))
     write_rows(
         conn,
         message_assocs,
         _ASSOC_COLUMNS,
-        rows,
+        [(ch, sc, pid, *assoc) for pid, assoc in assoc_changes(batch.messages, pks, gen, before)],
         conflict=_ASSOC_COLUMNS[:3],
         update=_ASSOC_COLUMNS[3:],
     )
@@ -283,29 +283,19 @@ def _write_copies(
     pks = {mid: pk for mid, (pk, _thread, _digest) in stored.items()}
     threads = {mid: thread for mid, (_pk, thread, _digest) in stored.items()}
     copies = {mid: digest for mid, (_pk, _thread, digest) in stored.items()}
-    logical = [mid for mid, record in merged.items() if threads.get(mid) != record.thread_id]
-    digests = {mid: content_hash(record) for mid, record in merged.items()}
-    changed = [mid for mid, digest in digests.items() if copies.get(mid) != digest]
-    if not logical and not changed:
-        return pks
-    for mid in {*logical, *changed}:
-        touched.add(merged[mid].thread_id)
-        if mid in threads:
-            touched.add(threads[mid])
-    if logical:
-        pks.update(_write_logical(conn, merged, logical, pks, last_pk))
-    if changes is not None:
-        for mid in changed:
-            record = merged[mid]
-            created = copies.get(mid) is None
-            changes.message(created, pks[mid], mid, record.thread_id, record.message.provider_id)
+    plan = plan_copies(merged, threads, copies)
+    touched |= plan.touched
+    if plan.logical:
+        pks.update(_write_logical(conn, merged, plan.logical, pks, last_pk))
+    report_copies(changes, plan, merged, pks, copies)
+    changed = plan.changed
     if not changed:
         return pks
     write_rows(
         conn,
         message_copies,
         COPY_COLUMNS,
-        [copy_tuple(pks[mid], channel_id, merged[mid], digests[mid]) for mid in changed],
+        [copy_tuple(pks[mid], channel_id, merged[mid], plan.digests[mid]) for mid in changed],
         conflict=("message_pk", "channel_id"),
         update=_COPY_UPDATE,
     )
@@ -323,12 +313,10 @@ def _write_copies(
     refs: list[tuple[Any, ...]] = []
     for mid in changed:
         record = merged[mid]
-        pk, msg = pks[mid], record.message
-        people.extend(participant_tuples(pk, channel_id, msg.participants))
-        chain = (*msg.in_reply_to, *msg.references, *record.thread_keys)
-        refs.extend((pk, channel_id, i, ref) for i, ref in enumerate(chain))
+        people.extend(participant_tuples(pks[mid], channel_id, record.message.participants))
+        refs.extend(ref_tuples(pks[mid], channel_id, record))
     write_rows(conn, participants, PARTICIPANT_COLUMNS, people)
-    write_rows(conn, message_refs, ("message_pk", "channel_id", "pos", "ref_id"), refs)
+    write_rows(conn, message_refs, REF_COLUMNS, refs)
     fresh = [pks[mid] for mid in changed if serialised and copies.get(mid) is None]
     index_written(conn, channel_id, [(pks[mid], merged[mid].message) for mid in changed], fresh)
     return pks
@@ -378,24 +366,16 @@ def _write_events(
     Returns the events that lost an association to a re-committed provider id.
     """
     ch = batch.channel_id
-    merged: dict[tuple[str, str], Event] = {}
-    for record in batch.events:
-        key = (record.event.uid, rid_key(record.event.recurrence_id))
-        if key not in merged or event_version(record.event) >= event_version(merged[key]):
-            merged[key] = record.event
-    # the channel's copy stays when more recent than the incoming one
-    # (SEQUENCE, then update time), whatever order they are committed in
-    stored: dict[tuple[str, str], tuple[int, tuple[int, datetime]]] = {}
+    merged = merged_events(batch.events)
+    stored: dict[EventRowKey, tuple[int, tuple[int, datetime]]] = {}
     for part in chunks(sorted({uid for uid, _ in merged})):
         rows = conn.execute(
             sa.select(
                 events.c.pk, events.c.uid, events.c.rid_key, events.c.sequence, events.c.updated
             ).where(among(conn, events.c.uid, part), events.c.channel_id == ch)
         )
-        for pk, uid, rid, sequence, updated in rows:
-            if (uid, rid) in merged:
-                stored[(uid, rid)] = (int(pk), (int(sequence), updated or DAWN))
-    newer = {k: e for k, e in merged.items() if k not in stored or event_version(e) >= stored[k][1]}
+        stored.update(stored_versions(rows, merged))
+    newer = newer_events(merged, stored)
     before: dict[int, tuple[Any, ...]] = {}
     if changes is not None:
         before = stored_fingerprints(conn, [stored[k][0] for k in newer if k in stored])
@@ -406,7 +386,7 @@ def _write_events(
         ["uid", "rid_key", "channel_id"],
         [c.name for c in events.columns if c.name not in ("pk", "uid", "rid_key", "channel_id")],
     )
-    pks: dict[tuple[str, str], int] = {k: pk for k, (pk, _) in stored.items()}
+    pks: dict[EventRowKey, int] = {k: pk for k, (pk, _) in stored.items()}
     missing = sorted({uid for uid, rid in newer if (uid, rid) not in pks})
     for part in chunks(missing):
         created = conn.execute(
@@ -416,11 +396,7 @@ def _write_events(
         )
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
     rewritten = sorted(pks[k] for k in newer)
-    if changes is not None:
-        for key, event in newer.items():
-            old = before.get(pks[key])
-            if old is None or old != event_fingerprint(event):
-                changes.event(old is None, pks[key], event)
+    report_events(changes, newer, pks, before)
     for pk_part in chunks(rewritten):
         conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, pk_part)))
     # driver-level executemany of tuples, as for messages: no per-row work in SQLAlchemy
@@ -446,10 +422,7 @@ def _write_events(
         dropped.update(int(pk) for pk, _pid in gone)
         if changes is not None:
             changes.removed(event_assocs, gone)
-    assoc_rows = {
-        (r.event.provider_id, pks[(r.event.uid, rid_key(r.event.recurrence_id))])
-        for r in batch.events
-    }
+    assoc_rows = event_assoc_pairs(batch.events, pks)
     write_rows(
         conn,
         event_assocs,
@@ -506,23 +479,20 @@ def replace_links(
     """
     if not changes:
         return set()
-    latest = {c.key: c for c in changes}  # the last change of a key wins
-    wanted = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
+    keys, wanted = wanted_links(changes)
     found = fetch(
         conn,
         f"SELECT key, kind, target_id FROM {address_links.name} "
         f"WHERE {among_sql(conn, address_links.c.key)}",
-        key_set(conn, sorted(latest)),
+        key_set(conn, keys),
     )
-    stored = {(key, kind, target) for key, kind, target in found}
-    gone = sorted(stored - wanted)
+    gone, added, changed = link_changes(wanted, {(key, kind, t) for key, kind, t in found})
     if gone:
         m = mark(conn)
         conn.exec_driver_sql(
             f"DELETE FROM {address_links.name} WHERE key = {m} AND kind = {m} AND target_id = {m}",
             gone,
         )
-    added = sorted(wanted - stored)
     write_rows(
         conn,
         address_links,
@@ -530,7 +500,6 @@ def replace_links(
         added,
         conflict=("key", "kind", "target_id"),
     )
-    changed = {key for key, _, _ in gone} | {key for key, _, _ in added}
     if refresh:
         refresh_threads(conn, threads_of_keys(conn, changed))
     return changed

@@ -31,16 +31,19 @@ from ...stores.common import (
     EventKey,
     StoredMessage,
     message_after,
-    message_view,
     page_events,
     page_messages,
     resolve_threads,
-    summarise_thread,
     thread_after,
-    thread_token,
     validate_page,
 )
-from ...stores.copies import Holder, meeting_summaries, seen_messages
+from ...stores.copies import (
+    Holder,
+    meeting_summaries,
+    message_views,
+    seen_messages,
+    timeline_page,
+)
 from ...stores.sources import chosen_source
 from ...stores.sql_rows import (
     attachments_from_json,
@@ -180,16 +183,8 @@ def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> P
             : page.limit + 1
         ]
     )
-    chosen = order[: page.limit]
-    copies = _copies(using, [tid for _, tid in chosen], bodies=False)
-    items = []
-    for _, thread_id in chosen:
-        seen = seen_messages(viewer, copies.get(thread_id, ()))
-        if seen:
-            messages_seen = [s.message for s in seen]
-            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
-    token = thread_token(*chosen[-1]) if len(order) > page.limit else None
-    return Page(items=tuple(items), next=token)
+    copies = _copies(using, [tid for _, tid in order[: page.limit]], bodies=False)
+    return timeline_page(viewer, order, page.limit, copies)
 
 
 def thread(
@@ -222,14 +217,7 @@ def thread(
         )
         for pk, channel_id, direction in rows:
             directions.setdefault((message_ids[pk], channel_id), Direction(direction))
-    views = [
-        message_view(
-            s.message,
-            directions.get((s.message.message_id, s.channel_id), Direction.INCOMING),
-            s.visibility,
-        )
-        for s in seen
-    ]
+    views = message_views(seen, directions)
     if page is not None:
         page = PageRequest(limit=page.limit)  # ``seen`` starts after ``page.after`` already
     shown, token = page_messages(views, page)

@@ -1,24 +1,19 @@
 """Host events of ``DjangoStore``'s rarer writes: blocklist deletions, a
-lowered visibility and erasure.
-
-These writes run deep in the privacy code; instead of threading an event
-log through it, the store takes a ``Snapshot`` of the copies the write may
-touch (a channel's, or those naming an erased address) before it, and
-``changes_since`` compares them after it, inside the same transaction.
+lowered visibility and erasure. The store takes a ``Snapshot`` of the copies
+the write may touch before it, and ``changes_since`` compares them after it,
+inside the same transaction (see ``commlink.stores.snapshot_events``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from functools import partial
 
-import attrs
 from django.db import connections
 
-from ...events import EVENT_DELETED, EVENT_UPDATED, MESSAGE_DELETED, MESSAGE_UPDATED, HostEvent
-from ...records import Target
-from ...stores.outbox import EventLog, add_message_event, targets_of
+from ...events import HostEvent
+from ...stores.snapshot_events import CopyKey, CopyState, EventState, Snapshot, snapshot_changes
 from . import models as m
 from .store_events import event_targets, message_targets, stored_fingerprints
 from .store_rows import chunked, is_postgres
@@ -26,22 +21,10 @@ from .store_write import ERASURE_LOCK
 
 __all__ = ["Snapshot", "changes_since", "snapshot"]
 
-_CopyKey = tuple[str, int]  # (channel id, message pk)
 
-
-@attrs.define
-class Snapshot:
-    """The copies a write may change, as they were before it."""
-
-    copies: dict[_CopyKey, tuple[str, str, str]]  # -> (Message-ID, thread, digest)
-    events: dict[int, tuple[str, str, Any, tuple[Any, ...]]]  # -> (channel, uid, rid, print)
-    message_targets: dict[_CopyKey, set[Target]]
-    event_targets: dict[int, set[Target]]
-
-
-def _copies(using: str, pairs: Collection[tuple[str, int]]) -> dict[_CopyKey, Any]:
+def _copies(using: str, pairs: Collection[CopyKey]) -> dict[CopyKey, CopyState]:
     """The stored copies among ``(channel id, message pk)`` pairs."""
-    found: dict[_CopyKey, Any] = {}
+    found: dict[CopyKey, CopyState] = {}
     by_channel: dict[str, list[int]] = {}
     for ch, pk in pairs:
         by_channel.setdefault(ch, []).append(pk)
@@ -55,8 +38,8 @@ def _copies(using: str, pairs: Collection[tuple[str, int]]) -> dict[_CopyKey, An
     return found
 
 
-def _events(using: str, pks: Collection[int]) -> dict[int, Any]:
-    found: dict[int, Any] = {}
+def _events(using: str, pks: Collection[int]) -> dict[int, EventState]:
+    found: dict[int, EventState] = {}
     for part in chunked(sorted(pks)):
         rows = m.Event.objects.using(using).filter(id__in=part)
         found_rows = list(rows.values_list("id", "channel_id", "uid", "recurrence_id"))
@@ -86,42 +69,18 @@ def snapshot(using: str, *, channel_id: str | None = None, key: str | None = Non
         named = m.Attendee.objects.using(using).filter(key=key)
         found_events = _events(using, set(named.values_list("event_pk", flat=True)))
     copies = _copies(using, pairs)
-    targets: dict[_CopyKey, set[Target]] = {}
-    for ch in sorted({ch for ch, _ in copies}):
-        pks = [pk for c, pk in copies if c == ch]
-        targets.update(((ch, pk), t) for pk, t in message_targets(using, ch, pks).items())
-    return Snapshot(copies, found_events, targets, event_targets(using, found_events))
+    return Snapshot.of(
+        copies, found_events, partial(message_targets, using), partial(event_targets, using)
+    )
 
 
 def changes_since(using: str, before: Snapshot, at: datetime) -> list[HostEvent]:
     """Events for the snapshot's copies that a write since deleted or changed."""
-    log = EventLog(at)
-    now_copies = _copies(using, before.copies)
-    changed = {k for k, v in now_copies.items() if v[2] != before.copies[k][2]}
-    after_targets: dict[_CopyKey, set[Target]] = {}
-    for ch in sorted({ch for ch, _ in changed}):
-        linked = message_targets(using, ch, [pk for c, pk in changed if c == ch])
-        after_targets.update(((ch, pk), t) for pk, t in linked.items())
-    for key in sorted(before.copies):
-        mid, thread, _digest = before.copies[key]
-        if key not in now_copies:
-            add_message_event(
-                log, MESSAGE_DELETED, key[0], before.message_targets.get(key), mid, thread
-            )
-        elif key in changed:
-            add_message_event(log, MESSAGE_UPDATED, key[0], after_targets.get(key), mid, thread)
-    now_events = _events(using, before.events)
-    updated = {pk for pk, v in now_events.items() if v[3] != before.events[pk][3]}
-    updated_targets = event_targets(using, updated)
-    for pk in sorted(before.events):
-        channel_id, uid, rid, _print = before.events[pk]
-        if pk in now_events and pk not in updated:
-            continue
-        kind, named = (
-            (EVENT_DELETED, before.event_targets.get(pk, set()))
-            if pk not in now_events
-            else (EVENT_UPDATED, updated_targets.get(pk, set()))
-        )
-        found, cut = targets_of(named)
-        log.add(kind, channel_id, uid=uid, recurrence_id=rid, targets=found, targets_truncated=cut)
-    return log.events
+    return snapshot_changes(
+        before,
+        _copies(using, before.copies),
+        _events(using, before.events),
+        partial(message_targets, using),
+        partial(event_targets, using),
+        at,
+    )

@@ -18,22 +18,18 @@ from typing import Any
 from django.db import connections
 
 from ...errors import InvalidInput
-from ...model import Event
 from ...records import AddressLinks, MessageRecord, SyncBatch
-from ...stores.common import DAWN, event_version, merged_records
-from ...stores.outbox import event_fingerprint
+from ...stores import batch_plan
+from ...stores.common import merged_records
 from ...stores.privacy import batch_keys, forgotten_skips, prepare_batch
 from ...stores.sql_rows import (
     COPY_COLUMNS,
     PARTICIPANT_COLUMNS,
     SKIP_COLUMNS,
     attendee_rows,
-    content_hash,
     copy_tuple,
     event_row,
-    folders_json,
     participant_tuples,
-    rid_key,
     settings_from_json,
     skip_tuple,
 )
@@ -143,26 +139,20 @@ def _write_messages(
     pks = _write_copies(using, ch, merged_records(batch.messages), touched, changes)
     if changes is not None:
         changes.removed_messages((a[0], pid) for pid, a in before.items())
-    changed: list[m.MessageAssoc] = []
-    folder_lists: dict[tuple[str, ...], str] = {}  # a batch's messages share a few
-    for record in batch.messages:
-        msg = record.message
-        folders = folder_lists.get(msg.folders)
-        if folders is None:
-            folders = folder_lists[msg.folders] = folders_json(msg.folders)
-        assoc = (pks[msg.message_id], gen, folders, record.direction.value)
-        if before.get(msg.provider_id) != assoc:
-            changed.append(
-                m.MessageAssoc(
-                    channel_id=ch,
-                    scope_id=sc,
-                    provider_id=msg.provider_id,
-                    message_pk=assoc[0],
-                    generation=gen,
-                    folders=folders,
-                    direction=assoc[3],
-                )
-            )
+    changed = [
+        m.MessageAssoc(
+            channel_id=ch,
+            scope_id=sc,
+            provider_id=provider_id,
+            message_pk=message_pk,
+            generation=generation,
+            folders=folders,
+            direction=direction,
+        )
+        for provider_id, (message_pk, generation, folders, direction) in batch_plan.assoc_changes(
+            batch.messages, pks, gen, before
+        )
+    ]
     if changed:
         assocs.bulk_create(
             changed,
@@ -197,23 +187,18 @@ def _write_copies(
     participants and references; returns every message's pk by Message-ID."""
     stored = _message_pks(using, merged)
     pks = {mid: pk for mid, (pk, _thread) in stored.items()}
+    threads = {mid: thread for mid, (_pk, thread) in stored.items()}
     copies: dict[int, str] = {}
     for pk_part in chunked(sorted(pks.values())):
         rows = m.MessageCopy.objects.using(using).filter(
             channel_id=channel_id, message_pk__in=pk_part
         )
         copies.update(rows.values_list("message_pk", "content_hash"))
-    logical = [
-        mid for mid, record in merged.items() if stored.get(mid, (0, None))[1] != record.thread_id
-    ]
-    digests = {mid: content_hash(record) for mid, record in merged.items()}
-    changed = [
-        mid for mid, digest in digests.items() if mid not in pks or copies.get(pks[mid]) != digest
-    ]
-    for mid in {*logical, *changed}:
-        touched.add(merged[mid].thread_id)
-        if mid in stored:
-            touched.add(stored[mid][1])
+    # Message-ID -> digest of the channel's copy, for the messages it holds
+    held: dict[str, str | None] = {mid: copies[pk] for mid, pk in pks.items() if pk in copies}
+    copy_plan = batch_plan.plan_copies(merged, threads, held)
+    touched |= copy_plan.touched
+    logical, changed = copy_plan.logical, copy_plan.changed
     if logical:
         # another transaction may have added some of them since they were read
         m.Message.objects.using(using).bulk_create(
@@ -226,18 +211,14 @@ def _write_copies(
         pks.update((mid, pk) for mid, (pk, _thread) in _message_pks(using, logical).items())
     if not changed:
         return pks
-    if changes is not None:
-        for mid in changed:
-            record = merged[mid]
-            created = pks[mid] not in copies
-            changes.message(created, pks[mid], mid, record.thread_id, record.message.provider_id)
+    batch_plan.report_copies(changes, copy_plan, merged, pks, held)
     with_body: list[m.MessageCopy] = []
     without_body: list[m.MessageCopy] = []
     for mid in changed:
         row = dict(
             zip(
                 COPY_COLUMNS,
-                copy_tuple(pks[mid], channel_id, merged[mid], digests[mid]),
+                copy_tuple(pks[mid], channel_id, merged[mid], copy_plan.digests[mid]),
                 strict=True,
             )
         )
@@ -265,15 +246,13 @@ def _write_copies(
     refs: list[m.MessageRef] = []
     for mid in changed:
         record = merged[mid]
-        pk, msg = pks[mid], record.message
         people.extend(
             m.Participant(**dict(zip(PARTICIPANT_COLUMNS, row, strict=True)))
-            for row in participant_tuples(pk, channel_id, msg.participants)
+            for row in participant_tuples(pks[mid], channel_id, record.message.participants)
         )
-        chain = (*msg.in_reply_to, *msg.references, *record.thread_keys)
         refs.extend(
-            m.MessageRef(message_pk=pk, channel_id=channel_id, pos=i, ref_id=ref)
-            for i, ref in enumerate(chain)
+            m.MessageRef(**dict(zip(batch_plan.REF_COLUMNS, row, strict=True)))
+            for row in batch_plan.ref_tuples(pks[mid], channel_id, record)
         )
     m.Participant.objects.using(using).bulk_create(people)
     m.MessageRef.objects.using(using).bulk_create(refs)
@@ -285,23 +264,15 @@ def _write_events(using: str, batch: SyncBatch, changes: CommitEvents | None) ->
     the event set of each provider id. Returns the events that lost an
     association to a re-committed provider id."""
     ch, sc = batch.channel_id, batch.scope_id
-    merged: dict[tuple[str, str], Event] = {}
-    for record in batch.events:
-        key = (record.event.uid, rid_key(record.event.recurrence_id))
-        if key not in merged or event_version(record.event) >= event_version(merged[key]):
-            merged[key] = record.event
-    # the channel's copy stays when more recent than the incoming one
-    # (SEQUENCE, then update time), whatever order they are committed in
+    merged = batch_plan.merged_events(batch.events)
     events = m.Event.objects.using(using)
-    stored: dict[tuple[str, str], tuple[int, tuple[int, datetime]]] = {}
+    stored: dict[batch_plan.EventRowKey, tuple[int, tuple[int, datetime]]] = {}
     for part in chunked(sorted({uid for uid, _ in merged})):
         rows = events.filter(channel_id=ch, uid__in=part).values_list(
             "id", "uid", "rid_key", "sequence", "updated"
         )
-        for pk, uid, rid, sequence, updated in rows:
-            if (uid, rid) in merged:
-                stored[(uid, rid)] = (int(pk), (int(sequence), updated or DAWN))
-    newer = {k: e for k, e in merged.items() if k not in stored or event_version(e) >= stored[k][1]}
+        stored.update(batch_plan.stored_versions(rows, merged))
+    newer = batch_plan.newer_events(merged, stored)
     before: dict[int, tuple[Any, ...]] = {}
     if changes is not None:
         before = stored_fingerprints(using, [stored[k][0] for k in newer if k in stored])
@@ -312,15 +283,11 @@ def _write_events(using: str, batch: SyncBatch, changes: CommitEvents | None) ->
             unique_fields=["uid", "rid_key", "channel_id"],
             update_fields=_EVENT_FIELDS,
         )
-    pks: dict[tuple[str, str], int] = {k: pk for k, (pk, _) in stored.items()}
+    pks: dict[batch_plan.EventRowKey, int] = {k: pk for k, (pk, _) in stored.items()}
     for part in chunked(sorted({uid for uid, rid in newer if (uid, rid) not in pks})):
         created = events.filter(channel_id=ch, uid__in=part).values_list("id", "uid", "rid_key")
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
-    if changes is not None:
-        for key, event in newer.items():
-            old = before.get(pks[key])
-            if old is None or old != event_fingerprint(event):
-                changes.event(old is None, pks[key], event)
+    batch_plan.report_events(changes, newer, pks, before)
     attendees = m.Attendee.objects.using(using)
     for pk_part in chunked(sorted(pks[k] for k in newer)):
         attendees.filter(event_pk__in=pk_part).delete()
@@ -336,10 +303,7 @@ def _write_events(using: str, batch: SyncBatch, changes: CommitEvents | None) ->
         if changes is not None:
             changes.removed_events(removed)
         gone.delete()
-    assoc_rows = {
-        (r.event.provider_id, pks[(r.event.uid, rid_key(r.event.recurrence_id))])
-        for r in batch.events
-    }
+    assoc_rows = batch_plan.event_assoc_pairs(batch.events, pks)
     assocs.bulk_create(
         [
             m.EventAssoc(
@@ -392,22 +356,19 @@ def replace_links(using: str, changes: Sequence[AddressLinks], *, refresh: bool 
     """
     if not changes:
         return set()
-    latest = {c.key: c for c in changes}  # the last change of a key wins
-    wanted = {(c.key, link.kind.value, link.id) for c in latest.values() for link in c.links}
+    keys, wanted = batch_plan.wanted_links(changes)
     links = m.AddressLink.objects.using(using)
-    stored: dict[tuple[str, str, str], int] = {}
-    for part in chunked(sorted(latest)):
+    stored: dict[batch_plan.LinkRow, int] = {}
+    for part in chunked(keys):
         rows = links.filter(key__in=part).values_list("id", "key", "kind", "target_id")
         stored.update(((key, kind, target), int(pk)) for pk, key, kind, target in rows)
-    gone = sorted(set(stored) - wanted)
+    gone, added, changed = batch_plan.link_changes(wanted, stored)
     for pk_part in chunked(sorted(stored[link] for link in gone)):
         links.filter(id__in=pk_part).delete()
-    added = sorted(wanted - set(stored))
     links.bulk_create(
         [m.AddressLink(key=key, kind=kind, target_id=target) for key, kind, target in added],
         ignore_conflicts=True,
     )
-    changed = {key for key, _, _ in gone} | {key for key, _, _ in added}
     if refresh:
         refresh_threads(using, threads_of_keys(using, changed))
     return changed

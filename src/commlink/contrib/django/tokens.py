@@ -10,7 +10,6 @@ Subscription secrets only authenticate notifications and are kept as they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -18,9 +17,15 @@ from datetime import datetime, timezone
 from django.db import DatabaseError, transaction
 from django.db.models.functions import Lower
 
-from ...credentials import Secret, reveal
+from ...credentials import Secret
 from ...errors import StoreError
 from ...records import OAuthToken, PushSubscription
+from ...stores.credential_rows import (
+    grant_from_row,
+    grant_values,
+    subscription_from_row,
+    subscription_values,
+)
 from ...stores.token_seal import TokenSeal
 from . import models as m
 
@@ -70,28 +75,10 @@ class DjangoTokenStore:
     def load_token(self, key: str) -> OAuthToken | None:
         with _database(self.using, write=False):
             row = m.OAuthGrant.objects.using(self.using).filter(key=key).first()
-        if row is None:
-            return None
-        refresh = row.refresh_token
-        return OAuthToken(
-            access_token=Secret(self._seal.open(row.access_token)),
-            refresh_token=Secret(self._seal.open(refresh)) if refresh else None,
-            expires_at=row.expires_at,
-            scopes=tuple(row.scopes.split()),
-            account=row.account,
-        )
+        return None if row is None else grant_from_row(row, self._seal)
 
     def save_token(self, key: str, token: OAuthToken) -> None:
-        refresh = reveal(token.refresh_token)
-        grant = m.OAuthGrant(
-            key=key,
-            access_token=self._seal.seal(token.access_token.reveal()),
-            refresh_token=self._seal.seal(refresh) if refresh else None,
-            expires_at=token.expires_at,
-            scopes=" ".join(token.scopes),
-            account=token.account,
-            updated_at=self._clock(),
-        )
+        grant = m.OAuthGrant(key=key, **grant_values(token, self._seal, self._clock()))
         with _database(self.using, write=True):
             m.OAuthGrant.objects.using(self.using).bulk_create(
                 [grant],
@@ -112,19 +99,6 @@ class DjangoTokenStore:
             m.OAuthGrant.objects.using(self.using).filter(key=key).delete()
 
 
-def _subscription(row: m.PushSubscription) -> PushSubscription:
-    return PushSubscription(
-        id=row.id,
-        channel_id=row.channel_id,
-        provider=row.provider,
-        resource=row.resource,
-        expires_at=row.expires_at,
-        account=row.account,
-        secret=Secret(row.secret) if row.secret else None,
-        data=json.loads(row.data) if row.data else {},
-    )
-
-
 class DjangoSubscriptionStore:
     """A ``SubscriptionStore`` on the ``commlink_orm_push_subscription`` table."""
 
@@ -135,16 +109,7 @@ class DjangoSubscriptionStore:
         return f"DjangoSubscriptionStore(using={self.using!r})"
 
     def save_subscription(self, subscription: PushSubscription) -> None:
-        row = m.PushSubscription(
-            id=subscription.id,
-            channel_id=subscription.channel_id,
-            provider=subscription.provider,
-            resource=subscription.resource,
-            expires_at=subscription.expires_at,
-            account=subscription.account,
-            secret=reveal(subscription.secret),
-            data=json.dumps(dict(subscription.data), sort_keys=True),
-        )
+        row = m.PushSubscription(id=subscription.id, **subscription_values(subscription))
         with _database(self.using, write=True):
             m.PushSubscription.objects.using(self.using).bulk_create(
                 [row],
@@ -164,7 +129,7 @@ class DjangoSubscriptionStore:
     def subscription(self, subscription_id: str) -> PushSubscription | None:
         with _database(self.using, write=False):
             row = m.PushSubscription.objects.using(self.using).filter(id=subscription_id).first()
-        return None if row is None else _subscription(row)
+        return None if row is None else subscription_from_row(row)
 
     def subscriptions(
         self,
@@ -184,7 +149,7 @@ class DjangoSubscriptionStore:
         if expiring_before is not None:
             rows = rows.filter(expires_at__lt=expiring_before)
         with _database(self.using, write=False):
-            return [_subscription(row) for row in rows]
+            return [subscription_from_row(row) for row in rows]
 
     def delete_subscription(self, subscription_id: str) -> None:
         with _database(self.using, write=True):
