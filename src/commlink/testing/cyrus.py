@@ -27,22 +27,17 @@ only to syslog; when nothing listens on ``/dev/log`` its log is lost.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from ..errors import ConfigError
 from .dav_account import DavAccount
 from .imap_account import ImapAccount
+from .server_process import LocalServer, Startup, accepts, chown_tree, free_port, service_owner
 
 __all__ = [
     "CyrusAccount",
@@ -96,14 +91,7 @@ def cyrus_missing() -> str | None:
     return None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class CyrusServer:
+class CyrusServer(LocalServer):
     """A private Cyrus instance (IMAP, and CalDAV unless ``caldav=False``);
     use it as a context manager or call ``start()`` and ``stop()``.
 
@@ -149,13 +137,7 @@ class CyrusServer:
         self.port = 0
         self.http_port = 0
         self.users: set[str] = set()
-        self._process: subprocess.Popen[bytes] | None = None
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("nobody")
-            self.uid, self.gid, self.user = entry.pw_uid, entry.pw_gid, entry.pw_name
-        else:
-            self.uid, self.gid = os.getuid(), os.getgid()
-            self.user = pwd.getpwuid(self.uid).pw_name
+        self.uid, self.gid, self.user = service_owner()
 
     # -- layout ----------------------------------------------------------------
 
@@ -321,76 +303,35 @@ DAEMON {{
             str(self.root / "master.pid"),
             "-D",
         ]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=self._environment(),
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
         ports = [self.port] + ([self.http_port] if self.caldav else [])
-        while ports and time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self.stop()
-                raise RuntimeError(f"cyrus master exited at start with status {code}")
-            if self._accepts(ports[0]):
+
+        def all_accept() -> bool:
+            while ports and self._accepts(ports[0]):
                 ports.pop(0)
-            else:
-                time.sleep(0.05)
-        if ports:
+            return not ports
+
+        env = self._environment()
+        started = self._run(command, self.log_path, all_accept, timeout, env=env, own_session=True)
+        if started is Startup.EXITED:
+            code = self._process.returncode if self._process is not None else None
+            self.stop()
+            raise RuntimeError(f"cyrus master exited at start with status {code}")
+        if started is Startup.TIMED_OUT:
             self.stop()
             raise RuntimeError(f"cyrus did not start within {timeout}s")
 
     def _accepts(self, port: int) -> bool:
-        try:
-            with socket.create_connection((self.host, port), timeout=1) as sock:
-                if port == self.port:
-                    return sock.recv(64).startswith(b"* OK")
-                return True
-        except OSError:
-            return False
+        greeting = b"* OK" if port == self.port else b""
+        return accepts(self.host, port, timeout=1, greeting=greeting)
 
     def stop(self) -> None:
         """Stop ``master`` and its services (and remove the directory when it made it)."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process is not None:
-            # services master started and did not take down with it
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+        self._stop_process(group=True)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> CyrusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _chown(self, path: Path) -> None:
-        if os.geteuid() != 0:
-            return
-        os.chown(path, self.uid, self.gid)
-        if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                for name in (*dirnames, *filenames):
-                    os.chown(os.path.join(dirpath, name), self.uid, self.gid)
+        chown_tree(path, self.uid, self.gid)
 
     # -- accounts --------------------------------------------------------------
 

@@ -15,19 +15,19 @@ When started as root, Dovecot will not own mail as root: mail belongs to
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from ..errors import ConfigError
 from .imap_account import ImapAccount
+from .server_process import LocalServer, Startup, accepts, chown_tree, free_port, service_owner
 
 __all__ = ["DovecotAccount", "DovecotServer", "ImapAccount", "dovecot_binary", "free_port"]
 
@@ -54,14 +54,7 @@ def dovecot_binary() -> str | None:
     return None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class DovecotServer:
+class DovecotServer(LocalServer):
     """A private Dovecot instance; use it as a context manager or call
     ``start()`` and ``stop()``.
 
@@ -95,13 +88,8 @@ class DovecotServer:
         self.extra = extra
         self.host = "127.0.0.1"
         self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
         self._delivered = 0
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("nobody")
-            self.uid, self.gid = entry.pw_uid, entry.pw_gid
-        else:
-            self.uid, self.gid = os.getuid(), os.getgid()
+        self.uid, self.gid, _ = service_owner()
 
     # -- layout ----------------------------------------------------------------
 
@@ -227,51 +215,20 @@ service anvil {{
         self._chown(self.root / "home")
         self.add_user(self.username)
         self.config_path.write_text(self._config())
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [self.binary, "-F", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"dovecot exited at start: {self.log_tail()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
-                    if sock.recv(64).startswith(b"* OK"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dovecot did not start: {self.log_tail()}")
+        command = [self.binary, "-F", "-c", str(self.config_path)]
+        greets = functools.partial(accepts, self.host, self.port, timeout=0.5, greeting=b"* OK")
+        started = self._run(command, self.log_path, greets, timeout, own_session=True)
+        if started is Startup.EXITED:
+            raise RuntimeError(f"dovecot exited at start: {self.log_tail()}")
+        if started is Startup.TIMED_OUT:
+            self.stop()
+            raise RuntimeError(f"dovecot did not start: {self.log_tail()}")
 
     def stop(self) -> None:
         """Stop Dovecot (and remove the directory when it made it)."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        self._stop_process()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> DovecotServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -335,13 +292,7 @@ service anvil {{
             self._chown(subscriptions)
 
     def _chown(self, path: Path) -> None:
-        if os.geteuid() != 0:
-            return
-        os.chown(path, self.uid, self.gid)
-        if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                for name in (*dirnames, *filenames):
-                    os.chown(os.path.join(dirpath, name), self.uid, self.gid)
+        chown_tree(path, self.uid, self.gid)
 
 
 class DovecotAccount(ImapAccount):

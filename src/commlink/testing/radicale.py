@@ -16,27 +16,18 @@ tests that use it do not depend on the client under test.
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
 
 from .dav_account import DavAccount
+from .server_process import LocalServer, accepts, free_port, raise_unless_started
 
 __all__ = ["RadicaleAccount", "RadicaleServer", "free_port"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RadicaleServer:
+class RadicaleServer(LocalServer):
     """One Radicale process serving ``username``'s calendars."""
 
     def __init__(
@@ -55,7 +46,6 @@ class RadicaleServer:
         self.extra_args = extra_args
         self.storage = self.root / "collections"
         self.log_path = self.root / "radicale.log"
-        self._process: subprocess.Popen[bytes] | None = None
         self._users = self.root / "users"
 
     @property
@@ -100,46 +90,13 @@ class RadicaleServer:
             "warning",
             *self.extra_args,
         ]
-        log = self.log_path.open("ab")
-        try:
-            self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"radicale exited; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"radicale did not start within {timeout}s; see {self.log_path}")
+        ready = functools.partial(accepts, "127.0.0.1", self.port, timeout=0.2)
+        started = self._run(args, self.log_path, ready, timeout)
+        raise_unless_started(started, "radicale", self.log_path, timeout, self.stop)
+        return self
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def __enter__(self) -> RadicaleServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._stop_process()
 
 
 class RadicaleAccount(DavAccount):

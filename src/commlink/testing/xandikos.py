@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import http.client
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from .dav_account import DavAccount
 from .local_http import HttpAnswer, LocalHttpServer
+from .server_process import LocalServer, accepts, free_port, raise_unless_started
 
 __all__ = ["XandikosAccount", "XandikosServer", "free_port", "xandikos_missing"]
 
@@ -51,13 +49,6 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def xandikos_missing() -> str | None:
@@ -112,7 +103,7 @@ class _AuthProxy(LocalHttpServer):
         return response.status, kept, data
 
 
-class XandikosServer:
+class XandikosServer(LocalServer):
     """One Xandikos process for any number of users, behind an authenticating proxy."""
 
     def __init__(self, root: str | os.PathLike[str], *, port: int | None = None) -> None:
@@ -125,7 +116,6 @@ class XandikosServer:
         self.log_path = self.root / "xandikos.log"
         self.users: dict[str, str] = {}
         self._proxy = _AuthProxy(self.backend_port, self.users)
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def port(self) -> int:
@@ -162,45 +152,15 @@ class XandikosServer:
             "--state-dir",
             str(self.root / "state"),
         ]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"xandikos exited; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.backend_port), timeout=0.2):
-                    self._proxy.start()
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"xandikos did not start within {timeout}s; see {self.log_path}")
+        ready = functools.partial(accepts, "127.0.0.1", self.backend_port, timeout=0.2)
+        started = self._run(args, self.log_path, ready, timeout)
+        raise_unless_started(started, "xandikos", self.log_path, timeout, self.stop)
+        self._proxy.start()
+        return self
 
     def stop(self) -> None:
         self._proxy.stop()
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def __enter__(self) -> XandikosServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._stop_process()
 
 
 class XandikosAccount(DavAccount):

@@ -17,16 +17,16 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ...closing import Closing
 from ...errors import ConfigError, CursorExpired, NotFound
-from ...model import Attachment, Detail, Folder, FolderKind, Limits
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..folder_names import decode_modified_utf7, kind_from_path
 from ..sizing import DEFAULT_LIMITS
+from .attachment_source import FileAttachmentSource
 
 __all__ = ["INBOX", "MaildirProvider", "unique_name"]
 
@@ -114,7 +114,7 @@ def _read_up_to(fd: int, count: int) -> bytes:
     return b"".join(chunks)
 
 
-class MaildirProvider(Closing):
+class MaildirProvider(FileAttachmentSource, Closing):
     """A Maildir++ tree as a ``MailProvider``; one scope per folder.
 
     A message file longer than ``limits.max_message_bytes`` is read headers
@@ -302,20 +302,6 @@ class MaildirProvider(Closing):
                 date=_date(provider_id),
                 oversize=oversize,
             )
-
-    def open_attachment(
-        self,
-        scope: Scope,
-        provider_id: str,
-        attachments: Sequence[Attachment],
-        index: int,
-        max_bytes: int,
-    ) -> AbstractContextManager[Iterator[bytes]]:
-        """One attachment's decoded content, read from the file again
-        (``AttachmentSource``; see ``files.attachments``)."""
-        from .attachments import open_file_attachment
-
-        return open_file_attachment(self.fetch, scope, provider_id, attachments, index, max_bytes)
 
     def watch(self, scope: Scope) -> None:
         """Not supported: folders are polled."""

@@ -22,16 +22,16 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
 from ...closing import Closing
 from ...errors import ConfigError, CursorExpired
 from ...mime.headers import header_block
-from ...model import Attachment, Detail, Folder, FolderKind, Limits
+from ...model import Detail, Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..sizing import DEFAULT_LIMITS
+from .attachment_source import FileAttachmentSource
 from .mbox_format import (
     from_line_date,
     gmail_label_kind,
@@ -59,7 +59,7 @@ def _head_hash(fh: BinaryIO, size: int) -> str:
     return hashlib.sha256(fh.read(min(size, _HEAD))).hexdigest()
 
 
-class MboxProvider(Closing):
+class MboxProvider(FileAttachmentSource, Closing):
     """A mailbox read from one mbox file (a ``MailProvider``).
 
     Provider ids are hashes of each message's From_ line and header; one
@@ -270,20 +270,6 @@ class MboxProvider(Closing):
         if offset is None or message_key(fh, offset) != provider_id:
             return None
         return offset
-
-    def open_attachment(
-        self,
-        scope: Scope,
-        provider_id: str,
-        attachments: Sequence[Attachment],
-        index: int,
-        max_bytes: int,
-    ) -> AbstractContextManager[Iterator[bytes]]:
-        """One attachment's decoded content, read from the file again
-        (``AttachmentSource``; see ``files.attachments``)."""
-        from .attachments import open_file_attachment
-
-        return open_file_attachment(self.fetch, scope, provider_id, attachments, index, max_bytes)
 
     def watch(self, scope: Scope) -> None:
         """Not supported: files are polled."""

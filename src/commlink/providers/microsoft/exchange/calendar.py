@@ -11,56 +11,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
 
-from ....closing import Closing
 from ....model import Folder, FolderKind
-from ....ports import ChangeSet, FetchedEvent, IdPage, Scope
-from .account import ExchangeConnection, connect
-from .errors import Caller, item_error
+from ....ports import FetchedEvent, Scope
+from .errors import item_error
 from .events import CALENDAR_FIELDS, map_calendar_item
+from .folder_provider import ExchangeFolderProvider
 from .sync import FolderSync
-from .watch import FolderStreaming
 
 __all__ = ["ExchangeCalendarProvider"]
 
 
-class ExchangeCalendarProvider(Closing):
-    """A ``CalendarProvider`` for the calendars of an Exchange mailbox.
+class ExchangeCalendarProvider(ExchangeFolderProvider):
+    """A ``CalendarProvider`` for the calendars of an Exchange mailbox (the
+    options are those of ``ExchangeFolderProvider``).
 
     With ``streaming`` (the default) ``watch_scopes`` holds EWS streaming
     notifications for the calendars, as the mail provider does for folders.
     """
-
-    def __init__(
-        self,
-        connection: ExchangeConnection,
-        *,
-        page_size: int = 500,
-        fetch_batch: int = 100,
-        max_retries: int = 3,
-        max_wait: float = 30.0,
-        caller: Caller | None = None,
-        streaming: bool = True,
-        streaming_minutes: int = 30,
-    ) -> None:
-        self.connection = connection
-        self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
-        self.sync = FolderSync(connection, self.caller, page_size)
-        self.fetch_batch = max(1, fetch_batch)
-        self.streaming = streaming
-        self.streaming_minutes = streaming_minutes
-
-    @classmethod
-    def from_settings(cls, email: str, **settings: Any) -> ExchangeCalendarProvider:
-        """As ``ExchangeMailProvider.from_settings``."""
-        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_OPTIONS}
-        return cls(connect(email, **settings), **own)
-
-    @property
-    def requests_sent(self) -> int:
-        return self.connection.requests_sent
 
     def calendars(self) -> Sequence[Folder]:
         """The default calendar (one GetFolder) and the calendars below it
@@ -77,15 +45,6 @@ class ExchangeCalendarProvider(Closing):
 
     def scopes(self, calendars: Sequence[Folder]) -> Sequence[Scope]:
         return [Scope(c.id, c) for c in calendars]
-
-    def snapshot(self, scope: Scope) -> str:
-        return self.sync.snapshot(scope)
-
-    def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        return self.sync.list_page(scope, page)
-
-    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        return self.sync.changes(scope, cursor)
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]:
         from exchangelib.items import CalendarItem
@@ -108,31 +67,3 @@ class ExchangeCalendarProvider(Closing):
                 yield FetchedEvent(item_id, error=f"unreadable calendar item: {exc}"[:500])
                 continue
             yield FetchedEvent(item_id, tuple(events))
-
-    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
-        """Streaming notifications for these calendars (a connection of their
-        own), yielding the calendar that changed; ``None`` unless ``streaming``."""
-        if not self.streaming or not scopes:
-            return None
-        return FolderStreaming(
-            self.connection,
-            [s.id for s in scopes],
-            minutes=self.streaming_minutes,
-            quiet_refusal=True,
-        )
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-_OWN_OPTIONS = frozenset(
-    {
-        "page_size",
-        "fetch_batch",
-        "max_retries",
-        "max_wait",
-        "caller",
-        "streaming",
-        "streaming_minutes",
-    }
-)

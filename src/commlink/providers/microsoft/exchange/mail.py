@@ -27,17 +27,17 @@ from typing import Any
 
 import attrs
 
-from ....closing import Closing
 from ....model import ALWAYS_EXCLUDED_KINDS, Attachment, Detail, Folder, FolderKind, Limits
-from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
+from ....ports import FetchedMessage, Scope
 from ...header_names import METADATA_HEADERS as _POLICY_HEADERS
 from ...sizing import DEFAULT_LIMITS, plan_fetch
-from .account import ExchangeConnection, connect
+from .account import ExchangeConnection
 from .aliases import resolve_aliases
 from .errors import Caller, item_error
+from .folder_provider import ExchangeFolderProvider
 from .mime import read_mime
 from .sync import FolderSync, utc
-from .watch import FolderStreaming, StreamingWatch
+from .watch import StreamingWatch
 
 __all__ = [
     "ARCHIVE_NAMES",
@@ -74,7 +74,7 @@ _SIZED_FIELDS = ("size", *_METADATA_FIELDS)
 BATCH_SHARE = 1
 
 
-class ExchangeMailProvider(Closing):
+class ExchangeMailProvider(ExchangeFolderProvider):
     """A ``MailProvider`` for a mailbox on Exchange Server 2016, 2019 or SE.
 
     Build it with ``connect`` settings (``from_settings``) or an existing
@@ -87,6 +87,8 @@ class ExchangeMailProvider(Closing):
     ``requests_sent`` counts HTTP requests. ``limits`` bound the size of a
     message and of a fetch request.
     """
+
+    _OWN_OPTIONS = ExchangeFolderProvider._OWN_OPTIONS | {"metadata_batch", "limits"}
 
     def __init__(
         self,
@@ -102,25 +104,18 @@ class ExchangeMailProvider(Closing):
         streaming_minutes: int = 30,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        self.connection = connection
+        super().__init__(
+            connection,
+            page_size=page_size,
+            fetch_batch=fetch_batch,
+            max_retries=max_retries,
+            max_wait=max_wait,
+            caller=caller,
+            streaming=streaming,
+            streaming_minutes=streaming_minutes,
+        )
         self.limits = limits
-        self.streaming = streaming
-        self.streaming_minutes = streaming_minutes
-        self.caller = caller or Caller(max_retries=max_retries, max_wait=max_wait)
-        self.sync = FolderSync(connection, self.caller, page_size)
-        self.fetch_batch = max(1, fetch_batch)
         self.metadata_batch = max(1, metadata_batch)
-
-    @classmethod
-    def from_settings(cls, email: str, **settings: Any) -> ExchangeMailProvider:
-        """Connect with ``exchange_account.connect`` keyword settings; the
-        provider's own options (``page_size``, ``fetch_batch``, ...) may be mixed in."""
-        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_OPTIONS}
-        return cls(connect(email, **settings), **own)
-
-    @property
-    def requests_sent(self) -> int:
-        return self.connection.requests_sent
 
     # -- MailProvider ---------------------------------------------------------
 
@@ -159,16 +154,6 @@ class ExchangeMailProvider(Closing):
         """One scope per folder, the inbox first."""
         ordered = sorted(folders, key=lambda f: f.kind is not FolderKind.INBOX)
         return [Scope(f.id, f) for f in ordered]
-
-    def snapshot(self, scope: Scope) -> str:
-        return self.sync.snapshot(scope)
-
-    def list_page(self, scope: Scope, page: str | None) -> IdPage:
-        return self.sync.list_page(scope, page)
-
-    def changes(self, scope: Scope, cursor: str) -> ChangeSet:
-        """One SyncFolderItems request; an invalid sync state raises ``CursorExpired``."""
-        return self.sync.changes(scope, cursor)
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
         from exchangelib.items import Message
@@ -224,17 +209,6 @@ class ExchangeMailProvider(Closing):
             return None
         return StreamingWatch(self.connection, scope.id, minutes=self.streaming_minutes)
 
-    def watch_scopes(self, scopes: Sequence[Scope]) -> AbstractContextManager[Iterator[str]] | None:
-        """One streaming subscription for all these folders (on a connection of
-        its own), yielding the folder that changed; ``None`` unless ``streaming``.
-        A server that refuses the subscription gives an empty watch: polling goes on."""
-        if not self.streaming or not scopes:
-            return None
-        folder_ids = [s.id for s in scopes]
-        return FolderStreaming(
-            self.connection, folder_ids, minutes=self.streaming_minutes, quiet_refusal=True
-        )
-
     def aliases(self) -> tuple[str, ...]:
         """The mailbox's SMTP addresses from the directory (one ``ResolveNames``;
         see ``exchange.aliases``)."""
@@ -255,24 +229,6 @@ class ExchangeMailProvider(Closing):
         return open_exchange_attachment(
             self.connection, self.caller, provider_id, attachments, index, max_bytes
         )
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-_OWN_OPTIONS = frozenset(
-    {
-        "page_size",
-        "fetch_batch",
-        "metadata_batch",
-        "max_retries",
-        "max_wait",
-        "caller",
-        "streaming",
-        "streaming_minutes",
-        "limits",
-    }
-)
 
 
 def _parent(folder: Any) -> str | None:

@@ -23,16 +23,13 @@ from urllib.parse import quote
 from ....addresses import parse_address
 from ....calendar.links import find_meeting_link, https_url
 from ....calendar.zones import iana_zone
-from ....closing import Closing
-from ....errors import CursorExpired, NotFound, ProviderError
+from ....errors import NotFound, ProviderError
 from ....mime.text import html_to_text
 from ....model import Attendee, Event, EventStatus, Folder, FolderKind, ResponseStatus
 from ....ports import ChangeSet, FetchedEvent, IdPage, Scope
-from ....records import PushSubscription
 from .client import BatchItem, GraphClient
+from .folder_provider import GraphFolderProvider, delta_changes
 from .headers import parse_graph_time
-from .mail import user_path
-from .subscriptions import GraphPush
 
 __all__ = ["GraphCalendarProvider", "map_event"]
 
@@ -57,7 +54,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class GraphCalendarProvider(Closing):
+class GraphCalendarProvider(GraphFolderProvider):
     """The calendars of a mailbox through Graph.
 
     ``past`` and ``future`` set the synced window around the time of the
@@ -65,6 +62,10 @@ class GraphCalendarProvider(Closing):
     ``push_lifecycle_url`` are where Graph sends change and lifecycle
     notifications (none: the calendars are not watched).
     """
+
+    PUSH_PROVIDER = "graph-calendar"
+    PUSH_FOLDERS = "calendars"
+    PUSH_ITEMS = "events"
 
     def __init__(
         self,
@@ -79,31 +80,11 @@ class GraphCalendarProvider(Closing):
         push_lifecycle_url: str | None = None,
         metadata_only: bool = False,
     ) -> None:
+        super().__init__(client, user, page_size, push_url, push_lifecycle_url, clock)
         self.metadata_only = metadata_only
-        self.client = client
-        self.user = user
         self.past = past
         self.future = future
-        self.page_size = max(1, page_size)
         self.clock = clock
-        self._root = user_path(user)
-        self._items: dict[str, dict[str, JSON]] = {}
-        self.push = GraphPush(
-            client,
-            provider="graph-calendar",
-            account="" if user == "me" else user,
-            notification_url=push_url,
-            lifecycle_url=push_lifecycle_url,
-            clock=clock,
-        )
-
-    @property
-    def requests_sent(self) -> int:
-        return self.client.requests_sent
-
-    @property
-    def _prefer(self) -> tuple[str, ...]:
-        return (f"odata.maxpagesize={self.page_size}",)
 
     # -- CalendarProvider -----------------------------------------------------
 
@@ -135,10 +116,7 @@ class GraphCalendarProvider(Closing):
                 else:
                     items[str(item["id"])] = item
             link = str(page.get("@odata.deltaLink") or link)
-        if not link:
-            raise ProviderError(f"the delta round of {scope.id} ended without a deltaLink")
-        if not self.client.owns(link):
-            raise ProviderError(f"the delta link of {scope.id} is not on the Graph base URL")
+        link = self._round_link(scope, link)
         self._items[scope.id] = items
         return link
 
@@ -154,30 +132,8 @@ class GraphCalendarProvider(Closing):
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
         """One page of changes since a delta (or next) link."""
-        if not cursor.startswith(("http://", "https://")):
-            raise CursorExpired(f"not a delta link: {cursor[:80]!r}")
-        if not self.client.owns(cursor):
-            # a stored link to another host: never send the token there
-            raise CursorExpired("the stored delta link is not on the Graph base URL")
-        found = self.client.get(cursor, prefer=self._prefer)
-        items = self._items.setdefault(scope.id, {})
-        upserted: dict[str, None] = {}
-        deleted: dict[str, None] = {}
-        for item in found.get("value", []):
-            item_id = str(item.get("id"))
-            if "@removed" in item:
-                items.pop(item_id, None)
-                upserted.pop(item_id, None)
-                deleted[item_id] = None
-            else:
-                items[item_id] = item
-                deleted.pop(item_id, None)
-                upserted[item_id] = None
-        next_link = found.get("@odata.nextLink")
-        link = next_link or found.get("@odata.deltaLink")
-        if not link:
-            raise ProviderError("a delta page without nextLink or deltaLink")
-        return ChangeSet(tuple(upserted), tuple(deleted), str(link), complete=not next_link)
+        found = self._delta_page(cursor)
+        return delta_changes(found, self._items.setdefault(scope.id, {}))
 
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]:
         """Events from what the delta read; others in batches of 20."""
@@ -207,26 +163,6 @@ class GraphCalendarProvider(Closing):
                     yield FetchedEvent(item_id, error=f"unreadable event: {exc}"[:500])
                 else:
                     yield FetchedEvent(item_id, (event,))
-
-    # -- PushSource -----------------------------------------------------------
-
-    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
-        """The events of each calendar scope (none without ``push_url``)."""
-        if not self.push.configured:
-            return []
-        return [self.push.resource(self._root, "calendars", s.id, "events") for s in scopes]
-
-    def subscribe(
-        self, channel_id: str, resource: str, current: PushSubscription | None
-    ) -> PushSubscription:
-        """Create a subscription, or renew ``current`` (created anew if Graph lost it)."""
-        return self.push.subscribe(channel_id, resource, current)
-
-    def unsubscribe(self, subscription: PushSubscription) -> None:
-        self.push.unsubscribe(subscription)
-
-    def close(self) -> None:
-        self.client.close()
 
 
 # -- mapping -----------------------------------------------------------------

@@ -216,19 +216,12 @@ class GraphClient(Closing):
     ) -> GraphReply:
         """One request with retries; raises the mapped error when it fails."""
         url = self._url(path)
-        refreshed = False
-        attempt = 0
+        attempts = _Attempts(self.tokens, self.retry)
         while True:
             reply = self._send(method, url, params, body, prefer)
             if 200 <= reply.status < 300:
                 return reply
-            error = graph_error(reply)
-            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
-                self.tokens.refresh()
-                refreshed = True
-                continue
-            self.retry.wait_or_raise(error, attempt)
-            attempt += 1
+            attempts.failed(reply)
 
     def download(self, path: str, limit: int) -> tuple[bytes | None, int | None]:
         """GET a binary body (``/messages/{id}/$value``) streamed, with the
@@ -236,19 +229,12 @@ class GraphClient(Closing):
         when the body is longer than ``limit`` bytes: it is not read past
         the limit (``size`` is its ``Content-Length``, else ``limit + 1``)."""
         url = self._url(path)
-        refreshed = False
-        attempt = 0
+        attempts = _Attempts(self.tokens, self.retry)
         while True:
             reply, body, size = self._stream(url, limit)
             if reply is None:
                 return body, size
-            error = graph_error(reply)
-            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
-                self.tokens.refresh()
-                refreshed = True
-                continue
-            self.retry.wait_or_raise(error, attempt)
-            attempt += 1
+            attempts.failed(reply)
 
     @contextlib.contextmanager
     def stream_bytes(self, path: str, chunk_bytes: int) -> Iterator[Iterator[bytes]]:
@@ -256,8 +242,7 @@ class GraphClient(Closing):
         ``$value``), with the retries of ``call`` until the body starts."""
         httpx = _httpx()
         url = self._url(path)
-        refreshed = False
-        attempt = 0
+        attempts = _Attempts(self.tokens, self.retry)
         while True:
             headers = {"Authorization": f"Bearer {self.tokens.token()}", "Accept": "*/*"}
             self.requests_sent += 1
@@ -269,14 +254,8 @@ class GraphClient(Closing):
                     response.read()
                     reply = self._reply(response)
             except httpx.HTTPError as exc:
-                reply = GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
-            error = graph_error(reply)
-            if isinstance(error, AuthError) and reply.status == 401 and not refreshed:
-                self.tokens.refresh()
-                refreshed = True
-                continue
-            self.retry.wait_or_raise(error, attempt)
-            attempt += 1
+                reply = _network_failure(exc)
+            attempts.failed(reply)
 
     def _stream(self, url: str, limit: int) -> tuple[GraphReply | None, bytes | None, int | None]:
         """One streamed GET: ``(None, body, None)``, ``(None, None, size)``
@@ -299,8 +278,7 @@ class GraphClient(Closing):
                 body = read_at_most(response.iter_bytes(), limit)
                 return None, body, None if body is not None else max(declared or 0, limit + 1)
         except httpx.HTTPError as exc:
-            network = {"error": {"code": "network", "message": repr(exc)}}
-            return GraphReply(599, {}, network), None, None
+            return _network_failure(exc), None, None
 
     def pages(
         self, path: str, params: Mapping[str, str] | None = None, prefer: Sequence[str] = ()
@@ -332,7 +310,7 @@ class GraphClient(Closing):
         try:
             response = self._http.request(method, url, params=params, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            return GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
+            return _network_failure(exc)
         return self._reply(response)
 
     @staticmethod
@@ -437,6 +415,33 @@ class GraphClient(Closing):
             del answer  # its base64 text
             yield item, GraphReply(status, item_headers, body)
             del body
+
+
+class _Attempts:
+    """The retries of one request: after a first 401 the token is refreshed
+    and the request sent again at once; other failures wait, or raise, as
+    the retry policy says."""
+
+    def __init__(self, tokens: TokenSource, retry: RetryPolicy) -> None:
+        self._tokens = tokens
+        self._retry = retry
+        self._refreshed = False
+        self._waited = 0
+
+    def failed(self, reply: GraphReply) -> None:
+        """Ready the request to be sent again after ``reply``, or raise its error."""
+        error = graph_error(reply)
+        if isinstance(error, AuthError) and reply.status == 401 and not self._refreshed:
+            self._tokens.refresh()
+            self._refreshed = True
+            return
+        self._retry.wait_or_raise(error, self._waited)
+        self._waited += 1
+
+
+def _network_failure(exc: Exception) -> GraphReply:
+    """A request that never got an answer, as a retryable reply (599)."""
+    return GraphReply(599, {}, {"error": {"code": "network", "message": repr(exc)}})
 
 
 def _origin(url: str) -> str:

@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 import attrs
 
-from ....closing import Closing
 from ....errors import (
     AuthError,
     CursorExpired,
@@ -49,9 +48,9 @@ from ....errors import (
 from ....mime.parse import parse_message
 from ....model import Attachment, Detail, Folder, FolderKind, Limits
 from ....ports import ChangeSet, FetchedMessage, IdPage, Scope
-from ....records import PushSubscription
 from ...sizing import DEFAULT_LIMITS, plan_fetch
 from .client import BATCH_LIMIT, BatchItem, GraphClient, GraphReply
+from .folder_provider import GraphFolderProvider, delta_changes, user_path
 from .headers import (
     MESSAGE_SIZE,
     METADATA_PROPERTIES,
@@ -59,7 +58,6 @@ from .headers import (
     message_size,
     parse_graph_time,
 )
-from .subscriptions import GraphPush
 
 __all__ = ["WELL_KNOWN_FOLDERS", "GraphMailProvider", "truncation", "user_path"]
 
@@ -99,12 +97,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def user_path(user: str) -> str:
-    """``/me`` or ``/users/{id}`` (an id or user principal name)."""
-    return "/me" if user == "me" else f"/users/{quote(user, safe='@')}"
-
-
-class GraphMailProvider(Closing):
+class GraphMailProvider(GraphFolderProvider):
     """A mailbox through Graph; ``client`` carries the tokens and retries.
 
     ``user`` is ``"me"`` (delegated) or a user id / principal name (app-only).
@@ -117,6 +110,10 @@ class GraphMailProvider(Closing):
     ``push_lifecycle_url`` are where Graph sends change and lifecycle
     notifications (none: the mailbox is not watched).
     """
+
+    PUSH_PROVIDER = "graph"
+    PUSH_FOLDERS = "mailFolders"
+    PUSH_ITEMS = "messages"
 
     def __init__(
         self,
@@ -131,9 +128,7 @@ class GraphMailProvider(Closing):
         push_lifecycle_url: str | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self.client = client
-        self.user = user
-        self.page_size = max(1, page_size)
+        super().__init__(client, user, page_size, push_url, push_lifecycle_url, clock)
         self.include_hidden = include_hidden
         self.limits = limits
         self._delta_params = {
@@ -142,27 +137,8 @@ class GraphMailProvider(Closing):
         }
         if delta_detail is Detail.FULL:
             self._delta_params["$expand"] = _SIZE_EXPAND
-        self._root = user_path(user)
         self._well_known: dict[str, FolderKind] | None = None
         self._skipped: set[str] = set()
-        self._items: dict[str, dict[str, JSON]] = {}
-        self.push = GraphPush(
-            client,
-            provider="graph",
-            account="" if user == "me" else user,
-            notification_url=push_url,
-            lifecycle_url=push_lifecycle_url,
-            clock=clock,
-        )
-
-    @property
-    def requests_sent(self) -> int:
-        """HTTP requests sent so far (a batch counts once)."""
-        return self.client.requests_sent
-
-    @property
-    def _prefer(self) -> tuple[str, ...]:
-        return (f"odata.maxpagesize={self.page_size}",)
 
     # -- MailProvider ---------------------------------------------------------
 
@@ -208,11 +184,7 @@ class GraphMailProvider(Closing):
         link = ""
         for page in self.client.pages(self._delta_path(scope), self._delta_params, self._prefer):
             link = str(page.get("@odata.deltaLink") or link)
-        if not link:
-            raise ProviderError(f"the delta round of {scope.id} ended without a deltaLink")
-        if not self.client.owns(link):
-            raise ProviderError(f"the delta link of {scope.id} is not on the Graph base URL")
-        return link
+        return self._round_link(scope, link)
 
     def list_page(self, scope: Scope, page: str | None) -> IdPage:
         """Ids newest first: a delta round ordered by ``receivedDateTime``,
@@ -235,31 +207,10 @@ class GraphMailProvider(Closing):
 
     def changes(self, scope: Scope, cursor: str) -> ChangeSet:
         """One page of changes since a delta (or next) link."""
-        if not cursor.startswith(("http://", "https://")):
-            raise CursorExpired(f"not a delta link: {cursor[:80]!r}")
-        if not self.client.owns(cursor):
-            # a stored link to another host: never send the token there
-            raise CursorExpired("the stored delta link is not on the Graph base URL")
-        found = self.client.get(cursor, prefer=self._prefer)
+        found = self._delta_page(cursor)
         items: dict[str, JSON] = {}
-        upserted: dict[str, None] = {}
-        deleted: dict[str, None] = {}
-        for item in found.get("value", []):
-            item_id = str(item.get("id"))
-            if "@removed" in item:
-                items.pop(item_id, None)
-                upserted.pop(item_id, None)
-                deleted[item_id] = None
-            else:
-                items[item_id] = item
-                deleted.pop(item_id, None)
-                upserted[item_id] = None
-        self._items[scope.id] = items
-        next_link = found.get("@odata.nextLink")
-        link = next_link or found.get("@odata.deltaLink")
-        if not link:
-            raise ProviderError("a delta page without nextLink or deltaLink")
-        return ChangeSet(tuple(upserted), tuple(deleted), str(link), complete=not next_link)
+        self._items[scope.id] = items  # only the page in hand
+        return delta_changes(found, items)
 
     def fetch(self, scope: Scope, ids: Sequence[str], detail: Detail) -> Iterator[FetchedMessage]:
         """Metadata: the headers in batches of 20 GETs. Full: MIME within
@@ -371,22 +322,7 @@ class GraphMailProvider(Closing):
         """Change notifications come to the host's webhook instead (``PushSource``)."""
         return None
 
-    # -- PushSource -----------------------------------------------------------
-
-    def push_resources(self, scopes: Sequence[Scope]) -> Sequence[str]:
-        """The messages of each folder scope (none without ``push_url``)."""
-        if not self.push.configured:
-            return []
-        return [self.push.resource(self._root, "mailFolders", s.id, "messages") for s in scopes]
-
-    def subscribe(
-        self, channel_id: str, resource: str, current: PushSubscription | None
-    ) -> PushSubscription:
-        """Create a subscription, or renew ``current`` (created anew if Graph lost it)."""
-        return self.push.subscribe(channel_id, resource, current)
-
-    def unsubscribe(self, subscription: PushSubscription) -> None:
-        self.push.unsubscribe(subscription)
+    # -- AttachmentSource -----------------------------------------------------
 
     def open_attachment(
         self,
@@ -403,9 +339,6 @@ class GraphMailProvider(Closing):
         return open_graph_attachment(
             self.client, self._message_path(provider_id), attachments, index, max_bytes
         )
-
-    def close(self) -> None:
-        self.client.close()
 
     # -- Graph extras ---------------------------------------------------------
 
