@@ -58,6 +58,7 @@ __all__ = [
     "Store",
     "SubscriptionStore",
     "TokenStore",
+    "Warmable",
 ]
 
 
@@ -193,6 +194,17 @@ class CalendarProvider(Protocol):
     def fetch(self, scope: Scope, ids: Sequence[str]) -> Iterator[FetchedEvent]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """A provider that can start the first round trips of its next sync
+    (discovery) in the background, so they overlap the caller's own
+    start-up, e.g. opening its store. ``warm`` returns at once; the
+    provider's next listing uses the answer, or asks again if it failed or
+    is stale."""
+
+    def warm(self) -> None: ...
 
 
 @runtime_checkable

@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError
-from ..model import Role
-from ..providers.registry import connect
+from ..model import Channel, Role
+from ..providers.registry import Provider, connect
 from ..records import ChannelState, PageRequest, SearchQuery, Skip, Target, TargetKind, Viewer
-from ..stores.sql import SqlDirectory, SqlStore
+from ..sync.early import EarlyConnections
 from ..sync.engine import SyncEngine
 from ..sync.runner import Runner
 from .config import Config, absent_sqlite_file, load_config
@@ -32,6 +32,9 @@ from .output import (
     when_relative,
 )
 from .progress import ProgressLine
+
+if TYPE_CHECKING:
+    from ..stores.sql import SqlDirectory, SqlStore
 
 __all__ = ["cmd_search", "cmd_skipped", "cmd_status", "cmd_sync", "cmd_timeline"]
 
@@ -49,21 +52,46 @@ def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirector
             f"no database at {database}; run `commlink sync` on this configuration first",
             field="store.url",
         )
+    # loaded here, not with the commands: a sync's providers start their
+    # discovery first (see ``EarlyConnections``), and ``--help`` never needs it
+    from ..stores.sql import SqlDirectory, SqlStore
+
     store = SqlStore(config.store_url)
     return store, SqlDirectory(store)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, directory = _open(config)
+    options = {c.channel.id: c for c in config.channels}
+
+    def open_provider(channel: Channel) -> Provider:
+        return connect(channel, options[channel.id].options)
+
+    early = None
+    if not args.watch:  # the providers' discovery overlaps opening the store
+        early = EarlyConnections([c.channel for c in config.channels], open_provider)
+    try:
+        store, directory = _open(config)
+        return _sync(args, config, store, directory, early.connect if early else open_provider)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _sync(
+    args: argparse.Namespace,
+    config: Config,
+    store: SqlStore,
+    directory: SqlDirectory,
+    open_provider: Callable[[Channel], Provider],
+) -> int:
     progress = _progress_printer(sys.stderr)
     engine = SyncEngine(store, directory, progress=progress, folder_ttl=timedelta(minutes=5))
-    options = {c.channel.id: c for c in config.channels}
     for item in config.channels:
         store.save_channel(item.channel)
     runner = Runner(
         engine,
-        lambda channel: connect(channel, options[channel.id].options),
+        open_provider,
         interval=timedelta(seconds=args.interval),
         watch=args.watch,
     )

@@ -181,6 +181,8 @@ def _with_token_store(
     channels: tuple[ChannelConfig, ...], url: str, key: Secret | None
 ) -> tuple[ChannelConfig, ...]:
     """OAuth channels get the store's database as their ``token_store``."""
+    if not any("oauth" in item.options for item in channels):
+        return channels  # and the database layer is not loaded yet
     from .tokens import DatabaseTokenStore
 
     tokens = DatabaseTokenStore(url, key)

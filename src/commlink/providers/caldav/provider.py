@@ -40,6 +40,7 @@ from ...credentials import is_loopback_host, redact_url
 from ...errors import AuthError, ConfigError, CursorExpired, NotFound, ProviderError
 from ...model import Folder, FolderKind, Limits
 from ...ports import ChangeSet, FetchedEvent, IdPage, Scope
+from ..background import BackgroundCall
 from ..sizing import DEFAULT_LIMITS
 from . import davxml as dav
 from .transport import DavTransport, Multistatus, Unsupported
@@ -134,6 +135,7 @@ class CalDavProvider(Closing):
         self._all_full = False  # no scope of this step asked for its changes yet
         self._listed_now: set[str] = set()  # ... but those fully listed in it
         self._ahead: dict[str, Multistatus] = {}  # full listings asked for ahead
+        self._warming: BackgroundCall[list[Folder]] | None = None  # see warm()
 
     @property
     def requests(self) -> int:
@@ -160,8 +162,21 @@ class CalDavProvider(Closing):
             self._home = self._absolute(home) if home else principal_url
         return self._home
 
+    def warm(self) -> None:
+        """Start discovery (the calendar home, its calendars and their sync
+        tokens) in a thread of its own; the next ``calendars()`` within a
+        minute takes that answer (``ports.Warmable``)."""
+        if self._warming is None:
+            self._http.prepare()  # imports here: the thread only waits on the server
+            self._warming = BackgroundCall(self._list_calendars, "commlink-caldav-warm")
+
     def calendars(self) -> Sequence[Folder]:
         """Event calendars under the calendar home (id: the calendar's path)."""
+        warming, self._warming = self._warming, None
+        found = warming.take() if warming is not None else None
+        return found if found is not None else self._list_calendars()
+
+    def _list_calendars(self) -> list[Folder]:
         home = self._calendar_home()
         sync = self.use_sync_collection is not False
         body = dav.calendar_props_body(sync_token=sync, ctag=not sync)
@@ -485,6 +500,9 @@ class CalDavProvider(Closing):
                 yield _parsed(provider_id, text, scope.id)
 
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.join()  # its requests end before the client closes
+            self._warming = None
         self._drop_ahead()
         self._listings.clear()
         self._drop_held()

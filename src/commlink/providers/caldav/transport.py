@@ -234,6 +234,11 @@ class DavTransport(Closing):
         self._clients: dict[str, Any] = {}
         self._host = _netloc(urlsplit(url))
 
+    def prepare(self) -> None:
+        """Build the client for the base URL now (loading the HTTP library),
+        so that a first request sent from another thread starts at once."""
+        self._connect(urlsplit(self.url).scheme)
+
     def _connect(self, scheme: str) -> Any:
         client = self._clients.get(scheme)
         if client is None:
