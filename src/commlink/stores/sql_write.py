@@ -71,7 +71,6 @@ from .sql_schema import (
     messages,
     participants,
     skips,
-    upsert,
 )
 from .sql_search import index_written
 
@@ -357,6 +356,10 @@ def _write_logical(
     return created
 
 
+_EVENT_COLUMNS = tuple(c.name for c in events.columns if c.name != "pk")
+_EVENT_KEY = ("uid", "rid_key", "channel_id")
+
+
 def _write_events(
     conn: Connection, batch: SyncBatch, changes: CommitEvents | None = None
 ) -> set[int]:
@@ -379,12 +382,14 @@ def _write_events(
     before: dict[int, tuple[Any, ...]] = {}
     if changes is not None:
         before = stored_fingerprints(conn, [stored[k][0] for k in newer if k in stored])
-    upsert(
+    written = [event_row(e, ch) for e in newer.values()]
+    write_rows(
         conn,
         events,
-        [event_row(e, ch) for e in newer.values()],
-        ["uid", "rid_key", "channel_id"],
-        [c.name for c in events.columns if c.name not in ("pk", "uid", "rid_key", "channel_id")],
+        _EVENT_COLUMNS,
+        [tuple(row[c] for c in _EVENT_COLUMNS) for row in written],
+        conflict=_EVENT_KEY,
+        update=[c for c in _EVENT_COLUMNS if c not in _EVENT_KEY],
     )
     pks: dict[EventRowKey, int] = {k: pk for k, (pk, _) in stored.items()}
     missing = sorted({uid for uid, rid in newer if (uid, rid) not in pks})
