@@ -63,6 +63,10 @@ MAX_BODY_WORDS = 12_000
 SNIPPET_CHARS = 200
 
 _WORD = re.compile(r"[^\W_]+")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+#: ASCII bytes other than lower-case letters and digits, as spaces: the
+#: words of lower-cased ASCII text are what ``split()`` leaves then
+_ASCII_SPACES = bytes(c if chr(c) in _LOWER_ALNUM else 32 for c in range(256))
 
 
 class Field(enum.Enum):
@@ -99,8 +103,11 @@ def _fold(text: str) -> str:
 
 def words(text: str, limit: int | None = None) -> list[str]:
     """The words of ``text``, in order (overlong ones left out), at most ``limit``."""
-    found: list[str] = _WORD.findall(_fold(text))
-    if any(len(word) > MAX_WORD_CHARS for word in found):
+    if text.isascii():  # the same words, three times faster than the pattern
+        found: list[str] = text.encode().lower().translate(_ASCII_SPACES).decode().split()
+    else:
+        found = _WORD.findall(_fold(text))
+    if found and max(map(len, found)) > MAX_WORD_CHARS:
         found = [word for word in found if len(word) <= MAX_WORD_CHARS]
     return found if limit is None else found[:limit]
 
