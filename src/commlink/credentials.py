@@ -202,6 +202,7 @@ COMMLINK_LOGGERS = (
     "commlink.events",
     "commlink.exchange",
     "commlink.imap",
+    "commlink.providers.background",
     "commlink.providers.google",
     "commlink.providers.google.calendar",
     "commlink.providers.google.gmail",
