@@ -201,8 +201,8 @@ class Warmable(Protocol):
     """A provider that can start the first round trips of its next sync
     (discovery) in the background, so they overlap the caller's own
     start-up, e.g. opening its store. ``warm`` returns at once; the
-    provider's next listing uses the answer, or asks again if it failed or
-    is stale."""
+    provider's next listing uses the answer (raising its error, if it
+    failed), or asks again if it is stale."""
 
     def warm(self) -> None: ...
 

@@ -100,11 +100,25 @@ def test_a_background_call_answers_once() -> None:
     assert call.take() is None
 
 
-def test_a_failed_background_call_answers_nothing() -> None:
+def test_a_failed_background_call_raises_its_error_once() -> None:
     def fail() -> list[str]:
         raise OSError("down")
 
-    assert BackgroundCall(fail, "test-call").take() is None
+    call = BackgroundCall(fail, "test-call")
+    with pytest.raises(OSError, match="down"):
+        call.take()
+    assert call.take() is None
+
+
+def test_a_stale_error_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail() -> list[str]:
+        raise OSError("down")
+
+    call = BackgroundCall(fail, "test-call", fresh_for=5)
+    call.join()
+    later = time.monotonic() + 6
+    monkeypatch.setattr(background.time, "monotonic", lambda: later)
+    assert call.take() is None
 
 
 def test_a_stale_background_answer_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

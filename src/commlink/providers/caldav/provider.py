@@ -165,7 +165,7 @@ class CalDavProvider(Closing):
     def warm(self) -> None:
         """Start discovery (the calendar home, its calendars and their sync
         tokens) in a thread of its own; the next ``calendars()`` within a
-        minute takes that answer (``ports.Warmable``)."""
+        minute takes that answer, or raises its error (``ports.Warmable``)."""
         if self._warming is None:
             self._http.prepare()  # imports here: the thread only waits on the server
             self._warming = BackgroundCall(self._list_calendars, "commlink-caldav-warm")
