@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import reduce
 from operator import or_
 
+from django.db import connections
 from django.db.models import Q
 
 from ...stores.common import parse_entries
@@ -77,15 +78,41 @@ def refresh_threads(using: str, thread_ids: Collection[str]) -> None:
                     rows[(kind, target, thread)] = last[thread]
         # a commit of another channel touching the same thread may have
         # written its rows since they were deleted here (PostgreSQL)
+        _keep_latest(using, rows)
+
+
+def _keep_latest(using: str, rows: dict[tuple[str, str, str], datetime]) -> None:
+    """Insert timeline rows; a row another commit wrote meanwhile keeps the
+    later of the two times (``bulk_create`` can only take the new one)."""
+    connection = connections[using]
+    ordered = sorted(rows.items())
+    later = {"postgresql": "GREATEST", "sqlite": "MAX"}.get(connection.vendor)
+    if later is None:  # another database: the last writer's time
         m.ThreadTarget.objects.using(using).bulk_create(
             [
                 m.ThreadTarget(kind=kind, target_id=target, thread_id=thread, last_at=at)
-                for (kind, target, thread), at in sorted(rows.items())
+                for (kind, target, thread), at in ordered
             ],
             update_conflicts=True,
             unique_fields=["kind", "target_id", "thread_id"],
             update_fields=["last_at"],
         )
+        return
+    if not ordered:
+        return
+    quote = connection.ops.quote_name
+    meta = m.ThreadTarget._meta
+    table = quote(meta.db_table)
+    # plain fields: each column carries its field's name
+    kind, target, thread, at = (quote(n) for n in ("kind", "target_id", "thread_id", "last_at"))
+    sql = (
+        f"INSERT INTO {table} ({kind}, {target}, {thread}, {at}) VALUES (%s, %s, %s, %s) "
+        f"ON CONFLICT ({kind}, {target}, {thread}) "
+        f"DO UPDATE SET {at} = {later}({table}.{at}, excluded.{at})"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(*key, adapt(moment)) for key, moment in ordered])
 
 
 def delete_assocs(
