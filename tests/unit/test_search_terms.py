@@ -27,6 +27,7 @@ from commlink.stores.search_terms import (
     matches,
     parse_query,
     snippet,
+    tagged_words,
     words,
 )
 from commlink.stores.sql_search import _tsquery, _tsvector
@@ -51,6 +52,17 @@ def test_words_are_folded_runs_of_letters_and_digits() -> None:
     ]
     assert words("a " + "b" * (MAX_WORD_CHARS + 1) + " c") == ["a", "c"]
     assert words("one two three", limit=2) == ["one", "two"]
+
+
+_ASCII_TEXT = st.text(
+    alphabet=st.sampled_from(list("aZ09 \t\r\n.,-_@<>\x00\x7f")), max_size=400
+) | st.builds(lambda a, b: a + "x" * b, st.text(alphabet="ab ", max_size=20), st.integers(60, 70))
+
+
+@given(_TEXT | _ASCII_TEXT, st.sampled_from(["b", "p", "xy"]), st.none() | st.integers(0, 40))
+def test_tagged_words_are_the_words_tagged(text: str, tag: str, limit: int | None) -> None:
+    found = words(text, limit)
+    assert tagged_words(text, tag, limit) == " ".join(tag + word for word in found)
 
 
 @given(_TEXT)

@@ -46,6 +46,8 @@ __all__ = [
     "parse_query",
     "prepare",
     "snippet",
+    "tagged_document",
+    "tagged_words",
     "words",
 ]
 
@@ -107,22 +109,61 @@ def words(text: str, limit: int | None = None) -> list[str]:
         found: list[str] = text.encode().lower().translate(_ASCII_SPACES).decode().split()
     else:
         found = _WORD.findall(_fold(text))
-    if found and max(map(len, found)) > MAX_WORD_CHARS:
+    if found and len(max(found, key=len)) > MAX_WORD_CHARS:
         found = [word for word in found if len(word) <= MAX_WORD_CHARS]
     return found if limit is None else found[:limit]
+
+
+def tagged_words(text: str, tag: str, limit: int | None = None) -> str:
+    """``words(text, limit)``, each with ``tag`` in front, joined by spaces.
+
+    ASCII text is cut as bytes and joined as bytes: no string per word
+    (a body holds hundreds of them)."""
+    if not text.isascii():
+        found = words(text, limit)
+        return tag + (" " + tag).join(found) if found else ""
+    parts = text.encode().lower().translate(_ASCII_SPACES).split()
+    if not parts:
+        return ""
+    if len(max(parts, key=len)) > MAX_WORD_CHARS:
+        parts = [part for part in parts if len(part) <= MAX_WORD_CHARS]
+    if limit is not None:
+        del parts[limit:]
+    if not parts:
+        return ""
+    mark = tag.encode()
+    return (mark + (b" " + mark).join(parts)).decode()
 
 
 def _people_text(participants: Iterable[Participant]) -> str:
     return " ".join(f"{p.address.name} {p.address.email or p.address.raw}" for p in participants)
 
 
+#: the fields in index order, each with its cap on words
+_FIELD_LIMITS = (
+    (Field.PEOPLE, MAX_PEOPLE_WORDS),
+    (Field.SUBJECT, MAX_SUBJECT_WORDS),
+    (Field.BODY, MAX_BODY_WORDS),
+)
+
+
+def _field_texts(message: StoredMessage) -> tuple[str, str, str]:
+    return (_people_text(message.participants), message.subject, message.body or "")
+
+
 def document(message: StoredMessage) -> dict[Field, list[str]]:
     """The indexed words of a stored copy, by field (each capped)."""
-    return {
-        Field.PEOPLE: words(_people_text(message.participants), MAX_PEOPLE_WORDS),
-        Field.SUBJECT: words(message.subject, MAX_SUBJECT_WORDS),
-        Field.BODY: words(message.body or "", MAX_BODY_WORDS),
-    }
+    texts = _field_texts(message)
+    return {f: words(t, cap) for (f, cap), t in zip(_FIELD_LIMITS, texts, strict=True)}
+
+
+def tagged_document(message: StoredMessage, tags: Mapping[Field, str]) -> tuple[str, ...]:
+    """``document(message)`` as ``tagged_words`` texts, in the order people,
+    subject, body, each field's words tagged with ``tags[field]``."""
+    texts = _field_texts(message)
+    return tuple(
+        tagged_words(t, tags[f], cap) for (f, cap), t in zip(_FIELD_LIMITS, texts, strict=True)
+    )
 
 
 @attrs.frozen(slots=True)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from ..model import Visibility
 from ..records import SearchQuery, Viewer
 from .common import StoredMessage
-from .search_terms import Field, ParsedQuery, Prepared, document, fields_for
+from .search_terms import Field, ParsedQuery, Prepared, fields_for, tagged_document
 from .sql_bulk import among_sql, fetch, key_set, run
 from .sql_schema import UtcDateTime, channels, participants, search_docs, thread_targets
 
@@ -100,11 +100,9 @@ def write_docs(
                 channel_id,
             )
             placed = {int(pk): int(doc) for doc, pk in held if wanted.get(int(doc)) == int(pk)}
-        texts = []
-        for pk, stored in pending:
-            if pk in placed:
-                words = document(stored)
-                texts.append((placed[pk], *(_tagged(f, words[f]) for f in _ALL_FIELDS)))
+        texts = [
+            (placed[pk], *tagged_document(stored, _TAGS)) for pk, stored in pending if pk in placed
+        ]
         # in rowid order: FTS5 flushes its pending terms to a new segment
         # whenever a rowid is lower than the one before (twice the work)
         texts.sort()
