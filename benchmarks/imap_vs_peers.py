@@ -194,6 +194,9 @@ folderfilter = lambda name: name in ("INBOX", "Sent", "Archive")
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a process; its wall time, CPU time, peak RSS (VmHWM sampled every
     10 ms) and, for our own children, its JSON result."""
+    # write back what earlier runs left dirty, so no contender's fsyncs wait
+    # behind another's writes
+    os.sync()
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or dict(os.environ)
