@@ -123,9 +123,7 @@ def tagged_words(text: str, tag: str, limit: int | None = None) -> str:
         found = words(text, limit)
         return tag + (" " + tag).join(found) if found else ""
     parts = text.encode().lower().translate(_ASCII_SPACES).split()
-    if not parts:
-        return ""
-    if len(max(parts, key=len)) > MAX_WORD_CHARS:
+    if len(max(parts, key=len, default=b"")) > MAX_WORD_CHARS:
         parts = [part for part in parts if len(part) <= MAX_WORD_CHARS]
     if limit is not None:
         del parts[limit:]
