@@ -5,7 +5,11 @@ Maildir, imports it with ``SyncEngine`` into a new SQLite store, then runs
 a no-change incremental pass. It prints messages/s, the peak RSS of the
 import process and the quiet-pass time, then the RSS growth between sizes.
 
-    python benchmarks/sync_files.py [--sizes 5000 50000]
+``--sqlite pysqlite3`` runs the store on pysqlite3-binary's SQLite instead of
+the standard library's (3.43 or newer keeps the search index without a copy
+of its text); the database size per message is printed too.
+
+    python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -34,7 +39,7 @@ def write_maildir(root: Path, count: int) -> None:
         (root / "cur" / f"{stamp + n}.M{n}P1.bench:2,S").write_bytes(raw)
 
 
-def child(size: int, workdir: Path) -> dict[str, float]:
+def child(size: int, workdir: Path, module: str) -> dict[str, Any]:
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
     from commlink.providers.files.maildir import MaildirProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
@@ -46,7 +51,17 @@ def child(size: int, workdir: Path) -> dict[str, float]:
     # must not land in the import's fsyncs
     os.sync()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    store = SqlStore(f"sqlite:///{workdir}/bench.sqlite")
+    options = {}
+    if module == "pysqlite3":
+        import pysqlite3.dbapi2
+
+        options["module"] = pysqlite3.dbapi2
+    store = SqlStore(f"sqlite:///{workdir}/bench.sqlite", engine_options=options)
+    with store.engine.connect() as conn:
+        version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        text = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'commlink_search_text'"
+        ).scalar_one()
     directory = SqlDirectory(store)
     channel = Channel(
         "bench",
@@ -62,6 +77,7 @@ def child(size: int, workdir: Path) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     assert not report.errors, report.errors
     rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    db_bytes = sum(p.stat().st_size for p in workdir.glob("bench.sqlite*"))
     quiet_started = time.perf_counter()
     quiet = engine.run(channel, provider)
     quiet_elapsed = time.perf_counter() - quiet_started
@@ -76,23 +92,35 @@ def child(size: int, workdir: Path) -> dict[str, float]:
         "rss_before_mb": rss_before / 1024,
         "rss_peak_mb": rss_import / 1024,
         "quiet_seconds": quiet_elapsed,
+        "db_kb_per_message": db_bytes / 1024 / size,
+        "sqlite": f"{version}{' contentless index' if 'contentless_delete' in text else ''}",
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--sqlite", choices=["stdlib", "pysqlite3"], default="stdlib")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, Path(args.workdir))))
+        print(json.dumps(child(args.child, Path(args.workdir), args.sqlite)))
         return
     results = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(size), "--workdir", tmp],
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(size),
+                    "--workdir",
+                    tmp,
+                    "--sqlite",
+                    args.sqlite,
+                ],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -105,7 +133,8 @@ def main() -> None:
                 f"{result['rate']:7,.0f} msg/s (target >= 5,000)  "
                 f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
                 f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
-                f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)"
+                f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
+                f"database {result['db_kb_per_message']:.1f} KiB/msg  (SQLite {result['sqlite']})"
             )
     if len(results) >= 2:
         growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from ..errors import ConfigError, StoreError
 from .sql_migrations import MIGRATIONS
 from .sql_tables import (
+    CONTENTLESS_SQLITE,
     SEARCH_INDEX_DDL,
     SEARCH_TEXT_DDL,
     THREAD_TARGETS_FILL,
@@ -58,6 +59,7 @@ from .sql_tables import (
     schema_table,
     search_docs,
     skips,
+    sqlite_version,
     thread_targets,
 )
 
@@ -441,6 +443,23 @@ def schema_ddl(dialect_name: str) -> str:
     return "".join(f"{s};\n\n" for s in statements)
 
 
+def _require_search_text_support(conn: Connection) -> None:
+    """Refuse a database whose search index this SQLite cannot read: one
+    made without a copy of the indexed text (``search_text_ddl``) by SQLite
+    3.43 or newer, opened by an older one."""
+    found = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE name = 'commlink_search_text'"
+    ).scalar()
+    version = sqlite_version(conn)
+    if found and "contentless_delete" in found and version < CONTENTLESS_SQLITE:
+        have = ".".join(map(str, version))
+        raise StoreError(
+            f"this database's search index needs SQLite 3.43 or newer; this Python "
+            f"has SQLite {have} (pass engine_options={{'module': pysqlite3.dbapi2}} "
+            "with pysqlite3-binary installed, or open it where SQLite is newer)"
+        )
+
+
 def ensure_schema(engine: Engine) -> int:
     """Create or migrate the schema; returns the version found before.
 
@@ -461,6 +480,8 @@ def ensure_schema(engine: Engine) -> int:
                     f"database schema version {found} is newer than this commlink "
                     f"({SCHEMA_VERSION}); upgrade commlink"
                 )
+            if found is not None and conn.dialect.name == "sqlite":
+                _require_search_text_support(conn)
             version = found or 0
             while found is not None and version < SCHEMA_VERSION:
                 migrate = MIGRATIONS.get(version)

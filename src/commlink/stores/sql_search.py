@@ -142,12 +142,35 @@ def drop_bodies(conn: Connection, channel_id: str) -> None:
             channel_id,
         )
         return
+    if not _keeps_text(conn):
+        # no text to update in place: index the minimised copies again
+        last = -1
+        while True:
+            found = fetch(
+                conn,
+                f"SELECT message_pk FROM {message_copies.name} WHERE channel_id = {m} "
+                f"AND message_pk > {m} ORDER BY message_pk LIMIT 2000",
+                channel_id,
+                last,
+            )
+            if not found:
+                return
+            pks = [int(pk) for (pk,) in found]
+            last = pks[-1]
+            _write_docs(conn, channel_id, _load(conn, channel_id, pks))
     run(
         conn,
         f"UPDATE {_TEXT} SET body = '' WHERE rowid IN "
         f"(SELECT doc FROM {search_docs.name} WHERE channel_id = {m}) AND body <> ''",
         channel_id,
     )
+
+
+def _keeps_text(conn: Connection) -> bool:
+    """Whether the SQLite search text keeps a copy of the indexed text
+    (``sql_tables.search_text_ddl``)."""
+    found = conn.exec_driver_sql(f"SELECT sql FROM sqlite_master WHERE name = '{_TEXT}'").scalar()
+    return not (found and "contentless_delete" in found)
 
 
 def backfill(conn: Connection) -> None:

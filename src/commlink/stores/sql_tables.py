@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "CONTENTLESS_SQLITE",
     "SEARCH_INDEX_DDL",
     "SEARCH_TEXT_DDL",
     "THREAD_TARGETS_FILL",
@@ -54,7 +55,9 @@ __all__ = [
     "person_addresses",
     "schema_table",
     "search_docs",
+    "search_text_ddl",
     "skips",
+    "sqlite_version",
     "thread_targets",
 ]
 
@@ -378,6 +381,8 @@ search_docs = _table(
 #: SQLite: the words of each ``search_docs`` row by field (FTS5, rowid =
 #: ``doc``), dropped with the row. Words come cut and folded by
 #: ``search_terms.words``; the tokenizer only splits them at the spaces.
+#: This portable form keeps a copy of the indexed text (FTS5 needs it to
+#: delete a row); see ``search_text_ddl`` for the form without it.
 SEARCH_TEXT_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS commlink_search_text USING fts5"
     "(people, subject, body, tokenize = 'unicode61 remove_diacritics 0')",
@@ -391,6 +396,31 @@ SEARCH_TEXT_DDL = (
     "commlink_search_docs BEGIN DELETE FROM commlink_search_text WHERE rowid = old.doc; END",
 )
 
+#: The first SQLite whose FTS5 deletes rows of a table that keeps no text
+#: (``contentless_delete``).
+CONTENTLESS_SQLITE = (3, 43, 0)
+
+_CONTENTLESS = "content = '', contentless_delete = 1, "
+
+
+def search_text_ddl(contentless: bool) -> tuple[str, ...]:
+    """The statements that create the SQLite search text; ``contentless``
+    (SQLite >= ``CONTENTLESS_SQLITE``): without a copy of the indexed text,
+    which a bulk import then neither writes nor stores (a third of the
+    database). Such a database's search needs SQLite 3.43 or newer."""
+    if not contentless:
+        return SEARCH_TEXT_DDL
+    create = SEARCH_TEXT_DDL[0].replace(
+        "(people, subject, body, ", "(people, subject, body, " + _CONTENTLESS
+    )
+    return (create, *SEARCH_TEXT_DDL[1:])
+
+
+def sqlite_version(connection: sa.Connection) -> tuple[int, ...]:
+    """The version of the SQLite library behind a connection."""
+    text = str(connection.exec_driver_sql("SELECT sqlite_version()").scalar_one())
+    return tuple(int(part) for part in text.split(".")[:3])
+
 
 #: PostgreSQL: the GIN index of the words. Written out rather than an
 #: ``Index(..., postgresql_using="gin")``: that keyword loads SQLAlchemy's
@@ -402,8 +432,11 @@ SEARCH_INDEX_DDL = (
 
 
 def _create_search_text(_table: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
-    extra = {"sqlite": SEARCH_TEXT_DDL, "postgresql": SEARCH_INDEX_DDL}
-    for statement in extra.get(connection.dialect.name, ()):
+    if connection.dialect.name == "sqlite":
+        statements = search_text_ddl(sqlite_version(connection) >= CONTENTLESS_SQLITE)
+    else:
+        statements = SEARCH_INDEX_DDL if connection.dialect.name == "postgresql" else ()
+    for statement in statements:
         connection.exec_driver_sql(statement)
 
 
