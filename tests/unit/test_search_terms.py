@@ -65,6 +65,22 @@ def test_tagged_words_are_the_words_tagged(text: str, tag: str, limit: int | Non
     assert tagged_words(text, tag, limit) == " ".join(tag + word for word in found)
 
 
+@given(
+    _ASCII_TEXT
+    | st.builds(
+        lambda a, n, b: a + "Q" * n + b,
+        st.text(alphabet="aZ9 .", max_size=20),
+        st.integers(62, 67),
+        st.text(alphabet="aZ9 .", max_size=20),
+    )
+)
+def test_ascii_words_are_those_of_the_pattern(text: str) -> None:
+    # the ASCII path works on bytes; the pattern is the meaning
+    expected = [w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) <= MAX_WORD_CHARS]
+    assert words(text) == expected
+    assert tagged_words(text, "b") == " ".join("b" + w for w in expected)
+
+
 @given(_TEXT)
 def test_words_survive_being_indexed_again(text: str) -> None:
     found = words(text)
