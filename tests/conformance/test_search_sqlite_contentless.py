@@ -104,3 +104,16 @@ def test_the_standard_library_sqlite_refuses_it_here(tmp_path: Path) -> None:
         pass
     with pytest.raises(StoreError, match=r"needs SQLite 3\.43 or newer"):
         SqlStore(f"sqlite:///{path}")
+
+
+def test_an_older_sqlite_refuses_it_without_migrating_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite"
+    with _newer(path):
+        pass
+    from commlink.stores import sql_schema
+
+    monkeypatch.setattr(sql_schema, "sqlite_version", lambda _conn: (3, 40, 1))
+    with pytest.raises(StoreError, match=r"needs SQLite 3\.43 or newer"):
+        SqlStore(f"sqlite:///{path}", engine_options={"module": dbapi2}, migrate=False)

@@ -400,6 +400,12 @@ def check_schema(engine: Engine) -> None:
     (for hosts that run migrations themselves: ``SqlStore(..., migrate=False)``)."""
     found = schema_version(engine)
     if found == SCHEMA_VERSION:
+        if engine.dialect.name == "sqlite":
+            try:
+                with engine_lock(engine), engine.connect() as conn:
+                    _require_search_text_support(conn)
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"cannot read the commlink schema: {exc}") from exc
         return
     if found is None:
         raise StoreError(
