@@ -16,6 +16,7 @@ from commlink.errors import StoreError
 from commlink.records import SearchQuery, Viewer
 from commlink.stores import sql_tables
 from commlink.stores.sql import SqlStore
+from commlink.stores.sql_search import rebuild_sqlite_index
 from commlink.testing.conformance import StoreConformance, fail_after_writes
 from commlink.testing.conformance_data import batch, message, setup_channels
 from commlink.testing.conformance_search import SearchConformance
@@ -117,3 +118,26 @@ def test_an_older_sqlite_refuses_it_without_migrating_too(
     monkeypatch.setattr(sql_schema, "sqlite_version", lambda _conn: (3, 40, 1))
     with pytest.raises(StoreError, match=r"needs SQLite 3\.43 or newer"):
         SqlStore(f"sqlite:///{path}", engine_options={"module": dbapi2}, migrate=False)
+
+
+def test_rebuilding_the_index_converts_it_both_ways(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    with SqlStore(f"sqlite:///{path}") as store:  # this Python's SQLite
+        setup_channels(store)
+        store.commit(batch(messages=(message("a", body="walrus"), message("b", body="otter"))))
+    walrus = SearchQuery("walrus")
+    for contentless in (None, False, True):
+        with _newer(path) as store:
+            with (
+                store.engine.connect().execution_options(commlink_write=True) as conn,
+                conn.begin(),
+            ):
+                made = rebuild_sqlite_index(conn, contentless)
+            assert made is (contentless is not False)
+            assert ("contentless_delete" in _text_sql(store)) is made
+            hits = store.search(walrus, Viewer("u1")).items
+            assert [h.message_id for h in hits] == ["a@mail.example"]
+    with _newer(path) as store, store.engine.connect() as conn, conn.begin():
+        rebuild_sqlite_index(conn, False)
+    with SqlStore(f"sqlite:///{path}") as store:  # readable by any SQLite again
+        assert len(store.search(SearchQuery("otter"), Viewer("u1")).items) == 1

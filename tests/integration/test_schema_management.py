@@ -11,8 +11,10 @@ from sqlalchemy.engine import Engine
 from commlink.cli.main import main
 from commlink.errors import StoreError
 from commlink.model import Channel, ChannelKind, ChannelSettings
+from commlink.records import SearchQuery, Viewer
 from commlink.stores import SqlStore
 from commlink.stores.sql_schema import SCHEMA_VERSION, schema_ddl, schema_table, schema_version
+from commlink.testing.conformance_data import batch, message, setup_channels
 
 
 def _config(tmp_path: Path) -> Path:
@@ -104,6 +106,25 @@ def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert f"upgraded schema {SCHEMA_VERSION - 1} to {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "sql", "--dialect", "sqlite"]) == 0
     assert "CREATE TABLE commlink_messages" in capsys.readouterr().out
+
+
+def test_db_reindex_rebuilds_the_search_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
+        setup_channels(store)
+        store.commit(batch(messages=(message("a", body="walrus"), message("b", body="otter"))))
+    assert main(["db", "reindex", str(config), "--portable", "--vacuum"]) == 0
+    out = capsys.readouterr().out
+    assert "search index rebuilt (portable, with a copy of the text); database" in out
+    with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
+        hits = store.search(SearchQuery("walrus"), Viewer("u1")).items
+        assert [h.message_id for h in hits] == ["a@mail.example"]
+    pg = tmp_path / "pg.toml"
+    pg.write_text('[store]\nurl = "postgresql+psycopg://127.0.0.1/none"\n')
+    assert main(["db", "reindex", str(pg)]) == 2
+    assert "only a SQLite store" in capsys.readouterr().err
 
 
 def test_store_is_a_context_manager(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ migrate on their own schedule (``SqlStore(..., migrate=False)``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import sqlalchemy as sa
@@ -11,13 +12,14 @@ import sqlalchemy as sa
 from ..stores.sql_schema import (
     SCHEMA_VERSION,
     create_engine,
+    engine_lock,
     ensure_schema,
     schema_ddl,
     schema_version,
 )
 from .config import load_config
 
-__all__ = ["cmd_check", "cmd_sql", "cmd_upgrade"]
+__all__ = ["cmd_check", "cmd_reindex", "cmd_sql", "cmd_upgrade"]
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
@@ -57,6 +59,42 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     else:
         print(f"upgraded schema {found} to {SCHEMA_VERSION}")
     return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from ..stores.sql_search import rebuild_sqlite_index
+
+    engine = _engine(args)
+    try:
+        if engine.dialect.name != "sqlite":
+            print("only a SQLite store's search index is rebuilt this way", file=sys.stderr)
+            return 2
+        ensure_schema(engine)
+        path = engine.url.database
+        before = _size(path)
+        with (
+            engine_lock(engine),
+            engine.connect().execution_options(commlink_write=True) as conn,
+            conn.begin(),
+        ):
+            contentless = rebuild_sqlite_index(conn, False if args.portable else None)
+        if args.vacuum:  # outside any transaction: on the driver's connection
+            with engine_lock(engine):
+                raw = engine.raw_connection()
+                try:
+                    raw.cursor().execute("VACUUM")
+                finally:
+                    raw.close()
+    finally:
+        engine.dispose()
+    form = "without a copy of the text" if contentless else "portable, with a copy of the text"
+    sizes = f"; database {before / 1e6:.1f} -> {_size(path) / 1e6:.1f} MB" if args.vacuum else ""
+    print(f"search index rebuilt ({form}){sizes}")
+    return 0
+
+
+def _size(path: str | None) -> int:
+    return os.path.getsize(path) if path and os.path.exists(path) else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -136,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = actions.add_parser("upgrade", help="create or migrate the schema")
     _config(upgrade)
     upgrade.set_defaults(func=_run("db:cmd_upgrade"))
+    reindex = actions.add_parser(
+        "reindex",
+        help="build a SQLite store's search index again (without a text copy on SQLite 3.43+)",
+    )
+    _config(reindex)
+    reindex.add_argument(
+        "--portable",
+        action="store_true",
+        help="keep a copy of the text, so SQLite older than 3.43 can open the database",
+    )
+    reindex.add_argument(
+        "--vacuum", action="store_true", help="then VACUUM, returning the freed space to disk"
+    )
+    reindex.set_defaults(func=_run("db:cmd_reindex"))
     sql = actions.add_parser("sql", help="print the DDL of a fresh schema")
     sql.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")
     sql.set_defaults(func=_run("db:cmd_sql"))

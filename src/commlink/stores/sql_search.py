@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from ..errors import StoreError
 from ..model import Message, Participant, Visibility
 from ..records import Page, PageRequest, SearchHit, SearchQuery, Viewer
 from .common import StoredMessage, thread_token
@@ -30,6 +31,7 @@ from .search_terms import Field, ParsedQuery, Prepared, document, fields_for, hi
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_rows import participant_from_row, stored_message
 from .sql_schema import (
+    CONTENTLESS_SQLITE,
     UtcDateTime,
     among,
     channels,
@@ -38,12 +40,14 @@ from .sql_schema import (
     messages,
     participants,
     search_docs,
+    search_text_ddl,
+    sqlite_version,
     thread_targets,
 )
 from .sql_search_sqlite import found as sqlite_found
 from .sql_search_sqlite import write_docs
 
-__all__ = ["backfill", "drop_bodies", "index_written", "search"]
+__all__ = ["backfill", "drop_bodies", "index_written", "rebuild_sqlite_index", "search"]
 
 _TEXT = "commlink_search_text"
 #: PostgreSQL: each field's weight and first position (positions end at 16,383)
@@ -171,6 +175,25 @@ def _keeps_text(conn: Connection) -> bool:
     (``sql_tables.search_text_ddl``)."""
     found = conn.exec_driver_sql(f"SELECT sql FROM sqlite_master WHERE name = '{_TEXT}'").scalar()
     return not (found and "contentless_delete" in found)
+
+
+def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> bool:
+    """Build a SQLite store's search index again from its stored copies, in
+    one transaction: without a copy of the indexed text (``contentless``;
+    ``None``: where SQLite is 3.43 or newer, see ``sql_tables.search_text_ddl``)
+    or in the portable form. Returns whether the new index is contentless."""
+    if contentless is None:
+        contentless = sqlite_version(conn) >= CONTENTLESS_SQLITE
+    elif contentless and sqlite_version(conn) < CONTENTLESS_SQLITE:
+        raise StoreError("an index without a text copy needs SQLite 3.43 or newer")
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS commlink_search_docs_gone")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS commlink_search_vocab")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TEXT}")
+    conn.exec_driver_sql(f"DELETE FROM {search_docs.name}")
+    for statement in search_text_ddl(contentless):
+        conn.exec_driver_sql(statement)
+    backfill(conn)
+    return contentless
 
 
 def backfill(conn: Connection) -> None:
