@@ -9,6 +9,11 @@ on a shared machine absolute figures drift, ratios much less. Then: the
 round trips and time of a no-change incremental pass, and how long a new
 message takes to show in the store with the Runner and IMAP IDLE.
 
+commlink's modules are compiled to bytecode first, as an installed
+package's are (mbsync is a binary; Debian's offlineimap comes compiled): a
+checkout run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile every
+module again in each contender's process.
+
 ``--baseline-src DIR`` also runs the commlink contenders from another
 source tree (``DIR`` holds the ``commlink`` package, e.g. a checkout's
 ``src``), for a before/after comparison within one session; ``--repeat N``
@@ -21,6 +26,7 @@ runs every contender N times and reports medians.
 from __future__ import annotations
 
 import argparse
+import compileall
 import email
 import email.policy
 import imaplib
@@ -191,6 +197,15 @@ folderfilter = lambda name: name in ("INBOX", "Sent", "Archive")
     return config
 
 
+def compile_commlink(baseline_src: str | None) -> None:
+    """Bytecode for the commlink modules the contenders import, next to them."""
+    import commlink
+
+    compileall.compile_dir(Path(commlink.__file__).parent, quiet=1)
+    if baseline_src:
+        compileall.compile_dir(Path(baseline_src) / "commlink", quiet=1)
+
+
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a process; its wall time, CPU time, peak RSS (VmHWM sampled every
     10 ms) and, for our own children, its JSON result."""
@@ -331,6 +346,7 @@ def main() -> None:
 
     from commlink.testing.dovecot import DovecotServer
 
+    compile_commlink(args.baseline_src)
     with tempfile.TemporaryDirectory() as tmp, DovecotServer() as server:
         print(f"writing {args.count:,} messages into {', '.join(FOLDERS)} ...", flush=True)
         populate(server, args.count)
