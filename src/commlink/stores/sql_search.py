@@ -17,6 +17,9 @@ people), and only the copy the viewer sees of each message
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +58,8 @@ _WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
 _OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
 #: PostgreSQL keeps at most 256 positions of a word per row
 _MAX_POSITIONS = 256
+#: tsvector positions run from 1 to this
+_LAST_POSITION = 16_383
 FULL = Visibility.FULL
 _ALL_FIELDS = fields_for(FULL)
 
@@ -62,14 +67,29 @@ _ALL_FIELDS = fields_for(FULL)
 def _tsvector(doc: Mapping[Field, Sequence[str]]) -> str:
     """A ``tsvector`` literal of a copy's words (lexemes are letters and
     digits only, so quoting them needs no escapes)."""
-    positions: dict[str, list[str]] = {}
+    positions: defaultdict[str, list[int]] = defaultdict(list)
     for field, found in doc.items():
-        weight, offset = _WEIGHTS[field], _OFFSETS[field]
-        for n, word in enumerate(found):
-            held = positions.setdefault(word, [])
-            if len(held) < _MAX_POSITIONS:
-                held.append(f"{offset + n}{weight}")
-    return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())
+        for n, word in enumerate(found, _OFFSETS[field]):
+            positions[word].append(n)
+    label = _position_labels().__getitem__
+    cap = _MAX_POSITIONS
+    return " ".join(
+        [
+            f"'{word}':{','.join(map(label, at if len(at) <= cap else at[:cap]))}"
+            for word, at in positions.items()
+        ]
+    )
+
+
+@functools.cache
+def _position_labels() -> list[str]:
+    """Every position as a tsvector writes it, with its field's weight
+    (``"1401C"``): one string each, made once (PostgreSQL stores only)."""
+    bounds = [*sorted((o, _WEIGHTS[f]) for f, o in _OFFSETS.items()), (_LAST_POSITION + 1, "")]
+    labels = [""] * bounds[0][0]
+    for (start, weight), (end, _next) in itertools.pairwise(bounds):
+        labels += [f"{n}{weight}" for n in range(start, end)]
+    return labels
 
 
 def _write_docs(
