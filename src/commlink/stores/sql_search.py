@@ -71,11 +71,14 @@ def _tsvector(doc: Mapping[Field, Sequence[str]]) -> str:
     for field, found in doc.items():
         for n, word in enumerate(found, _OFFSETS[field]):
             positions[word].append(n)
-    label = _position_labels().__getitem__
+    labels = _position_labels()
+    label = labels.__getitem__
     cap = _MAX_POSITIONS
     return " ".join(
         [
-            f"'{word}':{','.join(map(label, at if len(at) <= cap else at[:cap]))}"
+            f"'{word}':{labels[at[0]]}"  # most words occur once
+            if len(at) == 1
+            else f"'{word}':{','.join(map(label, at if len(at) <= cap else at[:cap]))}"
             for word, at in positions.items()
         ]
     )
