@@ -14,7 +14,7 @@ import pytest
 
 from commlink.errors import StoreError
 from commlink.records import SearchQuery, Viewer
-from commlink.stores import sql_tables
+from commlink.stores import sql_schema, sql_tables
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_search import rebuild_sqlite_index
 from commlink.testing.conformance import StoreConformance, fail_after_writes
@@ -79,20 +79,18 @@ def test_a_portable_index_stays_and_works_on_a_newer_sqlite(
         assert sorted(h.message_id for h in hits) == ["a@mail.example", "b@mail.example"]
 
 
+@pytest.mark.parametrize("migrate", [True, False])
 def test_an_older_sqlite_refuses_the_index_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrate: bool
 ) -> None:
     path = tmp_path / "store.sqlite"
     with _newer(path):
         pass
-    monkeypatch.setattr(sql_tables, "sqlite_version", lambda _conn: (3, 40, 1))
-    from commlink.stores import sql_schema
-
     monkeypatch.setattr(sql_schema, "sqlite_version", lambda _conn: (3, 40, 1))
     with pytest.raises(
         StoreError, match=r"needs SQLite 3\.43 or newer; this Python has SQLite 3\.40\.1"
     ):
-        _newer(path)
+        SqlStore(f"sqlite:///{path}", engine_options={"module": dbapi2}, migrate=migrate)
 
 
 @pytest.mark.skipif(
@@ -105,19 +103,6 @@ def test_the_standard_library_sqlite_refuses_it_here(tmp_path: Path) -> None:
         pass
     with pytest.raises(StoreError, match=r"needs SQLite 3\.43 or newer"):
         SqlStore(f"sqlite:///{path}")
-
-
-def test_an_older_sqlite_refuses_it_without_migrating_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "store.sqlite"
-    with _newer(path):
-        pass
-    from commlink.stores import sql_schema
-
-    monkeypatch.setattr(sql_schema, "sqlite_version", lambda _conn: (3, 40, 1))
-    with pytest.raises(StoreError, match=r"needs SQLite 3\.43 or newer"):
-        SqlStore(f"sqlite:///{path}", engine_options={"module": dbapi2}, migrate=False)
 
 
 def test_rebuilding_the_index_converts_it_both_ways(tmp_path: Path) -> None:
