@@ -58,6 +58,7 @@ from .sql_tables import (
     person_addresses,
     schema_table,
     search_docs,
+    search_text_contentless,
     search_text_ddl,
     skips,
     sqlite_version,
@@ -116,6 +117,7 @@ __all__ = [
     "schema_table",
     "schema_version",
     "search_docs",
+    "search_text_contentless",
     "search_text_ddl",
     "skips",
     "sqlite_version",
@@ -457,11 +459,8 @@ def _require_search_text_support(conn: Connection) -> None:
     """Refuse a database whose search index this SQLite cannot read: one
     made without a copy of the indexed text (``search_text_ddl``) by SQLite
     3.43 or newer, opened by an older one."""
-    found = conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE name = 'commlink_search_text'"
-    ).scalar()
     version = sqlite_version(conn)
-    if found and "contentless_delete" in found and version < CONTENTLESS_SQLITE:
+    if version < CONTENTLESS_SQLITE and search_text_contentless(conn):
         have = ".".join(map(str, version))
         raise StoreError(
             f"this database's search index needs SQLite 3.43 or newer; this Python "

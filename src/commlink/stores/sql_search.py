@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +43,7 @@ from .sql_schema import (
     messages,
     participants,
     search_docs,
+    search_text_contentless,
     search_text_ddl,
     sqlite_version,
     thread_targets,
@@ -169,35 +170,17 @@ def drop_bodies(conn: Connection, channel_id: str) -> None:
             channel_id,
         )
         return
-    if not _keeps_text(conn):
+    if search_text_contentless(conn):
         # no text to update in place: index the minimised copies again
-        last = -1
-        while True:
-            found = fetch(
-                conn,
-                f"SELECT message_pk FROM {message_copies.name} WHERE channel_id = {m} "
-                f"AND message_pk > {m} ORDER BY message_pk LIMIT 2000",
-                channel_id,
-                last,
-            )
-            if not found:
-                return
-            pks = [int(pk) for (pk,) in found]
-            last = pks[-1]
+        for pks in _copy_pks(conn, channel_id):
             _write_docs(conn, channel_id, _load(conn, channel_id, pks))
+        return
     run(
         conn,
         f"UPDATE {_TEXT} SET body = '' WHERE rowid IN "
         f"(SELECT doc FROM {search_docs.name} WHERE channel_id = {m}) AND body <> ''",
         channel_id,
     )
-
-
-def _keeps_text(conn: Connection) -> bool:
-    """Whether the SQLite search text keeps a copy of the indexed text
-    (``sql_tables.search_text_ddl``)."""
-    found = conn.exec_driver_sql(f"SELECT sql FROM sqlite_master WHERE name = '{_TEXT}'").scalar()
-    return not (found and "contentless_delete" in found)
 
 
 def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> bool:
@@ -221,19 +204,7 @@ def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> b
 
 def backfill(conn: Connection) -> None:
     """Index every stored copy (a schema without the index, see ``sql_migrations``)."""
-    m = mark(conn)
-    last = -1
-    while True:
-        found = fetch(
-            conn,
-            f"SELECT DISTINCT message_pk FROM {message_copies.name} WHERE message_pk > {m} "
-            "ORDER BY message_pk LIMIT 2000",
-            last,
-        )
-        if not found:
-            return
-        pks = [int(pk) for (pk,) in found]
-        last = pks[-1]
+    for pks in _copy_pks(conn):
         holders = fetch(
             conn,
             f"SELECT DISTINCT channel_id FROM {message_copies.name} "
@@ -242,6 +213,26 @@ def backfill(conn: Connection) -> None:
         )
         for (channel_id,) in holders:
             _write_docs(conn, channel_id, _load(conn, channel_id, pks))
+
+
+def _copy_pks(conn: Connection, channel_id: str | None = None) -> Iterator[list[int]]:
+    """The message pks of the stored copies (of one channel, if given), 2,000
+    at a time in order."""
+    m = mark(conn)
+    where = f"channel_id = {m} AND " if channel_id is not None else ""
+    sql = (
+        f"SELECT DISTINCT message_pk FROM {message_copies.name} WHERE {where}message_pk > {m} "
+        "ORDER BY message_pk LIMIT 2000"
+    )
+    last = -1
+    while True:
+        params = (channel_id, last) if channel_id is not None else (last,)
+        found = fetch(conn, sql, *params)
+        if not found:
+            return
+        pks = [int(pk) for (pk,) in found]
+        last = pks[-1]
+        yield pks
 
 
 def _load(conn: Connection, channel_id: str, pks: Sequence[int]) -> list[tuple[int, StoredMessage]]:

@@ -55,6 +55,7 @@ __all__ = [
     "person_addresses",
     "schema_table",
     "search_docs",
+    "search_text_contentless",
     "search_text_ddl",
     "skips",
     "sqlite_version",
@@ -406,7 +407,7 @@ _CONTENTLESS = "content = '', contentless_delete = 1, "
 def search_text_ddl(contentless: bool) -> tuple[str, ...]:
     """The statements that create the SQLite search text; ``contentless``
     (SQLite >= ``CONTENTLESS_SQLITE``): without a copy of the indexed text,
-    which a bulk import then neither writes nor stores (a third of the
+    which a bulk import then neither writes nor stores (about 30% of the
     database). Such a database's search needs SQLite 3.43 or newer."""
     if not contentless:
         return SEARCH_TEXT_DDL
@@ -414,6 +415,14 @@ def search_text_ddl(contentless: bool) -> tuple[str, ...]:
         "(people, subject, body, ", "(people, subject, body, " + _CONTENTLESS
     )
     return (create, *SEARCH_TEXT_DDL[1:])
+
+
+def search_text_contentless(connection: sa.Connection) -> bool:
+    """Whether a SQLite store's search text was made without a copy of the text."""
+    sql = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE name = 'commlink_search_text'"
+    ).scalar()
+    return bool(sql) and "contentless_delete" in str(sql)
 
 
 def sqlite_version(connection: sa.Connection) -> tuple[int, ...]:
