@@ -112,6 +112,8 @@ def test_db_reindex_rebuilds_the_search_index(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _config(tmp_path)
+    assert main(["db", "reindex", str(config)]) != 0  # it migrates nothing
+    assert "no commlink schema" in capsys.readouterr().err
     with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
         setup_channels(store)
         store.commit(batch(messages=(message("a", body="walrus"), message("b", body="otter"))))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..stores.sql_schema import (
     SCHEMA_VERSION,
+    check_schema,
     create_engine,
     engine_lock,
     ensure_schema,
@@ -69,7 +70,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         if engine.dialect.name != "sqlite":
             print("only a SQLite store's search index is rebuilt this way", file=sys.stderr)
             return 2
-        ensure_schema(engine)
+        check_schema(engine)  # a maintenance step: never a migration on the side
         path = engine.url.database
         before = _size(path)
         with (
