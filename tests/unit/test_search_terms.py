@@ -30,8 +30,9 @@ from commlink.stores.search_terms import (
     tagged_words,
     words,
 )
-from commlink.stores.sql_search import _tsquery, _tsvector
+from commlink.stores.sql_search import _tsquery
 from commlink.stores.sql_search_sqlite import fts_match
+from commlink.stores.sql_tsvector import tsvector_literal as _tsvector
 
 _TEXT = st.text(max_size=300)
 _QUERY_TEXT = st.text(

@@ -1,15 +1,23 @@
-"""The PostgreSQL index's tsvector literal, against a plain reference."""
+"""The PostgreSQL index's tsvector, as a literal and in binary: against a
+plain reference, against each other, and as PostgreSQL reads them."""
 
 from __future__ import annotations
 
-from hypothesis import given
+import itertools
+import struct
+
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 
-from commlink.stores.search_terms import Field
-from commlink.stores.sql_search import _tsvector
-
-_WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
-_OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
+from commlink.stores.search_terms import MAX_BODY_WORDS, Field
+from commlink.stores.sql_tsvector import (
+    OFFSETS,
+    WEIGHTS,
+    register_binary_dumper,
+    tsvector_binary,
+    tsvector_literal,
+)
 
 
 def _reference(doc: dict[Field, list[str]]) -> str:
@@ -18,23 +26,84 @@ def _reference(doc: dict[Field, list[str]]) -> str:
         for n, word in enumerate(found):
             held = positions.setdefault(word, [])
             if len(held) < 256:
-                held.append(f"{_OFFSETS[field] + n}{_WEIGHTS[field]}")
+                held.append(f"{OFFSETS[field] + n}{WEIGHTS[field]}")
     return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())
 
 
-_WORDS = st.lists(st.sampled_from(["a", "b", "plan", "q3", "é"]), max_size=40)
-# one word far past PostgreSQL's 256 positions, in the body after other words
-_LONG_BODY = st.builds(lambda head, n: [*head, *(["x"] * n)], _WORDS, st.integers(250, 600))
+def _read_literal(literal: str) -> dict[str, list[tuple[int, str]]]:
+    """A literal as PostgreSQL reads it: positions in order, by word."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for entry in literal.split(" ") if literal else []:
+        word, _, at = entry.rpartition(":")
+        found[word.strip("'")] = sorted((int(p[:-1]), p[-1]) for p in at.split(","))
+    return found
 
 
-@given(_WORDS, _WORDS, _WORDS | _LONG_BODY)
-def test_tsvector_matches_the_reference(
-    people: list[str], subject: list[str], body: list[str]
-) -> None:
-    doc = {Field.PEOPLE: people, Field.SUBJECT: subject, Field.BODY: body}
-    assert _tsvector(doc) == _reference(doc)
+def _read_binary(data: bytes) -> dict[str, list[tuple[int, str]]]:
+    """The binary format read back, checking what ``tsvectorrecv`` requires:
+    lexemes in strictly ascending byte order, positions strictly ascending."""
+    weights = {3: "A", 2: "B", 1: "C", 0: "D"}
+    (count,) = struct.unpack_from(">i", data)
+    at, found, last = 4, {}, b""
+    for _ in range(count):
+        end = data.index(b"\0", at)
+        lexeme = data[at:end]
+        assert not found or lexeme > last
+        last = lexeme
+        (n,) = struct.unpack_from(">H", data, end + 1)
+        raw = struct.unpack_from(f">{n}H", data, end + 3)
+        positions = [(p & 0x3FFF, weights[p >> 14]) for p in raw]
+        assert all(a[0] < b[0] for a, b in itertools.pairwise(positions))
+        found[lexeme.decode()] = positions
+        at = end + 3 + 2 * n
+    assert at == len(data)
+    return found
+
+
+_WORDS = st.lists(st.sampled_from(["a", "b", "plan", "q3", "é", "ß", "zz", "日本"]), max_size=40)
+# one word far past PostgreSQL's 256 positions, after other words
+_LONG = st.builds(lambda head, n: [*head, *(["a"] * n)], _WORDS, st.integers(250, 600))
+_DOCS = st.builds(
+    lambda people, subject, body: {Field.PEOPLE: people, Field.SUBJECT: subject, Field.BODY: body},
+    _WORDS | _LONG,
+    _WORDS | _LONG,
+    _WORDS | _LONG,
+)
+
+
+@given(_DOCS)
+def test_literal_matches_the_reference(doc: dict[Field, list[str]]) -> None:
+    assert tsvector_literal(doc) == _reference(doc)
+
+
+@given(_DOCS)
+def test_binary_holds_what_the_literal_holds(doc: dict[Field, list[str]]) -> None:
+    assert _read_binary(tsvector_binary(doc).data) == _read_literal(tsvector_literal(doc))
 
 
 def test_positions_carry_their_field_weight() -> None:
     doc = {Field.PEOPLE: ["ann"], Field.SUBJECT: ["plan"], Field.BODY: ["plan", "ann"]}
-    assert _tsvector(doc) == "'ann':301A,1402C 'plan':1B,1401C"
+    assert tsvector_literal(doc) == "'ann':301A,1402C 'plan':1B,1401C"
+    assert _read_binary(tsvector_binary(doc).data) == {
+        "ann": [(301, "A"), (1402, "C")],
+        "plan": [(1, "B"), (1401, "C")],
+    }
+
+
+def test_binary_positions_stay_in_range_at_the_word_caps() -> None:
+    body = [f"w{n}" for n in range(MAX_BODY_WORDS)]
+    found = _read_binary(tsvector_binary({Field.BODY: body}).data)
+    assert max(p for at in found.values() for p, _w in at) == OFFSETS[Field.BODY] + len(body) - 1
+    assert {w for at in found.values() for _p, w in at} == {"C"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_DOCS)
+def test_postgres_reads_both_as_one_value(pg_engine: Engine, doc: dict[Field, list[str]]) -> None:
+    with pg_engine.connect() as conn:
+        register_binary_dumper(conn.connection.driver_connection)
+        binary, literal = conn.exec_driver_sql(
+            "SELECT %(b)b::tsvector::text, %(l)s::tsvector::text",
+            {"b": tsvector_binary(doc), "l": tsvector_literal(doc)},
+        ).one()
+    assert binary == literal

@@ -17,10 +17,7 @@ people), and only the copy the viewer sees of each message
 
 from __future__ import annotations
 
-import functools
-import itertools
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,50 +47,13 @@ from .sql_schema import (
 )
 from .sql_search_sqlite import found as sqlite_found
 from .sql_search_sqlite import write_docs
+from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary, tsvector_literal
 
 __all__ = ["backfill", "drop_bodies", "index_written", "rebuild_sqlite_index", "search"]
 
 _TEXT = "commlink_search_text"
-#: PostgreSQL: each field's weight and first position (positions end at 16,383)
-_WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
-_OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
-#: PostgreSQL keeps at most 256 positions of a word per row
-_MAX_POSITIONS = 256
-#: tsvector positions run from 1 to this
-_LAST_POSITION = 16_383
 FULL = Visibility.FULL
 _ALL_FIELDS = fields_for(FULL)
-
-
-def _tsvector(doc: Mapping[Field, Sequence[str]]) -> str:
-    """A ``tsvector`` literal of a copy's words (lexemes are letters and
-    digits only, so quoting them needs no escapes)."""
-    positions: defaultdict[str, list[int]] = defaultdict(list)
-    for field, found in doc.items():
-        for n, word in enumerate(found, _OFFSETS[field]):
-            positions[word].append(n)
-    labels = _position_labels()
-    label = labels.__getitem__
-    cap = _MAX_POSITIONS
-    return " ".join(
-        [
-            f"'{word}':{labels[at[0]]}"  # most words occur once
-            if len(at) == 1
-            else f"'{word}':{','.join(map(label, at if len(at) <= cap else at[:cap]))}"
-            for word, at in positions.items()
-        ]
-    )
-
-
-@functools.cache
-def _position_labels() -> list[str]:
-    """Every position as a tsvector writes it, with its field's weight
-    (``"1401C"``): one string each, made once (PostgreSQL stores only)."""
-    bounds = [*sorted((o, _WEIGHTS[f]) for f, o in _OFFSETS.items()), (_LAST_POSITION + 1, "")]
-    labels = [""] * bounds[0][0]
-    for (start, weight), (end, _next) in itertools.pairwise(bounds):
-        labels += [f"{n}{weight}" for n in range(start, end)]
-    return labels
 
 
 def _write_docs(
@@ -106,7 +66,13 @@ def _write_docs(
     if not copies:
         return
     if is_postgres(conn):
-        rows = [(pk, channel_id, stored.date, _tsvector(document(stored))) for pk, stored in copies]
+        raw = conn.connection.driver_connection
+        if conn.dialect.driver == "psycopg" and raw is not None:
+            register_binary_dumper(raw)
+            terms: Callable[[Mapping[Field, Sequence[str]]], object] = tsvector_binary
+        else:
+            terms = tsvector_literal
+        rows = [(pk, channel_id, stored.date, terms(document(stored))) for pk, stored in copies]
         write_rows(
             conn,
             search_docs,
@@ -300,7 +266,7 @@ def _people(
 
 def _tsquery(parsed: ParsedQuery, fields: Sequence[Field]) -> str:
     """A ``tsquery`` literal: quoted lexemes restricted to the fields' weights."""
-    weights = "" if tuple(fields) == _ALL_FIELDS else ":" + "".join(_WEIGHTS[f] for f in fields)
+    weights = "" if tuple(fields) == _ALL_FIELDS else ":" + "".join(WEIGHTS[f] for f in fields)
     terms = []
     for phrase in parsed.phrases:
         lexemes = [f"'{word}'{weights}" for word in phrase]
