@@ -24,8 +24,15 @@ from commlink.testing.fake import FakeMailProvider
 from commlink.testing.postgres import reachable, temporary_database
 from commlink.testing.provider_conformance import OWNER, sample_message
 
+#: distinct 64-letter words of 4-byte letters: more than a PostgreSQL
+#: tsvector's 1 MiB of lexemes (PostgreSQL refuses the index row)
+_HUGE_VOCABULARY = " ".join(
+    "".join(chr(0x20000 + (n >> (4 * k) & 0xF) + 16 * k) for k in range(64)) for n in range(4_200)
+)
+
 POISON = {
     "nul-subject": {"subject": "hello\x00world"},
+    "search-words-past-tsvector": {"body": _HUGE_VOCABULARY},
     "nul-message-id": {"message_id": "nul\x00id@attack.example"},
     "long-message-id": {"message_id": "x" * 3000 + "@attack.example"},
     "nul-reference": {"references": ("a@x.example", "b\x00c@x.example")},

@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 import struct
 
+import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from commlink.stores.search_terms import MAX_BODY_WORDS, Field
 from commlink.stores.sql_tsvector import (
+    MAX_LEXEME_BYTES,
     OFFSETS,
     WEIGHTS,
     register_binary_dumper,
@@ -107,3 +110,29 @@ def test_postgres_reads_both_as_one_value(pg_engine: Engine, doc: dict[Field, li
             {"b": tsvector_binary(doc), "l": tsvector_literal(doc)},
         ).one()
     assert binary == literal
+
+
+def _too_many_bytes() -> dict[Field, list[str]]:
+    # distinct words of 64 two-byte letters: past the limit with room to spare
+    letters = "абвгдежзийклмнопрстуфхцчшщ"
+    count = MAX_LEXEME_BYTES // 128 + 200
+    words = [
+        "".join(letters[(n // len(letters) ** k) % len(letters)] for k in range(64))
+        for n in range(count)
+    ]
+    return {Field.BODY: words}
+
+
+def test_binary_refuses_more_lexeme_bytes_than_a_tsvector_holds() -> None:
+    # PostgreSQL refuses such a literal as a value (54000), but such binary
+    # data with an internal error, which would not be taken for a refusal
+    with pytest.raises(ValueError, match="more than a tsvector holds"):
+        tsvector_binary(_too_many_bytes())
+
+
+def test_postgres_refuses_the_literal_as_a_value(pg_engine: Engine) -> None:
+    from commlink.stores.sql_schema import refuses_value
+
+    with pg_engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as caught:
+        conn.exec_driver_sql("SELECT %(l)s::tsvector", {"l": tsvector_literal(_too_many_bytes())})
+    assert refuses_value(caught.value)

@@ -26,6 +26,7 @@ import attrs
 from .search_terms import Field
 
 __all__ = [
+    "MAX_LEXEME_BYTES",
     "OFFSETS",
     "WEIGHTS",
     "TsvectorBinary",
@@ -41,6 +42,8 @@ OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
 _MAX_POSITIONS = 256
 #: tsvector positions run from 1 to this
 _LAST_POSITION = 16_383
+#: the lexemes of a tsvector take at most this many bytes together
+MAX_LEXEME_BYTES = (1 << 20) - 1
 #: a binary position is its number with the weight in the top two bits (A = 3)
 _WEIGHT_BITS = {Field.PEOPLE: 3 << 14, Field.SUBJECT: 2 << 14, Field.BODY: 1 << 14}
 _POSITION = _LAST_POSITION.__and__
@@ -108,9 +111,12 @@ def tsvector_binary(doc: Mapping[Field, Sequence[str]]) -> TsvectorBinary:
                 positions[word].append(n)
     parts = [_ENTRIES.pack(len(positions))]
     add = parts.append
+    size = 0
     for word in sorted(positions):
         at = positions[word]
-        add(word.encode())
+        lexeme = word.encode()
+        size += len(lexeme)
+        add(lexeme)
         if len(at) == 1:  # most words
             add(_ONE.pack(1, at[0]))
             continue
@@ -121,6 +127,10 @@ def tsvector_binary(doc: Mapping[Field, Sequence[str]]) -> TsvectorBinary:
         if sys.byteorder == "little":
             packed.byteswap()
         add(packed.tobytes())
+    if size > MAX_LEXEME_BYTES:
+        # PostgreSQL's refusal of a literal (54000) is a refused value; of
+        # binary data it is an internal error: refuse it here the same way
+        raise ValueError(f"the words of this copy take {size} bytes, more than a tsvector holds")
     return TsvectorBinary(b"".join(parts))
 
 
