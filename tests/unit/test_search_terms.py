@@ -17,7 +17,6 @@ from commlink.errors import InvalidInput
 from commlink.model import Visibility
 from commlink.records import SearchQuery
 from commlink.stores.search_terms import (
-    MAX_BODY_WORDS,
     MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
     MAX_WORD_CHARS,
@@ -32,7 +31,6 @@ from commlink.stores.search_terms import (
 )
 from commlink.stores.sql_search import _tsquery
 from commlink.stores.sql_search_sqlite import fts_match
-from commlink.stores.sql_tsvector import tsvector_literal as _tsvector
 
 _TEXT = st.text(max_size=300)
 _QUERY_TEXT = st.text(
@@ -140,18 +138,6 @@ def test_fields_by_visibility() -> None:
     assert matches(parse_query(SearchQuery("ann")), doc, Visibility.METADATA)
     # a phrase never spans two fields
     assert not matches(parse_query(SearchQuery('"deal secret"')), doc, Visibility.FULL)
-
-
-def test_tsvector_positions_stay_in_range() -> None:
-    doc = {
-        Field.PEOPLE: ["ann"] * 1_000,
-        Field.SUBJECT: ["deal"] * 200,
-        Field.BODY: ["word"] * MAX_BODY_WORDS,
-    }
-    vector = _tsvector(doc)
-    positions = [int(p[:-1]) for p in re.findall(r"\d+[ABC]", vector)]
-    assert max(positions) <= 16_383
-    assert vector.count(",") + vector.count(" ") + 1 <= 3 * 256
 
 
 def test_snippets_mark_query_words() -> None:

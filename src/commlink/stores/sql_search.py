@@ -17,7 +17,7 @@ people), and only the copy the viewer sees of each message
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +47,7 @@ from .sql_schema import (
 )
 from .sql_search_sqlite import found as sqlite_found
 from .sql_search_sqlite import write_docs
-from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary, tsvector_literal
+from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary
 
 __all__ = ["backfill", "drop_bodies", "index_written", "rebuild_sqlite_index", "search"]
 
@@ -66,13 +66,11 @@ def _write_docs(
     if not copies:
         return
     if is_postgres(conn):
-        raw = conn.connection.driver_connection
-        if conn.dialect.driver == "psycopg" and raw is not None:
-            register_binary_dumper(raw)
-            terms: Callable[[Mapping[Field, Sequence[str]]], object] = tsvector_binary
-        else:
-            terms = tsvector_literal
-        rows = [(pk, channel_id, stored.date, terms(document(stored))) for pk, stored in copies]
+        register_binary_dumper(conn.connection.driver_connection)
+        rows = [
+            (pk, channel_id, stored.date, tsvector_binary(document(stored)))
+            for pk, stored in copies
+        ]
         write_rows(
             conn,
             search_docs,

@@ -1,9 +1,10 @@
-"""A copy's words as a PostgreSQL ``tsvector``, as a literal or in binary.
+"""A copy's words as a PostgreSQL ``tsvector``, in binary.
 
 Each field's words take positions in a range of their own, with the
 field's weight: subject from 1 (``B``), people from 301 (``A``), body from
 1401 (``C``); a word keeps at most 256 positions, the first in the order
-people, subject, body, as PostgreSQL does when it reads a literal.
+people, subject, body (what PostgreSQL keeps of a literal listing them in
+that order).
 
 psycopg sends ``TsvectorBinary`` in PostgreSQL's binary format: lexemes
 in order and positions as integers, so the server has nothing to tokenise
@@ -13,7 +14,6 @@ or sort. Reading a literal was half of the server's work per message.
 from __future__ import annotations
 
 import functools
-import itertools
 import struct
 import sys
 from array import array
@@ -32,7 +32,6 @@ __all__ = [
     "TsvectorBinary",
     "register_binary_dumper",
     "tsvector_binary",
-    "tsvector_literal",
 ]
 
 #: each field's weight and first position (positions end at 16,383)
@@ -40,7 +39,7 @@ WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
 OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
 #: PostgreSQL keeps at most 256 positions of a word per row
 _MAX_POSITIONS = 256
-#: tsvector positions run from 1 to this
+#: tsvector positions run from 1 to this (the body's words end before it)
 _LAST_POSITION = 16_383
 #: the lexemes of a tsvector take at most this many bytes together
 MAX_LEXEME_BYTES = (1 << 20) - 1
@@ -50,37 +49,6 @@ _POSITION = _LAST_POSITION.__and__
 #: the fields in position order: each word's positions come out ascending
 _BY_POSITION = sorted(OFFSETS, key=OFFSETS.__getitem__)
 _TSVECTOR_OID = 3614
-
-
-def tsvector_literal(doc: Mapping[Field, Sequence[str]]) -> str:
-    """A ``tsvector`` literal of a copy's words (lexemes are letters and
-    digits only, so quoting them needs no escapes)."""
-    positions: defaultdict[str, list[int]] = defaultdict(list)
-    for field, found in doc.items():
-        for n, word in enumerate(found, OFFSETS[field]):
-            positions[word].append(n)
-    labels = _position_labels()
-    label = labels.__getitem__
-    cap = _MAX_POSITIONS
-    return " ".join(
-        [
-            f"'{word}':{labels[at[0]]}"  # most words occur once
-            if len(at) == 1
-            else f"'{word}':{','.join(map(label, at if len(at) <= cap else at[:cap]))}"
-            for word, at in positions.items()
-        ]
-    )
-
-
-@functools.cache
-def _position_labels() -> list[str]:
-    """Every position as a tsvector writes it, with its field's weight
-    (``"1401C"``): one string each, made once (PostgreSQL stores only)."""
-    bounds = [*sorted((o, WEIGHTS[f]) for f, o in OFFSETS.items()), (_LAST_POSITION + 1, "")]
-    labels = [""] * bounds[0][0]
-    for (start, weight), (end, _next) in itertools.pairwise(bounds):
-        labels += [f"{n}{weight}" for n in range(start, end)]
-    return labels
 
 
 @attrs.frozen(slots=True)
@@ -97,7 +65,7 @@ _ONE = struct.Struct(">xHH")
 
 
 def tsvector_binary(doc: Mapping[Field, Sequence[str]]) -> TsvectorBinary:
-    """``tsvector_literal(doc)`` in binary: the same value once stored.
+    """The ``tsvector`` of a copy's words (lexemes are letters and digits).
 
     The format: the number of lexemes; then each lexeme in byte order
     (UTF-8 keeps code point order, so ``str`` order), NUL-terminated, with
@@ -135,8 +103,8 @@ def tsvector_binary(doc: Mapping[Field, Sequence[str]]) -> TsvectorBinary:
 
 
 def _first_positions(at: list[int]) -> list[int]:
-    """The positions a literal keeps of a word with too many: the first in
-    field order people, subject, body, then in position order."""
+    """The positions kept of a word with too many: the first in field order
+    people, subject, body, then in position order."""
     field_of = {bits >> 14: field for field, bits in _WEIGHT_BITS.items()}
     by_field: dict[Field, list[int]] = {field: [] for field in OFFSETS}
     for n in at:
