@@ -39,13 +39,13 @@ WEIGHTS = {Field.PEOPLE: "A", Field.SUBJECT: "B", Field.BODY: "C"}
 OFFSETS = {Field.SUBJECT: 1, Field.PEOPLE: 301, Field.BODY: 1401}
 #: PostgreSQL keeps at most 256 positions of a word per row
 _MAX_POSITIONS = 256
-#: tsvector positions run from 1 to this (the body's words end before it)
-_LAST_POSITION = 16_383
 #: the lexemes of a tsvector take at most this many bytes together
 MAX_LEXEME_BYTES = (1 << 20) - 1
-#: a binary position is its number with the weight in the top two bits (A = 3)
+#: a binary position is its number (the low 14 bits: positions run to
+#: 16,383, past the body's last word) with the weight in the top two (A = 3)
 _WEIGHT_BITS = {Field.PEOPLE: 3 << 14, Field.SUBJECT: 2 << 14, Field.BODY: 1 << 14}
-_POSITION = _LAST_POSITION.__and__
+_FIELD_OF_WEIGHT = {bits >> 14: field for field, bits in _WEIGHT_BITS.items()}
+_POSITION_BITS = (1 << 14) - 1
 #: the fields in position order: each word's positions come out ascending
 _BY_POSITION = sorted(OFFSETS, key=OFFSETS.__getitem__)
 _TSVECTOR_OID = 3614
@@ -105,12 +105,11 @@ def tsvector_binary(doc: Mapping[Field, Sequence[str]]) -> TsvectorBinary:
 def _first_positions(at: list[int]) -> list[int]:
     """The positions kept of a word with too many: the first in field order
     people, subject, body, then in position order."""
-    field_of = {bits >> 14: field for field, bits in _WEIGHT_BITS.items()}
     by_field: dict[Field, list[int]] = {field: [] for field in OFFSETS}
     for n in at:
-        by_field[field_of[n >> 14]].append(n)
+        by_field[_FIELD_OF_WEIGHT[n >> 14]].append(n)
     kept = [*by_field[Field.PEOPLE], *by_field[Field.SUBJECT], *by_field[Field.BODY]]
-    return sorted(kept[:_MAX_POSITIONS], key=_POSITION)
+    return sorted(kept[:_MAX_POSITIONS], key=_POSITION_BITS.__and__)
 
 
 def register_binary_dumper(connection: Any) -> None:
