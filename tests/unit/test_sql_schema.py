@@ -95,7 +95,7 @@ def test_sqlite_file_uses_wal_and_foreign_keys(db_url: str) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 4_096
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 16_384
     store.close()
 
 

@@ -65,7 +65,7 @@ def _failed(result: dict[str, Any], exc: Exception, started: float) -> dict[str,
 
 
 def _store(config: Config) -> dict[str, Any]:
-    from ..stores.sql_schema import SCHEMA_VERSION, create_engine, schema_version
+    from ..stores.sql_schema import SCHEMA_VERSION, create_engine, dispose, schema_version
 
     try:
         database = absent_sqlite_file(config.store_url)
@@ -75,7 +75,7 @@ def _store(config: Config) -> dict[str, Any]:
         try:
             found = schema_version(engine)
         finally:
-            engine.dispose()
+            dispose(engine)
     except Exception as exc:
         return {"status": "failed", "error": redact_text(f"{type(exc).__name__}: {exc}")[:500]}
     if found == SCHEMA_VERSION:

@@ -13,6 +13,7 @@ from ..stores.sql_schema import (
     SCHEMA_VERSION,
     check_schema,
     create_engine,
+    dispose,
     engine_lock,
     ensure_schema,
     schema_ddl,
@@ -32,7 +33,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         found = schema_version(engine)
     finally:
-        engine.dispose()
+        dispose(engine)
     if found == SCHEMA_VERSION:
         print(f"schema {found}: up to date")
         return 0
@@ -52,7 +53,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     try:
         found = ensure_schema(engine)
     finally:
-        engine.dispose()
+        dispose(engine)
     if found == SCHEMA_VERSION:
         print(f"schema {found}: up to date")
     elif found == 0:
@@ -87,7 +88,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
                 finally:
                     raw.close()
     finally:
-        engine.dispose()
+        dispose(engine)
     form = "without a copy of the text" if contentless else "portable, with a copy of the text"
     sizes = f"; database {before / 1e6:.1f} -> {_size(path) / 1e6:.1f} MB" if args.vacuum else ""
     print(f"search index rebuilt ({form}){sizes}")

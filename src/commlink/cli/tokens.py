@@ -17,7 +17,7 @@ from ..credentials import Secret, redact_text, redact_url
 from ..errors import StoreError
 from ..records import OAuthToken
 from ..stores.sql_push import SqlTokenStore
-from ..stores.sql_schema import create_engine
+from ..stores.sql_schema import create_engine, dispose
 
 __all__ = ["DatabaseTokenStore"]
 
@@ -42,7 +42,7 @@ class DatabaseTokenStore:
         try:
             yield SqlTokenStore(engine, key=self._key, create=False)
         finally:
-            engine.dispose()
+            dispose(engine)
 
     def load_token(self, key: str) -> OAuthToken | None:
         with self._opened() as store:

@@ -65,6 +65,7 @@ from .sql_schema import (
     create_engine,
     cursors,
     database_errors,
+    dispose,
     engine_lock,
     ensure_schema,
     ensure_statistics,
@@ -197,7 +198,7 @@ class SqlStore(Closing):
     def close(self) -> None:
         """Release pooled connections (of an engine this store created)."""
         if self._owns_engine:
-            self.engine.dispose()
+            dispose(self.engine)
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:

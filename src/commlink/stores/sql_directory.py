@@ -43,6 +43,7 @@ from .sql_schema import (
     create_engine,
     database_errors,
     deleted_addresses,
+    dispose,
     engine_lock,
     ensure_schema,
     insert_many,
@@ -91,7 +92,7 @@ class SqlDirectory(Closing):
     def close(self) -> None:
         """Release pooled connections (of an engine this directory created)."""
         if self._owns_engine:
-            self.engine.dispose()
+            dispose(self.engine)
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:

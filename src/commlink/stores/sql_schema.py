@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import ConfigError, StoreError
+from . import sql_checkpoint
 from .sql_migrations import MIGRATIONS
 from .sql_tables import (
     CONTENTLESS_SQLITE,
@@ -76,6 +77,7 @@ __all__ = [
     "THREAD_TARGETS_FILL",
     "UtcDateTime",
     "WAL_CHECKPOINT_PAGES",
+    "WAL_FILE_LIMIT",
     "address_links",
     "among",
     "attendees",
@@ -88,6 +90,7 @@ __all__ = [
     "create_engine",
     "cursors",
     "database_errors",
+    "dispose",
     "deleted_addresses",
     "engine_lock",
     "ensure_schema",
@@ -231,10 +234,13 @@ def ensure_statistics(conn: Connection) -> None:
         conn.exec_driver_sql("ANALYZE " + ", ".join(t.name for t in metadata.sorted_tables))
 
 
-#: Pages the SQLite write-ahead log holds before it is copied into the
-#: database (16 MiB at the default 4 KiB page): the log file grows to about
-#: this size.
-WAL_CHECKPOINT_PAGES = 4_096
+#: Pages past which a SQLite writer copies the write-ahead log into the
+#: database itself (64 MiB at the default 4 KiB page). A file database's
+#: own thread does it after every commit instead (``sql_checkpoint``), so
+#: this only bounds the log should that thread fall behind.
+WAL_CHECKPOINT_PAGES = 16_384
+#: Bytes the ``-wal`` file is cut back to when the log starts over.
+WAL_FILE_LIMIT = 64 * 1024 * 1024
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -244,9 +250,8 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # checkpoint (and fsync) once the WAL holds WAL_CHECKPOINT_PAGES, not
-        # SQLite's 1,000: a bulk import checkpoints a quarter as often
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_FILE_LIMIT}")
     finally:
         cursor.close()
 
@@ -258,14 +263,47 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _sqlite_commit(conn: Connection) -> None:
+    if conn.get_execution_options().get("commlink_write", True):  # not a store's read
+        conn.info[_COMMITTED] = True
+
+
+_COMMITTED = "commlink_committed"
+
+
+def _nudge_after_commit(engine: Engine) -> Callable[[Any, Any], None]:
+    """A pool check-in listener that nudges ``engine``'s checkpointer when
+    the connection committed: check-in follows the commit, whereas the
+    engine's commit event comes before it, too early to see its pages."""
+    ref = weakref.ref(engine)
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        found = ref()
+        if found is not None and record is not None and record.info.pop(_COMMITTED, False):
+            sql_checkpoint.checkpointer(found).nudge()
+
+    return checkin
+
+
 def prepare_engine(engine: Engine) -> Engine:
-    """Install SQLite pragmas and explicit transactions (idempotent), and keep
-    statement parameters (other people's mail) out of error messages."""
+    """Install SQLite pragmas, explicit transactions and, for a database
+    file, checkpoints off the committing thread (``sql_checkpoint``)
+    (idempotent), and keep statement parameters (other people's mail) out
+    of error messages."""
     engine.hide_parameters = True
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_connect):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        if not isinstance(engine.pool, StaticPool):  # StaticPool: in memory, no log
+            event.listen(engine, "commit", _sqlite_commit)
+            event.listen(engine, "checkin", _nudge_after_commit(engine))
     return engine
+
+
+def dispose(engine: Engine) -> None:
+    """Stop the engine's checkpoint thread and close its pooled connections."""
+    sql_checkpoint.stop(engine)
+    engine.dispose()
 
 
 #: Pool settings for a server database (PostgreSQL), overridable per store:

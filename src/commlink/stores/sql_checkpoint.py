@@ -1,0 +1,153 @@
+"""WAL checkpoints of a SQLite file database, off the committing thread.
+
+In WAL mode a commit appends pages to the ``-wal`` log; a checkpoint
+copies them into the database file and syncs both files. SQLite runs it
+on the connection that committed, once the log passes
+``wal_autocheckpoint`` pages, so a bulk import pays the copy and two
+fsyncs between its batches. Here a thread of the engine's own runs a
+passive checkpoint (``PRAGMA wal_checkpoint(PASSIVE)``) after commits
+instead: it never waits for a reader or a writer, and the driver releases
+the interpreter lock while it runs, so the copy and the syncs overlap the
+next batch's fetching and parsing. Crash safety is SQLite's own either way.
+
+Writers keep their automatic checkpoint at ``sql_schema.WAL_CHECKPOINT_PAGES``
+as the bound on the log should the thread fall behind or fail. The thread
+ends after ``IDLE_SECONDS`` without a commit (so a quiet store holds no
+thread) and starts again on the next; a forked child starts its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+__all__ = ["IDLE_SECONDS", "PAUSE_SECONDS", "Checkpointer", "checkpointer", "stop"]
+
+_log = logging.getLogger("commlink.stores")
+
+#: the thread ends after this long without a commit
+IDLE_SECONDS = 5.0
+#: at least this long between two checkpoints: a burst of commits costs one
+PAUSE_SECONDS = 0.05
+
+
+class Checkpointer:
+    """Runs passive checkpoints on ``engine``'s database after its commits."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._pid = -1
+        #: the last checkpoint's (busy, log pages, copied pages), if one ran
+        self.last: tuple[int, int, int] | None = None
+        self._start()
+
+    def _start(self) -> None:
+        # a fork may have copied the lock held: the child takes fresh ones
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: Any = None  # the thread's DBAPI connection
+
+    def nudge(self) -> None:
+        """A commit happened (or is about to): checkpoint soon."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            self._wake.set()
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="commlink-sqlite-checkpoint", daemon=True
+                )
+                self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether this process has the thread now."""
+        thread = self._thread if self._pid == os.getpid() else None
+        return thread is not None and thread.is_alive()
+
+    def stop(self) -> None:
+        """End the thread (after its checkpoint in flight) and start no other."""
+        with self._lock:
+            self._stop.set()
+            self._wake.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        copied = -1
+        try:
+            while True:
+                woken = self._wake.wait(IDLE_SECONDS)
+                with self._lock:
+                    if self._stop.is_set() or not woken:
+                        self._thread = None
+                        return
+                    self._wake.clear()
+                found = self.checkpoint()
+                # pages committed while the checkpoint ran are taken next
+                # time round, for as long as that gains
+                if found is not None and found[1] > found[2] > copied:
+                    self._wake.set()
+                copied = -1 if found is None or found[1] <= found[2] else found[2]
+                self._stop.wait(PAUSE_SECONDS)
+        finally:
+            self._close()
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """One passive checkpoint: SQLite's (busy, log pages, copied pages),
+        or ``None`` when it could not run (the writers' bound still holds)."""
+        try:
+            if self._conn is None:
+                engine = self._engine()
+                if engine is None:
+                    return None
+                # a connection of its own, outside the pool: a pool of one
+                # must never wait for the checkpoint
+                args, options = engine.dialect.create_connect_args(engine.url)
+                self._conn = engine.dialect.connect(*args, **options)
+            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except Exception as exc:  # a locked, moved or failing file: the next commit tries again
+            _log.debug("background checkpoint failed: %s", type(exc).__name__)
+            self._close()
+            return None
+        if row is None:
+            return None
+        self.last = (int(row[0]), int(row[1]), int(row[2]))
+        return self.last
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing left to do
+                conn.close()
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, Checkpointer] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def checkpointer(engine: Engine) -> Checkpointer:
+    """The engine's checkpointer (made on first use)."""
+    with _GUARD:
+        found = _CHECKPOINTERS.get(engine)
+        if found is None:
+            found = _CHECKPOINTERS[engine] = Checkpointer(engine)
+        return found
+
+
+def stop(engine: Engine) -> None:
+    """Stop ``engine``'s checkpoint thread, if it has one (before ``dispose``)."""
+    with _GUARD:
+        found = _CHECKPOINTERS.pop(engine, None)
+    if found is not None:
+        found.stop()

@@ -1,0 +1,150 @@
+"""WAL checkpoints of a SQLite file store run on a thread of their own."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from commlink.stores import sql_checkpoint
+from commlink.stores.sql import SqlStore
+from commlink.stores.sql_checkpoint import Checkpointer, checkpointer
+from commlink.stores.sql_schema import WAL_FILE_LIMIT
+from commlink.testing.conformance_data import batch, channel, message
+
+THREAD = "commlink-sqlite-checkpoint"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    opened = SqlStore(f"sqlite:///{tmp_path}/store.sqlite")
+    opened.save_channel(channel())
+    yield opened
+    opened.close()
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _commit(store: SqlStore, start: int, count: int = 20) -> None:
+    records = tuple(message(f"m{n}", body="words " * 400) for n in range(start, start + count))
+    store.commit(batch(messages=records))
+
+
+def _threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == THREAD]
+
+
+def test_the_log_is_copied_by_the_checkpoint_thread(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran_on: list[str] = []
+    original = Checkpointer.checkpoint
+
+    def recording(self: Checkpointer) -> tuple[int, int, int] | None:
+        ran_on.append(threading.current_thread().name)
+        return original(self)
+
+    monkeypatch.setattr(Checkpointer, "checkpoint", recording)
+    found = checkpointer(store.engine)
+    _until(lambda: found.last is not None)  # the channel's commit
+    before = found.last
+    _commit(store, 0)
+    _until(lambda: found.last is not None and found.last[1] > 0 and found.last != before)
+    _until(lambda: found.last is not None and found.last[1] == found.last[2])
+    assert ran_on
+    assert set(ran_on) == {THREAD}
+    assert found.last is not None
+    assert found.last[0] == 0
+    # nothing is left for anyone else to copy
+    with sqlite3.connect(str(store.engine.url.database)) as raw:
+        busy, log, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, log) == (0, copied)
+
+
+def test_the_thread_ends_when_idle_and_a_commit_starts_it_again(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_checkpoint, "IDLE_SECONDS", 0.05)
+    found = checkpointer(store.engine)
+    _commit(store, 0)
+    _until(lambda: found.last is not None)
+    _until(lambda: not found.running)
+    first = found.last
+    _commit(store, 100)
+    _until(lambda: found.last != first)
+    assert found.last is not None
+    assert found.last[1] == found.last[2]
+
+
+def test_closing_the_store_stops_its_thread(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path}/store.sqlite")
+    store.save_channel(channel())
+    found = checkpointer(store.engine)
+    _until(lambda: found.running or found.last is not None)
+    store.close()
+    assert not found.running
+    assert store.engine not in sql_checkpoint._CHECKPOINTERS
+
+
+def test_a_store_in_memory_has_no_checkpoint_thread() -> None:
+    before = len(_threads())
+    store = SqlStore("sqlite://")
+    store.save_channel(channel())
+    _commit(store, 0)
+    assert store.engine not in sql_checkpoint._CHECKPOINTERS
+    assert len(_threads()) == before
+    store.close()
+
+
+def test_reads_do_not_wake_the_thread(store: SqlStore) -> None:
+    found = checkpointer(store.engine)
+    _until(lambda: found.last is not None)  # the channel's commit
+    sql_checkpoint.stop(store.engine)
+    again = checkpointer(store.engine)
+    store.channel(channel().id)
+    store.channel_state(channel().id)
+    time.sleep(0.1)
+    assert again.last is None
+    assert not again.running
+
+
+def test_a_checkpoint_that_cannot_run_is_reported_as_none(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/store.sqlite")
+    assert Checkpointer(engine).checkpoint() is None
+    engine.dispose()
+
+
+def test_a_forked_child_starts_its_own_thread(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = checkpointer(store.engine)
+    _until(lambda: found.last is not None)
+    parent_lock = found._lock
+    monkeypatch.setattr(sql_checkpoint.os, "getpid", lambda: -42)
+    _commit(store, 0)
+    assert found._lock is not parent_lock
+    _until(lambda: found.running or found.last is not None)
+
+
+def test_writers_bound_the_log_themselves(store: SqlStore) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == WAL_FILE_LIMIT
+
+
+def test_many_commits_leave_every_row_and_a_sound_file(store: SqlStore) -> None:
+    for start in range(0, 600, 60):
+        _commit(store, start, 60)
+    sql_checkpoint.stop(store.engine)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("SELECT count(*) FROM commlink_messages").scalar() == 600
