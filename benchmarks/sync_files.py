@@ -7,7 +7,8 @@ import process and the quiet-pass time, then the RSS growth between sizes.
 
 ``--sqlite pysqlite3`` runs the store on pysqlite3-binary's SQLite instead of
 the standard library's (3.43 or newer keeps the search index without a copy
-of its text); the database size per message is printed too.
+of its text); the database file's size per message and the `-wal` log's size
+are printed too.
 
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3]
 """
@@ -77,7 +78,9 @@ def child(size: int, workdir: Path, module: str) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     assert not report.errors, report.errors
     rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    db_bytes = sum(p.stat().st_size for p in workdir.glob("bench.sqlite*"))
+    db_bytes = (workdir / "bench.sqlite").stat().st_size
+    wal = workdir / "bench.sqlite-wal"
+    wal_bytes = wal.stat().st_size if wal.exists() else 0
     quiet_started = time.perf_counter()
     quiet = engine.run(channel, provider)
     quiet_elapsed = time.perf_counter() - quiet_started
@@ -93,6 +96,7 @@ def child(size: int, workdir: Path, module: str) -> dict[str, Any]:
         "rss_peak_mb": rss_import / 1024,
         "quiet_seconds": quiet_elapsed,
         "db_kb_per_message": db_bytes / 1024 / size,
+        "wal_mb": wal_bytes / 1024 / 1024,
         "sqlite": f"{version}{' contentless index' if 'contentless_delete' in text else ''}",
     }
 
@@ -134,7 +138,9 @@ def main() -> None:
                 f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
                 f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
                 f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
-                f"database {result['db_kb_per_message']:.1f} KiB/msg  (SQLite {result['sqlite']})"
+                f"database {result['db_kb_per_message']:.1f} KiB/msg, "
+                f"log {result['wal_mb']:.0f} MiB  "
+                f"(SQLite {result['sqlite']})"
             )
     if len(results) >= 2:
         growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]
