@@ -10,7 +10,11 @@ the standard library's (3.43 or newer keeps the search index without a copy
 of its text); the database file's size per message and the `-wal` log's size
 are printed too.
 
-    python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3]
+``--cold`` drops the Maildir's files from the page cache before the import
+(``posix_fadvise(DONTNEED)``), as for an export written long before: each
+file is then read from disk.
+
+    python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
 """
 
 from __future__ import annotations
@@ -40,7 +44,18 @@ def write_maildir(root: Path, count: int) -> None:
         (root / "cur" / f"{stamp + n}.M{n}P1.bench:2,S").write_bytes(raw)
 
 
-def child(size: int, workdir: Path, module: str) -> dict[str, Any]:
+def evict(root: Path) -> None:
+    """Drop a directory tree's files from the page cache (they are clean after sync)."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def child(size: int, workdir: Path, module: str, cold: bool = False) -> dict[str, Any]:
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
     from commlink.providers.files.maildir import MaildirProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
@@ -51,6 +66,8 @@ def child(size: int, workdir: Path, module: str) -> dict[str, Any]:
     # an export on disk was written long before its import: its files' write-back
     # must not land in the import's fsyncs
     os.sync()
+    if cold:
+        evict(maildir)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     options = {}
     if module == "pysqlite3":
@@ -105,11 +122,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
     parser.add_argument("--sqlite", choices=["stdlib", "pysqlite3"], default="stdlib")
+    parser.add_argument("--cold", action="store_true", help="read the Maildir from disk")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, Path(args.workdir), args.sqlite)))
+        print(json.dumps(child(args.child, Path(args.workdir), args.sqlite, args.cold)))
         return
     results = []
     for size in args.sizes:
@@ -124,6 +142,7 @@ def main() -> None:
                     tmp,
                     "--sqlite",
                     args.sqlite,
+                    *(["--cold"] if args.cold else []),
                 ],
                 check=True,
                 capture_output=True,

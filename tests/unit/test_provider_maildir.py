@@ -12,8 +12,9 @@ from commlink.errors import ConfigError, CursorExpired, NotFound
 from commlink.model import Detail, FolderKind
 from commlink.ports import ChangeSet, MailProvider, Scope
 from commlink.providers.files import maildir as maildir_module
-from commlink.providers.files import open_path
+from commlink.providers.files import open_path, read_ahead
 from commlink.providers.files.maildir import MaildirProvider, unique_name
+from commlink.providers.files.read_ahead import READ_AHEAD_FILES
 
 HOUR = 3600
 
@@ -262,3 +263,72 @@ def test_open_path_detects_maildir(root: Path, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ConfigError):
         open_path(empty)
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_files_are_opened_ahead_and_none_left_open(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [deliver(root, 1_700_000_000 + n, n, seen=True, body=f"Body {n}.") for n in range(80)]
+    provider = MaildirProvider(root)
+    scope = inbox(provider)
+    hinted: list[int] = []
+    real_fadvise = os.posix_fadvise
+    monkeypatch.setattr(
+        read_ahead.os,
+        "posix_fadvise",
+        lambda fd, offset, length, advice: (
+            hinted.append(length) or real_fadvise(fd, offset, length, advice)
+        ),
+    )
+    before = _open_fds()
+    fetched = provider.fetch(scope, ids, Detail.FULL)
+    first = next(fetched)
+    assert first.raw is not None
+    assert first.raw.endswith(b"Body 0.\n")
+    # the first file and the READ_AHEAD_FILES after it are open, each with a hint
+    assert len(hinted) == READ_AHEAD_FILES + 1
+    assert len(_open_fds() - before) == READ_AHEAD_FILES
+    fetched.close()  # a caller that stops early leaves nothing open
+    assert _open_fds() - before == set()
+    bodies = [m.raw for m in provider.fetch(scope, ids, Detail.FULL)]
+    assert bodies == [(root / "cur" / f"{i}:2,S").read_bytes() for i in ids]
+    assert _open_fds() - before == set()
+    hinted.clear()
+    (headers,) = provider.fetch(scope, ids[:1], Detail.METADATA)
+    assert headers.raw is not None
+    assert b"Body" not in headers.raw
+    assert hinted == [maildir_module._MAX_HEADER]  # headers only: the file's start
+
+
+def test_files_gone_after_the_listing_are_reported_either_way(root: Path) -> None:
+    ids = [deliver(root, 1_700_000_000 + n, n, seen=True) for n in range(40)]
+    provider = MaildirProvider(root)
+    scope = inbox(provider)
+    assert len(provider.list_page(scope, None).ids) == 40
+    fetched = provider.fetch(scope, ids, Detail.FULL)
+    assert next(fetched).raw is not None  # files 1..32 are open now
+    os.unlink(root / "cur" / f"{ids[5]}:2,S")  # opened ahead: still readable
+    os.unlink(root / "cur" / f"{ids[39]}:2,S")  # not yet opened: gone
+    os.rename(root / "cur" / f"{ids[38]}:2,S", root / "cur" / f"{ids[38]}:2,RS")
+    rest = {m.provider_id: m for m in fetched}
+    assert rest[ids[5]].raw is not None
+    assert (rest[ids[39]].error, rest[ids[39]].raw) == ("not found", None)
+    assert rest[ids[38]].raw is not None  # found again under its new name
+    assert all(rest[i].raw is not None for i in ids[1:39])
+
+
+def test_read_ahead_without_posix_fadvise_opens_nothing_early(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_ahead, "_WILLNEED", None)
+    ids = [deliver(root, 1_700_000_000 + n, n, seen=True) for n in range(10)]
+    ahead = read_ahead.ReadAhead(lambda i: str(root / "cur" / f"{ids[i]}:2,S"), 10, os.O_RDONLY)
+    assert ahead.take(0) is None
+    ahead.close()
+    provider = MaildirProvider(root)
+    assert all(m.raw is not None for m in provider.fetch(inbox(provider), ids, Detail.FULL))

@@ -27,6 +27,7 @@ from ...ports import ChangeSet, FetchedMessage, IdPage, Scope
 from ..folder_names import decode_modified_utf7, kind_from_path
 from ..sizing import DEFAULT_LIMITS
 from .attachment_source import FileAttachmentSource
+from .read_ahead import ReadAhead
 
 __all__ = ["INBOX", "MaildirProvider", "unique_name"]
 
@@ -67,14 +68,18 @@ def _date(unique: str) -> datetime | None:
         return None
 
 
-def _read(path: str, headers_only: bool, limit: int) -> tuple[bytes, int | None]:
+def _read(
+    path: str, headers_only: bool, limit: int, fd: int | None = None
+) -> tuple[bytes, int | None]:
     """The file's message, or its headers (with the file's size when that is
-    above ``limit``: the body is not read).
+    above ``limit``: the body is not read); ``fd``: the file opened already
+    (closed here either way).
 
     Plain ``os`` calls: a file object and a ``Path`` per message cost more
     than the reading itself.
     """
-    fd = os.open(path, _OPEN_FLAGS)
+    if fd is None:
+        fd = os.open(path, _OPEN_FLAGS)
     try:
         size: int | None = None
         if not headers_only:
@@ -270,28 +275,56 @@ class MaildirProvider(FileAttachmentSource, Closing):
         names = self._names.get(scope.id)
         if names is None:
             names = self._scan(scope.id)
-        rescanned = False
         limit = self.limits.max_message_bytes
-        for provider_id in ids:
+        headers_only = detail is Detail.METADATA
+
+        def path_of(index: int) -> str | None:  # by the current listing: a rescan renews it
+            place = self._names.get(scope.id, names).get(ids[index])
+            return None if place is None else f"{folder}/{place[:3]}/{ids[index]}{place[3:]}"
+
+        ahead = ReadAhead(path_of, len(ids), _OPEN_FLAGS, _MAX_HEADER if headers_only else 0)
+        try:
+            yield from self._fetch(scope, folder, ids, names, headers_only, limit, ahead)
+        finally:
+            ahead.close()
+
+    def _fetch(
+        self,
+        scope: Scope,
+        folder: str,
+        ids: Sequence[str],
+        names: dict[str, str],
+        headers_only: bool,
+        limit: int,
+        ahead: ReadAhead,
+    ) -> Iterator[FetchedMessage]:
+        rescanned = False
+        for index, provider_id in enumerate(ids):
             data: bytes | None = None
             oversize: int | None = None
             error = "not found"
-            for attempt in range(2):
-                place = names.get(provider_id)
-                if place is not None:
-                    path = f"{folder}/{place[:3]}/{provider_id}{place[3:]}"
-                    try:
-                        data, oversize = _read(path, detail is Detail.METADATA, limit)
+            opened = ahead.take(index)
+            try:
+                for attempt in range(2):
+                    place = names.get(provider_id)
+                    if place is not None:
+                        path = f"{folder}/{place[:3]}/{provider_id}{place[3:]}"
+                        fd, opened = opened, None
+                        try:
+                            data, oversize = _read(path, headers_only, limit, fd)
+                            break
+                        except FileNotFoundError:
+                            pass
+                        except OSError as exc:
+                            error = f"unreadable: {exc.strerror or exc}"
+                            break
+                    if rescanned or attempt:
                         break
-                    except FileNotFoundError:
-                        pass
-                    except OSError as exc:
-                        error = f"unreadable: {exc.strerror or exc}"
-                        break
-                if rescanned or attempt:
-                    break
-                names = self._scan(scope.id)
-                rescanned = True
+                    names = self._scan(scope.id)
+                    rescanned = True
+            finally:
+                if opened is not None:  # no longer listed: gone since
+                    os.close(opened)
             if data is None:
                 yield FetchedMessage(provider_id, error=error)
                 continue
