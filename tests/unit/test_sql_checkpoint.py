@@ -148,3 +148,12 @@ def test_many_commits_leave_every_row_and_a_sound_file(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert conn.exec_driver_sql("SELECT count(*) FROM commlink_messages").scalar() == 600
+
+
+def test_a_memory_database_behind_another_pool_gets_no_thread() -> None:
+    engine = sa.create_engine("sqlite://")  # SingletonThreadPool, not StaticPool
+    store = SqlStore(engine)
+    store.save_channel(channel())
+    assert engine not in sql_checkpoint._CHECKPOINTERS
+    store.close()
+    engine.dispose()

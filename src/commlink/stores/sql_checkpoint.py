@@ -11,7 +11,9 @@ the interpreter lock while it runs, so the copy and the syncs overlap the
 next batch's fetching and parsing. Crash safety is SQLite's own either way.
 
 Writers keep their automatic checkpoint at ``sql_schema.WAL_CHECKPOINT_PAGES``
-as the bound on the log should the thread fall behind or fail. The thread
+as the bound on the log should the thread fall behind or fail (it opens
+the database from the engine's URL: one only a custom ``creator`` can open
+is left to the writers). The thread
 ends after ``IDLE_SECONDS`` without a commit (so a quiet store holds no
 thread) and starts again on the next; a forked child starts its own.
 """

@@ -285,6 +285,16 @@ def _nudge_after_commit(engine: Engine) -> Callable[[Any, Any], None]:
     return checkin
 
 
+def _is_file(engine: Engine) -> bool:
+    database = engine.url.database
+    return (
+        not isinstance(engine.pool, StaticPool)
+        and database not in (None, "", ":memory:")
+        and "mode=memory" not in str(database)
+        and not str(database).startswith("file::memory:")
+    )
+
+
 def prepare_engine(engine: Engine) -> Engine:
     """Install SQLite pragmas, explicit transactions and, for a database
     file, checkpoints off the committing thread (``sql_checkpoint``)
@@ -294,7 +304,7 @@ def prepare_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_connect):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
-        if not isinstance(engine.pool, StaticPool):  # StaticPool: in memory, no log
+        if _is_file(engine):  # an in-memory database has no log
             event.listen(engine, "commit", _sqlite_commit)
             event.listen(engine, "checkin", _nudge_after_commit(engine))
     return engine
