@@ -20,6 +20,11 @@ from commlink.testing.conformance_data import batch, channel, message
 THREAD = "commlink-sqlite-checkpoint"
 
 
+@pytest.fixture(autouse=True)
+def _short_quiet_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_checkpoint, "QUIET_PAUSE_SECONDS", 0.05)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqlStore]:
     opened = SqlStore(f"sqlite:///{tmp_path}/store.sqlite")
@@ -157,3 +162,28 @@ def test_a_memory_database_behind_another_pool_gets_no_thread() -> None:
     assert engine not in sql_checkpoint._CHECKPOINTERS
     store.close()
     engine.dispose()
+
+
+def test_small_commits_are_copied_at_most_once_a_quiet_pause(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_checkpoint, "QUIET_PAUSE_SECONDS", 0.5)
+    found = checkpointer(store.engine)
+    _until(lambda: found.last is not None)  # the channel's commit: a few pages
+    first = found.last
+    started = time.monotonic()
+    store.save_channel(channel("c2"))
+    _until(lambda: found.last != first)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_the_pause_is_short_while_checkpoints_copy_much() -> None:
+    few, short, quiet = (
+        sql_checkpoint.FEW_PAGES,
+        sql_checkpoint.PAUSE_SECONDS,
+        sql_checkpoint.QUIET_PAUSE_SECONDS,
+    )
+    assert sql_checkpoint.pause_after((0, few)) == short
+    assert sql_checkpoint.pause_after((10_000, 1)) == short  # an import's cursor commit between
+    assert sql_checkpoint.pause_after((3, 0)) == quiet
+    assert sql_checkpoint.pause_after((few - 1, few - 1)) == quiet

@@ -29,14 +29,36 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-__all__ = ["IDLE_SECONDS", "PAUSE_SECONDS", "Checkpointer", "checkpointer", "stop"]
+__all__ = [
+    "FEW_PAGES",
+    "IDLE_SECONDS",
+    "PAUSE_SECONDS",
+    "QUIET_PAUSE_SECONDS",
+    "Checkpointer",
+    "checkpointer",
+    "pause_after",
+    "stop",
+]
 
 _log = logging.getLogger("commlink.stores")
 
 #: the thread ends after this long without a commit
 IDLE_SECONDS = 5.0
-#: at least this long between two checkpoints: a burst of commits costs one
+#: at least this long between two checkpoints while commits write much
+#: (a bulk import: the log is copied in step with it) ...
 PAUSE_SECONDS = 0.05
+#: ... and this long when fewer than ``FEW_PAGES`` were written in each of
+#: the last two rounds (small commits, such as quiet passes, cost two
+#: fsyncs a second, not two each)
+QUIET_PAUSE_SECONDS = 1.0
+FEW_PAGES = 256
+
+
+def pause_after(written: tuple[int, int]) -> float:
+    """Seconds to wait after rounds of checkpoints that found ``written``
+    pages added to the log (the last two rounds: a bulk import's commits
+    alternate with small ones, such as its cursor's)."""
+    return PAUSE_SECONDS if max(written) >= FEW_PAGES else QUIET_PAUSE_SECONDS
 
 
 class Checkpointer:
@@ -87,6 +109,8 @@ class Checkpointer:
 
     def _run(self) -> None:
         copied = -1
+        logged = 0  # the log's pages when the last round of checkpoints ended
+        written = (0, 0)  # pages the last two rounds found added to the log
         try:
             while True:
                 woken = self._wake.wait(IDLE_SECONDS)
@@ -96,12 +120,17 @@ class Checkpointer:
                         return
                     self._wake.clear()
                 found = self.checkpoint()
-                # pages committed while the checkpoint ran are taken next
-                # time round, for as long as that gains
                 if found is not None and found[1] > found[2] > copied:
+                    # pages committed while it ran: taken next, while that gains
                     self._wake.set()
-                copied = -1 if found is None or found[1] <= found[2] else found[2]
-                self._stop.wait(PAUSE_SECONDS)
+                    copied = found[2]
+                    pause = PAUSE_SECONDS
+                else:
+                    log = 0 if found is None else found[1]
+                    written = (written[1], log - logged if log >= logged else log)  # or restarted
+                    pause = pause_after(written)
+                    copied, logged = -1, log
+                self._stop.wait(pause)
         finally:
             self._close()
 
