@@ -13,9 +13,9 @@ next batch's fetching and parsing. Crash safety is SQLite's own either way.
 Writers keep their automatic checkpoint at ``sql_schema.WAL_CHECKPOINT_PAGES``
 as the bound on the log should the thread fall behind or fail (it opens
 the database from the engine's URL: one only a custom ``creator`` can open
-is left to the writers). The thread
-ends after ``IDLE_SECONDS`` without a commit (so a quiet store holds no
-thread) and starts again on the next; a forked child starts its own.
+is left to the writers). The thread ends after ``IDLE_SECONDS`` without a
+commit (so a quiet store holds no thread) and starts again on the next; a
+forked child starts its own.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Checkpointer:
         self._conn: Any = None  # the thread's DBAPI connection
 
     def nudge(self) -> None:
-        """A commit happened (or is about to): checkpoint soon."""
+        """A write committed: checkpoint soon."""
         if self._pid != os.getpid():
             self._start()
         with self._lock:

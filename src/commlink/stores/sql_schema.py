@@ -263,12 +263,13 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+#: set in a connection's info by a write's commit, taken at its check-in
+_COMMITTED = "commlink_committed"
+
+
 def _sqlite_commit(conn: Connection) -> None:
     if conn.get_execution_options().get("commlink_write", True):  # not a store's read
         conn.info[_COMMITTED] = True
-
-
-_COMMITTED = "commlink_committed"
 
 
 def _nudge_after_commit(engine: Engine) -> Callable[[Any, Any], None]:
