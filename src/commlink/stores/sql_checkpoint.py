@@ -116,6 +116,9 @@ class Checkpointer:
                 woken = self._wake.wait(IDLE_SECONDS)
                 with self._lock:
                     if self._stop.is_set() or not woken:
+                        # closed before a nudge can start the next thread,
+                        # which opens a connection of its own
+                        self._close()
                         self._thread = None
                         return
                     self._wake.clear()
@@ -132,7 +135,10 @@ class Checkpointer:
                     copied, logged = -1, log
                 self._stop.wait(pause)
         finally:
-            self._close()
+            with self._lock:
+                if self._thread is threading.current_thread():  # ended by an error
+                    self._close()
+                    self._thread = None
 
     def checkpoint(self) -> tuple[int, int, int] | None:
         """One passive checkpoint: SQLite's (busy, log pages, copied pages),
