@@ -58,10 +58,18 @@ _ASCII_TEXT = st.text(
 ) | st.builds(lambda a, b: a + "x" * b, st.text(alphabet="ab ", max_size=20), st.integers(60, 70))
 
 
-@given(_TEXT | _ASCII_TEXT, st.sampled_from(["b", "p", "xy"]), st.none() | st.integers(0, 40))
+@given(_TEXT | _ASCII_TEXT, st.sampled_from(["b", "p_", "xy"]), st.none() | st.integers(0, 40))
 def test_tagged_words_are_the_words_tagged(text: str, tag: str, limit: int | None) -> None:
     found = words(text, limit)
     assert tagged_words(text, tag, limit) == " ".join(tag + word for word in found)
+
+
+@given(_TEXT | _ASCII_TEXT, st.none() | st.integers(0, 40))
+def test_untagged_words_are_the_words_between_spaces(text: str, limit: int | None) -> None:
+    # untagged ASCII text may keep runs of spaces: FTS5 reads the same words
+    found = tagged_words(text, "", limit)
+    assert found.split() == words(text, limit)
+    assert set(found) <= set(" ") | set().union(*map(set, words(text)))
 
 
 @given(
@@ -78,6 +86,7 @@ def test_ascii_words_are_those_of_the_pattern(text: str) -> None:
     expected = [w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) <= MAX_WORD_CHARS]
     assert words(text) == expected
     assert tagged_words(text, "b") == " ".join("b" + w for w in expected)
+    assert tagged_words(text, "").split() == expected
 
 
 @given(_TEXT)
@@ -107,7 +116,8 @@ def test_query_limits() -> None:
     assert len(parse_query(SearchQuery(" ".join(["w"] * MAX_QUERY_WORDS))).phrases) == 1
 
 
-_FTS_TERM = r'"[^\W_]+( [^\W_]+)*"'
+_FTS_WORD = r"([ps]_)?[^\W_]+"  # tagged people and subject words, untagged body words
+_FTS_TERM = rf'"{_FTS_WORD}( {_FTS_WORD})*"'
 _FTS_ANY = rf"({_FTS_TERM}|\({_FTS_TERM}( OR {_FTS_TERM})+\))"
 _FTS = re.compile(rf"{_FTS_ANY}( AND {_FTS_ANY})*")
 _LEXEME = r"'[^\W_]+'(:[ABC]+)?"

@@ -102,12 +102,12 @@ def test_closing_the_store_stops_its_thread(tmp_path: Path) -> None:
 
 
 def test_a_store_in_memory_has_no_checkpoint_thread() -> None:
-    before = len(_threads())
+    before = set(_threads())  # other tests' idle threads may end meanwhile
     store = SqlStore("sqlite://")
     store.save_channel(channel())
     _commit(store, 0)
     assert store.engine not in sql_checkpoint._CHECKPOINTERS
-    assert len(_threads()) == before
+    assert set(_threads()) <= before
     store.close()
 
 

@@ -124,16 +124,23 @@ def words(text: str, limit: int | None = None) -> list[str]:
 
 
 def tagged_words(text: str, tag: str, limit: int | None = None) -> str:
-    """``words(text, limit)``, each with ``tag`` in front, joined by spaces.
+    """``words(text, limit)``, each with ``tag`` in front, separated by
+    whitespace (``split()`` gives them back; with no tag, runs of spaces may
+    stand between them).
 
     ASCII text is cut as bytes and joined as bytes: no string per word
-    (a body holds hundreds of them)."""
+    (a body holds hundreds of them). Untagged ASCII text is not cut at all
+    unless a word is too long or there may be more than ``limit`` words:
+    its folded bytes, other characters turned to spaces, are the answer."""
     if not text.isascii():
         found = words(text, limit)
         return tag + (" " + tag).join(found) if found else ""
     folded = text.encode().translate(_ASCII_FOLD)
+    long = _TOO_LONG in folded.translate(_ASCII_RUNS)
+    if not tag and not long and (limit is None or len(folded) < 2 * limit):
+        return folded.decode()  # at most limit words: each takes a letter and a space
     parts = folded.split()
-    if _TOO_LONG in folded.translate(_ASCII_RUNS):
+    if long:
         parts = [part for part in parts if len(part) <= MAX_WORD_CHARS]
     if limit is not None:
         del parts[limit:]

@@ -26,6 +26,7 @@ from .sql_tables import (
     messages,
     participants,
     search_docs,
+    search_text_contentless,
     thread_targets,
 )
 
@@ -230,6 +231,17 @@ def _add_html(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _untagged_body_words(conn: Connection) -> None:
+    """Schema 10 indexes body words without a tag on SQLite (tags end in
+    ``_``, see ``sql_search_sqlite``): the search index is built again from
+    the stored copies, in the form it had (with or without a text copy).
+    PostgreSQL's index is unchanged."""
+    from .sql_search import rebuild_sqlite_index
+
+    if conn.dialect.name == "sqlite":
+        rebuild_sqlite_index(conn, search_text_contentless(conn))
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_content_hash,
@@ -241,4 +253,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _add_outbox,
     7: _add_search_index,
     8: _add_html,
+    9: _untagged_body_words,
 }

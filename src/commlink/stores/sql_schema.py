@@ -136,7 +136,8 @@ T = TypeVar("T")
 #: event row per channel). 5: erasure and directory tombstones; skip records
 #: of internal and blocked mail keep no subject and no sender. 7: the host
 #: event outbox. 8: the search index. 9: sanitised HTML per message copy.
-SCHEMA_VERSION = 9
+#: 10: untagged body words in SQLite's search index.
+SCHEMA_VERSION = 10
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"

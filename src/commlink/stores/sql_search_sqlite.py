@@ -119,10 +119,14 @@ _FULL = Visibility.FULL
 _ALL_FIELDS = fields_for(_FULL)
 
 
-#: each field's words are indexed with a tag letter in front, so a word in
+#: people's and subject words are indexed with a tag in front, so a word in
 #: one field has its own FTS5 doclist: a query limited to the participants
-#: never walks the rows that hold the word in their bodies
-_TAGS = {Field.PEOPLE: "p", Field.SUBJECT: "s", Field.BODY: "b"}
+#: never walks the rows that hold the word in their bodies. Body words go
+#: in untagged (the folded text as it is, not cut and joined again: a fifth
+#: of an import's indexing time). A tag ends in "_", which no word holds
+#: (``search_terms.words``) and the tokenizer keeps (``tokenchars``), so a
+#: tagged word never equals a body word.
+_TAGS = {Field.PEOPLE: "p_", Field.SUBJECT: "s_", Field.BODY: ""}
 
 
 def _tagged(field: Field, words: Sequence[str]) -> str:

@@ -381,12 +381,13 @@ search_docs = _table(
 
 #: SQLite: the words of each ``search_docs`` row by field (FTS5, rowid =
 #: ``doc``), dropped with the row. Words come cut and folded by
-#: ``search_terms.words``; the tokenizer only splits them at the spaces.
+#: ``search_terms.words``; the tokenizer only splits them at the spaces
+#: (``_`` is a token character for the field tags of ``sql_search_sqlite``).
 #: This portable form keeps a copy of the indexed text (FTS5 needs it to
 #: delete a row); see ``search_text_ddl`` for the form without it.
 SEARCH_TEXT_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS commlink_search_text USING fts5"
-    "(people, subject, body, tokenize = 'unicode61 remove_diacritics 0')",
+    "(people, subject, body, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")",
     # merge segments 8 at a time, not 4: a bulk import spends a fifth less
     # on merging, searches read a few more segments
     "INSERT INTO commlink_search_text(commlink_search_text, rank) VALUES ('automerge', 8)",
