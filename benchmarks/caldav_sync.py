@@ -13,11 +13,19 @@ bytecode first, as an installed package's are (pip compiles vdirsyncer's):
 a checkout run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile
 every module again in each process it starts.
 
+``--repeat N`` runs the three passes N times, each round from empty local
+state (a new database, new vdirsyncer files), and prints medians: a single
+process's time on a shared machine can be off by a third. ``--baseline-src
+DIR`` also runs commlink from another source tree (``DIR`` holds the
+``commlink`` package) as ``commlink@baseline``, for a before/after
+comparison in one session.
+
 vdirsyncer is not a dependency: install it into a venv of its own and name
 its command (the default is ``/tmp/vdir/bin/vdirsyncer``)::
 
     python3 -m venv /tmp/vdir && /tmp/vdir/bin/pip install vdirsyncer
-    python benchmarks/caldav_sync.py [--events 5000] [--calendars 10]
+    python benchmarks/caldav_sync.py [--events 5000] [--calendars 10] [--repeat 3]
+        [--baseline-src /tmp/old/src]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import compileall
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,13 +154,15 @@ class RequestLog:
         return text.count(b" request for ")
 
 
-def measure(command: list[str], requests: RequestLog) -> dict[str, Any]:
+def measure(
+    command: list[str], requests: RequestLog, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run a process: wall and CPU seconds, peak RSS (its own VmHWM, sampled
     every 5 ms: ``wait4``'s maxrss would count the forking parent) and the
     requests the server saw meanwhile."""
     requests.take()
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     peak = [0]
 
     def sample() -> None:
@@ -198,11 +209,80 @@ def warm_up(account: Any, path: str, attempts: int = 10) -> None:
                 raise
 
 
-def compile_commlink() -> None:
+def compile_commlink(baseline_src: str | None) -> None:
     """Bytecode for commlink's modules, next to them (as an install has it)."""
     import commlink
 
     compileall.compile_dir(Path(commlink.__file__).parent, quiet=1)
+    if baseline_src:
+        compileall.compile_dir(Path(baseline_src) / "commlink", quiet=1)
+
+
+Contender = tuple[list[str], dict[str, str] | None]
+
+
+def contenders_for(
+    work: Path, url: str, args: argparse.Namespace, requests: RequestLog
+) -> dict[str, Contender]:
+    """Each contender's command and environment, with empty local state under ``work``."""
+    found: dict[str, Contender] = {}
+    variants = [("commlink", True, None), ("commlink-ctag", False, None)]
+    if args.baseline_src:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (args.baseline_src, env.get("PYTHONPATH")) if p
+        )
+        variants.insert(1, ("commlink@baseline", True, env))
+    for name, sync_collection, env in variants:
+        folder = work / name
+        folder.mkdir()
+        config = commlink_config(folder, url, sync_collection=sync_collection)
+        found[name] = ([sys.executable, "-m", "commlink", "sync", str(config)], env)
+    vdirsyncer = shutil.which(args.vdirsyncer)
+    if vdirsyncer is not None and "vdirsyncer" not in args.skip:
+        folder = work / "vdirsyncer"
+        folder.mkdir()
+        config = vdirsyncer_config(folder, url)
+        for c in range(args.calendars):  # so discover asks nothing
+            (folder / "calendars" / f"cal{c}").mkdir(parents=True)
+        command = [vdirsyncer, "-c", str(config)]
+        listed = measure([*command, "discover"], requests)
+        print(
+            f"vdirsyncer discover (not timed below): {listed['seconds']:.2f} s, "
+            f"{listed['requests']} requests"
+        )
+        found["vdirsyncer"] = ([*command, "sync"], None)
+    return {k: v for k, v in found.items() if k not in args.skip}
+
+
+Results = dict[str, dict[str, dict[str, Any]]]
+
+
+def one_round(server: Any, work: Path, args: argparse.Namespace, requests: RequestLog) -> Results:
+    """A full sync, a no-change pass and a pass after one edit, per contender."""
+    contenders = contenders_for(work, server.url, args, requests)
+    results: Results = {k: {} for k in contenders}
+    for name, (command, env) in contenders.items():
+        results[name]["full"] = show(name, "full", measure(command, requests, env))
+    for name, (command, env) in contenders.items():
+        results[name]["no-change"] = show(name, "no-change", measure(command, requests, env))
+    server.account.put("cal3", "event-3.ics", event_ics(3, "Meeting 3 moved"))
+    for name, (command, env) in contenders.items():
+        results[name]["one-edit"] = show(name, "one edit", measure(command, requests, env))
+        server.account.put("cal3", "event-3.ics", event_ics(3, f"Meeting 3 by {name}"))
+    return results
+
+
+def medians(rounds: list[Results]) -> Results:
+    """Each figure's median over the rounds."""
+    merged: Results = {}
+    for name, passes in rounds[0].items():
+        merged[name] = {}
+        for what, first in passes.items():
+            merged[name][what] = {
+                key: statistics.median(r[name][what][key] for r in rounds) for key in first
+            }
+    return merged
 
 
 def main() -> None:
@@ -211,12 +291,13 @@ def main() -> None:
     parser.add_argument("--calendars", type=int, default=10)
     parser.add_argument("--vdirsyncer", default="/tmp/vdir/bin/vdirsyncer")
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (medians)")
+    parser.add_argument("--baseline-src", help="also run commlink from this source tree")
     args = parser.parse_args()
     from commlink.testing.radicale import RadicaleServer
 
-    compile_commlink()
-    vdirsyncer = shutil.which(args.vdirsyncer)
-    if vdirsyncer is None and "vdirsyncer" not in args.skip:
+    compile_commlink(args.baseline_src)
+    if shutil.which(args.vdirsyncer) is None and "vdirsyncer" not in args.skip:
         print(f"vdirsyncer not found at {args.vdirsyncer}: see this file's docstring")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -231,43 +312,27 @@ def main() -> None:
             for c in range(args.calendars):
                 warm_up(server.account, f"/{USER}/cal{c}/")
             requests = RequestLog(server.log_path)
-            contenders: dict[str, list[str]] = {}
-            for name, sync_collection in (("commlink", True), ("commlink-ctag", False)):
-                work = root / name
-                work.mkdir()
-                config = commlink_config(work, server.url, sync_collection=sync_collection)
-                contenders[name] = [sys.executable, "-m", "commlink", "sync", str(config)]
-            if vdirsyncer is not None and "vdirsyncer" not in args.skip:
-                work = root / "vdirsyncer"
-                work.mkdir()
-                config = vdirsyncer_config(work, server.url)
-                for c in range(args.calendars):  # so discover asks nothing
-                    (work / "calendars" / f"cal{c}").mkdir(parents=True)
-                command = [vdirsyncer, "-c", str(config)]
-                found = measure([*command, "discover"], requests)
-                print(
-                    f"vdirsyncer discover (not timed below): {found['seconds']:.2f} s, "
-                    f"{found['requests']} requests"
-                )
-                contenders["vdirsyncer"] = [*command, "sync"]
-            contenders = {k: v for k, v in contenders.items() if k not in args.skip}
-            results: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in contenders}
             print(f"{args.events:,} events in {args.calendars} calendars", flush=True)
-            for name, command in contenders.items():
-                results[name]["full"] = show(name, "full", measure(command, requests))
-            for name, command in contenders.items():
-                results[name]["no-change"] = show(name, "no-change", measure(command, requests))
-            server.account.put("cal3", "event-3.ics", event_ics(3, "Meeting 3 moved"))
-            for name, command in contenders.items():
-                results[name]["one-edit"] = show(name, "one edit", measure(command, requests))
-                server.account.put("cal3", "event-3.ics", event_ics(3, f"Meeting 3 by {name}"))
-        ratios(results, args.calendars)
+            rounds = []
+            for n in range(args.repeat):
+                if args.repeat > 1:
+                    print(f"round {n + 1} of {args.repeat}", flush=True)
+                work = root / f"round{n}"
+                work.mkdir()
+                rounds.append(one_round(server, work, args, requests))
+    results = medians(rounds)
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} rounds:")
+        for name, passes in results.items():
+            for what, result in passes.items():
+                show(name, what.replace("-", " "), result)
+    ratios(results, args.calendars)
 
 
 def show(name: str, what: str, result: dict[str, Any]) -> dict[str, Any]:
     print(
         f"{name:<14} {what:<10} {result['seconds']:6.2f} s  CPU {result['cpu']:6.2f} s  "
-        f"peak RSS {result['rss_mb']:6.1f} MiB  {result['requests']:>4} requests",
+        f"peak RSS {result['rss_mb']:6.1f} MiB  {result['requests']:>4g} requests",
         flush=True,
     )
     return result
@@ -282,13 +347,18 @@ def ratios(results: dict[str, dict[str, dict[str, Any]]], calendars: int) -> Non
         print(f"  {what:<10} {result['requests'] / calendars:.1f}")
     if peer is None:
         return
-    print("commlink / vdirsyncer (one run on a shared machine: read the ratios, not the seconds):")
-    for what in ("full", "no-change", "one-edit"):
-        a, b = ours[what], peer[what]
-        print(
-            f"  {what:<10} wall x{a['seconds'] / b['seconds']:.2f}  CPU x{a['cpu'] / b['cpu']:.2f}"
-            f"  RSS x{a['rss_mb'] / b['rss_mb']:.2f}  requests {a['requests']} vs {b['requests']}"
-        )
+    print("commlink / vdirsyncer (a shared machine: read the ratios, not the seconds):")
+    for name in ("commlink", "commlink@baseline"):
+        if name not in results:
+            continue
+        print(f"  {name}")
+        for what in ("full", "no-change", "one-edit"):
+            a, b = results[name][what], peer[what]
+            print(
+                f"    {what:<10} wall x{a['seconds'] / b['seconds']:.2f}  "
+                f"CPU x{a['cpu'] / b['cpu']:.2f}  RSS x{a['rss_mb'] / b['rss_mb']:.2f}  "
+                f"requests {a['requests']:g} vs {b['requests']:g}"
+            )
 
 
 if __name__ == "__main__":

@@ -419,12 +419,14 @@ def read(text: str) -> list[Block]:
         head = _HEAD.match(line)
         if head is None:
             raise Unusual("line")
-        name = head.group(1).upper()
+        name, sep = head.groups()
+        name = name.upper()
+        end = head.end()
         inner = stack[-1] if stack else ""
         if name == "BEGIN" or name == "END":
-            if head.group(2) != ":":
+            if sep != ":":
                 raise Unusual("line")
-            component = line[head.end() :].upper()
+            component = line[end:].upper()
             if name == "BEGIN":
                 if component not in _CHILDREN[inner]:
                     raise Unusual(f"component {component[:20]}")
@@ -457,10 +459,10 @@ def read(text: str) -> list[Block]:
         if inner == "VEVENT" and event is not None:
             if name[:2] != "X-" and name not in _READ:
                 continue  # the library tolerates any value here, and nothing reads it
-            params, start = _params(line, head.end()) if head.group(2) == ";" else ({}, head.end())
+            params, start = _params(line, end) if sep == ";" else ({}, end)
             _add(event, name, _event_value(name, line[start:], params))
             continue
-        params, start = _params(line, head.end()) if head.group(2) == ";" else ({}, head.end())
+        params, start = _params(line, end) if sep == ";" else ({}, end)
         value = line[start:]
         _check(name, value, params)
         if inner == "VCALENDAR" and block is not None:

@@ -118,6 +118,8 @@ class Zones:
             return None
 
     def _convert(self, value: object, tzid: str | None, warnings: list[str]) -> Moment | None:
+        if type(value) is datetime and value.tzinfo is UTC and not tzid:  # most servers' form
+            return Moment(value, all_day=False, zone="UTC", utc=True)
         if isinstance(value, tuple) and value:  # a PERIOD: its start counts
             value = value[0]
         if isinstance(value, datetime):
