@@ -216,8 +216,10 @@ def _values(component: Any, name: str) -> list[object]:
 
 
 def _first(component: Any, name: str) -> object | None:
-    values = _values(component, name)
-    return values[0] if values else None
+    value = component.get(name)
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value  # type: ignore[no-any-return]
 
 
 def _text(component: Any, name: str) -> str:
