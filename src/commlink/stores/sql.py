@@ -48,6 +48,7 @@ from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
 from .outbox import EventLog, deliver_after_commit, state_change
 from .outbox_snapshot import Snapshot, changes_since, snapshot
 from .privacy import QUEUE_MARKER_SUFFIX, erasure_key, settings_change
+from .sql_bulk import fetch, mark
 from .sql_directory import SqlDirectory
 from .sql_outbox import CommitEvents, SqlOutbox, write_outbox
 from .sql_push import SqlSubscriptionStore, SqlTokenStore
@@ -55,6 +56,7 @@ from .sql_rows import channel_from_row, state_from_row, state_row
 from .sql_schema import (
     SCHEMA_VERSION,
     STATISTICS_AFTER_ROWS,
+    UtcDateTime,
     address_links,
     among,
     attendees,
@@ -71,7 +73,6 @@ from .sql_schema import (
     ensure_statistics,
     erased,
     event_assocs,
-    insert_for,
     leases,
     message_assocs,
     participants,
@@ -296,16 +297,24 @@ class SqlStore(Closing):
     def acquire_lease(self, channel_id: str, holder: str, ttl: timedelta) -> bool:
         now = self._clock()
         with self._tx(write=True) as conn:
-            insert = insert_for(conn, leases).values(
-                channel_id=channel_id, holder=holder, expires_at=now + ttl
-            )
+            moment = UtcDateTime()
+            m = mark(conn)
             # one atomic statement: take the row when free, expired or already ours
-            stmt = insert.on_conflict_do_update(
-                index_elements=["channel_id"],
-                set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
-                where=sa.or_(leases.c.holder == holder, leases.c.expires_at <= now),
-            ).returning(leases.c.holder)
-            return conn.execute(stmt).first() is not None
+            # (plain SQL: a step renews its lease after every batch)
+            found = fetch(
+                conn,
+                f"INSERT INTO {leases.name} (channel_id, holder, expires_at) "
+                f"VALUES ({m}, {m}, {m}) "
+                "ON CONFLICT (channel_id) DO UPDATE SET holder = excluded.holder, "
+                f"expires_at = excluded.expires_at WHERE {leases.name}.holder = {m} "
+                f"OR {leases.name}.expires_at <= {m} RETURNING holder",
+                channel_id,
+                holder,
+                moment.process_bind_param(now + ttl, conn.dialect),
+                holder,
+                moment.process_bind_param(now, conn.dialect),
+            )
+            return bool(found)
 
     def release_lease(self, channel_id: str, holder: str) -> None:
         with self._tx(write=True) as conn:
@@ -388,16 +397,17 @@ class SqlStore(Closing):
         ]
         total = 0
         with self._tx(write=False) as conn:
+            m = mark(conn)
             for table in tables:
-                ids = (
-                    sa.select(table.c.scope_id, table.c.provider_id)
-                    .where(table.c.channel_id == channel_id)
-                    .distinct()
-                )
+                # an event object's id has a row per event of it (its exceptions)
+                where, params = f"channel_id = {m}", [channel_id]
                 if scope_id is not None:
-                    ids = ids.where(table.c.scope_id == scope_id)
-                query = sa.select(sa.func.count()).select_from(ids.subquery())
-                total += int(conn.execute(query).scalar() or 0)
+                    where, params = f"{where} AND scope_id = {m}", [channel_id, scope_id]
+                sql = (
+                    "SELECT count(*) FROM (SELECT DISTINCT scope_id, provider_id "
+                    f"FROM {table.name} WHERE {where}) ids"
+                )
+                total += int(fetch(conn, sql, *params)[0][0])
         return total
 
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:

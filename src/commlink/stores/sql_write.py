@@ -56,6 +56,7 @@ from .sql_rows import (
     skip_tuple,
 )
 from .sql_schema import (
+    UtcDateTime,
     address_links,
     among,
     attendees,
@@ -369,15 +370,24 @@ def _write_events(
     Returns the events that lost an association to a re-committed provider id.
     """
     ch = batch.channel_id
+    m = mark(conn)
+    moment = UtcDateTime()
+    # plain SQL throughout: a calendar's full pass commits a batch per page
+    of_uids = f"FROM {events.name} WHERE {among_sql(conn, events.c.uid)} AND channel_id = {m}"
     merged = merged_events(batch.events)
     stored: dict[EventRowKey, tuple[int, tuple[int, datetime]]] = {}
     for part in chunks(sorted({uid for uid, _ in merged})):
-        rows = conn.execute(
-            sa.select(
-                events.c.pk, events.c.uid, events.c.rid_key, events.c.sequence, events.c.updated
-            ).where(among(conn, events.c.uid, part), events.c.channel_id == ch)
+        rows = fetch(
+            conn,
+            f"SELECT pk, uid, rid_key, sequence, updated {of_uids}",
+            key_set(conn, part),
+            ch,
         )
-        stored.update(stored_versions(rows, merged))
+        versions = [
+            (pk, uid, rid, sequence, moment.process_result_value(updated, conn.dialect))
+            for pk, uid, rid, sequence, updated in rows
+        ]
+        stored.update(stored_versions(versions, merged))
     newer = newer_events(merged, stored)
     before: dict[int, tuple[Any, ...]] = {}
     if changes is not None:
@@ -394,16 +404,16 @@ def _write_events(
     pks: dict[EventRowKey, int] = {k: pk for k, (pk, _) in stored.items()}
     missing = sorted({uid for uid, rid in newer if (uid, rid) not in pks})
     for part in chunks(missing):
-        created = conn.execute(
-            sa.select(events.c.pk, events.c.uid, events.c.rid_key).where(
-                among(conn, events.c.uid, part), events.c.channel_id == ch
-            )
-        )
+        created = fetch(conn, f"SELECT pk, uid, rid_key {of_uids}", key_set(conn, part), ch)
         pks.update(((uid, rid), int(pk)) for pk, uid, rid in created if (uid, rid) in merged)
     rewritten = sorted(pks[k] for k in newer)
     report_events(changes, newer, pks, before)
     for pk_part in chunks(rewritten):
-        conn.execute(sa.delete(attendees).where(among(conn, attendees.c.event_pk, pk_part)))
+        run(
+            conn,
+            f"DELETE FROM {attendees.name} WHERE {among_sql(conn, attendees.c.event_pk)}",
+            key_set(conn, pk_part),
+        )
     # driver-level executemany of tuples, as for messages: no per-row work in SQLAlchemy
     columns = tuple(c.name for c in attendees.columns)
     rows_out = [
@@ -415,15 +425,14 @@ def _write_events(
     provider_ids = sorted({r.event.provider_id for r in batch.events})
     dropped: set[int] = set()
     for part in chunks(provider_ids):
-        gone = conn.execute(
-            sa.delete(event_assocs)
-            .where(
-                event_assocs.c.channel_id == ch,
-                event_assocs.c.scope_id == batch.scope_id,
-                among(conn, event_assocs.c.provider_id, part),
-            )
-            .returning(event_assocs.c.event_pk, event_assocs.c.provider_id)
-        ).all()
+        gone = fetch(
+            conn,
+            f"DELETE FROM {event_assocs.name} WHERE channel_id = {m} AND scope_id = {m} "
+            f"AND {among_sql(conn, event_assocs.c.provider_id)} RETURNING event_pk, provider_id",
+            ch,
+            batch.scope_id,
+            key_set(conn, part),
+        )
         dropped.update(int(pk) for pk, _pid in gone)
         if changes is not None:
             changes.removed(event_assocs, gone)
