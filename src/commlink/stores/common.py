@@ -139,17 +139,26 @@ def _require(value: str, what: str) -> None:
         raise InvalidInput(f"{what} must not be empty")
 
 
+_EVENT_MOMENTS = ("start", "end", "recurrence_id", "updated")
+
+
+def _aware_or_none(moment: datetime | None) -> bool:
+    return moment is None or is_aware(moment)
+
+
 def validate_batch(batch: SyncBatch) -> None:
     """Check a batch before anything is written (the channel is checked by the store)."""
     _require(batch.channel_id, "channel_id")
     _require(batch.scope_id, "scope_id")
     record_ids: set[str] = set()
+    # (the messages are formatted only for a record that fails: a batch holds hundreds)
     for record in batch.messages:
         msg = record.message
         _require(msg.provider_id, "message provider_id")
-        _require(msg.message_id, f"message_id of {msg.provider_id!r}")
-        _require(record.thread_id, f"thread_id of {msg.provider_id!r}")
-        require_aware(msg.date, f"date of {msg.provider_id!r}")
+        if not (msg.message_id and record.thread_id and _aware_or_none(msg.date)):
+            _require(msg.message_id, f"message_id of {msg.provider_id!r}")
+            _require(record.thread_id, f"thread_id of {msg.provider_id!r}")
+            require_aware(msg.date, f"date of {msg.provider_id!r}")
         if msg.provider_id in record_ids:
             raise InvalidInput(f"provider id {msg.provider_id!r} appears twice in the batch")
         record_ids.add(msg.provider_id)
@@ -158,14 +167,12 @@ def validate_batch(batch: SyncBatch) -> None:
     for event_record in batch.events:
         event = event_record.event
         _require(event.provider_id, "event provider_id")
-        _require(event.uid, f"uid of event {event.provider_id!r}")
-        for moment, what in (
-            (event.start, "start"),
-            (event.end, "end"),
-            (event.recurrence_id, "recurrence_id"),
-            (event.updated, "updated"),
-        ):
-            require_aware(moment, f"{what} of event {event.provider_id!r}")
+        if not event.uid:
+            _require(event.uid, f"uid of event {event.provider_id!r}")
+        moments = (event.start, event.end, event.recurrence_id, event.updated)
+        if not all(_aware_or_none(m) for m in moments):
+            for moment, what in zip(moments, _EVENT_MOMENTS, strict=True):
+                require_aware(moment, f"{what} of event {event.provider_id!r}")
         key = (event.provider_id, event.uid, event.recurrence_id)
         if key in event_keys or event.provider_id in record_ids:
             raise InvalidInput(f"provider id {event.provider_id!r} appears twice in the batch")
@@ -174,7 +181,8 @@ def validate_batch(batch: SyncBatch) -> None:
     record_ids |= event_ids
     for skip in batch.skipped:
         _require(skip.provider_id, "skip provider_id")
-        require_aware(skip.date, f"date of skip {skip.provider_id!r}")
+        if not _aware_or_none(skip.date):
+            require_aware(skip.date, f"date of skip {skip.provider_id!r}")
         if skip.provider_id in record_ids:
             raise InvalidInput(f"provider id {skip.provider_id!r} appears twice in the batch")
         record_ids.add(skip.provider_id)

@@ -15,6 +15,7 @@ another channel's. Deletions and garbage collection are in ``sql_delete``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -358,6 +359,9 @@ def _write_logical(
 
 
 _EVENT_COLUMNS = tuple(c.name for c in events.columns if c.name != "pk")
+_EVENT_VALUES = operator.itemgetter(*_EVENT_COLUMNS)
+_ATTENDEE_COLUMNS = tuple(c.name for c in attendees.columns)
+_ATTENDEE_VALUES = operator.itemgetter(*_ATTENDEE_COLUMNS)
 _EVENT_KEY = ("uid", "rid_key", "channel_id")
 
 
@@ -397,7 +401,7 @@ def _write_events(
         conn,
         events,
         _EVENT_COLUMNS,
-        [tuple(row[c] for c in _EVENT_COLUMNS) for row in written],
+        [_EVENT_VALUES(row) for row in written],
         conflict=_EVENT_KEY,
         update=[c for c in _EVENT_COLUMNS if c not in _EVENT_KEY],
     )
@@ -415,13 +419,10 @@ def _write_events(
             key_set(conn, pk_part),
         )
     # driver-level executemany of tuples, as for messages: no per-row work in SQLAlchemy
-    columns = tuple(c.name for c in attendees.columns)
     rows_out = [
-        tuple(row[c] for c in columns)
-        for key, e in newer.items()
-        for row in attendee_rows(pks[key], e)
+        _ATTENDEE_VALUES(row) for key, e in newer.items() for row in attendee_rows(pks[key], e)
     ]
-    write_rows(conn, attendees, columns, rows_out)
+    write_rows(conn, attendees, _ATTENDEE_COLUMNS, rows_out)
     provider_ids = sorted({r.event.provider_id for r in batch.events})
     dropped: set[int] = set()
     for part in chunks(provider_ids):
