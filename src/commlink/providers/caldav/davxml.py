@@ -34,6 +34,7 @@ __all__ = [
     "parse_data",
     "parse_href_prop",
     "parse_listing",
+    "parse_query_objects",
     "parse_sync",
     "home_set_body",
     "preconditions",
@@ -352,6 +353,30 @@ def parse_listing(tree: Node | None, collection: str) -> list[ListedObject]:
                 _text(props.get(f"{DAV}getlastmodified")),
             )
         )
+    return found
+
+
+def parse_query_objects(
+    tree: Node | None, collection: str
+) -> list[tuple[ListedObject, str | None]]:
+    """Objects of a calendar-query answer on ``collection``, each with its
+    data (``None`` when the answer did not carry it): ``parse_listing`` and
+    ``parse_data`` in one reading of each response."""
+    own = href_key(collection)
+    found: list[tuple[ListedObject, str | None]] = []
+    for response in _responses(tree):
+        href = _href(response)
+        if not href or href_key(href) == own:
+            continue
+        props = _props(response)
+        kinds = props.get(f"{DAV}resourcetype")
+        if kinds is not None and kinds.find(f"{DAV}collection") is not None:
+            continue
+        listed = ListedObject(
+            href, _etag(props.get(f"{DAV}getetag")), _text(props.get(f"{DAV}getlastmodified"))
+        )
+        data_node = props.get(f"{CALDAV}calendar-data")
+        found.append((listed, data_node.text if data_node is not None else None))
     return found
 
 

@@ -339,13 +339,10 @@ class CalDavProvider(Closing):
         listing: list[dav.ListedObject] = []
         try:
             for response in answer:
-                listed = dav.parse_listing(response, scope.id)
-                listing.extend(listed)
-                if not listed:
-                    continue
-                for item in dav.parse_data(response):
-                    if item.data is not None:
-                        self._hold(self._id(scope, item.href, item.etag, item.data), item.data)
+                for listed, data in dav.parse_query_objects(response, scope.id):
+                    listing.append(listed)
+                    if data is not None:
+                        self._hold(self._id(scope, listed.href, listed.etag, data), data)
         except Unsupported:
             self._no_query.add(scope.id)
             return self._list(scope)
