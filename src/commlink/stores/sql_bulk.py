@@ -144,8 +144,16 @@ def write_rows(
             return fetch(conn, f"{sql} RETURNING {', '.join(returning)}", *arrays)
         conn.exec_driver_sql(sql, tuple(arrays))
         return []
-    for i, kind in moments:
-        bind, dialect = kind.process_bind_param, conn.dialect
-        rows = [(*r[:i], bind(r[i], dialect), *r[i + 1 :]) for r in rows]
+    if moments:  # one pass over the rows for all their date columns
+        dialect = conn.dialect
+        binds = [(i, kind.process_bind_param) for i, kind in moments]
+        converted: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = list(row)
+            for i, bind in binds:
+                values[i] = bind(values[i], dialect)
+            converted.append(tuple(values))  # (SQLAlchemy takes tuples)
+        conn.exec_driver_sql(sql, converted)
+        return []
     conn.exec_driver_sql(sql, list(rows))
     return []

@@ -386,7 +386,7 @@ def event_row(event: Event, channel_id: str) -> dict[str, Any]:
         "location": event.location,
         "all_day": event.all_day,
         "timezone": event.timezone,
-        "recurrence": json.dumps(list(event.recurrence)),
+        "recurrence": json.dumps(list(event.recurrence)) if event.recurrence else "[]",
         "status": event.status.value,
         "conference_url": event.conference_url,
         "calendar_id": event.calendar_id,
