@@ -69,6 +69,7 @@ class Checkpointer:
         self._pid = -1
         #: the last checkpoint's (busy, log pages, copied pages), if one ran
         self.last: tuple[int, int, int] | None = None
+        self.rounds = 0  # checkpoints run (for tests)
         self._start()
 
     def _start(self) -> None:
@@ -160,6 +161,7 @@ class Checkpointer:
         if row is None:
             return None
         self.last = (int(row[0]), int(row[1]), int(row[2]))
+        self.rounds += 1
         return self.last
 
     def _close(self) -> None:

@@ -41,6 +41,8 @@ def save_channel(conn: Connection, channel: Channel) -> None:
     found = conn.execute(sa.select(channels).where(channels.c.id == channel.id)).mappings()
     stored = found.first()
     row = channel_row(channel)
+    if stored is not None and all(stored[k] == v for k, v in row.items()):
+        return  # saved as it is (every step saves its channel): nothing to write
     upsert(conn, channels, [row], ["id"], [k for k in row if k != "id"])
     if stored is None:
         return

@@ -90,7 +90,8 @@ class ScopeSync:
     def sync(self, run: Step, scope: Scope) -> bool:
         """Bring one scope up to date; False when the batch budget ran out."""
         channel_id = run.channel.id
-        cursor = ScopeCursor.decode(self.store.cursor(channel_id, scope.id))
+        saved = self.store.cursor(channel_id, scope.id)
+        cursor = decoded = ScopeCursor.decode(saved)
         wide = scope.folder is None  # one scope for the mailbox: folders are labels
         if cursor is not None and wide:
             cursor = self._adopted(run, cursor)
@@ -117,7 +118,8 @@ class ScopeSync:
             if cursor.mode == "full":
                 continue
             try:
-                return self._incremental(run, scope, cursor)
+                # (the text the store holds is this cursor's only while it is the one read)
+                return self._incremental(run, scope, cursor, saved if cursor is decoded else None)
             except CursorExpired as exc:
                 if fresh:
                     raise TransientError(f"fresh cursor of {scope.id} expired at once") from exc
@@ -273,7 +275,12 @@ class ScopeSync:
             self._commit(run, scope, parts, then, cursor.generation, stage="labels")
         return relabelled(cursor)
 
-    def _incremental(self, run: Step, scope: Scope, cursor: ScopeCursor) -> bool:
+    def _incremental(
+        self, run: Step, scope: Scope, cursor: ScopeCursor, saved: str | None = None
+    ) -> bool:
+        """Apply the scope's changes since ``cursor``. ``saved``: the cursor
+        text the store holds; a pass that changes nothing and would store
+        that same text commits nothing (a quiet pass writes no cursor)."""
         fetcher = run.judge(cursor.folders)
         while True:
             if run.batches_left is not None and run.batches_left <= 0:
@@ -292,6 +299,9 @@ class ScopeSync:
                         provider=changes.cursor,
                         markers=remembered(upserted, cursor.markers),
                     )
+                    if not upserted and not deleted and cursor.encode() == saved:
+                        break  # nothing happened and the store holds this cursor
+                    saved = None
                 if last or parts.records_count:
                     self._commit(
                         run, scope, parts, cursor if last else None, cursor.generation,
