@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
@@ -93,12 +94,8 @@ def test_a_quiet_pass_writes_no_cursor_and_no_channel(store: SqlStore, maildir: 
     assert store.cursor("c1", "INBOX") != cursor
     assert len(store.known_ids("c1", "INBOX", ["1700000002.M2P1.host"])) == 1
     # a changed channel is saved again
-    changed = Channel(
-        "c1",
-        "u1",
-        ChannelKind.MAIL,
-        "maildir",
-        ChannelSettings(owner=_OWNER, contact_policy=ContactPolicy.NONE, blocklist=("x.example",)),
+    changed = attrs.evolve(
+        channel, settings=attrs.evolve(channel.settings, blocklist=frozenset({"x.example"}))
     )
     assert "COMMLINK_CHANNELS" in _written(
         store, lambda: engine.run(changed, MaildirProvider(maildir))

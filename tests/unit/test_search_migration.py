@@ -40,12 +40,17 @@ def _as_schema_7(engine: Engine) -> None:
         conn.exec_driver_sql("UPDATE commlink_schema SET version = 7")
 
 
-def test_an_older_schema_gets_a_filled_index(engine: Engine) -> None:
+def _two_channels(engine: Engine, tusk: str = "tusk") -> None:
+    """A's mail on a FULL channel of u1, b's on a SUBJECT channel of u2."""
     store = SqlStore(engine)
     setup_channels(store, ("c1", "u1", Visibility.FULL), ("c2", "u2", Visibility.SUBJECT))
-    store.commit(batch("c1", messages=(message("a", subject="Walrus", body="tusk"),)))
+    store.commit(batch("c1", messages=(message("a", subject="Walrus", body=tusk),)))
     store.commit(batch("c2", messages=(message("b", subject="Narwhal", body="horn"),)))
     store.close()
+
+
+def test_an_older_schema_gets_a_filled_index(engine: Engine) -> None:
+    _two_channels(engine)
     _as_schema_7(engine)
     store = SqlStore(engine)
     with engine.connect() as conn:
@@ -133,11 +138,7 @@ def _terms(engine: Engine) -> set[str]:
 
 def test_schema_9_sqlite_index_is_built_again_with_untagged_body_words(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    store = SqlStore(engine)
-    setup_channels(store, ("c1", "u1", Visibility.FULL), ("c2", "u2", Visibility.SUBJECT))
-    store.commit(batch("c1", messages=(message("a", subject="Walrus", body="tusk ivory"),)))
-    store.commit(batch("c2", messages=(message("b", subject="Narwhal", body="horn"),)))
-    store.close()
+    _two_channels(engine, tusk="tusk ivory")
     _as_schema_9(engine)
     assert {"btusk", "swalrus"} <= _terms(engine)
     store = SqlStore(engine)

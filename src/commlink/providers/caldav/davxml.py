@@ -336,24 +336,7 @@ def parse_calendars(tree: Node | None) -> list[CalendarInfo]:
 
 def parse_listing(tree: Node | None, collection: str) -> list[ListedObject]:
     """Objects (not collections) of a depth-1 PROPFIND on ``collection``."""
-    own = href_key(collection)
-    found: list[ListedObject] = []
-    for response in _responses(tree):
-        href = _href(response)
-        if not href or href_key(href) == own:
-            continue
-        props = _props(response)
-        kinds = props.get(f"{DAV}resourcetype")
-        if kinds is not None and kinds.find(f"{DAV}collection") is not None:
-            continue
-        found.append(
-            ListedObject(
-                href,
-                _etag(props.get(f"{DAV}getetag")),
-                _text(props.get(f"{DAV}getlastmodified")),
-            )
-        )
-    return found
+    return [listed for listed, _ in parse_query_objects(tree, collection)]
 
 
 def parse_query_objects(
