@@ -47,6 +47,8 @@ CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 CS = "{http://calendarserver.org/ns/}"
 
 _HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
+_NS = 'xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/"'
+
 #: what XML text content must not hold as it is (xml.sax.saxutils.escape's
 #: three, without the module: it imports urllib.request and http.client)
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -55,9 +57,6 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 def escape(text: str) -> str:
     """``text`` as XML character data."""
     return text.translate(_ESCAPES)
-
-
-_NS = 'xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/"'
 
 
 class Node(Protocol):
