@@ -17,10 +17,12 @@ module again in each contender's process.
 ``--baseline-src DIR`` also runs the commlink contenders from another
 source tree (``DIR`` holds the ``commlink`` package, e.g. a checkout's
 ``src``), for a before/after comparison within one session; ``--repeat N``
-runs every contender N times and reports medians.
+runs every contender N times and reports medians. A commlink process calls
+``commlink.tune_gc()`` as a sync worker does (``--default-gc`` leaves
+CPython's thresholds; see ``gc_setting.py``).
 
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
-        [--baseline-src /tmp/old/src] [--repeat 3]
+        [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc]
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def populate(server: Any, count: int) -> None:
 
 
 def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from gc_setting import apply
+
+    collector = apply(args.default_gc)
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy, Visibility
     from commlink.providers.imap.provider import ImapProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
@@ -89,6 +94,7 @@ def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     report = engine.run(channel, provider)
     assert not report.errors, report.errors
     result: dict[str, Any] = {
+        "gc": collector,
         "messages": report.fetched,
         "imported": report.imported,
         "skipped": sum(report.skipped.values()),
@@ -332,6 +338,9 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[])
     parser.add_argument("--baseline-src", help="also run commlink from this source tree")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender (medians)")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="leave out commlink.tune_gc() (gc_setting.py)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -367,6 +376,7 @@ def main() -> None:
             server.username,
             "--password",
             server.password,
+            *(["--default-gc"] if args.default_gc else []),
         ]
         results: dict[str, dict[str, Any]] = {}
         contenders = [
@@ -483,7 +493,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             f"{name}: no-change pass {quiet['quiet_round_trips']} round trips for "
             f"{quiet['scopes']} folders ({per_folder:.2f}/folder, target <= 3), "
             f"{quiet['quiet_seconds'] * 1000:.1f} ms (target < 50 ms); "
-            f"imported {quiet['imported']:,}, skipped {quiet['skipped']:,}"
+            f"imported {quiet['imported']:,}, skipped {quiet['skipped']:,}; gc: {quiet['gc']}"
         )
 
 

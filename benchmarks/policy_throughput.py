@@ -7,12 +7,16 @@ rules, matching, threading) in batches of 500, counting directory calls.
 Rates are by wall clock and by CPU time of this process (the second is
 steadier on a machine that is busy elsewhere).
 
+Every figure is given twice: with CPython's default garbage collector
+thresholds and with ``commlink.tune_gc()`` (what the ``commlink`` command
+and a sync worker use, docs/deployment.md). The passes alternate between
+the two (A B B A, ``--rounds`` passes each) in one process.
+
 ``--gc-freeze`` moves everything built before the run (the directory, the
 generated messages, the imported modules) out of the collector's sight with
-``gc.freeze()``, as a worker can after start-up (docs/deployment.md); the
-figures are then labelled so.
+``gc.freeze()``, as ``tune_gc(freeze=True)`` does once a worker has started.
 
-    python benchmarks/policy_throughput.py [--messages N] [--people P] [--gc-freeze]
+    python benchmarks/policy_throughput.py [--messages N] [--people P] [--rounds R] [--gc-freeze]
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+import attrs
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from corpus import COMPANIES, OWNER, messages, person
@@ -34,6 +40,7 @@ from commlink.mime.parse import parse_message
 from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
 from commlink.policy.pipeline import evaluate
 from commlink.records import CompanyRef, NewContact, OpportunityRef, PersonRef
+from commlink.runtime import tune_gc
 from commlink.stores.sql import SqlDirectory, SqlStore
 
 
@@ -74,11 +81,46 @@ def build_directory(directory: SqlDirectory, people: int) -> None:
         directory.add_opportunity(f"opp{i}", f"Deal {i}", f"co{i}", [f"p{i}"])
 
 
+@attrs.define
+class Pass:
+    """One pass over all messages: seconds and CPU seconds per stage."""
+
+    parse: float = 0.0
+    policy: float = 0.0
+    parse_cpu: float = 0.0
+    policy_cpu: float = 0.0
+    kept: int = 0
+    reasons: Counter[str] = attrs.Factory(Counter)
+    batches: int = 0
+
+
+def one_pass(raws: list[bytes], channel: Channel, directory: CountingDirectory, size: int) -> Pass:
+    done = Pass()
+    for start in range(0, len(raws), size):
+        t0, c0 = time.perf_counter(), time.process_time()
+        parsed = [
+            parse_message(raw, provider_id=str(start + i))
+            for i, raw in enumerate(raws[start : start + size])
+        ]
+        t1, c1 = time.perf_counter(), time.process_time()
+        result = evaluate(parsed, channel, {}, directory, {})
+        t2, c2 = time.perf_counter(), time.process_time()
+        done.parse += t1 - t0
+        done.policy += t2 - t1
+        done.parse_cpu += c1 - c0
+        done.policy_cpu += c2 - c1
+        done.kept += len(result.records)
+        done.reasons.update(s.reason.value for s in result.skipped)
+        done.batches += 1
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2, help="passes per collector setting")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after set-up")
     args = parser.parse_args()
 
@@ -102,42 +144,54 @@ def main() -> None:
             gc.collect()
             gc.freeze()
             print(f"gc.freeze() after set-up: {gc.get_freeze_count():,} objects frozen")
-        parse_time = policy_time = 0.0
-        parse_cpu = policy_cpu = 0.0
-        kept = 0
-        reasons: Counter[str] = Counter()
-        batches = 0
-        for start in range(0, len(raws), args.batch):
-            t0, c0 = time.perf_counter(), time.process_time()
-            parsed = [
-                parse_message(raw, provider_id=str(start + i))
-                for i, raw in enumerate(raws[start : start + args.batch])
-            ]
-            t1, c1 = time.perf_counter(), time.process_time()
-            result = evaluate(parsed, channel, {}, directory, {})
-            t2, c2 = time.perf_counter(), time.process_time()
-            parse_time += t1 - t0
-            policy_time += t2 - t1
-            parse_cpu += c1 - c0
-            policy_cpu += c2 - c1
-            kept += len(result.records)
-            reasons.update(s.reason.value for s in result.skipped)
-            batches += 1
-        n = len(raws)
-        calls = sum(directory.calls.values())
-        print(f"messages: {n:,} (avg {size / 1024:.1f} KiB), batches of {args.batch}")
-        print(f"{'':19}{'wall':>10} {'CPU':>10}")
-        print(f"parse:             {n / parse_time:10,.0f} {n / parse_cpu:10,.0f} msg/s")
-        print(f"filters+matching:  {n / policy_time:10,.0f} {n / policy_cpu:10,.0f} msg/s")
+        default = gc.get_threshold()
+        settings = {"CPython's default": default, "commlink.tune_gc()": None}
+        passes: dict[str, list[Pass]] = {name: [] for name in settings}
+        # A B B A ...: the first pass also warms caches, and the machine drifts
+        names = list(settings)
+        order = [name for r in range(args.rounds) for name in (names[::-1] if r % 2 else names)]
+        for name in order:
+            gc.set_threshold(*default)
+            if settings[name] is None:
+                tune_gc()
+            passes[name].append(one_pass(raws, channel, directory, args.batch))
+        gc.set_threshold(*default)
+        n = len(raws) * args.rounds
+        first = passes[order[0]][0]
+        print(f"messages: {len(raws):,} (avg {size / 1024:.1f} KiB), batches of {args.batch}")
+        print(f"{args.rounds} passes per collector setting, alternated ({', '.join(order)})")
+        for name, done in passes.items():
+            parse = sum(p.parse for p in done)
+            policy = sum(p.policy for p in done)
+            parse_cpu = sum(p.parse_cpu for p in done)
+            policy_cpu = sum(p.policy_cpu for p in done)
+            print(f"\ngarbage collector: {name} {gc_text(settings[name] or tuned())}")
+            print(f"{'':19}{'wall':>10} {'CPU':>10}")
+            print(f"parse:             {n / parse:10,.0f} {n / parse_cpu:10,.0f} msg/s")
+            print(f"filters+matching:  {n / policy:10,.0f} {n / policy_cpu:10,.0f} msg/s")
+            print(
+                f"parse+policy:      {n / (parse + policy):10,.0f} "
+                f"{n / (parse_cpu + policy_cpu):10,.0f} msg/s  (target >= 15,000)"
+            )
+        calls = sum(directory.calls.values()) // (args.rounds * len(settings))
+        print(f"\nkept {first.kept:,}; skipped {dict(first.reasons)}")
         print(
-            f"parse+policy:      {n / (parse_time + policy_time):10,.0f} "
-            f"{n / (parse_cpu + policy_cpu):10,.0f} msg/s  (target >= 15,000)"
+            f"directory calls: {calls} in {first.batches} batches = "
+            f"{calls / first.batches:.2f} per batch (target <= 3) "
+            f"{ {k: v // (args.rounds * len(settings)) for k, v in directory.calls.items()} }"
         )
-        print(f"kept {kept:,}; skipped {dict(reasons)}")
-        print(
-            f"directory calls: {calls} in {batches} batches = {calls / batches:.2f} per batch "
-            f"(target <= 3) {dict(directory.calls)}"
-        )
+
+
+def tuned() -> tuple[int, int, int]:
+    before = gc.get_threshold()
+    tune_gc()
+    after = gc.get_threshold()
+    gc.set_threshold(*before)
+    return after
+
+
+def gc_text(threshold: tuple[int, ...]) -> str:
+    return f"(thresholds {', '.join(f'{t:,}' for t in threshold)})"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ are printed too.
 (``posix_fadvise(DONTNEED)``), as for an export written long before: each
 file is then read from disk.
 
+The import process calls ``commlink.tune_gc()`` as a sync worker does
+(``--default-gc`` leaves CPython's thresholds; see ``gc_setting.py``).
+
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
+        [--default-gc]
 """
 
 from __future__ import annotations
@@ -55,7 +59,11 @@ def evict(root: Path) -> None:
                 os.close(fd)
 
 
-def child(size: int, workdir: Path, module: str, cold: bool = False) -> dict[str, Any]:
+def child(
+    size: int, workdir: Path, module: str, cold: bool = False, default_gc: bool = False
+) -> dict[str, Any]:
+    from gc_setting import apply
+
     from commlink.model import Channel, ChannelKind, ChannelSettings, ContactPolicy
     from commlink.providers.files.maildir import MaildirProvider
     from commlink.stores.sql import SqlDirectory, SqlStore
@@ -90,6 +98,7 @@ def child(size: int, workdir: Path, module: str, cold: bool = False) -> dict[str
     )
     engine = SyncEngine(store, directory)
     provider = MaildirProvider(maildir)
+    collector = apply(default_gc)
     started = time.perf_counter()
     report = engine.run(channel, provider)
     elapsed = time.perf_counter() - started
@@ -105,6 +114,7 @@ def child(size: int, workdir: Path, module: str, cold: bool = False) -> dict[str
     assert not quiet.errors
     return {
         "size": size,
+        "gc": collector,
         "seconds": elapsed,
         "rate": size / elapsed,
         "imported": report.imported,
@@ -123,11 +133,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
     parser.add_argument("--sqlite", choices=["stdlib", "pysqlite3"], default="stdlib")
     parser.add_argument("--cold", action="store_true", help="read the Maildir from disk")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="leave out commlink.tune_gc() (gc_setting.py)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, Path(args.workdir), args.sqlite, args.cold)))
+        print(
+            json.dumps(
+                child(args.child, Path(args.workdir), args.sqlite, args.cold, args.default_gc)
+            )
+        )
         return
     results = []
     for size in args.sizes:
@@ -143,6 +160,7 @@ def main() -> None:
                     "--sqlite",
                     args.sqlite,
                     *(["--cold"] if args.cold else []),
+                    *(["--default-gc"] if args.default_gc else []),
                 ],
                 check=True,
                 capture_output=True,
@@ -159,7 +177,7 @@ def main() -> None:
                 f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
                 f"database {result['db_kb_per_message']:.1f} KiB/msg, "
                 f"log {result['wal_mb']:.0f} MiB  "
-                f"(SQLite {result['sqlite']})"
+                f"(SQLite {result['sqlite']}; gc: {result['gc']})"
             )
     if len(results) >= 2:
         growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Viewer,
         Window,
     )
+    from .runtime import tune_gc
     from .stores.memory import MemoryStore
     from .stores.sql import SqlDirectory, SqlStore
     from .sync.engine import SyncEngine
@@ -128,6 +129,7 @@ _LAZY = {
     "SyncReport": "commlink.sync.report",
     "parse_calendar": "commlink.calendar.ical",
     "parse_message": "commlink.mime.parse",
+    "tune_gc": "commlink.runtime",
 }
 
 
@@ -200,6 +202,7 @@ __all__ = [
     "__version__",
     "parse_calendar",
     "parse_message",
+    "tune_gc",
 ]
 
 # commlink's own log records are scrubbed of credentials before any handler

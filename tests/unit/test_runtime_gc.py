@@ -1,0 +1,63 @@
+"""``commlink.tune_gc``: the collector settings of a process that syncs."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import commlink
+from commlink.runtime import GC_THRESHOLD, tune_gc
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def test_only_the_youngest_generation_threshold_changes(restored_gc: None) -> None:
+    gc.set_threshold(700, 11, 12)
+    tune_gc()
+    assert gc.get_threshold() == (GC_THRESHOLD, 11, 12)
+    tune_gc(5_000)
+    assert gc.get_threshold() == (5_000, 11, 12)
+    assert gc.isenabled()
+
+
+def test_freeze_moves_what_lives_now_out_of_sight(restored_gc: None) -> None:
+    kept = [[n] for n in range(1_000)]
+    tune_gc(freeze=True)
+    assert gc.get_freeze_count() >= len(kept)
+    assert all(gc.is_tracked(item) for item in kept[:3])
+
+
+def test_a_threshold_below_one_is_refused(restored_gc: None) -> None:
+    before = gc.get_threshold()
+    with pytest.raises(ValueError, match="positive"):
+        tune_gc(0)
+    assert gc.get_threshold() == before
+
+
+def test_exported_from_the_package() -> None:
+    assert commlink.tune_gc is tune_gc
+
+
+def test_the_command_tunes_its_own_process() -> None:
+    probe = (
+        "import gc\n"
+        "from commlink.cli.main import main\n"
+        "main(['status', '/nonexistent.toml'])\n"
+        "print(gc.get_threshold()[0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == str(GC_THRESHOLD)
