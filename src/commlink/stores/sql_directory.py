@@ -34,7 +34,7 @@ from .directory_rules import (
     plan_contacts,
     wanted_domains,
 )
-from .sql_bulk import among_sql, fetch, key_set
+from .sql_bulk import among_sql, fetch, is_postgres, key_set
 from .sql_schema import (
     among,
     chunks,
@@ -119,9 +119,13 @@ class SqlDirectory(Closing):
             return {}
         rows = _rows(
             conn,
-            "SELECT a.key, p.id, p.company_id, p.name "
-            f"FROM {person_addresses.name} a JOIN {people.name} p ON p.id = a.person_id "
-            f"WHERE {among_sql(conn, person_addresses.c.key, 'a')}",
+            _keyed_sql(
+                conn,
+                "a.key, p.id, p.company_id, p.name",
+                person_addresses.c.key,
+                "a",
+                f"JOIN {people.name} p ON p.id = a.person_id",
+            ),
             key_set(conn, sorted({n for n in normal.values() if n})),
         )
         refs = {key: PersonRef(id=i, company_id=c, name=n) for key, i, c, n in rows}
@@ -138,9 +142,13 @@ class SqlDirectory(Closing):
             return {}
         rows = _rows(
             conn,
-            "SELECT d.domain, c.id, c.name "
-            f"FROM {company_domains.name} d JOIN {companies.name} c ON c.id = d.company_id "
-            f"WHERE {among_sql(conn, company_domains.c.domain, 'd')}",
+            _keyed_sql(
+                conn,
+                "d.domain, c.id, c.name",
+                company_domains.c.domain,
+                "d",
+                f"JOIN {companies.name} c ON c.id = d.company_id",
+            ),
             key_set(conn, sorted({n for n in normal.values() if n})),
         )
         refs = {domain: CompanyRef(id=i, name=n) for domain, i, n in rows}
@@ -366,6 +374,19 @@ class SqlDirectory(Closing):
             _bulk_insert(conn, people, ("id", "name", "company_id"), person_rows)
             _bulk_insert(conn, person_addresses, ("key", "person_id"), list(owners.items()))
         return len(person_rows)
+
+
+def _keyed_sql(conn: Connection, columns: str, key: sa.Column[Any], alias: str, join: str) -> str:
+    """``SELECT columns`` from ``key``'s table (as ``alias``) and ``join``,
+    for the rows whose ``key`` is in a set of distinct keys (``key_set``, one
+    parameter). On SQLite the keys drive the join, one index probe each:
+    ``IN (SELECT value FROM json_each(?))`` would first build a temporary
+    index of them (a sixth of a 2,000-key lookup of people)."""
+    table = f"{key.table.name} {alias}"
+    if is_postgres(conn):
+        return f"SELECT {columns} FROM {table} {join} WHERE {among_sql(conn, key, alias)}"
+    on = f"{alias}.{key.name} = k.value"
+    return f"SELECT {columns} FROM json_each(?) k CROSS JOIN {table} ON {on} {join}"
 
 
 def _rows(conn: Connection, sql: str, *params: Any) -> list[tuple[Any, ...]]:
