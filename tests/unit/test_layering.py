@@ -79,6 +79,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "attachments": frozenset(_VALUES | {"ports", "mime"}),
     # a channel's settings, read for the command's files and the Django settings alike
     "channel_config": frozenset(_VALUES | {"addresses", "auth", "providers"}),
+    # process settings (the garbage collector): called by the command, never by the library
+    "runtime": frozenset(),
 }
 _EVERYTHING_BUT_ROOTS = frozenset(MAY_IMPORT) | {"sync", "stores", "providers"}
 MAY_IMPORT["contrib"] = _EVERYTHING_BUT_ROOTS
