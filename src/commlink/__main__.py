@@ -1,5 +1,5 @@
 """``python -m commlink``: the ``commlink`` command."""
 
-from .cli import main
+from .cli import command
 
-raise SystemExit(main())
+raise SystemExit(command())

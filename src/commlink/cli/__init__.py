@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["command", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -13,3 +13,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .main import main as run
 
     return run(argv)
+
+
+def command() -> int:
+    """The ``commlink`` executable (and ``python -m commlink``): ``main`` in
+    a process of its own, whose garbage collector it sets up for syncing
+    (``commlink.tune_gc``). A host calling ``main`` keeps its own settings."""
+    from ..runtime import tune_gc
+
+    tune_gc()
+    return main()

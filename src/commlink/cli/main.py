@@ -166,9 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..credentials import install_log_redaction
     from ..errors import CommlinkError
-    from ..runtime import tune_gc
-
-    tune_gc()  # this process is the command's own
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
