@@ -7,9 +7,10 @@ again after every 700 allocations: 7-11 % of parse and policy time
 (``benchmarks/policy_throughput.py``). Reference counting frees almost all
 of them anyway; the collector is only for reference cycles.
 
-The ``commlink`` executable calls ``tune_gc()`` for itself (``cli.command``). A host's sync
-worker can call it once it has started (``docs/deployment.md``); it changes
-the whole process, so it is never called from library code.
+The ``commlink`` executable calls ``tune_gc()`` for itself
+(``cli.command``). A host's sync worker can call it once it has started
+(``docs/deployment.md``); it changes the whole process, so it is never
+called from library code.
 """
 
 from __future__ import annotations
