@@ -16,6 +16,8 @@ def test_demo_prints_timelines_with_visibility_and_reasons(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo", "--db", str(tmp_path / "demo.sqlite")]) == 0
+    # the store was closed: its log is folded into the one database file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.sqlite"]
     out = capsys.readouterr().out
     assert "alice-mail: active, 8 imported" in out
     # the owner sees bodies, a colleague sees subjects only
@@ -45,10 +47,12 @@ def test_sync_status_timeline_and_skipped(
     )
     assert main(["sync", str(config)]) == 0
     assert "alice-mail: active" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("crm.sqlite*")) == ["crm.sqlite"]
     assert main(["status", str(config)]) == 0
     assert "alice-mail: active, incremental" in capsys.readouterr().out
     assert main(["skipped", str(config), "--channel", "alice-mail"]) == 0
     assert "Globex monthly newsletter" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("crm.sqlite*")) == ["crm.sqlite"]
 
 
 def test_bad_config_exits_with_the_field(

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -43,9 +43,11 @@ def _progress_printer(stream: TextIO) -> ProgressLine | None:
     return ProgressLine(stream) if stream.isatty() else None
 
 
-def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirectory]:
-    """The configured store; read commands (``create=False``) never create a
-    SQLite file that is not there."""
+@contextmanager
+def _opened(config: Config, *, create: bool = True) -> Iterator[tuple[SqlStore, SqlDirectory]]:
+    """The configured store, closed when the command is done (a SQLite store
+    then folds its log back into the database file); read commands
+    (``create=False``) never create a SQLite file that is not there."""
     database = None if create else absent_sqlite_file(config.store_url)
     if database is not None:
         raise ConfigError(
@@ -56,8 +58,8 @@ def _open(config: Config, *, create: bool = True) -> tuple[SqlStore, SqlDirector
     # discovery first (see ``EarlyConnections``), and ``--help`` never needs it
     from ..stores.sql import SqlDirectory, SqlStore
 
-    store = SqlStore(config.store_url)
-    return store, SqlDirectory(store)
+    with SqlStore(config.store_url) as store:
+        yield store, SqlDirectory(store)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -71,8 +73,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not args.watch:  # the providers' discovery overlaps opening the store
         early = EarlyConnections([c.channel for c in config.channels], open_provider)
     try:
-        store, directory = _open(config)
-        return _sync(args, config, store, directory, early.connect if early else open_provider)
+        with _opened(config) as (store, directory):
+            return _sync(args, config, store, directory, early.connect if early else open_provider)
     finally:
         if early is not None:
             early.close()
@@ -123,32 +125,37 @@ def _sync(
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    now = datetime.now(timezone.utc)
-    states = [
-        store.channel_state(item.channel.id) or ChannelState(item.channel.id)
-        for item in config.channels
-    ]
-    aliases = [
-        aliases_in_effect(item.channel.settings.aliases, state.aliases, item.channel.settings.owner)
-        for item, state in zip(config.channels, states, strict=True)
-    ]
-    if args.json:
-        print(as_json([_state_json(s, a) for s, a in zip(states, aliases, strict=True)]))
+    with _opened(config, create=False) as (store, _):
+        now = datetime.now(timezone.utc)
+        states = [
+            store.channel_state(item.channel.id) or ChannelState(item.channel.id)
+            for item in config.channels
+        ]
+        aliases = [
+            aliases_in_effect(
+                item.channel.settings.aliases, state.aliases, item.channel.settings.owner
+            )
+            for item, state in zip(config.channels, states, strict=True)
+        ]
+        if args.json:
+            print(as_json([_state_json(s, a) for s, a in zip(states, aliases, strict=True)]))
+            return 0
+        for state, in_effect in zip(states, aliases, strict=True):
+            last = when_relative(state.last_success, now) if state.last_success else "never"
+            line = (
+                f"{state.channel_id}: {state.status.value}, {state.stage.value}, "
+                f"last success {last}"
+            )
+            if state.failures:
+                line += f", {state.failures} failures in a row"
+            if state.next_attempt is not None:
+                line += f", next attempt {when_relative(state.next_attempt, now)}"
+            print(terminal_safe(line))
+            if in_effect:
+                print(f"  {format_aliases(in_effect)}")
+            if state.last_error:
+                print(terminal_safe(f"  last error: {state.last_error}"))
         return 0
-    for state, in_effect in zip(states, aliases, strict=True):
-        last = when_relative(state.last_success, now) if state.last_success else "never"
-        line = f"{state.channel_id}: {state.status.value}, {state.stage.value}, last success {last}"
-        if state.failures:
-            line += f", {state.failures} failures in a row"
-        if state.next_attempt is not None:
-            line += f", next attempt {when_relative(state.next_attempt, now)}"
-        print(terminal_safe(line))
-        if in_effect:
-            print(f"  {format_aliases(in_effect)}")
-        if state.last_error:
-            print(terminal_safe(f"  last error: {state.last_error}"))
-    return 0
 
 
 def _state_json(state: ChannelState, aliases: Sequence[AliasInEffect]) -> dict[str, Any]:
@@ -172,19 +179,19 @@ def _state_json(state: ChannelState, aliases: Sequence[AliasInEffect]) -> dict[s
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    if args.person:
-        target = Target(TargetKind.PERSON, args.person)
-    elif args.company:
-        target = Target(TargetKind.COMPANY, args.company)
-    else:
-        target = Target(TargetKind.OPPORTUNITY, args.opportunity)
-    page = store.timeline(target, Viewer(args.viewer), PageRequest(limit=args.limit))
-    if args.json:
-        print(as_json({"threads": list(page.items), "next": page.next}))
-    else:
-        print("\n".join(format_threads(page.items)))
-    return 0
+    with _opened(config, create=False) as (store, _):
+        if args.person:
+            target = Target(TargetKind.PERSON, args.person)
+        elif args.company:
+            target = Target(TargetKind.COMPANY, args.company)
+        else:
+            target = Target(TargetKind.OPPORTUNITY, args.opportunity)
+        page = store.timeline(target, Viewer(args.viewer), PageRequest(limit=args.limit))
+        if args.json:
+            print(as_json({"threads": list(page.items), "next": page.next}))
+        else:
+            print("\n".join(format_threads(page.items)))
+        return 0
 
 
 def _target(args: argparse.Namespace) -> Target | None:
@@ -199,52 +206,54 @@ def _target(args: argparse.Namespace) -> Target | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    query = SearchQuery(args.text, target=_target(args), participant=args.participant)
-    page = store.search(query, Viewer(args.viewer), PageRequest(limit=args.limit))
-    if args.json:
-        print(as_json({"hits": list(page.items), "next": page.next}))
+    with _opened(config, create=False) as (store, _):
+        query = SearchQuery(args.text, target=_target(args), participant=args.participant)
+        page = store.search(query, Viewer(args.viewer), PageRequest(limit=args.limit))
+        if args.json:
+            print(as_json({"hits": list(page.items), "next": page.next}))
+            return 0
+        if not page.items:
+            print("  (nothing found)")
+        for hit in page.items:
+            subject = hit.subject if hit.subject is not None else "(hidden)"
+            sender = next((p.address for p in hit.participants if p.role is Role.FROM), None)
+            who = (sender.name or sender.email) if sender else "?"
+            lines = [f"  {hit.date:%Y-%m-%d %H:%M}  {who}: {subject}  [{hit.visibility.value}]"]
+            if hit.snippet:
+                lines.append(f"      {' '.join(hit.snippet.split())[:120]}")
+            print("\n".join(terminal_safe(line) for line in lines))
+        if page.next:
+            print("  ... more (--limit)")
         return 0
-    if not page.items:
-        print("  (nothing found)")
-    for hit in page.items:
-        subject = hit.subject if hit.subject is not None else "(hidden)"
-        sender = next((p.address for p in hit.participants if p.role is Role.FROM), None)
-        who = (sender.name or sender.email) if sender else "?"
-        lines = [f"  {hit.date:%Y-%m-%d %H:%M}  {who}: {subject}  [{hit.visibility.value}]"]
-        if hit.snippet:
-            lines.append(f"      {' '.join(hit.snippet.split())[:120]}")
-        print("\n".join(terminal_safe(line) for line in lines))
-    if page.next:
-        print("  ... more (--limit)")
-    return 0
 
 
 def cmd_skipped(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store, _ = _open(config, create=False)
-    found: dict[str, list[Skip]] = {}
-    for item in config.channels:
-        if args.channel and item.channel.id != args.channel:
-            continue
-        # the operator reads as the channel's owner
-        owner = Viewer(item.channel.user_id)
-        found[item.channel.id] = list(store.skips(item.channel.id, owner, args.message_id))
-    if args.json:
-        print(
-            as_json({c: _summary(s) if args.summary else s[: args.limit] for c, s in found.items()})
-        )
+    with _opened(config, create=False) as (store, _):
+        found: dict[str, list[Skip]] = {}
+        for item in config.channels:
+            if args.channel and item.channel.id != args.channel:
+                continue
+            # the operator reads as the channel's owner
+            owner = Viewer(item.channel.user_id)
+            found[item.channel.id] = list(store.skips(item.channel.id, owner, args.message_id))
+        if args.json:
+            print(
+                as_json(
+                    {c: _summary(s) if args.summary else s[: args.limit] for c, s in found.items()}
+                )
+            )
+            return 0
+        for channel_id, skips in found.items():
+            print(f"{channel_id}: {len(skips)} skipped")
+            if args.summary:
+                for reason, count in _summary(skips).items():
+                    print(f"  {reason:<16} {count}")
+                continue
+            print("\n".join(format_skips(skips[: args.limit])))
+            if len(skips) > args.limit:
+                print(f"  ... and {len(skips) - args.limit} more (--limit, --summary)")
         return 0
-    for channel_id, skips in found.items():
-        print(f"{channel_id}: {len(skips)} skipped")
-        if args.summary:
-            for reason, count in _summary(skips).items():
-                print(f"  {reason:<16} {count}")
-            continue
-        print("\n".join(format_skips(skips[: args.limit])))
-        if len(skips) > args.limit:
-            print(f"  ... and {len(skips) - args.limit} more (--limit, --summary)")
-    return 0
 
 
 def _summary(skips: Sequence[Skip]) -> dict[str, int]:

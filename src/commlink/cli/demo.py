@@ -65,7 +65,12 @@ def run_demo(
     path = Path(db) if db else Path.cwd() / "commlink-demo.sqlite"
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
-    store = SqlStore(f"sqlite:///{path}")
+    # closed at the end: the demo database is then one file, its log folded in
+    with SqlStore(f"sqlite:///{path}") as store:
+        return _demo(out, store, path, folder)
+
+
+def _demo(out: TextIO, store: SqlStore, path: Path, folder: Path) -> int:
     directory = SqlDirectory(store)
     build_crm(directory)
 
