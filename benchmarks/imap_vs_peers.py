@@ -17,9 +17,10 @@ module again in each contender's process.
 ``--baseline-src DIR`` also runs the commlink contenders from another
 source tree (``DIR`` holds the ``commlink`` package, e.g. a checkout's
 ``src``), for a before/after comparison within one session; ``--repeat N``
-runs every contender N times and reports medians. A commlink process calls
-``commlink.tune_gc()`` as a sync worker does (``--default-gc`` leaves
-CPython's thresholds; see ``gc_setting.py``).
+runs every contender N times and reports medians. A commlink process sets
+its garbage collector up as the ``commlink`` executable does
+(``commlink.tune_gc()`` at the start, ``gc.freeze()`` as it ends; see
+``gc_setting.py``); ``--default-gc`` leaves CPython's settings.
 
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
         [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc]
@@ -350,7 +351,11 @@ def main() -> None:
     if args.child:
         work = Path(args.child)
         run = imaplib_child if args.contender == "imaplib" else commlink_child
-        print(json.dumps(run(args, work)))
+        print(json.dumps(run(args, work)), flush=True)
+        if run is commlink_child:
+            from gc_setting import before_exit
+
+            before_exit(args.default_gc)
         return
 
     from commlink.testing.dovecot import DovecotServer

@@ -98,7 +98,7 @@ def child(
     )
     engine = SyncEngine(store, directory)
     provider = MaildirProvider(maildir)
-    collector = apply(default_gc)
+    collector = apply(default_gc).replace(", frozen at exit", "")
     started = time.perf_counter()
     report = engine.run(channel, provider)
     elapsed = time.perf_counter() - started
