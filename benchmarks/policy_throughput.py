@@ -8,7 +8,7 @@ Rates are by wall clock and by CPU time of this process (the second is
 steadier on a machine that is busy elsewhere).
 
 Every figure is given twice: with CPython's default garbage collector
-thresholds and with ``commlink.tune_gc()`` (what the ``commlink`` command
+thresholds and with ``commlink.tune_gc()`` (what the ``commlink`` executable
 and a sync worker use, docs/deployment.md). The passes alternate between
 the two (A B B A, ``--rounds`` passes each) in one process.
 
@@ -145,15 +145,19 @@ def main() -> None:
             gc.freeze()
             print(f"gc.freeze() after set-up: {gc.get_freeze_count():,} objects frozen")
         default = gc.get_threshold()
-        settings = {"CPython's default": default, "commlink.tune_gc()": None}
+        settings = {
+            "CPython's default": lambda: gc.set_threshold(*default),
+            "commlink.tune_gc()": tune_gc,
+        }
         passes: dict[str, list[Pass]] = {name: [] for name in settings}
+        thresholds: dict[str, tuple[int, int, int]] = {}
         # A B B A ...: the first pass also warms caches, and the machine drifts
         names = list(settings)
         order = [name for r in range(args.rounds) for name in (names[::-1] if r % 2 else names)]
         for name in order:
             gc.set_threshold(*default)
-            if settings[name] is None:
-                tune_gc()
+            settings[name]()
+            thresholds[name] = gc.get_threshold()
             passes[name].append(one_pass(raws, channel, directory, args.batch))
         gc.set_threshold(*default)
         n = len(raws) * args.rounds
@@ -165,7 +169,8 @@ def main() -> None:
             policy = sum(p.policy for p in done)
             parse_cpu = sum(p.parse_cpu for p in done)
             policy_cpu = sum(p.policy_cpu for p in done)
-            print(f"\ngarbage collector: {name} {gc_text(settings[name] or tuned())}")
+            shown = ", ".join(f"{t:,}" for t in thresholds[name])
+            print(f"\ngarbage collector: {name} (thresholds {shown})")
             print(f"{'':19}{'wall':>10} {'CPU':>10}")
             print(f"parse:             {n / parse:10,.0f} {n / parse_cpu:10,.0f} msg/s")
             print(f"filters+matching:  {n / policy:10,.0f} {n / policy_cpu:10,.0f} msg/s")
@@ -180,18 +185,6 @@ def main() -> None:
             f"{calls / first.batches:.2f} per batch (target <= 3) "
             f"{ {k: v // (args.rounds * len(settings)) for k, v in directory.calls.items()} }"
         )
-
-
-def tuned() -> tuple[int, int, int]:
-    before = gc.get_threshold()
-    tune_gc()
-    after = gc.get_threshold()
-    gc.set_threshold(*before)
-    return after
-
-
-def gc_text(threshold: tuple[int, ...]) -> str:
-    return f"(thresholds {', '.join(f'{t:,}' for t in threshold)})"
 
 
 if __name__ == "__main__":

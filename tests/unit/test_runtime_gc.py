@@ -62,22 +62,21 @@ print(status, gc.get_threshold()[0], gc.get_freeze_count() > 0)
 """
 
 
-def test_the_command_tunes_its_own_process() -> None:
+def _probe(call: str) -> list[str]:
+    """Exit status, first threshold and whether anything is frozen after ``call``."""
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(call="cli.command()")],
+        [sys.executable, "-c", _PROBE.format(call=call)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    return out.split()
+
+
+def test_the_command_tunes_its_own_process() -> None:
     # and, about to exit, froze what is left: the interpreter's exit does not walk it
-    assert out.split() == ["2", str(GC_THRESHOLD), "True"]
+    assert _probe("cli.command()") == ["2", str(GC_THRESHOLD), "True"]
 
 
 def test_a_host_calling_main_keeps_its_settings() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(call="cli.main(sys.argv[1:])")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.split() == ["2", "700", "False"]  # CPython's default
+    assert _probe("cli.main(sys.argv[1:])") == ["2", "700", "False"]  # CPython's default
