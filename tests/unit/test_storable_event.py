@@ -126,3 +126,9 @@ def test_the_engine_stores_provider_events_cleaned(kind: str, tmp_path: Path) ->
         Window(START - timedelta(days=1), START + timedelta(days=1)),
     ).items
     assert [(e.title, e.description) for e in found] == [("Call [2Jnow", "xy")]
+
+
+def test_a_line_break_alone_in_a_one_line_field_is_folded() -> None:
+    attendee = Attendee(Address("a@x.example", "a@x.example", "\n"))
+    fixed = storable_event(_event(location="\n", title="a\nb", attendees=(attendee,)))
+    assert (fixed.location, fixed.title, fixed.attendees[0].address.name) == ("", "a b", "")

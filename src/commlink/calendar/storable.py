@@ -112,7 +112,12 @@ def storable_event(event: Event) -> Event:
     link = _link(event.conference_url, warnings)
     lines = tuple(_line(r, MAX_NAME_CHARS, warnings, "recurrence") for r in recurrence)
     attendees = tuple(_attendee(a, warnings) for a in event.attendees)
-    if not warnings:
+    # (a line break in a one-line field is folded without a warning)
+    texts = (uid, title, location, description, zone, calendar_id, link)
+    held = (event.uid, event.title, event.location, event.description, event.timezone)
+    same = texts == (*held, event.calendar_id, event.conference_url)
+    same = same and lines == event.recurrence and organizer == event.organizer
+    if not warnings and same and attendees == event.attendees:
         return event
     return attrs.evolve(
         event,
