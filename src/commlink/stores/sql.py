@@ -68,6 +68,7 @@ from .sql_schema import (
     cursors,
     database_errors,
     dispose,
+    empty_log,
     engine_lock,
     ensure_schema,
     ensure_statistics,
@@ -201,6 +202,22 @@ class SqlStore(Closing):
         if self._owns_engine:
             dispose(self.engine)
 
+    def _scrub(self) -> None:
+        """After removing data for privacy, on SQLite: merge the removed
+        rows' words out of the search index, then clear the write-ahead log
+        of the page images that held any of it (best effort, see
+        ``empty_log``). Deleted rows' pages were overwritten as they went
+        (``secure_delete``)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        failures: tuple[type[Exception], ...] = (StoreError, *self._errors)
+        try:
+            with self._tx(write=True) as conn:
+                sql_search.merge_away_deleted(conn)
+            empty_log(self.engine)
+        except failures as exc:  # the removal itself is committed
+            log.warning("could not clear removed data from the SQLite files: %s", exc)
+
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:
         try:
@@ -228,8 +245,10 @@ class SqlStore(Closing):
                     # only a change that reaches what the channel stored emits events
                     if change.blocked or change.minimise is not None:
                         before = self._snapshot(conn, channel_id=channel.id)
-            sql_privacy.save_channel(conn, channel)
+            withdrew = sql_privacy.save_channel(conn, channel)
             events = self._since(conn, before)
+        if withdrew:
+            self._scrub()
         self._publish(events)
 
     def channel(self, channel_id: str) -> Channel | None:
@@ -258,6 +277,7 @@ class SqlStore(Closing):
             sql_delete.forget_unstored_links(conn, gone)
             conn.execute(sa.delete(channels).where(channels.c.id == channel_id))
             events = self._record(conn, changes)
+        self._scrub()
         self._publish(events)
 
     def channel_state(self, channel_id: str) -> ChannelState | None:
@@ -449,6 +469,8 @@ class SqlStore(Closing):
             before = self._snapshot(conn, channel_id=channel_id)
             removed = sql_delete.delete_matching(conn, channel_id, entries)
             events = self._since(conn, before)
+        if removed:
+            self._scrub()
         self._publish(events)
         return removed
 
@@ -521,6 +543,7 @@ class SqlStore(Closing):
             before = self._snapshot(conn, key=key)
             report = sql_privacy.erase(conn, key, now)
             events = self._since(conn, before)
+        self._scrub()
         self._publish(events)
         return report
 

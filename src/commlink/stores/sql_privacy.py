@@ -35,17 +35,19 @@ from .sql_write import ERASURE_LOCK
 __all__ = ["erase", "minimise_channel", "read_skips", "save_channel", "strip_skips"]
 
 
-def save_channel(conn: Connection, channel: Channel) -> None:
+def save_channel(conn: Connection, channel: Channel) -> bool:
     """Save a channel; a change to a stored one applies to what it stored
-    (see ``privacy.settings_change``)."""
+    (see ``privacy.settings_change``). Returns whether the change withdrew
+    stored data (a new blocklist entry, a lower visibility, stricter skip
+    records)."""
     found = conn.execute(sa.select(channels).where(channels.c.id == channel.id)).mappings()
     stored = found.first()
     row = channel_row(channel)
     if stored is not None and all(stored[k] == v for k, v in row.items()):
-        return  # saved as it is (every step saves its channel): nothing to write
+        return False  # saved as it is (every step saves its channel): nothing to write
     upsert(conn, channels, [row], ["id"], [k for k in row if k != "id"])
     if stored is None:
-        return
+        return False
     change = settings_change(channel_from_row(stored).settings, channel.settings)
     if change.blocked:
         remove_matching(conn, channel.id, change.blocked)
@@ -53,6 +55,7 @@ def save_channel(conn: Connection, channel: Channel) -> None:
         minimise_channel(conn, channel.id, change.minimise)
     if change.strip_skips:
         strip_skips(conn, channel)
+    return bool(change)
 
 
 def minimise_channel(conn: Connection, channel_id: str, visibility: Visibility) -> None:

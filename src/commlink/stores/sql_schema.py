@@ -92,6 +92,7 @@ __all__ = [
     "database_errors",
     "dispose",
     "deleted_addresses",
+    "empty_log",
     "engine_lock",
     "ensure_schema",
     "ensure_statistics",
@@ -251,6 +252,11 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # deleted content is overwritten, not left in free pages: whether
+        # SQLite does so by default depends on how it was built (Debian's
+        # does, many others do not), and a removed channel's or an erased
+        # address's mail must not stay readable in the file (docs/security.md)
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_FILE_LIMIT}")
     finally:
@@ -295,6 +301,24 @@ def _is_file(engine: Engine) -> bool:
         and "mode=memory" not in str(database)
         and not str(database).startswith("file::memory:")
     )
+
+
+def empty_log(engine: Engine) -> bool:
+    """Copy a SQLite file database's write-ahead log into it and cut the log
+    to nothing (``wal_checkpoint(TRUNCATE)``), so that the page images a
+    privacy operation replaced leave the ``-wal`` file too. Waits for the
+    connection's busy timeout at most; ``False`` when a reader still holds an
+    older snapshot (or for a database without a log): that log is then
+    overwritten as writers start it over."""
+    if engine.dialect.name != "sqlite" or not _is_file(engine):
+        return False
+    with engine_lock(engine):
+        raw = engine.raw_connection()  # outside any transaction
+        try:
+            row = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+    return row is not None and int(row[0]) == 0
 
 
 def prepare_engine(engine: Engine) -> Engine:

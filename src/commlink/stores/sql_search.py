@@ -49,7 +49,14 @@ from .sql_search_sqlite import found as sqlite_found
 from .sql_search_sqlite import write_docs
 from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary
 
-__all__ = ["backfill", "drop_bodies", "index_written", "rebuild_sqlite_index", "search"]
+__all__ = [
+    "backfill",
+    "drop_bodies",
+    "index_written",
+    "merge_away_deleted",
+    "rebuild_sqlite_index",
+    "search",
+]
 
 _TEXT = "commlink_search_text"
 FULL = Visibility.FULL
@@ -145,6 +152,15 @@ def drop_bodies(conn: Connection, channel_id: str) -> None:
         f"(SELECT doc FROM {search_docs.name} WHERE channel_id = {m}) AND body <> ''",
         channel_id,
     )
+
+
+def merge_away_deleted(conn: Connection) -> None:
+    """On SQLite, merge the search index into one segment (FTS5 ``optimize``):
+    a removed row's words otherwise stay in older segments, behind a delete
+    marker, until merges reach them. Reads and writes the whole index (0.7 s
+    for 45,000 messages); run after removals for privacy, not after syncs."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"INSERT INTO {_TEXT} ({_TEXT}) VALUES ('optimize')")
 
 
 def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> bool:
