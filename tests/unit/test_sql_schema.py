@@ -57,6 +57,29 @@ def test_fresh_database_gets_the_schema_and_version(db_url: str) -> None:
     again.close()
 
 
+def test_schema_10_loses_its_indexes_by_domain_and_blocks_domains_as_before(
+    db_url: str,
+) -> None:
+    store = SqlStore(db_url)
+    store.save_channel(channel())
+    store.commit(batch(messages=(message("m1", sender="eve@mail.evil.example"), message("m2"))))
+    with store.engine.begin() as conn:
+        for table in ("participants", "attendees"):
+            conn.exec_driver_sql(
+                f"CREATE INDEX commlink_{table}_domain ON commlink_{table} (domain)"
+            )
+        conn.execute(sa.update(schema_table).values(version=10))
+    store.close()
+    store = SqlStore(db_url)
+    assert _version(store) == SCHEMA_VERSION
+    inspector = sa.inspect(store.engine)
+    for table in ("commlink_participants", "commlink_attendees"):
+        assert not [i for i in inspector.get_indexes(table) if "domain" in i["column_names"]]
+    assert store.delete_matching("c1", ["@evil.example"]) == 1
+    assert store.known_ids("c1", "INBOX", ["m1", "m2"]) == {"m2"}
+    store.close()
+
+
 def test_newer_schema_is_refused(db_url: str) -> None:
     store = SqlStore(db_url)
     with store.engine.begin() as conn:

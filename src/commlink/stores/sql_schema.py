@@ -137,8 +137,9 @@ T = TypeVar("T")
 #: event row per channel). 5: erasure and directory tombstones; skip records
 #: of internal and blocked mail keep no subject and no sender. 7: the host
 #: event outbox. 8: the search index. 9: sanitised HTML per message copy.
-#: 10: untagged body words in SQLite's search index.
-SCHEMA_VERSION = 10
+#: 10: untagged body words in SQLite's search index. 11: no index of
+#: participants and attendees by domain.
+SCHEMA_VERSION = 11
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"

@@ -223,7 +223,6 @@ participants = _table(
     _text("raw"),
     _copy_fk(),
     sa.Index("commlink_participants_key", "key"),
-    sa.Index("commlink_participants_domain", "domain"),
 )
 
 # In-Reply-To, References and thread keys of each copy (for threading)
@@ -296,7 +295,6 @@ attendees = _table(
     sa.Column("organizer", sa.Boolean, nullable=False),
     sa.Column("optional", sa.Boolean, nullable=False),
     sa.Index("commlink_attendees_key", "key"),
-    sa.Index("commlink_attendees_domain", "domain"),
 )
 
 event_assocs = _table(
