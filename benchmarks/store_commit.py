@@ -100,9 +100,10 @@ def counting(engine: Engine) -> Iterator[list[int]]:
 
 #: Most statements per 500-message commit. A first import took 18.0 (SQLite)
 #: and 20.1 (PostgreSQL: an advisory lock more, and ANALYZE once) before new
-#: messages got their primary keys without a query of their own.
+#: messages got their primary keys without a query of their own; on SQLite
+#: the search index (schema 8) adds two, its rows and their words.
 STATEMENT_TARGETS = {
-    ("SQLite", "first import"): 17.0,
+    ("SQLite", "first import"): 19.0,
     ("SQLite", "re-commit"): 8.0,
     ("PostgreSQL", "first import"): 19.1,
     ("PostgreSQL", "re-commit"): 8.0,
