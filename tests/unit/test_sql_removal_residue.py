@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
+from sqlalchemy import event
 
 from commlink.model import Visibility
 from commlink.stores.sql import SqlStore
@@ -107,3 +108,21 @@ def test_the_store_overwrites_deleted_content_whatever_the_build_default(
 ) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+
+
+def test_an_erasure_that_removed_nothing_leaves_the_index_alone(store: SqlStore) -> None:
+    _fill(store)
+    statements: list[str] = []
+
+    def listener(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        report = store.erase_address("nobody@elsewhere.example")
+        assert (report.messages, report.events, report.skips) == (0, 0, 0)
+        assert not [s for s in statements if "optimize" in s]
+        store.erase_address(_SENDER)
+        assert [s for s in statements if "optimize" in s]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)

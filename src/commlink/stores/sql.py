@@ -543,7 +543,8 @@ class SqlStore(Closing):
             before = self._snapshot(conn, key=key)
             report = sql_privacy.erase(conn, key, now)
             events = self._since(conn, before)
-        self._scrub()
+        if report.messages or report.events or report.skips:
+            self._scrub()
         self._publish(events)
         return report
 
