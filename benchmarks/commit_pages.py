@@ -2,11 +2,12 @@
 
 Wall-clock figures of a bulk import move by 10% or more between runs on a
 shared machine; the pages a commit writes to the write-ahead log do not.
-This script commits ``--messages`` generated messages in batches of
-``--batch`` (parsed and run through the policy beforehand, as in
-``store_commit.py``), empties the log, commits one more batch and reads
-that commit's frames from the ``-wal`` file: each frame is one page, named
-after the table or index that owns it (SQLite's ``dbstat``). Pages on the
+This script commits ``--messages`` generated messages and one more batch
+in batches of ``--batch`` (parsed and run through the policy beforehand,
+as in ``store_commit.py``), emptying the log before each commit, and
+counts the frames each commit adds to the ``-wal`` file (one page each).
+The last commit's pages are named after the table or index that owns
+them (SQLite's ``dbstat``). Pages on the
 free list (zeroed by ``secure_delete`` as merges of the search index free
 them) are counted as such.
 
@@ -58,6 +59,12 @@ def owners(conn: sa.Connection) -> dict[int, str]:
     return {int(page): str(name) for name, page in rows}
 
 
+def empty_log(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("COMMIT")  # out of the implicit BEGIN
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=45_000, help="committed before")
@@ -79,17 +86,22 @@ def main() -> None:
         engine = sa.create_engine(f"sqlite:///{path}", **options)
         store = SqlStore(engine)
         store.save_channel(CHANNEL)
+        wal = Path(f"{path}-wal")
+        written = 0
         started = time.perf_counter()
-        for batch in batches[:-1]:
+        for batch in batches:
+            empty_log(engine)
             store.commit(batch)
-        print(f"committed {args.messages:,} messages in {time.perf_counter() - started:.1f}s")
+            pages = wal_pages(wal.read_bytes())
+            written += len(pages)
+        print(
+            f"committed {args.messages + args.batch:,} messages in "
+            f"{time.perf_counter() - started:.1f}s: {written:,} log pages in all, "
+            f"{written / (args.messages + args.batch):.1f} per message"
+        )
+        last = batches[-1]
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
-            conn.exec_driver_sql("COMMIT")  # out of the implicit BEGIN
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        last = batches[-1]
-        store.commit(last)
-        pages = wal_pages(Path(f"{path}-wal").read_bytes())
         with engine.connect() as conn:
             owner = owners(conn)
             free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
