@@ -4,6 +4,8 @@ default, pysqlite3's and many others' do not), with the store still open."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,29 @@ def test_an_erasure_that_removed_nothing_leaves_the_index_alone(store: SqlStore)
         assert [s for s in statements if "optimize" in s]
     finally:
         event.remove(store.engine, "before_cursor_execute", listener)
+
+
+def test_a_reader_on_an_older_snapshot_delays_nothing_but_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "store.sqlite"
+    store = SqlStore(f"sqlite:///{path}", engine_options={"connect_args": {"timeout": 0.2}})
+    setup_channels(store)
+    _fill(store)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM commlink_message_copies").fetchone()
+        store.commit(batch(messages=(message("late"),)))  # the reader's snapshot is older
+        with caplog.at_level(logging.WARNING, logger="commlink.stores"):
+            report = store.erase_address(_SENDER)
+        assert report.messages == 20
+        assert "a reader kept the SQLite log" in caplog.text
+        assert _GONE_WORD.encode() in Path(f"{path}-wal").read_bytes()
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    store.remove_channel("c1")  # the next removal empties the log
+    assert _markers(_files(store)) == set()
+    assert Path(f"{path}-wal").stat().st_size == 0
+    store.close()

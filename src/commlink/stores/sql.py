@@ -214,9 +214,15 @@ class SqlStore(Closing):
         try:
             with self._tx(write=True) as conn:
                 sql_search.merge_away_deleted(conn)
-            empty_log(self.engine)
+            emptied = empty_log(self.engine)
         except failures as exc:  # the removal itself is committed
             log.warning("could not clear removed data from the SQLite files: %s", exc)
+            return
+        if not emptied:
+            log.warning(
+                "a reader kept the SQLite log: page images from before a removal stay "
+                "in it until writers start it over"
+            )
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:

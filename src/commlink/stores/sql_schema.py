@@ -308,11 +308,11 @@ def empty_log(engine: Engine) -> bool:
     """Copy a SQLite file database's write-ahead log into it and cut the log
     to nothing (``wal_checkpoint(TRUNCATE)``), so that the page images a
     privacy operation replaced leave the ``-wal`` file too. Waits for the
-    connection's busy timeout at most; ``False`` when a reader still holds an
-    older snapshot (or for a database without a log): that log is then
-    overwritten as writers start it over."""
+    connection's busy timeout at most. ``True`` when no log holds older page
+    images any more (or the database has none); ``False`` when a reader still
+    holds an older snapshot: that log is overwritten as writers start it over."""
     if engine.dialect.name != "sqlite" or not _is_file(engine):
-        return False
+        return True
     with engine_lock(engine):
         raw = engine.raw_connection()  # outside any transaction
         try:
