@@ -59,7 +59,9 @@ def owners(conn: sa.Connection) -> dict[int, str]:
     return {int(page): str(name) for name, page in rows}
 
 
-def empty_log(engine: sa.Engine) -> None:
+def restart_log(engine: sa.Engine) -> None:
+    """Copy the log into the database and cut it to nothing (one connection:
+    the store's own helper leaves a pool of one alone)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("COMMIT")  # out of the implicit BEGIN
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -90,7 +92,7 @@ def main() -> None:
         written = 0
         started = time.perf_counter()
         for batch in batches:
-            empty_log(engine)
+            restart_log(engine)
             store.commit(batch)
             pages = wal_pages(wal.read_bytes())
             written += len(pages)
