@@ -17,16 +17,27 @@ file is then read from disk.
 The import process calls ``commlink.tune_gc()`` as a sync worker does
 (``--default-gc`` leaves CPython's thresholds; see ``gc_setting.py``).
 
+Each Maildir is written once per size and every import reads the same one.
+On a shared machine one import's rate moves by 10-20% from run to run:
+``--repeat N`` imports N times per size (each in a fresh process, into a
+new database) and reports medians, and ``--baseline-src DIR`` also imports
+with the ``commlink`` package of another source tree (``DIR`` holds it,
+e.g. a worktree's ``src``), alternating with this one round by round, and
+prints the ratio of the two medians: a before/after comparison in one run.
+Either option adds one import first that is not counted.
+
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
-        [--default-gc]
+        [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,7 +71,12 @@ def evict(root: Path) -> None:
 
 
 def child(
-    size: int, workdir: Path, module: str, cold: bool = False, default_gc: bool = False
+    size: int,
+    maildir: Path,
+    workdir: Path,
+    module: str,
+    cold: bool = False,
+    default_gc: bool = False,
 ) -> dict[str, Any]:
     from gc_setting import apply
 
@@ -69,11 +85,6 @@ def child(
     from commlink.stores.sql import SqlDirectory, SqlStore
     from commlink.sync.engine import SyncEngine
 
-    maildir = workdir / "Maildir"
-    write_maildir(maildir, size)
-    # an export on disk was written long before its import: its files' write-back
-    # must not land in the import's fsyncs
-    os.sync()
     if cold:
         evict(maildir)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -128,6 +139,71 @@ def child(
     }
 
 
+def import_once(
+    args: argparse.Namespace, size: int, maildir: Path, workdir: Path, src: str | None
+) -> dict[str, Any]:
+    """One import in a fresh process (``src``: the source tree to import commlink from)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(size),
+            "--maildir",
+            str(maildir),
+            "--workdir",
+            str(workdir),
+            "--sqlite",
+            args.sqlite,
+            *(["--cold"] if args.cold else []),
+            *(["--default-gc"] if args.default_gc else []),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+#: the figures that differ from run to run (the counts do not)
+MEASURED = (
+    "seconds",
+    "rate",
+    "rss_before_mb",
+    "rss_peak_mb",
+    "quiet_seconds",
+    "db_kb_per_message",
+    "wal_mb",
+)
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each measured figure over the runs (the first run's counts)."""
+    merged = dict(runs[0])
+    for key in MEASURED:
+        merged[key] = statistics.median(r[key] for r in runs)
+    return merged
+
+
+def describe(label: str, result: dict[str, Any]) -> str:
+    shown = f"{label:<16}" if label else ""
+    return (
+        f"{shown}{result['size']:>7,} messages: {result['seconds']:6.1f}s "
+        f"{result['rate']:7,.0f} msg/s (target >= 5,000)  "
+        f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
+        f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
+        f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
+        f"database {result['db_kb_per_message']:.1f} KiB/msg, "
+        f"log {result['wal_mb']:.0f} MiB  "
+        f"(SQLite {result['sqlite']}; gc: {result['gc']})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
@@ -136,55 +212,71 @@ def main() -> None:
     parser.add_argument(
         "--default-gc", action="store_true", help="leave out commlink.tune_gc() (gc_setting.py)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="imports per size (medians)")
+    parser.add_argument("--baseline-src", help="also import with commlink from this source tree")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--maildir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(
-            json.dumps(
-                child(args.child, Path(args.workdir), args.sqlite, args.cold, args.default_gc)
-            )
+        result = child(
+            args.child,
+            Path(args.maildir),
+            Path(args.workdir),
+            args.sqlite,
+            args.cold,
+            args.default_gc,
         )
+        print(json.dumps(result))
         return
-    results = []
+    if args.baseline_src:  # bytecode, as an installed package has (both trees alike)
+        compileall.compile_dir(Path(args.baseline_src) / "commlink", quiet=1)
+    sources: dict[str, str | None] = {"this": None}
+    if args.baseline_src:
+        sources["baseline"] = args.baseline_src
+    medians: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(size),
-                    "--workdir",
-                    tmp,
-                    "--sqlite",
-                    args.sqlite,
-                    *(["--cold"] if args.cold else []),
-                    *(["--default-gc"] if args.default_gc else []),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},
-            )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(result)
+            maildir = Path(tmp) / "Maildir"
+            write_maildir(maildir, size)
+            # an export on disk was written long before its import: its
+            # files' write-back must not land in the import's fsyncs
+            os.sync()
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
+            names = list(sources)
+            if args.repeat > 1 or args.baseline_src:
+                # not counted: the first import after the Maildir is written
+                # tends to run slower, whichever tree it uses
+                warm = Path(tmp) / "warm-up"
+                warm.mkdir()
+                import_once(args, size, maildir, warm, None)
+            for n in range(max(1, args.repeat)):
+                # alternate which goes first: the machine's load drifts
+                for name in names[::-1] if n % 2 else names:
+                    workdir = Path(tmp) / f"{name}-{n}"
+                    workdir.mkdir()
+                    result = import_once(args, size, maildir, workdir, sources[name])
+                    runs[name].append(result)
+                    label = name if args.baseline_src else ""
+                    if args.repeat > 1 or args.baseline_src:
+                        label = f"{label} #{n + 1}".strip()
+                    print(describe(label, result), flush=True)
+            for name in names:
+                merged = median_of(runs[name])
+                medians[name].append(merged)
+                if args.repeat > 1:
+                    print(describe(f"{name if args.baseline_src else ''} median".strip(), merged))
+            if args.baseline_src:
+                this, base = medians["this"][-1]["rate"], medians["baseline"][-1]["rate"]
+                print(f"{size:,} messages: this tree / baseline = {this / base:.2f}x msg/s")
+    for name in sources:
+        done = medians[name]
+        if len(done) >= 2:
+            growth = done[-1]["rss_peak_mb"] - done[0]["rss_peak_mb"]
             print(
-                f"{size:>7,} messages: {result['seconds']:6.1f}s "
-                f"{result['rate']:7,.0f} msg/s (target >= 5,000)  "
-                f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
-                f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
-                f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
-                f"database {result['db_kb_per_message']:.1f} KiB/msg, "
-                f"log {result['wal_mb']:.0f} MiB  "
-                f"(SQLite {result['sqlite']}; gc: {result['gc']})"
+                f"{name + ': ' if args.baseline_src else ''}peak RSS growth "
+                f"{done[0]['size']:,} -> {done[-1]['size']:,}: {growth:.1f} MB (target < 25 MB)"
             )
-    if len(results) >= 2:
-        growth = results[-1]["rss_peak_mb"] - results[0]["rss_peak_mb"]
-        print(
-            f"peak RSS growth {results[0]['size']:,} -> {results[-1]['size']:,}: {growth:.1f} MB "
-            f"(target < 25 MB)"
-        )
 
 
 if __name__ == "__main__":
