@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from commlink.model import Visibility
+from commlink.records import AddressLinks, Link, TargetKind
 from commlink.stores.sql import SqlStore
 from commlink.testing.conformance_data import batch, channel, message, setup_channels
 
@@ -122,12 +123,30 @@ def test_an_erasure_that_removed_nothing_leaves_the_index_alone(store: SqlStore)
     event.listen(store.engine, "before_cursor_execute", listener)
     try:
         report = store.erase_address("nobody@elsewhere.example")
-        assert (report.messages, report.events, report.skips) == (0, 0, 0)
+        assert (report.messages, report.events, report.skips, report.links) == (0, 0, 0, 0)
         assert not [s for s in statements if "optimize" in s]
         store.erase_address(_SENDER)
         assert [s for s in statements if "optimize" in s]
     finally:
         event.remove(store.engine, "before_cursor_execute", listener)
+
+
+def test_an_erasure_of_links_alone_clears_the_files_too(store: SqlStore) -> None:
+    # the link's pages (address and CRM record) leave the log as mail does
+    linked = "carol@partner.example"
+    store.commit(
+        batch(
+            messages=(message("m1", body="hello", sender=linked),),
+            links=(AddressLinks(linked, (Link(TargetKind.PERSON, "crm-person-7731"),)),),
+        )
+    )
+    store.commit(batch(deleted=("m1",)))
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    report = store.erase_address(linked)
+    assert (report.messages, report.events, report.links) == (0, 0, 1)
+    assert [s for s in statements if "optimize" in s]
+    assert b"crm-person-7731" not in _files(store)
 
 
 def test_a_reader_on_an_older_snapshot_delays_nothing_but_the_log(

@@ -112,12 +112,21 @@ def storable_event(event: Event) -> Event:
     link = _link(event.conference_url, warnings)
     lines = tuple(_line(r, MAX_NAME_CHARS, warnings, "recurrence") for r in recurrence)
     attendees = tuple(_attendee(a, warnings) for a in event.attendees)
-    # (a line break in a one-line field is folded without a warning)
-    texts = (uid, title, location, description, zone, calendar_id, link)
-    held = (event.uid, event.title, event.location, event.description, event.timezone)
-    same = texts == (*held, event.calendar_id, event.conference_url)
-    same = same and lines == event.recurrence and organizer == event.organizer
-    if not warnings and same and attendees == event.attendees:
+    # compared, not judged by the warnings: a line break in a one-line field
+    # is folded without one
+    kept = (uid, title, location, description, zone, calendar_id, link, lines, organizer)
+    given = (
+        event.uid,
+        event.title,
+        event.location,
+        event.description,
+        event.timezone,
+        event.calendar_id,
+        event.conference_url,
+        event.recurrence,
+        event.organizer,
+    )
+    if not warnings and kept == given and attendees == event.attendees:
         return event
     return attrs.evolve(
         event,

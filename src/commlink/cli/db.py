@@ -16,6 +16,7 @@ from ..stores.sql_schema import (
     dispose,
     engine_lock,
     ensure_schema,
+    outside_transaction,
     schema_ddl,
     schema_version,
 )
@@ -80,13 +81,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             conn.begin(),
         ):
             contentless = rebuild_sqlite_index(conn, False if args.portable else None)
-        if args.vacuum:  # outside any transaction: on the driver's connection
-            with engine_lock(engine):
-                raw = engine.raw_connection()
-                try:
-                    raw.cursor().execute("VACUUM")
-                finally:
-                    raw.close()
+        if args.vacuum:
+            outside_transaction(engine, "VACUUM")
     finally:
         dispose(engine)
     form = "without a copy of the text" if contentless else "portable, with a copy of the text"

@@ -549,7 +549,7 @@ class SqlStore(Closing):
             before = self._snapshot(conn, key=key)
             report = sql_privacy.erase(conn, key, now)
             events = self._since(conn, before)
-        if report.messages or report.events or report.skips:
+        if report.messages or report.events or report.skips or report.links:
             self._scrub()
         self._publish(events)
         return report

@@ -112,6 +112,7 @@ __all__ = [
     "opportunity_contacts",
     "outbox",
     "outbox_consumers",
+    "outside_transaction",
     "participants",
     "people",
     "person_addresses",
@@ -313,13 +314,19 @@ def empty_log(engine: Engine) -> bool:
     holds an older snapshot: that log is overwritten as writers start it over."""
     if engine.dialect.name != "sqlite" or not _is_file(engine):
         return True
+    row = outside_transaction(engine, "PRAGMA wal_checkpoint(TRUNCATE)")
+    return row is not None and int(row[0]) == 0
+
+
+def outside_transaction(engine: Engine, sql: str) -> Any:
+    """Run one statement on the driver's connection, outside any transaction
+    (SQLite's ``VACUUM`` and checkpoints need that); its first row, if any."""
     with engine_lock(engine):
-        raw = engine.raw_connection()  # outside any transaction
+        raw = engine.raw_connection()
         try:
-            row = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return raw.cursor().execute(sql).fetchone()
         finally:
             raw.close()
-    return row is not None and int(row[0]) == 0
 
 
 def prepare_engine(engine: Engine) -> Engine:
