@@ -5,6 +5,7 @@ from __future__ import annotations
 from html_checks import assert_inert
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
 from commlink.mime.html import render_html, sanitize_html
 from commlink.mime.text import html_to_text
@@ -32,6 +33,8 @@ URLS = (
     "data:image/svg+xml;base64,PHN2Zz4=", "https://ok.example/a", "http://ok.example/b.gif",
     "cid:part@x", "//evil.example/x", "/relative", "#frag", "mailto:a@b.example", "x:y",
     "\x01javascript:x", "&#0000106avascript:x", "javascript\u2028:x",
+    "https:\\\\t.example/p.gif", "https:/t.example/p.gif", "https:t.example/p.gif",
+    "ht\ttps://t.example/p.gif", "HTTP://t.example/p.gif", "h&#x74;tps://t.example/p.gif",
 )  # fmt: skip
 STYLES = (
     "color:red", "color: expression(alert(1))", "width:e&#120;pression(x)",
@@ -89,6 +92,25 @@ def test_sanitised_soup_is_inert(soup: str) -> None:
 @given(soups)
 def test_rendered_soup_is_inert(soup: str) -> None:
     assert_inert(render_html(soup, remote_images=True, cid_url=lambda cid: "https://crm/x"))
+
+
+images = st.builds(
+    lambda tag, quote, url: f"<{tag} src={quote}{url}{quote}>",
+    st.sampled_from(["img", "IMG", "image"]),
+    st.sampled_from(['"', "'"]),
+    st.sampled_from(URLS),
+)
+image_soups = st.lists(st.one_of(tokens, images), max_size=20).map("".join)
+
+
+@SETTINGS
+@given(image_soups)
+def test_blocked_images_load_only_the_hosts_urls(soup: str) -> None:
+    """With remote images blocked, no image keeps an address but the host's own."""
+    for html in (soup, sanitize_html(soup, 2**20, []) or ""):
+        shown = render_html(html, cid_url=lambda cid: "/att/1")
+        sources = {img.attributes.get("src") for img in LexborHTMLParser(shown).css("img")}
+        assert sources <= {None, "/att/1"}, shown
 
 
 @SETTINGS

@@ -252,3 +252,33 @@ def test_parse_of_html_only_mail_keeps_both() -> None:
     assert safe_html(m.html) == (
         f'<ul><li>one</li><li>two</li></ul><blockquote {QUOTE_ATTRIBUTE}="">older</blockquote>'
     )
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "https://t.example/p.gif",
+        "HTTPS://t.example/p.gif",
+        " https://t.example/p.gif",
+        "https:\\\\t.example/p.gif",  # a browser reads https://t.example/p.gif
+        "https:/t.example/p.gif",
+        "https:t.example/p.gif",
+        "ht\ttps://t.example/p.gif",  # tabs inside a URL are dropped
+        "http:\n//t.example/p.gif",
+    ],
+)
+@pytest.mark.parametrize("tag", ["img", "image"])  # HTML parsers read <image> as <img>
+def test_blocked_remote_images_cover_every_spelling_of_a_remote_url(src: str, tag: str) -> None:
+    shown = render_html(f'<p>x</p><{tag} src="{src}">')
+    images = LexborHTMLParser(shown).css("img")
+    assert len(images) == 1
+    assert "src" not in images[0].attributes
+    assert images[0].attributes.get("data-commlink-src")
+    assert 'src="' in render_html(f'<p>x</p><{tag} src="{src}">', remote_images=True)
+
+
+def test_blocked_images_keep_only_the_hosts_own_urls() -> None:
+    html = '<img src="cid:logo"><img src="//t.example/p.gif"><img src="/relative.gif">'
+    shown = render_html(html, cid_url=lambda cid: "/att/1?part=2&size=s")
+    sources = [img.attributes.get("src") for img in LexborHTMLParser(shown).css("img")]
+    assert sources == ["/att/1?part=2&size=s", None, None]

@@ -84,6 +84,9 @@ _ATTRIBUTES = {
     "abbr": {"title"},
 }
 _SCHEMES = frozenset({"http", "https", "mailto", "tel", "cid"})
+# What a browser's URL parser drops before it reads a scheme: C0 controls and
+# spaces around the URL, tabs and line ends anywhere in it.
+_URL_NOISE = re.compile(r"^[\x00-\x20]+|[\x00-\x20]+$|[\t\n\r]")
 _LINK_REL = "noopener noreferrer nofollow"
 _LINK_TARGET = {"a": {"target": "_blank"}}
 
@@ -345,7 +348,12 @@ def _sanitized(html: str) -> str:
 
 
 def _is_remote(url: str) -> bool:
-    return url.strip().lower().startswith(("http://", "https://"))
+    """Whether a browser would fetch ``url`` over the network: an ``http`` or
+    ``https`` scheme as a browser reads it (tabs and line ends anywhere are
+    ignored, and ``https:\\host``, ``https:/host`` or ``https:host`` reach a
+    host too), not only the ``https://`` spelling."""
+    scheme, colon, _ = _URL_NOISE.sub("", url).partition(":")
+    return bool(colon) and scheme.lower() in ("http", "https")
 
 
 def render_html(
@@ -370,13 +378,13 @@ def render_html(
     if too_deep(html, _MAX_DEPTH):
         return ""
     served: set[str] = set()
-    if "<img" in html.lower():
+    if "<im" in html.lower():  # <img>, and <image>, which HTML parsers read as <img>
         html = _rewrite_images(html, remote_images, cid_url, served)
     cleaner = nh3.Cleaner(
         tags=set(_TAGS),
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
         attributes={**_ATTRIBUTES, "img": _ATTRIBUTES["img"] | {REMOTE_SRC_ATTRIBUTE}},
-        attribute_filter=_attribute,
+        attribute_filter=_attribute if remote_images else _served_images_only(served),
         link_rel=_LINK_REL,
         set_tag_attribute_values=_LINK_TARGET,
         url_schemes=set(_SCHEMES - {"cid"}),
@@ -384,6 +392,19 @@ def render_html(
         url_relative=lambda url: url if url in served else None,
     )
     return cleaner.clean(html)
+
+
+def _served_images_only(served: set[str]) -> Callable[[str, str, str], str | None]:
+    """The attribute filter for blocked remote images: an image keeps a
+    ``src`` only when it is one of the host's own URLs (``cid_url``), so an
+    address the rewrite did not recognise as remote is not loaded either."""
+
+    def check(tag: str, name: str, value: str) -> str | None:
+        if tag == "img" and name == "src" and value not in served:
+            return None
+        return _attribute(tag, name, value)
+
+    return check
 
 
 def _rewrite_images(
