@@ -58,6 +58,8 @@ _ZONES = st.sampled_from(
         "UTC",
         "W. Europe Standard Time",
         "Custom Zone",
+        "Europe",  # a folder of the zone database
+        "Zone" * 70,  # too long for a file name
         "Mars/Olympus",
         "/freeassociation.sourceforge.net/Europe/London",
         "Etc/GMT+5",
@@ -339,3 +341,20 @@ def test_unusual_data_goes_to_the_library(text: str) -> None:
     with pytest.raises(lines.Unusual):
         lines.read(text)
     assert_same(text)
+
+
+@pytest.mark.parametrize("tzid", ["Europe", "America", "Etc", "Zone" * 70, "A/" + "b" * 300])
+def test_a_tzid_zoneinfo_cannot_open_loses_no_event(tzid: str) -> None:
+    # zoneinfo raises OSError for these names (not ZoneInfoNotFoundError); the
+    # VTODO sends the calendar to the library, which used to give up on all of it.
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n"
+        f"BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID={tzid}:20260302T090000\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20260302T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    with pytest.raises(lines.Unusual):
+        lines.read(text)
+    assert_same(text)
+    result = parse_calendar(text)
+    assert [e.uid for e in result.events] == ["a", "b"]
+    assert f"unknown-tzid:{tzid}" in result.warnings

@@ -140,6 +140,9 @@ def _quick_calendars(text: str) -> _Calendars:
 def _library_calendars(text: str, notes: list[str]) -> _Calendars:
     import icalendar
 
+    from .library_zones import guard_zone_lookups
+
+    guard_zone_lookups()
     # icalendar warns (e.g. about guessed TZIDs); hosts and tests may turn
     # warnings into errors, so they are recorded as notes instead.
     with _warnings.catch_warnings(record=True) as caught:
