@@ -10,6 +10,7 @@ import pytest
 from icalendar.timezone import tzp
 from icalendar.timezone.zoneinfo import ZONEINFO
 
+from commlink.calendar import lines
 from commlink.calendar.ical import parse_calendar
 from commlink.calendar.library_zones import guard_zone_lookups
 
@@ -60,3 +61,24 @@ def test_a_provider_the_host_chose_is_left_alone() -> None:
     tzp.use(_HostProvider())
     guard_zone_lookups()
     assert tzp.name == "host"
+
+
+# A custom VTIMEZONE whose STANDARD part has no DTSTART: it cannot be built.
+BROKEN_ZONE = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{extra}"
+    "BEGIN:VTIMEZONE\r\nTZID:Head Office\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\n"
+    "TZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    "BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=Head Office:20260302T090000\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20260302T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.parametrize("extra", ["", "BEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n"])
+def test_a_vtimezone_that_cannot_be_built_is_an_unknown_zone(extra: str) -> None:
+    text = BROKEN_ZONE.format(extra=extra)
+    library = parse_calendar(text, quick=False)
+    assert [e.uid for e in library.events] == ["a", "b"]
+    assert "unknown-tzid:Head Office" in library.warnings
+    if not extra:  # the quick reader reads it too, and agrees
+        lines.read(text)
+        assert parse_calendar(text) == library
