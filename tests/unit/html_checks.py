@@ -27,7 +27,7 @@ FORBIDDEN_ATTRIBUTES = frozenset(
 )  # fmt: skip
 #: Attributes a browser shows as text and never reads as a URL.
 FREE_TEXT = frozenset({"alt", "title", "summary"})
-SAFE_SCHEMES = ("http://", "https://", "mailto:", "tel:", "cid:")
+SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:", "cid:")
 _STYLE_WORDS = re.compile(r"url|expression|javascript|behavior|binding|import|image-set|\\|@")
 _STYLE_CALLS = re.compile(r"(?:rgba?|hsla?)\([\d\s.,%/]*\)")
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
@@ -36,7 +36,8 @@ _START_TAG = re.compile(r"<([a-zA-Z][^\s/>]*)")
 
 def url_is_safe(value: str, relative: Collection[str]) -> bool:
     squeezed = _INVISIBLE.sub("", value).lower()
-    return squeezed.startswith(SAFE_SCHEMES) or value.startswith(tuple(relative))
+    scheme, colon, _ = squeezed.partition(":")  # as a browser reads it: https:/x is https
+    return (bool(colon) and f"{scheme}:" in SAFE_SCHEMES) or value.startswith(tuple(relative))
 
 
 def assert_inert(html: str, relative: Collection[str] = ()) -> None:
