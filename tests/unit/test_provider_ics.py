@@ -129,3 +129,26 @@ def test_open_path_detects_calendars(folder: Path, tmp_path: Path) -> None:
     unnamed = tmp_path / "invite"
     unnamed.write_bytes((DATA / "cancel.ics").read_bytes())
     assert isinstance(open_path(unnamed), IcsProvider)
+
+
+def test_one_broken_event_in_an_export_costs_only_itself(tmp_path: Path) -> None:
+    # A VTIMEZONE nested in an event makes the icalendar library refuse the
+    # whole file; the VTODO keeps the quick reader out of it.
+    zone = (
+        "BEGIN:VTIMEZONE\r\nTZID:Z\r\nTZID:Z\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+    events = [
+        f"BEGIN:VEVENT\r\nUID:e{i}@x\r\nDTSTART:202603{i % 28 + 1:02d}T090000Z\r\n"
+        f"{zone if i == 7 else ''}END:VEVENT\r\n"
+        for i in range(25)
+    ]
+    text = "BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n" + "".join(events)
+    (tmp_path / "export.ics").write_text(text + "END:VCALENDAR\r\n")
+    provider = IcsProvider(tmp_path)
+    scope = scope_for(provider, "export.ics")
+    ids = provider.list_page(scope, None).ids
+    assert len(ids) == 25
+    fetched = {f.provider_id: f for f in provider.fetch(scope, ids)}
+    assert fetched["e7@x"].error == "invalid-event"
+    assert all(f.events for uid, f in fetched.items() if uid != "e7@x")

@@ -12,6 +12,9 @@ with controls removed, or one over 512 bytes replaced by a stable hash, see
 ``invalid-time``, ``truncated-description``, ``end-before-start``,
 ``invalid-sequence``, ``invalid-property``), ``unknown-tzid:<tzid>``, and
 calendar-wide ``parse-error``, ``charset-fallback``, ``library-warning``.
+``parse-error:<error>`` says the icalendar library refused the data as a
+whole; it was then read part by part (``isolation``), and only the events
+it still refused are missing (``invalid-event:<uid>``).
 ``CalendarParse.warnings`` holds each once; each ``Event.warnings`` its own.
 
 Ordinary data is read by ``lines`` (no object tree); anything it does not
@@ -140,26 +143,34 @@ def _quick_calendars(text: str) -> _Calendars:
 def _library_calendars(text: str, notes: list[str]) -> _Calendars:
     import icalendar
 
+    from .isolation import isolated_calendars
     from .library_zones import guard_zone_lookups
+
+    def read(data: str) -> list[Any]:
+        return list(icalendar.Calendar.from_ical(data, multiple=True))
 
     guard_zone_lookups()
     # icalendar warns (e.g. about guessed TZIDs); hosts and tests may turn
     # warnings into errors, so they are recorded as notes instead.
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
-        components = icalendar.Calendar.from_ical(text, multiple=True)
+        try:
+            parsed = [(c, c.walk("VEVENT")) for c in read(text)]
+        except Exception as exc:  # one broken part: read the rest part by part
+            notes.append(f"parse-error:{type(exc).__name__}")
+            parsed = isolated_calendars(text, read, notes)
     notes.extend(f"library-warning:{w.category.__name__}" for w in caught)
     found: _Calendars = []
-    for component in components:
-        if component.name == "VCALENDAR":
+    for component, vevents in parsed:
+        if component is not None and component.name == "VCALENDAR":
             method = _text(component, "METHOD").strip().upper()
             timezones = {
                 _text(tz, "TZID"): tz for tz in component.walk("VTIMEZONE") if _text(tz, "TZID")
             }
             zones = Zones(timezones, _text(component, "X-WR-TIMEZONE"))
-            found.append((method, zones, component.walk("VEVENT")))
+            found.append((method, zones, vevents))
         else:
-            found.append(("", Zones({}), component.walk("VEVENT")))
+            found.append(("", Zones({}), vevents))
     return found
 
 

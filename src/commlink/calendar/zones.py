@@ -92,13 +92,13 @@ class Zones:
         component = self._components.get(tzid) or self._components.get(cleaned)
         if component is None:
             return None
-        location = getattr(component, "get", lambda _name: None)("X-LIC-LOCATION")
-        zone = iana_zone(str(location)) if location else None
-        if zone is not None:
-            return zone, zone.key
         from icalendar.timezone import tzp
 
-        try:
+        try:  # a quick-path VTIMEZONE is read by the library here, on first use
+            location = getattr(component, "get", lambda _name: None)("X-LIC-LOCATION")
+            zone = iana_zone(str(location)) if location else None
+            if zone is not None:
+                return zone, zone.key
             custom = component.to_tz(tzp, lookup_tzid=False)  # type: ignore[attr-defined]
         except Exception:  # the VTIMEZONE itself is broken: treat the TZID as unknown
             return None

@@ -1,0 +1,120 @@
+"""A calendar the icalendar library refuses as a whole is read part by part:
+one broken component costs only itself, within a bounded amount of reading."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commlink.calendar.ical import parse_calendar
+from commlink.calendar.isolation import READ_FACTOR, isolated_calendars, split_parts
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ics"
+
+# The VTODO sends a calendar to the library (the quick reader declines it).
+TODO = "BEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n"
+# Two TZID lines: the library fails as it caches this zone (a list has no strip).
+BROKEN_ZONE = (
+    "BEGIN:VTIMEZONE\r\nTZID:Head Office\r\nTZID:Head Office\r\nBEGIN:STANDARD\r\n"
+    "DTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n"
+    "END:VTIMEZONE\r\n"
+)
+GOOD_ZONE = BROKEN_ZONE.replace("TZID:Head Office\r\nTZID:Head Office", "TZID:Branch")
+
+
+def event(uid: str, tzid: str = "", inner: str = "") -> str:
+    start = f"DTSTART;TZID={tzid}:20260302T090000" if tzid else "DTSTART:20260302T090000Z"
+    return f"BEGIN:VEVENT\r\nUID:{uid}\r\n{start}\r\nSUMMARY:{uid}\r\n{inner}END:VEVENT\r\n"
+
+
+def calendar(*parts: str) -> str:
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "".join(parts) + "END:VCALENDAR\r\n"
+
+
+def read(data: str) -> list[Any]:
+    with warnings.catch_warnings():  # e.g. a guessed TZID: parse_calendar records these
+        warnings.simplefilter("ignore")
+        return list(icalendar.Calendar.from_ical(data, multiple=True))
+
+
+def test_a_broken_vtimezone_costs_only_its_zone() -> None:
+    events = [event(f"e{i}", "Head Office" if i % 2 else "Branch") for i in range(40)]
+    text = calendar(TODO, BROKEN_ZONE, GOOD_ZONE, *events)
+    with pytest.raises(AttributeError):
+        read(text)
+    for quick in (True, False):
+        result = parse_calendar(text, quick=quick)
+        assert [e.uid for e in result.events] == [f"e{i}" for i in range(40)]
+        assert "unknown-tzid:Head Office" in result.warnings
+        assert result.events[0].start.hour == 8  # Branch: +01:00, still read
+    assert "parse-error:AttributeError" in parse_calendar(text).warnings
+
+
+def test_a_broken_event_costs_only_itself() -> None:
+    # A VTIMEZONE inside an event breaks the library the same way.
+    events = [event(f"e{i}") for i in range(30)]
+    events[17] = event("bad", inner=BROKEN_ZONE)
+    result = parse_calendar(calendar(TODO, *events))
+    assert [e.uid for e in result.events] == [f"e{i}" for i in range(30) if i != 17]
+    assert "invalid-event:bad" in result.warnings
+
+
+def test_bare_events_are_read_one_by_one() -> None:
+    text = event("a") + event("bad", inner=BROKEN_ZONE) + event("b")
+    notes: list[str] = []
+    found = isolated_calendars(text, read, notes)
+    assert [[str(v.get("UID")) for v in vevents] for _, vevents in found] == [["a"], ["b"]]
+    assert notes == ["invalid-event:bad"]
+
+
+def test_the_reading_is_bounded_when_every_event_is_broken() -> None:
+    events = [event(f"bad{i}", inner=BROKEN_ZONE) for i in range(64)]
+    text = calendar(*events)
+    sizes: list[int] = []
+
+    def counting(data: str) -> list[Any]:
+        sizes.append(len(data))
+        return read(data)
+
+    notes: list[str] = []
+    found = isolated_calendars(text, counting, notes)
+    assert found[0][1] == []
+    assert sorted(notes) == sorted(f"invalid-event:bad{i}" for i in range(64))
+    assert sum(sizes) <= (READ_FACTOR + 1) * len(text)
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.ics")), ids=lambda p: p.name)
+def test_reading_part_by_part_agrees_with_reading_whole(path: Path) -> None:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        whole = [str(v.get("UID")) for c in read(text) for v in c.walk("VEVENT")]
+    except Exception as exc:
+        pytest.skip(f"the library refuses this file as a whole: {exc!r}")
+    parts = isolated_calendars(text, read, [])
+    assert [str(v.get("UID")) for _, vevents in parts for v in vevents] == whole
+
+
+_LINES = st.sampled_from(
+    ["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VCALENDAR", "END:VCALENDAR", "begin:valarm",
+     "END:VALARM", "UID:x", " folded", "\tEND:VEVENT", "SUMMARY:s", "END:VTIMEZONE", ""]
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.lists(_LINES, max_size=40))
+def test_splitting_keeps_every_line_of_a_complete_component(lines: list[str]) -> None:
+    text = "\r\n".join(lines)
+    for name, props, children in split_parts(text):
+        assert name
+        for child_name, child in children:
+            assert child[0].upper() == f"BEGIN:{child_name}"
+            assert child[-1].upper() == f"END:{child_name}"
+        assert not any(line.upper().startswith("BEGIN:") for line in props)
+        rebuilt = [f"BEGIN:{name}", *props, *(line for _, c in children for line in c)]
+        assert split_parts("\r\n".join([*rebuilt, f"END:{name}"])) == [(name, props, children)]
