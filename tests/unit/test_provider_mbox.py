@@ -456,6 +456,32 @@ def test_scanner_and_reader_match_line_by_line_reading(
         assert result[1] == reference_message(data, expected, i)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(BODY_LINES, st.sampled_from(["From \r05 00:00:00", "From a 1:00"])), max_size=12
+    ),
+    st.one_of(st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=400)),
+    st.integers(min_value=1, max_value=16),
+)
+def test_a_scan_from_any_offset_finds_what_the_whole_scan_finds_after_it(
+    lines: list[str], start: int, chunk: int
+) -> None:
+    # Incremental passes scan from the old end of the file, wherever it is.
+    data = "\n".join(lines).encode()
+    start = min(start, len(data))
+    whole = list(iter_separators(io.BytesIO(data), first_chunk=chunk))
+    resumed = list(iter_separators(io.BytesIO(data), start, len(data), first_chunk=chunk))
+    assert resumed == [o for o in whole if o >= start]
+
+
+def test_a_from_line_after_a_leading_blank_line_is_found_from_its_own_offset() -> None:
+    data = b"\nFrom a@b 10:00:00 2024\nSubject: x\n\nbody\n"
+    assert list(iter_separators(io.BytesIO(data))) == [1]
+    assert list(iter_separators(io.BytesIO(data), 1)) == [1]
+    assert list(iter_separators(io.BytesIO(b"\n" + data), 2)) == [2]
+
+
 # -- open_path ------------------------------------------------------------------
 
 

@@ -156,9 +156,11 @@ def iter_separators(
     Reads in chunks (``first_chunk`` bytes first, doubling up to 1 MiB);
     memory stays flat whatever the file size.
     """
+    # The three bytes before ``start`` tell whether a From line there follows
+    # a blank line; the file reads as if it began with a blank line.
     context = min(start, 3)
     fh.seek(start - context)
-    buf = b"\n\n" if start == 0 else fh.read(context)
+    buf = (b"\n\n" + fh.read(context))[-3:] if start < 3 else fh.read(context)
     base = start - len(buf)  # file offset of buf[0]
     remaining = None if stop is None else stop - start
     pos = max(0, len(buf) - 1)
