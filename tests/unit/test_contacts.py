@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import attrs
 import pytest
 
 from commlink.addresses import parse_address
@@ -209,6 +210,23 @@ class TestEvents:
         assert keys(event_contacts_to_create([self.e], s, {"boss@client.io"})) == [
             "guest@client.io"
         ]
+
+    def test_a_meeting_with_a_crowd_creates_no_contact(self) -> None:
+        crowd = [f"guest{i}@client{i}.io" for i in range(51)]  # over max_recipients_for_contacts
+        s = settings(calendar_contact_policy=CalendarContactPolicy.BOTH)
+        assert event_contacts_to_create([event("boss@client.io", *crowd)], s, ()) == []
+        cut = attrs.evolve(
+            event("boss@client.io", *crowd[:10]), warnings=("attendees-truncated:900",)
+        )
+        assert event_contacts_to_create([cut], s, ()) == []  # cut by storable_event
+
+    def test_one_meeting_creates_at_most_max_contacts_per_message(self) -> None:
+        guests = [f"guest{i}@client{i}.io" for i in range(30)]
+        s = settings(calendar_contact_policy=CalendarContactPolicy.AS_PARTICIPANT)
+        found = event_contacts_to_create([event("boss@client.io", *guests)], s, ())
+        assert keys(found) == guests[:20]
+        other = attrs.evolve(event("boss@client.io", *guests[25:]), uid="v")
+        assert len(event_contacts_to_create([event("boss@client.io", *guests), other], s, ())) == 25
 
 
 class TestFanOut:

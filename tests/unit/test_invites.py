@@ -18,6 +18,7 @@ from commlink.model import (
     ChannelSettings,
     Detail,
     EventStatus,
+    Limits,
     ResponseStatus,
     Visibility,
 )
@@ -288,3 +289,25 @@ def test_an_invitation_the_policy_cannot_judge_does_not_block_the_mail(store) ->
     assert skip.provider_id.endswith("#invite")
     assert skip.reason is Reason.ERROR
     assert "policy failed" in skip.detail
+
+
+def test_an_invitation_to_a_crowd_is_capped_and_creates_no_contact(store, directory) -> None:
+    # One outsider's invitation with thousands of attendees must not store
+    # them all, nor turn each into a CRM contact (the default contact policy
+    # creates attendees).
+    crowd = "".join(
+        f"ATTENDEE;CN=Guest {i}:mailto:guest{i}@firm{i % 97}.example\r\n" for i in range(3000)
+    )
+    body = (
+        "UID:crowd-1\r\nDTSTAMP:20261120T100000Z\r\nDTSTART:20261201T150000Z\r\n"
+        f"SUMMARY:All hands\r\nORGANIZER;CN=Ann:mailto:{ORGANIZER}\r\n{crowd}"
+    )
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST", body=body)))
+    people_before = len(directory._people)
+    report = sync(store, directory, provider)
+    assert report.complete
+    events = store.events(COMPANY, Viewer("u-owner"), WINDOW).items
+    assert [e.uid for e in events] == ["crowd-1"]
+    assert len(events[0].attendees) == Limits().max_participants
+    assert len(directory._people) == people_before

@@ -5,7 +5,8 @@ their own JSON and XML, and every field there is written by whoever sent
 the invitation. ``storable_event`` gives all of them the same bounds as
 mail (``mime.storable``): no NUL or other C0 control in text (tab and line
 ends stay in descriptions only), no lone surrogate, UIDs that fit an index,
-and caps on titles, locations, names and descriptions. Provider ids are the
+and caps on titles, locations, names and descriptions (and, given a
+channel's limit, on attendees). Provider ids are the
 provider's own and stay as they are. Each repair is recorded as a warning
 on the event. Clean events are returned unchanged after one cheap check per
 field.
@@ -95,10 +96,19 @@ def _id(value: str, warnings: list[str]) -> str:
     return cleaned
 
 
-def storable_event(event: Event) -> Event:
-    """``event`` with every field a store can hold; unchanged when already so."""
+def storable_event(event: Event, max_attendees: int | None = None) -> Event:
+    """``event`` with every field a store can hold; unchanged when already so.
+
+    With ``max_attendees`` (a channel's ``Limits.max_participants``) only the
+    first that many attendees are kept, with the warning
+    ``attendees-truncated:<total>`` (the contact rules read it).
+    """
     warnings: list[str] = []
     organizer = None if event.organizer is None else _attendee(event.organizer, warnings)
+    given_attendees = event.attendees
+    if max_attendees is not None and len(given_attendees) > max_attendees:
+        warnings.append(f"attendees-truncated:{len(given_attendees)}")
+        given_attendees = given_attendees[:max_attendees]
     recurrence = event.recurrence
     if len(recurrence) > MAX_RECURRENCE_LINES:
         warnings.append("recurrence-truncated")
@@ -111,7 +121,7 @@ def storable_event(event: Event) -> Event:
     calendar_id = _line(event.calendar_id, MAX_NAME_CHARS, warnings, "calendar")
     link = _link(event.conference_url, warnings)
     lines = tuple(_line(r, MAX_NAME_CHARS, warnings, "recurrence") for r in recurrence)
-    attendees = tuple(_attendee(a, warnings) for a in event.attendees)
+    attendees = tuple(_attendee(a, warnings) for a in given_attendees)
     # compared, not judged by the warnings: a line break in a one-line field
     # is folded without one
     kept = (uid, title, location, description, zone, calendar_id, link, lines, organizer)

@@ -85,16 +85,22 @@ def event_contacts_to_create(
     """New contacts from meetings per ``settings.calendar_contact_policy``.
 
     ``AS_PARTICIPANT``: attendees other than the organizer;
-    ``AS_ORGANIZER``: the organizer; ``BOTH``: everyone. Same exclusions as
-    ``contacts_to_create``.
+    ``AS_ORGANIZER``: the organizer; ``BOTH``: everyone. Same exclusions and
+    limits as ``contacts_to_create``: a meeting with more attendees than
+    ``Limits.max_recipients_for_contacts`` creates no contact, and one
+    meeting at most ``Limits.max_contacts_per_message``.
     """
     policy = settings.calendar_contact_policy
     if policy is CalendarContactPolicy.NONE:
         return []
     want_attendees = policy in (CalendarContactPolicy.AS_PARTICIPANT, CalendarContactPolicy.BOTH)
     want_organizer = policy in (CalendarContactPolicy.AS_ORGANIZER, CalendarContactPolicy.BOTH)
-    found: list[Address] = []
+    limits = settings.limits
+    picked: list[Address] = []
     for event in events:
+        if _crowded(event, limits.max_recipients_for_contacts):
+            continue  # as for mail: a crowd is not a relationship with each of them
+        found: list[Address] = []
         organizer = event.organizer.address if event.organizer is not None else None
         for attendee in event.attendees:
             is_organizer = attendee.organizer or (
@@ -104,7 +110,17 @@ def event_contacts_to_create(
                 found.append(attendee.address)
         if want_organizer and organizer is not None:
             found.append(organizer)
-    return _new_contacts(found, settings, known)
+        mine = _new_contacts(found, settings, known)[: limits.max_contacts_per_message]
+        picked.extend(c.address for c in mine)
+    return _new_contacts(picked, settings, known)
+
+
+def _crowded(event: Event, most: int) -> bool:
+    """Whether a meeting has more attendees than ``most`` (counting those cut
+    by ``storable_event``: ``attendees-truncated:<total>``)."""
+    if any(w.startswith("attendees-truncated:") for w in event.warnings):
+        return True
+    return len(event.attendees) > most
 
 
 def qualifies(address: Address, settings: ChannelSettings) -> bool:

@@ -167,7 +167,9 @@ class MailFetcher:
         """Add the events of the kept messages' invitations, judged by the
         calendar policy, each under its message's invitation id."""
         from ..calendar.invites import invitation
+        from ..calendar.storable import storable_event
 
+        most = self.channel.settings.limits.max_participants
         events: list[Event] = []
         problems: list[Skip] = []
         for message in kept:
@@ -184,7 +186,7 @@ class MailFetcher:
                         subject=message.subject,
                     )
                 )
-            events.extend(found.events)
+            events.extend(storable_event(e, most) for e in found.events)
         if not events and not problems:
             return parts
         verdict, poisoned = (
@@ -231,6 +233,7 @@ class CalendarFetcher:
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         from ..calendar.storable import storable_event
 
+        most = self.channel.settings.limits.max_participants
         events: list[Event] = []
         errors: list[Skip] = []
         dropped: list[Skip] = []
@@ -247,7 +250,7 @@ class CalendarFetcher:
             elif not item.events or _cancelled(item.events):
                 gone.append(item.provider_id)
             else:
-                events.extend(storable_event(e) for e in item.events)
+                events.extend(storable_event(e, most) for e in item.events)
         vanished = tuple(i for i in ids if i not in returned)
         events, erased = _without_erased(events, self.store)
         errors.extend(erased)
