@@ -311,3 +311,20 @@ def test_an_invitation_to_a_crowd_is_capped_and_creates_no_contact(store, direct
     assert [e.uid for e in events] == ["crowd-1"]
     assert len(events[0].attendees) == Limits().max_participants
     assert len(directory._people) == people_before
+
+
+def test_one_invitation_brings_at_most_max_invitation_events() -> None:
+    from commlink.calendar.invites import MAX_INVITATION_EVENTS
+
+    many = "".join(
+        f"BEGIN:VEVENT\r\nUID:spam-{i}\r\nDTSTART:20261201T150000Z\r\nSUMMARY:s\r\n"
+        f"ORGANIZER:mailto:{ORGANIZER}\r\nEND:VEVENT\r\n"
+        for i in range(MAX_INVITATION_EVENTS + 200)
+    )
+    calendar = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n{many}END:VCALENDAR\r\n"
+    message = parse_message(invite_mail(1, calendar), provider_id="m1")
+    found = invitation(message)
+    assert found is not None
+    assert len(found.events) == MAX_INVITATION_EVENTS
+    assert found.events[0].uid == "spam-0"
+    assert f"invitation-truncated:{MAX_INVITATION_EVENTS + 200}" in found.events[-1].warnings

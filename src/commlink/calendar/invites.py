@@ -26,7 +26,14 @@ import attrs
 from ..model import Event, EventStatus, Message, Role
 from .ical import parse_calendar, skipped_uids
 
-__all__ = ["INVITE_CALENDAR", "INVITE_SUFFIX", "Invitation", "invitation", "invite_id"]
+__all__ = [
+    "INVITE_CALENDAR",
+    "INVITE_SUFFIX",
+    "MAX_INVITATION_EVENTS",
+    "Invitation",
+    "invitation",
+    "invite_id",
+]
 
 #: Appended to a message's provider id to name its invitation.
 INVITE_SUFFIX = "#invite"
@@ -34,6 +41,10 @@ INVITE_SUFFIX = "#invite"
 INVITE_CALENDAR = "invitations"
 
 _APPLIED = frozenset({"", "REQUEST", "PUBLISH", "CANCEL"})
+#: Events one message's invitation may bring (a series with its exceptions
+#: needs a few dozen); the first ones are kept, each with the warning
+#: ``invitation-truncated:<total>``.
+MAX_INVITATION_EVENTS = 500
 
 
 def invite_id(provider_id: str) -> str:
@@ -76,6 +87,11 @@ def invitation(message: Message) -> Invitation | None:
             if key not in found or _newer(event, found[key]):
                 found[key] = event
     events = tuple(found.values())
+    if len(events) > MAX_INVITATION_EVENTS:  # one message must not fill a calendar
+        note = f"invitation-truncated:{len(events)}"
+        events = tuple(
+            attrs.evolve(e, warnings=(*e.warnings, note)) for e in events[:MAX_INVITATION_EVENTS]
+        )
     stranger = _not_from_organiser(message, events)
     if stranger:
         return Invitation(pid, (), stranger[:500], tuple(dict.fromkeys(ignored)))
