@@ -118,3 +118,21 @@ def test_splitting_keeps_every_line_of_a_complete_component(lines: list[str]) ->
         assert not any(line.upper().startswith("BEGIN:") for line in props)
         rebuilt = [f"BEGIN:{name}", *props, *(line for _, c in children for line in c)]
         assert split_parts("\r\n".join([*rebuilt, f"END:{name}"])) == [(name, props, children)]
+
+
+def test_the_reading_is_bounded_with_many_zones_and_large_properties() -> None:
+    props = "".join(f"X-NOTE-{i}:{'n' * 70}\r\n" for i in range(300))
+    zones = [GOOD_ZONE.replace("TZID:Branch", f"TZID:Z{i}") for i in range(300)]
+    text = calendar(props, *zones, event("bad", inner=BROKEN_ZONE), event("ok"))
+    sizes: list[int] = []
+
+    def counting(data: str) -> list[Any]:
+        sizes.append(len(data))
+        return read(data)
+
+    notes: list[str] = []
+    found = isolated_calendars(text, counting, notes)
+    assert sum(sizes) <= (READ_FACTOR + 1) * len(text)
+    assert [str(v.get("UID")) for v in found[0][1]] == ["ok"]  # the properties cost once
+    assert notes == ["invalid-event:bad"]
+    assert len(found[0][0].walk("VTIMEZONE")) == 300

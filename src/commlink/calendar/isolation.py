@@ -116,22 +116,24 @@ def _calendar(
     read: Callable[[str], list[Any]],
     notes: list[str],
 ) -> tuple[Any, list[Any]]:
-    budget = READ_FACTOR * sum(len(line) for _, lines in children for line in lines)
+    size = sum(len(line) + 2 for line in props)
+    size += sum(len(line) + 2 for _, lines in children for line in lines)
+    budget = READ_FACTOR * size
 
-    def attempt(parts: Sequence[_Lines]) -> list[Any] | None:
+    def attempt(parts: Sequence[_Lines], own: _Lines = ()) -> list[Any] | None:
         nonlocal budget
-        data = _text("VCALENDAR", props, parts)
+        data = _text("VCALENDAR", own, parts)
         budget -= len(data)
         try:
             return read(data)
         except Exception:
             return None
 
-    if attempt([]) is None:  # its own properties are broken: go without them
-        props = []
+    # Zones and events are read without the calendar's own properties (they
+    # need none of them), so large ones are not read again each time.
     zones = [lines for name, lines in children if name == "VTIMEZONE"]
-    good = [zone for zone in zones if attempt([zone]) is not None]
-    calendar = (attempt(good) or attempt([]) or [None])[0]
+    good = [zone for zone in zones if budget > 0 and attempt([zone]) is not None]
+    found = attempt(good, props) or attempt(good) or attempt([], props) or attempt([]) or [None]
     # Events are read without the zones: the mapper resolves TZIDs from the
     # calendar's own VTIMEZONEs (and the library has seen them above).
     vevents: list[Any] = []
@@ -146,4 +148,4 @@ def _calendar(
         elif batch:
             half = len(batch) // 2
             pending.extend((batch[half:], batch[:half]))  # the first half next
-    return calendar, vevents
+    return found[0], vevents
