@@ -6,10 +6,11 @@ file import (an ``.ics`` export of thousands of events) would then lose
 every event for one bad one. ``isolated_calendars`` splits such data at its
 component lines and reads it again: the calendar's own properties, each
 VTIMEZONE alone (a broken one is left out, and its TZID reads as unknown),
-then the events in halves, down to the single events that fail, reported
-as ``invalid-event:<uid>``. Each calendar's extra reading is bounded by
-``READ_FACTOR`` times its size; events not read within it are reported
-the same way.
+then the events in chunks of ``CHUNK_EVENTS``, and a chunk it refuses
+event by event; the events that still fail are reported as
+``invalid-event:<uid>``. That reads each event's text at most twice more;
+``READ_FACTOR`` times the calendar's size bounds it in any case, and
+events not read within it are reported the same way.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 
 from ..mime.storable import storable_id
 
-__all__ = ["READ_FACTOR", "isolated_calendars", "split_parts"]
+__all__ = ["CHUNK_EVENTS", "READ_FACTOR", "isolated_calendars", "split_parts"]
 
 #: Most text read again per calendar, as a multiple of its size.
 READ_FACTOR = 8
+#: Events read together; a chunk the library refuses is read event by event.
+CHUNK_EVENTS = 32
 
 # A component's BEGIN or END line (names are case-insensitive).
 _EDGE = re.compile(r"(BEGIN|END):([A-Za-z0-9-]+)[ \t]*\Z", re.IGNORECASE)
@@ -137,15 +140,17 @@ def _calendar(
     # Events are read without the zones: the mapper resolves TZIDs from the
     # calendar's own VTIMEZONEs (and the library has seen them above).
     vevents: list[Any] = []
-    pending = [[lines for name, lines in children if name == "VEVENT"]]
-    while pending:
-        batch = pending.pop()
-        parsed = attempt(batch) if batch and budget > 0 else None
-        if parsed is not None:
-            vevents.extend(v for component in parsed for v in component.walk("VEVENT"))
-        elif len(batch) == 1 or (batch and budget <= 0):
-            notes.extend(f"invalid-event:{_uid(lines)}" for lines in batch)
-        elif batch:
-            half = len(batch) // 2
-            pending.extend((batch[half:], batch[:half]))  # the first half next
+    events = [lines for name, lines in children if name == "VEVENT"]
+    for first in range(0, len(events), CHUNK_EVENTS):
+        chunk = events[first : first + CHUNK_EVENTS]
+        parsed = attempt(chunk) if budget > 0 else None
+        if parsed is None:  # one by one: a chunk's text is read at most twice
+            parsed = []
+            for lines in chunk:
+                single = attempt([lines]) if budget > 0 else None
+                if single is None:
+                    notes.append(f"invalid-event:{_uid(lines)}")
+                else:
+                    parsed.extend(single)
+        vevents.extend(v for component in parsed for v in component.walk("VEVENT"))
     return found[0], vevents
