@@ -136,3 +136,10 @@ def test_the_reading_is_bounded_with_many_zones_and_large_properties() -> None:
     assert [str(v.get("UID")) for v in found[0][1]] == ["ok"]  # the properties cost once
     assert notes == ["invalid-event:bad"]
     assert len(found[0][0].walk("VTIMEZONE")) == 300
+
+
+def test_dense_failures_keep_every_good_event() -> None:
+    events = [event(f"e{i}", inner=BROKEN_ZONE if i % 10 == 0 else "") for i in range(300)]
+    result = parse_calendar(calendar(TODO, *events))
+    assert [e.uid for e in result.events] == [f"e{i}" for i in range(300) if i % 10]
+    assert sum(w.startswith("invalid-event:") for w in result.warnings) == 30
