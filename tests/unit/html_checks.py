@@ -28,7 +28,9 @@ FORBIDDEN_ATTRIBUTES = frozenset(
 #: Attributes a browser shows as text and never reads as a URL.
 FREE_TEXT = frozenset({"alt", "title", "summary"})
 SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:", "cid:")
-_STYLE_WORDS = re.compile(r"url|expression|javascript|behavior|binding|import|image-set|\\|@")
+# Words that load or run something in CSS (whole words: "importer" is text;
+# "@import" is caught by the "@").
+_STYLE_WORDS = re.compile(r"\b(?:url|expression|javascript|behavior|binding|image-set)\b|\\|@")
 _STYLE_CALLS = re.compile(r"(?:rgba?|hsla?)\([\d\s.,%/]*\)")
 _URL_ATTRIBUTES = frozenset({"href", "src", "data-commlink-src"})
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
