@@ -1,9 +1,9 @@
 """Fuzz target: finding the messages of an mbox file.
 
 ``iter_separators`` finds exactly the From lines a naive line-by-line scan
-of the whole file finds, whatever its chunk size, and a scan resumed at any
-offset (as incremental passes resume at the old end of the file) finds
-exactly those at or after it. Every message found reads back
+of the whole file finds (``tests/unit/mbox_reference.py``), whatever its
+chunk size, and a scan resumed at any offset (as incremental passes resume
+at the old end of the file) finds exactly those at or after it. Every message found reads back
 (``read_message``) without raising.
 
     python tests/fuzz/fuzz_mbox.py CORPUS_DIR tests/data/takeout -max_len=4096
@@ -13,26 +13,13 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+
+from mbox_reference import reference_offsets
 
 from commlink.providers.files import mbox_format
-
-
-def _naive(data: bytes) -> list[int]:
-    """From lines by the separator rule, line by line; the file reads as if
-    it began with a blank line."""
-    padded = b"\n\n" + data
-    found = []
-    at = padded.find(b"\nFrom ")
-    while at >= 0:
-        start = at + 1
-        end = padded.find(b"\n", start)
-        line = padded[start : end if end >= 0 else len(padded)][: mbox_format._MAX_LINE]
-        before = padded[max(0, at - 2) : at]
-        blank = before.endswith(b"\n") or before == b"\n\r"
-        if mbox_format._is_separator(mbox_format.line_content(line), blank):
-            found.append(start - 2)
-        at = padded.find(b"\nFrom ", start)
-    return found
 
 
 def check(data: bytes) -> None:
@@ -41,7 +28,7 @@ def check(data: bytes) -> None:
     chunk = data[0] % 64 + 1  # the first bytes choose the chunk size and the offset
     body = data[3:]
     resume = int.from_bytes(data[1:3], "little") % (len(body) + 1)
-    expected = _naive(body)
+    expected = reference_offsets(body)
     found = list(mbox_format.iter_separators(io.BytesIO(body), first_chunk=chunk))
     assert found == expected, (chunk, found, expected)
     resumed = list(mbox_format.iter_separators(io.BytesIO(body), resume, len(body)))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mbox_reference import reference_offsets
 
 from commlink.errors import ConfigError, CursorExpired
 from commlink.model import Detail, FolderKind
@@ -36,20 +37,6 @@ def message(n: int, body: str = "", *, hour: int = 9) -> bytes:
     return (
         f"From s{n}@example.com Mon Jan  {1 + n % 9} {hour:02d}:00:00 2024\n{headers}\n{body}\n"
     ).encode()
-
-
-def reference_offsets(data: bytes) -> list[int]:
-    """Separator offsets found line by line, the slow obvious way."""
-    offsets: list[int] = []
-    position = 0
-    prev_blank = True
-    for line in data.split(b"\n"):
-        content = line[:-1] if line.endswith(b"\r") else line
-        if mbox_format._is_separator(content, prev_blank):
-            offsets.append(position)
-        prev_blank = content == b""
-        position += len(line) + 1
-    return offsets
 
 
 def reference_message(data: bytes, offsets: list[int], i: int) -> bytes:
