@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from ..addresses import is_free_mail, is_role_address, parse_address
 from ..model import (
@@ -64,19 +64,19 @@ def contacts_to_create(
             found = message.addresses(*_RECEIVED_ROLES)
         else:
             continue
-        if _fan_out(message, limits.max_recipients_for_contacts):
+        recipients = len(message.addresses(Role.TO, Role.CC, Role.BCC))
+        if _crowd(recipients, message.warnings, "participants", limits.max_recipients_for_contacts):
             continue  # mail to a crowd is not a relationship with each of them
         mine = _new_contacts(found, settings, known)[: limits.max_contacts_per_message]
         picked.extend(c.address for c in mine)
     return _new_contacts(picked, settings, known)
 
 
-def _fan_out(message: Message, most: int) -> bool:
-    """Whether a message has more recipients than ``most`` (counting those the
-    parser left out: ``participants-truncated:<total>``)."""
-    if any(w.startswith("participants-truncated:") for w in message.warnings):
-        return True
-    return len(message.addresses(Role.TO, Role.CC, Role.BCC)) > most
+def _crowd(count: int, warnings: Sequence[str], cut: str, most: int) -> bool:
+    """Whether a message's recipients or a meeting's attendees number more
+    than ``most``, counting those cut before (``<cut>-truncated:<total>``)."""
+    marker = f"{cut}-truncated:"
+    return count > most or any(w.startswith(marker) for w in warnings)
 
 
 def event_contacts_to_create(
@@ -98,7 +98,9 @@ def event_contacts_to_create(
     limits = settings.limits
     picked: list[Address] = []
     for event in events:
-        if _crowded(event, limits.max_recipients_for_contacts):
+        if _crowd(
+            len(event.attendees), event.warnings, "attendees", limits.max_recipients_for_contacts
+        ):
             continue  # as for mail: a crowd is not a relationship with each of them
         found: list[Address] = []
         organizer = event.organizer.address if event.organizer is not None else None
@@ -113,14 +115,6 @@ def event_contacts_to_create(
         mine = _new_contacts(found, settings, known)[: limits.max_contacts_per_message]
         picked.extend(c.address for c in mine)
     return _new_contacts(picked, settings, known)
-
-
-def _crowded(event: Event, most: int) -> bool:
-    """Whether a meeting has more attendees than ``most`` (counting those cut
-    by ``storable_event``: ``attendees-truncated:<total>``)."""
-    if any(w.startswith("attendees-truncated:") for w in event.warnings):
-        return True
-    return len(event.attendees) > most
 
 
 def qualifies(address: Address, settings: ChannelSettings) -> bool:
