@@ -33,6 +33,7 @@ from .records import (
     Skip,
     SyncBatch,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -413,6 +414,15 @@ class Store(Protocol):
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         """Thread ids of stored messages with these Message-IDs, and of
         stored messages that reference them."""
+        ...
+
+    def thread_links(self, channel_id: str, message_ids: Collection[str]) -> ThreadLinks:
+        """The threads these ids lead to, seen from one channel: what a
+        batch of the channel may join (``policy.threads.joinable_threads``).
+
+        Stored messages with these Message-IDs (with whether the channel
+        holds a copy of each), the threads of the channel's own copies that
+        reference them, and which of them other channels' copies reference."""
         ...
 
     def linked_addresses(self, target: Target) -> set[str]:

@@ -55,6 +55,7 @@ __all__ = [
     "SyncStage",
     "Target",
     "TargetKind",
+    "ThreadLinks",
     "ThreadSummary",
     "ThreadView",
     "Viewer",
@@ -221,6 +222,30 @@ class ErasureReport:
     events: int = 0
     skips: int = 0
     links: int = 0
+
+
+@attrs.frozen(slots=True)
+class ThreadLinks:
+    """The store's threading index for some ids, seen from one channel
+    (``Store.thread_links``).
+
+    ``stored`` maps each id that is a stored message's Message-ID to that
+    message's thread, whichever channels hold it, and ``held`` names those
+    the channel holds a copy of. ``referenced`` maps an id to the thread of
+    the oldest of the channel's own copies referencing it (In-Reply-To,
+    References or a provider thread node); ``elsewhere`` names the ids that
+    copies of other channels reference.
+    """
+
+    stored: Mapping[str, str] = attrs.field(factory=dict)
+    held: frozenset[str] = frozenset()
+    referenced: Mapping[str, str] = attrs.field(factory=dict)
+    elsewhere: frozenset[str] = frozenset()
+
+    @property
+    def claimed(self) -> frozenset[str]:
+        """Every id some stored thread may be named after."""
+        return frozenset(self.stored) | frozenset(self.referenced) | self.elsewhere
 
 
 @attrs.frozen(slots=True)

@@ -9,7 +9,7 @@ import pytest
 from commlink.addresses import parse_address
 from commlink.model import Channel, ChannelKind, ChannelSettings, Message, Participant, Role
 from commlink.policy.pipeline import evaluate
-from commlink.policy.threads import lookup_ids
+from commlink.policy.threads import joinable_threads, lookup_ids
 from commlink.ports import Store
 from commlink.records import SyncBatch
 from commlink.stores.memory import MemoryStore
@@ -41,8 +41,9 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 
 def commit(store: Store, messages: list[Message]) -> dict[str, str]:
-    known = store.threads_by_message_ids(lookup_ids(messages, CHANNEL.id))
-    result = evaluate(messages, CHANNEL, {}, InMemoryDirectory(), known)
+    links = store.thread_links(CHANNEL.id, lookup_ids(messages, CHANNEL.id))
+    known = joinable_threads(links, messages)
+    result = evaluate(messages, CHANNEL, {}, InMemoryDirectory(), known, links.claimed)
     store.commit(SyncBatch(CHANNEL.id, "all", messages=result.records, links=result.links))
     return {r.message.provider_id: r.thread_id for r in result.records}
 

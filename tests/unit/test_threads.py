@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 from commlink.model import Message
 from commlink.policy.threads import (
     assign_threads,
+    joinable_threads,
     lookup_ids,
     root_candidate,
     thread_node,
 )
+from commlink.records import ThreadLinks
 
 WHEN = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -189,3 +191,37 @@ def test_a_merged_thread_is_never_assigned() -> None:
     result = store.sync([m("1", "m0", refs=["m1"]), m("3", "m2")])
     assert len(set(result.values())) == 1
     assert len({store.thread_of(p) for p in ("1", "3", "5", "7")}) == 1
+
+
+def test_joinable_threads_trust_only_what_the_channel_vouches_for() -> None:
+    links = ThreadLinks(
+        stored={"own": "T-own", "held": "T-held", "foreign": "T-foreign", "both": "T-b"},
+        held=frozenset({"held", "both"}),
+        referenced={"foreign": "T-mine", "loose": "T-loose", "both": "T-b2"},
+        elsewhere=frozenset({"rumour"}),
+    )
+    batch = [m("1", "own", refs=["held", "foreign", "loose", "rumour", "both"])]
+    assert joinable_threads(links, batch) == {
+        "own": "T-own",  # the same message seen from another mailbox
+        "held": "T-held",  # the channel holds a copy
+        "foreign": "T-mine",  # not the stored message's thread: the channel's own reply to it
+        "loose": "T-loose",
+        "both": frozenset({"T-b", "T-b2"}),  # both are the channel's: the batch joins them
+    }
+    assert links.claimed == {"own", "held", "foreign", "both", "loose", "rumour"}
+
+
+def test_an_id_another_thread_may_carry_is_qualified_by_the_channel() -> None:
+    batch = [m("1", "x", refs=["a"])]
+    assert assign_threads(batch, {}, "ch").by_provider_id == {"1": "a"}
+    claimed = assign_threads(batch, {}, "ch", claimed={"a"}).by_provider_id
+    assert claimed == {"1": "ch a"}
+    # a second batch of the channel finds the first through its own reference
+    again = assign_threads([m("2", "y", refs=["a"])], {"a": "ch a"}, "ch", claimed={"a"})
+    assert again.by_provider_id == {"2": "ch a"}
+
+
+def test_an_id_leading_to_two_threads_merges_them() -> None:
+    result = assign_threads([m("1", "x")], {"x": frozenset({"T-2", "T-1"})}, "ch")
+    assert result.by_provider_id == {"1": "T-1"}
+    assert result.merges == (("T-2", "T-1"),)

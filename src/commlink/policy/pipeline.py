@@ -65,12 +65,15 @@ def evaluate(
     channel: Channel,
     folders: Mapping[str, Folder],
     directory: Directory,
-    known_threads: Mapping[str, str],
+    known_threads: Mapping[str, str | frozenset[str]],
+    claimed_threads: Collection[str] = frozenset(),
 ) -> Evaluation:
     """Run the policy over one batch of a mail channel.
 
-    ``known_threads`` is the store's answer to ``threads_by_message_ids``
-    for ``threads.lookup_ids(messages)``.
+    ``known_threads`` maps ids to the stored threads the batch may join, and
+    ``claimed_threads`` names ids that threads it may not join could carry:
+    ``threads.joinable_threads`` and ``ThreadLinks.claimed`` of the store's
+    ``thread_links`` answer for ``threads.lookup_ids(messages, channel.id)``.
     """
     settings = channel.settings
     rules = rules_for(settings)
@@ -97,7 +100,7 @@ def evaluate(
         lambda known: contacts_to_create(zip(kept, directions, strict=True), settings, known),
     )
     links = match_keys(ordered, directory, rules.org, people=people)
-    threads = assign_threads(kept, known_threads, channel.id)
+    threads = assign_threads(kept, known_threads, channel.id, claimed_threads)
     by_provider_id = threads.by_provider_id
     records = tuple(
         MessageRecord(

@@ -7,19 +7,31 @@ Message-IDs, merging stored threads it joins; a new group gets an id that
 depends only on its members, never on the order they arrive in.
 
 Across batches, groups are joined through the store's index
-(``Store.threads_by_message_ids``) of Message-IDs, references and provider
-thread nodes (stored as a record's ``thread_keys``).
+(``Store.thread_links``) of Message-IDs, references and provider thread
+nodes (stored as a record's ``thread_keys``). Every id in a message comes
+from its sender, so a batch joins only the stored threads its own channel
+vouches for (``joinable_threads``): an outsider who knows a Message-ID of
+another mailbox's conversation cannot thread mail into it, nor merge two
+conversations by referencing both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
 from ..model import Message
+from ..records import ThreadLinks
 
-__all__ = ["ThreadAssignment", "assign_threads", "lookup_ids", "root_candidate", "thread_node"]
+__all__ = [
+    "ThreadAssignment",
+    "assign_threads",
+    "joinable_threads",
+    "lookup_ids",
+    "root_candidate",
+    "thread_node",
+]
 
 
 @attrs.frozen(slots=True)
@@ -41,6 +53,28 @@ def lookup_ids(messages: Iterable[Message], channel_id: str | None = None) -> se
     return ids
 
 
+def joinable_threads(
+    links: ThreadLinks, messages: Iterable[Message]
+) -> dict[str, str | frozenset[str]]:
+    """The stored threads a channel's batch may join, by id, from the store's
+    ``thread_links`` answer for ``lookup_ids(messages, channel_id)``.
+
+    A message's own Message-ID leads to its stored record's thread wherever
+    that is held (the same message seen from two mailboxes). An In-Reply-To
+    or reference leads to a stored message's thread only when the channel
+    holds a copy of that message. Any id also leads to the threads of the
+    channel's own copies that reference it. An id leading to two threads
+    maps to both: the batch joins them.
+    """
+    own = {m.message_id for m in messages if m.message_id}
+    known: dict[str, str | frozenset[str]] = dict(links.referenced)
+    for message_id, thread in links.stored.items():
+        if message_id in own or message_id in links.held:
+            also = links.referenced.get(message_id, thread)
+            known[message_id] = thread if also == thread else frozenset((thread, also))
+    return known
+
+
 def thread_node(channel_id: str, thread_hint: str) -> str:
     """The node (and fallback thread id) of a provider's own thread id."""
     return f"{channel_id}:{thread_hint}"
@@ -59,14 +93,19 @@ def root_candidate(message: Message, channel_id: str) -> str:
 
 
 def assign_threads(
-    messages: Sequence[Message], known: Mapping[str, str], channel_id: str
+    messages: Sequence[Message],
+    known: Mapping[str, str | frozenset[str]],
+    channel_id: str,
+    claimed: Collection[str] = frozenset(),
 ) -> ThreadAssignment:
     """Assign a thread id to every message.
 
-    ``known`` maps Message-IDs to stored thread ids (the store's answer for
-    ``lookup_ids(messages)``). A group touching stored threads takes the
+    ``known`` maps ids to the stored thread id (or ids) the batch may join
+    (``joinable_threads``). A group touching stored threads takes the
     smallest of their ids and the others are merged into it; otherwise its
-    id is the smallest root candidate of its messages.
+    id is the smallest root candidate of its messages, qualified by the
+    channel when that id is among ``claimed`` (``ThreadLinks.claimed``): a
+    thread the batch may not join may already carry that name.
     """
     parent: dict[str, str] = {}
 
@@ -100,9 +139,10 @@ def assign_threads(
     # Stored threads join the graph too: two groups of this batch that touch
     # the same stored thread are one thread.
     for node in list(parent):
-        thread = known.get(node)
-        if thread:
-            union(node, _STORED + thread)
+        found = known.get(node)
+        for thread in (found,) if isinstance(found, str) else found or ():
+            if thread:
+                union(node, _STORED + thread)
     stored: dict[str, set[str]] = {}
     for node in parent:
         if node.startswith(_STORED):
@@ -122,6 +162,8 @@ def assign_threads(
             keep = min(threads)
             merges.update((t, keep) for t in threads if t != keep)
             chosen[root] = keep
+        elif candidate in claimed:
+            chosen[root] = _qualified(channel_id, candidate)
         else:
             chosen[root] = candidate
     return ThreadAssignment(
@@ -132,6 +174,12 @@ def assign_threads(
 
 # Prefix of stored-thread nodes; NUL never occurs in a Message-ID.
 _STORED = "\x00"
+
+
+def _qualified(channel_id: str, candidate: str) -> str:
+    # Parsed ids never hold a space (``mime.headers.msg_ids``), so no id an
+    # outsider writes can name a thread of this form.
+    return f"{channel_id} {candidate}"
 
 
 def _header_ids(message: Message) -> list[str]:

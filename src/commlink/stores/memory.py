@@ -33,6 +33,7 @@ from ..records import (
     Skip,
     SyncBatch,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -371,6 +372,10 @@ class MemoryStore:
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         with self._lock:
             return memory_state.threads_by_message_ids(self._state, message_ids)
+
+    def thread_links(self, channel_id: str, message_ids: Collection[str]) -> ThreadLinks:
+        with self._lock:
+            return memory_state.thread_links(self._state, channel_id, message_ids)
 
     def linked_addresses(self, target: Target) -> set[str]:
         with self._lock:

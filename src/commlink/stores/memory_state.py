@@ -25,6 +25,7 @@ from ..records import (
     PageRequest,
     Skip,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -61,6 +62,7 @@ __all__ = [
     "remove_matching",
     "stored_addresses",
     "thread",
+    "thread_links",
     "threads_by_message_ids",
     "timeline",
 ]
@@ -252,6 +254,25 @@ def threads_by_message_ids(state: State, message_ids: Collection[str]) -> dict[s
         if ref in wanted
     ]
     return resolve_threads(own, referencing)
+
+
+def thread_links(state: State, channel_id: str, message_ids: Collection[str]) -> ThreadLinks:
+    wanted = set(message_ids)
+    stored = {m: state.threads[m] for m in wanted if m in state.threads}
+    own: list[tuple[str, datetime, str, str]] = []
+    elsewhere: set[str] = set()
+    for (mid, channel), copy in state.copies.items():
+        for ref in wanted.intersection(copy.refs):
+            if channel == channel_id:
+                own.append((ref, copy.date, mid, state.threads[mid]))
+            else:
+                elsewhere.add(ref)
+    return ThreadLinks(
+        stored=stored,
+        held=frozenset(m for m in stored if (m, channel_id) in state.copies),
+        referenced=resolve_threads({}, own),
+        elsewhere=frozenset(elsewhere),
+    )
 
 
 def stored_addresses(state: State) -> set[str]:

@@ -38,6 +38,7 @@ from ..records import (
     Skip,
     SyncBatch,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -439,6 +440,10 @@ class SqlStore(Closing):
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         with self._tx(write=False) as conn:
             return sql_read.threads_by_message_ids(conn, _storable(message_ids))
+
+    def thread_links(self, channel_id: str, message_ids: Collection[str]) -> ThreadLinks:
+        with self._tx(write=False) as conn:
+            return sql_read.thread_links(conn, channel_id, _storable(message_ids))
 
     def linked_addresses(self, target: Target) -> set[str]:
         query = sa.select(address_links.c.key).where(

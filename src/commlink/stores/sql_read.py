@@ -21,6 +21,7 @@ from ..records import (
     Page,
     PageRequest,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -56,7 +57,14 @@ from .sql_schema import (
     thread_targets,
 )
 
-__all__ = ["event_page", "known_ids", "thread", "threads_by_message_ids", "timeline"]
+__all__ = [
+    "event_page",
+    "known_ids",
+    "thread",
+    "thread_links",
+    "threads_by_message_ids",
+    "timeline",
+]
 
 
 def known_ids(conn: Connection, channel_id: str, scope_id: str, ids: Collection[str]) -> set[str]:
@@ -102,6 +110,49 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
             for ref, date, mid, tid in refs
         )
     return resolve_threads(own, referencing)
+
+
+def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> ThreadLinks:
+    m = mark(conn)
+    stored: dict[str, str] = {}
+    held: set[str] = set()
+    own: list[tuple[str, Any, str, str]] = []
+    elsewhere: set[str] = set()
+    moment = UtcDateTime()
+    for part in chunks(sorted(set(ids))):
+        keys = key_set(conn, part)
+        rows = fetch(
+            conn,
+            f"SELECT m.message_id, m.thread_id, c.channel_id FROM {messages.name} m "
+            f"LEFT JOIN {message_copies.name} c ON c.message_pk = m.pk AND c.channel_id = {m} "
+            f"WHERE {among_sql(conn, messages.c.message_id, 'm')}",
+            channel_id,
+            keys,
+        )
+        for mid, tid, holder in rows:
+            stored[mid] = tid
+            if holder is not None:
+                held.add(mid)
+        refs = fetch(
+            conn,
+            f"SELECT r.ref_id, r.channel_id, c.sent_at, m.message_id, m.thread_id "
+            f"FROM {message_refs.name} r JOIN {message_copies.name} c "
+            "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
+            f"JOIN {messages.name} m ON m.pk = r.message_pk "
+            f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
+            keys,
+        )
+        for ref, holder, date, mid, tid in refs:
+            if holder == channel_id:
+                own.append((ref, moment.process_result_value(date, conn.dialect), mid, tid))
+            else:
+                elsewhere.add(ref)
+    return ThreadLinks(
+        stored=stored,
+        held=frozenset(held),
+        referenced=resolve_threads({}, own),
+        elsewhere=frozenset(elsewhere),
+    )
 
 
 def _linked_keys(target: Target) -> sa.Select[Any]:

@@ -16,7 +16,7 @@ from ..errors import CommlinkError
 from ..model import Channel, Detail, Event, EventStatus, Folder, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.skips import erased_skip, involves
-from ..policy.threads import lookup_ids
+from ..policy.threads import joinable_threads, lookup_ids
 from ..policy.visibility import detail_for
 from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider, Scope, Store
 from ..records import AddressLinks, EventRecord, MessageRecord, Reason, Skip, SyncBatch
@@ -141,10 +141,11 @@ class MailFetcher:
         vanished = tuple(i for i in ids if i not in returned)
         messages, erased = _without_erased(messages, self.store)
         errors.extend(erased)
-        known_threads = self.store.threads_by_message_ids(lookup_ids(messages, self.channel.id))
+        links = self.store.thread_links(self.channel.id, lookup_ids(messages, self.channel.id))
+        known_threads, claimed = joinable_threads(links, messages), links.claimed
         verdict, poisoned = _judge(
             messages,
-            lambda ms: evaluate(ms, self.channel, folders, self.directory, known_threads),
+            lambda ms: evaluate(ms, self.channel, folders, self.directory, known_threads, claimed),
             lambda m: m.provider_id,
         )
         errors.extend(poisoned)

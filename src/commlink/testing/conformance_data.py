@@ -231,6 +231,7 @@ def dump(
         state[f"skips {ch.id}"] = list(store.skips(ch.id, Viewer(ch.user_id)))
         state[f"skips {ch.id} seen by others"] = list(store.skips(ch.id, Viewer("nobody")))
         state[f"state {ch.id}"] = store.channel_state(ch.id)
+        state[f"thread links {ch.id}"] = store.thread_links(ch.id, universe)
         for scope in {*scopes, "INBOX"}:
             state[f"cursor {ch.id} {scope}"] = store.cursor(ch.id, scope)
             state[f"known {ch.id} {scope}"] = sorted(store.known_ids(ch.id, scope, universe))

@@ -203,7 +203,10 @@ def _observe(store: Store) -> dict[str, Any]:
             seen[f"known {name} {scope}"] = store.known_ids(name, scope, ids)
     seen["stored"] = store.stored_addresses()
     seen["erased"] = store.erased([_key(n) for n in range(6)])
-    seen["threads"] = dict(store.threads_by_message_ids([f"id{i}@x" for i in range(8)]))
+    thread_ids = [f"id{i}@x" for i in range(8)]
+    seen["threads"] = dict(store.threads_by_message_ids(thread_ids))
+    for name in CHANNELS:
+        seen[f"thread links {name}"] = store.thread_links(name, thread_ids)
     for person_id in PEOPLE:
         for kind in (TargetKind.PERSON, TargetKind.OPPORTUNITY):
             target = Target(kind, person_id)

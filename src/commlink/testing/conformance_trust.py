@@ -311,3 +311,33 @@ class TrustTests:
         assert found == {"root@x": "t1", "other@x": "t1"}
         store.commit(batch("cb", deleted=("b1",)))
         assert store.threads_by_message_ids(["root@x", "other@x"]) == {"root@x": "t1"}
+
+    def test_thread_links_are_seen_from_one_channel(self, store: Store) -> None:
+        _setup(store, alice=FULL, bob=FULL)
+        root = message("a1", "root@x", thread="t1")
+        reply = message("a2", "reply@x", thread="t1", date=T0 + timedelta(hours=1))
+        reply = attrs.evolve(reply, message=attrs.evolve(reply.message, in_reply_to=("root@x",)))
+        # Mallory's message to Bob claims to answer Alice's conversation and another one
+        forged = message(
+            "b1", "forged@x", thread="t2", in_reply_to=("root@x",), references=("other@x",)
+        )
+        store.commit(batch("ca", messages=(root, reply)))
+        store.commit(batch("cb", messages=(forged,)))
+        ids = ["root@x", "reply@x", "forged@x", "other@x", "missing@x"]
+
+        alice = store.thread_links("ca", ids)
+        assert dict(alice.stored) == {"root@x": "t1", "reply@x": "t1", "forged@x": "t2"}
+        assert alice.held == {"root@x", "reply@x"}
+        assert dict(alice.referenced) == {"root@x": "t1"}
+        assert alice.elsewhere == {"root@x", "other@x"}
+
+        bob = store.thread_links("cb", ids)
+        assert dict(bob.stored) == dict(alice.stored)
+        assert bob.held == {"forged@x"}
+        assert dict(bob.referenced) == {"root@x": "t2", "other@x": "t2"}
+        assert bob.elsewhere == {"root@x"}
+
+        # a copy of the same Message-ID in Bob's mailbox makes it held there too
+        store.commit(batch("cb", messages=(message("b2", "root@x", thread="t1"),)))
+        assert store.thread_links("cb", ["root@x"]).held == {"root@x"}
+        assert store.thread_links("cz", ids).held == frozenset()

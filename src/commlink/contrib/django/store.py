@@ -46,6 +46,7 @@ from ...records import (
     Skip,
     SyncBatch,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -383,6 +384,10 @@ class DjangoStore:
     def threads_by_message_ids(self, message_ids: Collection[str]) -> Mapping[str, str]:
         with self._read():
             return store_read.threads_by_message_ids(self.using, _storable(message_ids))
+
+    def thread_links(self, channel_id: str, message_ids: Collection[str]) -> ThreadLinks:
+        with self._read():
+            return store_read.thread_links(self.using, channel_id, _storable(message_ids))
 
     def linked_addresses(self, target: Target) -> set[str]:
         with self._read():

@@ -22,6 +22,7 @@ from ...records import (
     Page,
     PageRequest,
     Target,
+    ThreadLinks,
     ThreadSummary,
     ThreadView,
     Viewer,
@@ -60,6 +61,7 @@ __all__ = [
     "known_ids",
     "message_source",
     "thread",
+    "thread_links",
     "threads_by_message_ids",
     "timeline",
 ]
@@ -111,6 +113,55 @@ def threads_by_message_ids(using: str, ids: Collection[str]) -> dict[str, str]:
             if (pk, ch) in dates and pk in logical
         )
     return resolve_threads(own, referencing)
+
+
+def thread_links(using: str, channel_id: str, ids: Collection[str]) -> ThreadLinks:
+    stored: dict[str, str] = {}
+    held: set[str] = set()
+    own: list[tuple[str, datetime, str, str]] = []
+    elsewhere: set[str] = set()
+    for part in chunked(sorted(set(ids))):
+        rows = list(
+            m.Message.objects.using(using)
+            .filter(message_id__in=part)
+            .values_list("id", "message_id", "thread_id")
+        )
+        stored.update((mid, tid) for _, mid, tid in rows)
+        holding = m.MessageCopy.objects.using(using).filter(
+            channel_id=channel_id, message_pk__in=[pk for pk, _, _ in rows]
+        )
+        held_pks = set(holding.values_list("message_pk", flat=True))
+        held.update(mid for pk, mid, _ in rows if pk in held_pks)
+        refs = list(
+            m.MessageRef.objects.using(using)
+            .filter(ref_id__in=part)
+            .values_list("ref_id", "message_pk", "channel_id")
+        )
+        # other channels' references count only as names taken (no date needed)
+        own_pks = sorted({pk for _, pk, ch in refs if ch == channel_id})
+        logical: dict[int, tuple[str, str]] = {}
+        dates: dict[int, datetime] = {}
+        for pk_part in chunked(own_pks):
+            found = m.Message.objects.using(using).filter(id__in=pk_part)
+            logical.update(
+                (pk, (mid, tid))
+                for pk, mid, tid in found.values_list("id", "message_id", "thread_id")
+            )
+            copies = m.MessageCopy.objects.using(using).filter(
+                channel_id=channel_id, message_pk__in=pk_part
+            )
+            dates.update(copies.values_list("message_pk", "sent_at"))
+        for ref, pk, ch in refs:
+            if ch != channel_id:
+                elsewhere.add(ref)
+            elif pk in dates and pk in logical:
+                own.append((ref, dates[pk], *logical[pk]))
+    return ThreadLinks(
+        stored=stored,
+        held=frozenset(held),
+        referenced=resolve_threads({}, own),
+        elsewhere=frozenset(elsewhere),
+    )
 
 
 def _of(model: type[m.Channel], key: str, column: str) -> Subquery:
