@@ -229,7 +229,12 @@ def main() -> None:
         )
         print(json.dumps(result))
         return
-    if args.baseline_src:  # bytecode, as an installed package has (both trees alike)
+    # bytecode, as an installed package has (both trees alike): without it
+    # (PYTHONDONTWRITEBYTECODE) every module imported during the import is compiled
+    import commlink
+
+    compileall.compile_dir(Path(commlink.__file__).parent, quiet=1)
+    if args.baseline_src:
         compileall.compile_dir(Path(args.baseline_src) / "commlink", quiet=1)
     sources: dict[str, str | None] = {"this": None}
     if args.baseline_src:
