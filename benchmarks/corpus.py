@@ -108,7 +108,7 @@ def message(n: int, people: int, rng: random.Random, *, size: int = 6000) -> byt
         f"To: {to}",
         *([f"Cc: {cc}"] if cc else []),
         f"Subject: {'Re: ' if reply else ''}{subject}",
-        f"Date: {format_datetime(T0 + timedelta(minutes=7 * n))}",
+        f"Date: {format_datetime(sent_at(n))}",
         f"Message-ID: <bench-{n}@generated.example>",
         *([f"In-Reply-To: <bench-{n - 3}@generated.example>"] if reply else []),
         *([f"References: <bench-{n - 3}@generated.example>"] if reply else []),
@@ -121,6 +121,16 @@ def message(n: int, people: int, rng: random.Random, *, size: int = 6000) -> byt
         f"{text}\r\n--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n"
     )
     return ("\r\n".join(headers) + "\r\n\r\n" + body).encode()
+
+
+def sent_at(n: int) -> datetime:
+    """When message ``n`` was sent: its Date header."""
+    return T0 + timedelta(minutes=7 * n)
+
+
+def arrival(n: int) -> int:
+    """When message ``n`` arrived, in Unix seconds (a Maildir file name's time)."""
+    return int(sent_at(n).timestamp()) + 30
 
 
 def messages(count: int, people: int, seed: int = 7) -> Iterator[bytes]:

@@ -25,6 +25,7 @@ import contextlib
 import os
 import random
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -103,19 +104,21 @@ if "COMMLINK_SCALE_DB" in os.environ:
 def write_corpus(root: Path, channels: int, per_channel: int) -> None:
     """One Maildir per channel; messages are numbered across channels, so
     every Message-ID is distinct (replies point within the channel)."""
-    marker = root / f".complete-{channels}x{per_channel}"
+    marker = root / f".complete-v2-{channels}x{per_channel}"  # v2: arrival times in names
     if marker.exists():
         return
-    from corpus import messages
+    from corpus import arrival, messages
 
     stream = messages(channels * per_channel, people=50_000)
     for c in range(channels):
         box = root / f"ch{c:03d}"
+        shutil.rmtree(box, ignore_errors=True)  # an older corpus's files
         for sub in ("cur", "new", "tmp"):
-            (box / sub).mkdir(parents=True, exist_ok=True)
+            (box / sub).mkdir(parents=True)
         for i in range(per_channel):
             raw = next(stream)
-            (box / "cur" / f"{1_700_000_000 + i}.M{i}P{c}.scale:2,S").write_bytes(raw)
+            stamp = arrival(c * per_channel + i)
+            (box / "cur" / f"{stamp}.M{i}P{c}.scale:2,S").write_bytes(raw)
     marker.touch()
 
 

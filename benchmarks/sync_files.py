@@ -50,13 +50,12 @@ sys.path.insert(0, str(HERE))
 
 
 def write_maildir(root: Path, count: int) -> None:
-    from corpus import messages
+    from corpus import arrival, messages
 
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    stamp = 1_700_000_000
     for n, raw in enumerate(messages(count, people=50_000)):
-        (root / "cur" / f"{stamp + n}.M{n}P1.bench:2,S").write_bytes(raw)
+        (root / "cur" / f"{arrival(n)}.M{n}P1.bench:2,S").write_bytes(raw)
 
 
 def evict(root: Path) -> None:

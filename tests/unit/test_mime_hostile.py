@@ -10,14 +10,15 @@ from __future__ import annotations
 import random
 import time
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commlink.calendar.ical import parse_calendar
-from commlink.mime.parse import parse_message
+from commlink.mime.parse import MAX_DATE_AHEAD, parse_message
 from commlink.mime.parts import stdlib_content
 from commlink.mime.storable import (
     HASHED_DOMAIN,
@@ -399,3 +400,58 @@ def test_the_provider_date_comes_before_received_headers() -> None:
     m = parse_message(raw + b"\r\nhi", provider_id="x", fallback_date=datetime(2025, 3, 1))
     assert m.date == datetime(2025, 3, 1, tzinfo=timezone.utc)
     assert "date-from-received" not in m.warnings
+
+
+# A Date header is the sender's word: one dated years ahead would head every
+# timeline its thread is on, for good.
+FUTURE = HEAD.replace(
+    b"Date: Mon, 3 Feb 2025 11:00:00 +0100", b"Date: Fri, 31 Dec 9999 23:59:59 +0000"
+)
+
+
+@pytest.mark.parametrize("detail", list(Detail))
+def test_a_date_far_ahead_of_arrival_gives_way_to_the_arrival_date(detail: Detail) -> None:
+    arrived = datetime(2025, 3, 1, 9, 30, tzinfo=timezone.utc)
+    m = parse_message(FUTURE + b"\r\nhi", provider_id="x", detail=detail, fallback_date=arrived)
+    assert m.date == arrived
+    assert "date-after-arrival" in m.warnings
+    # without a provider date, the topmost Received header tells when it arrived
+    m = parse_message(RECEIVED + FUTURE + b"\r\nhi", provider_id="x", detail=detail)
+    assert m.date == datetime(2025, 2, 4, 9, tzinfo=timezone.utc)
+    assert "date-after-arrival" in m.warnings
+
+
+@pytest.mark.parametrize(
+    ("ahead", "kept"),
+    [(timedelta(hours=23, minutes=59), True), (timedelta(days=1, seconds=1), False)],
+)
+def test_a_sender_clock_a_little_ahead_is_believed(ahead: timedelta, kept: bool) -> None:
+    m = parse_message(HEAD + b"\r\nhi", provider_id="x", fallback_date=DATE - ahead)
+    assert m.date == (DATE if kept else DATE - ahead)
+    assert ("date-after-arrival" in m.warnings) is not kept
+
+
+def test_a_date_before_arrival_is_kept_and_no_arrival_keeps_the_header() -> None:
+    # mail sent long before it arrived (a migration, a delayed queue) keeps its date
+    late = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_message(HEAD + b"\r\nhi", provider_id="x", fallback_date=late).date == DATE
+    # nothing says when it arrived: the header is all there is
+    m = parse_message(FUTURE + b"\r\nhi", provider_id="x")
+    assert m.date == datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    assert "date-after-arrival" not in m.warnings
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sent=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9999, 12, 30)),
+    arrived=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+)
+def test_no_message_is_dated_more_than_a_day_after_it_arrived(
+    sent: datetime, arrived: datetime
+) -> None:
+    header = format_datetime(sent.replace(microsecond=0, tzinfo=timezone.utc)).encode()
+    raw = HEAD.replace(b"Mon, 3 Feb 2025 11:00:00 +0100", header) + b"\r\nhi"
+    m = parse_message(raw, provider_id="x", fallback_date=arrived)
+    arrival = arrived.replace(tzinfo=timezone.utc)
+    assert m.date - arrival <= MAX_DATE_AHEAD
+    assert m.date in (sent.replace(microsecond=0, tzinfo=timezone.utc), arrival)

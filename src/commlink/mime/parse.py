@@ -25,6 +25,9 @@ Problems never raise; they become short strings in ``Message.warnings``:
   ``date-from-received`` (the topmost Received header's date was used, when
   there was no provider date) or ``date-unknown`` (neither: the epoch, a
   fixed value so that re-imports agree);
+* ``date-after-arrival``: the Date header ran more than a day ahead of the
+  arrival date (the provider's, else the topmost Received header's), which
+  was used instead;
 * ``bad-address:<header>``: an entry that is not an address (kept as an
   invalid ``Address``); ``missing-comma``: two mailboxes with no comma
   between them (both kept); ``header-truncated:<header>``: an address header
@@ -56,7 +59,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import fast_mail_parser as fmp
 
@@ -84,7 +87,11 @@ from .storable import MAX_NAME_CHARS, MAX_SUBJECT_CHARS, storable_message
 from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_safe
 from .text import collapse, snippet
 
-__all__ = ["parse_message"]
+__all__ = ["MAX_DATE_AHEAD", "parse_message"]
+
+#: How far a Date header may run ahead of the message's arrival (a sender's
+#: clock or time zone set wrong) before the arrival date is used instead.
+MAX_DATE_AHEAD = timedelta(days=1)
 
 # Header sections larger than this are read without the fast parser.
 _LARGE_HEADER = 64 * 1024
@@ -136,7 +143,10 @@ def parse_message(
     topmost Received header (written by the receiving server), else the
     epoch with the warning ``date-unknown``: a fixed value rather than the
     time of parsing, so that importing the message again gives the same
-    record.
+    record. A Date header more than ``MAX_DATE_AHEAD`` (a day) after that
+    arrival date is the sender's invention (a message dated years ahead
+    would head every timeline it is on): the arrival date is used instead,
+    with the warning ``date-after-arrival``.
 
     ``limits`` (default ``Limits()``) bounds what is kept: body text over
     ``max_text_chars`` is cut (``text-truncated``); participants past
@@ -217,6 +227,8 @@ def _parse(
     message_id, synthetic = _message_id(hdrs, raw, warnings)
     if date is None:
         date = _fallback_date("date" in hdrs, fallback_date, hdrs.get("received"), warnings)
+    else:
+        date = _not_ahead_of_arrival(date, fallback_date, hdrs.get("received"), warnings)
     if len(found) > limits.max_participants:
         warnings.append(f"participants-truncated:{len(found)}")
         del found[limits.max_participants :]
@@ -466,6 +478,34 @@ def _message_id(
     return synthetic_id(raw), True
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _not_ahead_of_arrival(
+    date: datetime,
+    fallback: datetime | None,
+    received: Sequence[str] | None,
+    warnings: list[str],
+) -> datetime:
+    """The Date header's date, or the arrival date when the header runs more
+    than ``MAX_DATE_AHEAD`` ahead of it (see ``parse_message``)."""
+    arrival = _utc(fallback)
+    if arrival is None and received:
+        arrival = received_date(received)
+    if arrival is not None and date - arrival > MAX_DATE_AHEAD:
+        warnings.append("date-after-arrival")
+        return arrival
+    return date
+
+
 def _fallback_date(
     present: bool,
     fallback: datetime | None,
@@ -474,13 +514,9 @@ def _fallback_date(
 ) -> datetime:
     """The date of a message without a usable Date header (see ``parse_message``)."""
     warnings.append("bad-date" if present else "missing-date")
-    if fallback is not None:
-        try:
-            if fallback.tzinfo is None:
-                return fallback.replace(tzinfo=timezone.utc)
-            return fallback.astimezone(timezone.utc)
-        except (OverflowError, ValueError):
-            pass
+    arrival = _utc(fallback)
+    if arrival is not None:
+        return arrival
     date = received_date(received) if received else None
     if date is not None:
         warnings.append("date-from-received")
