@@ -33,9 +33,11 @@ from ..records import (
 __all__ = [
     "FIRST_PAGE",
     "MAX_STORED_WARNINGS",
+    "MAX_SUMMARY_MESSAGES",
     "MAX_WARNING_CHARS",
     "EventKey",
     "StoredMessage",
+    "ThreadTotals",
     "effective_visibility",
     "entry_matcher",
     "event_summary",
@@ -250,10 +252,30 @@ def message_view(
     )
 
 
+#: A timeline summarises a longer thread from its newest messages only, so a
+#: page costs the same however long its threads grow (notification threads,
+#: or an outsider's flood, reach tens of thousands of messages).
+MAX_SUMMARY_MESSAGES = 100
+
+
+@attrs.frozen(slots=True)
+class ThreadTotals:
+    """What a long thread's summary takes from all its messages: how many
+    there are and the earliest date of any copy."""
+
+    count: int
+    first_at: datetime
+
+
 def summarise_thread(
-    thread_id: str, messages: Sequence[StoredMessage], visibility: Sequence[Visibility]
+    thread_id: str,
+    messages: Sequence[StoredMessage],
+    visibility: Sequence[Visibility],
+    totals: ThreadTotals | None = None,
 ) -> ThreadSummary:
-    """A thread's summary from all its messages (oldest first) and their visibility."""
+    """A thread's summary from its messages (oldest first) and their
+    visibility: all of them, or, given the thread's ``totals``, its newest
+    ones (``MAX_SUMMARY_MESSAGES``)."""
     seen: set[tuple[str, str]] = set()
     participants: list[Participant] = []
     for message in messages:
@@ -272,9 +294,9 @@ def summarise_thread(
     return ThreadSummary(
         thread_id=thread_id,
         participants=tuple(participants),
-        first_at=messages[0].date,
+        first_at=messages[0].date if totals is None else min(totals.first_at, messages[0].date),
         last_at=messages[-1].date,
-        message_count=len(messages),
+        message_count=len(messages) if totals is None else totals.count,
         visibility=max(visibility, key=lambda v: v.rank),
         subject=subject,
         snippet=snippet,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
@@ -33,8 +34,10 @@ from ..model import Channel, Direction, Event, Visibility
 from ..policy.filters import rules_for
 from ..records import EventSummary, MessageView, Page, ThreadSummary, Viewer, Window
 from .common import (
+    MAX_SUMMARY_MESSAGES,
     EventKey,
     StoredMessage,
+    ThreadTotals,
     event_summary,
     message_view,
     select_occurrences,
@@ -51,8 +54,11 @@ __all__ = [
     "message_views",
     "organizer_key",
     "seen_messages",
+    "summary_messages",
     "timeline_page",
 ]
+
+K = TypeVar("K", int, str)
 
 
 @attrs.frozen(slots=True)
@@ -117,25 +123,65 @@ def seen_messages(viewer: Viewer, copies: Iterable[tuple[Holder, StoredMessage]]
     return seen
 
 
+def summary_messages(
+    copies: Iterable[tuple[str, K, datetime]], most: int = MAX_SUMMARY_MESSAGES
+) -> tuple[set[K], dict[str, ThreadTotals]]:
+    """The messages a timeline reads to summarise threads, and the totals of
+    the threads it summarises from some of them.
+
+    ``copies`` holds ``(thread id, message key, date)`` for every copy of the
+    threads' messages. A thread of at most ``most`` messages is read whole;
+    of a longer one, the newest ``most`` (by their latest copy, then key).
+    """
+    latest: dict[str, dict[K, datetime]] = {}
+    first: dict[str, datetime] = {}
+    for thread_id, key, date in copies:
+        dates = latest.setdefault(thread_id, {})
+        if key not in dates or date > dates[key]:
+            dates[key] = date
+        if thread_id not in first or date < first[thread_id]:
+            first[thread_id] = date
+    keys: set[K] = set()
+    totals: dict[str, ThreadTotals] = {}
+    for thread_id, dates in latest.items():
+        if len(dates) <= most:
+            keys.update(dates)
+            continue
+        newest = sorted(dates.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        keys.update(key for key, _ in newest[:most])
+        totals[thread_id] = ThreadTotals(len(dates), first[thread_id])
+    return keys, totals
+
+
 def timeline_page(
     viewer: Viewer,
     order: Sequence[tuple[datetime, str]],
     limit: int,
     copies: Mapping[str, Iterable[tuple[Holder, StoredMessage]]],
+    totals: Mapping[str, ThreadTotals] | None = None,
 ) -> Page[ThreadSummary]:
     """A timeline page as ``viewer`` sees it.
 
     ``order`` holds up to ``limit + 1`` ``(last_at, thread id)`` rows, newest
-    first; ``copies`` every copy of the first ``limit`` threads' messages,
+    first; ``copies`` every copy of the first ``limit`` threads' messages
+    (only the newest of a thread with ``totals``: see ``summary_messages``),
     by thread. A thread the viewer sees nothing of is left out of the page.
     """
     chosen = order[:limit]
+    long_threads = totals or {}
     items = []
     for _, thread_id in chosen:
         seen = seen_messages(viewer, copies.get(thread_id, ()))
         if seen:
             messages_seen = [s.message for s in seen]
-            items.append(summarise_thread(thread_id, messages_seen, [s.visibility for s in seen]))
+            items.append(
+                summarise_thread(
+                    thread_id,
+                    messages_seen,
+                    [s.visibility for s in seen],
+                    long_threads.get(thread_id),
+                )
+            )
     token = thread_token(*chosen[-1]) if len(order) > limit else None
     return Page(items=tuple(items), next=token)
 

@@ -44,7 +44,15 @@ from .common import (
     thread_token,
     validate_page,
 )
-from .copies import Holder, Seen, holder_of, meeting_summaries, organizer_key, seen_messages
+from .copies import (
+    Holder,
+    Seen,
+    holder_of,
+    meeting_summaries,
+    organizer_key,
+    seen_messages,
+    summary_messages,
+)
 
 __all__ = [
     "AssocKey",
@@ -288,12 +296,20 @@ def linked_keys(state: State, target: Target) -> set[str]:
     return {key for key, links in state.links.items() if link in links}
 
 
-def _seen(state: State, viewer: Viewer, thread_ids: Collection[str]) -> dict[str, list[Seen]]:
-    """What ``viewer`` sees of each message of the threads (see ``copies``)."""
+def _seen(
+    state: State,
+    viewer: Viewer,
+    thread_ids: Collection[str],
+    message_ids: Collection[str] | None = None,
+) -> dict[str, list[Seen]]:
+    """What ``viewer`` sees of each message of the threads (of those among
+    ``message_ids`` when given; see ``copies``)."""
     copies: dict[str, list[tuple[Holder, StoredMessage]]] = {}
     for (mid, channel_id), copy in state.copies.items():
         thread_id = state.threads[mid]
         channel = state.channels.get(channel_id)
+        if message_ids is not None and mid not in message_ids:
+            continue
         if thread_id in thread_ids and channel is not None:
             copies.setdefault(thread_id, []).append(
                 (holder_of(channel), copy.stored(mid, thread_id))
@@ -322,14 +338,19 @@ def timeline(
         after = thread_after(page.after)
         order = [row for row in order if row < after]
     chosen = order[: page.limit]
-    seen = _seen(state, viewer, {tid for _, tid in chosen})
+    wanted = {tid for _, tid in chosen}
+    read, totals = summary_messages(
+        (state.threads[mid], mid, copy.date)
+        for (mid, channel_id), copy in state.copies.items()
+        if state.threads[mid] in wanted and channel_id in state.channels
+    )
+    seen = _seen(state, viewer, wanted, read)
     items = []
     for _last, tid in chosen:
         found = seen.get(tid)
         if found:
-            items.append(
-                summarise_thread(tid, [s.message for s in found], [s.visibility for s in found])
-            )
+            messages, visibility = [s.message for s in found], [s.visibility for s in found]
+            items.append(summarise_thread(tid, messages, visibility, totals.get(tid)))
     token = thread_token(*chosen[-1]) if len(order) > page.limit else None
     return Page(items=tuple(items), next=token)
 

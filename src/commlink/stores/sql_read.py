@@ -28,8 +28,10 @@ from ..records import (
     Window,
 )
 from .common import (
+    MAX_SUMMARY_MESSAGES,
     EventKey,
     StoredMessage,
+    ThreadTotals,
     message_after,
     message_token,
     page_events,
@@ -37,7 +39,14 @@ from .common import (
     thread_after,
     validate_page,
 )
-from .copies import Holder, Seen, meeting_summaries, message_views, seen_messages, timeline_page
+from .copies import (
+    Holder,
+    Seen,
+    meeting_summaries,
+    message_views,
+    seen_messages,
+    timeline_page,
+)
 from .sql_bulk import among_sql, fetch, key_set, mark
 from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
 from .sql_schema import (
@@ -237,8 +246,50 @@ def timeline(
         )
     query = query.order_by(tt.last_at.desc(), tt.thread_id.desc()).limit(page.limit + 1)
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
-    copies = _copies(conn, [tid for _, tid in order[: page.limit]], bodies=False)
-    return timeline_page(viewer, order, page.limit, copies)
+    thread_ids = [tid for _, tid in order[: page.limit]]
+    totals = _long_threads(conn, thread_ids)
+    copies = _copies(conn, [t for t in thread_ids if t not in totals], bodies=False)
+    for thread_id in totals:
+        copies.update(_copies(conn, (), bodies=False, message_pks=_newest(conn, thread_id)))
+    return timeline_page(viewer, order, page.limit, copies, totals)
+
+
+def _long_threads(conn: Connection, thread_ids: Sequence[str]) -> dict[str, ThreadTotals]:
+    """The totals of the threads over ``MAX_SUMMARY_MESSAGES`` messages (a
+    message is stored while it has a copy, so its thread's index counts)."""
+    m, c = messages.c, message_copies.c
+    counts: dict[str, int] = {}
+    for part in chunks(thread_ids):
+        rows = conn.execute(
+            sa.select(m.thread_id, sa.func.count())
+            .where(among(conn, m.thread_id, part))
+            .group_by(m.thread_id)
+        )
+        counts.update((tid, int(n)) for tid, n in rows if n > MAX_SUMMARY_MESSAGES)
+    found: dict[str, ThreadTotals] = {}
+    for thread_id, count in counts.items():
+        first = conn.execute(
+            sa.select(sa.func.min(c.sent_at))
+            .join(messages, m.pk == c.message_pk)
+            .where(m.thread_id == thread_id)
+        ).scalar_one()
+        found[thread_id] = ThreadTotals(count, first)
+    return found
+
+
+def _newest(conn: Connection, thread_id: str) -> list[int]:
+    """The pks of a thread's newest ``MAX_SUMMARY_MESSAGES`` messages (by
+    their latest copy, then Message-ID; as ``copies.summary_messages``)."""
+    m, c = messages.c, message_copies.c
+    query = (
+        sa.select(m.pk)
+        .join(message_copies, c.message_pk == m.pk)
+        .where(m.thread_id == thread_id)
+        .group_by(m.pk, m.message_id)
+        .order_by(sa.func.max(c.sent_at).desc(), _code_order(conn, m.message_id).desc())
+        .limit(MAX_SUMMARY_MESSAGES)
+    )
+    return [int(pk) for (pk,) in conn.execute(query)]
 
 
 def thread(

@@ -12,6 +12,7 @@ from ..errors import InvalidInput
 from ..model import Attachment, EventStatus, Participant, Role, Visibility
 from ..ports import Store
 from ..records import EventRecord, PageRequest, Target, TargetKind, Viewer, Window
+from ..stores.common import MAX_SUMMARY_MESSAGES
 from .conformance_data import (
     ALICE,
     BOB,
@@ -173,6 +174,33 @@ class ReadTests:
         assert view is not None
         assert [m.subject for m in view.messages] == ["First", "Second", None]
         assert [m.visibility for m in view.messages] == [FULL, FULL, METADATA]
+
+    def test_a_long_thread_is_summarised_from_its_newest_messages(self, store: Store) -> None:
+        setup_channels(store, ("c1", "u1", FULL), ("c2", "u2", METADATA))
+        longest = MAX_SUMMARY_MESSAGES + 5
+        records = [
+            message(
+                f"m{i}",
+                thread="t",
+                date=T0 + timedelta(hours=i),
+                to=(f"guest{i}@client.example",),
+                subject=f"Update {i}",
+                snippet=f"s{i}",
+            )
+            for i in range(longest)
+        ]
+        store.commit(batch(messages=tuple(records), links=(links(ALICE, "p1"),)))
+        # the oldest message has a second copy, dated a day earlier, in another mailbox
+        early = message("x0", "m0@mail.example", thread="t", date=T0 - timedelta(days=1))
+        store.commit(batch("c2", messages=(early,)))
+        for viewer in (Viewer("u1"), Viewer("u2"), Viewer("u3")):
+            (summary,) = all_threads(store, person("p1"), viewer)
+            assert summary.message_count == longest
+            assert summary.first_at == T0 - timedelta(days=1)  # the earliest copy
+            assert summary.last_at == T0 + timedelta(hours=longest - 1)
+            assert summary.subject == f"Update {longest - 1}"
+            guests = {p.address.key for p in summary.participants if p.role is Role.TO}
+            assert guests == {f"guest{i}@client.example" for i in range(5, longest)}
 
     def test_invalid_participants_never_link(self, store: Store) -> None:
         setup_channels(store)

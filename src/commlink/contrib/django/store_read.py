@@ -43,6 +43,7 @@ from ...stores.copies import (
     meeting_summaries,
     message_views,
     seen_messages,
+    summary_messages,
     timeline_page,
 )
 from ...stores.sources import chosen_source
@@ -169,21 +170,32 @@ def _of(model: type[m.Channel], key: str, column: str) -> Subquery:
     return Subquery(model.objects.filter(id=OuterRef(key)).values(column)[:1])
 
 
-def _copies(
-    using: str, thread_ids: Sequence[str], bodies: bool
-) -> dict[str, list[tuple[Holder, StoredMessage]]]:
-    """Every copy of the threads' messages (with its participants, and its
-    body, HTML and warnings when ``bodies``) and the channel holding it, by
-    thread: three queries for up to ``CHUNK`` threads and messages."""
-    fields = (*_COPY_FIELDS, "body", "html", "warnings") if bodies else _COPY_FIELDS
-    copies: list[dict[str, Any]] = []
-    people: dict[tuple[int, str], list[Participant]] = {}
+def _logical(using: str, thread_ids: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """``pk -> (Message-ID, thread id)`` of the threads' messages."""
     logical: dict[int, tuple[str, str]] = {}
     for part in chunked(thread_ids):
         rows = m.Message.objects.using(using).filter(thread_id__in=part)
         logical.update(
             (pk, (mid, tid)) for pk, mid, tid in rows.values_list("id", "message_id", "thread_id")
         )
+    return logical
+
+
+def _copies(
+    using: str,
+    thread_ids: Sequence[str],
+    bodies: bool,
+    logical: dict[int, tuple[str, str]] | None = None,
+) -> dict[str, list[tuple[Holder, StoredMessage]]]:
+    """Every copy of the threads' messages (or of the messages ``logical``
+    names) with its participants, and its body, HTML and warnings when
+    ``bodies``, and the channel holding it, by thread: three queries for up
+    to ``CHUNK`` threads and messages."""
+    fields = (*_COPY_FIELDS, "body", "html", "warnings") if bodies else _COPY_FIELDS
+    copies: list[dict[str, Any]] = []
+    people: dict[tuple[int, str], list[Participant]] = {}
+    if logical is None:
+        logical = _logical(using, thread_ids)
     # explicit key lists: a semi-join over the whole table may be planned as a scan of it
     for pks in chunked(sorted(logical)):
         copies.extend(
@@ -234,8 +246,17 @@ def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> P
             : page.limit + 1
         ]
     )
-    copies = _copies(using, [tid for _, tid in order[: page.limit]], bodies=False)
-    return timeline_page(viewer, order, page.limit, copies)
+    logical = _logical(using, [tid for _, tid in order[: page.limit]])
+    dates: list[tuple[str, str, datetime]] = []
+    for pks in chunked(sorted(logical)):
+        found = m.MessageCopy.objects.using(using).filter(message_pk__in=pks)
+        for pk, at in found.values_list("message_pk", "sent_at"):
+            mid, tid = logical[pk]
+            dates.append((tid, mid, at))
+    read, totals = summary_messages(dates)
+    chosen = {pk: ids for pk, ids in logical.items() if ids[0] in read}
+    copies = _copies(using, (), bodies=False, logical=chosen)
+    return timeline_page(viewer, order, page.limit, copies, totals)
 
 
 def thread(
