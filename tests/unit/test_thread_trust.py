@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -287,3 +288,28 @@ def test_threads_are_what_the_mailboxes_vouch_for(kind: str, batches: list[list[
         if mid in {m for _, m, _ in copies}:
             parts.setdefault(thread, set()).add(mid)
     assert {frozenset(p) for p in parts.values()} == _vouched_parts(copies)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_another_mailboxs_provider_thread_cannot_be_named(kind: str) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqlStore("sqlite://")
+    settings_ = ChannelSettings(owner=ALICE, org_domains=frozenset({"home.example"}))
+    gmail, other = (Channel(c, "u", ChannelKind.MAIL, "fake", settings_) for c in ("gm", "cb"))
+    for channel in (gmail, other):
+        store.save_channel(channel)
+
+    def sync(channel: Channel, message: Message) -> str:
+        links = store.thread_links(channel.id, lookup_ids([message], channel.id))
+        known = joinable_threads(links, [message])
+        result = evaluate([message], channel, {}, InMemoryDirectory(), known, links.claimed)
+        store.commit(
+            SyncBatch(channel.id, "all", messages=result.records, thread_merges=result.merges)
+        )
+        return result.records[0].thread_id
+
+    # Gmail's own thread id ties Alice's two messages (no References)
+    first = sync(gmail, attrs.evolve(_copy_message(("gm", "a1@x", ())), thread_hint="T1"))
+    assert sync(gmail, attrs.evolve(_copy_message(("gm", "a2@x", ())), thread_hint="T1")) == first
+    # an outsider naming that thread's node from another mailbox starts his own
+    forged = _copy_message(("cb", "x1@x", ("gm:T1",)))
+    assert sync(other, forged) != first
