@@ -23,6 +23,7 @@ from .words import decode_words, lenient_b64decode
 __all__ = [
     "EPOCH",
     "ROLE_HEADERS",
+    "as_utc",
     "decode_words",
     "header_block",
     "lenient_b64decode",
@@ -180,10 +181,18 @@ def parse_date(value: str) -> datetime | None:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+    return as_utc(parsed)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """``value`` as an aware UTC datetime (naive means UTC); ``None`` when it
+    cannot be one (out of range once converted)."""
+    if value is None:
+        return None
     try:
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
     except (OverflowError, ValueError):
         return None
 

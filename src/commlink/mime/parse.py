@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import fast_mail_parser as fmp
 
@@ -68,6 +68,7 @@ from .content import body_text, fast_content
 from .headers import (
     EPOCH,
     ROLE_HEADERS,
+    as_utc,
     decode_words,
     header_block,
     mime_headers_only,
@@ -478,17 +479,6 @@ def _message_id(
     return synthetic_id(raw), True
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        return None
-
-
 def _not_ahead_of_arrival(
     date: datetime,
     fallback: datetime | None,
@@ -497,7 +487,7 @@ def _not_ahead_of_arrival(
 ) -> datetime:
     """The Date header's date, or the arrival date when the header runs more
     than ``MAX_DATE_AHEAD`` ahead of it (see ``parse_message``)."""
-    arrival = _utc(fallback)
+    arrival = as_utc(fallback)
     if arrival is None and received:
         arrival = received_date(received)
     if arrival is not None and date - arrival > MAX_DATE_AHEAD:
@@ -514,7 +504,7 @@ def _fallback_date(
 ) -> datetime:
     """The date of a message without a usable Date header (see ``parse_message``)."""
     warnings.append("bad-date" if present else "missing-date")
-    arrival = _utc(fallback)
+    arrival = as_utc(fallback)
     if arrival is not None:
         return arrival
     date = received_date(received) if received else None

@@ -94,7 +94,6 @@ def known_ids(conn: Connection, channel_id: str, scope_id: str, ids: Collection[
 def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, str]:
     own: dict[str, str] = {}
     referencing: list[tuple[str, Any, str, str]] = []
-    moment = UtcDateTime()
     for part in chunks(sorted(set(ids))):
         keys = key_set(conn, part)
         rows = fetch(
@@ -104,21 +103,29 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
             keys,
         )
         own.update((mid, tid) for mid, tid in rows)
-        # every copy's references, each with its copy's date
-        refs = fetch(
-            conn,
-            f"SELECT r.ref_id, c.sent_at, m.message_id, m.thread_id FROM {message_refs.name} r "
-            f"JOIN {message_copies.name} c "
-            "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
-            f"JOIN {messages.name} m ON m.pk = r.message_pk "
-            f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
-            keys,
-        )
         referencing.extend(
-            (ref, moment.process_result_value(date, conn.dialect), mid, tid)
-            for ref, date, mid, tid in refs
+            (ref, date, mid, tid) for ref, _channel, date, mid, tid in _referencing(conn, keys)
         )
     return resolve_threads(own, referencing)
+
+
+def _referencing(conn: Connection, keys: Any) -> list[tuple[str, str, Any, str, str]]:
+    """``(referenced id, channel, date, Message-ID, thread id)`` of every copy
+    referencing one of the key set's ids."""
+    moment = UtcDateTime()
+    rows = fetch(
+        conn,
+        f"SELECT r.ref_id, r.channel_id, c.sent_at, m.message_id, m.thread_id "
+        f"FROM {message_refs.name} r JOIN {message_copies.name} c "
+        "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
+        f"JOIN {messages.name} m ON m.pk = r.message_pk "
+        f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
+        keys,
+    )
+    return [
+        (ref, channel, moment.process_result_value(date, conn.dialect), mid, tid)
+        for ref, channel, date, mid, tid in rows
+    ]
 
 
 def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> ThreadLinks:
@@ -127,7 +134,6 @@ def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> Thr
     held: set[str] = set()
     own: list[tuple[str, Any, str, str]] = []
     elsewhere: set[str] = set()
-    moment = UtcDateTime()
     for part in chunks(sorted(set(ids))):
         keys = key_set(conn, part)
         rows = fetch(
@@ -142,18 +148,9 @@ def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> Thr
             stored[mid] = tid
             if holder is not None:
                 held.add(mid)
-        refs = fetch(
-            conn,
-            f"SELECT r.ref_id, r.channel_id, c.sent_at, m.message_id, m.thread_id "
-            f"FROM {message_refs.name} r JOIN {message_copies.name} c "
-            "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
-            f"JOIN {messages.name} m ON m.pk = r.message_pk "
-            f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
-            keys,
-        )
-        for ref, holder, date, mid, tid in refs:
+        for ref, holder, date, mid, tid in _referencing(conn, keys):
             if holder == channel_id:
-                own.append((ref, moment.process_result_value(date, conn.dialect), mid, tid))
+                own.append((ref, date, mid, tid))
             else:
                 elsewhere.add(ref)
     return ThreadLinks(
