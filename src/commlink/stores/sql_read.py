@@ -129,7 +129,7 @@ def _referencing(conn: Connection, keys: Any) -> list[tuple[str, str, Any, str, 
 
 
 def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> ThreadLinks:
-    m = mark(conn)
+    param = mark(conn)
     stored: dict[str, str] = {}
     held: set[str] = set()
     own: list[tuple[str, Any, str, str]] = []
@@ -139,7 +139,7 @@ def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> Thr
         rows = fetch(
             conn,
             f"SELECT m.message_id, m.thread_id, c.channel_id FROM {messages.name} m "
-            f"LEFT JOIN {message_copies.name} c ON c.message_pk = m.pk AND c.channel_id = {m} "
+            f"LEFT JOIN {message_copies.name} c ON c.message_pk = m.pk AND c.channel_id = {param} "
             f"WHERE {among_sql(conn, messages.c.message_id, 'm')}",
             channel_id,
             keys,
