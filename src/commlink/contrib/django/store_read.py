@@ -13,12 +13,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Collate
 
 from ...model import Channel, Direction, Participant, Visibility
 from ...records import (
     EventSummary,
     MessageSource,
+    MessageView,
     Page,
     PageRequest,
     Target,
@@ -29,21 +31,23 @@ from ...records import (
     Window,
 )
 from ...stores.common import (
+    MAX_SUMMARY_MESSAGES,
     EventKey,
     StoredMessage,
+    ThreadTotals,
     message_after,
+    message_token,
     page_events,
-    page_messages,
     resolve_threads,
     thread_after,
     validate_page,
 )
 from ...stores.copies import (
     Holder,
+    Seen,
     meeting_summaries,
     message_views,
     seen_messages,
-    summary_messages,
     timeline_page,
 )
 from ...stores.sources import chosen_source
@@ -55,7 +59,7 @@ from ...stores.sql_rows import (
     stored_message,
 )
 from . import models as m
-from .store_rows import as_row, chunked
+from .store_rows import as_row, chunked, is_postgres
 
 __all__ = [
     "event_page",
@@ -246,37 +250,127 @@ def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> P
             : page.limit + 1
         ]
     )
-    logical = _logical(using, [tid for _, tid in order[: page.limit]])
-    dates: list[tuple[str, str, datetime]] = []
-    for pks in chunked(sorted(logical)):
-        found = m.MessageCopy.objects.using(using).filter(message_pk__in=pks)
-        for pk, at in found.values_list("message_pk", "sent_at"):
-            mid, tid = logical[pk]
-            dates.append((tid, mid, at))
-    read, totals = summary_messages(dates)
-    chosen = {pk: ids for pk, ids in logical.items() if ids[0] in read}
-    copies = _copies(using, (), bodies=False, logical=chosen)
+    thread_ids = [tid for _, tid in order[: page.limit]]
+    totals = _long_threads(using, thread_ids)
+    copies = _copies(using, [t for t in thread_ids if t not in totals], bodies=False)
+    for thread_id in totals:
+        copies.update(_copies(using, (), bodies=False, logical=_newest(using, thread_id)))
     return timeline_page(viewer, order, page.limit, copies, totals)
+
+
+def _long_threads(using: str, thread_ids: Sequence[str]) -> dict[str, ThreadTotals]:
+    """The totals of the threads over ``MAX_SUMMARY_MESSAGES`` messages (a
+    message is stored while it has a copy, so its thread's index counts)."""
+    counts: dict[str, int] = {}
+    for part in chunked(thread_ids):
+        rows = (
+            m.Message.objects.using(using)
+            .filter(thread_id__in=part)
+            .values("thread_id")
+            .annotate(n=Count("id"))
+            .values_list("thread_id", "n")
+        )
+        counts.update((tid, n) for tid, n in rows if n > MAX_SUMMARY_MESSAGES)
+    found: dict[str, ThreadTotals] = {}
+    for thread_id, count in counts.items():
+        first = (
+            m.MessageCopy.objects.using(using)
+            .filter(message_pk__in=m.Message.objects.filter(thread_id=thread_id).values("id"))
+            .aggregate(first=Min("sent_at"))["first"]
+        )
+        found[thread_id] = ThreadTotals(count, first)
+    return found
+
+
+def _newest(using: str, thread_id: str) -> dict[int, tuple[str, str]]:
+    """The thread's newest ``MAX_SUMMARY_MESSAGES`` messages (by their latest
+    copy, then Message-ID; as ``copies.summary_messages``), as ``_logical``."""
+    message_id: Any = Subquery(
+        m.Message.objects.using(using).filter(id=OuterRef("message_pk")).values("message_id")[:1]
+    )
+    if is_postgres(using):
+        message_id = Collate(message_id, "C")
+    rows = (
+        m.MessageCopy.objects.using(using)
+        .filter(message_pk__in=m.Message.objects.filter(thread_id=thread_id).values("id"))
+        .values("message_pk")
+        .annotate(last=Max("sent_at"), mid=message_id)
+        .order_by("-last", "-mid")
+        .values_list("message_pk", "mid")[:MAX_SUMMARY_MESSAGES]
+    )
+    return {pk: (mid, thread_id) for pk, mid in rows}
 
 
 def thread(
     using: str, thread_id: str, viewer: Viewer, page: PageRequest | None = None
 ) -> ThreadView | None:
-    """The thread as ``viewer`` sees it; a page of it with ``page`` (the
-    whole thread is read, then cut: see ``stores.common.page_messages``)."""
+    """The thread as ``viewer`` sees it; a page of it with ``page``."""
     if page is not None:
-        validate_page(page)
+        return _thread_page(using, thread_id, viewer, page)
     seen = seen_messages(viewer, _copies(using, [thread_id], bodies=True).get(thread_id, ()))
     if not seen:
         return None
-    if page is not None:
-        if page.after is not None:
-            after = message_after(page.after)
-            seen = [s for s in seen if (s.message.date, s.message.message_id) > after]
-        # only the page's directions are needed (one more to know there is a next)
-        seen = seen[: page.limit + 1]
+    return ThreadView(thread_id=thread_id, messages=_views(using, seen))
+
+
+def _thread_page(
+    using: str, thread_id: str, viewer: Viewer, page: PageRequest
+) -> ThreadView | None:
+    """One page of a thread, read by keyset over its copies' ``(sent_at,
+    Message-ID)`` as the SQL store does (``stores.sql_read``): copies are
+    read in key order, in growing batches, until ``limit + 1`` chosen
+    messages come before every copy not read yet."""
+    validate_page(page)
+    after = message_after(page.after) if page.after is not None else None
+    message_id: Any = Subquery(
+        m.Message.objects.using(using).filter(id=OuterRef("message_pk")).values("message_id")[:1]
+    )
+    if is_postgres(using):
+        message_id = Collate(message_id, "C")  # code-point order, as Python compares
+    keys = (
+        m.MessageCopy.objects.using(using)
+        .filter(message_pk__in=m.Message.objects.filter(thread_id=thread_id).values("id"))
+        .annotate(mid=message_id)
+        .order_by("sent_at", "mid")
+    )
+    chosen: dict[str, Seen] = {}
+    loaded: set[int] = set()
+    bound = after
+    batch = page.limit + 1
+    while True:
+        step = keys
+        if bound is not None:
+            step = step.filter(Q(sent_at__gt=bound[0]) | Q(sent_at=bound[0], mid__gt=bound[1]))
+        rows = list(step.values_list("message_pk", "mid", "sent_at")[:batch])
+        fresh = {pk: (mid, thread_id) for pk, mid, _at in rows if pk not in loaded}
+        loaded.update(fresh)
+        if fresh:
+            copies = _copies(using, (), bodies=True, logical=fresh).get(thread_id, ())
+            for seen in seen_messages(viewer, copies):
+                if after is None or (seen.message.date, seen.message.message_id) > after:
+                    chosen[seen.message.message_id] = seen
+        if len(rows) < batch:
+            break
+        last = (rows[-1][2], rows[-1][1])
+        before = sum(1 for s in chosen.values() if (s.message.date, s.message.message_id) <= last)
+        if before > page.limit:
+            break
+        bound = last
+        batch *= 2
+    ordered = sorted(chosen.values(), key=lambda s: (s.message.date, s.message.message_id))
+    shown = ordered[: page.limit]
+    if not shown and not m.Message.objects.using(using).filter(thread_id=thread_id).exists():
+        return None
+    token = None
+    if len(ordered) > page.limit:
+        token = message_token(shown[-1].message.date, shown[-1].message.message_id)
+    return ThreadView(thread_id=thread_id, messages=_views(using, shown), next=token)
+
+
+def _views(using: str, seen: Sequence[Seen]) -> tuple[MessageView, ...]:
+    """The views of chosen copies, each with its channel's direction (its
+    first association)."""
     ids = [s.message.message_id for s in seen]
-    # the direction of each chosen copy: its channel's first association
     directions: dict[tuple[str, str], Direction] = {}
     for part in chunked(ids):
         logical = m.Message.objects.using(using).filter(message_id__in=part)
@@ -289,11 +383,7 @@ def thread(
         )
         for pk, channel_id, direction in rows:
             directions.setdefault((message_ids[pk], channel_id), Direction(direction))
-    views = message_views(seen, directions)
-    if page is not None:
-        page = PageRequest(limit=page.limit)  # ``seen`` starts after ``page.after`` already
-    shown, token = page_messages(views, page)
-    return ThreadView(thread_id=thread_id, messages=shown, next=token)
+    return message_views(seen, directions)
 
 
 def event_page(
