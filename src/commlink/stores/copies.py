@@ -24,7 +24,7 @@ Both reference stores call these pure functions; a host store can too.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -39,6 +39,7 @@ from .common import (
     StoredMessage,
     ThreadTotals,
     event_summary,
+    message_token,
     message_view,
     select_occurrences,
     summarise_thread,
@@ -55,6 +56,7 @@ __all__ = [
     "organizer_key",
     "seen_messages",
     "summary_messages",
+    "thread_page_seen",
     "timeline_page",
 ]
 
@@ -151,6 +153,58 @@ def summary_messages(
         keys.update(key for key, _ in newest[:most])
         totals[thread_id] = ThreadTotals(len(dates), first[thread_id])
     return keys, totals
+
+
+#: A thread page's keyset bound: the last ``(date, Message-ID)`` read.
+Bound = tuple[datetime, str]
+
+
+def thread_page_seen(
+    viewer: Viewer,
+    after: Bound | None,
+    limit: int,
+    keys: Callable[[Bound | None, int], Sequence[tuple[int, str, datetime]]],
+    content: Callable[[Sequence[tuple[int, str]]], Iterable[tuple[Holder, StoredMessage]]],
+) -> tuple[list[Seen], str | None]:
+    """What ``viewer`` sees of one page of a thread, oldest first, and the
+    token of the next page (``None`` on the last), read by keyset over the
+    thread's copies' ``(date, Message-ID)``.
+
+    ``keys(bound, n)`` gives up to ``n`` ``(message pk, Message-ID, date)``
+    of the thread's copies after ``bound`` (all, for ``None``) in that
+    order; ``content(messages)`` every copy of those ``(pk, Message-ID)``.
+    The order is that of the copies each viewer is shown, so copies are read
+    in key order, in growing batches, until ``limit + 1`` chosen messages
+    come before every copy not read yet (a message not read yet has every
+    copy after the last one read, so its chosen copy sorts after them too).
+    Copies of one message almost always share their date: one batch.
+    """
+    chosen: dict[str, Seen] = {}
+    loaded: set[int] = set()
+    bound = after
+    batch = limit + 1
+    while True:
+        rows = keys(bound, batch)
+        fresh = {pk: mid for pk, mid, _at in rows if pk not in loaded}
+        loaded.update(fresh)
+        if fresh:
+            for seen in seen_messages(viewer, content(sorted(fresh.items()))):
+                if after is None or (seen.message.date, seen.message.message_id) > after:
+                    chosen[seen.message.message_id] = seen
+        if len(rows) < batch:
+            break
+        last = (rows[-1][2], rows[-1][1])
+        before = sum(1 for s in chosen.values() if (s.message.date, s.message.message_id) <= last)
+        if before > limit:
+            break
+        bound = last
+        batch *= 2
+    ordered = sorted(chosen.values(), key=lambda s: (s.message.date, s.message.message_id))
+    shown = ordered[:limit]
+    token = None
+    if len(ordered) > limit:
+        token = message_token(shown[-1].message.date, shown[-1].message.message_id)
+    return shown, token
 
 
 def timeline_page(

@@ -9,6 +9,7 @@ its channel's owner and visibility, and the choice is made here.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,18 +34,19 @@ from .common import (
     StoredMessage,
     ThreadTotals,
     message_after,
-    message_token,
     page_events,
     resolve_threads,
     thread_after,
     validate_page,
 )
 from .copies import (
+    Bound,
     Holder,
     Seen,
     meeting_summaries,
     message_views,
     seen_messages,
+    thread_page_seen,
     timeline_page,
 )
 from .sql_bulk import among_sql, fetch, key_set, mark
@@ -328,16 +330,8 @@ def _thread_page(
     conn: Connection, thread_id: str, viewer: Viewer, page: PageRequest
 ) -> ThreadView | None:
     """One page of a thread, read by keyset over its copies' ``(sent_at,
-    Message-ID)``.
-
-    The order is that of the copies each viewer is shown, so copies are read
-    in key order, in growing batches, until ``limit + 1`` chosen messages
-    come before every copy not read yet (a message not read yet has every
-    copy after the last one read, so its chosen copy sorts after them too).
-    Copies of one message almost always share their date: one batch.
-    """
+    Message-ID)`` (see ``copies.thread_page_seen``)."""
     validate_page(page)
-    after = message_after(page.after) if page.after is not None else None
     c = message_copies.c
     message_id = _code_order(conn, messages.c.message_id)
     query = (
@@ -346,40 +340,23 @@ def _thread_page(
         .where(messages.c.thread_id == thread_id)
         .order_by(c.sent_at, message_id)
     )
-    chosen: dict[str, Seen] = {}
-    loaded: set[int] = set()
-    bound = after
-    batch = page.limit + 1
-    while True:
+
+    def keys(bound: Bound | None, count: int) -> Sequence[tuple[int, str, datetime]]:
         step = query
         if bound is not None:
             step = step.where(
                 sa.or_(c.sent_at > bound[0], sa.and_(c.sent_at == bound[0], message_id > bound[1]))
             )
-        rows = conn.execute(step.limit(batch)).all()
-        fresh = sorted({int(pk) for pk, _mid, _at in rows} - loaded)
-        loaded.update(fresh)
-        if fresh:
-            copies = _copies(conn, (), bodies=True, message_pks=fresh).get(thread_id, ())
-            for seen in seen_messages(viewer, copies):
-                key = (seen.message.date, seen.message.message_id)
-                if after is None or key > after:
-                    chosen[seen.message.message_id] = seen
-        if len(rows) < batch:
-            break
-        last = (rows[-1][2], rows[-1][1])
-        before = sum(1 for s in chosen.values() if (s.message.date, s.message.message_id) <= last)
-        if before > page.limit:
-            break
-        bound = last
-        batch *= 2
-    ordered = sorted(chosen.values(), key=lambda s: (s.message.date, s.message.message_id))
-    shown = ordered[: page.limit]
+        return [(int(pk), mid, at) for pk, mid, at in conn.execute(step.limit(count))]
+
+    def content(found: Sequence[tuple[int, str]]) -> list[tuple[Holder, StoredMessage]]:
+        pks = [pk for pk, _mid in found]
+        return _copies(conn, (), bodies=True, message_pks=pks).get(thread_id, [])
+
+    after = message_after(page.after) if page.after is not None else None
+    shown, token = thread_page_seen(viewer, after, page.limit, keys, content)
     if not shown and not _thread_exists(conn, thread_id):
         return None
-    token = None
-    if len(ordered) > page.limit:
-        token = message_token(shown[-1].message.date, shown[-1].message.message_id)
     return ThreadView(thread_id=thread_id, messages=_views(conn, shown), next=token)
 
 

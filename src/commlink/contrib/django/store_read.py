@@ -36,18 +36,19 @@ from ...stores.common import (
     StoredMessage,
     ThreadTotals,
     message_after,
-    message_token,
     page_events,
     resolve_threads,
     thread_after,
     validate_page,
 )
 from ...stores.copies import (
+    Bound,
     Holder,
     Seen,
     meeting_summaries,
     message_views,
     seen_messages,
+    thread_page_seen,
     timeline_page,
 )
 from ...stores.sources import chosen_source
@@ -317,53 +318,34 @@ def _thread_page(
     using: str, thread_id: str, viewer: Viewer, page: PageRequest
 ) -> ThreadView | None:
     """One page of a thread, read by keyset over its copies' ``(sent_at,
-    Message-ID)`` as the SQL store does (``stores.sql_read``): copies are
-    read in key order, in growing batches, until ``limit + 1`` chosen
-    messages come before every copy not read yet."""
+    Message-ID)`` as the SQL store does (see ``copies.thread_page_seen``)."""
     validate_page(page)
-    after = message_after(page.after) if page.after is not None else None
     message_id: Any = Subquery(
         m.Message.objects.using(using).filter(id=OuterRef("message_pk")).values("message_id")[:1]
     )
     if is_postgres(using):
         message_id = Collate(message_id, "C")  # code-point order, as Python compares
-    keys = (
+    query = (
         m.MessageCopy.objects.using(using)
         .filter(message_pk__in=m.Message.objects.filter(thread_id=thread_id).values("id"))
         .annotate(mid=message_id)
         .order_by("sent_at", "mid")
     )
-    chosen: dict[str, Seen] = {}
-    loaded: set[int] = set()
-    bound = after
-    batch = page.limit + 1
-    while True:
-        step = keys
+
+    def keys(bound: Bound | None, count: int) -> Sequence[tuple[int, str, datetime]]:
+        step = query
         if bound is not None:
             step = step.filter(Q(sent_at__gt=bound[0]) | Q(sent_at=bound[0], mid__gt=bound[1]))
-        rows = list(step.values_list("message_pk", "mid", "sent_at")[:batch])
-        fresh = {pk: (mid, thread_id) for pk, mid, _at in rows if pk not in loaded}
-        loaded.update(fresh)
-        if fresh:
-            copies = _copies(using, (), bodies=True, logical=fresh).get(thread_id, ())
-            for seen in seen_messages(viewer, copies):
-                if after is None or (seen.message.date, seen.message.message_id) > after:
-                    chosen[seen.message.message_id] = seen
-        if len(rows) < batch:
-            break
-        last = (rows[-1][2], rows[-1][1])
-        before = sum(1 for s in chosen.values() if (s.message.date, s.message.message_id) <= last)
-        if before > page.limit:
-            break
-        bound = last
-        batch *= 2
-    ordered = sorted(chosen.values(), key=lambda s: (s.message.date, s.message.message_id))
-    shown = ordered[: page.limit]
+        return list(step.values_list("message_pk", "mid", "sent_at")[:count])
+
+    def content(found: Sequence[tuple[int, str]]) -> list[tuple[Holder, StoredMessage]]:
+        logical = {pk: (mid, thread_id) for pk, mid in found}
+        return _copies(using, (), bodies=True, logical=logical).get(thread_id, [])
+
+    after = message_after(page.after) if page.after is not None else None
+    shown, token = thread_page_seen(viewer, after, page.limit, keys, content)
     if not shown and not m.Message.objects.using(using).filter(thread_id=thread_id).exists():
         return None
-    token = None
-    if len(ordered) > page.limit:
-        token = message_token(shown[-1].message.date, shown[-1].message.message_id)
     return ThreadView(thread_id=thread_id, messages=_views(using, shown), next=token)
 
 
