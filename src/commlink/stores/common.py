@@ -33,6 +33,7 @@ from ..records import (
 __all__ = [
     "FIRST_PAGE",
     "MAX_STORED_WARNINGS",
+    "MAX_SUMMARY_PARTICIPANTS",
     "MAX_SUMMARY_MESSAGES",
     "MAX_WARNING_CHARS",
     "EventKey",
@@ -257,6 +258,11 @@ def message_view(
 #: or an outsider's flood, reach tens of thousands of messages).
 MAX_SUMMARY_MESSAGES = 100
 
+#: A timeline summary lists at most this many participants, read from the
+#: first this many of each message (From first): an outsider's mail to
+#: hundreds of addresses would otherwise fill every page it is on.
+MAX_SUMMARY_PARTICIPANTS = 100
+
 
 @attrs.frozen(slots=True)
 class ThreadTotals:
@@ -279,9 +285,9 @@ def summarise_thread(
     seen: set[tuple[str, str]] = set()
     participants: list[Participant] = []
     for message in messages:
-        for participant in message.participants:
+        for participant in message.participants[:MAX_SUMMARY_PARTICIPANTS]:
             ident = (participant.address.key or participant.address.raw, participant.role.value)
-            if ident not in seen:
+            if ident not in seen and len(participants) < MAX_SUMMARY_PARTICIPANTS:
                 seen.add(ident)
                 participants.append(participant)
     subject: str | None = None

@@ -30,6 +30,7 @@ from ..records import (
 )
 from .common import (
     MAX_SUMMARY_MESSAGES,
+    MAX_SUMMARY_PARTICIPANTS,
     EventKey,
     StoredMessage,
     ThreadTotals,
@@ -174,10 +175,11 @@ def _copies(
     thread_ids: Sequence[str],
     bodies: bool,
     message_pks: Sequence[int] | None = None,
+    people: int | None = None,
 ) -> dict[str, list[tuple[Holder, StoredMessage]]]:
     """Every copy of the threads' messages (or of the messages ``message_pks``)
-    with its participants, and its body, HTML and warnings when ``bodies``,
-    and the channel holding it, by thread."""
+    with its participants (its first ``people`` when given), and its body,
+    HTML and warnings when ``bodies``, and the channel holding it, by thread."""
     columns = [
         messages.c.pk,
         messages.c.message_id,
@@ -206,20 +208,21 @@ def _copies(
                 .where(among(conn, column, part))
             ).mappings()
         )
-    people: dict[tuple[int, str], list[Participant]] = {}
+    found_people: dict[tuple[int, str], list[Participant]] = {}
     for part in chunks(sorted({int(r["pk"]) for r in rows})):
+        query = sa.select(participants).where(among(conn, participants.c.message_pk, part))
+        if people is not None:
+            query = query.where(participants.c.pos < people)
         found = conn.execute(
-            sa.select(participants)
-            .where(among(conn, participants.c.message_pk, part))
-            .order_by(participants.c.message_pk, participants.c.channel_id, participants.c.pos)
+            query.order_by(participants.c.message_pk, participants.c.channel_id, participants.c.pos)
         )
         for row in found.mappings():
             key = (int(row["message_pk"]), row["channel_id"])
-            people.setdefault(key, []).append(participant_from_row(row))
+            found_people.setdefault(key, []).append(participant_from_row(row))
     threads: dict[str, list[tuple[Holder, StoredMessage]]] = {}
     for row in rows:
         holder = Holder(row["channel_id"], row["user_id"], Visibility(row["visibility"]))
-        stored = stored_message(row, people.get((int(row["pk"]), row["channel_id"]), []))
+        stored = stored_message(row, found_people.get((int(row["pk"]), row["channel_id"]), []))
         threads.setdefault(row["thread_id"], []).append((holder, stored))
     return threads
 
@@ -247,9 +250,11 @@ def timeline(
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
     thread_ids = [tid for _, tid in order[: page.limit]]
     totals = _long_threads(conn, thread_ids)
-    copies = _copies(conn, [t for t in thread_ids if t not in totals], bodies=False)
+    most = MAX_SUMMARY_PARTICIPANTS
+    copies = _copies(conn, [t for t in thread_ids if t not in totals], False, people=most)
     for thread_id in totals:
-        copies.update(_copies(conn, (), bodies=False, message_pks=_newest(conn, thread_id)))
+        newest = _newest(conn, thread_id)
+        copies.update(_copies(conn, (), False, message_pks=newest, people=most))
     return timeline_page(viewer, order, page.limit, copies, totals)
 
 

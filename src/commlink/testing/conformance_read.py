@@ -12,7 +12,7 @@ from ..errors import InvalidInput
 from ..model import Attachment, EventStatus, Participant, Role, Visibility
 from ..ports import Store
 from ..records import EventRecord, PageRequest, Target, TargetKind, Viewer, Window
-from ..stores.common import MAX_SUMMARY_MESSAGES
+from ..stores.common import MAX_SUMMARY_MESSAGES, MAX_SUMMARY_PARTICIPANTS
 from .conformance_data import (
     ALICE,
     BOB,
@@ -199,8 +199,31 @@ class ReadTests:
             assert summary.first_at == T0 - timedelta(days=1)  # the earliest copy
             assert summary.last_at == T0 + timedelta(hours=longest - 1)
             assert summary.subject == f"Update {longest - 1}"
-            guests = {p.address.key for p in summary.participants if p.role is Role.TO}
-            assert guests == {f"guest{i}@client.example" for i in range(5, longest)}
+            # participants come from the newest messages only, oldest of them first
+            guests = [p.address.key for p in summary.participants if p.role is Role.TO]
+            first = longest - MAX_SUMMARY_MESSAGES
+            expected = [f"guest{i}@client.example" for i in range(first, longest)]
+            assert guests == expected[: MAX_SUMMARY_PARTICIPANTS - 1]  # after the sender
+
+    def test_a_summary_lists_at_most_max_participants(self, store: Store) -> None:
+        setup_channels(store)
+        crowd = tuple(f"guest{i:03d}@client.example" for i in range(300))
+        store.commit(
+            batch(
+                messages=(
+                    message("m1", thread="t", to=crowd),
+                    message("m2", thread="t", date=T0 + timedelta(hours=1), sender=CAROL),
+                ),
+                links=(links(ALICE, "p1"),),
+            )
+        )
+        (summary,) = all_threads(store, person("p1"), OWNER)
+        assert summary.message_count == 2
+        keys = [p.address.key for p in summary.participants]
+        assert keys == [ALICE, *crowd[: MAX_SUMMARY_PARTICIPANTS - 1]]
+        view = store.thread("t", OWNER)
+        assert view is not None
+        assert len(view.messages[0].participants) == 301  # the thread itself lists everyone
 
     def test_invalid_participants_never_link(self, store: Store) -> None:
         setup_channels(store)

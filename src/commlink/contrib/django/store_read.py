@@ -32,6 +32,7 @@ from ...records import (
 )
 from ...stores.common import (
     MAX_SUMMARY_MESSAGES,
+    MAX_SUMMARY_PARTICIPANTS,
     EventKey,
     StoredMessage,
     ThreadTotals,
@@ -191,14 +192,15 @@ def _copies(
     thread_ids: Sequence[str],
     bodies: bool,
     logical: dict[int, tuple[str, str]] | None = None,
+    people: int | None = None,
 ) -> dict[str, list[tuple[Holder, StoredMessage]]]:
     """Every copy of the threads' messages (or of the messages ``logical``
-    names) with its participants, and its body, HTML and warnings when
-    ``bodies``, and the channel holding it, by thread: three queries for up
-    to ``CHUNK`` threads and messages."""
+    names) with its participants (its first ``people`` when given), and its
+    body, HTML and warnings when ``bodies``, and the channel holding it, by
+    thread: three queries for up to ``CHUNK`` threads and messages."""
     fields = (*_COPY_FIELDS, "body", "html", "warnings") if bodies else _COPY_FIELDS
     copies: list[dict[str, Any]] = []
-    people: dict[tuple[int, str], list[Participant]] = {}
+    found_people: dict[tuple[int, str], list[Participant]] = {}
     if logical is None:
         logical = _logical(using, thread_ids)
     # explicit key lists: a semi-join over the whole table may be planned as a scan of it
@@ -212,14 +214,12 @@ def _copies(
             )
             .values(*fields, "user_id", "visibility")
         )
-        found = (
-            m.Participant.objects.using(using)
-            .filter(message_pk__in=pks)
-            .order_by("message_pk", "channel_id", "pos")
-            .values(*_PARTICIPANT_FIELDS)
-        )
-        for row in found:
-            people.setdefault((row["message_pk"], row["channel_id"]), []).append(
+        found = m.Participant.objects.using(using).filter(message_pk__in=pks)
+        if people is not None:
+            found = found.filter(pos__lt=people)
+        rows = found.order_by("message_pk", "channel_id", "pos").values(*_PARTICIPANT_FIELDS)
+        for row in rows:
+            found_people.setdefault((row["message_pk"], row["channel_id"]), []).append(
                 participant_from_row(as_row(row))
             )
     threads: dict[str, list[tuple[Holder, StoredMessage]]] = {}
@@ -229,7 +229,7 @@ def _copies(
         holder = Holder(copy["channel_id"], copy["user_id"], Visibility(copy["visibility"]))
         copy["message_id"], copy["thread_id"] = logical[copy["message_pk"]]
         stored = stored_message(
-            as_row(copy), people.get((copy["message_pk"], copy["channel_id"]), [])
+            as_row(copy), found_people.get((copy["message_pk"], copy["channel_id"]), [])
         )
         threads.setdefault(copy["thread_id"], []).append((holder, stored))
     return threads
@@ -253,9 +253,11 @@ def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> P
     )
     thread_ids = [tid for _, tid in order[: page.limit]]
     totals = _long_threads(using, thread_ids)
-    copies = _copies(using, [t for t in thread_ids if t not in totals], bodies=False)
+    most = MAX_SUMMARY_PARTICIPANTS
+    copies = _copies(using, [t for t in thread_ids if t not in totals], False, people=most)
     for thread_id in totals:
-        copies.update(_copies(using, (), bodies=False, logical=_newest(using, thread_id)))
+        newest = _newest(using, thread_id)
+        copies.update(_copies(using, (), False, logical=newest, people=most))
     return timeline_page(viewer, order, page.limit, copies, totals)
 
 
