@@ -250,11 +250,13 @@ def timeline(
     order = [(row.last_at, row.thread_id) for row in conn.execute(query)]
     thread_ids = [tid for _, tid in order[: page.limit]]
     totals = _long_threads(conn, thread_ids)
-    most = MAX_SUMMARY_PARTICIPANTS
-    copies = _copies(conn, [t for t in thread_ids if t not in totals], False, people=most)
+    short = [t for t in thread_ids if t not in totals]
+    copies = _copies(conn, short, bodies=False, people=MAX_SUMMARY_PARTICIPANTS)
     for thread_id in totals:
         newest = _newest(conn, thread_id)
-        copies.update(_copies(conn, (), False, message_pks=newest, people=most))
+        copies.update(
+            _copies(conn, (), bodies=False, message_pks=newest, people=MAX_SUMMARY_PARTICIPANTS)
+        )
     return timeline_page(viewer, order, page.limit, copies, totals)
 
 

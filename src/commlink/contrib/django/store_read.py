@@ -253,11 +253,13 @@ def timeline(using: str, target: Target, viewer: Viewer, page: PageRequest) -> P
     )
     thread_ids = [tid for _, tid in order[: page.limit]]
     totals = _long_threads(using, thread_ids)
-    most = MAX_SUMMARY_PARTICIPANTS
-    copies = _copies(using, [t for t in thread_ids if t not in totals], False, people=most)
+    short = [t for t in thread_ids if t not in totals]
+    copies = _copies(using, short, bodies=False, people=MAX_SUMMARY_PARTICIPANTS)
     for thread_id in totals:
         newest = _newest(using, thread_id)
-        copies.update(_copies(using, (), False, logical=newest, people=most))
+        copies.update(
+            _copies(using, (), bodies=False, logical=newest, people=MAX_SUMMARY_PARTICIPANTS)
+        )
     return timeline_page(viewer, order, page.limit, copies, totals)
 
 
