@@ -4,6 +4,9 @@ end with the store matching the mailbox."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
 import attrs
 import pytest
 
@@ -16,7 +19,7 @@ from commlink.sync.report import Progress, SyncReport
 from commlink.testing.directory import InMemoryDirectory
 from commlink.testing.dovecot import DovecotAccount
 from commlink.testing.imap_account import ImapAccount
-from commlink.testing.provider_conformance import OWNER, sample_message
+from commlink.testing.provider_conformance import BASE, OWNER, sample_message
 
 pytestmark = pytest.mark.integration
 
@@ -266,3 +269,20 @@ def test_wrong_password_is_failed_auth(env: Env) -> None:
     state = env.store.channel_state(CHANNEL.id)
     assert state is not None
     assert state.status is ChannelStatus.FAILED_AUTH
+
+
+def test_a_date_far_ahead_of_arrival_takes_the_servers_internaldate(env: Env) -> None:
+    # INTERNALDATE is the time of the APPEND: now
+    future = sample_message(7).replace(
+        format_datetime(BASE + timedelta(minutes=7)).encode(), b"Fri, 31 Dec 9999 23:59:59 +0000"
+    )
+    env.account.add(env.account.inbox(), future)
+    before = datetime.now(timezone.utc)
+    env.run()
+    (summary,) = env.store.timeline(
+        Target(TargetKind.COMPANY, "co-client"), Viewer("u-owner")
+    ).items
+    assert abs(summary.last_at - before) < timedelta(hours=1)
+    view = env.store.thread(summary.thread_id, Viewer("u-owner"))
+    assert view is not None
+    assert "date-after-arrival" in view.messages[0].warnings
