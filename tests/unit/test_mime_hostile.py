@@ -455,3 +455,40 @@ def test_no_message_is_dated_more_than_a_day_after_it_arrived(
     arrival = arrived.replace(tzinfo=timezone.utc)
     assert m.date - arrival <= MAX_DATE_AHEAD
     assert m.date in (sent.replace(microsecond=0, tzinfo=timezone.utc), arrival)
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe",
+        'attachment; filename="=?UTF-8?B?aW52b2ljZeKArmZkcC5leGU=?="',
+        "attachment; filename*=UTF-8''%E2%81%A7invoice%E2%80%AEfdp.exe%E2%81%A9",
+    ],
+)
+def test_direction_controls_never_disguise_a_file_name(disposition: str) -> None:
+    # U+202E shows "invoice\u202efdp.exe" as "invoiceexe.pdf"
+    raw = (
+        HEAD + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        + f"Content-Disposition: {disposition}\r\n".encode()
+        + b"Content-Transfer-Encoding: base64\r\n\r\nTVo=\r\n--b--\r\n"
+    )
+    m = parse_message(raw, provider_id="x")
+    (attachment,) = m.attachments
+    assert attachment.filename == "invoicefdp.exe"
+    assert "filename-repaired" in m.warnings
+
+
+def test_right_to_left_file_names_are_kept() -> None:
+    raw = (
+        HEAD + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; "
+        b"filename*=UTF-8''%D7%97%D7%A9%D7%91%D7%95%D7%A0%D7%99%D7%AA.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBE\r\n--b--\r\n"
+    )
+    m = parse_message(raw, provider_id="x")
+    assert m.attachments[0].filename == "\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea.pdf"
+    assert "filename-repaired" not in m.warnings

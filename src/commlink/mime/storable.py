@@ -11,8 +11,9 @@ holds about 2,700 bytes. So what a parser hands on is normalised here:
   id longer than ``MAX_ID_BYTES`` in UTF-8 becomes a stable hash of itself
   (``storable_id``), so equal ids stay equal and threading still works;
 * ``storable_message`` applies both to every field of a ``Message``, with
-  bounds on References, names and other header text, and reports each repair
-  as a warning. Normal mail pays for one cheap check.
+  bounds on References, names and other header text, removes explicit
+  direction controls from attachment file names (they only disguise one),
+  and reports each repair as a warning. Normal mail pays for one cheap check.
 
 Pure functions; nothing here raises on any ``str``.
 """
@@ -62,6 +63,10 @@ _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _BAD_ID = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Explicit direction controls (embeddings, overrides, isolates): in a file
+# name they only serve to disguise it ("invoice\u202efdp.exe" shows as
+# "invoiceexe.pdf"); names in right-to-left scripts need none of them.
+_DIRECTION = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _CONTROLS = tuple(chr(c) for c in range(32) if chr(c) not in "\t\n\r")
 # An id of at most this many characters is at most MAX_ID_BYTES in UTF-8.
 _SHORT_ID = MAX_ID_BYTES // 4
@@ -220,7 +225,10 @@ def _others_need(m: Message, participants: bool) -> bool:
     for at in m.attachments:
         texts += (at.filename, at.content_type, at.content_id)
     joined = "".join(texts)
-    if not joined.isprintable() and _BAD_TEXT.search(joined) is not None:
+    if not joined.isprintable() and (
+        _BAD_TEXT.search(joined) is not None
+        or any(_DIRECTION.search(at.filename) is not None for at in m.attachments)
+    ):
         return True
     return len(joined) > MAX_NAME_CHARS and max(map(len, texts)) > MAX_NAME_CHARS
 
@@ -264,9 +272,13 @@ def _address(a: Address, r: _Repairs) -> Address:
 
 
 def _attachment(at: Attachment, r: _Repairs) -> Attachment:
+    filename = r.line(at.filename)
+    if _DIRECTION.search(filename) is not None:
+        filename = " ".join(_DIRECTION.sub("", filename).split())
+        r.codes["filename-repaired"] = None
     return attrs.evolve(
         at,
-        filename=r.line(at.filename),
+        filename=filename,
         content_type=r.line(at.content_type),
         content_id=r.line(at.content_id),
     )
@@ -281,7 +293,9 @@ def storable_message(message: Message, participants_checked: bool = False) -> Me
     ``references-truncated:<total>`` when only the last ``MAX_REFERENCES``
     of ``<total>`` were kept (``in-reply-to-truncated:<total>``: the first);
     ``subject-truncated`` and ``name-truncated``
-    for over-long header text. A Message-ID that repair leaves empty is
+    for over-long header text; ``filename-repaired`` when explicit direction
+    controls (U+202A-U+202E, U+2066-U+2069) were removed from an attachment's
+    file name. A Message-ID that repair leaves empty is
     replaced by ``hashed_id`` of its original text. Returns ``message``
     itself when nothing needs repair, which is checked cheaply.
 
