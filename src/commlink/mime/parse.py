@@ -39,7 +39,8 @@ Problems never raise; they become short strings in ``Message.warnings``:
   ``subject-truncated``, ``name-truncated``: over-long header text was cut;
 * ``nul-removed``, ``control-removed``, ``surrogate-replaced``,
   ``id-repaired``, ``id-hashed``, ``references-truncated:<total>``: repairs
-  that make the message storable (see ``storable``);
+  that make the message storable (see ``storable``); ``filename-repaired``:
+  direction controls that would disguise an attachment's name were removed;
 * ``line-ends-repaired``: CR-only line ends were read as CRLF;
 * ``charset-repaired:<charset>``: text decoded with another charset than the
   declared one; ``header-charset-repaired``: 8-bit headers that are not
