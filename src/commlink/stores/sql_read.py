@@ -106,29 +106,50 @@ def threads_by_message_ids(conn: Connection, ids: Collection[str]) -> dict[str, 
             keys,
         )
         own.update((mid, tid) for mid, tid in rows)
-        referencing.extend(
-            (ref, date, mid, tid) for ref, _channel, date, mid, tid in _referencing(conn, keys)
-        )
+        referencing.extend(_oldest_referencing(conn, keys))
     return resolve_threads(own, referencing)
 
 
-def _referencing(conn: Connection, keys: Any) -> list[tuple[str, str, Any, str, str]]:
-    """``(referenced id, channel, date, Message-ID, thread id)`` of every copy
-    referencing one of the key set's ids."""
-    moment = UtcDateTime()
-    rows = fetch(
-        conn,
-        f"SELECT r.ref_id, r.channel_id, c.sent_at, m.message_id, m.thread_id "
+def _oldest_referencing(
+    conn: Connection, keys: Any, channel_id: str | None = None
+) -> list[tuple[str, Any, str, str]]:
+    """``(referenced id, date, Message-ID, thread id)`` of the copies (of
+    ``channel_id``'s, when given) at the earliest date among those
+    referencing each of the key set's ids (``resolve_threads`` breaks ties).
+
+    Grouped in SQL: an id that thousands of copies reference (the root of a
+    long thread, named by every new message of it) is a row or two, not
+    thousands, on the path of every sync batch.
+    """
+    param = mark(conn)
+    mine = f" AND r.channel_id = {param}" if channel_id is not None else ""
+    among = among_sql(conn, message_refs.c.ref_id, "r")
+    copies = (
         f"FROM {message_refs.name} r JOIN {message_copies.name} c "
         "ON c.message_pk = r.message_pk AND c.channel_id = r.channel_id "
-        f"JOIN {messages.name} m ON m.pk = r.message_pk "
-        f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')}",
-        keys,
     )
+    sql = (
+        f"SELECT r.ref_id, c.sent_at, m.message_id, m.thread_id {copies}"
+        f"JOIN {messages.name} m ON m.pk = r.message_pk "
+        f"JOIN (SELECT r.ref_id AS ref, min(c.sent_at) AS first {copies}"
+        f"WHERE {among}{mine} GROUP BY r.ref_id) f "
+        f"ON f.ref = r.ref_id AND f.first = c.sent_at WHERE {among}{mine}"
+    )
+    part = (keys, channel_id) if channel_id is not None else (keys,)
+    moment = UtcDateTime()
     return [
-        (ref, channel, moment.process_result_value(date, conn.dialect), mid, tid)
-        for ref, channel, date, mid, tid in rows
+        (ref, moment.process_result_value(date, conn.dialect), mid, tid)
+        for ref, date, mid, tid in fetch(conn, sql, *part, *part)
     ]
+
+
+def _referenced_elsewhere(conn: Connection, keys: Any, channel_id: str) -> set[str]:
+    """The key set's ids that copies of channels other than ``channel_id`` reference."""
+    sql = (
+        f"SELECT DISTINCT r.ref_id FROM {message_refs.name} r "
+        f"WHERE {among_sql(conn, message_refs.c.ref_id, 'r')} AND r.channel_id <> {mark(conn)}"
+    )
+    return {ref for (ref,) in fetch(conn, sql, keys, channel_id)}
 
 
 def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> ThreadLinks:
@@ -151,11 +172,8 @@ def thread_links(conn: Connection, channel_id: str, ids: Collection[str]) -> Thr
             stored[mid] = tid
             if holder is not None:
                 held.add(mid)
-        for ref, holder, date, mid, tid in _referencing(conn, keys):
-            if holder == channel_id:
-                own.append((ref, date, mid, tid))
-            else:
-                elsewhere.add(ref)
+        own.extend(_oldest_referencing(conn, keys, channel_id))
+        elsewhere.update(_referenced_elsewhere(conn, keys, channel_id))
     return ThreadLinks(
         stored=stored,
         held=frozenset(held),

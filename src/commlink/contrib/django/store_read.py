@@ -139,36 +139,53 @@ def thread_links(using: str, channel_id: str, ids: Collection[str]) -> ThreadLin
         )
         held_pks = set(holding.values_list("message_pk", flat=True))
         held.update(mid for pk, mid, _ in rows if pk in held_pks)
-        refs = list(
-            m.MessageRef.objects.using(using)
-            .filter(ref_id__in=part)
-            .values_list("ref_id", "message_pk", "channel_id")
-        )
-        # other channels' references count only as names taken (no date needed)
-        own_pks = sorted({pk for _, pk, ch in refs if ch == channel_id})
-        logical: dict[int, tuple[str, str]] = {}
-        dates: dict[int, datetime] = {}
-        for pk_part in chunked(own_pks):
-            found = m.Message.objects.using(using).filter(id__in=pk_part)
-            logical.update(
-                (pk, (mid, tid))
-                for pk, mid, tid in found.values_list("id", "message_id", "thread_id")
-            )
-            copies = m.MessageCopy.objects.using(using).filter(
-                channel_id=channel_id, message_pk__in=pk_part
-            )
-            dates.update(copies.values_list("message_pk", "sent_at"))
-        for ref, pk, ch in refs:
-            if ch != channel_id:
-                elsewhere.add(ref)
-            elif pk in dates and pk in logical:
-                own.append((ref, dates[pk], *logical[pk]))
+        own.extend(_oldest_referencing(using, part, channel_id))
+        others = m.MessageRef.objects.using(using).filter(ref_id__in=part)
+        others = others.exclude(channel_id=channel_id).values_list("ref_id", flat=True)
+        elsewhere.update(others.distinct())
     return ThreadLinks(
         stored=stored,
         held=frozenset(held),
         referenced=resolve_threads({}, own),
         elsewhere=frozenset(elsewhere),
     )
+
+
+# (id, date) pairs matched in one query: SQLite nests an OR list as deep as it is long
+_PAIRS = 100
+
+
+def _oldest_referencing(
+    using: str, ids: Sequence[str], channel_id: str
+) -> list[tuple[str, datetime, str, str]]:
+    """``(referenced id, date, Message-ID, thread id)`` of the channel's
+    copies at the earliest date among those referencing each of ``ids``
+    (``resolve_threads`` breaks ties). Grouped in the database: an id that
+    thousands of copies reference (a long thread's root) costs a row or two."""
+    at = Subquery(
+        m.MessageCopy.objects.filter(
+            message_pk=OuterRef("message_pk"), channel_id=OuterRef("channel_id")
+        ).values("sent_at")[:1]
+    )
+    mine = (
+        m.MessageRef.objects.using(using)
+        .filter(ref_id__in=ids, channel_id=channel_id)
+        .annotate(at=at)
+    )
+    firsts = list(mine.values("ref_id").annotate(first=Min("at")).values_list("ref_id", "first"))
+    found: list[tuple[str, int, datetime]] = []
+    for pairs in chunked(firsts, _PAIRS):
+        match = Q()
+        for ref, first in pairs:
+            match |= Q(ref_id=ref, at=first)
+        found.extend(mine.filter(match).values_list("ref_id", "message_pk", "at"))
+    logical: dict[int, tuple[str, str]] = {}
+    for pks in chunked(sorted({pk for _, pk, _ in found})):
+        rows = m.Message.objects.using(using).filter(id__in=pks)
+        logical.update(
+            (pk, (mid, tid)) for pk, mid, tid in rows.values_list("id", "message_id", "thread_id")
+        )
+    return [(ref, date, *logical[pk]) for ref, pk, date in found if pk in logical]
 
 
 def _of(model: type[m.Channel], key: str, column: str) -> Subquery:
