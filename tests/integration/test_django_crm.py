@@ -214,6 +214,38 @@ def test_a_colleague_reads_a_record_and_a_conversation(crm_url: str, browser: We
     assert "hank@globex.example" in thread
 
 
+def test_an_attachment_never_runs_on_the_crms_site(
+    crm_url: str, browser: WebDriver, tmp_path: Path
+) -> None:
+    """Peter's reply carries a logo shown inline and ``sso-setup.html``, whose
+    script would call the CRM with the reader's session: opened as a download,
+    inline or not, in a real browser, it never runs."""
+    driver = browser
+    sign_in(driver, crm_url, "alice")
+    follow(driver, driver.find_element(By.LINK_TEXT, "Companies"))
+    follow(driver, driver.find_element(By.LINK_TEXT, "Initech"))
+    follow(driver, driver.find_element(By.PARTIAL_LINK_TEXT, "Initech pilot: SSO setup"))
+    logo = driver.find_element(By.CSS_SELECTOR, 'img[alt="Initech"]')
+    loaded = "return arguments[0].complete"
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(loaded, logo))
+    assert driver.execute_script("return arguments[0].naturalWidth", logo) == 1
+    page = driver.current_url
+    html_link = driver.find_element(By.PARTIAL_LINK_TEXT, "sso-setup.html")
+    href = str(html_link.get_attribute("href"))
+    for url in (href, href + "&inline=1"):
+        driver.get(url)  # a download: the thread page stays
+        driver.get(page)
+        driver.execute_script("window.open(arguments[0])", url)
+    time.sleep(2)
+    log = next(tmp_path.glob("runserver-*.log"))
+    requests = log.read_text()
+    assert requests.count("/thread/attachment/") >= 4
+    assert "stolen-by-attachment" not in requests
+    # the same fetch from a page of the CRM does reach the log
+    driver.execute_script('fetch("/missing/?message_id=stolen-by-attachment")')
+    WebDriverWait(driver, 10).until(lambda _: "stolen-by-attachment" in log.read_text())
+
+
 def test_connecting_a_mailbox_at_the_local_google_servers(
     tmp_path: Path, browser: WebDriver
 ) -> None:

@@ -1,5 +1,5 @@
-"""The pages about mail itself: one conversation, "why is this email
-missing?", and the signed-in user's connected accounts."""
+"""The pages about mail itself: one conversation and its attachments, "why is
+this email missing?", and the signed-in user's connected accounts."""
 
 from __future__ import annotations
 
@@ -8,22 +8,29 @@ from typing import Any
 import attrs
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from commlink.addresses import blocklist_match, in_domains, is_role_address, parse_address
+from commlink.contrib.django.attachments import attachment_response
 from commlink.contrib.django.channels import ConfiguredChannel
 from commlink.contrib.django.conf import get_directory
 from commlink.errors import InvalidInput
-from commlink.model import Address, Channel, Visibility
+from commlink.model import Address, Attachment, Channel, Visibility
 from commlink.records import MessageView, PageRequest, Reason, Skip
 from commlink.sync.engine import SyncEngine
 
 from .access import page_size, people_by_address, store, viewer_for
 from .channels import configured_channels, signed_in_account, sync_channel
-from .rendering import safe_html
+from .rendering import attachment_url, safe_html
 from .views import MAX_PARAMETER, with_people
 
 #: what each skip reason means, in the words of the "missing" page
@@ -47,6 +54,17 @@ class ShownMessage:
     #: (header role, address, id of the CRM person holding it)
     participants: tuple[tuple[str, Address, str | None], ...]
     html: str | None
+    #: (attachment, the URL it downloads from; ``None`` below full visibility)
+    attachments: tuple[tuple[Attachment, str | None], ...]
+
+
+def _shown(thread_id: str, view: MessageView, people: Any) -> ShownMessage:
+    full = view.visibility is Visibility.FULL
+    links = tuple(
+        (a, attachment_url(thread_id, view.message_id, n=str(n)) if full else None)
+        for n, a in enumerate(view.attachments)
+    )
+    return ShownMessage(view, _with_roles(view, people), safe_html(view, thread_id), links)
 
 
 @login_required
@@ -72,13 +90,34 @@ def thread(request: HttpRequest) -> HttpResponse:
             "thread_id": thread_id,
             "subject": subject,
             "thread_messages": [
-                ShownMessage(m, _with_roles(m, people), safe_html(m))
-                for m, people in zip(shown, linked, strict=True)
+                _shown(thread_id, m, people) for m, people in zip(shown, linked, strict=True)
             ],
             "next": view.next,
             "paged": after is not None,
         },
     )
+
+
+@login_required
+def attachment(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """One attachment, for a user shown its message in full: streamed from the
+    mailbox, as a download unless it is a plain picture asked for inline."""
+    query = request.GET
+    index, content_id = query.get("n"), query.get("cid")
+    if (index is None) == (content_id is None) or not _small_number(index or "0"):
+        return HttpResponseBadRequest("give n (a number) or cid")
+    return attachment_response(
+        viewer_for(request.user),
+        query.get("thread", ""),
+        query.get("message", ""),
+        index=int(index) if index is not None else None,
+        content_id=content_id[:MAX_PARAMETER] if content_id is not None else None,
+        inline=query.get("inline") == "1",
+    )
+
+
+def _small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 6
 
 
 def _with_roles(

@@ -277,6 +277,72 @@ class ColleagueVisibilityTests(DemoTestCase):
             assert not re.search(r'\ssrc="https://tracker', page)
 
 
+class AttachmentTests(DemoTestCase):
+    """Attachments open for those shown the message in full, and never as a
+    page of the CRM's own: the sender's HTML would run with the reader's session."""
+
+    def links(self, message_id: str) -> dict[str, str]:
+        page = self.read_thread(thread_url(thread_of(message_id)))
+        found = re.findall(r'<a href="([^"]+)" download><bdi>([^<]+)</bdi>', page)
+        return {name: href.replace("&amp;", "&") for href, name in found}
+
+    def test_an_html_attachment_is_only_ever_downloaded(self) -> None:
+        for user in ("bob", "alice"):  # the owner, and a colleague shown the mailbox in full
+            self.sign_in(user)
+            url = self.links("b-sso2.demo@initech.example")["sso-setup.html"]
+            for asked in (url, url + "&inline=1"):
+                response = self.client.get(asked)
+                assert response.status_code == 200
+                assert response["Content-Type"] == "application/octet-stream"
+                assert response["Content-Disposition"] == 'attachment; filename="sso-setup.html"'
+                assert response["X-Content-Type-Options"] == "nosniff"
+                assert "sandbox" in response["Content-Security-Policy"]
+                assert b"<script>" in b"".join(response.streaming_content)
+
+    def test_an_inline_picture_is_shown_from_the_crm(self) -> None:
+        self.sign_in("alice")
+        page = self.read_thread(thread_url(thread_of("b-sso2.demo@initech.example")))
+        found = re.search(r'<img src="(/thread/attachment/[^"]+)" alt="Initech"', page)
+        assert found is not None
+        response = self.client.get(found[1].replace("&amp;", "&"))
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/png"
+        assert response["Content-Disposition"] == 'inline; filename="initech.png"'
+        assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+    def test_a_download_keeps_its_name(self) -> None:
+        name = "Globex quote \u2013 40 seats.pdf"
+        for user in ("alice", "bob"):  # each from their own copy of the message
+            self.sign_in(user)
+            response = self.client.get(self.links("g2.demo@northwind.example")[name])
+            assert response.status_code == 200
+            assert response["Content-Type"] == "application/pdf"
+            assert response["Content-Disposition"] == (
+                'attachment; filename="Globex quote _ 40 seats.pdf"; '
+                "filename*=UTF-8''Globex%20quote%20%E2%80%93%2040%20seats.pdf"
+            )
+            assert b"".join(response.streaming_content).startswith(b"%PDF-")
+
+    def test_below_full_visibility_nothing_opens(self) -> None:
+        thread = thread_of("l-msa1.demo@globex.example")
+        # the legal mailbox keeps metadata only, for its owner too: the
+        # message's PDF was never fetched, and a made-up link opens nothing
+        query = f"thread={quote(thread, safe='')}&message=l-msa1.demo%40globex.example&n=0"
+        for user in ("alice", "bob"):
+            self.sign_in(user)
+            assert not self.links("l-msa1.demo@globex.example")
+            assert self.client.get(f"{reverse('attachment')}?{query}").status_code == 404
+
+    def test_a_wrong_or_malformed_request_opens_nothing(self) -> None:
+        self.sign_in("bob")
+        url = self.links("b-sso2.demo@initech.example")["sso-setup.html"]
+        other_thread = quote(thread_of("l-msa1.demo@globex.example"), safe="")
+        moved = re.sub(r"thread=[^&]+", f"thread={other_thread}", url)
+        for wrong in (moved, url.replace("n=1", "n=9"), url.replace("n=1", "n=%C2%B2")):
+            assert self.client.get(wrong).status_code in (400, 404), wrong
+        assert self.client.get(reverse("attachment")).status_code == 400
+
+
 class CalendarTests(DemoTestCase):
     """Upcoming meetings come from recurring series, so some are always ahead;
     the past ones of the demo are in October and November 2026, shown by

@@ -15,6 +15,7 @@ urlpatterns = [
     path("opportunities/", views.record_list, {"kind": "opportunity"}, name="opportunities"),
     path("opportunities/<int:pk>/", views.record, {"kind": "opportunity"}, name="opportunity"),
     path("thread/", mail_views.thread, name="thread"),
+    path("thread/attachment/", mail_views.attachment, name="attachment"),
     path("missing/", mail_views.missing, name="missing"),
     path("accounts/", mail_views.accounts, name="accounts"),
     path("accounts/<str:channel_id>/visibility/", mail_views.set_visibility, name="set_visibility"),

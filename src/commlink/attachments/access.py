@@ -13,6 +13,7 @@ from ..model import Attachment, Detail, Limits
 from ..ports import AttachmentSource, MailProvider, MessageSources, Scope
 from ..records import MessageSource, Viewer
 from .cache import AttachmentCache, cache_key
+from .serving import response_headers
 
 __all__ = ["AttachmentContent", "open_attachment"]
 
@@ -43,6 +44,11 @@ class AttachmentContent:
     def size(self) -> int:
         """The size recorded at sync time (the content may differ slightly)."""
         return self.attachment.size
+
+    def headers(self, *, inline: bool = False) -> tuple[tuple[str, str], ...]:
+        """The HTTP headers to serve it with (see ``serving.response_headers``):
+        a download unless ``inline`` and it is a plain picture."""
+        return response_headers(self.attachment, inline=inline)
 
 
 def _index_of(source: MessageSource, index: int | None, content_id: str | None) -> int:
