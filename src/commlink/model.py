@@ -202,6 +202,11 @@ class Folder:
     parent: str | None = None
 
 
+#: The warning of a message whose From domain, by the receiving server's
+#: checks, did not send it (``sender-unverified:<method>``).
+UNVERIFIED_SENDER = "sender-unverified"
+
+
 @attrs.frozen(slots=True)
 class Message:
     """One email as read from a provider, before policy.
@@ -246,6 +251,13 @@ class Message:
             if p.role is Role.FROM:
                 return p.address
         return None
+
+    @property
+    def sender_unverified(self) -> bool:
+        """Whether the receiving server says the From domain did not send it
+        (the warning ``sender-unverified``, see ``mime.authres``)."""
+        warnings = self.warnings
+        return bool(warnings) and any(w.startswith(UNVERIFIED_SENDER) for w in warnings)
 
 
 @attrs.frozen(slots=True)

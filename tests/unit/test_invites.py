@@ -252,6 +252,21 @@ def test_only_the_organiser_may_change_a_meeting(store, directory) -> None:
     assert "not sent by its organiser" in skip.detail
 
 
+def test_a_forged_organiser_may_not_change_a_meeting(store, directory) -> None:
+    provider = FakeMailProvider()
+    provider.box.add("INBOX", invite_mail(1, ics("REQUEST")))
+    sync(store, directory, provider)
+    # the organiser's address in From, forged: the receiving server says so
+    checked = "Authentication-Results: mx.home.example; dmarc=fail header.from=client.example\r\n"
+    spoof = checked.encode() + invite_mail(2, ics("CANCEL", sequence=9))
+    provider.box.add("INBOX", spoof)
+    sync(store, directory, provider)
+    assert meetings(store) == [("meet-1", EventStatus.CONFIRMED, "Contract review")]
+    (skip,) = [s for s in store.skips("ch", Viewer("u-owner")) if s.provider_id.endswith("#invite")]
+    assert skip.reason is Reason.INVALID
+    assert "did not verify" in skip.detail
+
+
 def test_the_organiser_may_be_the_sender_header() -> None:
     raw = invite_mail(1, ics("REQUEST"), sender="pa@client.example").replace(
         b"Subject:", f"Sender: Ann <{ORGANIZER}>\r\nSubject:".encode(), 1

@@ -24,7 +24,7 @@ from commlink.contrib.django.attachments import attachment_response
 from commlink.contrib.django.channels import ConfiguredChannel
 from commlink.contrib.django.conf import get_directory
 from commlink.errors import InvalidInput
-from commlink.model import Address, Attachment, Channel, Visibility
+from commlink.model import UNVERIFIED_SENDER, Address, Attachment, Channel, Visibility
 from commlink.records import MessageView, PageRequest, Reason, Skip
 from commlink.sync.engine import SyncEngine
 
@@ -56,6 +56,8 @@ class ShownMessage:
     html: str | None
     #: (attachment, the URL it downloads from; ``None`` below full visibility)
     attachments: tuple[tuple[Attachment, str | None], ...]
+    #: the receiving server says the sender's domain did not send it
+    unverified: bool
 
 
 def _shown(thread_id: str, view: MessageView, people: Any) -> ShownMessage:
@@ -64,7 +66,9 @@ def _shown(thread_id: str, view: MessageView, people: Any) -> ShownMessage:
         (a, attachment_url(thread_id, view.message_id, n=str(n)) if full else None)
         for n, a in enumerate(view.attachments)
     )
-    return ShownMessage(view, _with_roles(view, people), safe_html(view, thread_id), links)
+    unverified = any(w.startswith(UNVERIFIED_SENDER) for w in view.warnings)
+    html = safe_html(view, thread_id)
+    return ShownMessage(view, _with_roles(view, people), html, links, unverified)
 
 
 @login_required

@@ -343,6 +343,19 @@ class AttachmentTests(DemoTestCase):
         assert self.client.get(reverse("attachment")).status_code == 400
 
 
+class ForgedSenderTests(DemoTestCase):
+    """ "Hank" asking Bob to pay Globex's invoices elsewhere: the receiving
+    server's DMARC check failed, so the CRM says the sender is not verified."""
+
+    def test_a_forged_sender_is_shown_as_not_verified(self) -> None:
+        forged = thread_url(thread_of("b-bank.demo@globex-billing.example"))
+        genuine = thread_url(thread_of("b-g5.demo@globex.example"))
+        for user in ("bob", "alice"):
+            self.sign_in(user)
+            self.assertContains(self.client.get(forged), "sender not verified")
+            self.assertNotContains(self.client.get(genuine), "sender not verified")
+
+
 class CalendarTests(DemoTestCase):
     """Upcoming meetings come from recurring series, so some are always ahead;
     the past ones of the demo are in October and November 2026, shown by

@@ -10,8 +10,10 @@ wins over an earlier invitation, whichever order they are synced in.
 
 Only the organiser may change a meeting: an invitation whose events name
 an ORGANIZER is applied only when the message comes from that address
-(``From``, or ``Sender`` for a delegate). Anyone who knows a meeting's UID
-could otherwise rewrite or cancel it with a higher SEQUENCE.
+(``From``, or ``Sender`` for a delegate), and never when the receiving
+server says the From domain did not send it (``Message.sender_unverified``).
+Anyone who knows a meeting's UID could otherwise rewrite or cancel it with a
+higher SEQUENCE.
 
 ``REPLY`` (an attendee's answer) and the other methods are not applied:
 they change the organiser's own calendar, which a calendar channel syncs.
@@ -93,6 +95,8 @@ def invitation(message: Message) -> Invitation | None:
             attrs.evolve(e, warnings=(*e.warnings, note)) for e in events[:MAX_INVITATION_EVENTS]
         )
     stranger = _not_from_organiser(message, events)
+    if events and message.sender_unverified:
+        stranger = "invitation from a sender the receiving server did not verify"
     if stranger:
         return Invitation(pid, (), stranger[:500], tuple(dict.fromkeys(ignored)))
     problem = ""

@@ -41,6 +41,10 @@ Problems never raise; they become short strings in ``Message.warnings``:
   ``id-repaired``, ``id-hashed``, ``references-truncated:<total>``: repairs
   that make the message storable (see ``storable``); ``filename-repaired``:
   direction controls that would disguise an attachment's name were removed;
+* ``sender-unverified:<method>``: the receiving server's topmost
+  Authentication-Results header says the From domain did not send the
+  message (``dmarc=fail``, or Exchange Online's ``compauth=fail``; see
+  ``authres``);
 * ``line-ends-repaired``: CR-only line ends were read as CRLF;
 * ``charset-repaired:<charset>``: text decoded with another charset than the
   declared one; ``header-charset-repaired``: 8-bit headers that are not
@@ -64,7 +68,8 @@ from datetime import datetime, timedelta
 
 import fast_mail_parser as fmp
 
-from ..model import Detail, Limits, Message, Participant
+from ..model import UNVERIFIED_SENDER, Detail, Limits, Message, Participant
+from .authres import failed_sender_check
 from .content import body_text, fast_content
 from .headers import (
     EPOCH,
@@ -227,6 +232,11 @@ def _parse(
             content = _stdlib_content(raw, warnings) if full else None
 
     message_id, synthetic = _message_id(hdrs, raw, warnings)
+    verdicts = hdrs.get("authentication-results")
+    if verdicts:
+        failed = failed_sender_check(verdicts)
+        if failed is not None:  # first, so that no number of other warnings buries it
+            warnings.insert(0, f"{UNVERIFIED_SENDER}:{failed}")
     if date is None:
         date = _fallback_date("date" in hdrs, fallback_date, hdrs.get("received"), warnings)
     else:

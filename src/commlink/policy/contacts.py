@@ -50,7 +50,8 @@ def contacts_to_create(
     ``SENT``: recipients of outgoing mail; ``SENT_AND_RECEIVED``: also the
     sender and visible recipients of incoming mail. Never the owner, an
     alias, an internal, automated, blocklisted or invalid address, nor a key
-    in ``known`` (already a person).
+    in ``known`` (already a person); nothing from mail whose sender the
+    receiving server did not verify (``Message.sender_unverified``).
     """
     policy = settings.contact_policy
     if policy is ContactPolicy.NONE:
@@ -58,6 +59,8 @@ def contacts_to_create(
     limits = settings.limits
     picked: list[Address] = []
     for message, direction in items:
+        if message.sender_unverified:
+            continue  # a forged sender, and whoever the forger wrote to
         if direction is Direction.OUTGOING:
             found = message.addresses(*_SENT_ROLES)
         elif policy is ContactPolicy.SENT_AND_RECEIVED:

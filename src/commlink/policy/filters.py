@@ -176,13 +176,22 @@ def direction(message: Message, settings: ChannelSettings) -> Direction:
 
 def direction_with(message: Message, rules: Rules) -> Direction:
     """``direction`` with the compiled rules of the channel's settings."""
-    if _sent_by_owner(message.sender, rules):
+    if _sent_by_owner(message, rules):
         return Direction.OUTGOING
     return Direction.INCOMING
 
 
-def _sent_by_owner(sender: Address | None, rules: Rules) -> bool:
-    return sender is not None and sender.valid and sender.key in rules.own
+def _sent_by_owner(message: Message, rules: Rules) -> bool:
+    """Whether the owner sent it: their address in From, and not a forgery
+    the receiving server caught (which would otherwise pass the group rules
+    and create contacts as the owner's own sent mail does)."""
+    sender = message.sender
+    return (
+        sender is not None
+        and sender.valid
+        and sender.key in rules.own
+        and not message.sender_unverified
+    )
 
 
 def _folder_exclusion(
@@ -210,9 +219,9 @@ def _blocked(others: list[Address], rules: Rules) -> Decision | None:
 
 def _group_rule(message: Message, rules: Rules) -> str | None:
     """The rule that makes a message group mail, or ``None``."""
-    sender = message.sender
-    if _sent_by_owner(sender, rules):
+    if _sent_by_owner(message, rules):
         return None
+    sender = message.sender
     if message.list_id.strip():
         return "List-Id header"
     if message.list_unsubscribe.strip():

@@ -2,7 +2,8 @@
 
 A METADATA channel never downloads bodies, so what the mail parser and the
 import policy read has to come with the headers: the participants, the
-threading ids, and every header a group-mail rule looks at. A header left
+threading ids, every header a group-mail rule looks at, and the receiving
+server's Authentication-Results. A header left
 out here would let such a channel import mail a FULL channel skips (a
 newsletter without its ``List-Unsubscribe``). ``tests/unit/test_metadata_headers.py``
 checks the list against what the parser reads.
@@ -10,12 +11,14 @@ checks the list against what the parser reads.
 
 from __future__ import annotations
 
-__all__ = ["GROUP_HEADERS", "METADATA_HEADERS", "THREAD_HEADERS"]
+__all__ = ["AUTH_HEADERS", "GROUP_HEADERS", "METADATA_HEADERS", "THREAD_HEADERS"]
 
 #: What the group-mail rules of ``commlink.policy.filters`` read.
 GROUP_HEADERS = ("List-Id", "List-Unsubscribe", "Precedence", "Auto-Submitted")
 #: What threading reads besides the Message-ID.
 THREAD_HEADERS = ("In-Reply-To", "References")
+#: The receiving server's checks of the sender (``commlink.mime.authres``).
+AUTH_HEADERS = ("Authentication-Results",)
 #: Every header the parser and the policy read from a header block.
 METADATA_HEADERS = (
     "From",
@@ -29,4 +32,5 @@ METADATA_HEADERS = (
     "Message-ID",
     *THREAD_HEADERS,
     *GROUP_HEADERS,
+    *AUTH_HEADERS,
 )

@@ -4,8 +4,9 @@
 A METADATA channel never downloads bodies, so the headers a provider hands
 over must carry every one the policy reads. ``MetadataPolicyChecks`` adds the
 same newsletter (``List-Unsubscribe``), mailing-list (``List-Id``), bulk
-(``Precedence: bulk``), auto-reply (``Auto-Submitted``), no-reply and normal
-message to the inbox, fetches them with ``Detail.METADATA`` and
+(``Precedence: bulk``), auto-reply (``Auto-Submitted``), no-reply, forged
+and genuine owner's (``Authentication-Results``) and normal message to the
+inbox, fetches them with ``Detail.METADATA`` and
 ``Detail.FULL`` and expects the same decisions (and group mail skipped as
 ``group``) at both levels.
 """
@@ -53,6 +54,30 @@ POLICY_CASES = (
         Reason.GROUP,
     ),
     ("no-reply@conformance", "Client Alerts <no-reply@client.example>", "", Reason.GROUP),
+    # The owner's address forged: the receiving server's topmost
+    # Authentication-Results says so, whatever a lower one claims, and the
+    # group rules apply as to any outsider's mail.
+    (
+        "forged-owner@conformance",
+        f"Owner <{OWNER}>",
+        "Authentication-Results: mx.home.example; spf=fail smtp.mailfrom=client.example;\r\n"
+        " dmarc=fail (p=none) header.from=home.example\r\n"
+        "Authentication-Results: mx.client.example; dmarc=pass header.from=home.example\r\n"
+        "Cc: Mallory <mallory@client.example>\r\n"
+        "List-Unsubscribe: <mailto:leave@client.example>\r\n",
+        Reason.GROUP,
+    ),
+    # The owner's own mail to a client: a forged "fail" below the server's
+    # "pass" changes nothing.
+    (
+        "own-mailing@conformance",
+        f"Owner <{OWNER}>",
+        "Authentication-Results: mx.home.example; dmarc=pass header.from=home.example\r\n"
+        "Authentication-Results: mx.client.example; dmarc=fail header.from=home.example\r\n"
+        "Cc: Frank Client <frank@client.example>\r\n"
+        "List-Unsubscribe: <mailto:leave@home.example>\r\n",
+        Reason.IMPORTED,
+    ),
     (
         "normal@conformance",
         "Ann Client <ann@client.example>",
@@ -113,6 +138,7 @@ class MetadataPolicyChecks:
                     message.list_unsubscribe,
                     message.precedence,
                     message.auto_submitted,
+                    message.sender_unverified,
                     message.in_reply_to,
                     message.references,
                 )
@@ -121,6 +147,8 @@ class MetadataPolicyChecks:
         assert seen[Detail.METADATA] == seen[Detail.FULL]
         reasons = {message_id: found[1] for message_id, found in seen[Detail.FULL].items()}
         assert reasons == expected
+        unverified = {m for m, found in seen[Detail.METADATA].items() if found[-3]}
+        assert unverified == {"forged-owner@conformance"}
         normal = seen[Detail.METADATA]["normal@conformance"]
         assert normal[-2:] == (("msg-1@conformance",), ("msg-0@conformance", "msg-1@conformance"))
 

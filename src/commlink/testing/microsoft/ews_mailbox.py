@@ -71,7 +71,9 @@ class MailItem:
         return str(value).strip().strip("<>")
 
     def headers(self) -> list[tuple[str, str]]:
-        return [(k, " ".join(str(v).split())) for k, v in _headers(self.mime).items()]
+        """Every header in order, repeated ones too (as ``InternetMessageHeaders``)."""
+        parsed = BytesHeaderParser(policy=compat32).parsebytes(self.mime)
+        return [(k, " ".join(str(v).split())) for k, v in parsed.items()]
 
     @property
     def conversation_id(self) -> str:

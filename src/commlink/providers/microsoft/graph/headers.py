@@ -16,7 +16,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from typing import Any
 
-from ...header_names import GROUP_HEADERS, THREAD_HEADERS
+from ...header_names import AUTH_HEADERS, GROUP_HEADERS, THREAD_HEADERS
 
 __all__ = [
     "HEADER_ONLY",
@@ -40,7 +40,7 @@ METADATA_PROPERTIES = (
     "internetMessageHeaders",
 )
 #: Headers taken from ``internetMessageHeaders`` (no property holds them).
-HEADER_ONLY = frozenset(h.lower() for h in (*THREAD_HEADERS, *GROUP_HEADERS))
+HEADER_ONLY = frozenset(h.lower() for h in (*THREAD_HEADERS, *GROUP_HEADERS, *AUTH_HEADERS))
 #: ``PidTagMessageSize`` as a single-value extended property id.
 MESSAGE_SIZE = "Integer 0x0E08"
 
