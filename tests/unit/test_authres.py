@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from commlink.mime import authres
 from commlink.mime.authres import MAX_RESULTS_CHARS, failed_sender_check, method_results
 from commlink.mime.parse import parse_message
 from commlink.model import Detail, Limits
@@ -159,3 +160,8 @@ def test_the_warning_comes_first_so_a_store_always_keeps_it() -> None:
     assert found.warnings[0] == "sender-unverified:dmarc"
     noisy = (*found.warnings[:1], *(f"other-{n}" for n in range(40)))
     assert stored_warnings(noisy)[0] == "sender-unverified:dmarc"
+
+
+@given(st.text(st.sampled_from('()((;;= aAd"\\')) | st.text(max_size=300))
+def test_the_quick_reading_agrees_with_the_character_scan(value: str) -> None:
+    assert authres._statements(value) == authres._scanned(value)

@@ -22,6 +22,10 @@ SPOOF_METHODS = ("dmarc", "compauth")
 #: how much of an Authentication-Results value is read
 MAX_RESULTS_CHARS = 8192
 
+# a comment holding no other comment
+_INNER_COMMENT = re.compile(r"\([^()]*\)")
+# comment nesting read with the expression above; deeper goes the slow way
+_COMMENT_PASSES = 4
 # "method[/version] = result" opening a resinfo (RFC 8601 §2.2)
 _METHOD = re.compile(r"([A-Za-z0-9_-]+)\s*(?:/\s*[0-9]+\s*)?=\s*([A-Za-z0-9_-]+)")
 
@@ -56,6 +60,21 @@ def method_results(value: str) -> dict[str, list[str]]:
 
 def _statements(value: str) -> list[str]:
     """``value`` without comments, split at the semicolons outside quoted strings."""
+    if '"' not in value and "\\" not in value:
+        # the usual header: comments, nested a little, and no quoting
+        for _ in range(_COMMENT_PASSES):
+            if "(" not in value:
+                return [part.strip() for part in value.split(";")]
+            stripped = _INNER_COMMENT.sub("", value)
+            if stripped == value:  # an unclosed comment runs to the end
+                return [part.strip() for part in value.partition("(")[0].split(";")]
+            value = stripped
+    return _scanned(value)
+
+
+def _scanned(value: str) -> list[str]:
+    """``_statements`` read a character at a time: quoted strings, escapes,
+    deep comments."""
     parts: list[str] = []
     current: list[str] = []
     depth = 0
