@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from commlink.stores import sql_checkpoint
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_checkpoint import Checkpointer, checkpointer
-from commlink.stores.sql_schema import WAL_FILE_LIMIT
+from commlink.stores.sql_schema import WAL_FILE_LIMIT, empty_log
 from commlink.testing.conformance_data import batch, channel, message
 
 THREAD = "commlink-sqlite-checkpoint"
@@ -194,3 +194,31 @@ def test_the_pause_is_short_while_checkpoints_copy_much() -> None:
     assert sql_checkpoint.pause_after((10_000, 1)) == short  # an import's cursor commit between
     assert sql_checkpoint.pause_after((3, 0)) == quiet
     assert sql_checkpoint.pause_after((few - 1, few - 1)) == quiet
+
+
+def test_a_privacy_checkpoint_waits_for_the_threads_checkpoint(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers a checkpoint "busy" at once while another connection
+    runs one, so the log a removal must clear would keep removed pages: the
+    removal's checkpoint waits for the thread's to end instead."""
+    started, release = threading.Event(), threading.Event()
+    original = Checkpointer._checkpoint
+
+    def slow(self: Checkpointer) -> tuple[int, int, int] | None:
+        started.set()
+        release.wait(5)
+        return original(self)
+
+    monkeypatch.setattr(Checkpointer, "_checkpoint", slow)
+    _commit(store, 0)
+    assert started.wait(5)  # the thread's checkpoint is under way
+    emptied: list[bool] = []
+    clearing = threading.Thread(target=lambda: emptied.append(empty_log(store.engine)))
+    clearing.start()
+    clearing.join(0.3)
+    assert clearing.is_alive()  # waiting, rather than failing as busy
+    release.set()
+    clearing.join(5)
+    assert emptied == [True]
+    assert (tmp_path / "store.sqlite-wal").stat().st_size == 0

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -76,6 +77,7 @@ class Checkpointer:
         # a fork may have copied the lock held: the child takes fresh ones
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._checkpointing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,9 +143,23 @@ class Checkpointer:
                     self._close()
                     self._thread = None
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No background checkpoint runs while inside: SQLite answers another
+        connection's checkpoint (a ``TRUNCATE`` after a privacy removal)
+        "busy" at once, without waiting, while one is running."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._checkpointing:
+            yield
+
     def checkpoint(self) -> tuple[int, int, int] | None:
         """One passive checkpoint: SQLite's (busy, log pages, copied pages),
         or ``None`` when it could not run (the writers' bound still holds)."""
+        with self._checkpointing:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> tuple[int, int, int] | None:
         try:
             if self._conn is None:
                 engine = self._engine()

@@ -314,7 +314,9 @@ def empty_log(engine: Engine) -> bool:
     holds an older snapshot: that log is overwritten as writers start it over."""
     if engine.dialect.name != "sqlite" or not _is_file(engine):
         return True
-    row = outside_transaction(engine, "PRAGMA wal_checkpoint(TRUNCATE)")
+    # a background checkpoint running now would make this one "busy" at once
+    with sql_checkpoint.checkpointer(engine).held():
+        row = outside_transaction(engine, "PRAGMA wal_checkpoint(TRUNCATE)")
     return row is not None and int(row[0]) == 0
 
 
