@@ -488,3 +488,13 @@ def test_huge_header_sections_are_read_without_the_fast_parser() -> None:
 def test_deeply_nested_html_is_still_read() -> None:
     html = "<div>" * 50_000 + "<script>hidden</script>hi &amp; bye<br>there"
     assert html_to_text(html) == "hi & bye\nthere"
+
+
+def test_a_forged_sender_is_reported_from_the_servers_topmost_verdict() -> None:
+    # Gmail's own Authentication-Results (with a quoted reason and nested
+    # comments) says dmarc=fail; the sender's own "pass" below it is ignored
+    message = parse("forged_sender.eml")
+    assert message.warnings[0] == "sender-unverified:dmarc"
+    assert message.sender_unverified
+    assert message.sender is not None
+    assert message.sender.key == "ceo@globex.example"
