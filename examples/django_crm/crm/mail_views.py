@@ -60,7 +60,9 @@ class ShownMessage:
     unverified: bool
 
 
-def _shown(thread_id: str, view: MessageView, people: Any) -> ShownMessage:
+def _shown(
+    thread_id: str, view: MessageView, people: tuple[tuple[Address, str | None], ...]
+) -> ShownMessage:
     full = view.visibility is Visibility.FULL
     links = tuple(
         (a, attachment_url(thread_id, view.message_id, n=str(n)) if full else None)
