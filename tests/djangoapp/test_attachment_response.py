@@ -46,11 +46,10 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     return found
 
 
-@pytest.fixture
-def thread_id() -> Iterator[str]:
+def _synced(**channel: Any) -> Iterator[str]:
     clear_store()
     clear_host()
-    with override_settings(COMMLINK=host_settings(CHANNELS=[mailbox(visibility="subject")])):
+    with override_settings(COMMLINK=host_settings(CHANNELS=[mailbox(**channel)])):
         engine = SyncEngine(get_store(), get_directory())
         for channel in configured_channels():
             provider = open_provider(channel)
@@ -60,6 +59,16 @@ def thread_id() -> Iterator[str]:
                 provider.close()
         yield get_store().threads_by_message_ids([QUOTE])[QUOTE]
     clear_store()
+
+
+@pytest.fixture
+def thread_id() -> Iterator[str]:
+    yield from _synced(visibility="subject")
+
+
+@pytest.fixture
+def small_limit_thread_id() -> Iterator[str]:
+    yield from _synced(visibility="subject", limits={"max_attachment_bytes": 10})
 
 
 def test_the_owner_downloads_the_pdf_and_the_provider_is_closed(
@@ -100,5 +109,13 @@ def test_an_attachment_over_the_limit_is_refused_before_any_request(
     thread_id: str, opened: list[Any]
 ) -> None:
     response = attachment_response(Viewer("alice"), thread_id, QUOTE, index=0, max_bytes=10)
+    assert response.status_code == 413
+    assert opened == []
+
+
+def test_the_channels_own_limit_applies_by_default(
+    small_limit_thread_id: str, opened: list[Any]
+) -> None:
+    response = attachment_response(Viewer("alice"), small_limit_thread_id, QUOTE, index=0)
     assert response.status_code == 413
     assert opened == []

@@ -45,7 +45,7 @@ def attachment_response(
     index: int | None = None,
     content_id: str | None = None,
     inline: bool = False,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     cache: AttachmentCache | None = None,
 ) -> HttpResponse | StreamingHttpResponse:
     """One attachment of a message, as ``viewer`` may open it, streamed.
@@ -53,13 +53,18 @@ def attachment_response(
     The attachment is chosen by ``index`` or ``content_id`` and read as
     ``commlink.attachments.open_attachment`` does, through the channel's
     provider from ``COMMLINK["CHANNELS"]``. A message or attachment the viewer
-    may not open raises ``Http404``; one over ``max_bytes`` answers 413. The
-    response carries ``response_headers``: a download unless ``inline`` is
-    asked for a plain picture.
+    may not open raises ``Http404``; one over ``max_bytes`` (by default the
+    channel's ``limits.max_attachment_bytes``) answers 413. The response
+    carries ``response_headers``: a download unless ``inline`` is asked for
+    a plain picture.
     """
     store = get_store()
     if not isinstance(store, MessageSources):
         raise ConfigError("the configured store cannot say which copy a viewer may open")
+    if max_bytes is None:  # the limit of the channel whose copy the viewer is shown
+        source = store.message_source(thread_id, message_id, viewer)
+        channel = store.channel(source.channel_id) if source is not None else None
+        max_bytes = channel.settings.limits.max_attachment_bytes if channel else DEFAULT_MAX_BYTES
     stack = ExitStack()
     try:
 
