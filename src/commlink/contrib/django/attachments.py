@@ -69,10 +69,10 @@ def attachment_response(
     try:
 
         def providers(channel_id: str) -> object:
-            channel = store.channel(channel_id)
-            if channel is None:
+            stored = store.channel(channel_id)
+            if stored is None:
                 raise NotFound("the channel is gone")
-            provider = open_provider(channel)
+            provider = open_provider(stored)
             stack.callback(provider.close)
             return provider
 
