@@ -88,10 +88,18 @@ class Workers:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
-    """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    step: float = 0.1,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` until true; fail with ``what`` after ``timeout``
+    seconds, and with what ``explain`` says of the state then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            found = f"\n{explain()}" if explain is not None else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{found}")
         time.sleep(step)

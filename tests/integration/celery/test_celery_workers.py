@@ -342,8 +342,16 @@ def test_broker_connections_cut_mid_import(
                 cut.append(time.monotonic())
         return all_active(store, channels)
 
+    def explain() -> str:
+        states = {f"ch{n:02d}": store.channel_state(f"ch{n:02d}") for n in range(channels)}
+        active = ChannelStatus.ACTIVE
+        waiting = {c: s for c, s in states.items() if s is None or s.status is not active}
+        return f"cuts at {cut}; not active: {waiting}\nworker log:\n{workers.log('a')[-6000:]}"
+
     try:
-        wait_for(beat.around(cut_connections), 90, "every channel ACTIVE", step=0.05)
+        wait_for(
+            beat.around(cut_connections), 90, "every channel ACTIVE", step=0.05, explain=explain
+        )
     finally:
         admin.close()
     assert cut, "no broker connection was cut during the import"
