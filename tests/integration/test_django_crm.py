@@ -19,17 +19,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from server_fixtures import unavailable
@@ -150,12 +150,31 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def gone(element: WebElement) -> Callable[[WebDriver], bool]:
+    """Whether ``element``'s page has been left. Chromium may answer a page
+    being replaced with "Node with given id does not belong to the document"
+    rather than a stale element, which selenium's ``staleness_of`` raises."""
+
+    def check(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc.msg):
+                return True
+            raise
+        return False
+
+    return check
+
+
 def follow(driver: WebDriver, element: WebElement) -> None:
     """Click a link or a button and wait until the page it leads to has loaded."""
     old_page = driver.find_element(By.TAG_NAME, "html")
     element.click()
     wait = WebDriverWait(driver, 30)
-    wait.until(staleness_of(old_page))
+    wait.until(gone(old_page))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
