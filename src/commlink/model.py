@@ -36,7 +36,9 @@ __all__ = [
     "Participant",
     "ResponseStatus",
     "Role",
+    "UNVERIFIED_SENDER",
     "Visibility",
+    "sender_unverified",
 ]
 
 
@@ -207,6 +209,12 @@ class Folder:
 UNVERIFIED_SENDER = "sender-unverified"
 
 
+def sender_unverified(warnings: tuple[str, ...]) -> bool:
+    """Whether these warnings (a message's, or a stored copy's as a viewer
+    sees them) say the From domain did not send the message."""
+    return bool(warnings) and any(w.startswith(UNVERIFIED_SENDER) for w in warnings)
+
+
 @attrs.frozen(slots=True)
 class Message:
     """One email as read from a provider, before policy.
@@ -256,8 +264,7 @@ class Message:
     def sender_unverified(self) -> bool:
         """Whether the receiving server says the From domain did not send it
         (the warning ``sender-unverified``, see ``mime.authres``)."""
-        warnings = self.warnings
-        return bool(warnings) and any(w.startswith(UNVERIFIED_SENDER) for w in warnings)
+        return sender_unverified(self.warnings)
 
 
 @attrs.frozen(slots=True)

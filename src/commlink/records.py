@@ -25,6 +25,7 @@ from .model import (
     Message,
     Participant,
     Visibility,
+    sender_unverified,
 )
 
 __all__ = [
@@ -385,6 +386,12 @@ class MessageView:
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    @property
+    def sender_unverified(self) -> bool:
+        """Whether the receiving server says the From domain did not send it
+        (``Message.sender_unverified``): show it beside the sender."""
+        return sender_unverified(self.warnings)
 
 
 @attrs.frozen(slots=True)

@@ -110,6 +110,8 @@ def test_a_forged_owner_and_a_forged_client_through_the_engine(
     assert set(seen) == {"m2@x.example", "m3@x.example"}
     assert seen["m2@x.example"].warnings == ("sender-unverified",)  # a colleague's view: codes
     assert not seen["m3@x.example"].warnings
+    assert seen["m2@x.example"].sender_unverified
+    assert not seen["m3@x.example"].sender_unverified
     forged_owner = store.threads_by_message_ids(["m1@x.example"])["m1@x.example"]
     view = store.thread(forged_owner, Viewer("bob"))
     assert view is not None

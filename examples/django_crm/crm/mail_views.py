@@ -24,7 +24,7 @@ from commlink.contrib.django.attachments import attachment_response
 from commlink.contrib.django.channels import ConfiguredChannel
 from commlink.contrib.django.conf import get_directory
 from commlink.errors import InvalidInput
-from commlink.model import UNVERIFIED_SENDER, Address, Attachment, Channel, Visibility
+from commlink.model import Address, Attachment, Channel, Visibility
 from commlink.records import MessageView, PageRequest, Reason, Skip
 from commlink.sync.engine import SyncEngine
 
@@ -68,9 +68,8 @@ def _shown(
         (a, attachment_url(thread_id, view.message_id, n=str(n)) if full else None)
         for n, a in enumerate(view.attachments)
     )
-    unverified = any(w.startswith(UNVERIFIED_SENDER) for w in view.warnings)
     html = safe_html(view, thread_id)
-    return ShownMessage(view, _with_roles(view, people), html, links, unverified)
+    return ShownMessage(view, _with_roles(view, people), html, links, view.sender_unverified)
 
 
 @login_required
