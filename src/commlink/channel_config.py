@@ -54,6 +54,7 @@ CHANNEL_KEYS = frozenset(
         "id", "user", "provider", "owner", "aliases", "org_domains", "visibility",
         "contact_policy", "calendar_contact_policy", "folders", "sync_internal", "blocklist",
         "create_companies", "sync_invites", "options", "path", "limits", "skip_details",
+        "skip_unverified",
     }
 )  # fmt: skip
 #: Option names whose values are secrets (kept as ``Secret``).
@@ -218,6 +219,7 @@ def _settings(raw: Mapping[str, Any], place: Place) -> ChannelSettings:
         create_companies=_flag(raw, "create_companies", place, True),
         sync_invites=_flag(raw, "sync_invites", place, False),
         skip_details=_flag(raw, "skip_details", place, False),
+        skip_unverified=_flag(raw, "skip_unverified", place, False),
         limits=_limits(raw.get("limits", {}), place / "limits"),
     )
 

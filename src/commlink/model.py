@@ -383,6 +383,10 @@ class ChannelSettings:
     keep its subject, sender and the rule that matched (shown to the
     channel's owner only); off by default, when they keep only the provider
     id, the reason, the date and a generic detail.
+    ``skip_unverified``: leave out mail the policy would keep but whose
+    receiving server found its sender forged (``Message.sender_unverified``:
+    DMARC failed), with the skip reason ``unverified``; off by default, when
+    such mail is imported and marked.
     """
 
     owner: str
@@ -398,6 +402,7 @@ class ChannelSettings:
     sync_invites: bool = False
     limits: Limits = Limits()
     skip_details: bool = False
+    skip_unverified: bool = False
 
     @property
     def own_addresses(self) -> frozenset[str]:

@@ -79,6 +79,9 @@ class Reason(enum.Enum):
     #: a participant's address was erased (``Store.erase_address``): mail
     #: from or to it is never imported again
     ERASED = "erased"
+    #: the receiving server found the sender forged, and the channel leaves
+    #: such mail out (``ChannelSettings.skip_unverified``)
+    UNVERIFIED = "unverified"
 
 
 @attrs.frozen(slots=True)

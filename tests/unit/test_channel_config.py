@@ -36,6 +36,7 @@ def test_both_places_read_a_channel_alike(place: Place) -> None:
             org_domains=["Northwind.example"],
             folders={"exclude": ("Archive",)},
             limits={"max_html_chars": 0},
+            skip_unverified=True,
             options={"host": "imap.example", "password": "hunter2"},
         ),
         place,
@@ -47,6 +48,8 @@ def test_both_places_read_a_channel_alike(place: Place) -> None:
     assert found.settings.org_domains == frozenset({"northwind.example"})
     assert found.settings.folders.exclude == frozenset({"Archive"})
     assert found.settings.limits.max_html_chars == 0
+    assert found.settings.skip_unverified
+    assert not parse_channel(channel(), place)[0].settings.skip_unverified
     assert options["password"] == Secret("hunter2")
 
 

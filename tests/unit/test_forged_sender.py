@@ -4,9 +4,12 @@ mail, never a source of new contacts."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 
 from commlink.addresses import parse_address
@@ -27,6 +30,7 @@ from commlink.providers.files.maildir import MaildirProvider
 from commlink.records import Reason, Target, TargetKind, Viewer
 from commlink.stores.sql import SqlStore
 from commlink.sync.engine import SyncEngine
+from commlink.sync.settled import POLICY_REVISION, judging_key
 from commlink.testing.directory import InMemoryDirectory
 
 OWNER = "bob@northwind.example"
@@ -151,3 +155,75 @@ def test_a_forged_owner_is_judged_as_any_outsider() -> None:
             (),
         )
         assert made == []
+
+
+def test_a_channel_that_leaves_forged_mail_out_and_takes_it_back(
+    maildir: Path, tmp_path: Path
+) -> None:
+    directory = InMemoryDirectory()
+    deliver(maildir, 2, mail(2, "hank@globex.example", OWNER, FAILED))
+    deliver(maildir, 3, mail(3, "hank@globex.example", OWNER, PASSED))
+    # the forged owner's newsletter: the group rule comes first
+    deliver(
+        maildir,
+        4,
+        mail(4, OWNER, "Ann <ann@initech.example>", FAILED, "List-Id: <news.x.example>\r\n"),
+    )
+    strict = ChannelSettings(
+        owner=OWNER, org_domains=frozenset({"northwind.example"}), skip_unverified=True
+    )
+    channel = Channel("bob-mail", "bob", ChannelKind.MAIL, "maildir", strict)
+    store = SqlStore(f"sqlite:///{tmp_path / 'strict.sqlite'}")
+    engine = SyncEngine(store, directory)
+    provider = MaildirProvider(maildir)
+
+    def stored() -> set[str]:
+        return set(store.threads_by_message_ids(["m2@x.example", "m3@x.example", "m4@x.example"]))
+
+    def reasons() -> dict[str, tuple[Reason, str, str]]:
+        return {
+            s.message_id: (s.reason, s.subject, s.sender)
+            for s in store.skips(channel.id, Viewer("bob"))
+        }
+
+    try:
+        first = engine.run(channel, provider)
+        assert first.errors == []
+        assert first.skipped[Reason.UNVERIFIED] == 1
+        assert stored() == {"m3@x.example"}
+        # explained to the owner with what a skip of outside mail keeps
+        assert reasons()["m2@x.example"] == (Reason.UNVERIFIED, "Message 2", "hank@globex.example")
+        assert reasons()["m4@x.example"][0] is Reason.GROUP
+        (colleague,) = [
+            s for s in store.skips(channel.id, Viewer("alice")) if s.reason is Reason.UNVERIFIED
+        ]
+        assert (colleague.subject, colleague.sender) == ("", "")
+
+        # turned off: the next resync judges the skipped mail again and imports it
+        relaxed = attrs.evolve(channel, settings=attrs.evolve(strict, skip_unverified=False))
+        assert engine.run(relaxed, provider).imported == 0  # an incremental pass re-judges nothing
+        engine.request_resync(channel.id)
+        again = engine.run(relaxed, provider)
+        assert again.errors == []
+        assert stored() == {"m2@x.example", "m3@x.example"}
+        assert "m2@x.example" not in reasons()
+
+        # turned on again: a refetching resync removes what is stored
+        engine.request_resync(channel.id, refetch=True)
+        last = engine.run(channel, provider)
+        assert last.errors == []
+        assert stored() == {"m3@x.example"}
+        assert reasons()["m2@x.example"][0] is Reason.UNVERIFIED
+    finally:
+        provider.close()
+        store.close()
+
+
+def test_the_judging_key_of_a_channel_without_the_setting_is_unchanged() -> None:
+    """Channels that do not use ``skip_unverified`` keep the key their skip
+    records were judged under (a new key would re-judge all of them)."""
+    channel = Channel("c", "u", ChannelKind.MAIL, "imap", ChannelSettings(owner=OWNER))
+    before = json.dumps([POLICY_REVISION, OWNER, [], [], False, []], separators=(",", ":"))
+    assert judging_key(channel) == hashlib.sha256(before.encode()).hexdigest()[:16]
+    strict = attrs.evolve(channel, settings=ChannelSettings(owner=OWNER, skip_unverified=True))
+    assert judging_key(strict) != judging_key(channel)

@@ -279,7 +279,7 @@ _WORDS = st.text(alphabet="abcdefghij@.-", min_size=1, max_size=12)
     calendar_contact_policy=st.sampled_from(CalendarContactPolicy),
     include=st.frozensets(_WORDS, max_size=3),
     exclude=st.frozensets(_WORDS, max_size=3),
-    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans()),
     blocklist=st.frozensets(_WORDS, max_size=3),
 )
 def test_channel_settings_round_trip_through_json(
@@ -291,7 +291,7 @@ def test_channel_settings_round_trip_through_json(
     calendar_contact_policy: CalendarContactPolicy,
     include: frozenset[str],
     exclude: frozenset[str],
-    flags: tuple[bool, bool, bool],
+    flags: tuple[bool, bool, bool, bool, bool],
     blocklist: frozenset[str],
 ) -> None:
     original = ChannelSettings(
@@ -306,6 +306,8 @@ def test_channel_settings_round_trip_through_json(
         blocklist=blocklist,
         create_companies=flags[1],
         sync_invites=flags[2],
+        skip_details=flags[3],
+        skip_unverified=flags[4],
     )
     assert settings_from_json(settings_to_json(original)) == original
 

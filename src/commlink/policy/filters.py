@@ -62,6 +62,7 @@ class Rules:
     org: frozenset[str]
     blocklist: frozenset[str]
     sync_internal: bool
+    skip_unverified: bool = False
 
     def others(self, addresses: Iterable[Address]) -> list[Address]:
         """Valid addresses that are not the owner's, in order, without repeats."""
@@ -105,14 +106,21 @@ def _compile(settings: ChannelSettings) -> Rules:
         if owner_domain and not is_free_mail(owner_domain):
             org = frozenset({owner_domain})
     blocklist = frozenset(e for e in (normalise_entry(x) for x in settings.blocklist) if e)
-    return Rules(own=own, org=org, blocklist=blocklist, sync_internal=settings.sync_internal)
+    return Rules(
+        own=own,
+        org=org,
+        blocklist=blocklist,
+        sync_internal=settings.sync_internal,
+        skip_unverified=settings.skip_unverified,
+    )
 
 
 def decide(message: Message, settings: ChannelSettings, folders: Mapping[str, Folder]) -> Decision:
     """Whether a message is imported, with the reason.
 
     Checks run in order: excluded folder, invalid (no one to link to),
-    blocklist, group/bulk mail, internal-only; else imported.
+    blocklist, group/bulk mail, internal-only, a forged sender (with
+    ``skip_unverified``); else imported.
     """
     return decide_with(message, settings, rules_for(settings), folders)
 
@@ -140,11 +148,16 @@ def decide_with(
         return Decision(False, Reason.GROUP, group)
     if not rules.sync_internal and _all_internal(addresses, rules):
         return _INTERNAL
+    if rules.skip_unverified and message.sender_unverified:
+        return _UNVERIFIED
     return IMPORTED
 
 
 _NO_ONE = Decision(False, Reason.INVALID, "no valid participant other than the owner")
 _INTERNAL = Decision(False, Reason.INTERNAL, "every participant is inside the organisation")
+_UNVERIFIED = Decision(
+    False, Reason.UNVERIFIED, "the receiving server found the sender forged (DMARC failed)"
+)
 
 
 def _has_other(addresses: Iterable[Address], own: frozenset[str]) -> bool:

@@ -82,6 +82,7 @@ def settings_to_json(settings: ChannelSettings) -> str:
             "sync_invites": settings.sync_invites,
             "limits": attrs.asdict(settings.limits),
             "skip_details": settings.skip_details,
+            "skip_unverified": settings.skip_unverified,
         },
         sort_keys=True,
     )
@@ -110,6 +111,7 @@ def settings_from_json(text: str) -> ChannelSettings:
         sync_invites=bool(data.get("sync_invites", default.sync_invites)),
         limits=limits_from_json(data.get("limits")),
         skip_details=bool(data.get("skip_details", default.skip_details)),
+        skip_unverified=bool(data.get("skip_unverified", default.skip_unverified)),
     )
 
 

@@ -48,7 +48,14 @@ __all__ = [
 
 #: Skip reasons that only the message's content and the judging settings decide.
 SETTLED_REASONS = frozenset(
-    {Reason.INTERNAL, Reason.GROUP, Reason.BLOCKED, Reason.INVALID, Reason.ERASED}
+    {
+        Reason.INTERNAL,
+        Reason.GROUP,
+        Reason.BLOCKED,
+        Reason.INVALID,
+        Reason.ERASED,
+        Reason.UNVERIFIED,
+    }
 )
 
 #: Part of every judging key: raise it when the policy's rules for the
@@ -68,6 +75,8 @@ def judging_key(channel: Channel) -> str:
             sorted(d.lower() for d in settings.org_domains),
             settings.sync_internal,
             sorted(e.lower() for e in settings.blocklist),
+            # only when set: the keys of channels without it stay as they were
+            *(["skip_unverified"] if settings.skip_unverified else []),
         ],
         separators=(",", ":"),
     )

@@ -8,7 +8,8 @@ same newsletter (``List-Unsubscribe``), mailing-list (``List-Id``), bulk
 and genuine owner's (``Authentication-Results``) and normal message to the
 inbox, fetches them with ``Detail.METADATA`` and
 ``Detail.FULL`` and expects the same decisions (and group mail skipped as
-``group``) at both levels.
+``group``) at both levels, and a forged client's mail skipped as
+``unverified`` by a channel with ``skip_unverified``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ POLICY_CASES = (
         "List-Unsubscribe: <mailto:leave@client.example>\r\n",
         Reason.GROUP,
     ),
+    # A client's address forged: imported and marked, unless the channel
+    # leaves such mail out (``skip_unverified``, judged below too).
+    (
+        "forged-client@conformance",
+        "Hank Client <hank@client.example>",
+        "Authentication-Results: mx.home.example; dkim=none;\r\n"
+        " dmarc=fail (p=quarantine dis=none) header.from=client.example\r\n",
+        Reason.IMPORTED,
+    ),
     # The owner's own mail to a client: a forged "fail" below the server's
     # "pass" changes nothing.
     (
@@ -124,12 +134,19 @@ class MetadataPolicyChecks:
         ids = _all_ids(provider, scope)
         folders = {f.id: f for f in provider.folders()}
         settings = ChannelSettings(owner=OWNER, org_domains=frozenset({"home.example"}))
+        strict = ChannelSettings(
+            owner=OWNER, org_domains=frozenset({"home.example"}), skip_unverified=True
+        )
         seen: dict[Detail, dict[str, tuple[object, ...]]] = {}
+        strictly: dict[Detail, dict[str, Reason]] = {}
         for detail in (Detail.METADATA, Detail.FULL):
             found = seen.setdefault(detail, {})
             for item in provider.fetch(scope, ids, detail):
                 message = _as_the_engine_parses(item, detail)
                 verdict = decide(message, settings, folders)
+                strictly.setdefault(detail, {})[message.message_id] = decide(
+                    message, strict, folders
+                ).reason
                 found[message.message_id] = (
                     verdict.keep,
                     verdict.reason,
@@ -148,7 +165,16 @@ class MetadataPolicyChecks:
         reasons = {message_id: found[1] for message_id, found in seen[Detail.FULL].items()}
         assert reasons == expected
         unverified = {m for m, found in seen[Detail.METADATA].items() if found[-3]}
-        assert unverified == {"forged-owner@conformance"}
+        assert unverified == {"forged-owner@conformance", "forged-client@conformance"}
+        # the group rule comes first: the forged owner's newsletter stays group
+        assert (
+            strictly[Detail.METADATA]
+            == strictly[Detail.FULL]
+            == {
+                **expected,
+                "forged-client@conformance": Reason.UNVERIFIED,
+            }
+        )
         normal = seen[Detail.METADATA]["normal@conformance"]
         assert normal[-2:] == (("msg-1@conformance",), ("msg-0@conformance", "msg-1@conformance"))
 
