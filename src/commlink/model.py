@@ -385,8 +385,9 @@ class ChannelSettings:
     id, the reason, the date and a generic detail.
     ``skip_unverified``: leave out mail the policy would keep but whose
     receiving server found its sender forged (``Message.sender_unverified``:
-    DMARC failed), with the skip reason ``unverified``; off by default, when
-    such mail is imported and marked.
+    DMARC, or Exchange Online's composite authentication, failed), with the
+    skip reason ``unverified``; off by default, when such mail is imported
+    and marked.
     """
 
     owner: str

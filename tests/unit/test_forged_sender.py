@@ -227,3 +227,18 @@ def test_the_judging_key_of_a_channel_without_the_setting_is_unchanged() -> None
     assert judging_key(channel) == hashlib.sha256(before.encode()).hexdigest()[:16]
     strict = attrs.evolve(channel, settings=ChannelSettings(owner=OWNER, skip_unverified=True))
     assert judging_key(strict) != judging_key(channel)
+
+
+def test_the_skip_names_the_check_that_failed() -> None:
+    strict = ChannelSettings(owner=OWNER, skip_unverified=True)
+    forged = attrs.evolve(
+        _message("ceo@globex.example", True),
+        list_unsubscribe="",
+        warnings=("sender-unverified:compauth",),
+    )
+    verdict = decide(forged, strict, {})
+    assert (verdict.keep, verdict.reason) == (False, Reason.UNVERIFIED)
+    assert verdict.detail == "the receiving server found the sender forged (compauth=fail)"
+    assert decide(forged, ChannelSettings(owner=OWNER), {}).reason is Reason.IMPORTED
+    genuine = attrs.evolve(forged, warnings=())
+    assert decide(genuine, strict, {}).reason is Reason.IMPORTED

@@ -22,6 +22,7 @@ from ..addresses import (
 )
 from ..model import (
     ALWAYS_EXCLUDED_KINDS,
+    UNVERIFIED_SENDER,
     Address,
     ChannelSettings,
     Direction,
@@ -149,15 +150,20 @@ def decide_with(
     if not rules.sync_internal and _all_internal(addresses, rules):
         return _INTERNAL
     if rules.skip_unverified and message.sender_unverified:
-        return _UNVERIFIED
+        return _unverified(message)
     return IMPORTED
 
 
 _NO_ONE = Decision(False, Reason.INVALID, "no valid participant other than the owner")
 _INTERNAL = Decision(False, Reason.INTERNAL, "every participant is inside the organisation")
-_UNVERIFIED = Decision(
-    False, Reason.UNVERIFIED, "the receiving server found the sender forged (DMARC failed)"
-)
+
+
+def _unverified(message: Message) -> Decision:
+    """The skip of a forged sender's mail, naming the check that failed."""
+    found = next(w for w in message.warnings if w.startswith(UNVERIFIED_SENDER))
+    method = found.partition(":")[2]
+    detail = "the receiving server found the sender forged"
+    return Decision(False, Reason.UNVERIFIED, f"{detail} ({method}=fail)" if method else detail)
 
 
 def _has_other(addresses: Iterable[Address], own: frozenset[str]) -> bool:
