@@ -42,7 +42,7 @@ REASONS = {
     Reason.INVALID: "The message could not be read well enough to import.",
     Reason.ERROR: "Importing it failed; the next sync tries again.",
     Reason.ERASED: "A participant's address was erased on request; its mail is never imported.",
-    Reason.UNVERIFIED: "Its sender was forged (the mail server's DMARC check failed), and this "
+    Reason.UNVERIFIED: "Its sender was forged (the mail server's sender check failed), and this "
     "mailbox leaves such mail out.",
     Reason.IMPORTED: "It was imported.",
 }
