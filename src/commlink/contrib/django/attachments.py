@@ -61,6 +61,7 @@ def attachment_response(
     store = get_store()
     if not isinstance(store, MessageSources):
         raise ConfigError("the configured store cannot say which copy a viewer may open")
+    channel = None
     if max_bytes is None:  # the limit of the channel whose copy the viewer is shown
         source = store.message_source(thread_id, message_id, viewer)
         channel = store.channel(source.channel_id) if source is not None else None
@@ -69,7 +70,9 @@ def attachment_response(
     try:
 
         def providers(channel_id: str) -> object:
-            stored = store.channel(channel_id)
+            # the channel read for the limit is the one shown: not read twice
+            known = channel is not None and channel.id == channel_id
+            stored = channel if known else store.channel(channel_id)
             if stored is None:
                 raise NotFound("the channel is gone")
             provider = open_provider(stored)
