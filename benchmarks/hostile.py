@@ -1,12 +1,16 @@
 """Hostile mail mixed with normal mail, through every mail source into every store.
 
-The corpus (``commlink.testing.hostile``) is delivered to a Maildir, a
-private Dovecot (IMAP) and the local Gmail API server; each source is
-synced into SQLite and into a throw-away PostgreSQL database, each run in
-its own process so that a native crash shows as a signal instead of taking
-the benchmark down. For each run it prints: the exit status, every normal
-message imported or not, what became of each hostile message (imported or
-skipped with its reason), ids neither stored nor skipped, and peak RSS.
+The corpus (``commlink.testing.hostile``) is delivered to a Maildir, an
+mbox file (written by Python's ``mailbox``), a private Dovecot (IMAP) and
+the local Gmail API server; each source is synced into SQLite and into a
+throw-away PostgreSQL database, each run in its own process so that a
+native crash shows as a signal instead of taking the benchmark down. For
+each run it prints: the exit status, every normal message imported or
+not, what became of each hostile message (imported or skipped with its
+reason), ids neither stored nor skipped, and peak RSS. Two specimens
+repeat a normal message's header with another body, and two have no
+header: an mbox gives header-identical messages one id, so its listing
+shows fewer distinct ids than messages.
 
     .venv/bin/python benchmarks/hostile.py [--normal 200] [--small]
 
@@ -30,7 +34,7 @@ from commlink.model import Channel, ChannelKind, ChannelSettings
 from commlink.testing.conformance_data import owner_of
 from commlink.testing.hostile import OWNER, corpus, normal_mail
 
-SOURCES = ("maildir", "imap", "gmail")
+SOURCES = ("maildir", "mbox", "imap", "gmail")
 STORES = ("sqlite", "postgres")
 
 
@@ -42,6 +46,10 @@ def _provider(source: str, args: argparse.Namespace) -> Any:
         from commlink.providers.files import MaildirProvider
 
         return MaildirProvider(args.maildir)
+    if source == "mbox":
+        from commlink.providers.files import MboxProvider
+
+        return MboxProvider(args.mbox)
     if source == "imap":
         from commlink.providers.imap import ImapProvider
 
@@ -99,6 +107,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         "status": reports[-1].status.value,
         "errors": [e for r in reports for e in r.errors],
         "listed": sum(len(v) for v in listed.values()),
+        # an mbox gives header-identical messages one id (MboxProvider)
+        "distinct": sum(len(set(v)) for v in listed.values()),
         "stored": stored,
         "skipped": dict(Counter(s.reason.value for s in skipped.values())),
         "skip_details": sorted({f"{s.reason.value}: {s.detail[:70]}" for s in skipped.values()}),
@@ -166,7 +176,7 @@ def main() -> int:
     parser.add_argument("--sources", nargs="*", default=list(SOURCES))
     parser.add_argument("--stores", nargs="*", default=list(STORES))
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    for name in ("url", "maildir", "user", "password", "token", "endpoint"):
+    for name in ("url", "maildir", "mbox", "user", "password", "token", "endpoint"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,7 +225,8 @@ def _print(source: str, store: str, result: dict[str, Any], normal: int, listed:
     print(
         f"{source:>8} -> {store:<8} exit {result['exit']}  "
         f"{result.get('seconds', '?')} s  peak RSS {result['rss_mb']:.0f} MB  "
-        f"listed {result.get('listed', '?')}/{listed}  stored {result.get('stored', '?')}  "
+        f"listed {result.get('listed', '?')}/{listed}{_distinct(result)}  "
+        f"stored {result.get('stored', '?')}  "
         f"skipped {result.get('skipped', {})}  normal {result.get('normal_found', '?')}/{normal}"
         + ("  FAILED" if bad else "  ok"),
         flush=True,
@@ -231,6 +242,11 @@ def _print(source: str, store: str, result: dict[str, Any], normal: int, listed:
     return bad
 
 
+def _distinct(result: dict[str, Any]) -> str:
+    distinct = result.get("distinct")
+    return "" if distinct in (None, result.get("listed")) else f" ({distinct} distinct ids)"
+
+
 def _start_sources(sources: list[str], mail: list[bytes], tmp: Path) -> dict[str, Any]:
     """Deliver the mail to each source; the child arguments that reach it."""
     found: dict[str, Any] = {"_stop": []}
@@ -241,6 +257,15 @@ def _start_sources(sources: list[str], mail: list[bytes], tmp: Path) -> dict[str
         for n, raw in enumerate(mail):
             (root / "cur" / f"{1_700_000_000 + n}.M{n}P1.bench:2,S").write_bytes(raw)
         found["maildir"] = ["--maildir", str(root)]
+    if "mbox" in sources:
+        import mailbox
+
+        path = tmp / "hostile.mbox"
+        box = mailbox.mbox(path)  # "From " lines in bodies quoted, as mail tools write them
+        for raw in mail:
+            box.add(raw)
+        box.close()
+        found["mbox"] = ["--mbox", str(path)]
     if "imap" in sources:
         from commlink.testing.dovecot import DovecotServer
 
