@@ -26,8 +26,21 @@ e.g. a worktree's ``src``), alternating with this one round by round, and
 prints the ratio of the two medians: a before/after comparison in one run.
 Either option adds one import first that is not counted.
 
+The peers index the same Maildir in the same run, each round, into a fresh
+database: ``notmuch new`` (notmuch) and ``mu index`` (mu, Debian package
+maildir-utils), the two Maildir indexers a mail user is likely to know.
+Both read and parse every file and index its headers and text with Xapian
+(words with positions, so phrases can be searched); commlink reads and
+parses every file, applies the channel's policy (the corpus's internal and
+list mail is skipped, with reasons), links each kept message to the CRM
+and stores it with its full-text index in SQLite. Each peer's wall time,
+CPU time and peak RSS are printed with the ratio of commlink's whole
+process (interpreter start-up, store creation and the quiet pass
+included) to the peer's: below 1.0, commlink is faster. A peer that is
+not installed is left out with a note; ``--skip notmuch mu`` leaves them out.
+
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
-        [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src]
+        [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src] [--skip notmuch mu]
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import compileall
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +61,11 @@ from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+
+#: the owner's address, for the channel and the peers' configurations
+OWNER = "owner@northwind.example"
+#: peer name -> (executable, Debian package)
+PEERS = {"notmuch": ("notmuch", "notmuch"), "mu": ("mu", "maildir-utils")}
 
 
 def write_maildir(root: Path, count: int) -> None:
@@ -104,7 +123,7 @@ def child(
         "owner",
         ChannelKind.MAIL,
         "maildir",
-        ChannelSettings(owner="owner@northwind.example", contact_policy=ContactPolicy.NONE),
+        ChannelSettings(owner=OWNER, contact_policy=ContactPolicy.NONE),
     )
     engine = SyncEngine(store, directory)
     provider = MaildirProvider(maildir)
@@ -125,7 +144,7 @@ def child(
     return {
         "size": size,
         "gc": collector,
-        "seconds": elapsed,
+        "seconds_import": elapsed,
         "rate": size / elapsed,
         "imported": report.imported,
         "skipped": sum(report.skipped.values()),
@@ -142,10 +161,12 @@ def import_once(
     args: argparse.Namespace, size: int, maildir: Path, workdir: Path, src: str | None
 ) -> dict[str, Any]:
     """One import in a fresh process (``src``: the source tree to import commlink from)."""
+    from imap_vs_peers import measure
+
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if src:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    out = subprocess.run(
+    process = measure(
         [
             sys.executable,
             __file__,
@@ -160,18 +181,54 @@ def import_once(
             *(["--cold"] if args.cold else []),
             *(["--default-gc"] if args.default_gc else []),
         ],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
+        env,
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    # the import's own figures, and the whole process's for the peers' ratio
+    result: dict[str, Any] = {k: v for k, v in process.items() if k not in ("seconds", "cpu")}
+    result["process_seconds"] = process["seconds"]
+    result["process_cpu"] = process["cpu"]
+    result["seconds"] = process["seconds_import"]
     return result
+
+
+def peer_once(name: str, maildir: Path, workdir: Path) -> dict[str, Any]:
+    """One peer indexes the Maildir into a new database in ``workdir``."""
+    from imap_vs_peers import measure
+
+    if name == "notmuch":
+        database = workdir / "notmuch"
+        database.mkdir()
+        config = workdir / "notmuch-config"
+        config.write_text(
+            f"[database]\npath={database}\nmail_root={maildir}\n"
+            "[new]\ntags=\n[maildir]\nsynchronize_flags=false\n"
+            f"[user]\nprimary_email={OWNER}\n"
+        )
+        result = measure(["notmuch", f"--config={config}", "new", "--quiet"])
+        count = ["notmuch", f"--config={config}", "count", "*"]
+        result["indexed"] = int(subprocess.run(count, check=True, capture_output=True).stdout)
+    else:
+        home = f"--muhome={workdir / 'mu'}"
+        init = ["mu", "init", home, f"--maildir={maildir}", f"--my-address={OWNER}"]
+        subprocess.run(init, check=True, capture_output=True)
+        result = measure(["mu", "index", home, "--quiet"])
+        info = subprocess.run(["mu", "info", "store", home], check=True, capture_output=True)
+        found = [line for line in info.stdout.decode().splitlines() if "messages in store" in line]
+        result["indexed"] = int(found[0].strip(" |").split("|")[-1]) if found else -1
+    return result
+
+
+def peer_version(name: str) -> str:
+    out = subprocess.run([PEERS[name][0], "--version"], capture_output=True, text=True).stdout
+    words = out.split()
+    return next((w for w in words if w[:1].isdigit()), "?")
 
 
 #: the figures that differ from run to run (the counts do not)
 MEASURED = (
     "seconds",
+    "process_seconds",
+    "process_cpu",
     "rate",
     "rss_before_mb",
     "rss_peak_mb",
@@ -194,12 +251,23 @@ def describe(label: str, result: dict[str, Any]) -> str:
     return (
         f"{shown}{result['size']:>7,} messages: {result['seconds']:6.1f}s "
         f"{result['rate']:7,.0f} msg/s (target >= 5,000)  "
+        f"process {result['process_seconds']:.1f} s, CPU {result['process_cpu']:.1f} s  "
         f"imported {result['imported']:,}, skipped {result['skipped']:,}  "
         f"peak RSS {result['rss_peak_mb']:6.1f} MB  "
         f"quiet pass {result['quiet_seconds'] * 1000:6.1f} ms (target < 1 s)  "
         f"database {result['db_kb_per_message']:.1f} KiB/msg, "
         f"log {result['wal_mb']:.0f} MiB  "
         f"(SQLite {result['sqlite']}; gc: {result['gc']})"
+    )
+
+
+def describe_peer(peer: str, size: int, result: dict[str, Any]) -> str:
+    indexed = result["indexed"]
+    return (
+        f"{peer} {peer_version(peer)}: {size:>7,} messages: {result['seconds']:6.1f}s "
+        f"{size / result['seconds']:7,.0f} msg/s  CPU {result['cpu']:.1f} s  "
+        f"peak RSS {result['rss_mb']:6.1f} MB  indexed {indexed:,}"
+        + ("" if indexed == size else "  (not every message!)")
     )
 
 
@@ -213,6 +281,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="imports per size (medians)")
     parser.add_argument("--baseline-src", help="also import with commlink from this source tree")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=sorted(PEERS), help="peers to leave out"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--maildir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -239,6 +310,14 @@ def main() -> None:
     if args.baseline_src:
         sources["baseline"] = args.baseline_src
     medians: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
+    peers = []
+    for peer, (executable, package) in PEERS.items():
+        if peer in args.skip:
+            continue
+        if shutil.which(executable) is None:
+            print(f"{peer}: not installed (Debian: {package}), left out")
+        else:
+            peers.append(peer)
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             maildir = Path(tmp) / "Maildir"
@@ -247,6 +326,7 @@ def main() -> None:
             # files' write-back must not land in the import's fsyncs
             os.sync()
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
+            peer_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in peers}
             names = list(sources)
             if args.repeat > 1 or args.baseline_src:
                 # not counted: the first import after the Maildir is written
@@ -261,18 +341,37 @@ def main() -> None:
                     workdir.mkdir()
                     result = import_once(args, size, maildir, workdir, sources[name])
                     runs[name].append(result)
-                    label = name if args.baseline_src else ""
+                    label = name if args.baseline_src else "commlink" if peers else ""
                     if args.repeat > 1 or args.baseline_src:
                         label = f"{label} #{n + 1}".strip()
                     print(describe(label, result), flush=True)
+                for peer in peers:
+                    workdir = Path(tmp) / f"{peer}-{n}"
+                    workdir.mkdir()
+                    result = peer_once(peer, maildir, workdir)
+                    peer_runs[peer].append(result)
+                    print(describe_peer(peer, size, result), flush=True)
             for name in names:
                 merged = median_of(runs[name])
                 medians[name].append(merged)
                 if args.repeat > 1:
-                    print(describe(f"{name if args.baseline_src else ''} median".strip(), merged))
+                    shown = name if args.baseline_src else "commlink" if peers else ""
+                    print(describe(f"{shown} median".strip(), merged))
             if args.baseline_src:
                 this, base = medians["this"][-1]["rate"], medians["baseline"][-1]["rate"]
                 print(f"{size:,} messages: this tree / baseline = {this / base:.2f}x msg/s")
+            ours = medians["this"][-1]
+            for peer in peers:
+                done = peer_runs[peer]
+                wall = statistics.median(r["seconds"] for r in done)
+                cpu = statistics.median(r["cpu"] for r in done)
+                print(
+                    f"{size:,} messages: commlink's process / {peer} = "
+                    f"{ours['process_seconds'] / wall:.2f}x wall time, "
+                    f"{ours['process_cpu'] / cpu:.2f}x CPU time "
+                    f"({ours['process_seconds']:.1f} s against {wall:.1f} s"
+                    f"{', medians' if len(done) > 1 else ''})"
+                )
     for name in sources:
         done = medians[name]
         if len(done) >= 2:
