@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from ..model import Channel, Direction, Event, Participant, Visibility
+from ..model import Address, Channel, Direction, Event, Participant, Role, Visibility
 from ..records import (
     EventSummary,
     MessageView,
@@ -51,7 +51,7 @@ from .copies import (
     timeline_page,
 )
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark
-from .sql_rows import channel_from_row, event_from_rows, participant_from_row, stored_message
+from .sql_rows import channel_from_row, event_from_rows, stored_message
 from .sql_schema import (
     UtcDateTime,
     address_links,
@@ -203,6 +203,30 @@ def _linked_keys(target: Target) -> sa.Select[Any]:
     )
 
 
+def participants_of(
+    conn: Connection, message_pks: Collection[int], first: int | None = None
+) -> dict[tuple[int, str], list[Participant]]:
+    """The participants of every copy of these messages (each copy's
+    ``first`` ones when given), in order, by ``(message pk, channel id)``:
+    one read through the driver, rows as plain tuples."""
+    if not message_pks:
+        return {}
+    limit = "" if first is None else f" AND pos < {int(first)}"
+    rows = fetch(
+        conn,
+        "SELECT message_pk, channel_id, role, key, email, name, valid, raw "
+        f"FROM {participants.name} WHERE {among_sql(conn, participants.c.message_pk)}{limit} "
+        "ORDER BY message_pk, channel_id, pos",
+        key_set(conn, sorted(message_pks)),
+    )
+    found: dict[tuple[int, str], list[Participant]] = {}
+    roles = {role.value: role for role in Role}
+    for pk, channel_id, role, key, email, name, valid, raw in rows:
+        address = Address(key=key, email=email, name=name, valid=bool(valid), raw=raw)
+        found.setdefault((int(pk), channel_id), []).append(Participant(address, roles[role]))
+    return found
+
+
 def _copies(
     conn: Connection,
     thread_ids: Sequence[str],
@@ -241,17 +265,7 @@ def _copies(
                 .where(among(conn, column, part))
             ).mappings()
         )
-    found_people: dict[tuple[int, str], list[Participant]] = {}
-    for part in chunks(sorted({int(r["pk"]) for r in rows})):
-        query = sa.select(participants).where(among(conn, participants.c.message_pk, part))
-        if people is not None:
-            query = query.where(participants.c.pos < people)
-        found = conn.execute(
-            query.order_by(participants.c.message_pk, participants.c.channel_id, participants.c.pos)
-        )
-        for row in found.mappings():
-            key = (int(row["message_pk"]), row["channel_id"])
-            found_people.setdefault(key, []).append(participant_from_row(row))
+    found_people = participants_of(conn, {int(r["pk"]) for r in rows}, people)
     threads: dict[str, list[tuple[Holder, StoredMessage]]] = {}
     for row in rows:
         holder = Holder(row["channel_id"], row["user_id"], Visibility(row["visibility"]))

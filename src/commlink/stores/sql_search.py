@@ -21,19 +21,19 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
-from ..model import Message, Participant, Visibility
+from ..model import Message, Visibility
 from ..records import Page, PageRequest, SearchHit, SearchQuery, Viewer
 from .common import StoredMessage, thread_token
 from .search_terms import Field, ParsedQuery, Prepared, document, fields_for, hit_of, prepare
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
-from .sql_rows import participant_from_row, stored_message
+from .sql_read import participants_of
+from .sql_rows import attachments_from_json
 from .sql_schema import (
     CONTENTLESS_SQLITE,
     UtcDateTime,
-    among,
     channels,
     chunks,
     message_copies,
@@ -224,55 +224,39 @@ def _load(conn: Connection, channel_id: str, pks: Sequence[int]) -> list[tuple[i
 def _load_copies(
     conn: Connection, copies: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], StoredMessage]:
-    """These stored copies (by message pk and channel id), in two reads."""
+    """These stored copies (by message pk and channel id), in two reads
+    through the driver (a page of hits: SQLAlchemy's statement building and
+    result rows were a third of a search)."""
     wanted = set(copies)
-    c = message_copies.c
-    rows: list[RowMapping] = []
-    for part in chunks(sorted({pk for pk, _ in wanted})):
-        rows.extend(
-            conn.execute(
-                sa.select(
-                    c.message_pk,
-                    c.channel_id,
-                    c.sent_at,
-                    c.subject,
-                    c.snippet,
-                    c.body,
-                    c.attachments,
-                    messages.c.message_id,
-                    messages.c.thread_id,
-                )
-                .join(messages, messages.c.pk == c.message_pk)
-                .where(among(conn, c.message_pk, part))
-            ).mappings()
+    if not wanted:
+        return {}
+    rows = fetch(
+        conn,
+        "SELECT c.message_pk, c.channel_id, c.sent_at, c.subject, c.snippet, c.body, "
+        f"c.attachments, m.message_id, m.thread_id FROM {message_copies.name} c "
+        f"JOIN {messages.name} m ON m.pk = c.message_pk "
+        f"WHERE {among_sql(conn, message_copies.c.message_pk, 'c')}",
+        key_set(conn, sorted({pk for pk, _ in wanted})),
+    )
+    held = [r for r in rows if (int(r[0]), r[1]) in wanted]
+    people = participants_of(conn, {int(r[0]) for r in held})
+    moment = UtcDateTime()
+    found: dict[tuple[int, str], StoredMessage] = {}
+    for pk, channel_id, sent_at, subject, snippet, body, attachments, message_id, thread_id in held:
+        key = (int(pk), channel_id)
+        date = moment.process_result_value(sent_at, conn.dialect)
+        assert date is not None
+        found[key] = StoredMessage(
+            message_id=message_id,
+            thread_id=thread_id,
+            date=date,
+            subject=subject,
+            snippet=snippet,
+            body=body,
+            attachments=attachments_from_json(attachments),
+            participants=tuple(people.get(key, ())),
         )
-    held = [r for r in rows if (int(r["message_pk"]), r["channel_id"]) in wanted]
-    people = _people(conn, [(int(r["message_pk"]), r["channel_id"]) for r in held])
-    return {
-        (int(r["message_pk"]), r["channel_id"]): stored_message(
-            r, people.get((int(r["message_pk"]), r["channel_id"]), [])
-        )
-        for r in held
-    }
-
-
-def _people(
-    conn: Connection, copies: Sequence[tuple[int, str]]
-) -> dict[tuple[int, str], list[Participant]]:
-    wanted = set(copies)
-    people: dict[tuple[int, str], list[Participant]] = {}
-    p = participants.c
-    for part in chunks(sorted({pk for pk, _ in wanted})):
-        rows = conn.execute(
-            sa.select(p.message_pk, p.channel_id, p.role, p.key, p.email, p.name, p.valid, p.raw)
-            .where(among(conn, p.message_pk, part))
-            .order_by(p.message_pk, p.channel_id, p.pos)
-        ).mappings()
-        for row in rows:
-            key = (int(row["message_pk"]), row["channel_id"])
-            if key in wanted:
-                people.setdefault(key, []).append(participant_from_row(row))
-    return people
+    return found
 
 
 # the query
