@@ -222,3 +222,80 @@ def test_a_privacy_checkpoint_waits_for_the_threads_checkpoint(
     clearing.join(5)
     assert emptied == [True]
     assert (tmp_path / "store.sqlite-wal").stat().st_size == 0
+
+
+def _index_segments(store: SqlStore) -> int:
+    """Segments in the search index (from FTS5's structure record)."""
+    with sqlite3.connect(str(store.engine.url.database)) as raw:
+        row = raw.execute("SELECT block FROM commlink_search_text_data WHERE id = 10").fetchone()
+    blob: bytes = row[0]
+    at = 8 if blob[4:8] == b"\xff\x00\x00\x01" else 4  # after the cookie (and a newer header)
+    values = []
+    while len(values) < 2:  # the number of levels, then of segments
+        value = 0
+        while True:
+            byte = blob[at]
+            at += 1
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        values.append(value)
+    return values[1]
+
+
+def _search_finds(store: SqlStore, word: str) -> int:
+    from commlink.records import SearchQuery, Viewer
+
+    return len(store.search(SearchQuery(word), Viewer(channel().user_id)).items)
+
+
+def test_once_commits_stop_the_search_index_is_merged_into_one_segment(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_checkpoint, "MERGE_PAGES", 2)  # many small steps
+    monkeypatch.setattr(sql_checkpoint, "IDLE_SECONDS", 0.05)
+    found = checkpointer(store.engine)
+    with found.held():  # no merging while the segments are made
+        for n in range(6):  # one segment per commit, below FTS5's automerge
+            _commit(store, 100 * n, 5)
+        assert _index_segments(store) >= 6
+        steps = found.merge_steps
+    _until(lambda: found.merged)
+    assert found.merge_steps > steps
+    assert _index_segments(store) == 1
+    assert _search_finds(store, "words") == 30
+    _until(lambda: not found.running, 10)  # merged: the thread ends as before
+
+
+def test_merging_stops_when_a_commit_comes(store: SqlStore) -> None:
+    found = checkpointer(store.engine)
+    with found.held():
+        for n in range(4):
+            _commit(store, 100 * n, 5)
+        steps = found.merge_steps
+        found._wake.set()  # a commit arrived: its checkpoint comes first
+        assert found.merge_index(10.0) is False
+        assert found.merge_steps == steps
+    _until(lambda: found.merged)
+    assert _index_segments(store) == 1
+
+
+def test_merging_never_waits_for_a_writer(store: SqlStore) -> None:
+    found = checkpointer(store.engine)
+    for n in range(4):
+        _commit(store, 100 * n, 5)
+    sql_checkpoint.stop(store.engine)  # no thread: steps run here
+    writer = sqlite3.connect(str(store.engine.url.database), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a writer holds the lock
+    try:
+        started = time.monotonic()
+        assert found._merge_step() is None  # busy: merged later, not waited for
+        assert time.monotonic() - started < 1.0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert found._merge_step() is True
+    while found._merge_step():
+        pass
+    assert _index_segments(store) == 1
+    assert _search_finds(store, "words") == 20

@@ -10,6 +10,17 @@ instead: it never waits for a reader or a writer, and the driver releases
 the interpreter lock while it runs, so the copy and the syncs overlap the
 next batch's fetching and parsing. Crash safety is SQLite's own either way.
 
+When no commit has come for ``QUIET_PAUSE_SECONDS``, the same thread
+merges the search index's segments (FTS5 ``merge``), a few pages per step
+and at most ``MERGE_SECONDS`` at a time, until no level holds more than one. Every commit adds a
+segment, and a bulk import leaves a dozen or more: each search then seeks
+every segment for every word, which made a person's mail with a common word
+take tens of milliseconds at 100,000 messages (docs/search.md). Merging
+while importing would slow the import; merging once it is over costs about
+20 seconds of this thread's time per million messages, in steps that hold
+the write lock a few milliseconds each and give way to any writer (they do
+not wait for the lock: a busy database is merged later).
+
 Writers keep their automatic checkpoint at ``sql_schema.WAL_CHECKPOINT_PAGES``
 as the bound on the log should the thread fall behind or fail (it opens
 the database from the engine's URL: one only a custom ``creator`` can open
@@ -24,6 +35,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +45,8 @@ from sqlalchemy.engine import Engine
 __all__ = [
     "FEW_PAGES",
     "IDLE_SECONDS",
+    "MERGE_PAGES",
+    "MERGE_SECONDS",
     "PAUSE_SECONDS",
     "QUIET_PAUSE_SECONDS",
     "Checkpointer",
@@ -53,6 +67,13 @@ PAUSE_SECONDS = 0.05
 #: fsyncs a second, not two each)
 QUIET_PAUSE_SECONDS = 1.0
 FEW_PAGES = 256
+#: pages one step of merging the search index writes (a few milliseconds)
+MERGE_PAGES = 64
+#: at most this long merging at a time (a commit ends it sooner)
+MERGE_SECONDS = 0.25
+
+_SEARCH_TEXT = "commlink_search_text"
+_MERGE = f"INSERT INTO {_SEARCH_TEXT}({_SEARCH_TEXT}, rank) VALUES ('merge', ?)"
 
 
 def pause_after(written: tuple[int, int]) -> float:
@@ -71,6 +92,7 @@ class Checkpointer:
         #: the last checkpoint's (busy, log pages, copied pages), if one ran
         self.last: tuple[int, int, int] | None = None
         self.rounds = 0  # checkpoints run (for tests)
+        self.merge_steps = 0  # steps that merged part of the search index (for tests)
         self._start()
 
     def _start(self) -> None:
@@ -82,6 +104,10 @@ class Checkpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Any = None  # the thread's DBAPI connection
+        #: whether the search index may hold segments to merge (a commit may
+        #: have added one; ``False`` once a merge step found nothing to do)
+        self._unmerged = True
+        self._has_index: bool | None = None  # whether the database has a search index
 
     def nudge(self) -> None:
         """A write committed: checkpoint soon."""
@@ -89,11 +115,18 @@ class Checkpointer:
             self._start()
         with self._lock:
             self._wake.set()
+            self._unmerged = True
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="commlink-sqlite-checkpoint", daemon=True
                 )
                 self._thread.start()
+
+    @property
+    def merged(self) -> bool:
+        """Whether the search index was found with nothing to merge since the
+        last commit (merging goes on while the thread runs)."""
+        return not self._unmerged
 
     @property
     def running(self) -> bool:
@@ -116,15 +149,20 @@ class Checkpointer:
         written = (0, 0)  # pages the last two rounds found added to the log
         try:
             while True:
-                woken = self._wake.wait(IDLE_SECONDS)
+                # while the search index may need merging, a second without a
+                # commit is quiet enough to merge some of it
+                woken = self._wake.wait(QUIET_PAUSE_SECONDS if self._unmerged else IDLE_SECONDS)
                 with self._lock:
-                    if self._stop.is_set() or not woken:
+                    if self._stop.is_set() or not (woken or self._unmerged):
                         # closed before a nudge can start the next thread,
                         # which opens a connection of its own
                         self._close()
                         self._thread = None
                         return
                     self._wake.clear()
+                if not woken:
+                    self.merge_index(MERGE_SECONDS)
+                    continue
                 found = self.checkpoint()
                 if found is not None and found[1] > found[2] > copied:
                     # pages committed while it ran: taken next, while that gains
@@ -159,17 +197,77 @@ class Checkpointer:
         with self._checkpointing:
             return self._checkpoint()
 
+    def merge_index(self, seconds: float) -> bool:
+        """Merge the search index's segments for at most about ``seconds``,
+        stopping early when a commit comes; ``True`` once nothing is left to
+        merge (or the database has no such index)."""
+        deadline = time.monotonic() + seconds
+        while not self._wake.is_set() and not self._stop.is_set():
+            with self._checkpointing:
+                merged = self._merge_step()
+            if merged is None:
+                return False  # busy or failing: later
+            if not merged:
+                self._unmerged = False
+                return True
+            if time.monotonic() >= deadline:
+                break
+        return False
+
+    def _merge_step(self) -> bool | None:
+        """One step of FTS5's ``merge``: whether it merged anything (``None``:
+        it could not run now)."""
+        try:
+            conn = self._connection()
+            if conn is None:
+                return None
+            if self._has_index is None:
+                found = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = ?", (_SEARCH_TEXT,)
+                ).fetchone()
+                self._has_index = found is not None
+            if not self._has_index:
+                return False
+            before = conn.total_changes
+            # negative: merge wherever a level holds two segments or more
+            conn.execute(_MERGE, (-MERGE_PAGES,))
+            conn.commit()
+        except Exception as exc:  # busy (a writer holds the lock), locked or failing
+            _log.debug("search index merge not run: %s", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                if self._conn is not None:
+                    self._conn.rollback()
+            return None
+        # a step with nothing to merge rewrites at most the index's structure
+        if conn.total_changes - before <= 1:
+            return False
+        self.merge_steps += 1
+        return True
+
+    def _connection(self) -> Any:
+        """The thread's own connection, opened on first use (``None`` when
+        the engine is gone)."""
+        if self._conn is None:
+            engine = self._engine()
+            if engine is None:
+                return None
+            # a connection of its own, outside the pool: a pool of one
+            # must never wait for the checkpoint
+            args, options = engine.dialect.create_connect_args(engine.url)
+            conn = engine.dialect.connect(*args, **options)
+            # a merge step never waits for a writer (a passive checkpoint
+            # never does anyway): a busy database is merged later
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._conn = conn
+            self._has_index = None
+        return self._conn
+
     def _checkpoint(self) -> tuple[int, int, int] | None:
         try:
-            if self._conn is None:
-                engine = self._engine()
-                if engine is None:
-                    return None
-                # a connection of its own, outside the pool: a pool of one
-                # must never wait for the checkpoint
-                args, options = engine.dialect.create_connect_args(engine.url)
-                self._conn = engine.dialect.connect(*args, **options)
-            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            conn = self._connection()
+            if conn is None:
+                return None
+            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except Exception as exc:  # a locked, moved or failing file: the next commit tries again
             _log.debug("background checkpoint failed: %s", type(exc).__name__)
             self._close()
