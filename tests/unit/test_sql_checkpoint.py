@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from commlink.stores import sql_checkpoint
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_checkpoint import Checkpointer, checkpointer
+from commlink.stores.sql_checkpoint import Checkpointer, checkpointer, segment_pages
 from commlink.stores.sql_schema import WAL_FILE_LIMIT, empty_log
 from commlink.testing.conformance_data import batch, channel, message
 
@@ -224,23 +224,11 @@ def test_a_privacy_checkpoint_waits_for_the_threads_checkpoint(
     assert (tmp_path / "store.sqlite-wal").stat().st_size == 0
 
 
-def _index_segments(store: SqlStore) -> int:
-    """Segments in the search index (from FTS5's structure record)."""
+def _segments(store: SqlStore) -> list[int]:
+    """The pages of each segment of the search index."""
     with sqlite3.connect(str(store.engine.url.database)) as raw:
         row = raw.execute("SELECT block FROM commlink_search_text_data WHERE id = 10").fetchone()
-    blob: bytes = row[0]
-    at = 8 if blob[4:8] == b"\xff\x00\x00\x01" else 4  # after the cookie (and a newer header)
-    values = []
-    while len(values) < 2:  # the number of levels, then of segments
-        value = 0
-        while True:
-            byte = blob[at]
-            at += 1
-            value = (value << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                break
-        values.append(value)
-    return values[1]
+    return segment_pages(row[0])
 
 
 def _search_finds(store: SqlStore, word: str) -> int:
@@ -258,11 +246,11 @@ def test_once_commits_stop_the_search_index_is_merged_into_one_segment(
     with found.held():  # no merging while the segments are made
         for n in range(6):  # one segment per commit, below FTS5's automerge
             _commit(store, 100 * n, 5)
-        assert _index_segments(store) >= 6
+        assert len(_segments(store)) >= 6
         steps = found.merge_steps
     _until(lambda: found.merged)
     assert found.merge_steps > steps
-    assert _index_segments(store) == 1
+    assert len(_segments(store)) == 1
     assert _search_finds(store, "words") == 30
     _until(lambda: not found.running, 10)  # merged: the thread ends as before
 
@@ -277,7 +265,7 @@ def test_merging_stops_when_a_commit_comes(store: SqlStore) -> None:
         assert found.merge_index(10.0) is False
         assert found.merge_steps == steps
     _until(lambda: found.merged)
-    assert _index_segments(store) == 1
+    assert len(_segments(store)) == 1
 
 
 def test_merging_never_waits_for_a_writer(store: SqlStore) -> None:
@@ -297,5 +285,39 @@ def test_merging_never_waits_for_a_writer(store: SqlStore) -> None:
     assert found._merge_step() is True
     while found._merge_step():
         pass
-    assert _index_segments(store) == 1
+    assert len(_segments(store)) == 1
     assert _search_finds(store, "words") == 20
+
+
+def test_small_commits_are_merged_only_once_they_add_up(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = checkpointer(store.engine)
+    for n in range(6):
+        _commit(store, 100 * n, 100)
+    _until(lambda: found.merged)
+    (pages,) = _segments(store)
+    writes = found.merge_writes
+    for n in range(3):  # small segments: merging would rewrite the large one for little
+        _commit(store, 1_000 + n, 1)
+        _until(lambda: found.merged)
+    assert found.merge_writes == writes
+    found_pages = _segments(store)
+    assert len(found_pages) == 4
+    assert sum(found_pages) - max(found_pages) < pages * sql_checkpoint.MERGE_SHARE
+    _commit(store, 2_000, 100)  # now the small ones hold an eighth of the pages
+    _until(lambda: found.merged)
+    assert found.merge_writes > writes
+    assert len(_segments(store)) == 1
+    assert _search_finds(store, "words") == 50  # a page
+
+
+def test_segment_pages_reads_both_forms_of_the_structure_record() -> None:
+    # SQLite 3.40: cookie, 2 levels, 3 segments, 9 writes; level 0: 2
+    # segments (pages 1-4 and 5-5); level 1: 1 segment (pages 6-105)
+    v1 = bytes([0, 0, 0, 7, 2, 3, 9, 0, 2, 1, 1, 4, 2, 5, 5, 0, 1, 3, 6, 105])
+    assert segment_pages(v1) == [4, 1, 100]
+    # 3.44 and newer: a marker after the cookie, five more numbers a segment
+    v2 = bytes([0, 0, 0, 7, 0xFF, 0, 0, 1, 1, 1, 3, 0, 1, 1, 0x81, 0x00, 0x81, 0x7F])
+    v2 += bytes([1, 1, 0, 0, 5])
+    assert segment_pages(v2) == [0xFF - 0x80 + 1]

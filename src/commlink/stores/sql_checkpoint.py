@@ -11,22 +11,23 @@ the interpreter lock while it runs, so the copy and the syncs overlap the
 next batch's fetching and parsing. Crash safety is SQLite's own either way.
 
 When no commit has come for ``QUIET_PAUSE_SECONDS``, the same thread
-merges the search index's segments (FTS5 ``merge``), a few pages per step
-and at most ``MERGE_SECONDS`` at a time, until no level holds more than one. Every commit adds a
+merges the search index's segments into one (FTS5 ``merge``, a few pages
+per step and at most ``MERGE_SECONDS`` at a time), once those besides the
+largest hold ``MERGE_SHARE`` of its pages. Every commit adds a
 segment, and a bulk import leaves a dozen or more: each search then seeks
 every segment for every word, which made a person's mail with a common word
 take tens of milliseconds at 100,000 messages (docs/search.md). Merging
-while importing would slow the import; merging once it is over costs about
-20 seconds of this thread's time per million messages, in steps that hold
-the write lock a few milliseconds each and give way to any writer (they do
-not wait for the lock: a busy database is merged later).
+while importing would slow the import; merging once it is over took 7 s
+after 100,000 messages were stored (an ``optimize`` in one go: 1.2 s), in
+steps that hold the write lock a few milliseconds each and give way to any
+writer (they do not wait for the lock: a busy database is merged later).
 
 Writers keep their automatic checkpoint at ``sql_schema.WAL_CHECKPOINT_PAGES``
 as the bound on the log should the thread fall behind or fail (it opens
 the database from the engine's URL: one only a custom ``creator`` can open
 is left to the writers). The thread ends after ``IDLE_SECONDS`` without a
-commit (so a quiet store holds no thread) and starts again on the next; a
-forked child starts its own.
+commit, once it has nothing to merge (so a quiet store holds no thread), and
+starts again on the next; a forked child starts its own.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ __all__ = [
     "MERGE_SECONDS",
     "PAUSE_SECONDS",
     "QUIET_PAUSE_SECONDS",
+    "MERGE_SHARE",
     "Checkpointer",
     "checkpointer",
     "pause_after",
+    "segment_pages",
     "stop",
 ]
 
@@ -73,7 +76,13 @@ MERGE_PAGES = 64
 MERGE_SECONDS = 0.25
 
 _SEARCH_TEXT = "commlink_search_text"
+#: a negative ``merge`` works towards one segment (an ``optimize`` in steps)
 _MERGE = f"INSERT INTO {_SEARCH_TEXT}({_SEARCH_TEXT}, rank) VALUES ('merge', ?)"
+#: merging starts once the segments besides the largest hold this share of
+#: the index's pages: each page is then rewritten at most about eight times
+#: more by these merges, however many small commits come (a merge at every
+#: second segment would rewrite the largest one after each commit)
+MERGE_SHARE = 1 / 8
 
 
 def pause_after(written: tuple[int, int]) -> float:
@@ -93,6 +102,7 @@ class Checkpointer:
         self.last: tuple[int, int, int] | None = None
         self.rounds = 0  # checkpoints run (for tests)
         self.merge_steps = 0  # steps that merged part of the search index (for tests)
+        self.merge_writes = 0  # rows those steps wrote (for tests)
         self._start()
 
     def _start(self) -> None:
@@ -107,7 +117,7 @@ class Checkpointer:
         #: whether the search index may hold segments to merge (a commit may
         #: have added one; ``False`` once a merge step found nothing to do)
         self._unmerged = True
-        self._has_index: bool | None = None  # whether the database has a search index
+        self._merging = False  # a merge into one segment is under way
 
     def nudge(self) -> None:
         """A write committed: checkpoint soon."""
@@ -221,15 +231,9 @@ class Checkpointer:
             conn = self._connection()
             if conn is None:
                 return None
-            if self._has_index is None:
-                found = conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = ?", (_SEARCH_TEXT,)
-                ).fetchone()
-                self._has_index = found is not None
-            if not self._has_index:
+            if not self._merging and not self._worth_merging(conn):
                 return False
             before = conn.total_changes
-            # negative: merge wherever a level holds two segments or more
             conn.execute(_MERGE, (-MERGE_PAGES,))
             conn.commit()
         except Exception as exc:  # busy (a writer holds the lock), locked or failing
@@ -239,10 +243,26 @@ class Checkpointer:
                     self._conn.rollback()
             return None
         # a step with nothing to merge rewrites at most the index's structure
-        if conn.total_changes - before <= 1:
+        written = conn.total_changes - before
+        self._merging = written > 1
+        if not self._merging:
             return False
         self.merge_steps += 1
+        self.merge_writes += written
         return True
+
+    def _worth_merging(self, conn: Any) -> bool:
+        """Whether the segments besides the largest hold ``MERGE_SHARE`` of
+        the search index's pages (``False`` without an index)."""
+        data = f"{_SEARCH_TEXT}_data"
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (data,)).fetchone() is None:
+            return False  # a database without the search index
+        row = conn.execute(f"SELECT block FROM {data} WHERE id = 10").fetchone()
+        if row is None:
+            return False
+        sizes = segment_pages(bytes(row[0]))
+        total = sum(sizes)
+        return len(sizes) > 1 and total - max(sizes) >= total * MERGE_SHARE
 
     def _connection(self) -> Any:
         """The thread's own connection, opened on first use (``None`` when
@@ -259,7 +279,6 @@ class Checkpointer:
             # never does anyway): a busy database is merged later
             conn.execute("PRAGMA busy_timeout = 0")
             self._conn = conn
-            self._has_index = None
         return self._conn
 
     def _checkpoint(self) -> tuple[int, int, int] | None:
@@ -283,6 +302,40 @@ class Checkpointer:
         if conn is not None:
             with contextlib.suppress(Exception):  # a broken connection: nothing left to do
                 conn.close()
+
+
+def segment_pages(structure: bytes) -> list[int]:
+    """The leaf pages of each segment of an FTS5 index, from its structure
+    record (the ``_data`` row with id 10; fts5_index.c describes it)."""
+    at = 4  # the cookie
+    v2 = structure[4:8] == b"\xff\x00\x00\x01"  # SQLite 3.44 and newer: more per segment
+    if v2:
+        at = 8
+
+    def varint() -> int:
+        nonlocal at
+        value = 0
+        for n in range(9):
+            byte = structure[at]
+            at += 1
+            if n == 8:  # the ninth byte holds eight bits
+                return (value << 8) | byte
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                return value
+        return value  # pragma: no cover - the loop always returns
+
+    levels, _segments, _writes = varint(), varint(), varint()
+    pages = []
+    for _level in range(levels):
+        _merging, segments = varint(), varint()
+        for _segment in range(segments):
+            _id, first, last = varint(), varint(), varint()
+            pages.append(last - first + 1)
+            if v2:  # origins, tombstone pages and entries, entries
+                for _field in range(5):
+                    varint()
+    return pages
 
 
 _CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, Checkpointer] = weakref.WeakKeyDictionary()
