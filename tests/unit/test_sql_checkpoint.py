@@ -321,3 +321,17 @@ def test_segment_pages_reads_both_forms_of_the_structure_record() -> None:
     v2 = bytes([0, 0, 0, 7, 0xFF, 0, 0, 1, 1, 1, 3, 0, 1, 1, 0x81, 0x00, 0x81, 0x7F])
     v2 += bytes([1, 1, 0, 0, 5])
     assert segment_pages(v2) == [0xFF - 0x80 + 1]
+
+
+def test_merging_that_keeps_failing_waits_for_the_next_commit(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_checkpoint, "IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(sql_checkpoint, "MERGE_TRIES", 3)
+    monkeypatch.setattr(Checkpointer, "_merge_step", lambda self: None)  # always busy
+    found = checkpointer(store.engine)
+    _commit(store, 0)
+    _until(lambda: found.merged)  # given up, so the thread can end
+    _until(lambda: not found.running)
+    _commit(store, 100)
+    assert not found.merged  # a commit: tried again

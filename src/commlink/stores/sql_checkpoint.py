@@ -48,9 +48,10 @@ __all__ = [
     "IDLE_SECONDS",
     "MERGE_PAGES",
     "MERGE_SECONDS",
+    "MERGE_SHARE",
+    "MERGE_TRIES",
     "PAUSE_SECONDS",
     "QUIET_PAUSE_SECONDS",
-    "MERGE_SHARE",
     "Checkpointer",
     "checkpointer",
     "pause_after",
@@ -74,6 +75,9 @@ FEW_PAGES = 256
 MERGE_PAGES = 64
 #: at most this long merging at a time (a commit ends it sooner)
 MERGE_SECONDS = 0.25
+#: quiet moments in a row in which merging could not run (a writer held the
+#: lock, or the index failed) before it waits for the next commit
+MERGE_TRIES = 30
 
 _SEARCH_TEXT = "commlink_search_text"
 #: a negative ``merge`` works towards one segment (an ``optimize`` in steps)
@@ -118,6 +122,7 @@ class Checkpointer:
         #: have added one; ``False`` once a merge step found nothing to do)
         self._unmerged = True
         self._merging = False  # a merge into one segment is under way
+        self._failed = 0  # quiet moments in a row merging could not run
 
     def nudge(self) -> None:
         """A write committed: checkpoint soon."""
@@ -215,8 +220,13 @@ class Checkpointer:
         while not self._wake.is_set() and not self._stop.is_set():
             with self._checkpointing:
                 merged = self._merge_step()
-            if merged is None:
-                return False  # busy or failing: later
+            if merged is None:  # busy or failing: later, or after the next commit
+                self._failed += 1
+                if self._failed >= MERGE_TRIES:
+                    self._failed = 0
+                    self._unmerged = False
+                return False
+            self._failed = 0
             if not merged:
                 self._unmerged = False
                 return True
