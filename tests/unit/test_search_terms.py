@@ -23,6 +23,7 @@ from commlink.stores.search_terms import (
     Field,
     ParsedQuery,
     fields_for,
+    highlights,
     matches,
     parse_query,
     snippet,
@@ -158,3 +159,33 @@ def test_snippets_mark_query_words() -> None:
     short, none = snippet("no match here", ParsedQuery((("zzz",),)))
     assert short == "no match here"
     assert none == ()
+
+
+def _highlights_by_pattern(text: str, wanted: frozenset[str]) -> tuple[tuple[int, int], ...]:
+    """The reference: every word of the pattern, folded, looked up."""
+    return tuple(
+        (m.start(), m.end())
+        for m in re.finditer(r"[^\W_]+", text)
+        if len(m.group()) <= MAX_WORD_CHARS and m.group().lower() in wanted
+    )
+
+
+_ASCII_TEXT = st.text(st.sampled_from("abAB01 _-.,'\n\té"), max_size=120)
+
+
+@given(_ASCII_TEXT, st.frozensets(st.text(st.sampled_from("ab01"), min_size=1, max_size=4)))
+def test_highlights_of_ascii_text_are_the_words_found_by_the_pattern(
+    text: str, wanted: frozenset[str]
+) -> None:
+    assert highlights(text, wanted) == _highlights_by_pattern(text, wanted)
+
+
+def test_highlights_skip_parts_of_longer_words_and_overlong_words() -> None:
+    long = "a" * (MAX_WORD_CHARS + 1)
+    text = f"Deal deals re-deal deal_2 DEAL {long}"
+    assert [text[s:e] for s, e in highlights(text, frozenset({"deal", long}))] == [
+        "Deal",
+        "deal",
+        "deal",
+        "DEAL",
+    ]

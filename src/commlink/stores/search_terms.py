@@ -41,6 +41,7 @@ __all__ = [
     "Prepared",
     "document",
     "fields_for",
+    "highlights",
     "hit_of",
     "matches",
     "parse_query",
@@ -268,12 +269,31 @@ def snippet(body: str, parsed: ParsedQuery) -> tuple[str, tuple[tuple[int, int],
     while end < len(body) and end - start < SNIPPET_CHARS + 40 and not body[end].isspace():
         end += 1
     excerpt = body[start:end].strip()
+    return excerpt, highlights(excerpt, wanted)
+
+
+def highlights(text: str, wanted: frozenset[str]) -> tuple[tuple[int, int], ...]:
+    """The character spans of ``text``'s words (``words``) that are in
+    ``wanted``, in order."""
+    if text.isascii():  # each wanted word looked for in C, its edges checked
+        lowered = text.lower()
+        spans = []
+        for word in wanted:
+            if len(word) > MAX_WORD_CHARS:
+                continue
+            at = lowered.find(word)
+            while at >= 0:
+                end = at + len(word)
+                if _boundary(lowered, at - 1) and _boundary(lowered, end):
+                    spans.append((at, end))
+                at = lowered.find(word, at + 1)
+        return tuple(sorted(spans))
     found = []
-    for match in _WORD.finditer(excerpt):
+    for match in _WORD.finditer(text):
         word = match.group()
         if len(word) <= MAX_WORD_CHARS and _fold(word) in wanted:
             found.append((match.start(), match.end()))
-    return excerpt, tuple(found)
+    return tuple(found)
 
 
 @attrs.frozen(slots=True)
