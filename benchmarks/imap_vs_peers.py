@@ -1,5 +1,7 @@
 """Full IMAP sync of 10,000 messages: commlink against mbsync, offlineimap and
-a hand-written imaplib loop, all reading the same private Dovecot.
+a hand-written imaplib loop (each message parsed by the standard library's
+``email`` package, its headers and body read: what a hand-rolled sync
+does), all reading the same private Dovecot.
 
 The corpus (benchmarks/corpus.py) is written as Maildir files in three
 folders. Each contender runs as a fresh process; wall time, CPU time (user
