@@ -83,9 +83,10 @@ _SEARCH_TEXT = "commlink_search_text"
 #: a negative ``merge`` works towards one segment (an ``optimize`` in steps)
 _MERGE = f"INSERT INTO {_SEARCH_TEXT}({_SEARCH_TEXT}, rank) VALUES ('merge', ?)"
 #: merging starts once the segments besides the largest hold this share of
-#: the index's pages: each page is then rewritten at most about eight times
-#: more by these merges, however many small commits come (a merge at every
-#: second segment would rewrite the largest one after each commit)
+#: the index's pages: each merge then writes the index once after it grew by
+#: an eighth, about nine pages written per page gained, however many small
+#: commits bring them (a merge at every second segment would rewrite the
+#: largest one after each commit)
 MERGE_SHARE = 1 / 8
 
 
