@@ -329,7 +329,6 @@ def _run(
     """Rows of every statement newest first: ``limit + 1`` of each, or with
     ``tie`` every row from that doc on; and the doc above which every
     matching row was returned."""
-    import sqlalchemy as sa
 
     moment = UtcDateTime()
     found_rows: list[Found] = []
@@ -340,8 +339,10 @@ def _run(
         if tie is not None:
             column = "f.rowid" if level is not None else "d.doc"
             text = text.replace(" ORDER BY ", f" AND {column} >= :tie ORDER BY ", 1)
-        for pk, channel_id, doc, sent_at, message_id in conn.execute(
-            sa.text(text), {**params, **extra, "tie": tie}
+        # the driver takes the named parameters itself: no statement object
+        # to build and compile for each search
+        for pk, channel_id, doc, sent_at, message_id in conn.exec_driver_sql(
+            text, {**params, **extra, "tie": tie}
         ):
             when = moment.process_result_value(sent_at, conn.dialect)
             assert when is not None
