@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -350,7 +350,7 @@ def participant_from_row(row: Row) -> Participant:
     return Participant(address=_address(row), role=Role(row["role"]))
 
 
-def stored_message(row: Row, participants: Sequence[Participant]) -> StoredMessage:
+def stored_message(row: Mapping[Any, Any], participants: Sequence[Participant]) -> StoredMessage:
     """A copy as the read path needs it (``body`` and ``warnings`` may be left
     out of ``row``)."""
     return StoredMessage(

@@ -30,7 +30,7 @@ from .common import StoredMessage, thread_token
 from .search_terms import Field, ParsedQuery, Prepared, document, fields_for, hit_of, prepare
 from .sql_bulk import among_sql, fetch, is_postgres, key_set, mark, run, write_rows
 from .sql_read import participants_of
-from .sql_rows import attachments_from_json
+from .sql_rows import stored_message
 from .sql_schema import (
     CONTENTLESS_SQLITE,
     UtcDateTime,
@@ -232,9 +232,8 @@ def _load_copies(
         return {}
     rows = fetch(
         conn,
-        "SELECT c.message_pk, c.channel_id, c.sent_at, c.subject, c.snippet, c.body, "
-        f"c.attachments, m.message_id, m.thread_id FROM {message_copies.name} c "
-        f"JOIN {messages.name} m ON m.pk = c.message_pk "
+        f"SELECT c.message_pk, c.channel_id, {', '.join(_COPY_COLUMNS)} "
+        f"FROM {message_copies.name} c JOIN {messages.name} m ON m.pk = c.message_pk "
         f"WHERE {among_sql(conn, message_copies.c.message_pk, 'c')}",
         key_set(conn, sorted({pk for pk, _ in wanted})),
     )
@@ -242,21 +241,25 @@ def _load_copies(
     people = participants_of(conn, {int(r[0]) for r in held})
     moment = UtcDateTime()
     found: dict[tuple[int, str], StoredMessage] = {}
-    for pk, channel_id, sent_at, subject, snippet, body, attachments, message_id, thread_id in held:
+    for pk, channel_id, *values in held:
+        row = dict(zip(_COPY_NAMES, values, strict=True))
+        row["sent_at"] = moment.process_result_value(row["sent_at"], conn.dialect)
         key = (int(pk), channel_id)
-        date = moment.process_result_value(sent_at, conn.dialect)
-        assert date is not None
-        found[key] = StoredMessage(
-            message_id=message_id,
-            thread_id=thread_id,
-            date=date,
-            subject=subject,
-            snippet=snippet,
-            body=body,
-            attachments=attachments_from_json(attachments),
-            participants=tuple(people.get(key, ())),
-        )
+        found[key] = stored_message(row, people.get(key, ()))
     return found
+
+
+#: the columns of a copy a search hit shows, and their names in a row
+_COPY_COLUMNS = (
+    "c.sent_at",
+    "c.subject",
+    "c.snippet",
+    "c.body",
+    "c.attachments",
+    "m.message_id",
+    "m.thread_id",
+)
+_COPY_NAMES = tuple(column.partition(".")[2] for column in _COPY_COLUMNS)
 
 
 # the query

@@ -329,7 +329,6 @@ def _run(
     """Rows of every statement newest first: ``limit + 1`` of each, or with
     ``tie`` every row from that doc on; and the doc above which every
     matching row was returned."""
-
     moment = UtcDateTime()
     found_rows: list[Found] = []
     complete_above = -(1 << 62)
