@@ -27,9 +27,12 @@ __all__ = ["FetchJob", "MessageFetcher"]
 log = logging.getLogger("commlink.imap")
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class FetchJob:
-    """Messages of one folder to fetch, with the UIDVALIDITY their UIDs belong to."""
+    """Messages of one folder to fetch, with the UIDVALIDITY their UIDs belong to.
+
+    Its hash is kept: the prefetcher looks jobs up once per queued message,
+    and a job's UIDs may be thousands."""
 
     folder: str
     uidvalidity: int

@@ -91,7 +91,8 @@ class Prefetcher(Generic[J]):
                 owner, entry = self._queue.popleft()
                 self._queued -= _size(entry)
                 self._lock.notify_all()
-            if owner != job:
+            # identity first: comparing two jobs compares their UIDs
+            if owner is not job and owner != job:
                 continue
             if isinstance(entry, _End):
                 with self._lock:
