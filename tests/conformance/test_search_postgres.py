@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
+from commlink.stores import sql_search
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance_search import SearchConformance
@@ -21,3 +22,22 @@ class TestPostgresSearch(SearchConformance):
                 if table.name != "commlink_schema":
                     conn.execute(table.delete())
         return SqlStore(pg_engine)
+
+
+class TestPostgresSearchWalking(TestPostgresSearch):
+    """Nothing counts as few rows: every query walks the date index, the
+    plan a large mailbox takes for common words and phrases of them."""
+
+    @pytest.fixture(autouse=True)
+    def large_mailbox_plans(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sql_search, "_FEW_ROWS", 0)
+        monkeypatch.setattr(sql_search, "_PHRASE_ROWS", 0)
+
+
+class TestPostgresSearchManyMatches(TestPostgresSearch):
+    """One matching row is many: a phrase's rows are read and counted, and
+    any match sends the query down the date index (none: no page at all)."""
+
+    @pytest.fixture(autouse=True)
+    def dense_phrase_plans(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sql_search, "_FEW_ROWS", 1)

@@ -17,6 +17,7 @@ people), and only the copy the viewer sees of each message
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
@@ -313,41 +314,78 @@ def _text_condition(parsed: ParsedQuery, params: dict[str, Any]) -> str:
 
 #: PostgreSQL: fewer matching rows than this are collected and sorted
 _FEW_ROWS = 2_000
+#: PostgreSQL: a query with a phrase whose words are in fewer rows than this
+#: reads those rows once to find the phrase (``_phrase_docs``); in more, the
+#: date index is walked
+_PHRASE_ROWS = 20_000
 
 
-def _few(conn: Connection, query: SearchQuery, prepared: Prepared, params: dict[str, Any]) -> bool:
-    """Whether the words, the participant or the record select few rows
-    (each counted up to ``_FEW_ROWS`` through its index)."""
-    probes: list[tuple[str, int]] = []
-    parsed = prepared.parsed
-    if parsed.phrases:
-        # the words without positions or weights, which the GIN index answers
-        # exactly; a phrase of common words may still be rare, so rows holding
-        # all its words are collected in larger numbers
-        params["words"] = " & ".join(f"'{word}'" for word in sorted(parsed.words))
-        phrase = any(len(p) > 1 for p in parsed.phrases)
-        probes.append(
-            (
-                f"SELECT 1 FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)",
-                _FEW_ROWS * 10 if phrase else _FEW_ROWS,
-            )
-        )
+def _few(
+    conn: Connection,
+    query: SearchQuery,
+    prepared: Prepared,
+    params: dict[str, Any],
+    words: bool = True,
+) -> bool:
+    """Whether the words (unless ``words`` is false), the participant or the
+    record select few rows (each counted up to ``_FEW_ROWS`` through its index)."""
+    probes: list[str] = []
+    if words and prepared.parsed.phrases:
+        params["words"] = _all_words(prepared.parsed)
+        probes.append(f"SELECT 1 FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)")
     if prepared.participant is not None:
-        probes.append((f"SELECT 1 FROM {participants.name} WHERE key = :key", _FEW_ROWS))
+        probes.append(f"SELECT 1 FROM {participants.name} WHERE key = :key")
     if query.target is not None:
         probes.append(
-            (
-                f"SELECT 1 FROM {thread_targets.name} WHERE kind = :kind AND target_id = :target",
-                _FEW_ROWS,
-            )
+            f"SELECT 1 FROM {thread_targets.name} WHERE kind = :kind AND target_id = :target"
         )
-    for probe, few in probes:
+    for probe in probes:
         counted = conn.execute(
-            sa.text(f"SELECT count(*) FROM ({probe} LIMIT {few}) x"), params
+            sa.text(f"SELECT count(*) FROM ({probe} LIMIT {_FEW_ROWS}) x"), params
         ).scalar_one()
-        if int(counted) < few:
+        if int(counted) < _FEW_ROWS:
             return True
     return False
+
+
+def _all_words(parsed: ParsedQuery) -> str:
+    """The query's words without positions or weights: a ``tsquery`` that
+    the GIN index answers exactly."""
+    return " & ".join(f"'{word}'" for word in sorted(parsed.words))
+
+
+def _phrase_docs(conn: Connection, parsed: ParsedQuery, params: dict[str, Any]) -> list[int] | None:
+    """The rows matching a query with a phrase at the ``FULL`` level
+    (``:q2``), or ``None`` when its words are in ``_PHRASE_ROWS`` rows or
+    more, or ``_FEW_ROWS`` rows or more match: a walk down the date index
+    then finds a page sooner.
+
+    A phrase of common words may still be rare: the GIN index finds the
+    rows holding its words, and only each row's positions tell whether they
+    stand together. Counting those rows and checking the phrase is one pass
+    over them; the planner's estimate of their number comes first, so that
+    words in most rows are not read to learn it."""
+    params["words"] = _all_words(parsed)
+    holding = f"FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)"
+    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 {holding}"), params).scalar_one()
+    if isinstance(plan, str):  # a driver that does not read JSON
+        plan = json.loads(plan)
+    if int(plan[0]["Plan"]["Plan Rows"]) >= _PHRASE_ROWS:
+        return None
+    held, docs = conn.execute(
+        sa.text(
+            "SELECT count(*), coalesce(array_agg(doc) FILTER (WHERE hit), '{}') FROM "
+            f"(SELECT doc, terms @@ CAST(:q2 AS tsquery) AS hit {holding} LIMIT {_PHRASE_ROWS}) x"
+        ),
+        params,
+    ).one()
+    if int(held) >= _PHRASE_ROWS or len(docs) >= _FEW_ROWS:
+        return None
+    return [int(doc) for doc in docs]
+
+
+def _has_phrase(parsed: ParsedQuery) -> bool:
+    return any(len(phrase) > 1 for phrase in parsed.phrases)
 
 
 def _found(
@@ -390,7 +428,25 @@ def _found(
         params["after_id"] = prepared.after[1]
     # ordering by an expression keeps the planner off the date index, which
     # it would walk hoping for early matches that a few matches never give
-    order = "d.sent_at + interval '0 s'" if _few(conn, query, prepared, params) else "d.sent_at"
+    collect, walk = "d.sent_at + interval '0 s'", "d.sent_at"
+    if _has_phrase(prepared.parsed):
+        if _few(conn, query, prepared, params, words=False):
+            return _page(conn, where, params, collect)
+        docs = _phrase_docs(conn, prepared.parsed, params)
+        if docs is None:
+            return _page(conn, where, params, walk)
+        if not docs:
+            return []
+        params["docs"] = docs
+        return _page(conn, [*where, "d.doc = ANY(:docs)"], params, collect)
+    return _page(conn, where, params, collect if _few(conn, query, prepared, params) else walk)
+
+
+def _page(
+    conn: Connection, where: Sequence[str], params: dict[str, Any], order: str
+) -> list[tuple[int, str, int]]:
+    """PostgreSQL: the page's hits, ``where`` all holds, newest first by ``order``."""
+    collate = ' COLLATE "C"'
     sql = (
         f"SELECT d.message_pk, d.channel_id, {_level('ch')} AS level "
         f"FROM {search_docs.name} d JOIN {channels.name} ch ON ch.id = d.channel_id "
