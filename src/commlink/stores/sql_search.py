@@ -357,14 +357,14 @@ def _all_words(parsed: ParsedQuery) -> str:
 def _phrase_docs(conn: Connection, parsed: ParsedQuery, params: dict[str, Any]) -> list[int] | None:
     """The rows matching a query with a phrase at the ``FULL`` level
     (``:q2``), or ``None`` when its words are in ``_PHRASE_ROWS`` rows or
-    more, or ``_FEW_ROWS`` rows or more match: a walk down the date index
-    then finds a page sooner.
+    more (by the planner's estimate, then by count) or ``_FEW_ROWS`` rows
+    or more match: a walk down the date index then finds a page sooner.
 
     A phrase of common words may still be rare: the GIN index finds the
     rows holding its words, and only each row's positions tell whether they
     stand together. Counting those rows and checking the phrase is one pass
-    over them; the planner's estimate of their number comes first, so that
-    words in most rows are not read to learn it."""
+    over them; the estimate comes first, so that words in most rows are not
+    read to learn it."""
     params["words"] = _all_words(parsed)
     holding = f"FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)"
     plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 {holding}"), params).scalar_one()
