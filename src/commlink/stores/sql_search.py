@@ -327,18 +327,19 @@ def _few(
     params: dict[str, Any],
     words: bool = True,
 ) -> bool:
-    """Whether the words (unless ``words`` is false), the participant or the
-    record select few rows (each counted up to ``_FEW_ROWS`` through its index)."""
+    """Whether the record, the participant or the words (unless ``words`` is
+    false) select few rows (each counted up to ``_FEW_ROWS`` through its
+    index, in that order: the words' count reads rows, the others' an index)."""
     probes: list[str] = []
-    if words and prepared.parsed.phrases:
-        params["words"] = _all_words(prepared.parsed)
-        probes.append(f"SELECT 1 FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)")
-    if prepared.participant is not None:
-        probes.append(f"SELECT 1 FROM {participants.name} WHERE key = :key")
     if query.target is not None:
         probes.append(
             f"SELECT 1 FROM {thread_targets.name} WHERE kind = :kind AND target_id = :target"
         )
+    if prepared.participant is not None:
+        probes.append(f"SELECT 1 FROM {participants.name} WHERE key = :key")
+    if words and prepared.parsed.phrases:
+        params["words"] = _all_words(prepared.parsed)
+        probes.append(f"SELECT 1 FROM {search_docs.name} WHERE terms @@ CAST(:words AS tsquery)")
     for probe in probes:
         counted = conn.execute(
             sa.text(f"SELECT count(*) FROM ({probe} LIMIT {_FEW_ROWS}) x"), params
