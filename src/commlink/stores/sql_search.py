@@ -385,7 +385,8 @@ def _phrase_docs(conn: Connection, parsed: ParsedQuery, params: dict[str, Any]) 
     return [int(doc) for doc in docs]
 
 
-def _has_phrase(parsed: ParsedQuery) -> bool:
+def _quoted_phrase(parsed: ParsedQuery) -> bool:
+    """Whether the query holds a phrase of more than one word."""
     return any(len(phrase) > 1 for phrase in parsed.phrases)
 
 
@@ -430,7 +431,7 @@ def _found(
     # ordering by an expression keeps the planner off the date index, which
     # it would walk hoping for early matches that a few matches never give
     collect, walk = "d.sent_at + interval '0 s'", "d.sent_at"
-    if _has_phrase(prepared.parsed):
+    if _quoted_phrase(prepared.parsed):
         if _few(conn, query, prepared, params, words=False):
             return _page(conn, where, params, collect)
         docs = _phrase_docs(conn, prepared.parsed, params)
