@@ -104,6 +104,12 @@ def build() -> tuple[Celery, CommlinkTasks]:
         broker_transport_options={
             "global_keyprefix": env["COMMLINK_IT_PREFIX"],
             "visibility_timeout": 30,
+            # kombu looks for messages past visibility_timeout every interval *
+            # throttle seconds (10 * 10 by default): a message a worker had
+            # reserved when its broker connection was cut comes back 30-31 s
+            # later, not up to 130 s
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
             # a name per run, so a test can find (and cut) this run's connections
             "client_name": env["COMMLINK_IT_QUEUE"],
         },
