@@ -8,8 +8,9 @@ prefix, queue, PostgreSQL database and Maildir root:
 - ``COMMLINK_IT_DB``: the store's SQLAlchemy URL;
 - ``COMMLINK_IT_ROOT``: one Maildir per channel at ``<root>/<channel id>``;
   provider calls are logged to ``<root>/_calls/<pid>.log`` (see ``CallLog``);
-- ``COMMLINK_IT_LEASE``: the lease TTL in seconds; ``COMMLINK_IT_BACKOFF``:
-  the engine's back-off after a failure, in seconds.
+- ``COMMLINK_IT_LEASE``: the lease TTL in seconds; ``COMMLINK_IT_QUEUE_TTL``:
+  the queue marker's TTL in seconds (default an hour, as ``install``'s);
+  ``COMMLINK_IT_BACKOFF``: the engine's back-off after a failure, in seconds.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def build() -> tuple[Celery, CommlinkTasks]:
             "visibility_timeout": 30,
             # kombu looks for messages past visibility_timeout every interval *
             # throttle seconds (10 * 10 by default): a message a worker had
-            # reserved when its broker connection was cut comes back 30-31 s
+            # reserved when its broker connection was cut, and that kombu could
+            # not put back at once (the cut hit that too), comes back 30-31 s
             # later, not up to 130 s
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
@@ -139,6 +141,7 @@ def build() -> tuple[Celery, CommlinkTasks]:
         provider_factory=provider,
         directory_factory=SqlDirectory,
         lease_ttl=timedelta(seconds=float(env.get("COMMLINK_IT_LEASE", "5"))),
+        queue_ttl=timedelta(seconds=float(env.get("COMMLINK_IT_QUEUE_TTL", "3600"))),
         batch_size=5,
         max_batches=2,
         backoff=Backoff(base=float(env.get("COMMLINK_IT_BACKOFF", "30")), jitter=False),
