@@ -312,6 +312,8 @@ def _text_condition(parsed: ParsedQuery, params: dict[str, Any]) -> str:
     )
 
 
+#: PostgreSQL: message ids compare byte by byte, as SQLite's do
+_COLLATE = ' COLLATE "C"'
 #: PostgreSQL: fewer matching rows than this are collected and sorted
 _FEW_ROWS = 2_000
 #: PostgreSQL: a query with a phrase whose words are in fewer rows than this
@@ -397,9 +399,8 @@ def _found(
     if not is_postgres(conn):
         hits = sqlite_found(conn, query, prepared, viewer, limit, _chosen(""))
         return [(r.message_pk, r.channel_id, _RANKS[r.level]) for r in hits]
-    collate = ' COLLATE "C"'
     params: dict[str, Any] = {"viewer": viewer.user_id, "limit": limit}
-    where = [_chosen(collate)]
+    where = [_chosen(_COLLATE)]
     moment = UtcDateTime()
     if prepared.parsed.phrases:
         where.append(_text_condition(prepared.parsed, params))
@@ -424,7 +425,7 @@ def _found(
     if prepared.after is not None:
         where.append(
             "(d.sent_at < :after_at OR (d.sent_at = :after_at "
-            f"AND m.message_id{collate} < :after_id{collate}))"
+            f"AND m.message_id{_COLLATE} < :after_id{_COLLATE}))"
         )
         params["after_at"] = moment.process_bind_param(prepared.after[0], conn.dialect)
         params["after_id"] = prepared.after[1]
@@ -448,12 +449,11 @@ def _page(
     conn: Connection, where: Sequence[str], params: dict[str, Any], order: str
 ) -> list[tuple[int, str, int]]:
     """PostgreSQL: the page's hits, ``where`` all holds, newest first by ``order``."""
-    collate = ' COLLATE "C"'
     sql = (
         f"SELECT d.message_pk, d.channel_id, {_level('ch')} AS level "
         f"FROM {search_docs.name} d JOIN {channels.name} ch ON ch.id = d.channel_id "
         f"JOIN {messages.name} m ON m.pk = d.message_pk WHERE {' AND '.join(where)} "
-        f"ORDER BY {order} DESC, m.message_id{collate} DESC LIMIT :limit"
+        f"ORDER BY {order} DESC, m.message_id{_COLLATE} DESC LIMIT :limit"
     )
     rows = conn.execute(sa.text(sql), params).all()
     return [(int(pk), str(channel_id), int(level)) for pk, channel_id, level in rows]
