@@ -20,6 +20,7 @@ from .records import (
     CompanyRef,
     ErasureReport,
     EventSummary,
+    Lease,
     MessageSource,
     NewContact,
     OAuthToken,
@@ -50,6 +51,7 @@ __all__ = [
     "FetchedEvent",
     "FetchedMessage",
     "IdPage",
+    "LeaseReader",
     "MailProvider",
     "MessageSources",
     "PushSource",
@@ -521,6 +523,19 @@ class SearchableStore(Protocol):
         ``InvalidInput`` for a query past those limits, a bad page token or
         participant address, or a naive window.
         """
+        ...
+
+
+@runtime_checkable
+class LeaseReader(Protocol):
+    """A store that tells who holds leases and until when; every built-in
+    store does. ``contrib.celery``'s ``dispatch`` uses it to queue a channel
+    again whose task message the broker lost (a store without it leaves
+    such a channel until its queue marker expires)."""
+
+    def held_leases(self, keys: Collection[str]) -> Mapping[str, Lease]:
+        """The leases among ``keys`` that are held now (not expired), by key,
+        in one read per few thousand keys."""
         ...
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "EventRecord",
     "ErasureReport",
     "EventSummary",
+    "Lease",
     "Link",
     "MessageRecord",
     "MessageSource",
@@ -319,6 +320,14 @@ class ChannelState:
     next_attempt: datetime | None = None
     last_success: datetime | None = None
     aliases: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+
+
+@attrs.frozen(slots=True)
+class Lease:
+    """Who holds a lease (``Store.acquire_lease``) and until when (aware UTC)."""
+
+    holder: str
+    expires_at: datetime
 
 
 @attrs.frozen(slots=True)

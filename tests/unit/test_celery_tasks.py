@@ -16,7 +16,7 @@ import pytest
 from celery import Celery
 
 from commlink.contrib.celery import CommlinkTasks, install, queue_marker
-from commlink.errors import AuthError, StoreError, TransientError
+from commlink.errors import AuthError, ConfigError, StoreError, TransientError
 from commlink.model import Channel, ChannelKind, ChannelSettings
 from commlink.records import ChannelState, ChannelStatus, Viewer
 from commlink.stores.memory import MemoryStore
@@ -142,9 +142,9 @@ def run_queued(tasks: CommlinkTasks, app: Celery) -> list[dict[str, Any]]:
 
 
 def test_dispatch_queues_each_due_channel_once(tasks: CommlinkTasks, app: Celery) -> None:
-    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2}
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2, "requeued": 0}
     # queued and not yet started: a second dispatch adds nothing
-    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0}
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0, "requeued": 0}
     waiting = queued(app)
     assert sorted(c for c, _ in waiting) == ["a", "b"]
     assert all(kw["token"] for _, kw in waiting)
@@ -167,7 +167,7 @@ def test_long_import_continues_in_new_tasks_until_active(
     assert store.acquire_lease(queue_marker("a"), "probe", TTL)
     assert store.acquire_lease("a", "probe", TTL)
     # caught up and not due yet: nothing to dispatch
-    assert tasks.dispatch.apply().get() == {"due": 0, "queued": 0}
+    assert tasks.dispatch.apply().get() == {"due": 0, "queued": 0, "requeued": 0}
 
 
 def test_busy_lease_returns_at_once_and_keeps_the_marker(
@@ -181,7 +181,7 @@ def test_busy_lease_returns_at_once_and_keeps_the_marker(
     assert sum(r["imported"] for r in results if r["channel_id"] == "b") == 5
     # a's queue marker stays until it expires, so dispatch does not queue a again
     # while the lease is busy
-    assert tasks.dispatch.apply().get() == {"due": 1, "queued": 0}
+    assert tasks.dispatch.apply().get() == {"due": 1, "queued": 0, "requeued": 0}
     # the other worker dies: once its lease expires, dispatch hands the channel on
     clock.now += TTL + timedelta(seconds=1)
     assert tasks.dispatch.apply().get()["queued"] >= 1
@@ -323,6 +323,126 @@ def test_a_message_that_outlived_its_marker_leaves_the_channel_to_the_newer_one(
     assert not store.acquire_lease(queue_marker("a"), "probe", TTL)  # still the newer one's
     results = [tasks.sync_channel.apply(args=("a",), kwargs=fresh).get(), *run_queued(tasks, app)]
     assert results[-1]["status"] == "active"
+
+
+def test_a_lost_task_message_is_queued_again_once_its_queue_is_empty(
+    tasks: CommlinkTasks, app: Celery, store: FlakyStore, clock: Clock
+) -> None:
+    tasks.dispatch.apply()
+    lost = dict(queued(app))  # taken off the queue and never run: the broker lost them
+    assert sorted(lost) == ["a", "b"]
+    clock.now += timedelta(minutes=1)
+    # the queue is empty, but a worker may still hold a message it reserved
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0, "requeued": 0}
+    clock.now += timedelta(minutes=1, seconds=1)  # past requeue_after (2 minutes)
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2, "requeued": 2}
+    fresh = dict(queued(app))
+    assert sorted(fresh) == ["a", "b"]
+    assert all(fresh[c]["token"] != lost[c]["token"] for c in fresh)
+    # a lost message that turns up after all runs a harmless extra step, and
+    # leaves the channel's continuation to the new one
+    late = tasks.sync_channel.apply(args=("a",), kwargs=lost["a"]).get()
+    assert late["leased"]
+    assert late["continued"] is False
+    assert not store.acquire_lease(queue_marker("a"), "probe", TTL)  # the new message's
+    results = [tasks.sync_channel.apply(args=(c,), kwargs=kw).get() for c, kw in fresh.items()]
+    results += run_queued(tasks, app)
+    assert {r["channel_id"]: r["status"] for r in results} == {"a": "active", "b": "active"}
+
+
+def test_a_message_waiting_in_its_queue_is_not_queued_again(
+    tasks: CommlinkTasks, app: Celery, clock: Clock
+) -> None:
+    tasks.dispatch.apply()
+    clock.now += timedelta(minutes=30)  # a long queue: still there, still waiting
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0, "requeued": 0}
+    assert sorted(c for c, _ in queued(app)) == ["a", "b"]
+
+
+def test_each_channel_is_judged_by_its_own_queue(
+    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+) -> None:
+    slow = f"{app.conf.task_default_queue}-slow"
+    tasks = install(
+        app,
+        store_factory=lambda: store,
+        provider_factory=lambda c: providers[c.id],
+        directory_factory=lambda _store: InMemoryDirectory(),
+        lease_ttl=TTL,
+        queue_for=lambda c: slow if c.id == "b" else None,
+        clock=clock,
+    )
+    tasks.dispatch.apply()
+    assert [c for c, _ in queued(app)] == ["a"]  # lost; b's message waits in its queue
+    clock.now += timedelta(minutes=5)
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 1, "requeued": 1}
+    assert [c for c, _ in queued(app)] == ["a"]
+    with app.connection_for_write() as conn:
+        waiting = conn.SimpleQueue(slow)
+        assert len(waiting) == 1
+        waiting.clear()
+        waiting.close()
+
+
+def test_a_running_task_keeps_its_marker(
+    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+) -> None:
+    tasks = install(
+        app,
+        store_factory=lambda: store,
+        provider_factory=lambda c: providers[c.id],
+        directory_factory=lambda _store: InMemoryDirectory(),
+        lease_ttl=TTL,
+        requeue_after=timedelta(seconds=10),
+        clock=clock,
+    )
+    assert tasks.claim("a") is not None  # a task under way holds the marker for lease_ttl
+    clock.now += timedelta(seconds=30)
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 1, "requeued": 0}
+    assert [c for c, _ in queued(app)] == ["b"]
+
+
+@pytest.mark.parametrize("why", ["switched off", "broker unreachable"])
+def test_without_requeue_a_lost_message_waits_for_queue_ttl(
+    app: Celery,
+    store: FlakyStore,
+    providers: dict[str, FakeMailProvider],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    why: str,
+) -> None:
+    tasks = install(
+        app,
+        store_factory=lambda: store,
+        provider_factory=lambda c: providers[c.id],
+        directory_factory=lambda _store: InMemoryDirectory(),
+        lease_ttl=TTL,
+        requeue_after=None if why == "switched off" else timedelta(minutes=2),
+        clock=clock,
+    )
+    tasks.dispatch.apply()
+    queued(app)  # lost
+    if why == "broker unreachable":
+
+        def refused(*_args: Any, **_kwargs: Any) -> Any:
+            raise ConnectionRefusedError("no broker")
+
+        monkeypatch.setattr(app, "connection_for_read", refused)
+    clock.now += timedelta(minutes=59)
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 0, "requeued": 0}
+    clock.now += timedelta(minutes=1, seconds=1)  # queue_ttl: the markers expired
+    assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2, "requeued": 0}
+
+
+def test_requeue_after_must_be_positive(app: Celery, store: FlakyStore) -> None:
+    with pytest.raises(ConfigError, match="requeue_after"):
+        install(
+            app,
+            store_factory=lambda: store,
+            provider_factory=lambda c: FakeMailProvider(),
+            directory_factory=lambda _store: InMemoryDirectory(),
+            requeue_after=timedelta(0),
+        )
 
 
 def test_a_worker_process_reuses_folder_lists_between_tasks(

@@ -23,6 +23,13 @@ over. The queue marker (a lease on ``"<channel id>#queued"``) is taken by
 runs, so a channel is never queued twice however often ``dispatch`` runs.
 It expires after ``queue_ttl`` if the task never starts, and after
 ``lease_ttl`` if its worker dies or if the task found the sync lease busy.
+A task message the broker loses (a connection cut as it is handed over, a
+Redis restarted without persistence) would leave its channel waiting for
+``queue_ttl``; so ``dispatch`` takes over a marker held as queued for
+longer than ``requeue_after`` while nothing waits in the channel's queue
+(the broker's message count), and queues the channel again. A message a
+worker has reserved but not started is not in that count: if it waited
+that long, the channel runs twice, which the sync lease makes harmless.
 
 Host events: ``install_event_relay(app, ...)`` registers a task that
 delivers a store outbox's events to a sink (see ``commlink.events``).
@@ -48,13 +55,14 @@ committed batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -63,7 +71,7 @@ import attrs
 from ..errors import ConfigError, ProviderError, StoreError, TransientError
 from ..events import EventSink, Outbox, OutboxRelay, TransactionalSink
 from ..model import Channel
-from ..ports import CalendarProvider, Directory, MailProvider, Store
+from ..ports import CalendarProvider, Directory, LeaseReader, MailProvider, Store
 from ..sync.engine import SyncEngine
 from ..sync.folder_cache import FolderCache
 from ..sync.report import Backoff, Progress, SyncReport
@@ -136,9 +144,12 @@ class CommlinkTasks:
         queue_for: Callable[[Channel], str | None] | None,
         clock: Callable[[], datetime],
         folder_ttl: timedelta | None = None,
+        requeue_after: timedelta | None = None,
     ) -> None:
         if lease_ttl <= timedelta(0) or queue_ttl <= timedelta(0):
             raise ConfigError("lease_ttl and queue_ttl must be positive")
+        if requeue_after is not None and requeue_after <= timedelta(0):
+            raise ConfigError("must be positive or None", field="requeue_after")
         if max_batches < 1:
             raise ConfigError("must be positive", field="max_batches")
         self.store_factory = store_factory
@@ -154,6 +165,7 @@ class CommlinkTasks:
         self.queue_for = queue_for
         self.clock = clock
         self.folder_ttl = folder_ttl
+        self.requeue_after = requeue_after
         self.sync_channel: Any = None
         self.dispatch: Any = None
         self._state: _ProcessState | None = None
@@ -223,9 +235,19 @@ class CommlinkTasks:
         return True
 
     def _send(self, channel: Channel, token: str) -> None:
+        self.sync_channel.apply_async(
+            args=(channel.id,), kwargs={"token": token}, **self._options(channel)
+        )
+
+    def _options(self, channel: Channel) -> dict[str, Any]:
         queue = self.queue_for(channel) if self.queue_for is not None else None
-        options: dict[str, Any] = {"queue": queue} if queue else {}
-        self.sync_channel.apply_async(args=(channel.id,), kwargs={"token": token}, **options)
+        return {"queue": queue} if queue else {}
+
+    def _queue(self, channel: Channel) -> Any:
+        """The broker queue (``kombu.Queue``) a channel's task goes to:
+        ``queue_for``, else the app's routes and default queue."""
+        task = self.sync_channel
+        return task.app.amqp.router.route(self._options(channel), task.name, (channel.id,))["queue"]
 
     def claim(self, channel_id: str) -> str | None:
         """A queue marker token for a direct call, if the channel is not queued."""
@@ -242,8 +264,77 @@ class CommlinkTasks:
 
     def run_dispatch(self) -> dict[str, int]:
         due = self.due()
-        queued = sum(1 for channel in due if self.enqueue(channel))
-        return {"due": len(due), "queued": queued}
+        held = [channel for channel in due if not self.enqueue(channel)]
+        requeued = self.requeue_lost(held)
+        return {"due": len(due), "queued": len(due) - len(held) + requeued, "requeued": requeued}
+
+    def requeue_lost(self, channels: Sequence[Channel]) -> int:
+        """Queue again those of ``channels`` (due, their markers held) whose
+        task message looks lost: the marker held as queued for longer than
+        ``requeue_after`` while the broker counts no message in their queue.
+        Returns how many were queued."""
+        store = self.resources().store
+        if self.requeue_after is None or not channels or not isinstance(store, LeaseReader):
+            return 0
+        now = self.clock()
+        markers = store.held_leases([queue_marker(channel.id) for channel in channels])
+        # a queued marker expires queue_ttl after it was taken; a started
+        # task holds it for lease_ttl at most
+        newest = now - self.requeue_after + self.queue_ttl
+        waiting = [
+            (channel, lease)
+            for channel in channels
+            if (lease := markers.get(queue_marker(channel.id))) is not None
+            and now + self.lease_ttl < lease.expires_at <= newest
+        ]
+        if not waiting:
+            return 0
+        queues = {channel.id: self._queue(channel) for channel, _ in waiting}
+        sizes = self._queue_sizes({queue.name: queue for queue in queues.values()})
+        requeued = 0
+        for channel, lease in waiting:
+            if sizes.get(queues[channel.id].name) != 0:
+                continue
+            store.release_lease(queue_marker(channel.id), lease.holder)
+            if self.enqueue(channel):
+                requeued += 1
+                log.warning(
+                    "%s was queued at %s and its queue is empty: its task message"
+                    " was lost; queued again",
+                    channel.id,
+                    (lease.expires_at - self.queue_ttl).isoformat(timespec="seconds"),
+                )
+        return requeued
+
+    def _queue_sizes(self, queues: Mapping[str, Any]) -> dict[str, int]:
+        """Messages waiting in each queue (``kombu.Queue`` by name), as the
+        broker counts them; a queue it could not count is left out, and all
+        are when the broker cannot be reached."""
+        sizes: dict[str, int] = {}
+        app = self.sync_channel.app
+        try:
+            with app.connection_for_read() as conn:
+                conn.ensure_connection(max_retries=1)
+                for name, queue in sorted(queues.items()):
+                    channel = conn.channel()
+                    try:
+                        # declared (with its exchange and binding) as Celery
+                        # declares it to publish, so a queue the broker lost
+                        # comes back whole; a passive declare would not do on
+                        # Redis: kombu 5.7 checks for the queue without its
+                        # global_keyprefix and finds none
+                        bound = queue.bind(channel)
+                        bound.declare()
+                        sizes[name] = int(bound.queue_declare().message_count)
+                    except conn.channel_errors:
+                        log.warning("could not count the messages in queue %s", name, exc_info=True)
+                    finally:
+                        with contextlib.suppress(*conn.channel_errors, *conn.connection_errors):
+                            channel.close()
+        except Exception:  # the broker's errors vary by transport; dispatch goes on
+            log.warning("could not count the queued task messages", exc_info=True)
+            return {}
+        return sizes
 
     def beat_schedule(self, every: timedelta = timedelta(seconds=30)) -> dict[str, Any]:
         """A ``beat_schedule`` entry that runs ``dispatch`` every ``every``:
@@ -379,6 +470,7 @@ def install(
     name_prefix: str = "commlink",
     clock: Callable[[], datetime] = _utcnow,
     folder_ttl: timedelta | None = timedelta(minutes=5),
+    requeue_after: timedelta | None = timedelta(minutes=2),
 ) -> CommlinkTasks:
     """Register commlink's tasks on a Celery ``app``; returns them.
 
@@ -395,6 +487,10 @@ def install(
     below a Redis broker's ``visibility_timeout``. ``folder_ttl`` reuses a
     channel's folder list in a worker process for that long (``None``: list
     folders on every task), so a quiet step costs only the change checks.
+    ``requeue_after`` is how long ``dispatch`` lets a channel's task message
+    be missing from its queue before it takes it for lost and queues the
+    channel again (``None``: wait for ``queue_ttl``); keep it above the
+    time a message a worker has reserved waits to start.
     """
     tasks = CommlinkTasks(
         store_factory=store_factory,
@@ -410,6 +506,7 @@ def install(
         queue_for=queue_for,
         clock=clock,
         folder_ttl=folder_ttl,
+        requeue_after=requeue_after,
     )
     retry_cap = max(1, int(retry_backoff_max.total_seconds()))
 

@@ -24,6 +24,7 @@ from ..records import (
     ChannelState,
     ErasureReport,
     EventSummary,
+    Lease,
     MessageSource,
     Page,
     PageRequest,
@@ -221,6 +222,15 @@ class MemoryStore:
                 return False
             self._state.leases[channel_id] = (holder, now + ttl)
             return True
+
+    def held_leases(self, keys: Collection[str]) -> dict[str, Lease]:
+        with self._lock:
+            now = self._clock()
+            return {
+                key: Lease(found[0], found[1])
+                for key in keys
+                if (found := self._state.leases.get(key)) is not None and found[1] > now
+            }
 
     def release_lease(self, channel_id: str, holder: str) -> None:
         with self._lock:

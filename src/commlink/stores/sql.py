@@ -29,6 +29,7 @@ from ..records import (
     ChannelState,
     ErasureReport,
     EventSummary,
+    Lease,
     MessageSource,
     Page,
     PageRequest,
@@ -342,6 +343,18 @@ class SqlStore(Closing):
                 moment.process_bind_param(now, conn.dialect),
             )
             return bool(found)
+
+    def held_leases(self, keys: Collection[str]) -> dict[str, Lease]:
+        now = self._clock()
+        found: dict[str, Lease] = {}
+        with self._tx(write=False) as conn:
+            for part in chunks(sorted(set(keys)), 5000):
+                query = sa.select(leases).where(
+                    among(conn, leases.c.channel_id, part), leases.c.expires_at > now
+                )
+                for row in conn.execute(query).mappings():
+                    found[str(row["channel_id"])] = Lease(row["holder"], row["expires_at"])
+        return found
 
     def release_lease(self, channel_id: str, holder: str) -> None:
         with self._tx(write=True) as conn:

@@ -20,7 +20,7 @@ from ..model import (
     FolderSelection,
     Visibility,
 )
-from ..ports import Store
+from ..ports import LeaseReader, Store
 from ..records import (
     ChannelState,
     ChannelStatus,
@@ -412,6 +412,27 @@ class WriteTests:
         assert store.acquire_lease("c1", "w3", hour)  # stale lease taken over
         assert not store.acquire_lease("c1", "w2", hour)
         assert store.acquire_lease("c2", "w2", hour)  # leases are per channel
+
+    def test_held_leases_are_read_in_one_call(self, store: Store) -> None:
+        if not isinstance(store, LeaseReader):
+            pytest.skip("optional: the store does not implement LeaseReader")
+        setup_channels(store)
+        hour = timedelta(hours=1)
+        assert store.acquire_lease("c1", "w1", hour)
+        assert store.acquire_lease("c1#queued", "t1", 2 * hour)
+        assert store.acquire_lease("c2", "w2", timedelta(0))  # expired at once
+        held = store.held_leases(["c1", "c1#queued", "c2", "c3", "c1"])
+        assert set(held) == {"c1", "c1#queued"}
+        assert held["c1"].holder == "w1"
+        assert held["c1#queued"].holder == "t1"
+        gap = held["c1#queued"].expires_at - held["c1"].expires_at
+        assert held["c1"].expires_at.utcoffset() == timedelta(0)
+        assert abs(gap - hour) < timedelta(minutes=1)
+        assert store.held_leases([]) == {}
+        many = [f"k{n}" for n in range(12_000)]  # past any one statement's parameters
+        assert store.held_leases([*many, "c1"]).keys() == {"c1"}
+        store.release_lease("c1", "w1")
+        assert set(store.held_leases(["c1", "c1#queued"])) == {"c1#queued"}
 
     def test_lease_is_exclusive_under_concurrency(self, store: Store) -> None:
         setup_channels(store)

@@ -10,6 +10,9 @@ prefix, queue, PostgreSQL database and Maildir root:
   provider calls are logged to ``<root>/_calls/<pid>.log`` (see ``CallLog``);
 - ``COMMLINK_IT_LEASE``: the lease TTL in seconds; ``COMMLINK_IT_QUEUE_TTL``:
   the queue marker's TTL in seconds (default an hour, as ``install``'s);
+  ``COMMLINK_IT_REQUEUE_AFTER``: how long, in seconds, ``dispatch`` lets a
+  queued channel's message be missing from the queue before it queues the
+  channel again (default 120, as ``install``'s);
   ``COMMLINK_IT_BACKOFF``: the engine's back-off after a failure, in seconds.
 """
 
@@ -142,6 +145,7 @@ def build() -> tuple[Celery, CommlinkTasks]:
         directory_factory=SqlDirectory,
         lease_ttl=timedelta(seconds=float(env.get("COMMLINK_IT_LEASE", "5"))),
         queue_ttl=timedelta(seconds=float(env.get("COMMLINK_IT_QUEUE_TTL", "3600"))),
+        requeue_after=timedelta(seconds=float(env.get("COMMLINK_IT_REQUEUE_AFTER", "120"))),
         batch_size=5,
         max_batches=2,
         backoff=Backoff(base=float(env.get("COMMLINK_IT_BACKOFF", "30")), jitter=False),

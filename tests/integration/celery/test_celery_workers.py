@@ -305,8 +305,8 @@ def test_broker_connections_cut_mid_import(
     celery_env: dict[str, str], workers: Workers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis drops the run's connections (CLIENT KILL) during the import: the
-    workers reconnect, lost tasks are queued again once their markers expire,
-    and nothing is stored twice."""
+    workers reconnect, lost tasks are queued again by ``dispatch``, and
+    nothing is stored twice."""
     import redis
 
     channels = 16
@@ -314,8 +314,9 @@ def test_broker_connections_cut_mid_import(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("COMMLINK_IT_LEASE", "3")
     # a task message lost with a cut connection (taken off the queue, never
-    # recorded as unacknowledged) is queued again once its marker expires
-    monkeypatch.setenv("COMMLINK_IT_QUEUE_TTL", "10")
+    # recorded as unacknowledged) is queued again by dispatch once the queue
+    # is empty and the marker is 5 s old
+    monkeypatch.setenv("COMMLINK_IT_REQUEUE_AFTER", "5")
     monkeypatch.setenv("COMMLINK_IT_BACKOFF", "0.5")
     import celery_worker_app
 
@@ -355,7 +356,7 @@ def test_broker_connections_cut_mid_import(
     # Alone the whole test takes 4-6 s. kombu puts the messages a worker had
     # reserved back on the queue when its connection closes; one it could not
     # put back comes back after visibility_timeout (30 s) plus kombu's sweep
-    # interval (1 s in this app), or is queued again once its marker expires.
+    # interval (1 s in this app), or is queued again by dispatch.
     try:
         wait_for(
             beat.around(cut_connections), 180, "every channel ACTIVE", step=0.05, explain=explain
@@ -368,6 +369,45 @@ def test_broker_connections_cut_mid_import(
         assert all(
             not store.skips(f"ch{n:02d}", owner_of(store, f"ch{n:02d}")) for n in range(channels)
         )
+    finally:
+        admin.close()
+        store.close()
+        app.close()
+
+
+def test_a_lost_task_message_is_queued_again(
+    celery_env: dict[str, str], workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker loses a queued task message (its Redis list is deleted):
+    ``dispatch`` leaves the channel alone while the message may still be
+    on its way, then queues it again, and a worker imports it."""
+    import redis
+
+    for key, value in celery_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("COMMLINK_IT_REQUEUE_AFTER", "1")
+    import celery_worker_app
+
+    app, tasks = celery_worker_app.build()
+    root = Path(celery_env["COMMLINK_IT_ROOT"])
+    distinct = write_mailboxes(root, 1)
+    store = SqlStore(celery_env["COMMLINK_IT_DB"])
+    admin = redis.Redis.from_url(celery_env["COMMLINK_IT_BROKER"])
+    queue = celery_env["COMMLINK_IT_PREFIX"] + celery_env["COMMLINK_IT_QUEUE"]
+    try:
+        add_channels(store, 1)
+        assert tasks.run_dispatch() == {"due": 1, "queued": 1, "requeued": 0}
+        assert admin.llen(queue) == 1
+        assert admin.delete(queue) == 1  # lost: Redis holds no list for an empty queue
+        assert tasks.run_dispatch() == {"due": 1, "queued": 0, "requeued": 0}
+        time.sleep(1.2)
+        assert tasks.run_dispatch() == {"due": 1, "queued": 1, "requeued": 1}
+        assert admin.llen(queue) == 1
+        time.sleep(1.2)  # waiting in its queue: left alone however old its marker
+        assert tasks.run_dispatch() == {"due": 1, "queued": 0, "requeued": 0}
+        workers.start("a", concurrency=1)
+        wait_for(lambda: all_active(store, 1), 60, "ch00 ACTIVE", step=0.1)
+        assert count_rows(store, "commlink_messages") == distinct
     finally:
         admin.close()
         store.close()

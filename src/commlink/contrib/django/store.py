@@ -39,6 +39,7 @@ from ...records import (
     ChannelState,
     ErasureReport,
     EventSummary,
+    Lease,
     MessageSource,
     Page,
     PageRequest,
@@ -308,6 +309,16 @@ class DjangoStore:
             except IntegrityError:
                 return False  # held by someone else
             return True
+
+    def held_leases(self, keys: Collection[str]) -> dict[str, Lease]:
+        now = self._clock()
+        found: dict[str, Lease] = {}
+        leases = m.Lease.objects.using(self.using)
+        for part in chunked(sorted(set(keys))):
+            rows = leases.filter(channel_id__in=part, expires_at__gt=now)
+            for key, holder, expires_at in rows.values_list("channel_id", "holder", "expires_at"):
+                found[key] = Lease(holder, expires_at)
+        return found
 
     def release_lease(self, channel_id: str, holder: str) -> None:
         with self._write():
