@@ -99,20 +99,30 @@ def app() -> Iterator[Celery]:
     celery.close()
 
 
-@pytest.fixture
-def tasks(
-    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+def installed(
+    app: Celery,
+    store: FlakyStore,
+    providers: dict[str, FakeMailProvider],
+    clock: Clock,
+    **options: Any,
 ) -> CommlinkTasks:
+    """commlink's tasks on ``app``, over the test's store, providers and clock."""
     return install(
         app,
         store_factory=lambda: store,
         provider_factory=lambda c: providers[c.id],
         directory_factory=lambda _store: InMemoryDirectory(),
         lease_ttl=TTL,
-        batch_size=2,
-        max_batches=2,
         clock=clock,
+        **options,
     )
+
+
+@pytest.fixture
+def tasks(
+    app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
+) -> CommlinkTasks:
+    return installed(app, store, providers, clock, batch_size=2, max_batches=2)
 
 
 def queued(app: Celery) -> list[tuple[str, dict[str, Any]]]:
@@ -363,14 +373,8 @@ def test_each_channel_is_judged_by_its_own_queue(
     app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
 ) -> None:
     slow = f"{app.conf.task_default_queue}-slow"
-    tasks = install(
-        app,
-        store_factory=lambda: store,
-        provider_factory=lambda c: providers[c.id],
-        directory_factory=lambda _store: InMemoryDirectory(),
-        lease_ttl=TTL,
-        queue_for=lambda c: slow if c.id == "b" else None,
-        clock=clock,
+    tasks = installed(
+        app, store, providers, clock, queue_for=lambda c: slow if c.id == "b" else None
     )
     tasks.dispatch.apply()
     assert [c for c, _ in queued(app)] == ["a"]  # lost; b's message waits in its queue
@@ -387,15 +391,7 @@ def test_each_channel_is_judged_by_its_own_queue(
 def test_a_running_task_keeps_its_marker(
     app: Celery, store: FlakyStore, providers: dict[str, FakeMailProvider], clock: Clock
 ) -> None:
-    tasks = install(
-        app,
-        store_factory=lambda: store,
-        provider_factory=lambda c: providers[c.id],
-        directory_factory=lambda _store: InMemoryDirectory(),
-        lease_ttl=TTL,
-        requeue_after=timedelta(seconds=10),
-        clock=clock,
-    )
+    tasks = installed(app, store, providers, clock, requeue_after=timedelta(seconds=10))
     assert tasks.claim("a") is not None  # a task under way holds the marker for lease_ttl
     clock.now += timedelta(seconds=30)
     assert tasks.dispatch.apply().get() == {"due": 2, "queued": 1, "requeued": 0}
@@ -411,14 +407,12 @@ def test_without_requeue_a_lost_message_waits_for_queue_ttl(
     monkeypatch: pytest.MonkeyPatch,
     why: str,
 ) -> None:
-    tasks = install(
+    tasks = installed(
         app,
-        store_factory=lambda: store,
-        provider_factory=lambda c: providers[c.id],
-        directory_factory=lambda _store: InMemoryDirectory(),
-        lease_ttl=TTL,
+        store,
+        providers,
+        clock,
         requeue_after=None if why == "switched off" else timedelta(minutes=2),
-        clock=clock,
     )
     tasks.dispatch.apply()
     queued(app)  # lost
@@ -434,15 +428,9 @@ def test_without_requeue_a_lost_message_waits_for_queue_ttl(
     assert tasks.dispatch.apply().get() == {"due": 2, "queued": 2, "requeued": 0}
 
 
-def test_requeue_after_must_be_positive(app: Celery, store: FlakyStore) -> None:
+def test_requeue_after_must_be_positive(app: Celery, store: FlakyStore, clock: Clock) -> None:
     with pytest.raises(ConfigError, match="requeue_after"):
-        install(
-            app,
-            store_factory=lambda: store,
-            provider_factory=lambda c: FakeMailProvider(),
-            directory_factory=lambda _store: InMemoryDirectory(),
-            requeue_after=timedelta(0),
-        )
+        installed(app, store, {}, clock, requeue_after=timedelta(0))
 
 
 def test_a_worker_process_reuses_folder_lists_between_tasks(

@@ -1,10 +1,12 @@
-"""Helpers for the Celery worker tests: worker processes and waiting on conditions."""
+"""Helpers for the Celery worker tests: worker processes, waiting on conditions,
+whether a local broker listens."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +16,15 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+
+
+def listening(port: int) -> bool:
+    """Whether a server accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 class Workers:

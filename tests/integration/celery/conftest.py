@@ -10,30 +10,21 @@ Redis key of the run is deleted afterwards.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from celery_support import Workers
+from celery_support import Workers, listening
 
 from commlink.testing.postgres import reachable, temporary_database
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _redis_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def celery_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    if not _redis_reachable():
+    if not listening(6379):
         pytest.skip("Redis is not reachable on 127.0.0.1:6379")
     if not reachable():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")

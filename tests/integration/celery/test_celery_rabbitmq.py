@@ -8,7 +8,6 @@ its own, deleted afterwards; tasks are not run, only queued and counted.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery import Celery
+from celery_support import listening
 
 from commlink.contrib.celery import CommlinkTasks, install
 from commlink.model import Channel, ChannelKind, ChannelSettings
@@ -36,17 +36,9 @@ class Clock:
         return self.now
 
 
-def _reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def app() -> Iterator[Celery]:
-    if not _reachable():
+    if not listening(5672):
         pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
     celery = Celery("commlink_rabbitmq", broker=BROKER, set_as_current=False)
     celery.conf.task_default_queue = f"commlink-it-{uuid.uuid4().hex}"
