@@ -385,7 +385,7 @@ def test_a_lost_task_message_is_queued_again(
 
     for key, value in celery_env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("COMMLINK_IT_REQUEUE_AFTER", "1")
+    monkeypatch.setenv("COMMLINK_IT_REQUEUE_AFTER", "2")
     import celery_worker_app
 
     app, tasks = celery_worker_app.build()
@@ -400,10 +400,10 @@ def test_a_lost_task_message_is_queued_again(
         assert admin.llen(queue) == 1
         assert admin.delete(queue) == 1  # lost: Redis holds no list for an empty queue
         assert tasks.run_dispatch() == {"due": 1, "queued": 0, "requeued": 0}
-        time.sleep(1.2)
+        time.sleep(2.2)
         assert tasks.run_dispatch() == {"due": 1, "queued": 1, "requeued": 1}
         assert admin.llen(queue) == 1
-        time.sleep(1.2)  # waiting in its queue: left alone however old its marker
+        time.sleep(2.2)  # waiting in its queue: left alone however old its marker
         assert tasks.run_dispatch() == {"due": 1, "queued": 0, "requeued": 0}
         workers.start("a", concurrency=1)
         wait_for(lambda: all_active(store, 1), 60, "ch00 ACTIVE", step=0.1)
