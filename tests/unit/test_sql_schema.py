@@ -200,8 +200,9 @@ def test_a_500_message_batch_is_a_handful_of_statements(db_url: str) -> None:
     statements.clear()
     store.commit(batch(messages=records, cursor="k", generation=2, sweep=True))
     event.remove(store.engine, "before_cursor_execute", record)
-    assert first <= 15
-    assert len(statements) <= 20
+    # one of them reads whether the database keeps its search index
+    assert first <= 16
+    assert len(statements) <= 21
     store.close()
 
 

@@ -50,7 +50,7 @@ from .common import FIRST_PAGE, require_aware, validate_batch, validate_links
 from .outbox import EventLog, deliver_after_commit, state_change
 from .outbox_snapshot import Snapshot, changes_since, snapshot
 from .privacy import QUEUE_MARKER_SUFFIX, erasure_key, settings_change
-from .sql_bulk import fetch, mark
+from .sql_bulk import fetch, is_postgres, mark
 from .sql_directory import SqlDirectory
 from .sql_outbox import CommitEvents, SqlOutbox, write_outbox
 from .sql_push import SqlSubscriptionStore, SqlTokenStore
@@ -78,6 +78,7 @@ from .sql_schema import (
     event_assocs,
     leases,
     message_assocs,
+    message_copies,
     participants,
     prepare_engine,
     refuses_value,
@@ -518,10 +519,36 @@ class SqlStore(Closing):
     def search(
         self, query: SearchQuery, viewer: Viewer, page: PageRequest = FIRST_PAGE
     ) -> Page[SearchHit]:
-        """Messages matching ``query`` as ``viewer`` may see them (``SearchableStore``)."""
+        """Messages matching ``query`` as ``viewer`` may see them
+        (``SearchableStore``); ``InvalidInput`` while the search index is off."""
         require_viewer(viewer)
         with self._tx(write=False) as conn:
+            if not sql_search.index_kept(conn):
+                raise InvalidInput(
+                    "this store keeps no search index: store.set_search_index(True) builds it"
+                )
             return sql_search.search(conn, query, viewer, page)
+
+    @property
+    def search_index(self) -> bool:
+        """Whether commits keep the search index (``set_search_index``)."""
+        with self._tx(write=False) as conn:
+            return sql_search.index_kept(conn)
+
+    def set_search_index(self, on: bool) -> None:
+        """Keep the search index (``True``: a new database's setting) or not.
+
+        The setting is the database's, so every process using it follows.
+        Off, commits skip the index (a first import into SQLite takes about
+        a third less time), the index is emptied and ``search`` raises
+        ``InvalidInput``: for a host that searches with its own engine, fed
+        by host events. On, the index is built from every stored copy. Either
+        way in one transaction, during which commits wait."""
+        with self._tx(write=True) as conn:
+            if is_postgres(conn):
+                # in-flight commits finish first, and later ones read the new setting
+                conn.exec_driver_sql(f"LOCK TABLE {message_copies.name} IN SHARE MODE")
+            sql_search.keep_index(conn, on)
 
     def message_source(
         self, thread_id: str, message_id: str, viewer: Viewer

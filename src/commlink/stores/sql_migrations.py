@@ -25,6 +25,7 @@ from .sql_tables import (
     message_refs,
     messages,
     participants,
+    schema_table,
     search_docs,
     search_text_contentless,
     thread_targets,
@@ -251,6 +252,18 @@ def _drop_domain_indexes(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
+def _add_search_switch(conn: Connection) -> None:
+    """Schema 12 records whether commits keep the search index (on, as
+    before; ``SqlStore.set_search_index``)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(schema_table.name)}
+    if "search_index" not in columns:
+        true = "TRUE" if conn.dialect.name == "postgresql" else "1"
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schema_table.name} ADD COLUMN search_index BOOLEAN NOT NULL "
+            f"DEFAULT {true}"
+        )
+
+
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_content_hash,
@@ -264,4 +277,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     8: _add_html,
     9: _untagged_body_words,
     10: _drop_domain_indexes,
+    11: _add_search_switch,
 }

@@ -40,6 +40,7 @@ from .sql_schema import (
     message_copies,
     messages,
     participants,
+    schema_table,
     search_docs,
     search_text_contentless,
     search_text_ddl,
@@ -53,7 +54,9 @@ from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary
 __all__ = [
     "backfill",
     "drop_bodies",
+    "index_kept",
     "index_written",
+    "keep_index",
     "merge_away_deleted",
     "rebuild_sqlite_index",
     "search",
@@ -91,6 +94,28 @@ def _write_docs(
     write_docs(conn, channel_id, copies, fresh)
 
 
+def index_kept(conn: Connection) -> bool:
+    """Whether commits keep the search index (on unless switched off)."""
+    found = conn.execute(sa.select(schema_table.c.search_index)).scalar()
+    return found is None or bool(found)
+
+
+def keep_index(conn: Connection, on: bool) -> None:
+    """Switch the search index on (built from every stored copy) or off
+    (emptied: its rows and, on SQLite, the pages of its words are
+    overwritten), in the caller's write transaction."""
+    if on == index_kept(conn):
+        return
+    if conn.dialect.name == "sqlite":
+        # dropped and made again (empty), in the form it had
+        rebuild_sqlite_index(conn, search_text_contentless(conn), fill=on)
+    else:
+        conn.execute(sa.delete(search_docs))
+        if on:
+            backfill(conn)
+    conn.execute(sa.update(schema_table).values(search_index=on))
+
+
 def index_written(
     conn: Connection,
     channel_id: str,
@@ -100,6 +125,8 @@ def index_written(
     """Index copies just written from these messages; a message without a
     body kept the body stored before (see ``sql_write``), read back here.
     ``fresh``: pks of copies that are new (SQLite: they have no index row)."""
+    if not written or not index_kept(conn):
+        return
     kept: dict[int, str | None] = {}
     missing = [pk for pk, msg in written if msg.body is None]
     m = mark(conn)
@@ -133,6 +160,8 @@ def index_written(
 
 def drop_bodies(conn: Connection, channel_id: str) -> None:
     """Forget the body words of a channel's copies (minimised to ``METADATA``)."""
+    if not index_kept(conn):
+        return
     m = mark(conn)
     if is_postgres(conn):
         run(
@@ -164,11 +193,14 @@ def merge_away_deleted(conn: Connection) -> None:
         conn.exec_driver_sql(f"INSERT INTO {_TEXT} ({_TEXT}) VALUES ('optimize')")
 
 
-def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> bool:
+def rebuild_sqlite_index(
+    conn: Connection, contentless: bool | None = None, *, fill: bool = True
+) -> bool:
     """Build a SQLite store's search index again from its stored copies, in
     one transaction: without a copy of the indexed text (``contentless``;
     ``None``: where SQLite is 3.43 or newer, see ``sql_tables.search_text_ddl``)
-    or in the portable form. Returns whether the new index is contentless."""
+    or in the portable form; ``fill=False`` leaves it empty. Returns whether
+    the new index is contentless."""
     if contentless is None:
         contentless = sqlite_version(conn) >= CONTENTLESS_SQLITE
     elif contentless and sqlite_version(conn) < CONTENTLESS_SQLITE:
@@ -179,7 +211,8 @@ def rebuild_sqlite_index(conn: Connection, contentless: bool | None = None) -> b
     conn.exec_driver_sql(f"DELETE FROM {search_docs.name}")
     for statement in search_text_ddl(contentless):
         conn.exec_driver_sql(statement)
-    backfill(conn)
+    if fill:
+        backfill(conn)
     return contentless
 
 

@@ -1,0 +1,121 @@
+"""``SqlStore.set_search_index``: a database that keeps no search index
+(SQLite and PostgreSQL).
+
+Off, commits write no index rows, ``search`` refuses with ``InvalidInput``
+and the rows an earlier index held are gone; on again, the index is built
+from every stored copy and finds what was committed while it was off. The
+setting is the database's: another store on the same database follows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from commlink.errors import InvalidInput
+from commlink.model import Visibility
+from commlink.records import SearchQuery
+from commlink.stores.sql import SqlStore
+from commlink.stores.sql_schema import SCHEMA_VERSION, metadata
+from commlink.testing.conformance_data import batch, message, setup_channels
+from commlink.testing.conformance_search import OWNER
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Engine]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    engine: Engine = request.getfixturevalue("pg_engine")
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "commlink_schema":
+                conn.execute(table.delete())
+        conn.exec_driver_sql("UPDATE commlink_schema SET search_index = TRUE")
+    yield engine
+
+
+def index_rows(store: SqlStore) -> int:
+    """Rows of the search index (SQLite: the FTS5 table's as well)."""
+    tables = ["commlink_search_docs"]
+    if store.engine.dialect.name == "sqlite":
+        tables.append("commlink_search_text")
+    with store.engine.connect() as conn:
+        return sum(
+            int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in tables
+        )
+
+
+def found(store: SqlStore, text: str) -> list[str]:
+    return [hit.message_id for hit in store.search(SearchQuery(text), OWNER).items]
+
+
+def test_off_commits_no_index_and_on_builds_it(url: str | Engine) -> None:
+    store = SqlStore(url)
+    setup_channels(store)
+    assert store.search_index  # a new database keeps it
+    store.commit(batch(messages=(message("m1", subject="Walrus pricing"),), cursor="1"))
+    assert found(store, "walrus") == ["m1@mail.example"]
+
+    store.set_search_index(False)
+    assert not store.search_index
+    assert index_rows(store) == 0  # what the index held is gone
+    store.commit(batch(messages=(message("m2", body="Narwhal contract"),), cursor="2"))
+    assert index_rows(store) == 0
+    with pytest.raises(InvalidInput, match="set_search_index"):
+        store.search(SearchQuery("walrus"), OWNER)
+    other = SqlStore(url)  # the setting is the database's
+    assert not other.search_index
+    other.commit(batch(messages=(message("m3", subject="Walrus renewal"),), cursor="3"))
+    assert index_rows(store) == 0
+    other.close()
+    assert store.thread("thread-m2@mail.example", OWNER) is not None  # stored all the same
+
+    store.set_search_index(True)
+    assert store.search_index
+    assert found(store, "walrus") == ["m3@mail.example", "m1@mail.example"]
+    assert found(store, "narwhal") == ["m2@mail.example"]
+    store.set_search_index(True)  # already on: nothing is built again
+    store.commit(batch(messages=(message("m4", subject="Walrus lunch"),), cursor="4"))
+    assert len(found(store, "walrus")) == 3
+    store.close()
+
+
+def test_switching_off_twice_and_minimising_without_an_index(url: str | Engine) -> None:
+    store = SqlStore(url)
+    setup_channels(store)
+    store.set_search_index(False)
+    store.set_search_index(False)
+    store.commit(batch(messages=(message("m1", body="Narwhal contract"),), cursor="1"))
+    # lowering the channel's visibility drops stored bodies, and writes no index rows
+    (channel,) = store.channels()
+    lower = attrs.evolve(channel.settings, visibility=Visibility.METADATA)
+    store.save_channel(attrs.evolve(channel, settings=lower))
+    assert index_rows(store) == 0
+    store.set_search_index(True)
+    assert found(store, "narwhal") == []  # the body is gone, so are its words
+    store.close()
+
+
+def test_a_schema_11_database_keeps_its_index(url: str | Engine) -> None:
+    store = SqlStore(url)
+    setup_channels(store)
+    store.commit(batch(messages=(message("m1", subject="Walrus pricing"),), cursor="1"))
+    store.close()
+    engine = url if isinstance(url, Engine) else sa.create_engine(url)
+    with engine.begin() as conn:  # as schema 11 left it
+        conn.exec_driver_sql("ALTER TABLE commlink_schema DROP COLUMN search_index")
+        conn.exec_driver_sql(f"UPDATE commlink_schema SET version = {SCHEMA_VERSION - 1}")
+    if not isinstance(url, Engine):
+        engine.dispose()
+    store = SqlStore(url)
+    assert store.search_index
+    assert found(store, "walrus") == ["m1@mail.example"]
+    store.commit(batch(messages=(message("m2", subject="Walrus renewal"),), cursor="2"))
+    assert len(found(store, "walrus")) == 2
+    store.close()
