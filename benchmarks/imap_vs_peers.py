@@ -22,10 +22,13 @@ source tree (``DIR`` holds the ``commlink`` package, e.g. a checkout's
 runs every contender N times and reports medians. A commlink process sets
 its garbage collector up as the ``commlink`` executable does
 (``commlink.tune_gc()`` at the start, ``gc.freeze()`` as it ends; see
-``gc_setting.py``); ``--default-gc`` leaves CPython's settings.
+``gc_setting.py``); ``--default-gc`` leaves CPython's settings. ``--no-index-too`` adds
+``commlink-noindex``: the full sync into a store that keeps no search index
+(``SqlStore.set_search_index(False)``, for a host that searches with its
+own engine).
 
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
-        [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc]
+        [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc] [--no-index-too]
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     visibility = Visibility.METADATA if args.contender == "commlink-metadata" else Visibility.FULL
     store = SqlStore(f"sqlite:///{work}/commlink.sqlite")
+    if args.contender == "commlink-noindex":
+        store.set_search_index(False)
     channel = Channel(
         "bench",
         "owner",
@@ -344,6 +349,11 @@ def main() -> None:
     parser.add_argument(
         "--default-gc", action="store_true", help="leave out commlink.tune_gc() (gc_setting.py)"
     )
+    parser.add_argument(
+        "--no-index-too",
+        action="store_true",
+        help="also run commlink-noindex: the full sync into a store without a search index",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -389,6 +399,7 @@ def main() -> None:
         contenders = [
             "commlink-full",
             "commlink-metadata",
+            *(["commlink-noindex"] if args.no_index_too else []),
             "imaplib",
             "mbsync",
             "mbsync-nofsync",

@@ -26,6 +26,11 @@ e.g. a worktree's ``src``), alternating with this one round by round, and
 prints the ratio of the two medians: a before/after comparison in one run.
 Either option adds one import first that is not counted.
 
+``--search-index off`` imports into a store that keeps no search index
+(``SqlStore.set_search_index(False)``: a host that searches with its own
+engine); ``both`` alternates the two, round by round, and prints their
+ratio.
+
 The peers index the same Maildir in the same run, each round, into a fresh
 database: ``notmuch new`` (notmuch) and ``mu index`` (mu, Debian package
 maildir-utils), the two Maildir indexers a mail user is likely to know.
@@ -41,6 +46,7 @@ not installed is left out with a note; ``--skip notmuch mu`` leaves them out.
 
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
         [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src] [--skip notmuch mu]
+        [--search-index on|off|both]
 """
 
 from __future__ import annotations
@@ -95,6 +101,7 @@ def child(
     module: str,
     cold: bool = False,
     default_gc: bool = False,
+    search_index: bool = True,
 ) -> dict[str, Any]:
     from gc_setting import apply
 
@@ -112,6 +119,8 @@ def child(
 
         options["module"] = pysqlite3.dbapi2
     store = SqlStore(f"sqlite:///{workdir}/bench.sqlite", engine_options=options)
+    if not search_index:
+        store.set_search_index(False)
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
         text = conn.exec_driver_sql(
@@ -158,9 +167,15 @@ def child(
 
 
 def import_once(
-    args: argparse.Namespace, size: int, maildir: Path, workdir: Path, src: str | None
+    args: argparse.Namespace,
+    size: int,
+    maildir: Path,
+    workdir: Path,
+    src: str | None,
+    search_index: bool = True,
 ) -> dict[str, Any]:
-    """One import in a fresh process (``src``: the source tree to import commlink from)."""
+    """One import in a fresh process (``src``: the source tree to import
+    commlink from; ``search_index``: whether the store keeps one)."""
     from imap_vs_peers import measure
 
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -180,6 +195,7 @@ def import_once(
             args.sqlite,
             *(["--cold"] if args.cold else []),
             *(["--default-gc"] if args.default_gc else []),
+            *([] if search_index else ["--no-search-index"]),
         ],
         env,
     )
@@ -284,7 +300,14 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=sorted(PEERS), help="peers to leave out"
     )
+    parser.add_argument(
+        "--search-index",
+        choices=["on", "off", "both"],
+        default="on",
+        help="whether commlink's store keeps its search index (both: alternate)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-search-index", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--maildir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -296,6 +319,7 @@ def main() -> None:
             args.sqlite,
             args.cold,
             args.default_gc,
+            not args.no_search_index,
         )
         print(json.dumps(result))
         return
@@ -306,9 +330,13 @@ def main() -> None:
     compileall.compile_dir(Path(commlink.__file__).parent, quiet=1)
     if args.baseline_src:
         compileall.compile_dir(Path(args.baseline_src) / "commlink", quiet=1)
-    sources: dict[str, str | None] = {"this": None}
+    # name -> (source tree, whether the store keeps its search index)
+    sources: dict[str, tuple[str | None, bool]] = {"this": (None, args.search_index != "off")}
     if args.baseline_src:
-        sources["baseline"] = args.baseline_src
+        sources["baseline"] = (args.baseline_src, args.search_index != "off")
+    if args.search_index == "both":
+        sources["no-index"] = (None, False)
+    compare = len(sources) > 1
     medians: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
     peers = []
     for peer, (executable, package) in PEERS.items():
@@ -328,7 +356,7 @@ def main() -> None:
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
             peer_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in peers}
             names = list(sources)
-            if args.repeat > 1 or args.baseline_src:
+            if args.repeat > 1 or compare:
                 # not counted: the first import after the Maildir is written
                 # tends to run slower, whichever tree it uses
                 warm = Path(tmp) / "warm-up"
@@ -339,10 +367,10 @@ def main() -> None:
                 for name in names[::-1] if n % 2 else names:
                     workdir = Path(tmp) / f"{name}-{n}"
                     workdir.mkdir()
-                    result = import_once(args, size, maildir, workdir, sources[name])
+                    result = import_once(args, size, maildir, workdir, *sources[name])
                     runs[name].append(result)
-                    label = name if args.baseline_src else "commlink" if peers else ""
-                    if args.repeat > 1 or args.baseline_src:
+                    label = name if compare else "commlink" if peers else ""
+                    if args.repeat > 1 or compare:
                         label = f"{label} #{n + 1}".strip()
                     print(describe(label, result), flush=True)
                 for peer in peers:
@@ -355,11 +383,16 @@ def main() -> None:
                 merged = median_of(runs[name])
                 medians[name].append(merged)
                 if args.repeat > 1:
-                    shown = name if args.baseline_src else "commlink" if peers else ""
+                    shown = name if compare else "commlink" if peers else ""
                     print(describe(f"{shown} median".strip(), merged))
             if args.baseline_src:
                 this, base = medians["this"][-1]["rate"], medians["baseline"][-1]["rate"]
                 print(f"{size:,} messages: this tree / baseline = {this / base:.2f}x msg/s")
+            if "no-index" in medians:
+                this, bare = medians["this"][-1]["rate"], medians["no-index"][-1]["rate"]
+                print(
+                    f"{size:,} messages: without / with the search index = {bare / this:.2f}x msg/s"
+                )
             ours = medians["this"][-1]
             for peer in peers:
                 done = peer_runs[peer]
@@ -377,7 +410,7 @@ def main() -> None:
         if len(done) >= 2:
             growth = done[-1]["rss_peak_mb"] - done[0]["rss_peak_mb"]
             print(
-                f"{name + ': ' if args.baseline_src else ''}peak RSS growth "
+                f"{name + ': ' if compare else ''}peak RSS growth "
                 f"{done[0]['size']:,} -> {done[-1]['size']:,}: {growth:.1f} MB (target < 25 MB)"
             )
 

@@ -129,6 +129,29 @@ def test_db_reindex_rebuilds_the_search_index(
     assert "only a SQLite store" in capsys.readouterr().err
 
 
+def test_db_search_index_switches_it_off_and_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
+        setup_channels(store)
+        store.commit(batch(messages=(message("a", body="walrus"),)))
+    assert main(["db", "search-index", str(config), "off"]) == 0
+    assert "search index: off, emptied" in capsys.readouterr().out
+    assert main(["db", "search-index", str(config), "off"]) == 0
+    assert "already off" in capsys.readouterr().out
+    assert main(["db", "reindex", str(config)]) == 2  # nothing to rebuild: it stays off
+    assert "keeps no search index" in capsys.readouterr().err
+    with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
+        assert not store.search_index
+        store.commit(batch(messages=(message("b", body="walrus otter"),), cursor="2"))
+    assert main(["db", "search-index", str(config), "on"]) == 0
+    assert "built from the stored mail" in capsys.readouterr().out
+    with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
+        hits = store.search(SearchQuery("walrus"), Viewer("u1")).items
+        assert sorted(h.message_id for h in hits) == ["a@mail.example", "b@mail.example"]
+
+
 def test_store_is_a_context_manager(tmp_path: Path) -> None:
     with SqlStore(f"sqlite:///{tmp_path}/cm.sqlite") as store:
         store.save_channel(

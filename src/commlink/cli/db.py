@@ -22,7 +22,7 @@ from ..stores.sql_schema import (
 )
 from .config import load_config
 
-__all__ = ["cmd_check", "cmd_reindex", "cmd_sql", "cmd_upgrade"]
+__all__ = ["cmd_check", "cmd_reindex", "cmd_search_index", "cmd_sql", "cmd_upgrade"]
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
@@ -64,8 +64,26 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search_index(args: argparse.Namespace) -> int:
+    from ..stores.sql import SqlStore
+
+    # a maintenance step: never a migration on the side
+    store = SqlStore(load_config(args.config).store_url, migrate=False)
+    try:
+        on = args.state == "on"
+        was = store.search_index
+        store.set_search_index(on)
+    finally:
+        store.close()
+    if was == on:
+        print(f"search index: already {args.state}")
+    else:
+        print("search index: built from the stored mail" if on else "search index: off, emptied")
+    return 0
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from ..stores.sql_search import rebuild_sqlite_index
+    from ..stores.sql_search import index_kept, rebuild_sqlite_index
 
     engine = _engine(args)
     try:
@@ -80,6 +98,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             engine.connect().execution_options(commlink_write=True) as conn,
             conn.begin(),
         ):
+            if not index_kept(conn):
+                print(
+                    "this database keeps no search index: `commlink db search-index on`",
+                    file=sys.stderr,
+                )
+                return 2
             contentless = rebuild_sqlite_index(conn, False if args.portable else None)
         if args.vacuum:
             outside_transaction(engine, "VACUUM")
