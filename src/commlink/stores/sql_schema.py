@@ -139,7 +139,8 @@ T = TypeVar("T")
 #: of internal and blocked mail keep no subject and no sender. 7: the host
 #: event outbox. 8: the search index. 9: sanitised HTML per message copy.
 #: 10: untagged body words in SQLite's search index. 11: no index of
-#: participants and attendees by domain.
+#: participants and attendees by domain. 12: whether the database keeps its
+#: search index.
 SCHEMA_VERSION = 12
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
