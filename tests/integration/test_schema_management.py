@@ -96,7 +96,7 @@ def test_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["db", "upgrade", str(config)]) == 0
     assert f"created schema {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "check", str(config)]) == 0
-    assert "up to date" in capsys.readouterr().out
+    assert "up to date; search index on" in capsys.readouterr().out
     engine = sa.create_engine(f"sqlite:///{tmp_path}/crm.sqlite")
     with engine.begin() as conn:
         conn.execute(sa.update(schema_table).values(version=SCHEMA_VERSION - 1))
@@ -140,6 +140,8 @@ def test_db_search_index_switches_it_off_and_on(
     assert "search index: off, emptied" in capsys.readouterr().out
     assert main(["db", "search-index", str(config), "off"]) == 0
     assert "already off" in capsys.readouterr().out
+    assert main(["db", "check", str(config)]) == 0
+    assert "search index off" in capsys.readouterr().out
     assert main(["db", "reindex", str(config)]) == 2  # nothing to rebuild: it stays off
     assert "keeps no search index" in capsys.readouterr().err
     with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:

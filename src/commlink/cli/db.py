@@ -30,13 +30,19 @@ def _engine(args: argparse.Namespace) -> sa.Engine:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ..stores.sql_search import index_kept
+
     engine = _engine(args)
+    kept = True
     try:
         found = schema_version(engine)
+        if found == SCHEMA_VERSION:
+            with engine_lock(engine), engine.connect() as conn:
+                kept = index_kept(conn)
     finally:
         dispose(engine)
     if found == SCHEMA_VERSION:
-        print(f"schema {found}: up to date")
+        print(f"schema {found}: up to date; search index {'on' if kept else 'off'}")
         return 0
     if found is None:
         print(
