@@ -21,9 +21,10 @@ from commlink.errors import InvalidInput
 from commlink.model import Visibility
 from commlink.records import SearchQuery
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import SCHEMA_VERSION, metadata
+from commlink.stores.sql_schema import SCHEMA_VERSION
 from commlink.testing.conformance_data import batch, message, setup_channels
 from commlink.testing.conformance_search import OWNER
+from commlink.testing.postgres import emptied
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -31,13 +32,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Engine
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
         return
-    engine: Engine = request.getfixturevalue("pg_engine")
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
-        conn.exec_driver_sql("UPDATE commlink_schema SET search_index = TRUE")
-    yield engine
+    yield emptied(request.getfixturevalue("pg_engine"))
 
 
 def index_rows(store: SqlStore) -> int:

@@ -3,7 +3,8 @@
 ``temporary_database(server)`` creates a uniquely named database on a
 server (through its ``test`` database), yields an engine for it with the
 commlink schema in place, and drops it afterwards, so test runs never see
-each other's data.
+each other's data. ``emptied(engine)`` makes such a database fresh again
+for the next test.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ from sqlalchemy.engine import Engine
 
 from ..stores.sql import SqlStore
 
-__all__ = ["DEFAULT_SERVER", "reachable", "temporary_database"]
+__all__ = ["DEFAULT_SERVER", "emptied", "reachable", "temporary_database"]
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def emptied(engine: Engine) -> Engine:
+    """``engine`` with every commlink row deleted but the schema's, whose
+    settings are a new database's again (it keeps its search index)."""
+    from ..stores.sql_schema import metadata, schema_table
+
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table is not schema_table:
+                conn.execute(table.delete())
+        conn.execute(sa.update(schema_table).values(search_index=True))
+    return engine
 
 
 def reachable(server: str = DEFAULT_SERVER, timeout: float = 1.0) -> bool:
