@@ -4,11 +4,14 @@
 Off, commits write no index rows, ``search`` refuses with ``InvalidInput``
 and the rows an earlier index held are gone; on again, the index is built
 from every stored copy and finds what was committed while it was off. The
-setting is the database's: another store on the same database follows it.
+setting is the database's: another store on the same database follows it,
+and a switch made while another connection commits leaves every copy indexed
+or none (on PostgreSQL that test fails without the switch's table lock).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from commlink.errors import InvalidInput
 from commlink.model import Visibility
-from commlink.records import SearchQuery
+from commlink.records import PageRequest, SearchQuery
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_schema import SCHEMA_VERSION
 from commlink.testing.conformance_data import batch, message, setup_channels
@@ -113,4 +116,46 @@ def test_a_schema_11_database_keeps_its_index(url: str | Engine) -> None:
     assert found(store, "walrus") == ["m1@mail.example"]
     store.commit(batch(messages=(message("m2", subject="Walrus renewal"),), cursor="2"))
     assert len(found(store, "walrus")) == 2
+    store.close()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_switch_while_another_process_commits_leaves_every_copy_right(
+    url: str | Engine, on: bool
+) -> None:
+    """Commits run on another connection while the index is switched: every
+    copy committed before, during and after ends up indexed (on), or none
+    does (off)."""
+    store = SqlStore(url)
+    setup_channels(store)
+    store.set_search_index(not on)
+    writer = SqlStore(url)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def commit_batches() -> None:
+        try:
+            for n in range(40):
+                messages = tuple(message(f"m{n}-{i}", subject=f"Walrus {n}") for i in range(5))
+                writer.commit(batch(messages=messages, cursor=str(n)))
+                if n == 5:
+                    done.set()
+        except BaseException as exc:  # reported by the assertions below
+            failures.append(exc)
+            done.set()
+
+    thread = threading.Thread(target=commit_batches)
+    thread.start()
+    done.wait(30)
+    store.set_search_index(on)
+    thread.join(60)
+    assert not failures
+    with store.engine.connect() as conn:
+        copies = conn.execute(sa.text("SELECT count(*) FROM commlink_message_copies")).scalar()
+        docs = conn.execute(sa.text("SELECT count(*) FROM commlink_search_docs")).scalar()
+    assert copies == 200
+    assert docs == (200 if on else 0)
+    if on:
+        assert len(store.search(SearchQuery("walrus"), OWNER, PageRequest(limit=500)).items) == 200
+    writer.close()
     store.close()
