@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from commlink.stores.sql import SqlDirectory
-from commlink.stores.sql_schema import metadata
 from commlink.testing.directory_conformance import (
     CompanySeed,
     DirectoryConformance,
     OpportunitySeed,
     PersonSeed,
 )
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.postgres
 class TestPostgresDirectory(DirectoryConformance):
     @pytest.fixture
     def directory(self, pg_engine: Engine) -> SqlDirectory:
-        with pg_engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(pg_engine)
         return SqlDirectory(pg_engine)
 
     def populate(

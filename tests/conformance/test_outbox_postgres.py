@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance import fail_after_writes
 from commlink.testing.conformance_events import OutboxConformance
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
@@ -18,10 +18,7 @@ pytestmark = pytest.mark.postgres
 class TestPostgresOutbox(OutboxConformance):
     @pytest.fixture
     def store(self, pg_engine: Engine) -> SqlStore:
-        with pg_engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(pg_engine)
         return SqlStore(pg_engine, outbox=True)
 
     def break_commit(self, store: SqlStore, after: int) -> contextlib.AbstractContextManager[None]:

@@ -8,8 +8,8 @@ from sqlalchemy.engine import Engine
 
 from commlink.stores import sql_search
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance_search import SearchConformance
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.postgres
 class TestPostgresSearch(SearchConformance):
     @pytest.fixture
     def store(self, pg_engine: Engine) -> SqlStore:
-        with pg_engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(pg_engine)
         return SqlStore(pg_engine)
 
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance_sources import SourcesConformance
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
@@ -16,8 +16,5 @@ pytestmark = pytest.mark.postgres
 class TestPostgresSources(SourcesConformance):
     @pytest.fixture
     def store(self, pg_engine: Engine) -> SqlStore:
-        with pg_engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(pg_engine)
         return SqlStore(pg_engine)

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance import StoreConformance, fail_after_writes
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
@@ -22,10 +22,7 @@ class TestPostgresStore(StoreConformance):
     @pytest.fixture
     def store(self, pg_engine: Engine) -> SqlStore:
         # DELETE beats TRUNCATE by far on a handful of rows
-        with pg_engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(pg_engine)
         return SqlStore(pg_engine)
 
     def break_commit(self, store: SqlStore, after: int) -> contextlib.AbstractContextManager[None]:

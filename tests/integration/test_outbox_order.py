@@ -17,18 +17,15 @@ from sqlalchemy.engine import Engine
 from commlink.events import MESSAGE_CREATED, HostEvent
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_outbox import write_outbox
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance_data import T0, batch, channel, message
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def store(pg_engine: Engine) -> SqlStore:
-    with pg_engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(pg_engine)
     store = SqlStore(pg_engine, outbox=True)
     for n in range(4):
         store.save_channel(channel(f"c{n}", f"u{n}"))

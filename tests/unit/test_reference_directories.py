@@ -34,10 +34,10 @@ from commlink.records import (
 )
 from commlink.stores.memory import MemoryStore
 from commlink.stores.sql import SqlDirectory, SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.sync.engine import SyncEngine
 from commlink.testing.directory import InMemoryDirectory
 from commlink.testing.fake import FakeMailProvider
+from commlink.testing.postgres import emptied
 from commlink.testing.provider_conformance import OWNER, sample_message
 
 
@@ -67,10 +67,7 @@ def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Admin
         store = SqlStore(f"sqlite:///{tmp_path / 'crm.sqlite'}")
     else:
         engine: Engine = request.getfixturevalue("pg_engine")
-        with engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name != "commlink_schema":
-                    conn.execute(table.delete())
+        emptied(engine)
         store = SqlStore(engine)
     yield SqlDirectory(store), store
     if request.param == "sqlite":

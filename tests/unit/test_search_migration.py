@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from commlink.model import Visibility
 from commlink.records import SearchQuery, Viewer
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import SCHEMA_VERSION, metadata, schema_ddl
+from commlink.stores.sql_schema import SCHEMA_VERSION, schema_ddl
 from commlink.testing.conformance_data import batch, message, setup_channels
+from commlink.testing.postgres import emptied
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,10 +25,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         found.dispose()
         return
     pg: Engine = request.getfixturevalue("pg_engine")
-    with pg.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(pg)
     yield pg
 
 

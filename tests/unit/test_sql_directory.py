@@ -16,7 +16,7 @@ from commlink.errors import InvalidInput, StoreError
 from commlink.ports import Directory
 from commlink.stores.sql import SqlStore
 from commlink.stores.sql_directory import SqlDirectory
-from commlink.stores.sql_schema import metadata
+from commlink.testing.postgres import emptied
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,10 +24,7 @@ def directory(request: pytest.FixtureRequest, tmp_path: Any) -> SqlDirectory:
     if request.param == "sqlite":
         return SqlDirectory(f"sqlite:///{tmp_path / 'crm.sqlite'}")
     engine: Engine = request.getfixturevalue("pg_engine")
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(engine)
     return SqlDirectory(engine)
 
 

@@ -14,17 +14,14 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.testing.conformance_data import T0, batch, channel, message
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.postgres
 
 
 def test_an_import_runs_its_lookups_with_plans_for_their_parameters(pg_engine: Engine) -> None:
-    with pg_engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(pg_engine)
     url = pg_engine.url.render_as_string(hide_password=False)
     # one pooled connection: every statement below is prepared on it
     store = SqlStore(url, engine_options={"pool_size": 1, "max_overflow": 0})

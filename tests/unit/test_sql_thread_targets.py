@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from commlink.records import PageRequest, Target, TargetKind, Viewer
 from commlink.stores import sql_read
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata, thread_targets
+from commlink.stores.sql_schema import thread_targets
 from commlink.testing.conformance_data import ALICE, BOB, CAROL, T0, batch, channel, links, message
+from commlink.testing.postgres import emptied
 
 U1 = Viewer("u1")
 ACME = Target(TargetKind.COMPANY, "acme")
@@ -30,10 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         found.close()
         return
     engine: Engine = request.getfixturevalue("pg_engine")
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(engine)
     yield SqlStore(engine)
 
 
@@ -83,10 +81,7 @@ def test_rows_follow_commits_links_merges_and_deletions(store: SqlStore) -> None
 @pytest.mark.postgres
 def test_postgres_reads_a_timeline_page_from_the_index(pg_engine: Engine) -> None:
     store = SqlStore(pg_engine)
-    with pg_engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(pg_engine)
     store.save_channel(channel())
     records = tuple(
         message(f"p{i}", thread=f"pt{i}", date=T0 + timedelta(minutes=i)) for i in range(3000)

@@ -45,6 +45,7 @@ from commlink.testing.conformance_data import (
 from commlink.testing.conformance_data import (
     event as make_event,
 )
+from commlink.testing.postgres import emptied
 
 U1 = Viewer("u1")
 
@@ -57,10 +58,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         found.close()
         return
     engine: Engine = request.getfixturevalue("pg_engine")
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(engine)
     yield SqlStore(engine)
 
 

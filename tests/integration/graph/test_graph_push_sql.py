@@ -21,9 +21,9 @@ from commlink.providers.microsoft.graph import (
     GraphWebhook,
 )
 from commlink.stores.sql import SqlStore
-from commlink.stores.sql_schema import metadata
 from commlink.sync.push import PushKeeper
 from commlink.testing.microsoft import GraphServer
+from commlink.testing.postgres import emptied
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]
         yield lambda: SqlStore(url)
         return
     engine: Engine = request.getfixturevalue("pg_engine")
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "commlink_schema":
-                conn.execute(table.delete())
+    emptied(engine)
     yield lambda: SqlStore(engine)
 
 
