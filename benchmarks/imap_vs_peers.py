@@ -25,7 +25,8 @@ its garbage collector up as the ``commlink`` executable does
 ``gc_setting.py``); ``--default-gc`` leaves CPython's settings. ``--no-index-too`` adds
 ``commlink-noindex``: the full sync into a store that keeps no search index
 (``SqlStore.set_search_index(False)``, for a host that searches with its
-own engine).
+own engine), and ``commlink-headers``: into a store whose index leaves out
+the words of bodies (``set_search_index(True, bodies=False)``).
 
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
         [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc] [--no-index-too]
@@ -84,6 +85,8 @@ def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store = SqlStore(f"sqlite:///{work}/commlink.sqlite")
     if args.contender == "commlink-noindex":
         store.set_search_index(False)
+    elif args.contender == "commlink-headers":
+        store.set_search_index(True, bodies=False)
     channel = Channel(
         "bench",
         "owner",
@@ -352,7 +355,8 @@ def main() -> None:
     parser.add_argument(
         "--no-index-too",
         action="store_true",
-        help="also run commlink-noindex: the full sync into a store without a search index",
+        help="also run commlink-headers and commlink-noindex: the full sync into a store "
+        "whose search index leaves out bodies, and into one without a search index",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
@@ -399,7 +403,7 @@ def main() -> None:
         contenders = [
             "commlink-full",
             "commlink-metadata",
-            *(["commlink-noindex"] if args.no_index_too else []),
+            *(["commlink-headers", "commlink-noindex"] if args.no_index_too else []),
             "imaplib",
             "mbsync",
             "mbsync-nofsync",

@@ -28,8 +28,9 @@ Either option adds one import first that is not counted.
 
 ``--search-index off`` imports into a store that keeps no search index
 (``SqlStore.set_search_index(False)``: a host that searches with its own
-engine); ``both`` alternates the two, round by round, and prints their
-ratio.
+engine), ``headers`` into one whose index leaves out the words of bodies
+(``set_search_index(True, bodies=False)``); ``both`` alternates ``on`` and
+``off``, round by round, ``all`` the three, and each prints the ratios.
 
 The peers index the same Maildir in the same run, each round, into a fresh
 database: ``notmuch new`` (notmuch) and ``mu index`` (mu, Debian package
@@ -46,7 +47,7 @@ not installed is left out with a note; ``--skip notmuch mu`` leaves them out.
 
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
         [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src] [--skip notmuch mu]
-        [--search-index on|off|both]
+        [--search-index on|headers|off|both|all]
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def child(
     module: str,
     cold: bool = False,
     default_gc: bool = False,
-    search_index: bool = True,
+    search_index: str = "on",
 ) -> dict[str, Any]:
     from gc_setting import apply
 
@@ -119,8 +120,10 @@ def child(
 
         options["module"] = pysqlite3.dbapi2
     store = SqlStore(f"sqlite:///{workdir}/bench.sqlite", engine_options=options)
-    if not search_index:
+    if search_index == "off":
         store.set_search_index(False)
+    elif search_index == "headers":
+        store.set_search_index(True, bodies=False)
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
         text = conn.exec_driver_sql(
@@ -172,10 +175,10 @@ def import_once(
     maildir: Path,
     workdir: Path,
     src: str | None,
-    search_index: bool = True,
+    search_index: str = "on",
 ) -> dict[str, Any]:
     """One import in a fresh process (``src``: the source tree to import
-    commlink from; ``search_index``: whether the store keeps one)."""
+    commlink from; ``search_index``: on, headers or off, the store's setting)."""
     from imap_vs_peers import measure
 
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -195,7 +198,7 @@ def import_once(
             args.sqlite,
             *(["--cold"] if args.cold else []),
             *(["--default-gc"] if args.default_gc else []),
-            *([] if search_index else ["--no-search-index"]),
+            *([] if search_index == "on" else ["--index-state", search_index]),
         ],
         env,
     )
@@ -302,12 +305,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--search-index",
-        choices=["on", "off", "both"],
+        choices=["on", "headers", "off", "both", "all"],
         default="on",
-        help="whether commlink's store keeps its search index (both: alternate)",
+        help="commlink's store's search index: kept, without bodies or not "
+        "(both: alternate on and off; all: the three)",
     )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--no-search-index", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--index-state", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--maildir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -319,7 +323,7 @@ def main() -> None:
             args.sqlite,
             args.cold,
             args.default_gc,
-            not args.no_search_index,
+            args.index_state,
         )
         print(json.dumps(result))
         return
@@ -330,12 +334,15 @@ def main() -> None:
     compileall.compile_dir(Path(commlink.__file__).parent, quiet=1)
     if args.baseline_src:
         compileall.compile_dir(Path(args.baseline_src) / "commlink", quiet=1)
-    # name -> (source tree, whether the store keeps its search index)
-    sources: dict[str, tuple[str | None, bool]] = {"this": (None, args.search_index != "off")}
+    # name -> (source tree, the store's search index setting)
+    first = "on" if args.search_index in ("both", "all") else args.search_index
+    sources: dict[str, tuple[str | None, str]] = {"this": (None, first)}
     if args.baseline_src:
-        sources["baseline"] = (args.baseline_src, args.search_index != "off")
-    if args.search_index == "both":
-        sources["no-index"] = (None, False)
+        sources["baseline"] = (args.baseline_src, first)
+    if args.search_index == "all":
+        sources["headers-index"] = (None, "headers")
+    if args.search_index in ("both", "all"):
+        sources["no-index"] = (None, "off")
     compare = len(sources) > 1
     medians: dict[str, list[dict[str, Any]]] = {name: [] for name in sources}
     peers = []
@@ -388,11 +395,13 @@ def main() -> None:
             if args.baseline_src:
                 this, base = medians["this"][-1]["rate"], medians["baseline"][-1]["rate"]
                 print(f"{size:,} messages: this tree / baseline = {this / base:.2f}x msg/s")
-            if "no-index" in medians:
-                this, bare = medians["this"][-1]["rate"], medians["no-index"][-1]["rate"]
-                print(
-                    f"{size:,} messages: without / with the search index = {bare / this:.2f}x msg/s"
-                )
+            for name, what in (("headers-index", "without bodies"), ("no-index", "without")):
+                if name in medians:
+                    this, other = medians["this"][-1]["rate"], medians[name][-1]["rate"]
+                    print(
+                        f"{size:,} messages: {what} / with the search index = "
+                        f"{other / this:.2f}x msg/s"
+                    )
             ours = medians["this"][-1]
             for peer in peers:
                 done = peer_runs[peer]

@@ -154,6 +154,31 @@ def test_db_search_index_switches_it_off_and_on(
         assert sorted(h.message_id for h in hits) == ["a@mail.example", "b@mail.example"]
 
 
+def test_db_search_index_headers_leaves_out_bodies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    url = f"sqlite:///{tmp_path}/crm.sqlite"
+    with SqlStore(url) as store:
+        setup_channels(store)
+        store.commit(batch(messages=(message("a", subject="Narwhal", body="walrus"),)))
+    assert main(["db", "search-index", str(config), "headers"]) == 0
+    assert "people and subjects, without bodies" in capsys.readouterr().out
+    assert main(["db", "search-index", str(config), "headers"]) == 0
+    assert "already on, without bodies" in capsys.readouterr().out
+    assert main(["db", "check", str(config)]) == 0
+    assert "search index on, without bodies" in capsys.readouterr().out
+    assert main(["db", "reindex", str(config)]) == 0  # rebuilt as it was: without bodies
+    viewer = Viewer("u1")
+    with SqlStore(url) as store:
+        assert store.search(SearchQuery("walrus"), viewer).items == ()
+        assert len(store.search(SearchQuery("narwhal"), viewer).items) == 1
+    assert main(["db", "search-index", str(config), "on"]) == 0
+    assert "built from the stored mail\n" in capsys.readouterr().out
+    with SqlStore(url) as store:
+        assert len(store.search(SearchQuery("walrus"), viewer).items) == 1
+
+
 def test_store_is_a_context_manager(tmp_path: Path) -> None:
     with SqlStore(f"sqlite:///{tmp_path}/cm.sqlite") as store:
         store.save_channel(

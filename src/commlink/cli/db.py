@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -22,6 +23,9 @@ from ..stores.sql_schema import (
 )
 from .config import load_config
 
+if TYPE_CHECKING:
+    from ..stores.sql_search import IndexSetting
+
 __all__ = ["cmd_check", "cmd_reindex", "cmd_search_index", "cmd_sql", "cmd_upgrade"]
 
 
@@ -29,20 +33,28 @@ def _engine(args: argparse.Namespace) -> sa.Engine:
     return create_engine(load_config(args.config).store_url, None)
 
 
+#: how ``db check`` and ``db search-index`` name each index setting
+_STATES = {"on": "on", "headers": "on, without bodies", "off": "off"}
+
+
+def _state(setting: IndexSetting) -> str:
+    return "off" if not setting.kept else "on" if setting.bodies else "headers"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..stores.sql_search import index_kept
+    from ..stores.sql_search import IndexSetting, index_setting
 
     engine = _engine(args)
-    kept = True
+    setting = IndexSetting()
     try:
         found = schema_version(engine)
         if found == SCHEMA_VERSION:
             with engine_lock(engine), engine.connect() as conn:
-                kept = index_kept(conn)
+                setting = index_setting(conn)
     finally:
         dispose(engine)
     if found == SCHEMA_VERSION:
-        print(f"schema {found}: up to date; search index {'on' if kept else 'off'}")
+        print(f"schema {found}: up to date; search index {_STATES[_state(setting)]}")
         return 0
     if found is None:
         print(
@@ -76,20 +88,23 @@ def cmd_search_index(args: argparse.Namespace) -> int:
     # a maintenance step: never a migration on the side
     store = SqlStore(load_config(args.config).store_url, migrate=False)
     try:
-        on = args.state == "on"
-        was = store.search_index
-        store.set_search_index(on)
+        was = "off" if not store.search_index else "on" if store.search_bodies else "headers"
+        store.set_search_index(args.state != "off", bodies=args.state == "on")
     finally:
         store.close()
-    if was == on:
-        print(f"search index: already {args.state}")
+    if was == args.state:
+        print(f"search index: already {_STATES[args.state]}")
+    elif args.state == "off":
+        print("search index: off, emptied")
+    elif args.state == "headers":
+        print("search index: built from the stored mail's people and subjects, without bodies")
     else:
-        print("search index: built from the stored mail" if on else "search index: off, emptied")
+        print("search index: built from the stored mail")
     return 0
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from ..stores.sql_search import index_kept, rebuild_sqlite_index
+    from ..stores.sql_search import index_setting, rebuild_sqlite_index
 
     engine = _engine(args)
     try:
@@ -104,13 +119,16 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             engine.connect().execution_options(commlink_write=True) as conn,
             conn.begin(),
         ):
-            if not index_kept(conn):
+            setting = index_setting(conn)
+            if not setting.kept:
                 print(
                     "this database keeps no search index: `commlink db search-index on`",
                     file=sys.stderr,
                 )
                 return 2
-            contentless = rebuild_sqlite_index(conn, False if args.portable else None)
+            contentless = rebuild_sqlite_index(
+                conn, False if args.portable else None, bodies=setting.bodies
+            )
         if args.vacuum:
             outside_transaction(engine, "VACUUM")
     finally:

@@ -152,10 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.set_defaults(func=_run("db:cmd_reindex"))
     keep = actions.add_parser(
         "search-index",
-        help="keep the search index (on: build it from the stored mail) or not (off: empty it)",
+        help="keep the search index (on: build it from the stored mail; headers: from "
+        "people and subjects only) or not (off: empty it)",
     )
     _config(keep)
-    keep.add_argument("state", choices=("on", "off"))
+    keep.add_argument("state", choices=("on", "headers", "off"))
     keep.set_defaults(func=_run("db:cmd_search_index"))
     sql = actions.add_parser("sql", help="print the DDL of a fresh schema")
     sql.add_argument("--dialect", choices=("postgresql", "sqlite"), default="postgresql")

@@ -252,16 +252,27 @@ def _drop_domain_indexes(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
+def _add_setting(conn: Connection, name: str) -> None:
+    """Add a true-by-default setting column to ``commlink_schema``, unless
+    it is there already."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(schema_table.name)}
+    if name not in columns:
+        true = "TRUE" if conn.dialect.name == "postgresql" else "1"
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schema_table.name} ADD COLUMN {name} BOOLEAN NOT NULL DEFAULT {true}"
+        )
+
+
 def _add_search_switch(conn: Connection) -> None:
     """Schema 12 records whether commits keep the search index (on, as
     before; ``SqlStore.set_search_index``)."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns(schema_table.name)}
-    if "search_index" not in columns:
-        true = "TRUE" if conn.dialect.name == "postgresql" else "1"
-        conn.exec_driver_sql(
-            f"ALTER TABLE {schema_table.name} ADD COLUMN search_index BOOLEAN NOT NULL "
-            f"DEFAULT {true}"
-        )
+    _add_setting(conn, "search_index")
+
+
+def _add_body_search_switch(conn: Connection) -> None:
+    """Schema 13 records whether the search index holds the words of bodies
+    (it does, as before; ``SqlStore.set_search_index``)."""
+    _add_setting(conn, "search_bodies")
 
 
 #: ``MIGRATIONS[n]`` upgrades a schema of version ``n`` to ``n + 1`` in place.
@@ -278,4 +289,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     9: _untagged_body_words,
     10: _drop_domain_indexes,
     11: _add_search_switch,
+    12: _add_body_search_switch,
 }

@@ -140,8 +140,8 @@ T = TypeVar("T")
 #: event outbox. 8: the search index. 9: sanitised HTML per message copy.
 #: 10: untagged body words in SQLite's search index. 11: no index of
 #: participants and attendees by domain. 12: whether the database keeps its
-#: search index.
-SCHEMA_VERSION = 12
+#: search index. 13: whether that index holds the words of bodies.
+SCHEMA_VERSION = 13
 
 #: PostgreSQL advisory lock key held while the schema is created or migrated.
 _SCHEMA_LOCK = 0x636F6D6D6C696E6B  # "commlink"

@@ -21,6 +21,7 @@ import json
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -54,7 +55,9 @@ from .sql_tsvector import WEIGHTS, register_binary_dumper, tsvector_binary
 __all__ = [
     "backfill",
     "drop_bodies",
+    "IndexSetting",
     "index_kept",
+    "index_setting",
     "index_written",
     "keep_index",
     "merge_away_deleted",
@@ -72,10 +75,14 @@ def _write_docs(
     channel_id: str,
     copies: Sequence[tuple[int, StoredMessage]],
     fresh: bool = False,
+    bodies: bool = True,
 ) -> None:
-    """(Re)write the index rows of a channel's copies (``fresh``: none has one yet)."""
+    """(Re)write the index rows of a channel's copies (``fresh``: none has
+    one yet; ``bodies``: with the words of their bodies)."""
     if not copies:
         return
+    if not bodies:
+        copies = [(pk, attrs.evolve(stored, body=None)) for pk, stored in copies]
     if is_postgres(conn):
         register_binary_dumper(conn.connection.driver_connection)
         rows = [
@@ -94,26 +101,45 @@ def _write_docs(
     write_docs(conn, channel_id, copies, fresh)
 
 
+@attrs.frozen(slots=True)
+class IndexSetting:
+    """What commits write to the search index: nothing (``kept`` false), or
+    every copy's people and subject, and its body's words if ``bodies``."""
+
+    kept: bool = True
+    bodies: bool = True
+
+
+def index_setting(conn: Connection) -> IndexSetting:
+    """The database's search index setting (``SqlStore.set_search_index``)."""
+    row = conn.execute(sa.select(schema_table.c.search_index, schema_table.c.search_bodies)).first()
+    if row is None:
+        return IndexSetting()
+    kept, bodies = row
+    return IndexSetting(bool(kept), bool(kept) and bool(bodies))
+
+
 def index_kept(conn: Connection) -> bool:
     """Whether commits keep the search index (on unless switched off)."""
-    found = conn.execute(sa.select(schema_table.c.search_index)).scalar()
-    return found is None or bool(found)
+    return index_setting(conn).kept
 
 
-def keep_index(conn: Connection, on: bool) -> None:
-    """Switch the search index on (built from every stored copy) or off
-    (emptied: its rows and, on SQLite, the pages of its words are
-    overwritten), in the caller's write transaction."""
-    if on == index_kept(conn):
+def keep_index(conn: Connection, on: bool, bodies: bool = True) -> None:
+    """Switch the search index on (built from every stored copy, with the
+    words of their bodies or without) or off (emptied: its rows and, on
+    SQLite, the pages of its words are overwritten), in the caller's write
+    transaction."""
+    wanted = IndexSetting(on, on and bodies)
+    if wanted == index_setting(conn):
         return
     if conn.dialect.name == "sqlite":
-        # dropped and made again (empty), in the form it had
-        rebuild_sqlite_index(conn, search_text_contentless(conn), fill=on)
+        # dropped and made again, in the form it had
+        rebuild_sqlite_index(conn, search_text_contentless(conn), fill=on, bodies=wanted.bodies)
     else:
         conn.execute(sa.delete(search_docs))
         if on:
-            backfill(conn)
-    conn.execute(sa.update(schema_table).values(search_index=on))
+            backfill(conn, wanted.bodies)
+    conn.execute(sa.update(schema_table).values(search_index=on, search_bodies=bodies))
 
 
 def index_written(
@@ -125,10 +151,13 @@ def index_written(
     """Index copies just written from these messages; a message without a
     body kept the body stored before (see ``sql_write``), read back here.
     ``fresh``: pks of copies that are new (SQLite: they have no index row)."""
-    if not written or not index_kept(conn):
+    if not written:
+        return
+    setting = index_setting(conn)
+    if not setting.kept:
         return
     kept: dict[int, str | None] = {}
-    missing = [pk for pk, msg in written if msg.body is None]
+    missing = [pk for pk, msg in written if msg.body is None] if setting.bodies else []
     m = mark(conn)
     for part in chunks(missing):
         found = fetch(
@@ -154,13 +183,13 @@ def index_written(
         for pk, msg in written
     ]
     new = [c for c in copies if c[0] in fresh]
-    _write_docs(conn, channel_id, new, fresh=True)
-    _write_docs(conn, channel_id, [c for c in copies if c[0] not in fresh])
+    _write_docs(conn, channel_id, new, fresh=True, bodies=setting.bodies)
+    _write_docs(conn, channel_id, [c for c in copies if c[0] not in fresh], bodies=setting.bodies)
 
 
 def drop_bodies(conn: Connection, channel_id: str) -> None:
     """Forget the body words of a channel's copies (minimised to ``METADATA``)."""
-    if not index_kept(conn):
+    if not index_setting(conn).bodies:
         return
     m = mark(conn)
     if is_postgres(conn):
@@ -194,13 +223,14 @@ def merge_away_deleted(conn: Connection) -> None:
 
 
 def rebuild_sqlite_index(
-    conn: Connection, contentless: bool | None = None, *, fill: bool = True
+    conn: Connection, contentless: bool | None = None, *, fill: bool = True, bodies: bool = True
 ) -> bool:
     """Build a SQLite store's search index again from its stored copies, in
     one transaction: without a copy of the indexed text (``contentless``;
     ``None``: where SQLite is 3.43 or newer, see ``sql_tables.search_text_ddl``)
-    or in the portable form; ``fill=False`` leaves it empty. Returns whether
-    the new index is contentless."""
+    or in the portable form; ``fill=False`` leaves it empty, ``bodies=False``
+    leaves out the words of bodies. Returns whether the new index is
+    contentless."""
     if contentless is None:
         contentless = sqlite_version(conn) >= CONTENTLESS_SQLITE
     elif contentless and sqlite_version(conn) < CONTENTLESS_SQLITE:
@@ -212,12 +242,13 @@ def rebuild_sqlite_index(
     for statement in search_text_ddl(contentless):
         conn.exec_driver_sql(statement)
     if fill:
-        backfill(conn)
+        backfill(conn, bodies)
     return contentless
 
 
-def backfill(conn: Connection) -> None:
-    """Index every stored copy (a schema without the index, see ``sql_migrations``)."""
+def backfill(conn: Connection, bodies: bool = True) -> None:
+    """Index every stored copy (``bodies``: with the words of their bodies;
+    a schema without the index, see ``sql_migrations``)."""
     for pks in _copy_pks(conn):
         holders = fetch(
             conn,
@@ -226,7 +257,7 @@ def backfill(conn: Connection) -> None:
             key_set(conn, pks),
         )
         for (channel_id,) in holders:
-            _write_docs(conn, channel_id, _load(conn, channel_id, pks))
+            _write_docs(conn, channel_id, _load(conn, channel_id, pks), bodies=bodies)
 
 
 def _copy_pks(conn: Connection, channel_id: str | None = None) -> Iterator[list[int]]:

@@ -121,8 +121,10 @@ schema_table = _table(
     "schema",
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("version", sa.Integer, nullable=False),
-    # whether commits keep the search index (SqlStore.set_search_index)
+    # whether commits keep the search index, and the words of bodies in it
+    # (SqlStore.set_search_index)
     sa.Column("search_index", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("search_bodies", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 channels = _table(
