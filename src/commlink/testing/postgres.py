@@ -27,14 +27,14 @@ DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 def emptied(engine: Engine) -> Engine:
     """``engine`` with every commlink row deleted but the schema's, whose
-    settings are a new database's again (it keeps its search index)."""
+    settings are a new database's again (it keeps its whole search index)."""
     from ..stores.sql_schema import metadata, schema_table
 
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             if table is not schema_table:
                 conn.execute(table.delete())
-        conn.execute(sa.update(schema_table).values(search_index=True))
+        conn.execute(sa.update(schema_table).values(search_index=True, search_bodies=True))
     return engine
 
 
