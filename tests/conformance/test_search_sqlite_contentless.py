@@ -126,3 +126,30 @@ def test_rebuilding_the_index_converts_it_both_ways(tmp_path: Path) -> None:
         rebuild_sqlite_index(conn, False)
     with SqlStore(f"sqlite:///{path}") as store:  # readable by any SQLite again
         assert len(store.search(SearchQuery("otter"), Viewer("u1")).items) == 1
+
+
+def test_an_index_without_bodies_keeps_its_form(tmp_path: Path) -> None:
+    """Switched to leave out bodies and back, the index stays contentless, a
+    body word leaves it and comes back, and a copy written again meanwhile
+    (deleted from the index by rowid) leaves no words behind."""
+    viewer = Viewer("u1")
+    with _newer(tmp_path / "store.sqlite") as store:
+        setup_channels(store)
+        store.commit(batch(messages=(message("a", subject="Narwhal", body="walrus"),)))
+        store.set_search_index(True, bodies=False)
+        assert "contentless_delete" in _text_sql(store)
+        assert store.search(SearchQuery("walrus"), viewer).items == ()
+        store.commit(batch(messages=(message("a", subject="Beluga", body="walrus otter"),)))
+        with store.engine.connect() as conn:
+            terms = {
+                str(t) for (t,) in conn.exec_driver_sql("SELECT term FROM commlink_search_vocab")
+            }
+        assert "walrus" not in terms
+        assert "otter" not in terms
+        assert "s_narwhal" not in terms  # the subject before the copy was written again
+        assert [h.message_id for h in store.search(SearchQuery("beluga"), viewer).items] == [
+            "a@mail.example"
+        ]
+        store.set_search_index(True)
+        assert "contentless_delete" in _text_sql(store)
+        assert len(store.search(SearchQuery("otter"), viewer).items) == 1
