@@ -129,6 +129,13 @@ def test_db_reindex_rebuilds_the_search_index(
     assert "only a SQLite store" in capsys.readouterr().err
 
 
+def _db(capsys: pytest.CaptureFixture[str], *argv: str | Path, code: int = 0) -> str:
+    """What ``commlink db ...`` printed, after checking its exit code."""
+    assert main(["db", *map(str, argv)]) == code
+    printed = capsys.readouterr()
+    return printed.out + printed.err
+
+
 def test_db_search_index_switches_it_off_and_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,19 +143,15 @@ def test_db_search_index_switches_it_off_and_on(
     with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
         setup_channels(store)
         store.commit(batch(messages=(message("a", body="walrus"),)))
-    assert main(["db", "search-index", str(config), "off"]) == 0
-    assert "search index: off, emptied" in capsys.readouterr().out
-    assert main(["db", "search-index", str(config), "off"]) == 0
-    assert "already off" in capsys.readouterr().out
-    assert main(["db", "check", str(config)]) == 0
-    assert "search index off" in capsys.readouterr().out
-    assert main(["db", "reindex", str(config)]) == 2  # nothing to rebuild: it stays off
-    assert "keeps no search index" in capsys.readouterr().err
+    assert "search index: off, emptied" in _db(capsys, "search-index", config, "off")
+    assert "already off" in _db(capsys, "search-index", config, "off")
+    assert "search index off" in _db(capsys, "check", config)
+    # nothing to rebuild: it stays off
+    assert "keeps no search index" in _db(capsys, "reindex", config, code=2)
     with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
         assert not store.search_index
         store.commit(batch(messages=(message("b", body="walrus otter"),), cursor="2"))
-    assert main(["db", "search-index", str(config), "on"]) == 0
-    assert "built from the stored mail" in capsys.readouterr().out
+    assert "built from the stored mail" in _db(capsys, "search-index", config, "on")
     with SqlStore(f"sqlite:///{tmp_path}/crm.sqlite") as store:
         hits = store.search(SearchQuery("walrus"), Viewer("u1")).items
         assert sorted(h.message_id for h in hits) == ["a@mail.example", "b@mail.example"]
@@ -162,19 +165,16 @@ def test_db_search_index_headers_leaves_out_bodies(
     with SqlStore(url) as store:
         setup_channels(store)
         store.commit(batch(messages=(message("a", subject="Narwhal", body="walrus"),)))
-    assert main(["db", "search-index", str(config), "headers"]) == 0
-    assert "people and subjects, without bodies" in capsys.readouterr().out
-    assert main(["db", "search-index", str(config), "headers"]) == 0
-    assert "already on, without bodies" in capsys.readouterr().out
-    assert main(["db", "check", str(config)]) == 0
-    assert "search index on, without bodies" in capsys.readouterr().out
-    assert main(["db", "reindex", str(config)]) == 0  # rebuilt as it was: without bodies
+    said = _db(capsys, "search-index", config, "headers")
+    assert "people and subjects, without bodies" in said
+    assert "already on, without bodies" in _db(capsys, "search-index", config, "headers")
+    assert "search index on, without bodies" in _db(capsys, "check", config)
+    _db(capsys, "reindex", config)  # rebuilt as it was: without bodies
     viewer = Viewer("u1")
     with SqlStore(url) as store:
         assert store.search(SearchQuery("walrus"), viewer).items == ()
         assert len(store.search(SearchQuery("narwhal"), viewer).items) == 1
-    assert main(["db", "search-index", str(config), "on"]) == 0
-    assert "built from the stored mail\n" in capsys.readouterr().out
+    assert "built from the stored mail\n" in _db(capsys, "search-index", config, "on")
     with SqlStore(url) as store:
         assert len(store.search(SearchQuery("walrus"), viewer).items) == 1
 
