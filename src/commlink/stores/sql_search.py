@@ -82,7 +82,10 @@ def _write_docs(
     if not copies:
         return
     if not bodies:
-        copies = [(pk, attrs.evolve(stored, body=None)) for pk, stored in copies]
+        copies = [
+            (pk, stored if stored.body is None else attrs.evolve(stored, body=None))
+            for pk, stored in copies
+        ]
     if is_postgres(conn):
         register_binary_dumper(conn.connection.driver_connection)
         rows = [
@@ -168,6 +171,10 @@ def index_written(
             key_set(conn, part),
         )
         kept.update((int(pk), body) for pk, body in found)
+
+    def _body(pk: int, msg: Message) -> str | None:
+        return msg.body if msg.body is not None else kept.get(pk)
+
     copies = [
         (
             pk,
@@ -176,7 +183,7 @@ def index_written(
                 thread_id="",
                 date=msg.date,
                 subject=msg.subject,
-                body=msg.body if msg.body is not None else kept.get(pk),
+                body=_body(pk, msg) if setting.bodies else None,
                 participants=msg.participants,
             ),
         )
