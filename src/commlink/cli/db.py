@@ -84,11 +84,13 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_search_index(args: argparse.Namespace) -> int:
     from ..stores.sql import SqlStore
+    from ..stores.sql_search import index_setting
 
     # a maintenance step: never a migration on the side
     store = SqlStore(load_config(args.config).store_url, migrate=False)
     try:
-        was = "off" if not store.search_index else "on" if store.search_bodies else "headers"
+        with store.engine.connect() as conn:
+            was = _state(index_setting(conn))
         store.set_search_index(args.state != "off", bodies=args.state == "on")
     finally:
         store.close()

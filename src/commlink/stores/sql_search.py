@@ -142,7 +142,7 @@ def keep_index(conn: Connection, on: bool, bodies: bool = True) -> None:
         conn.execute(sa.delete(search_docs))
         if on:
             backfill(conn, wanted.bodies)
-    conn.execute(sa.update(schema_table).values(search_index=on, search_bodies=bodies))
+    conn.execute(sa.update(schema_table).values(search_index=on, search_bodies=wanted.bodies))
 
 
 def index_written(
