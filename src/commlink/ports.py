@@ -106,7 +106,9 @@ class FetchedMessage:
     metadata and win over what the headers say. ``oversize`` is the size in
     bytes of a message larger than ``Limits.max_message_bytes``: ``raw``
     then holds its headers only, and it is imported with the warning
-    ``too-large:<bytes>``.
+    ``too-large:<bytes>``. ``left_out`` names the file attachments whose
+    content ``raw`` leaves out (their parts are empty), as (section, decoded
+    size) pairs; ``size`` is then the whole message's size at the provider.
     """
 
     provider_id: str
@@ -117,6 +119,8 @@ class FetchedMessage:
     date: datetime | None = None
     error: str | None = None
     oversize: int | None = None
+    left_out: tuple[tuple[str, int], ...] = ()
+    size: int | None = None
 
 
 @attrs.frozen(slots=True)

@@ -9,6 +9,7 @@ import attrs
 
 from ..errors import AttachmentTooLarge, ConfigError, InvalidInput, NotFound
 from ..mime.parse import parse_message
+from ..mime.parts import fill_left_out
 from ..model import Attachment, Detail, Limits
 from ..ports import AttachmentSource, MailProvider, MessageSources, Scope
 from ..records import MessageSource, Viewer
@@ -167,7 +168,8 @@ def _numbered(
     parsed: Sequence[Attachment] = ()
     for fetched in provider.fetch(scope, [provider_id], Detail.FULL):
         if fetched.raw:
-            parsed = parse_message(fetched.raw, provider_id=provider_id).attachments
+            message = parse_message(fetched.raw, provider_id=provider_id)
+            parsed = fill_left_out(message, fetched.left_out, fetched.size).attachments
     wanted = attachments[n]
     ordinal = sum(_same(a, wanted) for a in attachments[:n])
     found = [a for a in parsed if _same(a, wanted)]

@@ -15,8 +15,9 @@ from typing import Protocol
 
 import attrs
 
-from ..model import Attachment
+from ..model import Attachment, Message
 from .headers import decode_words, header_block, raw_values
+from .part_kinds import CALENDAR_TYPES, FORWARD_TYPES, estimate_size
 from .structure import sections
 from .text import collapse, decode_8bit, decode_bytes
 
@@ -27,6 +28,7 @@ __all__ = [
     "attachment",
     "calendar_text",
     "estimate_size",
+    "fill_left_out",
     "forward_name",
     "is_calendar",
     "number_parts",
@@ -35,8 +37,6 @@ __all__ = [
     "valid_part",
 ]
 
-CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
-FORWARD_TYPES = frozenset({"message/rfc822", "message/global"})
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_NAME = 200
 # An IMAP section path of single parts: "1", "2.3"; depth as structure.MAX_DEPTH.
@@ -78,9 +78,23 @@ def forward_name(data: bytes) -> str:
     return f"{subject}.eml" if subject else "forwarded.eml"
 
 
-def estimate_size(encoded_size: int) -> int:
-    """Decoded size of a base64 part from its encoded size (76-column lines)."""
-    return encoded_size * 57 // 78
+def fill_left_out(
+    message: Message, left_out: Sequence[tuple[str, int]], size: int | None
+) -> Message:
+    """``message`` parsed from bytes that left out the content of some file
+    parts (``FetchedMessage.left_out``): those attachments get their decoded
+    size, and the message its ``size`` at the provider."""
+    if not left_out and size is None:
+        return message
+    sizes = dict(left_out)
+    attachments = tuple(
+        attrs.evolve(a, size=sizes[a.part]) if a.part in sizes else a for a in message.attachments
+    )
+    return attrs.evolve(
+        message,
+        attachments=attachments,
+        size=message.size if size is None else size,
+    )
 
 
 def attachment(

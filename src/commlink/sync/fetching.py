@@ -113,6 +113,7 @@ class MailFetcher:
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
         # the parsers are imported with the first fetch: a quiet step needs none
         from ..mime.parse import parse_message
+        from ..mime.parts import fill_left_out
 
         detail = detail_for(self.channel.settings)
         messages: list[Message] = []
@@ -134,6 +135,7 @@ class MailFetcher:
                     thread_hint=item.thread_hint,
                     limits=self.channel.settings.limits,
                 )
+                parsed = fill_left_out(parsed, item.left_out, item.size)
                 messages.append(_too_large(parsed, item.oversize))
             else:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))

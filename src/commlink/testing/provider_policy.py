@@ -22,6 +22,7 @@ from typing import Protocol
 import pytest
 
 from ..mime.parse import parse_message
+from ..mime.parts import fill_left_out
 from ..model import ChannelSettings, Detail, Message
 from ..policy.filters import decide
 from ..ports import FetchedMessage, MailProvider, Scope
@@ -205,7 +206,7 @@ def _as_the_engine_parses(item: FetchedMessage, detail: Detail) -> Message:
     if item.message is not None:
         return item.message
     assert item.raw is not None
-    return parse_message(
+    parsed = parse_message(
         item.raw,
         provider_id=item.provider_id,
         detail=detail,
@@ -213,3 +214,4 @@ def _as_the_engine_parses(item: FetchedMessage, detail: Detail) -> Message:
         folders=item.folders,
         thread_hint=item.thread_hint,
     )
+    return fill_left_out(parsed, item.left_out, item.size)

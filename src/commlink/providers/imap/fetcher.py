@@ -18,13 +18,18 @@ from ...errors import TransientError
 from ...model import Detail, Limits
 from ...ports import FetchedMessage
 from ..sizing import plan_fetch
+from .bodystructure import LeanPlan, plan, read_structure
 from .connection import DROPPED, ImapConnection
 from .fetch_stream import Fetch, String, Value
-from .responses import compress_uids, from_stream
+from .responses import compress_uids, from_sections, from_stream
 
 __all__ = ["FetchJob", "MessageFetcher"]
 
 log = logging.getLogger("commlink.imap")
+
+#: The largest literal kept in a ``BODYSTRUCTURE`` (a part's description,
+#: a file name): servers send them as quoted strings or short literals.
+MAX_STRUCTURE_LITERAL = 64 * 1024
 
 
 @attrs.frozen(slots=True, cache_hash=True)
@@ -54,60 +59,128 @@ class MessageFetcher:
         """The job's messages as they arrive (UIDs gone from the folder are
         left out); ``stopped`` is asked before each command. Metadata: one
         FETCH of headers per ``page_size`` UIDs. Full: one FETCH of
-        ``RFC822.SIZE`` per ``page_size`` UIDs, then bodies in FETCHes within
-        ``fetch_batch_bytes``; a message above ``max_message_bytes`` comes
-        with its headers only (``oversize``)."""
+        ``RFC822.SIZE`` and ``BODYSTRUCTURE`` per ``page_size`` UIDs, then
+        bodies in FETCHes within ``fetch_batch_bytes``: whole messages, or
+        their sections without the content of file attachments
+        (``bodystructure``). A message whose fetch would pass
+        ``max_message_bytes`` comes with its headers only (``oversize``)."""
         gmail = self.conn.has("X-GM-EXT-1")
-        extra = ["INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
-        headers = "(" + " ".join(["BODY.PEEK[HEADER]", *extra]) + ")"
-        bodies = "(" + " ".join(["BODY.PEEK[]", *extra]) + ")"
         for start in range(0, len(job.uids), self.page_size):
             chunk = job.uids[start : start + self.page_size]
             if stopped():
                 return
             if job.detail is Detail.METADATA:
-                yield from self._stream(job, chunk, headers, Detail.METADATA, gmail)
+                yield from self._whole(job, chunk, Detail.METADATA, gmail)
                 continue
-            sizes = self._sizes(job, chunk)
+            sizes, lean = self._sizes(job, chunk)
             plan = plan_fetch(
-                ((uid, sizes[uid]) for uid in chunk if uid in sizes),
+                (
+                    (uid, lean[uid].fetch_bytes if uid in lean else sizes[uid])
+                    for uid in chunk
+                    if uid in sizes
+                ),
                 self.limits,
                 max_count=self.page_size,
             )
             if plan.oversize:
                 big = sorted(plan.oversize)
-                for fetched in self._stream(job, big, headers, Detail.METADATA, gmail):
+                for fetched in self._whole(job, big, Detail.METADATA, gmail):
                     uid = int(fetched.provider_id.rpartition(":")[2])
-                    yield attrs.evolve(fetched, oversize=plan.oversize.get(uid))
+                    yield attrs.evolve(fetched, oversize=sizes.get(uid) or plan.oversize.get(uid))
             for batch in plan.batches:
                 if stopped():
                     return
-                yield from self._stream(job, batch, bodies, Detail.FULL, gmail)
+                whole = [uid for uid in batch if uid not in lean]
+                if whole:
+                    yield from self._whole(job, whole, Detail.FULL, gmail)
+                sections = {uid: lean[uid] for uid in batch if uid in lean}
+                if sections:
+                    yield from self._sections(job, sections, gmail)
 
-    def _sizes(self, job: FetchJob, uids: Sequence[int]) -> dict[int, int | None]:
-        """UID -> ``RFC822.SIZE`` (``None`` when unreadable); UIDs gone are left out."""
+    def _request(self, item: str, gmail: bool) -> str:
+        """A FETCH request for ``item`` (one or more), with the metadata every
+        message comes with."""
+        extra = " INTERNALDATE" + (" X-GM-THRID X-GM-LABELS" if gmail else "")
+        return f"({item}{extra})"
+
+    def _sizes(
+        self, job: FetchJob, uids: Sequence[int]
+    ) -> tuple[dict[int, int | None], dict[int, LeanPlan]]:
+        """UID -> ``RFC822.SIZE`` (``None`` when unreadable; UIDs gone are left
+        out), and the plans of the messages to fetch without their files."""
         for attempt in (1, 2):
             sizes: dict[int, int | None] = {}
+            lean: dict[int, LeanPlan] = {}
             try:
                 client = self._open(job)
                 for response in self.conn.stream_uid(
-                    client, "FETCH", compress_uids(uids), "(RFC822.SIZE)", max_literal=0
+                    client,
+                    "FETCH",
+                    compress_uids(uids),
+                    "(RFC822.SIZE BODYSTRUCTURE)",
+                    max_literal=MAX_STRUCTURE_LITERAL,
                 ):
-                    if isinstance(response, Fetch) and response.uid is not None:
-                        size = response.items.get("RFC822.SIZE")
-                        if size is not None:
-                            sizes[response.uid] = _number(size)
-                return sizes
+                    if not isinstance(response, Fetch) or response.uid is None:
+                        continue
+                    items = response.items
+                    if "RFC822.SIZE" not in items:
+                        continue
+                    size = sizes[response.uid] = _number(items["RFC822.SIZE"])
+                    root = read_structure(items.get("BODYSTRUCTURE"))
+                    found = plan(root, size) if root is not None and size is not None else None
+                    if found is not None:
+                        lean[response.uid] = found
+                return sizes, lean
             except DROPPED as exc:
                 self._lost(exc, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _stream(
-        self, job: FetchJob, uids: Sequence[int], request: str, detail: Detail, gmail: bool
+    def _sections(
+        self, job: FetchJob, lean: dict[int, LeanPlan], gmail: bool
     ) -> Iterator[FetchedMessage]:
-        """One UID FETCH; each message is handed out once its response is
-        complete. Items a server sends in an earlier response of the same
-        message (flags, a date) are merged into the one with the body."""
+        """Messages fetched without their file parts: one FETCH per set of
+        sections; one whose pieces do not assemble is fetched whole after them."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for uid, found in lean.items():
+            groups.setdefault(found.sections, []).append(uid)
+        again: list[int] = []
+        for sections, uids in groups.items():
+            request = self._request(" ".join(f"BODY.PEEK[{s}]" for s in sections), gmail)
+
+            def build(uid: int, items: dict[str, Value]) -> FetchedMessage | None:
+                return from_sections(job.uidvalidity, uid, items, lean[uid], gmail=gmail)
+
+            for fetched in self._stream(job, uids, request, build):
+                if fetched.raw is None and fetched.error is None:  # did not assemble
+                    again.append(int(fetched.provider_id.rpartition(":")[2]))
+                else:
+                    yield fetched
+        if again:
+            log.info("%d message(s) fetched whole: their parts did not read back", len(again))
+            yield from self._whole(job, sorted(again), Detail.FULL, gmail)
+
+    def _whole(
+        self, job: FetchJob, uids: Sequence[int], detail: Detail, gmail: bool
+    ) -> Iterator[FetchedMessage]:
+        """One UID FETCH of whole messages (``FULL``) or headers."""
+        item = "BODY.PEEK[]" if detail is Detail.FULL else "BODY.PEEK[HEADER]"
+        request = self._request(item, gmail)
+
+        def build(uid: int, items: dict[str, Value]) -> FetchedMessage | None:
+            return from_stream(job.uidvalidity, uid, items, detail, gmail=gmail)
+
+        return self._stream(job, uids, request, build)
+
+    def _stream(
+        self,
+        job: FetchJob,
+        uids: Sequence[int],
+        request: str,
+        build: Callable[[int, dict[str, Value]], FetchedMessage | None],
+    ) -> Iterator[FetchedMessage]:
+        """One UID FETCH; each message is handed out once ``build`` finds its
+        response complete. Items a server sends in an earlier response of the
+        same message (flags, a date) are merged into the later ones."""
         left = set(uids)
         for attempt in (1, 2):
             partial: dict[int, dict[str, Value]] = {}
@@ -127,7 +200,7 @@ class MessageFetcher:
                     items = response.items
                     if uid in partial:
                         items = {**partial.pop(uid), **items}
-                    fetched = from_stream(job.uidvalidity, uid, items, detail, gmail=gmail)
+                    fetched = build(uid, items)
                     if fetched is None:
                         partial[uid] = items
                         continue

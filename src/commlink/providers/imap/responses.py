@@ -15,6 +15,7 @@ from ...errors import CursorExpired, InvalidInput
 from ...model import Detail, Folder, FolderKind
 from ...ports import FetchedMessage
 from ..folder_names import decode_modified_utf7, kind_from_name
+from .bodystructure import LeanPlan, assemble
 from .fetch_stream import Discarded, String, Value
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "compress_uids",
     "fetched_message",
     "folder_from_list",
+    "from_sections",
     "from_stream",
     "make_id",
     "parse_id",
@@ -257,6 +259,37 @@ def _string(value: Value) -> bytes | None:
     if isinstance(value, String):
         return value.data
     return value if isinstance(value, bytes) else None
+
+
+def from_sections(
+    uidvalidity: int, uid: int, items: Mapping[str, Value], lean: LeanPlan, *, gmail: bool = False
+) -> FetchedMessage | None:
+    """A ``FetchedMessage`` from one streamed FETCH response of a message's
+    sections (``bodystructure``), ``None`` while a section is still to come.
+    A section too large to keep is an error; sections that do not assemble
+    give a ``FetchedMessage`` with neither content nor error (fetch it whole)."""
+    keys = [f"BODY[{section}]" for section in lean.sections]
+    if any(key not in items for key in keys):
+        return None
+    provider_id = make_id(uidvalidity, uid)
+    pieces: dict[str, bytes] = {}
+    for section, key in zip(lean.sections, keys, strict=True):
+        value = items[key]
+        if isinstance(value, Discarded):
+            return FetchedMessage(
+                provider_id, error=f"the server sent {value.size} bytes of it, over the limit"
+            )
+        if isinstance(value, String):
+            pieces[section] = value.data
+    raw = assemble(lean, pieces)
+    if raw is None:
+        return FetchedMessage(provider_id)
+    whole = from_stream(
+        uidvalidity, uid, {**items, "BODY[]": String(raw)}, Detail.FULL, gmail=gmail
+    )
+    if whole is None:  # pragma: no cover - the body was just given
+        return None
+    return attrs.evolve(whole, left_out=lean.left_out, size=lean.size)
 
 
 def from_stream(
