@@ -28,19 +28,33 @@ its garbage collector up as the ``commlink`` executable does
 own engine), and ``commlink-headers``: into a store whose index leaves out
 the words of bodies (``set_search_index(True, bodies=False)``).
 
+``--attachments SHARE`` turns that share of the messages (picked with their
+own seed; the rest of each message is unchanged) into ``multipart/mixed``
+with an ``application/pdf`` attachment of ``--attachment-kib`` KiB (300 by
+default) of random bytes, base64. An attachment's content is never stored
+(it is fetched on demand), so commlink leaves it on the server, while a
+mirror such as mbsync must download it: the figures are then mostly bytes
+over the wire, and each commlink process reports the bytes of message
+literals it received. It also adds ``commlink-whole``: the full sync with
+every message fetched whole (``BODY.PEEK[]``), as before commlink fetched
+messages without their file parts (``LEAN_MIN_BYTES`` set out of reach).
+
     python benchmarks/imap_vs_peers.py [--count 10000] [--skip mbsync offlineimap]
         [--baseline-src /tmp/old/src] [--repeat 3] [--default-gc] [--no-index-too]
+        [--attachments 0.25] [--attachment-kib 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import compileall
 import email
 import email.policy
 import imaplib
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -58,15 +72,55 @@ sys.path.insert(0, str(HERE))
 FOLDERS = {"INBOX": 0.5, "Sent": 0.25, "Archive": 0.25}
 
 
-def populate(server: Any, count: int) -> None:
+def populate(server: Any, count: int, attachments: float = 0.0, kib: int = 300) -> None:
     from corpus import messages
 
     corpus = list(messages(count, people=50_000))
+    attached = min(max(attachments, 0.0), 1.0)
+    picked = set(random.Random(11).sample(range(count), round(count * attached)))
     start = 0
     for n, (folder, share) in enumerate(FOLDERS.items()):
         size = count - start if n == len(FOLDERS) - 1 else int(count * share)
-        server.deliver(folder, corpus[start : start + size])
+        # in slices: with attachments, a folder's messages can take gigabytes
+        for first in range(start, start + size, 500):
+            last = min(first + 500, start + size)
+            server.deliver(
+                folder,
+                [
+                    with_attachment(corpus[i], i, kib) if i in picked else corpus[i]
+                    for i in range(first, last)
+                ],
+            )
         start += size
+
+
+def with_attachment(raw: bytes, n: int, kib: int) -> bytes:
+    """Corpus message ``n`` as ``multipart/mixed``: its multipart/alternative
+    body, then a PDF of ``kib`` KiB of random bytes (seeded by ``n``)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    alternative = b'Content-Type: multipart/alternative; boundary="b1"'
+    assert head.endswith(alternative), head[-200:]
+    data = base64.b64encode(random.Random(n).randbytes(kib * 1024))
+    lines = b"\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+    name = f"report-{n}.pdf".encode()
+    return b"".join(
+        [
+            head[: -len(alternative)],
+            b'Content-Type: multipart/mixed; boundary="m1"\r\n\r\n',
+            b"--m1\r\n",
+            alternative,
+            b"\r\n\r\n",
+            body,
+            b'\r\n--m1\r\nContent-Type: application/pdf; name="',
+            name,
+            b'"\r\nContent-Transfer-Encoding: base64\r\n'
+            b'Content-Disposition: attachment; filename="',
+            name,
+            b'"\r\n\r\n',
+            lines,
+            b"\r\n--m1--\r\n",
+        ]
+    )
 
 
 # -- contenders (each runs in its own process) ------------------------------------------
@@ -81,6 +135,10 @@ def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from commlink.stores.sql import SqlDirectory, SqlStore
     from commlink.sync.engine import SyncEngine
 
+    if args.contender == "commlink-whole":
+        from commlink.providers.imap import bodystructure
+
+        bodystructure.LEAN_MIN_BYTES = 10**18  # every message fetched whole
     visibility = Visibility.METADATA if args.contender == "commlink-metadata" else Visibility.FULL
     store = SqlStore(f"sqlite:///{work}/commlink.sqlite")
     if args.contender == "commlink-noindex":
@@ -109,6 +167,7 @@ def commlink_child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "messages": report.fetched,
         "imported": report.imported,
         "skipped": sum(report.skipped.values()),
+        "bytes_fetched": provider.bytes_fetched,
     }
     # a no-change pass on the same connection
     before = provider.round_trips
@@ -358,6 +417,16 @@ def main() -> None:
         help="also run commlink-headers and commlink-noindex: the full sync into a store "
         "whose search index leaves out bodies, and into one without a search index",
     )
+    parser.add_argument(
+        "--attachments",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the messages given a PDF attachment; also runs commlink-whole",
+    )
+    parser.add_argument(
+        "--attachment-kib", type=int, default=300, metavar="K", help="attachment size (KiB)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -379,7 +448,7 @@ def main() -> None:
     compile_commlink(args.baseline_src)
     with tempfile.TemporaryDirectory() as tmp, DovecotServer() as server:
         print(f"writing {args.count:,} messages into {', '.join(FOLDERS)} ...", flush=True)
-        populate(server, args.count)
+        populate(server, args.count, args.attachments, args.attachment_kib)
         import imapclient
 
         warm = imapclient.IMAPClient(server.host, server.port, ssl=False)
@@ -402,6 +471,7 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
         contenders = [
             "commlink-full",
+            *(["commlink-whole"] if args.attachments > 0 else []),
             "commlink-metadata",
             *(["commlink-headers", "commlink-noindex"] if args.no_index_too else []),
             "imaplib",
@@ -410,7 +480,8 @@ def main() -> None:
             "offlineimap",
         ]
         if args.baseline_src:
-            contenders[2:2] = ["commlink-full@baseline", "commlink-metadata@baseline"]
+            at = contenders.index("commlink-metadata") + 1
+            contenders[at:at] = ["commlink-full@baseline", "commlink-metadata@baseline"]
         contenders = [c for c in contenders if not any(c.startswith(s) for s in args.skip)]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
         # round by round, not contender by contender: on a shared machine the
@@ -468,10 +539,12 @@ def run_contender(
 
 
 def describe(name: str, result: dict[str, Any]) -> str:
+    fetched = result.get("bytes_fetched")
     return (
         f"{name:<27} {result['seconds']:7.2f} s  cpu {result['cpu']:6.2f} s  "
         f"{result['messages']:>7,} msgs  {result['messages'] / result['seconds']:8,.0f} msg/s  "
         f"peak RSS {result['rss_mb']:7.1f} MB"
+        + (f"  fetched {fetched / 1e6:.1f} MB" if fetched is not None else "")
     )
 
 

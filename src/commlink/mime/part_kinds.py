@@ -10,5 +10,7 @@ FORWARD_TYPES = frozenset({"message/rfc822", "message/global"})
 
 
 def estimate_size(encoded_size: int) -> int:
-    """Decoded size of a base64 part from its encoded size (76-column lines)."""
-    return encoded_size * 57 // 78
+    """Decoded size of a base64 part from its encoded size: 76-column lines
+    ending in CRLF, 2 bytes too many at most (the padding is not known)."""
+    lines = -(-encoded_size // 78)
+    return max(0, encoded_size - 2 * lines) * 3 // 4
