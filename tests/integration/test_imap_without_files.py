@@ -109,6 +109,14 @@ SAMPLES = {
 }
 
 
+def small() -> bytes:
+    """Too small for its structure to matter: asked for nothing but itself."""
+    m = _message(7, "Small")
+    m.set_content("Just text.\n")
+    m.add_attachment(b"tiny", "application", "pdf", filename="tiny.pdf")
+    return _bytes(m)
+
+
 def _inbox(provider: MailProvider) -> Scope:
     folders = [f for f in provider.folders() if f.kind.value == "inbox"]
     return provider.scopes(folders)[0]
@@ -130,7 +138,7 @@ def _no_sizes(message: Message) -> Message:
 def test_messages_read_as_when_fetched_whole(
     imap: ImapAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for raw in SAMPLES.values():
+    for raw in [*SAMPLES.values(), small()]:  # UIDs 1-7
         imap.add("INBOX", raw)
     lean_provider = imap.new_provider()
     commands: list[str] = []
@@ -147,7 +155,7 @@ def test_messages_read_as_when_fetched_whole(
     whole = _fetch(whole_provider)
 
     assert set(lean) == set(whole)
-    assert len(lean) == len(SAMPLES)
+    assert len(lean) == len(SAMPLES) + 1
     for subject, message in lean.items():
         assert _no_sizes(message) == _no_sizes(whole[subject]), subject
         assert message.size == whole[subject].size, subject
@@ -160,11 +168,17 @@ def test_messages_read_as_when_fetched_whole(
     # all but the PDF inside the forward and the odd message's
     left = 2 * len(PDF) + 2 * len(PICTURE) + 200_000 + 10_240
     assert whole_provider.bytes_fetched - lean_provider.bytes_fetched > left
-    # one FETCH of sizes and structures, one of sections per shape (the
-    # invitation and the forward share theirs), then the odd message whole
-    assert sum("BODYSTRUCTURE" in c for c in commands) == 1
+    # one FETCH of sizes, one of the structures of the large messages, the
+    # small one whole, one FETCH of sections per shape (the invitation and
+    # the forward share theirs), then the odd message whole
+    assert commands[:3] == [
+        "1:7 (RFC822.SIZE)",
+        "1:6 (BODYSTRUCTURE)",
+        "7 (BODY.PEEK[] INTERNALDATE)",
+    ]
     assert sum("BODY.PEEK[HEADER]" in c for c in commands) == 5
-    assert [c for c in commands if "BODY.PEEK[]" in c] == [commands[-1]]
+    assert commands[-1] == "6 (BODY.PEEK[] INTERNALDATE)"
+    assert len(commands) == 9
 
 
 def test_a_message_large_only_for_its_files_keeps_its_body(imap: ImapAccount) -> None:

@@ -18,6 +18,7 @@ from ...errors import TransientError
 from ...model import Detail, Limits
 from ...ports import FetchedMessage
 from ..sizing import plan_fetch
+from . import bodystructure
 from .bodystructure import LeanPlan, plan, read_structure
 from .connection import DROPPED, ImapConnection
 from .fetch_stream import Fetch, String, Value
@@ -72,7 +73,8 @@ class MessageFetcher:
             if job.detail is Detail.METADATA:
                 yield from self._whole(job, chunk, Detail.METADATA, gmail)
                 continue
-            sizes, lean = self._sizes(job, chunk)
+            sizes = self._sizes(job, chunk)
+            lean = self._plans(job, sizes)
             plan = plan_fetch(
                 (
                     (uid, lean[uid].fetch_bytes if uid in lean else sizes[uid])
@@ -103,34 +105,44 @@ class MessageFetcher:
         extra = " INTERNALDATE" + (" X-GM-THRID X-GM-LABELS" if gmail else "")
         return f"({item}{extra})"
 
-    def _sizes(
-        self, job: FetchJob, uids: Sequence[int]
-    ) -> tuple[dict[int, int | None], dict[int, LeanPlan]]:
-        """UID -> ``RFC822.SIZE`` (``None`` when unreadable; UIDs gone are left
-        out), and the plans of the messages to fetch without their files."""
+    def _sizes(self, job: FetchJob, uids: Sequence[int]) -> dict[int, int | None]:
+        """UID -> ``RFC822.SIZE`` (``None`` when unreadable); UIDs gone are left out."""
+        sizes: dict[int, int | None] = {}
+        for uid, items in self._items(job, uids, "(RFC822.SIZE)", 0):
+            if "RFC822.SIZE" in items:
+                sizes[uid] = _number(items["RFC822.SIZE"])
+        return sizes
+
+    def _plans(self, job: FetchJob, sizes: dict[int, int | None]) -> dict[int, LeanPlan]:
+        """The messages to fetch without their files, from the ``BODYSTRUCTURE``
+        of those large enough for it to pay (none in most pages of mail)."""
+        least = bodystructure.LEAN_MIN_BYTES
+        large = [uid for uid, size in sizes.items() if size is not None and size >= least]
+        lean: dict[int, LeanPlan] = {}
+        if not large:
+            return lean
+        for uid, items in self._items(job, large, "(BODYSTRUCTURE)", MAX_STRUCTURE_LITERAL):
+            size = sizes.get(uid)
+            root = read_structure(items.get("BODYSTRUCTURE"))
+            found = plan(root, size) if root is not None and size is not None else None
+            if found is not None:
+                lean[uid] = found
+        return lean
+
+    def _items(
+        self, job: FetchJob, uids: Sequence[int], request: str, max_literal: int
+    ) -> list[tuple[int, dict[str, Value]]]:
+        """UID and items of each message's response to a small ``UID FETCH``."""
         for attempt in (1, 2):
-            sizes: dict[int, int | None] = {}
-            lean: dict[int, LeanPlan] = {}
+            found: list[tuple[int, dict[str, Value]]] = []
             try:
                 client = self._open(job)
                 for response in self.conn.stream_uid(
-                    client,
-                    "FETCH",
-                    compress_uids(uids),
-                    "(RFC822.SIZE BODYSTRUCTURE)",
-                    max_literal=MAX_STRUCTURE_LITERAL,
+                    client, "FETCH", compress_uids(uids), request, max_literal=max_literal
                 ):
-                    if not isinstance(response, Fetch) or response.uid is None:
-                        continue
-                    items = response.items
-                    if "RFC822.SIZE" not in items:
-                        continue
-                    size = sizes[response.uid] = _number(items["RFC822.SIZE"])
-                    root = read_structure(items.get("BODYSTRUCTURE"))
-                    found = plan(root, size) if root is not None and size is not None else None
-                    if found is not None:
-                        lean[response.uid] = found
-                return sizes, lean
+                    if isinstance(response, Fetch) and response.uid is not None:
+                        found.append((response.uid, response.items))
+                return found
             except DROPPED as exc:
                 self._lost(exc, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
