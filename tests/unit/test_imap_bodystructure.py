@@ -29,6 +29,7 @@ from commlink.providers.imap.bodystructure import (
 from commlink.providers.imap.fetch_stream import (
     Fetch,
     ResponseReader,
+    String,
     Value,
     command_responses,
 )
@@ -128,6 +129,15 @@ def test_a_message_that_is_one_file_is_its_header() -> None:
         _single(b"text", b"calendar"),
         _single(b"application", b"octet-stream", b'("attachment" ("filename" "Invite.ICS"))'),
         _single(b"image", b"png", b'("inline" ("filename*" "utf-8\'\'x.ics"))'),
+        _single(
+            b"application", b"octet-stream", b'("attachment" ("filename*" "utf-8\'\'x%2EICS"))'
+        ),
+        _single(
+            b"application", b"octet-stream", b'("attachment" ("filename" "=?utf-8?q?x=2Eics?="))'
+        ),
+        _single(
+            b"application", b"octet-stream", b'("attachment" ("filename" "=?utf-8?b?eC5pY3M=?="))'
+        ),
         b'("message" "rfc822" NIL NIL NIL "8bit" 200000 NIL NIL NIL 7)',
         b'("multipart-ish" "x" NIL NIL NIL "base64" 200000)',
     ],
@@ -331,3 +341,26 @@ def test_a_missing_section_or_a_foreign_boundary_is_not_assembled() -> None:
         assert assemble(lean, {s: p for s, p in built.pieces.items() if s != section}) is None
     other = dict(built.pieces, HEADER=built.pieces["HEADER"].replace(b"bnd-0-x", b"other"))
     assert assemble(lean, other) is None
+
+
+_ATOMS = st.one_of(
+    st.none(),
+    st.sampled_from([b"text", b"plain", b"application", b"pdf", b"base64", b"mixed", b"99999"]),
+    st.binary(max_size=12),
+    st.builds(String, st.binary(max_size=12)),
+    st.builds(String, st.sampled_from([b"boundary", b"b1", b"x.ics", b"=?utf-8?q?a?=", b"%2e"])),
+)
+_VALUES = st.recursive(_ATOMS, lambda inner: st.lists(inner, max_size=12), max_leaves=120)
+
+
+@given(_VALUES, st.integers(0, 10**9))
+@settings(max_examples=300, deadline=None)
+def test_any_description_is_read_or_refused(value: Value, size: int) -> None:
+    root = read_structure(value)
+    if root is None:
+        return
+    lean = plan(root, size)
+    if lean is not None:
+        assert lean.sections[0] == "HEADER"
+        assert sum(s for _, s in lean.left_out) >= 0
+        assert assemble(lean, {}) is None

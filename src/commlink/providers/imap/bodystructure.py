@@ -22,6 +22,7 @@ one this module reads without doubt.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from urllib.parse import unquote_to_bytes
 
 import attrs
 
@@ -107,8 +108,9 @@ def _params(value: Value) -> dict[bytes, bytes]:
 
 
 def _mentions_ics(value: Value, budget: list[int]) -> bool:
-    """Whether any string in ``value`` (a part's description) names an
-    ``.ics`` file; walks at most ``budget[0]`` values."""
+    """Whether any string in ``value`` (a part's description) may name an
+    ``.ics`` file, as it is, %-escaped (RFC 2231) or in encoded words (RFC
+    2047); walks at most ``budget[0]`` values."""
     stack = [value]
     while stack:
         budget[0] -= 1
@@ -119,9 +121,20 @@ def _mentions_ics(value: Value, budget: list[int]) -> bool:
             stack.extend(item)
             continue
         text = _text(item)
-        if text is not None and _ICS in text.lower():
+        if text is not None and _names_ics(text):
             return True
     return False
+
+
+def _names_ics(text: bytes) -> bool:
+    low = text.lower()
+    if _ICS in low or (b"%" in low and _ICS in unquote_to_bytes(low).lower()):
+        return True
+    if b"=?" not in text:
+        return False
+    from ...mime.words import decode_words  # only for such names: the parsers load late
+
+    return ".ics" in decode_words(text.decode("latin-1"))[0].lower()
 
 
 class _Unreadable(Exception):
