@@ -16,6 +16,7 @@ from attachment_samples import CHANNEL, big_content, big_message, read_all, rich
 from commlink.model import Detail, Limits, Message
 from commlink.ports import MailProvider, Scope
 from commlink.providers.imap import bodystructure
+from commlink.providers.imap.fetch_stream import Fetch
 from commlink.records import Viewer
 from commlink.testing.imap_account import ImapAccount
 from commlink.testing.provider_conformance import BASE, OWNER
@@ -212,3 +213,27 @@ def test_a_message_over_the_limit_in_its_text_is_still_headers_only(imap: ImapAc
     assert fetched.oversize > 300_000
     assert fetched.raw is not None
     assert b"word word" not in fetched.raw
+
+
+def test_a_section_the_server_leaves_out_means_the_whole_message(imap: ImapAccount) -> None:
+    imap.add("INBOX", only_a_file())
+    imap.add("INBOX", invitation_with_a_file())
+    provider = imap.new_provider()
+    stream_uid = provider.conn.stream_uid
+    commands: list[str] = []
+
+    def forgetful(client: Any, command: str, *args: str, max_literal: int) -> Any:
+        """A server that never sends the MIME header of part 2."""
+        commands.append(" ".join(args))
+        for response in stream_uid(client, command, *args, max_literal=max_literal):
+            if isinstance(response, Fetch):
+                response.items.pop("BODY[2.MIME]", None)
+            yield response
+
+    provider.conn.stream_uid = forgetful  # type: ignore[method-assign]
+    found = _fetch(provider)
+    assert set(found) == {"Scan", "Invitation: review"}
+    invitation = found["Invitation: review"]
+    assert [a.filename for a in invitation.attachments] == ["invite.ics", "agenda.pdf"]
+    assert invitation.calendar_parts
+    assert commands[-1] == "2 (BODY.PEEK[] INTERNALDATE)"

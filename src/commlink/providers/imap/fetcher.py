@@ -151,7 +151,9 @@ class MessageFetcher:
         self, job: FetchJob, lean: dict[int, LeanPlan], gmail: bool
     ) -> Iterator[FetchedMessage]:
         """Messages fetched without their file parts: one FETCH per set of
-        sections; one whose pieces do not assemble is fetched whole after them."""
+        sections. One whose pieces do not assemble, or that the server left
+        out of its answer (a section it did not send), is fetched whole after
+        them: only a message gone from the folder is left out."""
         groups: dict[tuple[str, ...], list[int]] = {}
         for uid, found in lean.items():
             groups.setdefault(found.sections, []).append(uid)
@@ -162,13 +164,17 @@ class MessageFetcher:
             def build(uid: int, items: dict[str, Value]) -> FetchedMessage | None:
                 return from_sections(job.uidvalidity, uid, items, lean[uid], gmail=gmail)
 
+            handed: set[int] = set()
             for fetched in self._stream(job, uids, request, build):
+                uid = int(fetched.provider_id.rpartition(":")[2])
+                handed.add(uid)
                 if fetched.raw is None and fetched.error is None:  # did not assemble
-                    again.append(int(fetched.provider_id.rpartition(":")[2]))
+                    again.append(uid)
                 else:
                     yield fetched
+            again.extend(uid for uid in uids if uid not in handed)
         if again:
-            log.info("%d message(s) fetched whole: their parts did not read back", len(again))
+            log.info("%d message(s) fetched whole: their sections did not read back", len(again))
             yield from self._whole(job, sorted(again), Detail.FULL, gmail)
 
     def _whole(
