@@ -33,6 +33,7 @@ import pytest
 
 from ..errors import AuthError, CursorExpired
 from ..mime.parse import parse_message
+from ..mime.parts import fill_left_out
 from ..model import (
     Channel,
     ChannelKind,
@@ -271,7 +272,7 @@ class MailProviderConformance(MetadataPolicyChecks):
         ids = _all_ids(harness.provider, scope)
         fetched = list(harness.provider.fetch(scope, ids, Detail.FULL))
         assert {f.provider_id for f in fetched} == set(ids)
-        parsed = [self._parse(f.provider_id, f.raw, f.message, Detail.FULL) for f in fetched]
+        parsed = [self._parse(f, Detail.FULL) for f in fetched]
         assert sorted(m.message_id for m in parsed) == sorted(expected)
         assert all(m.body and "this is message" in m.body for m in parsed)
 
@@ -280,7 +281,7 @@ class MailProviderConformance(MetadataPolicyChecks):
         scope = _scope_for(harness.provider, harness.inbox())
         ids = _all_ids(harness.provider, scope)
         for item in harness.provider.fetch(scope, ids, Detail.METADATA):
-            message = self._parse(item.provider_id, item.raw, item.message, Detail.METADATA)
+            message = self._parse(item, Detail.METADATA)
             assert message.subject.startswith("Proposal")
             assert message.body is None
             if item.raw is not None:
@@ -331,7 +332,7 @@ class MailProviderConformance(MetadataPolicyChecks):
         for item in items:
             assert item.provider_id in ids
             if item.raw is not None or item.message is not None:
-                parsed = self._parse(item.provider_id, item.raw, item.message, Detail.FULL)
+                parsed = self._parse(item, Detail.FULL)
                 assert parsed.message_id == "msg-1@conformance"
 
     def test_deleting_the_newest_messages_is_reported(self, harness: MailHarness) -> None:
@@ -346,8 +347,7 @@ class MailProviderConformance(MetadataPolicyChecks):
         gone = {
             item.provider_id
             for item in harness.provider.fetch(scope, before, Detail.METADATA)
-            if self._parse(item.provider_id, item.raw, item.message, Detail.METADATA).message_id
-            in newest
+            if self._parse(item, Detail.METADATA).message_id in newest
         }
         assert len(gone) == 2
         for message_id in sorted(newest):
@@ -401,13 +401,12 @@ class MailProviderConformance(MetadataPolicyChecks):
         assert subjects == ["Proposal 1", "Proposal 3", "Proposal 4", "Proposal 60"]
 
     @staticmethod
-    def _parse(
-        provider_id: str, raw: bytes | None, message: Message | None, detail: Detail
-    ) -> Message:
-        if message is not None:
-            return message
-        assert raw is not None
-        return parse_message(raw, provider_id=provider_id, detail=detail)
+    def _parse(item: FetchedMessage, detail: Detail) -> Message:
+        if item.message is not None:
+            return item.message
+        assert item.raw is not None
+        parsed = parse_message(item.raw, provider_id=item.provider_id, detail=detail)
+        return fill_left_out(parsed, item.left_out, item.size)
 
     @staticmethod
     def _drain(
