@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-TARGETS = {"fuzz_calendar": "ics", "fuzz_html": "html", "fuzz_mail": "mail", "fuzz_mbox": "takeout"}
+TARGETS = {
+    "fuzz_calendar": "ics",
+    "fuzz_html": "html",
+    "fuzz_imap_fetch": "imap",
+    "fuzz_mail": "mail",
+    "fuzz_mbox": "takeout",
+}
 
 
 def _check(target: str) -> Callable[[bytes], None]:
