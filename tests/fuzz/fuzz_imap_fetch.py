@@ -43,7 +43,7 @@ def check(data: bytes) -> None:
             lean = plan(root, size)
             if lean is None:
                 continue
-            assemble(lean, {section: _STANDIN for section in lean.sections})
+            assemble(lean, dict.fromkeys(lean.sections, _STANDIN))
             fetched = from_sections(1, response.uid or 1, response.items, lean)
             if fetched is not None and fetched.raw is not None:
                 message = parse_message(fetched.raw, provider_id="f")
