@@ -3,18 +3,19 @@
 An attachment's content is never stored (it is fetched on demand, see
 ``commlink.attachments``), so downloading it during a sync only costs time,
 bandwidth and memory: in ordinary business mail most bytes are files. The
-``BODYSTRUCTURE`` a server sends beside each ``RFC822.SIZE`` tells which
-parts those are; ``plan`` decides which parts of a message to fetch, and
-``assemble`` puts the fetched pieces back together as a message whose file
-parts are empty, with the same structure, headers and section numbers, so
-the one MIME parser reads it as it reads any other.
+``BODYSTRUCTURE`` of a message of ``LEAN_MIN_BYTES`` or more (by its
+``RFC822.SIZE``) tells which parts those are; ``plan`` decides which
+parts of a message to fetch, and ``assemble`` puts the fetched pieces back
+together as a message whose file parts are empty, with the same structure,
+headers and section numbers, so the one MIME parser reads it as it reads
+any other.
 
 What is left out: single parts that can never be body text, an invitation
 or a forwarded message, i.e. ``image``, ``audio``, ``video``, ``font``,
 ``model`` and ``application`` parts that are not iCalendar by type or by an
 ``.ics`` name anywhere in their description. Everything else (text of any
-kind, ``message/*``) is fetched. A message is fetched whole, as before,
-when that saves less than ``LEAN_MIN_BYTES``, when its structure is deeper
+kind, ``message/*``) is fetched. A message is fetched whole when that
+saves less than ``LEAN_MIN_BYTES``, when its structure is deeper
 or wider than the bounds here, or when the server's description is not
 one this module reads without doubt.
 """

@@ -1,5 +1,6 @@
 """UID FETCH of messages, streamed: sizes first, then bodies within the
-byte budget, each message handed out as soon as its literal is complete.
+byte budget (without large file attachments, see ``bodystructure``), each
+message handed out as soon as its literals are complete.
 
 A connection that drops in the middle of a FETCH is opened again once and
 the FETCH asked again for the messages not yet handed out, so a message is
@@ -60,9 +61,10 @@ class MessageFetcher:
         """The job's messages as they arrive (UIDs gone from the folder are
         left out); ``stopped`` is asked before each command. Metadata: one
         FETCH of headers per ``page_size`` UIDs. Full: one FETCH of
-        ``RFC822.SIZE`` and ``BODYSTRUCTURE`` per ``page_size`` UIDs, then
-        bodies in FETCHes within ``fetch_batch_bytes``: whole messages, or
-        their sections without the content of file attachments
+        ``RFC822.SIZE`` per ``page_size`` UIDs and one of the
+        ``BODYSTRUCTURE`` of those of ``LEAN_MIN_BYTES`` or more, then bodies
+        in FETCHes within ``fetch_batch_bytes``: whole messages, or their
+        sections without the content of file attachments
         (``bodystructure``). A message whose fetch would pass
         ``max_message_bytes`` comes with its headers only (``oversize``)."""
         gmail = self.conn.has("X-GM-EXT-1")
