@@ -31,6 +31,7 @@ from ...mime.part_kinds import CALENDAR_TYPES, estimate_size
 from .fetch_stream import String, Value
 
 __all__ = [
+    "LEAN_MAX_DEPTH",
     "LEAN_MAX_PARTS",
     "LEAN_MIN_BYTES",
     "LeanPlan",
@@ -108,15 +109,15 @@ def _params(value: Value) -> dict[bytes, bytes]:
     return found
 
 
-def _mentions_ics(value: Value, budget: list[int]) -> bool:
+def _mentions_ics(value: Value, budget: int = 200) -> bool:
     """Whether any string in ``value`` (a part's description) may name an
     ``.ics`` file, as it is, %-escaped (RFC 2231) or in encoded words (RFC
-    2047); walks at most ``budget[0]`` values."""
+    2047); past ``budget`` values looked at, assume it does."""
     stack = [value]
     while stack:
-        budget[0] -= 1
-        if budget[0] < 0:
-            return True  # too much to look at: assume it may be one
+        budget -= 1
+        if budget < 0:
+            return True
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
@@ -185,15 +186,13 @@ def _part(value: Value, path: str, depth: int, count: list[int]) -> Part:
         raise _Unreadable
     kind, subtype = kind.lower(), subtype.lower()
     file = (
-        kind in _FILE_TYPES
-        and kind + b"/" + subtype not in _CALENDAR
-        and not _mentions_ics(value, [200])
+        kind in _FILE_TYPES and kind + b"/" + subtype not in _CALENDAR and not _mentions_ics(value)
     )
     return Part(path or "1", size=int(size), encoding=(encoding or b"").lower(), file=file)
 
 
 def _plain_boundary(boundary: bytes) -> bool:
-    """RFC 2046's boundary characters only (1-70 of them): nothing that could
+    """1-70 printable ASCII characters (RFC 2046's length): nothing that could
     end a line or a header when written back."""
     return 0 < len(boundary) <= 70 and all(32 <= b < 127 for b in boundary)
 
