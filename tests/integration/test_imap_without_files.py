@@ -237,3 +237,11 @@ def test_a_section_the_server_leaves_out_means_the_whole_message(imap: ImapAccou
     assert [a.filename for a in invitation.attachments] == ["invite.ics", "agenda.pdf"]
     assert invitation.calendar_parts
     assert commands[-1] == "2 (BODY.PEEK[] INTERNALDATE)"
+
+
+def test_a_message_that_is_one_file_opens_it_on_demand(imap: ImapAccount) -> None:
+    imap.add("INBOX", only_a_file())
+    provider = imap.new_provider()
+    store, thread_id = synced(provider, CHANNEL)
+    assert provider.bytes_fetched < 2_000  # its header
+    assert read_all(store, provider, thread_id) == {"scan.pdf": PDF}
