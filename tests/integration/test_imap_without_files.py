@@ -13,9 +13,11 @@ import attrs
 import pytest
 
 from attachment_samples import CHANNEL, big_content, big_message, read_all, rich_message, synced
+from commlink.errors import NotFound
 from commlink.model import Detail, Limits, Message
 from commlink.ports import MailProvider, Scope
 from commlink.providers.imap import bodystructure
+from commlink.providers.imap.connection import refusal
 from commlink.providers.imap.fetch_stream import Fetch
 from commlink.records import Viewer
 from commlink.testing.imap_account import ImapAccount
@@ -245,3 +247,45 @@ def test_a_message_that_is_one_file_opens_it_on_demand(imap: ImapAccount) -> Non
     store, thread_id = synced(provider, CHANNEL)
     assert provider.bytes_fetched < 2_000  # its header
     assert read_all(store, provider, thread_id) == {"scan.pdf": PDF}
+
+
+@pytest.mark.parametrize("refused", ["(BODYSTRUCTURE)", "BODY.PEEK[1.MIME]"])
+def test_a_refused_structure_or_sections_fetch_means_whole_messages(
+    imap: ImapAccount, refused: str
+) -> None:
+    imap.add("INBOX", rich_message())
+    imap.add("INBOX", invitation_with_a_file())
+    provider = imap.new_provider()
+    stream_uid = provider.conn.stream_uid
+    commands: list[str] = []
+
+    def refusing(client: Any, command: str, *args: str, max_literal: int) -> Any:
+        """A server that answers NO to one kind of FETCH (as for a message
+        it cannot describe)."""
+        commands.append(" ".join(args))
+        if refused in args[-1]:
+            raise refusal("NO [SERVERBUG] Internal error occurred", "INBOX")
+        return stream_uid(client, command, *args, max_literal=max_literal)
+
+    provider.conn.stream_uid = refusing  # type: ignore[method-assign]
+    found = _fetch(provider)
+    assert set(found) == {"Files 1", "Invitation: review"}
+    assert found["Files 1"].body == "See the files.\n"
+    assert len(found["Files 1"].attachments) == 5
+    assert found["Invitation: review"].calendar_parts
+    assert commands[-1].endswith("(BODY.PEEK[] INTERNALDATE)")
+
+
+def test_a_lost_folder_during_a_structure_fetch_is_not_hidden(imap: ImapAccount) -> None:
+    imap.add("INBOX", rich_message())
+    provider = imap.new_provider()
+    stream_uid = provider.conn.stream_uid
+
+    def gone(client: Any, command: str, *args: str, max_literal: int) -> Any:
+        if "(BODYSTRUCTURE)" in args[-1]:
+            raise NotFound("folder 'INBOX' does not exist")
+        return stream_uid(client, command, *args, max_literal=max_literal)
+
+    provider.conn.stream_uid = gone  # type: ignore[method-assign]
+    with pytest.raises(NotFound):
+        _fetch(provider)

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ...errors import TransientError
+from ...errors import ProviderError, TransientError
 from ...model import Detail, Limits
 from ...ports import FetchedMessage
 from ..sizing import plan_fetch
@@ -123,7 +123,13 @@ class MessageFetcher:
         lean: dict[int, LeanPlan] = {}
         if not large:
             return lean
-        for uid, items in self._items(job, large, "(BODYSTRUCTURE)", MAX_STRUCTURE_LITERAL):
+        try:
+            answers = self._items(job, large, "(BODYSTRUCTURE)", MAX_STRUCTURE_LITERAL)
+        except ProviderError as exc:
+            _only_refused(exc)
+            log.info("IMAP BODYSTRUCTURE failed (%s): fetching those messages whole", exc)
+            return lean
+        for uid, items in answers:
             size = sizes.get(uid)
             root = read_structure(items.get("BODYSTRUCTURE"))
             found = plan(root, size) if root is not None and size is not None else None
@@ -167,13 +173,17 @@ class MessageFetcher:
                 return from_sections(job.uidvalidity, uid, items, lean[uid], gmail=gmail)
 
             handed: set[int] = set()
-            for fetched in self._stream(job, uids, request, build):
-                uid = int(fetched.provider_id.rpartition(":")[2])
-                handed.add(uid)
-                if fetched.raw is None and fetched.error is None:  # did not assemble
-                    again.append(uid)
-                else:
-                    yield fetched
+            try:
+                for fetched in self._stream(job, uids, request, build):
+                    uid = int(fetched.provider_id.rpartition(":")[2])
+                    handed.add(uid)
+                    if fetched.raw is None and fetched.error is None:  # did not assemble
+                        again.append(uid)
+                    else:
+                        yield fetched
+            except ProviderError as exc:
+                _only_refused(exc)
+                log.info("IMAP FETCH of sections failed (%s): fetching the rest whole", exc)
             again.extend(uid for uid in uids if uid not in handed)
         if again:
             log.info("%d message(s) fetched whole: their sections did not read back", len(again))
@@ -251,6 +261,15 @@ class MessageFetcher:
         if attempt == 2:
             raise TransientError(f"IMAP connection lost: {exc}") from exc
         log.info("IMAP connection lost during a fetch (%s); reconnecting", exc)
+
+
+def _only_refused(exc: ProviderError) -> None:
+    """Re-raise ``exc`` unless it is a command the server refused or an
+    answer it could not send readably (a plain ``ProviderError``): for a
+    fetch in sections, those only mean fetching the messages whole. A lost
+    connection, a folder gone or a login refused go on as they are."""
+    if type(exc) is not ProviderError:
+        raise exc
 
 
 def _number(value: Value) -> int | None:
