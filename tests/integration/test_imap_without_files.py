@@ -5,6 +5,7 @@ downloaded, their sizes come from the server, and they still open on demand."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -132,6 +133,26 @@ def _fetch(provider: Any) -> dict[str, Message]:
     return {m.subject: m for m in found}
 
 
+#: What a test does to the answers of one command (its arguments given):
+#: alter them as they pass, or raise instead of sending it.
+Hook = Callable[[tuple[str, ...], Iterator[Any]], Iterator[Any]]
+
+
+def _commands(provider: Any, hook: Hook | None = None) -> list[str]:
+    """The arguments of each command the provider sends from now on; ``hook``
+    stands in for the server's answers."""
+    commands: list[str] = []
+    stream_uid = provider.conn.stream_uid
+
+    def wrapped(client: Any, command: str, *args: str, max_literal: int) -> Iterator[Any]:
+        commands.append(" ".join(args))
+        answers = stream_uid(client, command, *args, max_literal=max_literal)
+        return answers if hook is None else hook(args, answers)
+
+    provider.conn.stream_uid = wrapped
+    return commands
+
+
 def _no_sizes(message: Message) -> Message:
     return attrs.evolve(
         message, size=0, attachments=tuple(attrs.evolve(a, size=0) for a in message.attachments)
@@ -144,14 +165,7 @@ def test_messages_read_as_when_fetched_whole(
     for raw in [*SAMPLES.values(), small()]:  # UIDs 1-7
         imap.add("INBOX", raw)
     lean_provider = imap.new_provider()
-    commands: list[str] = []
-    stream_uid = lean_provider.conn.stream_uid
-
-    def recording(client: Any, command: str, *args: str, max_literal: int) -> Any:
-        commands.append(" ".join(args))
-        return stream_uid(client, command, *args, max_literal=max_literal)
-
-    lean_provider.conn.stream_uid = recording  # type: ignore[method-assign]
+    commands = _commands(lean_provider)
     lean = _fetch(lean_provider)
     monkeypatch.setattr(bodystructure, "LEAN_MIN_BYTES", 10**18)
     whole_provider = imap.new_provider()
@@ -221,18 +235,15 @@ def test_a_section_the_server_leaves_out_means_the_whole_message(imap: ImapAccou
     imap.add("INBOX", only_a_file())
     imap.add("INBOX", invitation_with_a_file())
     provider = imap.new_provider()
-    stream_uid = provider.conn.stream_uid
-    commands: list[str] = []
 
-    def forgetful(client: Any, command: str, *args: str, max_literal: int) -> Any:
+    def forgetful(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
         """A server that never sends the MIME header of part 2."""
-        commands.append(" ".join(args))
-        for response in stream_uid(client, command, *args, max_literal=max_literal):
+        for response in answers:
             if isinstance(response, Fetch):
                 response.items.pop("BODY[2.MIME]", None)
             yield response
 
-    provider.conn.stream_uid = forgetful  # type: ignore[method-assign]
+    commands = _commands(provider, forgetful)
     found = _fetch(provider)
     assert set(found) == {"Scan", "Invitation: review"}
     invitation = found["Invitation: review"]
@@ -256,18 +267,15 @@ def test_a_refused_structure_or_sections_fetch_means_whole_messages(
     imap.add("INBOX", rich_message())
     imap.add("INBOX", invitation_with_a_file())
     provider = imap.new_provider()
-    stream_uid = provider.conn.stream_uid
-    commands: list[str] = []
 
-    def refusing(client: Any, command: str, *args: str, max_literal: int) -> Any:
+    def refusing(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
         """A server that answers NO to one kind of FETCH (as for a message
         it cannot describe)."""
-        commands.append(" ".join(args))
         if refused in args[-1]:
             raise refusal("NO [SERVERBUG] Internal error occurred", "INBOX")
-        return stream_uid(client, command, *args, max_literal=max_literal)
+        return answers
 
-    provider.conn.stream_uid = refusing  # type: ignore[method-assign]
+    commands = _commands(provider, refusing)
     found = _fetch(provider)
     assert set(found) == {"Files 1", "Invitation: review"}
     assert found["Files 1"].body == "See the files.\n"
@@ -279,13 +287,12 @@ def test_a_refused_structure_or_sections_fetch_means_whole_messages(
 def test_a_lost_folder_during_a_structure_fetch_is_not_hidden(imap: ImapAccount) -> None:
     imap.add("INBOX", rich_message())
     provider = imap.new_provider()
-    stream_uid = provider.conn.stream_uid
 
-    def gone(client: Any, command: str, *args: str, max_literal: int) -> Any:
+    def gone(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
         if "(BODYSTRUCTURE)" in args[-1]:
             raise NotFound("folder 'INBOX' does not exist")
-        return stream_uid(client, command, *args, max_literal=max_literal)
+        return answers
 
-    provider.conn.stream_uid = gone  # type: ignore[method-assign]
+    _commands(provider, gone)
     with pytest.raises(NotFound):
         _fetch(provider)
