@@ -20,6 +20,7 @@ from commlink.ports import MailProvider, Scope
 from commlink.providers.imap import bodystructure
 from commlink.providers.imap.connection import refusal
 from commlink.providers.imap.fetch_stream import Fetch
+from commlink.providers.imap.responses import parse_uid_set
 from commlink.records import Viewer
 from commlink.testing.imap_account import ImapAccount
 from commlink.testing.provider_conformance import BASE, OWNER
@@ -296,3 +297,69 @@ def test_a_lost_folder_during_a_structure_fetch_is_not_hidden(imap: ImapAccount)
     _commands(provider, gone)
     with pytest.raises(NotFound):
         _fetch(provider)
+
+
+def test_a_message_the_server_will_not_send_holds_up_no_other(imap: ImapAccount) -> None:
+    for n in range(1, 7):
+        m = _message(100 + n, f"Note {n}")
+        m.set_content(f"Note number {n}.\n")
+        imap.add("INBOX", _bytes(m))
+    provider = imap.new_provider()
+
+    def gmail_like(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
+        """Gmail's answer when one message cannot be read: the others, then
+        ``NO Some messages could not be FETCHed (Failure)``."""
+        if "BODY.PEEK[]" not in args[-1] or 3 not in parse_uid_set(args[0]):
+            yield from answers
+            return
+        for response in answers:
+            if not (isinstance(response, Fetch) and response.uid == 3):
+                yield response
+        raise refusal("Some messages could not be FETCHed (Failure)", "INBOX")
+
+    commands = _commands(provider, gmail_like)
+    scope = _inbox(provider)
+    fetched = list(provider.fetch(scope, provider.list_page(scope, None).ids, Detail.FULL))
+    errors = {f.provider_id.rpartition(":")[2]: f.error for f in fetched if f.error}
+    assert errors == {
+        "3": "the server refused to send it: IMAP command refused: "
+        "Some messages could not be FETCHed (Failure)"
+    }
+    assert sorted(f.provider_id.rpartition(":")[2] for f in fetched if f.raw) == [
+        "1",
+        "2",
+        "4",
+        "5",
+        "6",
+    ]
+    # the five arrived in the one answer; the one left is the one refused
+    assert [c for c in commands if "BODY.PEEK[]" in c] == ["1:6 (BODY.PEEK[] INTERNALDATE)"]
+
+
+def test_a_refused_fetch_is_asked_again_in_halves(imap: ImapAccount) -> None:
+    for n in range(1, 7):
+        m = _message(200 + n, f"Memo {n}")
+        m.set_content(f"Memo number {n}.\n")
+        imap.add("INBOX", _bytes(m))
+    provider = imap.new_provider()
+
+    def strict(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
+        """A server that refuses any FETCH of bodies that includes UID 5."""
+        if "BODY.PEEK[]" in args[-1] and 5 in parse_uid_set(args[0]):
+            raise refusal("NO [SERVERBUG] Internal error occurred", "INBOX")
+        return answers
+
+    commands = _commands(provider, strict)
+    scope = _inbox(provider)
+    fetched = list(provider.fetch(scope, provider.list_page(scope, None).ids, Detail.FULL))
+    assert [f.provider_id.rpartition(":")[2] for f in fetched if f.error] == ["5"]
+    assert len([f for f in fetched if f.raw]) == 5
+    assert [c.partition(" ")[0] for c in commands if "BODY.PEEK[]" in c] == [
+        "1:6",
+        "1:3",
+        "4:6",
+        "4",
+        "5:6",
+        "5",
+        "6",
+    ]

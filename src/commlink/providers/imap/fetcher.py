@@ -23,7 +23,7 @@ from . import bodystructure
 from .bodystructure import LeanPlan, plan, read_structure
 from .connection import DROPPED, ImapConnection
 from .fetch_stream import Fetch, String, Value
-from .responses import compress_uids, from_sections, from_stream
+from .responses import compress_uids, from_sections, from_stream, make_id
 
 __all__ = ["FetchJob", "MessageFetcher"]
 
@@ -174,7 +174,7 @@ class MessageFetcher:
 
             handed: set[int] = set()
             try:
-                for fetched in self._stream(job, uids, request, build):
+                for fetched in self._stream(job, uids, request, build, isolate=False):
                     uid = int(fetched.provider_id.rpartition(":")[2])
                     handed.add(uid)
                     if fetched.raw is None and fetched.error is None:  # did not assemble
@@ -207,10 +207,17 @@ class MessageFetcher:
         uids: Sequence[int],
         request: str,
         build: Callable[[int, dict[str, Value]], FetchedMessage | None],
+        isolate: bool = True,
     ) -> Iterator[FetchedMessage]:
         """One UID FETCH; each message is handed out once ``build`` finds its
         response complete. Items a server sends in an earlier response of the
-        same message (flags, a date) are merged into the later ones."""
+        same message (flags, a date) are merged into the later ones.
+
+        A FETCH the server refuses after some messages (Gmail: "Some messages
+        could not be FETCHed") is asked again for the rest, in halves, down
+        to each message it will not send, which is handed out with that
+        reason (``isolate``; else the refusal is raised): one message never
+        holds up the others."""
         left = set(uids)
         for attempt in (1, 2):
             partial: dict[int, dict[str, Value]] = {}
@@ -241,6 +248,30 @@ class MessageFetcher:
                 return
             except DROPPED as exc:
                 self._lost(exc, attempt)
+            except ProviderError as exc:
+                _only_refused(exc)
+                if not isolate:
+                    raise
+                yield from self._refused(job, sorted(left), request, build, exc)
+                return
+
+    def _refused(
+        self,
+        job: FetchJob,
+        uids: Sequence[int],
+        request: str,
+        build: Callable[[int, dict[str, Value]], FetchedMessage | None],
+        exc: ProviderError,
+    ) -> Iterator[FetchedMessage]:
+        """The messages a refused FETCH did not hand out (see ``_stream``)."""
+        if len(uids) == 1:
+            log.warning("IMAP server refused to send UID %d of %r: %s", uids[0], job.folder, exc)
+            reason = f"the server refused to send it: {exc}"[:500]
+            yield FetchedMessage(make_id(job.uidvalidity, uids[0]), error=reason)
+            return
+        half = len(uids) // 2
+        yield from self._stream(job, uids[:half], request, build)
+        yield from self._stream(job, uids[half:], request, build)
 
     def _open(self, job: FetchJob) -> Any:
         """The client, with the job's folder selected under the same UIDVALIDITY."""
