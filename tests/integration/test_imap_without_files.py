@@ -299,11 +299,16 @@ def test_a_lost_folder_during_a_structure_fetch_is_not_hidden(imap: ImapAccount)
         _fetch(provider)
 
 
-def test_a_message_the_server_will_not_send_holds_up_no_other(imap: ImapAccount) -> None:
+def _six_notes(imap: ImapAccount) -> None:
+    """Six short messages (UIDs 1-6), each fetched whole."""
     for n in range(1, 7):
         m = _message(100 + n, f"Note {n}")
         m.set_content(f"Note number {n}.\n")
         imap.add("INBOX", _bytes(m))
+
+
+def test_a_message_the_server_will_not_send_holds_up_no_other(imap: ImapAccount) -> None:
+    _six_notes(imap)
     provider = imap.new_provider()
 
     def gmail_like(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
@@ -337,10 +342,7 @@ def test_a_message_the_server_will_not_send_holds_up_no_other(imap: ImapAccount)
 
 
 def test_a_refused_fetch_is_asked_again_in_halves(imap: ImapAccount) -> None:
-    for n in range(1, 7):
-        m = _message(200 + n, f"Memo {n}")
-        m.set_content(f"Memo number {n}.\n")
-        imap.add("INBOX", _bytes(m))
+    _six_notes(imap)
     provider = imap.new_provider()
 
     def strict(args: tuple[str, ...], answers: Iterator[Any]) -> Iterator[Any]:
