@@ -22,9 +22,9 @@ from commlink.providers.imap.connection import refusal
 from commlink.providers.imap.fetch_stream import Fetch
 from commlink.providers.imap.responses import parse_uid_set
 from commlink.records import Viewer
+from commlink.sync.fetching import parse_fetched
 from commlink.testing.imap_account import ImapAccount
 from commlink.testing.provider_conformance import BASE, OWNER
-from commlink.testing.provider_policy import _as_the_engine_parses
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def _inbox(provider: MailProvider) -> Scope:
 def _fetch(provider: Any) -> dict[str, Message]:
     scope = _inbox(provider)
     ids = provider.list_page(scope, None).ids
-    found = [_as_the_engine_parses(f, Detail.FULL) for f in provider.fetch(scope, ids, Detail.FULL)]
+    found = [parse_fetched(f, Detail.FULL) for f in provider.fetch(scope, ids, Detail.FULL)]
     return {m.subject: m for m in found}
 
 

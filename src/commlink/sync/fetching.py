@@ -13,16 +13,25 @@ from typing import Protocol, TypeVar
 import attrs
 
 from ..errors import CommlinkError
-from ..model import Channel, Detail, Event, EventStatus, Folder, Message
+from ..model import Channel, Detail, Event, EventStatus, Folder, Limits, Message
 from ..policy.pipeline import Evaluation, EventEvaluation, evaluate, evaluate_events
 from ..policy.skips import erased_skip, involves
 from ..policy.threads import joinable_threads, lookup_ids
 from ..policy.visibility import detail_for
-from ..ports import CalendarProvider, ChangeSet, Directory, IdPage, MailProvider, Scope, Store
+from ..ports import (
+    CalendarProvider,
+    ChangeSet,
+    Directory,
+    FetchedMessage,
+    IdPage,
+    MailProvider,
+    Scope,
+    Store,
+)
 from ..records import AddressLinks, EventRecord, MessageRecord, Reason, Skip, SyncBatch
 from .cursor import ScopeCursor
 
-__all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts", "Source"]
+__all__ = ["CalendarFetcher", "Fetcher", "MailFetcher", "Parts", "Source", "parse_fetched"]
 
 log = logging.getLogger("commlink.sync")
 
@@ -111,10 +120,6 @@ class MailFetcher:
         return tuple(invite_id(i) for i in ids if not i.endswith(INVITE_SUFFIX))
 
     def process(self, scope: Scope, ids: Sequence[str], folders: Mapping[str, Folder]) -> Parts:
-        # the parsers are imported with the first fetch: a quiet step needs none
-        from ..mime.parse import parse_message
-        from ..mime.parts import fill_left_out
-
         detail = detail_for(self.channel.settings)
         messages: list[Message] = []
         errors: list[Skip] = []
@@ -123,20 +128,8 @@ class MailFetcher:
             returned.add(item.provider_id)
             if item.error is not None:
                 errors.append(Skip(item.provider_id, Reason.ERROR, item.error))
-            elif item.message is not None:
-                messages.append(_too_large(item.message, item.oversize))
-            elif item.raw is not None:
-                parsed = parse_message(
-                    item.raw,
-                    provider_id=item.provider_id,
-                    detail=detail if item.oversize is None else Detail.METADATA,
-                    fallback_date=item.date,
-                    folders=item.folders,
-                    thread_hint=item.thread_hint,
-                    limits=self.channel.settings.limits,
-                )
-                parsed = fill_left_out(parsed, item.left_out, item.size)
-                messages.append(_too_large(parsed, item.oversize))
+            elif item.message is not None or item.raw is not None:
+                messages.append(parse_fetched(item, detail, self.channel.settings.limits))
             else:
                 errors.append(Skip(item.provider_id, Reason.ERROR, "provider returned no content"))
             del item  # its raw bytes go before the provider reads the next message
@@ -312,6 +305,32 @@ def _merged_links(
     merged = {link.key: link for link in first}
     merged.update((link.key, link) for link in second)
     return tuple(merged.values())
+
+
+def parse_fetched(item: FetchedMessage, detail: Detail, limits: Limits | None = None) -> Message:
+    """A fetched item as the engine reads it: the message the provider mapped,
+    or its raw bytes parsed (with the provider's date, folders and thread
+    hint, and the attachments it left out filled in); headers only, with
+    ``too-large``, when it was ``oversize``. Raises ``ValueError`` for an
+    item with neither."""
+    if item.message is not None:
+        return _too_large(item.message, item.oversize)
+    if item.raw is None:
+        raise ValueError(f"{item.provider_id}: the provider returned no content")
+    # the parsers are imported with the first fetch: a quiet step needs none
+    from ..mime.parse import parse_message
+    from ..mime.parts import fill_left_out
+
+    parsed = parse_message(
+        item.raw,
+        provider_id=item.provider_id,
+        detail=detail if item.oversize is None else Detail.METADATA,
+        fallback_date=item.date,
+        folders=item.folders,
+        thread_hint=item.thread_hint,
+        limits=limits,
+    )
+    return _too_large(fill_left_out(parsed, item.left_out, item.size), item.oversize)
 
 
 def _too_large(message: Message, size: int | None) -> Message:

@@ -32,8 +32,6 @@ from typing import Any, Protocol
 import pytest
 
 from ..errors import AuthError, CursorExpired
-from ..mime.parse import parse_message
-from ..mime.parts import fill_left_out
 from ..model import (
     Channel,
     ChannelKind,
@@ -55,6 +53,7 @@ from ..ports import (
 from ..records import Target, TargetKind, Viewer, Window
 from ..stores.memory import MemoryStore
 from ..sync.engine import SyncEngine
+from ..sync.fetching import parse_fetched
 from .directory import InMemoryDirectory
 from .provider_policy import POLICY_CASES, MetadataPolicyChecks, policy_message
 
@@ -402,11 +401,7 @@ class MailProviderConformance(MetadataPolicyChecks):
 
     @staticmethod
     def _parse(item: FetchedMessage, detail: Detail) -> Message:
-        if item.message is not None:
-            return item.message
-        assert item.raw is not None
-        parsed = parse_message(item.raw, provider_id=item.provider_id, detail=detail)
-        return fill_left_out(parsed, item.left_out, item.size)
+        return parse_fetched(item, detail)
 
     @staticmethod
     def _drain(

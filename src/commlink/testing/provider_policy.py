@@ -21,12 +21,11 @@ from typing import Protocol
 
 import pytest
 
-from ..mime.parse import parse_message
-from ..mime.parts import fill_left_out
 from ..model import ChannelSettings, Detail, Message
 from ..policy.filters import decide
 from ..ports import FetchedMessage, MailProvider, Scope
 from ..records import Reason
+from ..sync.fetching import parse_fetched
 
 __all__ = ["POLICY_CASES", "MetadataPolicyChecks", "policy_message"]
 
@@ -203,15 +202,4 @@ def _all_ids(provider: MailProvider, scope: Scope) -> list[str]:
 def _as_the_engine_parses(item: FetchedMessage, detail: Detail) -> Message:
     """What ``sync.fetching`` makes of a fetched item."""
     assert item.error is None, item.error
-    if item.message is not None:
-        return item.message
-    assert item.raw is not None
-    parsed = parse_message(
-        item.raw,
-        provider_id=item.provider_id,
-        detail=detail,
-        fallback_date=item.date,
-        folders=item.folders,
-        thread_hint=item.thread_hint,
-    )
-    return fill_left_out(parsed, item.left_out, item.size)
+    return parse_fetched(item, detail)
