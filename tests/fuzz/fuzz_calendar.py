@@ -10,7 +10,6 @@ the data part by part).
 
 from __future__ import annotations
 
-import sys
 import time
 
 from commlink.calendar.ical import CalendarParse, parse_calendar
@@ -35,8 +34,6 @@ def check(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    import atheris
+    from atheris_run import fuzz
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, check)
-    atheris.Fuzz()
+    fuzz(check)

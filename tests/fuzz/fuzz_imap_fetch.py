@@ -12,7 +12,6 @@ All within ``SECONDS``.
 from __future__ import annotations
 
 import io
-import sys
 import time
 
 from commlink.errors import ProviderError
@@ -54,8 +53,6 @@ def check(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    import atheris
+    from atheris_run import fuzz
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, check)
-    atheris.Fuzz()
+    fuzz(check)

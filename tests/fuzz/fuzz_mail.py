@@ -11,7 +11,6 @@ stops the fuzzer with the input that caused it.
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -36,8 +35,6 @@ def check(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    import atheris
+    from atheris_run import fuzz
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, check)
-    atheris.Fuzz()
+    fuzz(check)

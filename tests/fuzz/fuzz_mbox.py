@@ -38,8 +38,6 @@ def check(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    import atheris
+    from atheris_run import fuzz
 
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, check)
-    atheris.Fuzz()
+    fuzz(check)
