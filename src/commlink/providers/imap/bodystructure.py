@@ -22,7 +22,7 @@ one this module reads without doubt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -197,35 +197,28 @@ def _plain_boundary(boundary: bytes) -> bool:
     return 0 < len(boundary) <= 70 and all(32 <= b < 127 for b in boundary)
 
 
-def _leaves(root: Part) -> list[Part]:
-    found: list[Part] = []
-    stack = [root]
+def _descendants(root: Part) -> Iterator[Part]:
+    """The parts inside a multipart, in section order (each before its own)."""
+    stack = list(reversed(root.children))
     while stack:
         part = stack.pop()
-        if part.multipart:
-            stack.extend(reversed(part.children))
-        else:
-            found.append(part)
-    return found
+        yield part
+        stack.extend(reversed(part.children))
 
 
 def plan(root: Part, size: int) -> LeanPlan | None:
     """Sections to fetch for a message of ``size`` bytes described by
     ``root``, or ``None`` when it is better fetched whole."""
-    leaves = _leaves(root)
-    files = [p for p in leaves if p.file]
+    parts = list(_descendants(root)) if root.multipart else [root]
+    files = [p for p in parts if p.file]
     skipped = sum(p.size for p in files)
     if skipped < LEAN_MIN_BYTES:
         return None
-    sections = ["HEADER"]
+    sections = ["HEADER"]  # a message that is one file: its header is all
     if root.multipart:
-        stack = list(reversed(root.children))
-        while stack:
-            part = stack.pop()
+        for part in parts:
             sections.append(f"{part.path}.MIME")
-            if part.multipart:
-                stack.extend(reversed(part.children))
-            elif not part.file:
+            if not part.multipart and not part.file:
                 sections.append(part.path)
     left_out = tuple((p.path, _decoded(p)) for p in files)
     return LeanPlan(root, tuple(sections), left_out, size, max(0, size - skipped))
@@ -241,14 +234,10 @@ def assemble(lean: LeanPlan, pieces: Mapping[str, bytes]) -> bytes | None:
     bytes), its file parts empty; ``None`` when a piece is missing or a
     boundary would not read back as the server read it."""
     header = pieces.get("HEADER")
-    if header is None:
-        return None
-    out: list[bytes] = [header]
-    if not lean.root.multipart:
+    if header is None or not lean.root.multipart:
         return header
-    if lean.root.boundary not in header:
-        return None
-    if not _body(lean.root, pieces, out):
+    out = [header]
+    if lean.root.boundary not in header or not _body(lean.root, pieces, out):
         return None
     return b"".join(out)
 
