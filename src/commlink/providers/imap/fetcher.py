@@ -127,7 +127,7 @@ class MessageFetcher:
             answers = self._items(job, large, "(BODYSTRUCTURE)", MAX_STRUCTURE_LITERAL)
         except ProviderError as exc:
             _only_refused(exc)
-            log.info("IMAP BODYSTRUCTURE failed (%s): fetching those messages whole", exc)
+            log.info("IMAP BODYSTRUCTURE failed (%s): fetching those messages whole", _said(exc))
             return lean
         for uid, items in answers:
             size = sizes.get(uid)
@@ -183,7 +183,7 @@ class MessageFetcher:
                         yield fetched
             except ProviderError as exc:
                 _only_refused(exc)
-                log.info("IMAP FETCH of sections failed (%s): fetching the rest whole", exc)
+                log.info("IMAP FETCH of sections failed (%s): fetching the rest whole", _said(exc))
             again.extend(uid for uid in uids if uid not in handed)
         if again:
             log.info("%d message(s) fetched whole: their sections did not read back", len(again))
@@ -265,9 +265,11 @@ class MessageFetcher:
     ) -> Iterator[FetchedMessage]:
         """The messages a refused FETCH did not hand out (see ``_stream``)."""
         if len(uids) == 1:
-            log.warning("IMAP server refused to send UID %d of %r: %s", uids[0], job.folder, exc)
-            reason = f"the server refused to send it: {exc}"[:500]
-            yield FetchedMessage(make_id(job.uidvalidity, uids[0]), error=reason)
+            said = _said(exc)
+            log.warning("IMAP server refused to send UID %d of %r: %s", uids[0], job.folder, said)
+            yield FetchedMessage(
+                make_id(job.uidvalidity, uids[0]), error=f"the server refused to send it: {said}"
+            )
             return
         half = len(uids) // 2
         yield from self._stream(job, uids[:half], request, build)
@@ -301,6 +303,12 @@ def _only_refused(exc: ProviderError) -> None:
     connection, a folder gone or a login refused go on as they are."""
     if type(exc) is not ProviderError:
         raise exc
+
+
+def _said(exc: ProviderError) -> str:
+    """What a server's refusal says, cut to what a log line or a skip
+    reason keeps (a response line may be a megabyte)."""
+    return str(exc)[:400]
 
 
 def _number(value: Value) -> int | None:
