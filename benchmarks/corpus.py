@@ -7,6 +7,7 @@ a share of replies, newsletters, internal mail and no-reply senders.
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -137,3 +138,39 @@ def messages(count: int, people: int, seed: int = 7) -> Iterator[bytes]:
     rng = random.Random(seed)
     for n in range(count):
         yield message(n, people, rng)
+
+
+def picked_for_files(count: int, share: float) -> set[int]:
+    """The messages (of ``count``) that ``with_attachment`` turns into mail
+    with a file: ``share`` of them, picked with their own seed."""
+    share = min(max(share, 0.0), 1.0)
+    return set(random.Random(11).sample(range(count), round(count * share)))
+
+
+def with_attachment(raw: bytes, n: int, kib: int) -> bytes:
+    """Corpus message ``n`` as ``multipart/mixed``: its multipart/alternative
+    body, then a PDF of ``kib`` KiB of random bytes (seeded by ``n``)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    alternative = b'Content-Type: multipart/alternative; boundary="b1"'
+    assert head.endswith(alternative), head[-200:]
+    data = base64.b64encode(random.Random(n).randbytes(kib * 1024))
+    lines = b"\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+    name = f"report-{n}.pdf".encode()
+    return b"".join(
+        [
+            head[: -len(alternative)],
+            b'Content-Type: multipart/mixed; boundary="m1"\r\n\r\n',
+            b"--m1\r\n",
+            alternative,
+            b"\r\n\r\n",
+            body,
+            b'\r\n--m1\r\nContent-Type: application/pdf; name="',
+            name,
+            b'"\r\nContent-Transfer-Encoding: base64\r\n'
+            b'Content-Disposition: attachment; filename="',
+            name,
+            b'"\r\n\r\n',
+            lines,
+            b"\r\n--m1--\r\n",
+        ]
+    )

@@ -47,14 +47,12 @@ messages without their file parts (``LEAN_MIN_BYTES`` set out of reach).
 from __future__ import annotations
 
 import argparse
-import base64
 import compileall
 import email
 import email.policy
 import imaplib
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -73,11 +71,10 @@ FOLDERS = {"INBOX": 0.5, "Sent": 0.25, "Archive": 0.25}
 
 
 def populate(server: Any, count: int, attachments: float = 0.0, kib: int = 300) -> None:
-    from corpus import messages
+    from corpus import messages, picked_for_files, with_attachment
 
     corpus = list(messages(count, people=50_000))
-    attached = min(max(attachments, 0.0), 1.0)
-    picked = set(random.Random(11).sample(range(count), round(count * attached)))
+    picked = picked_for_files(count, attachments)
     start = 0
     for n, (folder, share) in enumerate(FOLDERS.items()):
         size = count - start if n == len(FOLDERS) - 1 else int(count * share)
@@ -92,35 +89,6 @@ def populate(server: Any, count: int, attachments: float = 0.0, kib: int = 300) 
                 ],
             )
         start += size
-
-
-def with_attachment(raw: bytes, n: int, kib: int) -> bytes:
-    """Corpus message ``n`` as ``multipart/mixed``: its multipart/alternative
-    body, then a PDF of ``kib`` KiB of random bytes (seeded by ``n``)."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    alternative = b'Content-Type: multipart/alternative; boundary="b1"'
-    assert head.endswith(alternative), head[-200:]
-    data = base64.b64encode(random.Random(n).randbytes(kib * 1024))
-    lines = b"\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
-    name = f"report-{n}.pdf".encode()
-    return b"".join(
-        [
-            head[: -len(alternative)],
-            b'Content-Type: multipart/mixed; boundary="m1"\r\n\r\n',
-            b"--m1\r\n",
-            alternative,
-            b"\r\n\r\n",
-            body,
-            b'\r\n--m1\r\nContent-Type: application/pdf; name="',
-            name,
-            b'"\r\nContent-Transfer-Encoding: base64\r\n'
-            b'Content-Disposition: attachment; filename="',
-            name,
-            b'"\r\n\r\n',
-            lines,
-            b"\r\n--m1--\r\n",
-        ]
-    )
 
 
 # -- contenders (each runs in its own process) ------------------------------------------

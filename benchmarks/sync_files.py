@@ -45,9 +45,15 @@ process (interpreter start-up, store creation and the quiet pass
 included) to the peer's: below 1.0, commlink is faster. A peer that is
 not installed is left out with a note; ``--skip notmuch mu`` leaves them out.
 
+``--attachments SHARE`` gives that share of the messages (picked with their
+own seed, as ``imap_vs_peers.py`` picks them) an ``application/pdf``
+attachment of ``--attachment-kib`` KiB (300 by default) of random bytes,
+base64: mail as a Takeout export holds it, where files are most of the
+bytes.
+
     python benchmarks/sync_files.py [--sizes 5000 50000] [--sqlite pysqlite3] [--cold]
         [--default-gc] [--repeat 3] [--baseline-src /tmp/old/src] [--skip notmuch mu]
-        [--search-index on|headers|off|both|all]
+        [--search-index on|headers|off|both|all] [--attachments 0.1] [--attachment-kib 300]
 """
 
 from __future__ import annotations
@@ -75,12 +81,15 @@ OWNER = "owner@northwind.example"
 PEERS = {"notmuch": ("notmuch", "notmuch"), "mu": ("mu", "maildir-utils")}
 
 
-def write_maildir(root: Path, count: int) -> None:
-    from corpus import arrival, messages
+def write_maildir(root: Path, count: int, attachments: float = 0.0, kib: int = 300) -> None:
+    from corpus import arrival, messages, picked_for_files, with_attachment
 
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    picked = picked_for_files(count, attachments)
     for n, raw in enumerate(messages(count, people=50_000)):
+        if n in picked:
+            raw = with_attachment(raw, n, kib)
         (root / "cur" / f"{arrival(n)}.M{n}P1.bench:2,S").write_bytes(raw)
 
 
@@ -310,6 +319,16 @@ def main() -> None:
         help="commlink's store's search index: kept, without bodies or not "
         "(both: alternate on and off; all: the three)",
     )
+    parser.add_argument(
+        "--attachments",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the messages given a PDF attachment",
+    )
+    parser.add_argument(
+        "--attachment-kib", type=int, default=300, metavar="K", help="attachment size (KiB)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index-state", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--maildir", help=argparse.SUPPRESS)
@@ -356,7 +375,7 @@ def main() -> None:
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             maildir = Path(tmp) / "Maildir"
-            write_maildir(maildir, size)
+            write_maildir(maildir, size, args.attachments, args.attachment_kib)
             # an export on disk was written long before its import: its
             # files' write-back must not land in the import's fsyncs
             os.sync()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -261,6 +263,53 @@ def test_broken_base64_in_an_attachment_keeps_the_message_and_estimates_the_size
     encoded = len(b"!!!this is $$$ not base64 at all###")
     assert 0 < photo.size <= encoded
     assert "bad-attachment-encoding" in m.warnings
+
+
+def _with_files(eol: bytes, files: list[tuple[str, str, str, bytes]]) -> bytes:
+    """A message with a text part and ``files`` (name, type, transfer
+    encoding, encoded content), every line ending in ``eol``."""
+    parts = [b"--f\nContent-Type: text/plain\n\nSee the files.\n"]
+    for name, ctype, encoding, body in files:
+        head = (
+            f'--f\nContent-Type: {ctype}; name="{name}"\nContent-Disposition: attachment\n'
+            f"Content-Transfer-Encoding: {encoding}\n\n"
+        )
+        parts.append(head.encode() + body.replace(b"\r\n", b"\n") + b"\n")
+    raw = (
+        b"From: a@x.example\nTo: b@y.example\nSubject: files\nMessage-ID: <files@x.example>\n"
+        b'Content-Type: multipart/mixed; boundary="f"\n\n' + b"".join(parts) + b"--f--\n"
+    )
+    return raw.replace(b"\n", eol)
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_a_large_base64_file_is_measured_from_its_encoded_size(eol: bytes) -> None:
+    rng = random.Random(5)
+    sizes = [40_000, 40_001, 100_000, 300_001, 300_002]
+    files = [
+        (f"f{i}.pdf", "application/pdf", "base64", base64.encodebytes(rng.randbytes(n)))
+        for i, n in enumerate(sizes)
+    ]
+    ics = b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:big\nSUMMARY:Big\nDTSTART:20250301T100000Z\n"
+    ics += b"DESCRIPTION:" + b"x" * 70_000 + b"\nEND:VEVENT\nEND:VCALENDAR\n"
+    text = b"a line of a long text file\n" * 4_000
+    files += [
+        ("big.ics", "text/calendar", "base64", base64.encodebytes(ics)),
+        ("notes.txt", "text/plain", "7bit", text),
+        ("raw.bin", "application/octet-stream", "quoted-printable", b"abc=3D\n" * 20_000),
+    ]
+    m = parse_message(_with_files(eol, files), provider_id="x")
+    got = {a.filename: a.size for a in m.attachments}
+    # under 64 KiB encoded: decoded and counted; larger: within 2 bytes high
+    assert (got["f0.pdf"], got["f1.pdf"]) == (40_000, 40_001)
+    for name, size in zip(["f2.pdf", "f3.pdf", "f4.pdf"], sizes[2:], strict=True):
+        assert 0 <= got[name] - size <= 2, (name, got[name], size)
+    # a calendar is still read; other encodings are still counted as decoded
+    assert any("UID:big" in part for part in m.calendar_parts)
+    assert got["notes.txt"] == len(text.replace(b"\n", eol))
+    assert got["raw.bin"] == len(b"abc=\r\n" * 20_000)
+    assert [a.part for a in m.attachments] == [str(n) for n in range(2, 10)]
+    assert not any(w.startswith(("fallback-parser", "bad-")) for w in m.warnings)
 
 
 def test_unknown_charset_is_repaired() -> None:

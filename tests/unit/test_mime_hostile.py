@@ -13,6 +13,7 @@ import tracemalloc
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+import fast_mail_parser as fmp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,13 @@ from commlink.mime.storable import (
     storable_id,
     text_is_clean,
 )
-from commlink.mime.structure import MAX_DEPTH, MAX_PARTS, multipart_count, native_safe
+from commlink.mime.structure import (
+    MAX_DEPTH,
+    MAX_PARTS,
+    few_delimiters,
+    multipart_count,
+    native_safe,
+)
 from commlink.model import Detail, Limits, Message, Role
 from commlink.testing.mail_strategies import mutated, raw_messages
 
@@ -104,6 +111,23 @@ def test_a_40000_deep_message_returns_quickly_with_a_warning(
         storable(m)
 
 
+def test_the_native_parser_descends_only_at_delimiter_lines() -> None:
+    """The hyphen bound of ``native_safe`` rests on this: the native parser
+    enters a nested part only after a delimiter line, ``--`` and the boundary.
+    Without the hyphens, 40,000 levels are one flat part; were it otherwise,
+    this test would take the process down."""
+    deep = nested(40_000, close=False)
+    flat = deep.replace(b"\r\n--b", b"\r\nb").replace(b"Content-Type", b"ContentType")
+    assert few_delimiters(flat, 100)
+    assert native_safe(flat)
+    assert fmp.parse_email_tree(nested(50), mode="metadata").children
+    assert not fmp.parse_email_tree(flat, mode="metadata").children
+    m = parse_message(flat, provider_id="x")
+    assert (m.message_id, m.subject, m.date) == ("deep@x.example", "deep", DATE)
+    assert not any(w.startswith("fallback-parser") for w in m.warnings)
+    storable(m)
+
+
 def test_ordinary_nesting_stays_on_the_fast_path() -> None:
     m = parse_message(nested(30), provider_id="x")
     assert m.body == "innermost\n"
@@ -156,11 +180,25 @@ def test_too_many_attachments_are_cut_on_the_fast_path() -> None:
 
 
 def test_the_structure_check() -> None:
-    small = b"multipart " * 1000
+    small = b"multipart --b\r\n" * 700
     assert len(small) < 12 * 1024
     assert native_safe(small)  # too small to nest deep enough to matter
-    assert not native_safe(b"MuLtIpArT/x " * 101 + b"x" * 12 * 1024)
-    assert native_safe(b"multipart/x " * 100 + b"x" * 12 * 1024)
+    assert not native_safe(b"MuLtIpArT/x\r\n--b\r\n" * 101 + b"x" * 12 * 1024)
+    assert native_safe(b"multipart/x\r\n--b\r\n" * 100 + b"x" * 12 * 1024)
+    # Fewer than 100 hyphen pairs cannot make 100 delimiter lines, however
+    # many times "multipart" is written.
+    many = b"multipart/x\r\n" * 30_000  # 420 KB: 205 hyphens may be looked at
+    assert native_safe(many + b"--" * 99 + b"-")
+    assert not native_safe(many + b"--" * 100)
+    room = b"x" * 20_000  # 9 hyphens may be looked at
+    assert few_delimiters(b"", 1)
+    assert few_delimiters(b"a--b-c---d" + room, 3)  # pairs without overlap: "--", "--"
+    assert not few_delimiters(b"a--b-c----d" + room, 3)
+    # more than one hyphen per 2 KiB is not looked at further
+    assert few_delimiters(b"-" + b"x" * 4096 + b"-", 100)
+    assert not few_delimiters(b"-" + b"x" * 4096 + b"-x-", 100)
+    assert few_delimiters(b"x" * 100, 100)
+    assert not few_delimiters(b"-" + b"x" * 100, 100)
     # A word across the 1 MiB slices is counted once.
     data = b"x" * (2**20 - 4) + b"MULTIPART" + b"x" * 10
     assert multipart_count(data, 5) == 1

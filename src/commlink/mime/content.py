@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+import attrs
 import fast_mail_parser as fmp
 
 from ..model import Attachment
+from .part_kinds import ESTIMATED_MIN_BYTES
 from .parts import (
     FORWARD_TYPES,
     Content,
@@ -36,6 +38,7 @@ HTML_FACTOR = 16
 
 # Fast-parser warnings handled here or by the header code (the rest are recorded).
 _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
+_Headers = Mapping[str, Sequence[str]]
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
 
@@ -79,6 +82,8 @@ def fast_content(
 
     attachments: list[Attachment] = []
     calendars: list[str] = []
+    # large files not decoded yet, by their place in ``attachments``
+    undecoded: dict[int, fmp.PyLazyAttachment] = {}
     parts = mail.attachments
     if len(parts) > MAX_PARTS:
         warnings.append(f"attachments-truncated:{len(parts)}")
@@ -86,12 +91,15 @@ def fast_content(
     for part in parts:
         ctype = (part.mimetype or "application/octet-stream").strip().lower()
         filename = part.filename or ""
-        data: bytes | None
-        try:
-            data = part.content
-        except fmp.ParseError:
-            data = None
-            warnings.append("bad-attachment-encoding")
+        if (
+            part.encoded_size >= ESTIMATED_MIN_BYTES
+            and ctype not in FORWARD_TYPES
+            and not is_calendar(ctype, filename)
+        ):
+            undecoded[len(attachments)] = part
+            attachments.append(attachment(filename, ctype, 0, part.disposition, part.content_id))
+            continue
+        data = _decoded(part, warnings)
         size = len(data) if data is not None else estimate_size(part.encoded_size)
         if ctype in FORWARD_TYPES:
             filename = filename or forward_name(data or b"")
@@ -103,14 +111,46 @@ def fast_content(
         attachments.append(attachment(filename, ctype, size, part.disposition, part.content_id))
     if not attachments and not calendars:  # the common case
         return Content(plain, html)
+    leaves: dict[str, _Headers] = {}
     if attachments:
         try:
             tree = fmp.parse_email_tree(raw, mode="metadata")
-            attachments = list(number_parts(attachments, section_leaves(tree)))
+            numbered = section_leaves(tree)
+            attachments = list(number_parts(attachments, numbered))
+            leaves = {path: node.headers for path, node in numbered}
         except fmp.ParseError:
             warnings.append("attachment-parts-unknown")
+    for at, part in undecoded.items():
+        estimated = _base64_size(leaves.get(attachments[at].part), part.encoded_size, raw)
+        if estimated is None:
+            data = _decoded(part, warnings)
+            estimated = len(data) if data is not None else estimate_size(part.encoded_size)
+        attachments[at] = attrs.evolve(attachments[at], size=estimated)
     # An invitation often comes twice: inline and as an .ics attachment.
     return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
+
+
+def _decoded(part: fmp.PyLazyAttachment, warnings: list[str]) -> bytes | None:
+    try:
+        return part.content
+    except fmp.ParseError:
+        warnings.append("bad-attachment-encoding")
+        return None
+
+
+def _base64_size(headers: _Headers | None, encoded_size: int, raw: bytes) -> int | None:
+    """The estimated decoded size of a base64 part with these headers
+    (``None`` for any other encoding, or no headers): decoding hundreds of
+    kilobytes only to count them would cost more than the rest of the parse."""
+    if headers is None:
+        return None
+    encodings = [v for k, v in headers.items() if k.lower() == "content-transfer-encoding"]
+    if len(encodings) != 1 or len(encodings[0]) != 1:
+        return None
+    if encodings[0][0].strip().lower() != "base64":
+        return None
+    first = raw.find(b"\n")
+    return estimate_size(encoded_size, 2 if first > 0 and raw[first - 1] == 13 else 1)
 
 
 def _checked(

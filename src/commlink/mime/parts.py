@@ -8,7 +8,7 @@ standard library's lenient ``compat32`` parser when the fast parser gives up.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.message import Message as StdMessage
 from email.policy import compat32
 from typing import Protocol
@@ -128,6 +128,8 @@ class _Node(Protocol):
     def filename(self) -> str: ...
     @property
     def content_id(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, Sequence[str]]: ...
     @property
     def children(self) -> Sequence[_Node]: ...
 

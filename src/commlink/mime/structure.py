@@ -4,7 +4,8 @@ fast-mail-parser recurses natively into nested multiparts before it checks
 its own limit (256 levels): at about 30,000 levels on an 8 MiB stack, 3,300
 on 1 MiB and 340 on 128 KiB it overflows the stack and takes the process
 down (SIGSEGV, namecheap/fast_mail_parser#21). ``native_safe`` decides what
-it may be given. The standard library's parser recurses too (a
+it may be given, from the size of a message, its hyphens or its
+``multipart`` declarations. The standard library's parser recurses too (a
 ``RecursionError`` at a few hundred levels, after reading everything), so
 ``walk`` splits multiparts itself, without recursion, to a bounded depth and
 part count, and hands the standard library single parts only.
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_PARTS",
     "NATIVE_SAFE_BYTES",
     "crlf_line_ends",
+    "few_delimiters",
     "multipart_count",
     "native_safe",
     "sections",
@@ -36,8 +38,10 @@ __all__ = [
 #: parser survives on a 128 KiB thread stack (measured: 342) and refuses
 #: itself past 256.
 NATIVE_SAFE_BYTES = 12 * 1024
-#: Larger messages go to the native parser only with at most this many
-#: ``multipart`` declarations (an upper bound on their nesting depth).
+#: Larger messages go to the native parser only when they nest at most this
+#: many multiparts by one of two upper bounds: fewer hyphen pairs than this
+#: (each level the parser descends into starts after a delimiter line, ``--``
+#: and the boundary), or at most this many ``multipart`` declarations.
 MAX_NATIVE_MULTIPARTS = 100
 #: How deep ``walk`` descends into nested multiparts.
 MAX_DEPTH = 32
@@ -65,10 +69,41 @@ def multipart_count(data: bytes, stop: int) -> int:
     return found
 
 
+def few_delimiters(data: bytes, limit: int) -> bool:
+    """Whether ``data`` surely holds fewer than ``limit`` hyphen pairs (``--``,
+    counted without overlap), each the possible start of a delimiter line.
+
+    A ``find`` per hyphen (``memchr``): base64, most of a large message, has
+    none, so a file attachment is passed over at memory speed, where a count
+    or a lower-cased copy takes ten times as long. Past one look per 2 KiB
+    (a pair is one look) the answer is ``False``, so that text full of
+    hyphens costs little more than the count it falls back to.
+    """
+    budget = len(data) >> 11
+    pairs = 0
+    find = data.find
+    last = len(data) - 1
+    at = find(b"-")
+    while at >= 0:
+        budget -= 1
+        if budget < 0:
+            return False
+        if at < last and data[at + 1] == 45:  # "--"
+            pairs += 1
+            if pairs >= limit:
+                return False
+            at += 1
+        at = find(b"-", at + 1)
+    return True
+
+
 def native_safe(data: bytes) -> bool:
-    """Whether the native parser may be given ``data`` (see ``NATIVE_SAFE_BYTES``)."""
-    return len(data) <= NATIVE_SAFE_BYTES or (
-        multipart_count(data, MAX_NATIVE_MULTIPARTS) <= MAX_NATIVE_MULTIPARTS
+    """Whether the native parser may be given ``data`` (see ``NATIVE_SAFE_BYTES``
+    and ``MAX_NATIVE_MULTIPARTS``)."""
+    return (
+        len(data) <= NATIVE_SAFE_BYTES
+        or few_delimiters(data, MAX_NATIVE_MULTIPARTS)
+        or multipart_count(data, MAX_NATIVE_MULTIPARTS) <= MAX_NATIVE_MULTIPARTS
     )
 
 
