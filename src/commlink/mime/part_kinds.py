@@ -15,7 +15,10 @@ ESTIMATED_MIN_BYTES = 64 * 1024
 
 def estimate_size(encoded_size: int, line_end: int = 2) -> int:
     """Decoded size of a base64 part from its encoded size: 76-column lines
-    ending in CRLF (``line_end=1``: in LF), 2 bytes too many at most (the
-    padding is not known)."""
+    ending in CRLF (``line_end=1``: in LF), the last one with or without its
+    line end; 2 bytes too many at most (the padding is not known)."""
     lines = -(-encoded_size // (76 + line_end))
-    return max(0, encoded_size - line_end * lines) * 3 // 4
+    chars = encoded_size - line_end * lines
+    if chars % 4 and lines:  # base64 comes in fours: the last line has no line end
+        chars += line_end
+    return max(0, chars) * 3 // 4
