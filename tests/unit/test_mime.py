@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from commlink.mime import parse as mime
 from commlink.mime.content import body_text
@@ -20,6 +22,7 @@ from commlink.mime.headers import (
     synthetic_id,
 )
 from commlink.mime.parse import parse_message
+from commlink.mime.part_kinds import estimate_size
 from commlink.mime.parts import stdlib_content
 from commlink.mime.text import decode_bytes, html_to_text, snippet
 from commlink.model import Detail, Limits, Message, Role
@@ -263,6 +266,20 @@ def test_broken_base64_in_an_attachment_keeps_the_message_and_estimates_the_size
     encoded = len(b"!!!this is $$$ not base64 at all###")
     assert 0 < photo.size <= encoded
     assert "bad-attachment-encoding" in m.warnings
+
+
+@given(
+    size=st.integers(min_value=0, max_value=5_000),
+    sep=st.sampled_from([b"\r\n", b"\n"]),
+    trailing=st.booleans(),
+)
+def test_the_base64_size_estimate_is_never_low_and_at_most_2_bytes_high(
+    size: int, sep: bytes, trailing: bool
+) -> None:
+    encoded = base64.b64encode(bytes(size))
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    body = sep.join(lines) + (sep if trailing and lines else b"")
+    assert 0 <= estimate_size(len(body), len(sep)) - size <= 2
 
 
 def _with_files(eol: bytes, files: list[tuple[str, str, str, bytes]]) -> bytes:
