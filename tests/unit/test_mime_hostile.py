@@ -7,6 +7,8 @@ must bound what one message costs, and must date a message stably.
 
 from __future__ import annotations
 
+import base64
+import quopri
 import random
 import time
 import tracemalloc
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commlink.calendar.ical import parse_calendar
+from commlink.mime.content import MAX_FORWARD_DEPTH
 from commlink.mime.parse import MAX_DATE_AHEAD, parse_message
 from commlink.mime.parts import stdlib_content
 from commlink.mime.storable import (
@@ -132,6 +135,62 @@ def test_ordinary_nesting_stays_on_the_fast_path() -> None:
     m = parse_message(nested(30), provider_id="x")
     assert m.body == "innermost\n"
     assert not any(w.startswith("fallback-parser") for w in m.warnings)
+
+
+def forwarding(inner: bytes, encoding: str = "base64", body: bytes = b"see attached") -> bytes:
+    """A message with a text part and ``inner`` forwarded in ``encoding``."""
+    if encoding == "base64":
+        encoded = base64.encodebytes(inner).replace(b"\n", b"\r\n")
+    else:  # quoted-printable that hides every hyphen and "multipart"
+        encoded = quopri.encodestring(inner).replace(b"-", b"=2D").replace(b"multi", b"=6Dulti")
+    return HEAD + (
+        b'Content-Type: multipart/mixed; boundary="out"\r\n\r\n'
+        b"--out\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n" + body + b"\r\n"
+        b"--out\r\nContent-Type: message/rfc822\r\n"
+        b"Content-Transfer-Encoding: "
+        + encoding.encode()
+        + b"\r\n\r\n"
+        + encoded
+        + b"\r\n--out--\r\n"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable"])
+def test_a_deep_message_forwarded_in_an_encoding_is_not_walked(encoding: str) -> None:
+    """Base64 and quoted-printable hide a forward's hyphens and "multipart"
+    from the check of the message's own bytes, while the fast parser's
+    structure walk decodes the forward and parses it natively: 40,000 levels
+    inside took the process down (SIGSEGV)."""
+    inner = nested(40_000).replace(b"Subject: deep", b"Subject: inner")
+    raw = forwarding(inner, encoding)
+    assert native_safe(raw)  # nothing to see from outside
+    m = parse_message(raw, provider_id="x")
+    assert m.body == "see attached"
+    assert [(a.filename, a.content_type, a.part) for a in m.attachments] == [
+        ("inner.eml", "message/rfc822", "")
+    ]
+    assert "attachment-parts-unknown" in m.warnings
+    # a forward of that forward, and a body whose charset is repaired (which
+    # walks the structure again to decode its bytes)
+    onion = forwarding(raw, "base64", body="\u00e9t\u00e9 \u00e0 la plage".encode())
+    m = parse_message(onion, provider_id="x")
+    assert m.body == "\u00e9t\u00e9 \u00e0 la plage".encode().decode("latin-1")
+    assert "attachment-parts-unknown" in m.warnings
+    storable(m)
+
+
+def test_forwards_are_walked_to_a_depth() -> None:
+    inner = HEAD + b"Content-Type: text/plain\r\n\r\ncore"
+    for _ in range(3):
+        inner = forwarding(inner)
+    m = parse_message(inner, provider_id="x")
+    assert [a.part for a in m.attachments] == ["2"]
+    assert "attachment-parts-unknown" not in m.warnings
+    for _ in range(MAX_FORWARD_DEPTH):
+        inner = forwarding(inner)
+    m = parse_message(inner, provider_id="x")
+    assert [a.part for a in m.attachments] == [""]
+    assert "attachment-parts-unknown" in m.warnings
 
 
 def test_parts_read_before_a_deep_chain_are_kept() -> None:

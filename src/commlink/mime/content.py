@@ -27,14 +27,18 @@ from .parts import (
     number_parts,
     section_leaves,
 )
-from .structure import MAX_PARTS
+from .structure import MAX_PARTS, native_safe
 from .text import decode_bytes, html_to_text, looks_mojibake
 
-__all__ = ["HTML_FACTOR", "body_text", "fast_content"]
+__all__ = ["HTML_FACTOR", "MAX_FORWARD_DEPTH", "body_text", "fast_content", "tree_safe"]
 
 #: HTML longer than this many times ``max_text_chars`` is cut before it is
 #: converted (markup is mostly not text; converting megabytes costs seconds).
 HTML_FACTOR = 16
+
+#: Forwarded messages within forwarded messages looked into before the fast
+#: parser may walk a message's structure (``tree_safe``); deeper: it may not.
+MAX_FORWARD_DEPTH = 16
 
 # Fast-parser warnings handled here or by the header code (the rest are recorded).
 _HANDLED = frozenset({"charset-fallback", "address-unparseable", "date-unparseable"})
@@ -59,6 +63,8 @@ def fast_content(
     """
     cap = 2 * max_chars + 1
     html_cap = max(HTML_FACTOR * max_chars, html_chars) + 1
+    parts = mail.attachments
+    walkable = tree_safe(parts)
     notes = mail.warnings  # built anew on each read
     if notes:  # the fast parser's own repairs
         warnings.extend(f"parser:{w.kind}" for w in notes if w.kind not in _HANDLED)
@@ -74,17 +80,17 @@ def fast_content(
         html = htmls[0][:html_cap] if htmls else None
         del htmls
     if plain is not None and (html is None or _has_text(plain)):
-        plain = _checked(plain, "text/plain", "text_plain[0]", notes, raw, warnings)
+        plain = _checked(plain, "text/plain", "text_plain[0]", notes, raw, warnings, walkable)
         if len(plain) > cap:
             plain = plain[:cap]
     if html is not None:
-        html = _checked(html, "text/html", "text_html[0]", notes, raw, warnings)[:html_cap]
+        html = _checked(html, "text/html", "text_html[0]", notes, raw, warnings, walkable)
+        html = html[:html_cap]
 
     attachments: list[Attachment] = []
     calendars: list[str] = []
     # large files not decoded yet, by their place in ``attachments``
     undecoded: dict[int, fmp.PyLazyAttachment] = {}
-    parts = mail.attachments
     if len(parts) > MAX_PARTS:
         warnings.append(f"attachments-truncated:{len(parts)}")
         parts = parts[:MAX_PARTS]
@@ -112,7 +118,9 @@ def fast_content(
     if not attachments and not calendars:  # the common case
         return Content(plain, html)
     leaves: dict[str, _Headers] = {}
-    if attachments:
+    if attachments and not walkable:
+        warnings.append("attachment-parts-unknown")
+    elif attachments:
         try:
             tree = fmp.parse_email_tree(raw, mode="metadata")
             numbered = section_leaves(tree)
@@ -128,6 +136,32 @@ def fast_content(
         attachments[at] = attrs.evolve(attachments[at], size=estimated)
     # An invitation often comes twice: inline and as an .ics attachment.
     return Content(plain, html, tuple(attachments), tuple(dict.fromkeys(calendars)))
+
+
+def tree_safe(parts: Sequence[fmp.PyLazyAttachment], depth: int = 0) -> bool:
+    """Whether ``fmp.parse_email_tree`` may walk the message with these attachments.
+
+    The tree parser decodes each forwarded message (``message/rfc822``) and
+    parses it natively, nested multiparts and all. ``native_safe`` on the
+    message's own bytes cannot see inside a base64 or quoted-printable
+    forward, so each forward's decoded bytes must pass it too, and so must
+    the forwards inside it, ``MAX_FORWARD_DEPTH`` levels at most.
+    """
+    for part in parts:
+        if part.mimetype.strip().lower() != "message/rfc822":
+            continue
+        if depth >= MAX_FORWARD_DEPTH:
+            return False
+        try:
+            data = part.content
+            if not native_safe(data):
+                return False
+            inner = fmp.parse_email(data, mode="lazy").attachments
+        except fmp.ParseError:
+            return False
+        if not tree_safe(inner, depth + 1):
+            return False
+    return True
 
 
 def _decoded(part: fmp.PyLazyAttachment, warnings: list[str]) -> bytes | None:
@@ -160,12 +194,14 @@ def _checked(
     notes: Sequence[fmp.ParseWarning],
     raw: bytes,
     warnings: list[str],
+    walkable: bool,
 ) -> str:
-    """Body text, decoded again from its bytes when its charset looks wrong."""
+    """Body text, decoded again from its bytes when its charset looks wrong
+    (and the message may be walked: ``tree_safe``)."""
     flagged = bool(notes) and any(
         w.kind == "charset-fallback" and w.part_path == path for w in notes
     )
-    if not flagged and not looks_mojibake(text):
+    if not walkable or (not flagged and not looks_mojibake(text)):
         return text
     redone = _redecode(raw, kind)
     if redone is None:
