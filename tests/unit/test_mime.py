@@ -331,6 +331,15 @@ def test_a_large_base64_file_is_measured_from_its_encoded_size(eol: bytes) -> No
     assert not any(w.startswith(("fallback-parser", "bad-")) for w in m.warnings)
 
 
+def test_a_forward_within_a_forward_in_base64_keeps_its_part_number() -> None:
+    m = parse("forwarded_base64.eml")
+    assert m.body == "Forwarded again."
+    assert [(a.filename, a.content_type, a.part) for a in m.attachments] == [
+        ("Fwd: Fwd: Contract.eml", "message/rfc822", "2")
+    ]
+    assert m.warnings == ()
+
+
 def test_unknown_charset_is_repaired() -> None:
     m = parse("unknown_charset.eml")
     assert m.body == "Café crème brûlée\n"

@@ -236,6 +236,9 @@ def _record_part(
     if ctype.startswith("message/"):
         inner = part.get_payload()
         data = _message_bytes(inner[0] if isinstance(inner, list) and inner else inner)
+        if _text(part.get("content-transfer-encoding", "")).strip().lower() in _ENCODED:
+            decoded = part.get_payload(decode=True)  # as the fast path reads it
+            data = decoded if isinstance(decoded, bytes) else data
         if ctype in FORWARD_TYPES and not filename:
             filename = forward_name(data)
         attachments.append(
@@ -265,6 +268,9 @@ def _part_text(part: StdMessage, warnings: list[str]) -> str:
     if repair is not None:
         warnings.append(f"charset-repaired:{repair}")
     return text
+
+
+_ENCODED = frozenset({"base64", "quoted-printable"})
 
 
 def _message_bytes(inner: object) -> bytes:
