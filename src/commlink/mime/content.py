@@ -54,7 +54,9 @@ def fast_content(
     At most ``structure.MAX_PARTS`` attachments are read (warning
     ``attachments-truncated:<total>``), each with its part number from the
     message's structure (``attachment-parts-unknown`` when that cannot be
-    read again: the attachments then have none). Body text is cut to
+    read again, or may not be: ``tree_safe``; the attachments then have
+    none). A large base64 file is measured, not decoded
+    (``part_kinds.ESTIMATED_MIN_BYTES``). Body text is cut to
     ``2 * max_chars + 1`` characters as soon as it is read (CRs are dropped
     later, so up to twice the limit may still be needed), so a huge text
     part is not held beyond this call. The HTML part is read when there is
