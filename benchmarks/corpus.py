@@ -7,6 +7,7 @@ a share of replies, newsletters, internal mail and no-reply senders.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import random
 from collections.abc import Iterator
@@ -138,6 +139,15 @@ def messages(count: int, people: int, seed: int = 7) -> Iterator[bytes]:
     rng = random.Random(seed)
     for n in range(count):
         yield message(n, people, rng)
+
+
+def add_file_options(parser: argparse.ArgumentParser, share_help: str) -> None:
+    """``--attachments SHARE`` and ``--attachment-kib K``: the messages given a
+    PDF by ``with_attachment``, and its size."""
+    parser.add_argument("--attachments", type=float, default=0.0, metavar="SHARE", help=share_help)
+    parser.add_argument(
+        "--attachment-kib", type=int, default=300, metavar="K", help="attachment size (KiB)"
+    )
 
 
 def picked_for_files(count: int, share: float) -> set[int]:

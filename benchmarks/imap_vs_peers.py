@@ -67,6 +67,8 @@ from typing import Any
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+from corpus import add_file_options  # noqa: E402
+
 FOLDERS = {"INBOX": 0.5, "Sent": 0.25, "Archive": 0.25}
 
 
@@ -385,15 +387,8 @@ def main() -> None:
         help="also run commlink-headers and commlink-noindex: the full sync into a store "
         "whose search index leaves out bodies, and into one without a search index",
     )
-    parser.add_argument(
-        "--attachments",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of the messages given a PDF attachment; also runs commlink-whole",
-    )
-    parser.add_argument(
-        "--attachment-kib", type=int, default=300, metavar="K", help="attachment size (KiB)"
+    add_file_options(
+        parser, "share of the messages given a PDF attachment; also runs commlink-whole"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)

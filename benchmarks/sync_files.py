@@ -75,6 +75,8 @@ from typing import Any
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+from corpus import add_file_options  # noqa: E402
+
 #: the owner's address, for the channel and the peers' configurations
 OWNER = "owner@northwind.example"
 #: peer name -> (executable, Debian package)
@@ -319,16 +321,7 @@ def main() -> None:
         help="commlink's store's search index: kept, without bodies or not "
         "(both: alternate on and off; all: the three)",
     )
-    parser.add_argument(
-        "--attachments",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of the messages given a PDF attachment",
-    )
-    parser.add_argument(
-        "--attachment-kib", type=int, default=300, metavar="K", help="attachment size (KiB)"
-    )
+    add_file_options(parser, "share of the messages given a PDF attachment")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index-state", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--maildir", help=argparse.SUPPRESS)
