@@ -70,6 +70,21 @@ def _nested(depth: int) -> bytes:
     ).encode()
 
 
+def _forwarded(inner: bytes) -> bytes:
+    """``inner`` forwarded in base64, where a look at the bytes sees no structure."""
+    head = "\r\n".join(_headers(90_002, Message_ID="<deep-forward@attack.example>"))
+    encoded = base64.encodebytes(inner).replace(b"\n", b"\r\n")
+    return (
+        (
+            f'{head}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="f"\r\n\r\n'
+            "--f\r\nContent-Type: text/plain\r\n\r\nForwarding this.\r\n"
+            "--f\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + encoded
+        + b"\r\n--f--\r\n"
+    )
+
+
 def _recipients(count: int) -> str:
     return ", ".join(f"r{i} <r{i}@fanout{i % 97}.example>" for i in range(count))
 
@@ -197,6 +212,11 @@ def corpus(*, large: bool = True) -> Iterator[Specimen]:
         "a 2 MB Subject",
     )
     yield Specimen("deep-nesting", _nested(40_000), "40,000 nested multiparts")
+    yield Specimen(
+        "deep-forward",
+        _forwarded(_nested(40_000)),
+        "40,000 nested multiparts in a message forwarded in base64",
+    )
     yield Specimen(
         "huge-text-body",
         _message(_headers(17), ("words " * 12 + "\r\n") * 150_000),
