@@ -179,6 +179,22 @@ def test_a_deep_message_forwarded_in_an_encoding_is_not_walked(encoding: str) ->
     storable(m)
 
 
+def test_a_forward_with_a_huge_header_is_not_walked() -> None:
+    """The fast parser's time grows with the square of the encoded words it
+    decodes: a top-level header over 64 KiB is read without it, and so now
+    is a forward's (its structure walk took 7 s on this 1 MB one)."""
+    words = " ".join(f"=?utf-8?q?w{i}?=" for i in range(40_000))
+    inner = HEAD.replace(b"Subject: deep", b"Subject: " + words.encode()) + b"\r\nhello"
+    raw = forwarding(inner)
+    started = time.perf_counter()
+    m = parse_message(raw, provider_id="x")
+    assert time.perf_counter() - started < 1  # about 10 ms
+    assert m.body == "see attached"
+    assert [a.content_type for a in m.attachments] == ["message/rfc822"]
+    assert m.attachments[0].filename.startswith("w0w1w2")  # adjacent encoded words join
+    assert "attachment-parts-unknown" in m.warnings
+
+
 def test_forwards_are_walked_to_a_depth() -> None:
     inner = HEAD + b"Content-Type: text/plain\r\n\r\ncore"
     for _ in range(3):

@@ -15,6 +15,7 @@ import attrs
 import fast_mail_parser as fmp
 
 from ..model import Attachment
+from .headers import LARGE_HEADER, header_block
 from .part_kinds import ESTIMATED_MIN_BYTES
 from .parts import (
     FORWARD_TYPES,
@@ -147,7 +148,10 @@ def tree_safe(parts: Sequence[fmp.PyLazyAttachment], depth: int = 0) -> bool:
     parses it natively, nested multiparts and all. ``native_safe`` on the
     message's own bytes cannot see inside a base64 or quoted-printable
     forward, so each forward's decoded bytes must pass it too, and so must
-    the forwards inside it, ``MAX_FORWARD_DEPTH`` levels at most.
+    the forwards inside it, ``MAX_FORWARD_DEPTH`` levels at most. A forward
+    whose header section is over ``headers.LARGE_HEADER`` is not walked
+    either: the fast parser's time grows with the square of its encoded
+    words.
     """
     for part in parts:
         if part.mimetype.strip().lower() != "message/rfc822":
@@ -156,6 +160,8 @@ def tree_safe(parts: Sequence[fmp.PyLazyAttachment], depth: int = 0) -> bool:
             return False
         try:
             data = part.content
+            if len(header_block(data[: LARGE_HEADER + 1])) > LARGE_HEADER:
+                return False  # the walk would read its header with the fast parser
             if not native_safe(data):
                 return False
             inner = fmp.parse_email(data, mode="lazy").attachments

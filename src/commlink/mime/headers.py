@@ -22,6 +22,7 @@ from .words import decode_words, lenient_b64decode
 
 __all__ = [
     "EPOCH",
+    "LARGE_HEADER",
     "ROLE_HEADERS",
     "as_utc",
     "decode_words",
@@ -45,6 +46,11 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 SYNTHETIC_DOMAIN = "synthetic.commlink.invalid"
+
+
+#: Header sections larger than this are read without the fast parser, which
+#: slows down with the square of the encoded words it decodes.
+LARGE_HEADER = 64 * 1024
 
 
 def header_block(raw: bytes) -> bytes:

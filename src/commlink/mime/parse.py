@@ -73,6 +73,7 @@ from .authres import failed_sender_check
 from .content import body_text, fast_content
 from .headers import (
     EPOCH,
+    LARGE_HEADER,
     ROLE_HEADERS,
     as_utc,
     decode_words,
@@ -100,8 +101,6 @@ __all__ = ["MAX_DATE_AHEAD", "parse_message"]
 #: clock or time zone set wrong) before the arrival date is used instead.
 MAX_DATE_AHEAD = timedelta(days=1)
 
-# Header sections larger than this are read without the fast parser.
-_LARGE_HEADER = 64 * 1024
 # Bodies larger than this are not handed to the (slow) standard-library reader.
 _STDLIB_MAX = 64 * 1024 * 1024
 # Address headers and the fast parser's attribute for them.
@@ -199,7 +198,7 @@ def _parse(
     full = detail is Detail.FULL
     max_chars = limits.max_text_chars
     content: Content | None = None
-    if len(raw) > _LARGE_HEADER and len(src.block) > _LARGE_HEADER:
+    if len(raw) > LARGE_HEADER and len(src.block) > LARGE_HEADER:
         # The fast parser slows down quadratically on thousands of encoded
         # words: read such headers here and give it only the MIME headers.
         warnings.append("fallback-parser:large-header")
