@@ -70,9 +70,9 @@ def _nested(depth: int) -> bytes:
     ).encode()
 
 
-def _forwarded(inner: bytes) -> bytes:
+def _forwarded(inner: bytes, name: str) -> bytes:
     """``inner`` forwarded in base64, where a look at the bytes sees no structure."""
-    head = "\r\n".join(_headers(90_002, Message_ID="<deep-forward@attack.example>"))
+    head = "\r\n".join(_headers(90_002, Message_ID=f"<{name}@attack.example>"))
     encoded = base64.encodebytes(inner).replace(b"\n", b"\r\n")
     return (
         (
@@ -214,8 +214,14 @@ def corpus(*, large: bool = True) -> Iterator[Specimen]:
     yield Specimen("deep-nesting", _nested(40_000), "40,000 nested multiparts")
     yield Specimen(
         "deep-forward",
-        _forwarded(_nested(40_000)),
+        _forwarded(_nested(40_000), "deep-forward"),
         "40,000 nested multiparts in a message forwarded in base64",
+    )
+    words = " ".join(f"=?utf-8?q?w{i}?=" for i in range(80_000))
+    yield Specimen(
+        "huge-forward-header",
+        _forwarded(_message(_headers(90_003, Subject=words)), "huge-forward-header"),
+        "a forwarded message whose Subject is 80,000 encoded words",
     )
     yield Specimen(
         "huge-text-body",
