@@ -10,8 +10,9 @@ transfer encoding in a body part, too deep a MIME structure), the body is
 read again with the standard library's lenient parser. Header sections over
 64 KiB skip the fast parser, which slows down quadratically on thousands of
 encoded words; so do messages it might not survive (``structure.native_safe``:
-more than 100 ``multipart`` declarations in a message over 12 KiB), which the
-standard library reads to a bounded depth instead.
+more than 100 ``multipart`` declarations in a message over 12 KiB) or that
+hold more than 4,096 encoded words, which the standard library reads to a
+bounded depth instead.
 
 Everything in the result is storable (``storable.storable_message``): text
 without NUL or other controls, ids short enough to index, References
@@ -50,7 +51,8 @@ Problems never raise; they become short strings in ``Message.warnings``:
   declared one; ``header-charset-repaired``: 8-bit headers that are not
   UTF-8, read as Windows-1252;
 * ``fallback-parser:<reason>``: the standard-library reader took over
-  (``deep-mime`` when the fast parser was not trusted with the structure);
+  (``deep-mime`` when the fast parser was not trusted with the structure,
+  ``many-encoded-words`` with thousands of encoded words);
   ``mime-too-deep``, ``mime-parts-truncated``: it stopped descending, or
   reading parts; ``attachments-truncated:<total>``: only the first 1,000 of
   ``<total>`` attachments were kept; ``bad-attachment-encoding``: an
@@ -92,7 +94,7 @@ from .headers import (
 from .html import capture_html
 from .parts import Content, stdlib_content
 from .storable import MAX_NAME_CHARS, MAX_SUBJECT_CHARS, storable_message
-from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_safe
+from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_refusal, native_safe
 from .text import collapse, snippet
 
 __all__ = ["MAX_DATE_AHEAD", "parse_message"]
@@ -206,10 +208,11 @@ def _parse(
         if full:
             rest = mime_headers_only(src.block) + raw[len(src.block) :]
             content = _content(rest, max_chars, limits.max_html_chars, warnings)
-    elif len(raw) > NATIVE_SAFE_BYTES and not native_safe(raw):
-        # A structure the fast parser might not survive: headers from the
-        # header section alone, the body from the bounded reader.
-        warnings.append("fallback-parser:deep-mime")
+    elif len(raw) > NATIVE_SAFE_BYTES and (refusal := native_refusal(raw)) is not None:
+        # A structure the fast parser might not survive, or would take long
+        # over: headers from the header section alone, the body from the
+        # bounded reader.
+        warnings.append(f"fallback-parser:{refusal}")
         hdrs, subject, date, found = _head_only(src, src.block, warnings)
         content = _stdlib_content(raw, warnings) if full else None
     else:
@@ -297,8 +300,9 @@ def _head_only(src: _Source, data: bytes, warnings: list[str]) -> _Head:
 
 
 def _content(data: bytes, max_chars: int, html_chars: int, warnings: list[str]) -> Content:
-    if not native_safe(data):
-        warnings.append("fallback-parser:deep-mime")
+    refusal = native_refusal(data)
+    if refusal is not None:
+        warnings.append(f"fallback-parser:{refusal}")
         return _stdlib_content(data, warnings)
     try:
         mail = fmp.parse_email(data, mode="lazy")
