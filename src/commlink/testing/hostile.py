@@ -219,6 +219,20 @@ def corpus(*, large: bool = True) -> Iterator[Specimen]:
     )
     words = " ".join(f"=?utf-8?q?w{i}?=" for i in range(80_000))
     yield Specimen(
+        "encoded-file-name",
+        _message(
+            [
+                *_headers(19),
+                "MIME-Version: 1.0",
+                'Content-Type: multipart/mixed; boundary="p"',
+            ],
+            "--p\r\nContent-Type: text/plain\r\n\r\nThe file.\r\n"
+            f'--p\r\nContent-Type: application/pdf; name="{words}"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--p--\r\n",
+        ),
+        "an attachment whose file name is 80,000 encoded words",
+    )
+    yield Specimen(
         "huge-forward-header",
         _forwarded(_message(_headers(90_003, Subject=words)), "huge-forward-header"),
         "a forwarded message whose Subject is 80,000 encoded words",
