@@ -77,6 +77,29 @@ def multipart_count(data: bytes, stop: int) -> int:
     return found
 
 
+def _pairs(data: bytes, mark: bytes, pair: bytes, stop: int) -> int | None:
+    """Occurrences of the two bytes ``pair`` in ``data``, without overlap,
+    found by a ``find`` per ``mark`` (one of the two; ``memchr``), up to
+    ``stop``; ``None`` past one look per 2 KiB (a pair is one look)."""
+    offset = pair.index(mark)
+    budget = len(data) >> 11
+    found = 0
+    find = data.find
+    at = find(mark)
+    while at >= 0:
+        budget -= 1
+        if budget < 0:
+            return None
+        start = at - offset
+        if start >= 0 and data.startswith(pair, start):
+            found += 1
+            if found >= stop:
+                return found
+            at = start + 1
+        at = find(mark, at + 1)
+    return found
+
+
 def few_delimiters(data: bytes, limit: int) -> bool:
     """Whether ``data`` surely holds fewer than ``limit`` hyphen pairs (``--``,
     counted without overlap), each the possible start of a delimiter line.
@@ -87,22 +110,8 @@ def few_delimiters(data: bytes, limit: int) -> bool:
     (a pair is one look) the answer is ``False``, so that text full of
     hyphens costs little more than the count it falls back to.
     """
-    budget = len(data) >> 11
-    pairs = 0
-    find = data.find
-    last = len(data) - 1
-    at = find(b"-")
-    while at >= 0:
-        budget -= 1
-        if budget < 0:
-            return False
-        if at < last and data[at + 1] == 45:  # "--"
-            pairs += 1
-            if pairs >= limit:
-                return False
-            at += 1
-        at = find(b"-", at + 1)
-    return True
+    found = _pairs(data, b"-", b"--", limit)
+    return found is not None and found < limit
 
 
 def few_encoded_words(data: bytes, limit: int) -> bool:
@@ -114,18 +123,8 @@ def few_encoded_words(data: bytes, limit: int) -> bool:
     """
     if len(data) <= 8 * limit:
         return True
-    budget = len(data) >> 11
-    found = 0
-    find = data.find
-    at = find(b"?")
-    while at >= 0:
-        budget -= 1
-        if budget < 0:
-            return data.count(b"=?") <= limit
-        if at and data[at - 1] == 61:  # "=?"
-            found += 1
-        at = find(b"?", at + 1)
-    return found <= limit
+    found = _pairs(data, b"?", b"=?", limit + 1)
+    return (data.count(b"=?") if found is None else found) <= limit
 
 
 def native_refusal(data: bytes) -> str | None:
