@@ -128,11 +128,15 @@ def fast_content(
             tree = fmp.parse_email_tree(raw, mode="metadata")
             numbered = section_leaves(tree)
             attachments = list(number_parts(attachments, numbered))
-            leaves = {path: node.headers for path, node in numbered}
+            if undecoded:
+                leaves = {path: node.headers for path, node in numbered}
         except fmp.ParseError:
             warnings.append("attachment-parts-unknown")
+    first = raw.find(b"\n")
+    line_end = 2 if first > 0 and raw[first - 1] == 13 else 1  # CRLF, else LF
     for at, part in undecoded.items():
-        estimated = _base64_size(leaves.get(attachments[at].part), part.encoded_size, raw)
+        headers = leaves.get(attachments[at].part)
+        estimated = _base64_size(headers, part.encoded_size, line_end)
         if estimated is None:
             data = _decoded(part, warnings)
             estimated = len(data) if data is not None else estimate_size(part.encoded_size)
@@ -180,19 +184,15 @@ def _decoded(part: fmp.PyLazyAttachment, warnings: list[str]) -> bytes | None:
         return None
 
 
-def _base64_size(headers: _Headers | None, encoded_size: int, raw: bytes) -> int | None:
+def _base64_size(headers: _Headers | None, encoded_size: int, line_end: int) -> int | None:
     """The estimated decoded size of a base64 part with these headers
     (``None`` for any other encoding, or no headers): decoding hundreds of
     kilobytes only to count them would cost more than the rest of the parse."""
     if headers is None:
         return None
-    encodings = [v for k, v in headers.items() if k.lower() == "content-transfer-encoding"]
-    if len(encodings) != 1 or len(encodings[0]) != 1:
+    if _header(headers, "content-transfer-encoding").strip().lower() != "base64":
         return None
-    if encodings[0][0].strip().lower() != "base64":
-        return None
-    first = raw.find(b"\n")
-    return estimate_size(encoded_size, 2 if first > 0 and raw[first - 1] == 13 else 1)
+    return estimate_size(encoded_size, line_end)
 
 
 def _checked(
