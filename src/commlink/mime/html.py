@@ -27,6 +27,7 @@ from urllib.parse import unquote
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from .html_cost import cost_hazard
 from .storable import clean_text, text_is_clean
 from .text import too_deep
 
@@ -279,8 +280,10 @@ def sanitize_html(html: str, max_chars: int, warnings: list[str]) -> str | None:
     Input over ``max_chars`` is cut before it is sanitised, so the result is
     always well formed (warning ``html-truncated``); the result is cut
     further when escaping makes it longer. Nesting too deep to parse in
-    reasonable time gives ``None`` (warning ``html-too-deep``); the message's
-    plain text still stands. ``None`` too when nothing visible is left.
+    reasonable time gives ``None`` (warning ``html-too-deep``), and so does
+    another shape whose tree would cost seconds to build (warning
+    ``html-too-costly``, ``html_cost.cost_hazard``); the message's plain text
+    still stands. ``None`` too when nothing visible is left.
     """
     if max_chars < 1 or not html:
         return None
@@ -290,6 +293,9 @@ def sanitize_html(html: str, max_chars: int, warnings: list[str]) -> str | None:
         warnings.append("html-truncated")
     if too_deep(html[:cut], _MAX_DEPTH):
         warnings.append("html-too-deep")
+        return None
+    if cost_hazard(html[:cut]):
+        warnings.append("html-too-costly")
         return None
     clean = _sanitized(html[:cut])
     while len(clean) > max_chars:  # escaping and link attributes grow the markup
@@ -304,7 +310,9 @@ def sanitize_html(html: str, max_chars: int, warnings: list[str]) -> str | None:
 def capture_html(html: str, max_chars: int, warnings: list[str]) -> str | None:
     """A message's HTML part as kept at parse time: cut to ``max_chars``
     (warning ``html-truncated``), controls removed, ``None`` when empty or
-    nested too deep to sanitise later (warning ``html-too-deep``).
+    nested too deep to sanitise later (warning ``html-too-deep``). Other
+    costly shapes are told when it is read (``safe_html``): telling them
+    costs about a millisecond per 50 KB, too much for every message synced.
 
     The result is NOT safe to show: stores sanitise it when they hand it to
     a viewer (``safe_html``), so a sanitiser fix protects mail synced before
@@ -324,12 +332,14 @@ def capture_html(html: str, max_chars: int, warnings: list[str]) -> str | None:
 
 def safe_html(html: str | None) -> str | None:
     """Kept HTML (``capture_html``) as a safe fragment, for a ``FULL`` viewer
-    (``MessageView.html``); ``None`` when nothing visible is left."""
+    (``MessageView.html``); ``None`` when nothing visible is left, or when
+    sanitising it would cost seconds (``html_cost.cost_hazard``)."""
     if not html:
         return None
-    if too_deep(html, _MAX_DEPTH):
+    html = _clean_text(html)
+    if too_deep(html, _MAX_DEPTH) or cost_hazard(html):
         return None
-    return _sanitized(_clean_text(html)).strip() or None
+    return _sanitized(html).strip() or None
 
 
 def _clean_text(html: str) -> str:
@@ -370,12 +380,12 @@ def render_html(
     host serves it from (its attachment endpoint), or ``None`` to leave it
     out; without it ``cid:`` images show their alt text. The result is
     sanitised again: it is safe even for HTML no sanitiser has seen (HTML
-    nested too deep to sanitise gives ``""``).
+    nested too deep, or otherwise too costly, to sanitise gives ``""``).
     """
     if not html:
         return ""
     html = _clean_text(html)
-    if too_deep(html, _MAX_DEPTH):
+    if too_deep(html, _MAX_DEPTH) or cost_hazard(html):
         return ""
     served: set[str] = set()
     if "<im" in html.lower():  # <img>, and <image>, which HTML parsers read as <img>

@@ -14,6 +14,8 @@ from html import unescape
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from .html_cost import cost_hazard
+
 __all__ = [
     "collapse",
     "collapse_text",
@@ -353,11 +355,13 @@ def html_to_text(html: str) -> str:
     breaks (paragraph-like blocks a blank line); list items start with
     ``- `` or their number (``1. ``), nested lists indented; quoted text
     (``<blockquote>``) starts each line with ``> `` per level; entities are
-    unescaped and runs of whitespace collapsed. Never raises.
+    unescaped and runs of whitespace collapsed. HTML whose tree would cost
+    seconds to build (``html_cost.cost_hazard``) is read without one: tags
+    dropped, breaks kept. Never raises.
     """
     if not html:
         return ""
-    if too_deep(html):
+    if too_deep(html) or cost_hazard(html):
         return _strip_tags(html)
     try:
         tree = LexborHTMLParser(html)

@@ -85,6 +85,10 @@ def _forwarded(inner: bytes, name: str) -> bytes:
     )
 
 
+def _html(lines: list[str], html: str) -> bytes:
+    return _message([*lines, "MIME-Version: 1.0", "Content-Type: text/html; charset=utf-8"], html)
+
+
 def _recipients(count: int) -> str:
     return ", ".join(f"r{i} <r{i}@fanout{i % 97}.example>" for i in range(count))
 
@@ -236,6 +240,23 @@ def corpus(*, large: bool = True) -> Iterator[Specimen]:
         "huge-forward-header",
         _forwarded(_message(_headers(90_003, Subject=words)), "huge-forward-header"),
         "a forwarded message whose Subject is 80,000 encoded words",
+    )
+    yield Specimen(
+        "nested-html",
+        _html(_headers(20), "<div>" * 200_000 + "Deep." + "</div>" * 200_000),
+        "HTML alone, 200,000 nested blocks, every one closed (2.2 MB)",
+    )
+    yield Specimen(
+        "reopened-formatting",
+        _html(
+            _headers(21),
+            "<div>"
+            + "".join(f'<b class="b{i}">' for i in range(100))
+            + "</div>"
+            + "<div>x</div>" * 50_000,
+        ),
+        "HTML alone whose 100 open formatting elements reopen in each of"
+        " 50,000 blocks (a tree of 5 million elements from 600 KB)",
     )
     yield Specimen(
         "huge-text-body",

@@ -1,0 +1,452 @@
+"""Whether an HTML document is too costly to parse, told before parsing it.
+
+HTML tree builders (lexbor, which turns HTML into text, and html5ever inside
+nh3, which sanitises it) spend time that grows with the square of a few
+shapes, and a message's HTML can be megabytes:
+
+- open elements: many start and end tags look down the stack of open
+  elements, so a stack thousands deep costs thousands of steps per tag
+  (``<div>`` nested 32,000 deep: 1.4 s in lexbor; ``<span>`` nested 16,000
+  deep, then as many unknown end tags: 0.9 s in lexbor, 1.4 s in nh3);
+- open formatting elements (``<b>``, ``<font>``, ...) with differing
+  attributes, each compared with those before it (16,000: 6 s in nh3);
+- attributes of one element, each new name compared with those before it,
+  and those of ``<html>`` and ``<body>``, which every later such tag adds to;
+- options of a ``<select>`` (32,000: 3.4 s in lexbor).
+
+``cost_hazard`` reads the document once with one regular expression that
+follows the HTML tokenizer's rules for tags, attribute values, comments and
+raw text (whose content holds no tags), so the stack it counts is never
+shallower than the tree builder's. It sums the depth over every tag, which
+bounds the steps those searches take. A refused document is read without a
+tree (``text.html_to_text``) or not shown (``html.safe_html``). Ordinary
+mail, long reply chains included, is far from every limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection
+
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_DOCUMENT_TAGS",
+    "MAX_OPEN",
+    "MAX_OPTIONS",
+    "MAX_REOPENED",
+    "MAX_WORK",
+    "SMALL",
+    "SMALL_TAGS",
+    "cost_hazard",
+]
+
+#: Documents of at most this many characters and ``SMALL_TAGS`` "<" are
+#: parsed unread: the costliest of them takes about 30 ms.
+SMALL = 8 * 1024
+SMALL_TAGS = 250
+#: Deepest stack of open elements accepted (an active formatting element
+#: counts ``FORMATTING_WEIGHT`` times).
+MAX_OPEN = 1000
+#: Most steps accepted: the stack's depth summed over every token.
+MAX_WORK = 48_000_000
+#: Most formatting elements the tree builder may open again over a document
+#: (it reopens those another element's end tag closed): each is a new node.
+MAX_REOPENED = 100_000
+#: Most attributes accepted on one element.
+MAX_ATTRIBUTES = 64
+#: Most ``<html>`` and ``<body>`` start tags accepted (each adds its
+#: attributes to the one element).
+MAX_DOCUMENT_TAGS = 16
+#: Most ``<option>`` start tags accepted.
+MAX_OPTIONS = 256
+#: How many open elements one active formatting element counts as: comparing
+#: it with the others costs about four times a step down the stack.
+FORMATTING_WEIGHT = 4
+
+_SPACE = r"\t\n\f\r "
+_END = rf"(?=[{_SPACE}/>])"
+# One attribute as the tokenizer reads it: separators, a name (which may
+# start with "=" and hold quotes), then maybe "=" and a value, quoted (">"
+# included) or bare (up to a space or ">").
+_ATTRIBUTE = (
+    rf"[{_SPACE}/]*(?:[^{_SPACE}/>=][^{_SPACE}/>=]*|=[^{_SPACE}/>=]*)"
+    rf"""(?:[{_SPACE}]*=[{_SPACE}]*(?:"[^"]*"|'[^']*'|[^{_SPACE}>"'][^{_SPACE}>]*))?"""
+)
+
+
+def _names(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+#: Elements whose content is text up to their end tag (in HTML content).
+_RAW = ("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title")
+#: Elements never left open, or open only in a table's own parts (kept apart
+#: by the table), or at the bottom of the stack.
+_VOID = _names(
+    "area base basefont bgsound br col embed frame hr image img input keygen link meta"
+    " param source track wbr tr tbody thead tfoot colgroup html head body plaintext"
+) | frozenset(_RAW)
+_FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
+#: Elements that end an end tag's search for another element (the spec's
+#: "special" ones), and those of them that bound an element's "scope" (and
+#: select, inside which end tags close nothing else).
+_BOUNDARIES = _names(
+    "applet caption html table td th marquee object template select"
+    " mi mo mn ms mtext annotation-xml foreignobject desc"
+)
+_SPECIAL = _BOUNDARIES | _names(
+    "address article aside blockquote button center details dialog dir div dl dt dd"
+    " fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 h6 header hgroup"
+    " li listing main menu nav ol p pre search section select summary ul"
+)
+#: Special elements the walk keeps without counting them (their start tags
+#: close others of their kind; they hold the searches of end tags).
+_UNCOUNTED = _names("p li dd dt td th caption")
+#: Start tags that close an open ``<p>`` (``<table>`` too, outside quirks
+#: mode: not counted on).
+_CLOSES_P = _names(
+    "address article aside blockquote center details dialog dir div dl fieldset"
+    " figcaption figure footer header hgroup main menu nav ol p search section summary ul"
+    " h1 h2 h3 h4 h5 h6 pre listing form li dd dt"
+)
+#: Elements whose start puts a marker in the list of active formatting
+#: elements, and those of them whose end tag clears the list back to it.
+_MARKERS = _names("td th caption applet marquee object template")
+_ELEMENT_MARKERS = _names("applet marquee object template")
+#: Start tags that close the open cell or caption of their table (or, once
+#: it is closed, whatever opened above the table): always, so the walk may.
+#: End tags of cells, rows and sections are ignored when their element is
+#: gone, which a walk cannot tell: the walk keeps what they would close.
+_CLOSING_TAGS = _names("caption col colgroup tbody td tfoot th thead tr")
+#: Elements inside which those tags are not the table's.
+_NOT_THE_TABLES = ("table", "template", "svg", "math")
+#: Where raw text is read differently (see ``_ambiguous``).
+_FOREIGN = ("svg", "math", "select", "frameset")
+
+# One token per match, each starting with "<" (found by a fast search). The
+# groups hold a raw-text element's name, a tag's slash and name, and a tag's
+# attribute past MAX_ATTRIBUTES.
+_TOKEN = re.compile(
+    "<(?:"
+    + "|".join(
+        [
+            r"!--(?:-?>|.*?(?:--!?>|\Z))",  # a comment
+            r"[!?][^>]*>?",  # a doctype or bogus comment (CDATA too, in HTML)
+            r"/(?![A-Za-z])[^>]*>?",  # a bogus comment
+            rf"(?=({'|'.join(_RAW)}|plaintext){_END})(?:"
+            + "|".join(
+                rf"{name}{_END}(?:{_ATTRIBUTE})*[{_SPACE}/]*>.*?(?:</{name}{_END}|\Z)"
+                for name in _RAW
+            )
+            + rf"|plaintext{_END}.*)",
+            rf"(/?[A-Za-z][^{_SPACE}/>]*)(?:{_ATTRIBUTE}){{0,{MAX_ATTRIBUTES}}}({_ATTRIBUTE})?",
+        ]
+    )
+    + ")",
+    re.IGNORECASE | re.DOTALL,
+)
+_Token = tuple[str, str, str]
+_PLAIN, _SPECIAL_KIND, _BOUNDARY, _UNCOUNTED_KIND, _FORMATTING_KIND = range(5)
+
+
+class _Walk:
+    """The tree builder's stack of open elements and list of active
+    formatting elements, followed from the tokens alone and never counted
+    short: where its rules depend on more than a token tells (quirks, the
+    adoption agency, a cell's end), the walk keeps elements open."""
+
+    __slots__ = (
+        "at", "boundaries", "closed", "entries", "plain", "reopened", "segments",
+        "specials", "stack",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[str, int]] = []  # (name, kind)
+        self.at: dict[str, list[int]] = {}  # each name's places in the stack
+        self.specials: list[int] = []  # special elements' places
+        self.boundaries: list[int] = []  # scope boundaries' places
+        self.plain = 0  # counted open elements other than formatting ones
+        # the active formatting elements: after each marker (its element,
+        # the stack's height then), a count by name
+        self.segments: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
+        self.entries = 0
+        self.closed: list[str] = []  # active ones another element's end tag closed
+        self.reopened = 0
+
+    def depth(self) -> int:
+        return self.plain + FORMATTING_WEIGHT * self.entries
+
+    def reopen(self) -> None:
+        """Formatting elements closed by another's end tag reopen at the next
+        text or tag; the walk reopens them on top of the stack, where the
+        next end tag may close them again."""
+        self.reopened += len(self.closed)
+        for name in self.closed:
+            self._push(name, _FORMATTING_KIND)
+        self.closed.clear()
+
+    def start(self, name: str) -> None:
+        if name in _CLOSING_TAGS and self._in_cell():
+            self._close_cell()
+        if not self.at.get("svg") and not self.at.get("math"):
+            self._close_implied(name)
+        if name in _MARKERS:
+            self.segments.append((name, len(self.stack), {}))
+        if name in _FORMATTING:
+            current = self.segments[-1][2]
+            current[name] = current.get(name, 0) + 1
+            self.entries += 1
+            self._push(name, _FORMATTING_KIND)
+        elif name in _UNCOUNTED:
+            self._push(name, _UNCOUNTED_KIND)
+        elif name not in _VOID:
+            kind = _PLAIN
+            if name in _BOUNDARIES:
+                kind = _BOUNDARY
+            elif name in _SPECIAL:
+                kind = _SPECIAL_KIND
+            self._push(name, kind)
+        if self.closed:
+            self.reopen()
+
+    def end(self, name: str) -> None:
+        if self.closed:
+            self.reopen()
+        if name == "table" and self._in_cell():
+            self._close_cell()
+        top = self._top(name)
+        if name in _FORMATTING:
+            # the adoption agency: no special element above, it closes like
+            # any element; with one, it moves things about (kept open)
+            reachable = top >= 0 and not self._above(top, self.specials)
+            current = self.segments[-1][2]
+            if current.get(name) and (reachable or top < 0):
+                current[name] -= 1
+                self.entries -= 1
+                if name in self.closed:
+                    self.closed.remove(name)
+                if reachable:
+                    self._pop_to(top, keep=False)
+            elif reachable:
+                self._pop_to(top, keep=True)
+        elif name in _KEPT_BY_END_TAG:
+            pass
+        elif name in _SPECIAL and name not in _UNCOUNTED:
+            # closes everything above it, unless a scope boundary is above
+            if top >= 0 and not self._above(top, self.boundaries):
+                self._pop_to(top, keep=False)
+        elif top >= 0 and not self._above(top, self.specials):
+            self._pop_to(top, keep=False)
+        if name in _ELEMENT_MARKERS and self.segments[-1][0] == name:
+            _marker, _height, rest = self.segments.pop()
+            parent = self.segments[-1][2]
+            for kept, count in rest.items():  # (the tree builder drops them)
+                parent[kept] = parent.get(kept, 0) + count
+
+    def _close_implied(self, name: str) -> None:
+        """Close what the start tag ``name`` closes. The walk closes only
+        what is on top: one the tree builder closed already is no loss (and
+        inside SVG or MathML, where these may be foreign elements, nothing)."""
+        if name in _CLOSES_P:
+            self._close_top(("p",))
+        if name == "li":
+            self._close_top(("li", "p"), ("li",))
+        elif name in ("dd", "dt"):
+            self._close_top(("dd", "dt", "p"), ("dd", "dt"))
+        elif name in _HEADINGS:
+            self._close_top(_HEADINGS)
+        elif name in ("option", "optgroup"):
+            self._close_top(("option",))
+        elif name in ("rb", "rtc", "rp", "rt") and self._top("ruby") >= 0:
+            self._close_top(_IMPLIED if name in ("rb", "rtc") else _IMPLIED - {"rtc"})
+
+    def _top(self, name: str) -> int:
+        places = self.at.get(name)
+        return places[-1] if places else -1
+
+    def _above(self, place: int, kinds: list[int]) -> bool:
+        return bool(kinds) and kinds[-1] > place
+
+    def _close_top(self, names: Collection[str], until: Collection[str] = ()) -> None:
+        """Close the elements on top of the stack named in ``names``, down to
+        (and including) the first named in ``until`` when ``until`` is given."""
+        stack = self.stack
+        if until:
+            place = len(stack) - 1
+            while place >= 0 and stack[place][0] in names and stack[place][0] not in until:
+                place -= 1
+            if place >= 0 and stack[place][0] in until:
+                self._pop_to(place, keep=False)
+            return
+        while stack and stack[-1][0] in names:
+            self._pop_to(len(stack) - 1, keep=False)
+
+    def _in_cell(self) -> bool:
+        """Whether the innermost marker is a cell's or caption's, of a table
+        open below it (outside a table their tags are ignored), with no
+        table, template, SVG or MathML opened since (whose tags would be
+        that one's own)."""
+        marker, height, _entries = self.segments[-1]
+        if marker not in ("td", "th", "caption"):
+            return False
+        at = self.at
+        tables = at.get("table")
+        if not tables or tables[0] >= height:  # (places ascend)
+            return False
+        return not any((at.get(name) or (-1,))[-1] >= height for name in _NOT_THE_TABLES)
+
+    def _close_cell(self) -> None:
+        """What opened in the cell closes; its formatting elements are no
+        longer active."""
+        _marker, height, dropped = self.segments.pop()
+        self.entries -= sum(dropped.values())
+        self._pop_to(height, keep=False, reopen=False)
+
+    def _push(self, name: str, kind: int) -> None:
+        place = len(self.stack)
+        self.at.setdefault(name, []).append(place)
+        if kind in (_SPECIAL_KIND, _BOUNDARY, _UNCOUNTED_KIND):
+            self.specials.append(place)
+            if kind == _BOUNDARY or name in ("td", "th", "caption"):
+                self.boundaries.append(place)
+        self.stack.append((name, kind))
+        if kind in (_PLAIN, _SPECIAL_KIND, _BOUNDARY):
+            self.plain += 1
+
+    def _pop_to(self, place: int, keep: bool, reopen: bool = True) -> None:
+        """Close the elements from ``place`` up; formatting ones stay active
+        (the one at ``place`` only when ``keep``) unless not ``reopen``."""
+        while len(self.stack) > place:
+            name, kind = self.stack.pop()
+            self.at[name].pop()
+            if kind == _FORMATTING_KIND:
+                if reopen and (keep or len(self.stack) > place):
+                    self.closed.append(name)
+                continue
+            if kind != _PLAIN:
+                self.specials.pop()
+                if self.boundaries and self.boundaries[-1] == len(self.stack):
+                    self.boundaries.pop()
+            if kind != _UNCOUNTED_KIND:
+                self.plain -= 1
+
+
+_HEADINGS = _names("h1 h2 h3 h4 h5 h6")
+#: Elements the tree builder closes without their end tag ("implied").
+_IMPLIED = _names("dd dt li optgroup option p rb rp rt rtc")
+#: Elements the walk keeps open at their end tag: a form's takes the form
+#: alone off the stack, and a cell's (or caption's) is ignored when its
+#: table's rows or sections have closed it, which a walk cannot tell.
+_KEPT_BY_END_TAG = frozenset({"form", "td", "th", "caption"})
+
+
+def _walk(tokens: list[_Token]) -> str | None:
+    """Why following the tokens goes too deep or too far, or ``None``."""
+    walk = _Walk()
+    work = 0
+    kinds = _KINDS
+    weight = FORMATTING_WEIGHT
+    for token in tokens:
+        kind = kinds.get(token) or _kind(token)
+        if kind is _NOTHING:
+            if walk.closed:  # text may follow
+                walk.reopen()
+        elif kind[1]:
+            walk.end(kind[0])
+        else:
+            walk.start(kind[0])
+            if walk.plain + weight * walk.entries > MAX_OPEN:
+                return "open-elements"
+            if walk.reopened > MAX_REOPENED:
+                return "reopened"
+        work += walk.plain + weight * walk.entries
+    if walk.reopened > MAX_REOPENED:
+        return "reopened"
+    return "work" if work > MAX_WORK else None
+
+
+_NOTHING = ("", False)
+#: Tokens' kinds, remembered up to this many (a document may use millions
+#: of names).
+_REMEMBERED = 4096
+_KINDS: dict[_Token, tuple[str, bool]] = {}
+
+
+def _kind(token: _Token) -> tuple[str, bool]:
+    """A token's element name and whether it is an end tag; ``_NOTHING`` for
+    a comment, raw text, or a void element's start tag."""
+    raw, tag, _extra = token
+    end = tag[:1] == "/"
+    name = (raw or tag[end:]).lower()
+    counts = name and not (name in _VOID and not end and name not in _CLOSING_TAGS)
+    kind = (name, end) if counts else _NOTHING
+    if len(_KINDS) < _REMEMBERED:
+        _KINDS[token] = kind
+    return kind
+
+
+def _start_tags(found: Counter[_Token]) -> Counter[str]:
+    """Start tags (raw-text elements' too) by lower-cased name."""
+    names: Counter[str] = Counter()
+    for (raw, tag, _extra), count in found.items():
+        name = raw or tag
+        if name and name[0] != "/":
+            names[name.lower()] += count
+    return names
+
+
+def _ambiguous(html: str, tokens: list[_Token], names: Counter[str]) -> bool:
+    """Whether the tokens may read raw text where the tree builder does not,
+    or the other way round: raw-text elements are plain ones inside SVG or
+    MathML and ignored inside a select, noscript holds raw text only when
+    scripting is on, a script whose content holds "<!--" may run past its
+    first end tag, and so may CDATA past its first ">" in SVG or MathML."""
+    if names["noscript"] or (names["script"] and "<!--" in html):
+        return True
+    if not any(names[name] for name in _FOREIGN):
+        return False
+    if (names["svg"] or names["math"]) and "<![CDATA[" in html:
+        return True  # in SVG or MathML a CDATA section runs past its first ">"
+    foreign = False
+    for raw, tag, _extra in tokens:
+        if raw and foreign:
+            return True
+        foreign = foreign or tag.lower() in _FOREIGN
+    return False
+
+
+def cost_hazard(html: str) -> str | None:
+    """Why building a tree of ``html`` would cost too much: ``"attributes"``,
+    ``"document-tags"``, ``"options"``, ``"ambiguous"`` (a construct whose
+    cost cannot be told without a tree), ``"open-elements"``, ``"reopened"``
+    or ``"work"``; ``None`` when it is safe to parse."""
+    if len(html) <= SMALL and html.count("<") <= SMALL_TAGS:
+        return None
+    tokens = _TOKEN.findall(html)
+    found = Counter(tokens)
+    if any(extra for _raw, _tag, extra in found):
+        return "attributes"
+    names = _start_tags(found)
+    if names["html"] + names["body"] > MAX_DOCUMENT_TAGS:
+        return "document-tags"
+    if names["option"] > MAX_OPTIONS:
+        return "options"
+    if _ambiguous(html, tokens, names):
+        return "ambiguous"
+    # every element the walk keeps open started with a tag, and each reopens
+    # at most once a token: few enough start tags settle it without a walk
+    opened = formatting = 0
+    for name, count in names.items():
+        if name in _FORMATTING:
+            formatting += count
+        elif name not in _VOID and name not in _UNCOUNTED:
+            opened += count
+    opened += FORMATTING_WEIGHT * formatting
+    if (
+        opened <= MAX_OPEN
+        and opened * len(tokens) <= MAX_WORK
+        and formatting * len(tokens) <= MAX_REOPENED
+    ):
+        return None
+    return _walk(tokens)
