@@ -90,6 +90,31 @@ def test_ordinary_shapes_are_not(name: str) -> None:
     assert cost_hazard(ORDINARY[name]) is None
 
 
+#: Tags that never close, or close late: a tokenizer written as a regular
+#: expression could try every way to split them (2^n).
+UNCLOSED = [
+    "<script " + "a" * 100_000,
+    "<style a=b " * 20_000,
+    '<script a="' + "b " * 50_000,
+    "<title " + "a " * 100_000 + "=",
+    "<textarea " + 'a=b"' * 40_000,
+    '<style a="<style a="' * 20_000,
+    "<!--" * 50_000,
+    "<a " * 100_000,
+    "<a" * 200_000,
+    '<a b="' * 50_000,
+    "<a b=" * 50_000,
+    "<!" * 100_000,
+]
+
+
+@pytest.mark.parametrize("html", UNCLOSED, ids=lambda html: html[:12])
+def test_the_tokens_are_read_in_one_pass(html: str) -> None:
+    started = time.perf_counter()
+    cost_hazard(html)
+    assert time.perf_counter() - started < 1  # 0.2-45 ms on a laptop
+
+
 def test_small_documents_are_not_read() -> None:
     html = "<p " + " ".join(f"a{i}" for i in range(SMALL // 6)) + ">"
     assert len(html) <= SMALL

@@ -67,11 +67,14 @@ FORMATTING_WEIGHT = 4
 _SPACE = r"\t\n\f\r "
 _END = rf"(?=[{_SPACE}/>])"
 # One attribute as the tokenizer reads it: separators, a name (which may
-# start with "=" and hold quotes), then maybe "=" and a value, quoted (">"
-# included) or bare (up to a space or ">").
+# start with "=" and hold quotes), then, when "=" follows, a value: quoted
+# (">" included) or bare (up to a space or ">"). Each part can match only
+# one way (a name and a bare value run to their end, a value is taken when
+# "=" follows), so a tag that fails to close costs no backtracking.
 _ATTRIBUTE = (
-    rf"[{_SPACE}/]*(?:[^{_SPACE}/>=][^{_SPACE}/>=]*|=[^{_SPACE}/>=]*)"
-    rf"""(?:[{_SPACE}]*=[{_SPACE}]*(?:"[^"]*"|'[^']*'|[^{_SPACE}>"'][^{_SPACE}>]*))?"""
+    rf"[{_SPACE}/]*(?:[^{_SPACE}/>=][^{_SPACE}/>=]*|=[^{_SPACE}/>=]*)(?![^{_SPACE}/>=])"
+    rf"""(?:[{_SPACE}]*=[{_SPACE}]*(?:"[^"]*"|'[^']*'|[^{_SPACE}>"'][^{_SPACE}>]*(?![^{_SPACE}>]))"""
+    rf"|(?![{_SPACE}]*=))"
 )
 
 
@@ -126,7 +129,9 @@ _FOREIGN = ("svg", "math", "select", "frameset")
 
 # One token per match, each starting with "<" (found by a fast search). The
 # groups hold a raw-text element's name, a tag's slash and name, and a tag's
-# attribute past MAX_ATTRIBUTES.
+# attribute past MAX_ATTRIBUTES. Every attempt reads at most MAX_ATTRIBUTES
+# attributes or one comment or raw text to its end, and the tag that follows
+# a failed one reads them again at most once: one pass, whatever the input.
 _TOKEN = re.compile(
     "<(?:"
     + "|".join(
@@ -136,7 +141,8 @@ _TOKEN = re.compile(
             r"/(?![A-Za-z])[^>]*>?",  # a bogus comment
             rf"(?=({'|'.join(_RAW)}|plaintext){_END})(?:"
             + "|".join(
-                rf"{name}{_END}(?:{_ATTRIBUTE})*[{_SPACE}/]*>.*?(?:</{name}{_END}|\Z)"
+                rf"{name}{_END}(?:{_ATTRIBUTE}){{0,{MAX_ATTRIBUTES}}}[{_SPACE}/]*>"
+                rf".*?(?:</{name}{_END}|\Z)"
                 for name in _RAW
             )
             + rf"|plaintext{_END}.*)",
@@ -419,8 +425,9 @@ def _ambiguous(html: str, tokens: list[_Token], names: Counter[str]) -> bool:
 def cost_hazard(html: str) -> str | None:
     """Why building a tree of ``html`` would cost too much: ``"attributes"``,
     ``"document-tags"``, ``"options"``, ``"ambiguous"`` (a construct whose
-    cost cannot be told without a tree), ``"open-elements"``, ``"reopened"``
-    or ``"work"``; ``None`` when it is safe to parse."""
+    cost cannot be told without a tree: SVG or MathML in a document with
+    many tags, among others), ``"open-elements"``, ``"reopened"`` or
+    ``"work"``; ``None`` when it is safe to parse."""
     if len(html) <= SMALL and html.count("<") <= SMALL_TAGS:
         return None
     tokens = _TOKEN.findall(html)
@@ -449,4 +456,6 @@ def cost_hazard(html: str) -> str | None:
         and formatting * len(tokens) <= MAX_REOPENED
     ):
         return None
+    if names["svg"] or names["math"]:
+        return "ambiguous"  # the walk does not follow the rules of SVG and MathML
     return _walk(tokens)
