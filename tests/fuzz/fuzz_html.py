@@ -3,7 +3,8 @@
 Nothing ``sanitize_html``, ``safe_html`` or ``render_html`` returns can run
 or load anything unasked (``tests/unit/html_checks.py``, read with an HTML5
 parser); with remote images blocked, an image keeps only the host's own
-URL; every call answers within ``SECONDS``.
+URL; every call answers within ``SECONDS``; ``html_cost`` never counts the
+tree builder's stack shallower than lexbor's tree is deep.
 
     python tests/fuzz/fuzz_html.py CORPUS_DIR tests/data/html -max_len=8192
 """
@@ -16,10 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
-from html_checks import assert_inert
+from html_checks import assert_inert, deepest_allowed, tree_depth
 from selectolax.lexbor import LexborHTMLParser
 
 from commlink.mime.html import capture_html, render_html, safe_html, sanitize_html
+from commlink.mime.html_cost import cost_hazard
 from commlink.mime.text import html_to_text
 
 SECONDS = 2.0
@@ -44,6 +46,10 @@ def check(data: bytes) -> None:
     html_to_text(html)
     took = time.perf_counter() - started
     assert took < SECONDS, f"{took:.2f} s for {len(data)} bytes"
+    depth = tree_depth(html)
+    if depth:
+        with deepest_allowed(depth - 1):
+            assert cost_hazard(html) is not None, f"the walk stayed under {depth}"
 
 
 if __name__ == "__main__":

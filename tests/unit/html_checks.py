@@ -4,9 +4,12 @@ browser would read the markup (an HTML5 parser), not by searching text."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from commlink.mime import html_cost
 
 #: Elements that run code, load documents, submit data or parse their content
 #: in another mode; none may come out of the sanitiser.
@@ -75,3 +78,42 @@ def assert_inert(html: str, relative: Collection[str] = ()) -> None:
                 calls = _STYLE_CALLS.sub("", squeezed)
                 assert "(" not in calls, html
                 assert _STYLE_WORDS.search(calls) is None, html
+
+
+def tree_depth(html: str) -> int:
+    """The most elements ``html_cost`` counts (neither void nor uncounted)
+    along any path of lexbor's tree of ``html``: its stack was that deep."""
+    tree = LexborHTMLParser(html)
+    deepest = 0
+    todo: list[tuple[LexborNode, int]] = [(tree.root, 0)] if tree.root is not None else []
+    while todo:
+        node, depth = todo.pop()
+        tag = (node.tag or "").lower()
+        counted = tag and tag[0] not in "-_#"
+        counted = counted and tag not in html_cost._VOID and tag not in html_cost._UNCOUNTED
+        depth += 1 if counted else 0
+        deepest = max(deepest, depth)
+        child = node.child
+        while child is not None:
+            if child.is_element_node:
+                todo.append((child, depth))
+            child = child.next
+    return deepest
+
+
+@contextmanager
+def deepest_allowed(depth: int) -> Iterator[None]:
+    """``html_cost`` reading every document, refusing a stack deeper than
+    ``depth``, each formatting element counted once."""
+    saved = {
+        name: getattr(html_cost, name)
+        for name in ("SMALL", "SMALL_TAGS", "MAX_OPEN", "FORMATTING_WEIGHT")
+    }
+    html_cost.SMALL = html_cost.SMALL_TAGS = 0
+    html_cost.MAX_OPEN = depth
+    html_cost.FORMATTING_WEIGHT = 1
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(html_cost, name, value)

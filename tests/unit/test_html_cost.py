@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from html_checks import deepest_allowed, tree_depth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from commlink.mime import html_cost
 from commlink.mime.html import capture_html, render_html, safe_html, sanitize_html
@@ -186,35 +186,10 @@ _PIECES = [
 ]  # fmt: skip
 
 
-def _tree_depth(html: str) -> int:
-    """The most open elements (formatting ones and others the walk counts)
-    along any path of lexbor's tree."""
-    tree = LexborHTMLParser(html)
-    deepest = 0
-    todo: list[tuple[LexborNode, int]] = [(tree.root, 0)] if tree.root is not None else []
-    while todo:
-        node, depth = todo.pop()
-        tag = (node.tag or "").lower()
-        counted = tag and tag[0] not in "-_#" and tag not in html_cost._VOID
-        counted = counted and tag not in html_cost._UNCOUNTED
-        depth += 1 if counted else 0
-        deepest = max(deepest, depth)
-        child = node.child
-        while child is not None:
-            if child.is_element_node:
-                todo.append((child, depth))
-            child = child.next
-    return deepest
-
-
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(_PIECES), max_size=150))
 def test_the_walk_never_counts_the_stack_short(pieces: list[str]) -> None:
     html = "".join(pieces)
-    depth = _tree_depth(html)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(html_cost, "SMALL", 0)
-        patch.setattr(html_cost, "SMALL_TAGS", 0)
-        patch.setattr(html_cost, "MAX_OPEN", max(depth - 1, 0))
-        patch.setattr(html_cost, "FORMATTING_WEIGHT", 1)
+    depth = tree_depth(html)
+    with deepest_allowed(max(depth - 1, 0)):
         assert depth == 0 or cost_hazard(html) is not None

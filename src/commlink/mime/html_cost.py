@@ -84,11 +84,10 @@ def _names(words: str) -> frozenset[str]:
 
 #: Elements whose content is text up to their end tag (in HTML content).
 _RAW = ("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title")
-#: Elements never left open, or open only in a table's own parts (kept apart
-#: by the table), or at the bottom of the stack.
+#: Elements never left open, or at the bottom of the stack.
 _VOID = _names(
     "area base basefont bgsound br col embed frame hr image img input keygen link meta"
-    " param source track wbr tr tbody thead tfoot colgroup html head body plaintext"
+    " param source track wbr html head body plaintext"
 ) | frozenset(_RAW)
 _FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
 #: Elements that end an end tag's search for another element (the spec's
@@ -102,10 +101,11 @@ _SPECIAL = _BOUNDARIES | _names(
     "address article aside blockquote button center details dialog dir div dl dt dd"
     " fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 h6 header hgroup"
     " li listing main menu nav ol p pre search section select summary ul"
+    " tr tbody thead tfoot colgroup"
 )
 #: Special elements the walk keeps without counting them (their start tags
 #: close others of their kind; they hold the searches of end tags).
-_UNCOUNTED = _names("p li dd dt td th caption")
+_UNCOUNTED = _names("p li dd dt td th caption tr tbody thead tfoot colgroup")
 #: Start tags that close an open ``<p>`` (``<table>`` too, outside quirks
 #: mode: not counted on).
 _CLOSES_P = _names(
@@ -159,23 +159,31 @@ _PLAIN, _SPECIAL_KIND, _BOUNDARY, _UNCOUNTED_KIND, _FORMATTING_KIND = range(5)
 class _Walk:
     """The tree builder's stack of open elements and list of active
     formatting elements, followed from the tokens alone and never counted
-    short: where its rules depend on more than a token tells (quirks, the
-    adoption agency, a cell's end), the walk keeps elements open."""
+    short.
+
+    Where the tree builder's rules depend on more than a token tells (quirks
+    mode, the adoption agency, whether a table or a form is still open), the
+    walk keeps the elements it may have closed, as doubtful: counted, and in
+    the way of end tags' searches, but never what an end tag closes (which
+    would close what is above it too). An element the tree builder may not
+    have opened at all is doubtful from its start."""
 
     __slots__ = (
-        "at", "boundaries", "closed", "entries", "plain", "reopened", "segments",
-        "specials", "stack",
+        "at", "boundaries", "closed", "doubt", "entries", "plain", "reopened",
+        "segments", "specials", "stack",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.stack: list[tuple[str, int]] = []  # (name, kind)
+        # per place: -1, or (doubtful) the lowest place of the run marked with it
+        self.doubt: list[int] = []
         self.at: dict[str, list[int]] = {}  # each name's places in the stack
         self.specials: list[int] = []  # special elements' places
         self.boundaries: list[int] = []  # scope boundaries' places
         self.plain = 0  # counted open elements other than formatting ones
-        # the active formatting elements: after each marker (its element,
-        # the stack's height then), a count by name
-        self.segments: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
+        # the active formatting elements: after each marker (its element, the
+        # stack's height then, whether it surely opened), a count by name
+        self.segments: list[tuple[str, int, bool, dict[str, int]]] = [("", 0, True, {})]
         self.entries = 0
         self.closed: list[str] = []  # active ones another element's end tag closed
         self.reopened = 0
@@ -189,73 +197,126 @@ class _Walk:
         next end tag may close them again."""
         self.reopened += len(self.closed)
         for name in self.closed:
-            self._push(name, _FORMATTING_KIND)
+            self._push(name, _FORMATTING_KIND, False)
         self.closed.clear()
 
     def start(self, name: str) -> None:
-        if name in _CLOSING_TAGS and self._in_cell():
-            self._close_cell()
+        if name in _CLOSING_TAGS:
+            if self._in_cell():
+                self._close_cell()
+            elif self._surely("table") >= 0:
+                self._mark(self._surely("table") + 1)  # cleared back to the table, maybe
         if not self.at.get("svg") and not self.at.get("math"):
             self._close_implied(name)
+        doubtful = self._may_ignore(name)
         if name in _MARKERS:
-            self.segments.append((name, len(self.stack), {}))
+            self.segments.append((name, len(self.stack), not doubtful, {}))
         if name in _FORMATTING:
-            current = self.segments[-1][2]
+            current = self.segments[-1][3]
             current[name] = current.get(name, 0) + 1
             self.entries += 1
-            self._push(name, _FORMATTING_KIND)
+            self._push(name, _FORMATTING_KIND, doubtful)
         elif name in _UNCOUNTED:
-            self._push(name, _UNCOUNTED_KIND)
+            self._push(name, _UNCOUNTED_KIND, doubtful)
         elif name not in _VOID:
             kind = _PLAIN
             if name in _BOUNDARIES:
                 kind = _BOUNDARY
             elif name in _SPECIAL:
                 kind = _SPECIAL_KIND
-            self._push(name, kind)
+            self._push(name, kind, doubtful)
         if self.closed:
             self.reopen()
+
+    def _may_ignore(self, name: str) -> bool:
+        """Whether the tree builder may ignore this start tag: a table's part
+        with no table surely open, a form inside a form, anything in a
+        select."""
+        if name in _CLOSING_TAGS:
+            return self._surely("table") < 0
+        if name == "form" and self._surely("form") >= 0:
+            return True
+        return self._top("select") >= 0
 
     def end(self, name: str) -> None:
         if self.closed:
             self.reopen()
+        stack = self.stack
+        if (
+            stack
+            and stack[-1][0] == name
+            and stack[-1][1] not in (_FORMATTING_KIND, _UNCOUNTED_KIND)
+            and self.doubt[-1] < 0
+            and name not in _KEPT_BY_END_TAG
+            and name not in _ELEMENT_MARKERS
+        ):
+            self._pop_to(len(stack) - 1, keep=False)  # the usual case: the current element
+            return
         if name == "table" and self._in_cell():
             self._close_cell()
-        top = self._top(name)
         if name in _FORMATTING:
-            # the adoption agency: no special element above, it closes like
-            # any element; with one, it moves things about (kept open)
-            reachable = top >= 0 and not self._above(top, self.specials)
-            current = self.segments[-1][2]
-            if current.get(name) and (reachable or top < 0):
-                current[name] -= 1
-                self.entries -= 1
-                if name in self.closed:
-                    self.closed.remove(name)
-                if reachable:
-                    self._pop_to(top, keep=False)
-            elif reachable:
-                self._pop_to(top, keep=True)
+            self._adopt(name)
+        elif name in _HEADINGS:  # closes the nearest heading, whatever its level
+            self._close_to(max(self._top(heading) for heading in _HEADINGS), self.boundaries)
         elif name in _KEPT_BY_END_TAG:
-            pass
-        elif name in _SPECIAL and name not in _UNCOUNTED:
+            # a form's end tag takes the form alone off the stack (and what
+            # closes without an end tag above it); a cell's may close it
+            self._mark(self._top(name))
+        elif name in _UNCOUNTED:
+            # may close everything above it: closed here only when on top
+            place = self._top(name)
+            if place >= 0 and place == len(self.stack) - 1 and self.doubt[place] < 0:
+                self._pop_to(place, keep=False)
+            else:
+                self._mark(place)
+        elif name in _SPECIAL:
             # closes everything above it, unless a scope boundary is above
-            if top >= 0 and not self._above(top, self.boundaries):
-                self._pop_to(top, keep=False)
-        elif top >= 0 and not self._above(top, self.specials):
-            self._pop_to(top, keep=False)
+            self._close_to(self._top(name), self.boundaries)
+        else:
+            self._close_to(self._top(name), self.specials)
         if name in _ELEMENT_MARKERS and self.segments[-1][0] == name:
-            _marker, _height, rest = self.segments.pop()
-            parent = self.segments[-1][2]
+            rest = self.segments.pop()[3]
+            parent = self.segments[-1][3]
             for kept, count in rest.items():  # (the tree builder drops them)
                 parent[kept] = parent.get(kept, 0) + count
 
+    def _close_to(self, place: int, blockers: list[int], keep: bool = False) -> bool:
+        """Close the elements from ``place`` up, when nothing in ``blockers``
+        is above it; whether they closed. When the tree builder may have closed
+        them where the walk does not, they turn doubtful."""
+        if place < 0:
+            return False
+        above = blockers[-1] if blockers and blockers[-1] > place else -1
+        if self.doubt[place] < 0 and above < 0:
+            self._pop_to(place, keep=keep)
+            return True
+        if self.doubt[place] >= 0 or self.doubt[above] >= 0:
+            self._mark(place)
+        return False
+
+    def _adopt(self, name: str) -> None:
+        """The adoption agency for the formatting element ``name``: with no
+        special element above it, it closes like any element (its entry
+        dropped); with one, it moves things about (kept open, doubtful)."""
+        place = self._top(name)
+        current = self.segments[-1][3]
+        if not current.get(name):
+            self._close_to(place, self.specials, keep=True)
+        elif place < 0 or self._close_to(place, self.specials):
+            current[name] -= 1
+            self.entries -= 1
+            if name in self.closed:
+                self.closed.remove(name)
+        else:
+            self._mark(place)
+
     def _close_implied(self, name: str) -> None:
-        """Close what the start tag ``name`` closes. The walk closes only
-        what is on top: one the tree builder closed already is no loss (and
-        inside SVG or MathML, where these may be foreign elements, nothing)."""
+        """Close what the start tag ``name`` closes: on top of the stack the
+        walk closes it; deeper, the tree builder may, so what is above it
+        turns doubtful (not inside SVG or MathML, where these may be foreign
+        elements)."""
         if name in _CLOSES_P:
-            self._close_top(("p",))
+            self._close_top(("p",), ("p",))
         if name == "li":
             self._close_top(("li", "p"), ("li",))
         elif name in ("dd", "dt"):
@@ -266,35 +327,60 @@ class _Walk:
             self._close_top(("option",))
         elif name in ("rb", "rtc", "rp", "rt") and self._top("ruby") >= 0:
             self._close_top(_IMPLIED if name in ("rb", "rtc") else _IMPLIED - {"rtc"})
+        elif name == "a" and self.segments[-1][3].get("a"):
+            self._adopt("a")  # an open link closes before another opens
+        elif name == "nobr" and self._top(name) >= 0:
+            self._adopt(name)
+        elif name in ("button", "table"):  # one open in scope closes first
+            self._close_to(self._top(name), self.boundaries)
 
     def _top(self, name: str) -> int:
         places = self.at.get(name)
         return places[-1] if places else -1
 
-    def _above(self, place: int, kinds: list[int]) -> bool:
-        return bool(kinds) and kinds[-1] > place
+    def _surely(self, name: str) -> int:
+        """The topmost place of ``name`` when it is not doubtful, else -1."""
+        place = self._top(name)
+        return place if place >= 0 and self.doubt[place] < 0 else -1
 
     def _close_top(self, names: Collection[str], until: Collection[str] = ()) -> None:
         """Close the elements on top of the stack named in ``names``, down to
-        (and including) the first named in ``until`` when ``until`` is given."""
+        (and including) the first named in ``until`` when ``until`` is given;
+        the topmost of ``until`` deeper down, the tree builder may close
+        with what is above it: they turn doubtful."""
         stack = self.stack
-        if until:
-            place = len(stack) - 1
-            while place >= 0 and stack[place][0] in names and stack[place][0] not in until:
-                place -= 1
-            if place >= 0 and stack[place][0] in until:
-                self._pop_to(place, keep=False)
+        if not until:
+            while stack and stack[-1][0] in names:
+                self._pop_to(len(stack) - 1, keep=False)
             return
-        while stack and stack[-1][0] in names:
-            self._pop_to(len(stack) - 1, keep=False)
+        place = len(stack) - 1
+        while place >= 0 and stack[place][0] in names and stack[place][0] not in until:
+            place -= 1
+        if place >= 0 and stack[place][0] in until:
+            self._pop_to(place, keep=False)
+        else:
+            self._mark(max(self._top(name) for name in until))
+
+    def _mark(self, place: int) -> None:
+        """Make the elements from ``place`` up doubtful (each once: a run
+        already doubtful is passed at a step)."""
+        if place < 0:
+            return
+        doubt = self.doubt
+        index = len(doubt) - 1
+        while index >= place:
+            if doubt[index] >= 0:
+                index = doubt[index] - 1
+            else:
+                doubt[index] = place
+                index -= 1
 
     def _in_cell(self) -> bool:
-        """Whether the innermost marker is a cell's or caption's, of a table
-        open below it (outside a table their tags are ignored), with no
-        table, template, SVG or MathML opened since (whose tags would be
-        that one's own)."""
-        marker, height, _entries = self.segments[-1]
-        if marker not in ("td", "th", "caption"):
+        """Whether the innermost marker is a cell's or caption's that surely
+        opened, of a table open below it, with no table, template, SVG or
+        MathML opened since (whose tags would be that one's own)."""
+        marker, height, opened, _entries = self.segments[-1]
+        if marker not in ("td", "th", "caption") or not opened:
             return False
         at = self.at
         tables = at.get("table")
@@ -305,11 +391,11 @@ class _Walk:
     def _close_cell(self) -> None:
         """What opened in the cell closes; its formatting elements are no
         longer active."""
-        _marker, height, dropped = self.segments.pop()
+        _marker, height, _opened, dropped = self.segments.pop()
         self.entries -= sum(dropped.values())
         self._pop_to(height, keep=False, reopen=False)
 
-    def _push(self, name: str, kind: int) -> None:
+    def _push(self, name: str, kind: int, doubtful: bool) -> None:
         place = len(self.stack)
         self.at.setdefault(name, []).append(place)
         if kind in (_SPECIAL_KIND, _BOUNDARY, _UNCOUNTED_KIND):
@@ -317,6 +403,7 @@ class _Walk:
             if kind == _BOUNDARY or name in ("td", "th", "caption"):
                 self.boundaries.append(place)
         self.stack.append((name, kind))
+        self.doubt.append(place if doubtful else -1)
         if kind in (_PLAIN, _SPECIAL_KIND, _BOUNDARY):
             self.plain += 1
 
@@ -325,6 +412,7 @@ class _Walk:
         (the one at ``place`` only when ``keep``) unless not ``reopen``."""
         while len(self.stack) > place:
             name, kind = self.stack.pop()
+            self.doubt.pop()
             self.at[name].pop()
             if kind == _FORMATTING_KIND:
                 if reopen and (keep or len(self.stack) > place):
