@@ -449,8 +449,13 @@ _KEPT_BY_END_TAG = frozenset({"form", "td", "th", "caption"})
 
 
 def _walk(tokens: list[_Token]) -> str | None:
-    """Why following the tokens goes too deep or too far, or ``None``."""
+    """Why following the tokens goes too deep or too far, or ``None``.
+
+    The usual tokens take a short way here (the walk's methods give the same
+    result): a plain element's or formatting element's start tag when no
+    select is open, and an end tag of the element on top of the stack."""
     walk = _Walk()
+    stack, doubt, at = walk.stack, walk.doubt, walk.at
     work = 0
     kinds = _KINDS
     weight = FORMATTING_WEIGHT
@@ -459,10 +464,63 @@ def _walk(tokens: list[_Token]) -> str | None:
         if kind is _NOTHING:
             if walk.closed:  # text may follow
                 walk.reopen()
-        elif kind[1]:
-            walk.end(kind[0])
+            work += walk.plain + weight * walk.entries
+            continue
+        name, end, way = kind
+        if walk.closed or "select" in at and at["select"]:
+            way = _SLOW
+        if end:
+            if (
+                way != _SLOW
+                and stack
+                and stack[-1][0] == name
+                and doubt[-1] < 0
+                and (way != _FORMATTING_WAY or walk.segments[-1][3].get(name))
+            ):
+                stack.pop()
+                doubt.pop()
+                at[name].pop()
+                if way == _FORMATTING_WAY:
+                    walk.segments[-1][3][name] -= 1
+                    walk.entries -= 1
+                else:
+                    if way != _PLAIN_WAY:
+                        walk.specials.pop()
+                    if way != _P_WAY:
+                        walk.plain -= 1
+            else:
+                walk.end(name)
         else:
-            walk.start(kind[0])
+            if (
+                way == _SLOW
+                or (way >= _BLOCK_WAY and at.get("p"))  # a block's start closes it
+                or (name == "a" and walk.segments[-1][3].get("a"))  # and a link's a link
+                or (name == "nobr" and at.get("nobr"))
+            ):
+                walk.start(name)
+            else:
+                place = len(stack)
+                places = at.get(name)
+                if places is None:
+                    at[name] = [place]
+                else:
+                    places.append(place)
+                doubt.append(-1)
+                if way == _FORMATTING_WAY:
+                    current = walk.segments[-1][3]
+                    current[name] = current.get(name, 0) + 1
+                    walk.entries += 1
+                    stack.append((name, _FORMATTING_KIND))
+                elif way == _PLAIN_WAY:
+                    stack.append((name, _PLAIN))
+                    walk.plain += 1
+                else:
+                    walk.specials.append(place)
+                    if way == _P_WAY:
+                        stack.append((name, _UNCOUNTED_KIND))
+                    else:
+                        stack.append((name, _SPECIAL_KIND))
+                        walk.plain += 1
             if walk.plain + weight * walk.entries > MAX_OPEN:
                 return "open-elements"
             if walk.reopened > MAX_REOPENED:
@@ -473,21 +531,47 @@ def _walk(tokens: list[_Token]) -> str | None:
     return "work" if work > MAX_WORK else None
 
 
-_NOTHING = ("", False)
+_NOTHING = ("", False, 0)
+#: The ways ``_walk`` takes with an element's tags: the walk's methods, or
+#: a short way for a plain element, a formatting element, a block (which
+#: closes an open p and is special) or a p.
+_SLOW, _PLAIN_WAY, _FORMATTING_WAY, _BLOCK_WAY, _P_WAY = range(5)
+#: Blocks: their start closes an open p, and no other rule treats them apart.
+_BLOCKS = _names(
+    "address article aside blockquote center details dialog dir div dl fieldset"
+    " figcaption figure footer header hgroup main menu nav ol search section summary ul"
+    " pre listing"
+)
+#: Elements some rule of the tree builder treats apart from the plain ones.
+_RULED = (
+    _VOID | _SPECIAL | _UNCOUNTED | _MARKERS | _CLOSING_TAGS | _HEADINGS | _IMPLIED
+    | _names("button table form ruby svg math")
+)
 #: Tokens' kinds, remembered up to this many (a document may use millions
 #: of names).
 _REMEMBERED = 4096
-_KINDS: dict[_Token, tuple[str, bool]] = {}
+_KINDS: dict[_Token, tuple[str, bool, int]] = {}
 
 
-def _kind(token: _Token) -> tuple[str, bool]:
-    """A token's element name and whether it is an end tag; ``_NOTHING`` for
-    a comment, raw text, or a void element's start tag."""
+def _kind(token: _Token) -> tuple[str, bool, int]:
+    """A token's element name, whether it is an end tag, and which way
+    ``_walk`` may take; ``_NOTHING`` for a comment, raw text, or a void
+    element's start tag."""
     raw, tag, _extra = token
     end = tag[:1] == "/"
     name = (raw or tag[end:]).lower()
-    counts = name and not (name in _VOID and not end and name not in _CLOSING_TAGS)
-    kind = (name, end) if counts else _NOTHING
+    if not name or (name in _VOID and not end and name not in _CLOSING_TAGS):
+        kind = _NOTHING
+    elif name in _BLOCKS:
+        kind = (name, end, _BLOCK_WAY)
+    elif name == "p":
+        kind = (name, end, _P_WAY)
+    elif name in _RULED:
+        kind = (name, end, _SLOW)
+    elif name in _FORMATTING:
+        kind = (name, end, _FORMATTING_WAY)
+    else:
+        kind = (name, end, _PLAIN_WAY)
     if len(_KINDS) < _REMEMBERED:
         _KINDS[token] = kind
     return kind
