@@ -467,7 +467,7 @@ def _walk(tokens: list[_Token]) -> str | None:
             work += walk.plain + weight * walk.entries
             continue
         name, end, way = kind
-        if walk.closed or "select" in at and at["select"]:
+        if walk.closed or at.get("select"):
             way = _SLOW
         if end:
             if (
