@@ -544,7 +544,13 @@ _BLOCKS = _names(
 )
 #: Elements some rule of the tree builder treats apart from the plain ones.
 _RULED = (
-    _VOID | _SPECIAL | _UNCOUNTED | _MARKERS | _CLOSING_TAGS | _HEADINGS | _IMPLIED
+    _VOID
+    | _SPECIAL
+    | _UNCOUNTED
+    | _MARKERS
+    | _CLOSING_TAGS
+    | _HEADINGS
+    | _IMPLIED
     | _names("button table form ruby svg math")
 )
 #: Tokens' kinds, remembered up to this many (a document may use millions
