@@ -186,7 +186,14 @@ _PIECES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same examples on every run, so that CI is repeatable;
+# the fuzz target (tests/fuzz/fuzz_html.py) explores further
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(st.sampled_from(_PIECES), max_size=150))
 def test_the_walk_never_counts_the_stack_short(pieces: list[str]) -> None:
     html = "".join(pieces)

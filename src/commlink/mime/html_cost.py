@@ -98,11 +98,10 @@ _VOID = _names(
 _FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
 #: Elements that end an end tag's search for another element (the spec's
 #: "special" ones), and those of them that bound an element's "scope" (and
-#: select, inside which end tags close nothing else).
-_BOUNDARIES = _names(
-    "applet caption html table td th marquee object template select"
-    " mi mo mn ms mtext annotation-xml foreignobject desc"
-)
+#: select, inside which end tags close nothing else). MathML's and SVG's
+#: special elements are special only inside math or svg, which the walk
+#: does not follow.
+_BOUNDARIES = _names("applet caption html table td th marquee object template select")
 _SPECIAL = _BOUNDARIES | _names(
     "address article aside blockquote button center details dialog dir div dl dt dd"
     " fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 h6 header hgroup"
@@ -182,7 +181,7 @@ class _Walk:
     have opened at all is doubtful from its start."""
 
     __slots__ = (
-        "at", "boundaries", "closed", "doubt", "entries", "plain", "reopened",
+        "at", "boundaries", "closed", "doubt", "entries", "maybe", "plain", "reopened",
         "segments", "specials", "stack",
     )  # fmt: skip
 
@@ -199,6 +198,7 @@ class _Walk:
         self.segments: list[tuple[str, int, bool, dict[str, int]]] = [("", 0, True, {})]
         self.entries = 0
         self.closed: list[str] = []  # active ones another element's end tag closed
+        self.maybe: list[str] = []  # active ones the tree builder may have closed
         self.reopened = 0
 
     def depth(self) -> int:
@@ -208,10 +208,13 @@ class _Walk:
         """Formatting elements closed by another's end tag reopen at the next
         text or tag; the walk reopens them on top of the stack, where the
         next end tag may close them again."""
-        self.reopened += len(self.closed)
+        self.reopened += len(self.closed) + len(self.maybe)
         for name in self.closed:
             self._push(name, _FORMATTING_KIND, False)
+        for name in self.maybe:
+            self._push(name, _FORMATTING_KIND, True)
         self.closed.clear()
+        self.maybe.clear()
 
     def start(self, name: str) -> None:
         if name in _CLOSING_TAGS:
@@ -238,7 +241,7 @@ class _Walk:
             elif name in _SPECIAL:
                 kind = _SPECIAL_KIND
             self._push(name, kind, doubtful)
-        if self.closed:
+        if self.closed or self.maybe:
             self.reopen()
 
     def _may_ignore(self, name: str) -> bool:
@@ -252,7 +255,7 @@ class _Walk:
         return self._top("select") >= 0
 
     def end(self, name: str) -> None:
-        if self.closed:
+        if self.closed or self.maybe:
             self.reopen()
         stack = self.stack
         if (
@@ -282,18 +285,21 @@ class _Walk:
                 self._pop_to(place, keep=False)
             else:
                 self._mark(place)
+        elif name in _ELEMENT_MARKERS:
+            # closes everything above it, and the formatting elements opened
+            # since its marker are no longer active
+            marked = self.segments[-1][0] == name
+            if self._close_to(self._top(name), self.boundaries, reopen=not marked) and marked:
+                self.entries -= sum(self.segments.pop()[3].values())
         elif name in _SPECIAL:
             # closes everything above it, unless a scope boundary is above
             self._close_to(self._top(name), self.boundaries)
         else:
             self._close_to(self._top(name), self.specials)
-        if name in _ELEMENT_MARKERS and self.segments[-1][0] == name:
-            rest = self.segments.pop()[3]
-            parent = self.segments[-1][3]
-            for kept, count in rest.items():  # (the tree builder drops them)
-                parent[kept] = parent.get(kept, 0) + count
 
-    def _close_to(self, place: int, blockers: list[int], keep: bool = False) -> bool:
+    def _close_to(
+        self, place: int, blockers: list[int], keep: bool = False, reopen: bool = True
+    ) -> bool:
         """Close the elements from ``place`` up, when nothing in ``blockers``
         is above it; whether they closed. When the tree builder may have closed
         them where the walk does not, they turn doubtful."""
@@ -301,7 +307,7 @@ class _Walk:
             return False
         above = blockers[-1] if blockers and blockers[-1] > place else -1
         if self.doubt[place] < 0 and above < 0:
-            self._pop_to(place, keep=keep)
+            self._pop_to(place, keep=keep, reopen=reopen)
             return True
         if self.doubt[place] >= 0 or self.doubt[above] >= 0:
             self._mark(place)
@@ -322,6 +328,10 @@ class _Walk:
                 self.closed.remove(name)
         else:
             self._mark(place)
+            # the agency moves what the special element holds into a new
+            # copy of the formatting element: the tree grows a level deeper
+            # than the stack, counted for good
+            self.plain += 1
 
     def _close_implied(self, name: str) -> None:
         """Close what the start tag ``name`` closes: on top of the stack the
@@ -379,13 +389,15 @@ class _Walk:
         already doubtful is passed at a step)."""
         if place < 0:
             return
-        doubt = self.doubt
+        doubt, stack = self.doubt, self.stack
         index = len(doubt) - 1
         while index >= place:
             if doubt[index] >= 0:
                 index = doubt[index] - 1
             else:
                 doubt[index] = place
+                if stack[index][1] == _FORMATTING_KIND:
+                    self.maybe.append(stack[index][0])  # (would reopen: on top too)
                 index -= 1
 
     def _in_cell(self) -> bool:
@@ -462,12 +474,12 @@ def _walk(tokens: list[_Token]) -> str | None:
     for token in tokens:
         kind = kinds.get(token) or _kind(token)
         if kind is _NOTHING:
-            if walk.closed:  # text may follow
+            if walk.closed or walk.maybe:  # text may follow
                 walk.reopen()
             work += walk.plain + weight * walk.entries
             continue
         name, end, way = kind
-        if walk.closed or at.get("select"):
+        if walk.closed or walk.maybe or at.get("select"):
             way = _SLOW
         if end:
             if (
