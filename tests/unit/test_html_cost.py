@@ -17,6 +17,7 @@ from commlink.mime.html_cost import (
     MAX_ATTRIBUTES,
     MAX_OPEN,
     MAX_OPTIONS,
+    MAX_TAGS,
     SMALL,
     cost_hazard,
 )
@@ -38,7 +39,7 @@ COSTLY = {
     "attributes": ("<p " + " ".join(f'a{i}="{i}"' for i in range(N)) + ">x</p>", "attributes"),
     "html attributes": ("".join(f"<html a{i}=1>" for i in range(N)), "document-tags"),
     "options": ("<select>" + "<option>x</option>" * N, "options"),
-    "cycles of depth": (("<span>" * 900 + "</x>" * 9000 + "</span>" * 900) * 20, "work"),
+    "cycles of depth": (("<span>" * 900 + "</x>" * 9000 + "</span>" * 900) * 7, "work"),
     "reopened formatting": (
         "<div>" + "".join(f'<b c="{i}">' for i in range(100)) + "</div>" + "<div>x</div>" * 10_000,
         "reopened",
@@ -64,7 +65,7 @@ ORDINARY = {
     "flat spans": "<span>x</span>" * N,
     "paragraphs left open": "<p>x" * N,
     "list items left open": "<ul>" + "<li>x" * N + "</ul>",
-    "a long table": "<table>" + "<tr><td>x</td><td><b>y</b></td></tr>" * N + "</table>",
+    "a long table": "<table>" + "<tr><td>x</td><td><b>y</b></td></tr>" * 10_000 + "</table>",
     "cells left open": "<table>" + "<tr><td><font size=2>x" * 2000 + "</table>",
     "links": '<p><a href="https://example.com/x">x</a></p>' * N,
     "a long thread": (
@@ -113,6 +114,15 @@ def test_the_tokens_are_read_in_one_pass(html: str) -> None:
     started = time.perf_counter()
     cost_hazard(html)
     assert time.perf_counter() - started < 1  # 0.2-45 ms on a laptop
+
+
+def test_too_many_tags_are_refused_unread() -> None:
+    html = "<a>" * (MAX_TAGS + 1)  # each closes the last: shallow, but 4 s to walk
+    started = time.perf_counter()
+    assert cost_hazard(html) == "tags"
+    assert cost_hazard(html[3:]) is None
+    assert html_to_text(html + "end") == "end"
+    assert time.perf_counter() - started < 5  # about 0.6 s on a laptop
 
 
 def test_small_documents_are_not_read() -> None:
