@@ -10,6 +10,7 @@ weekly 09:00 meeting stays at 09:00 local time across DST changes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
@@ -20,12 +21,35 @@ from dateutil.rrule import rrule, rruleset, rrulestr  # type: ignore[import-unty
 
 from ..model import Event, EventStatus
 from ..records import Window
+from .rules import Rule, cost, parse_rule, start_near
 
-__all__ = ["MAX_OCCURRENCES", "expand", "overlaps"]
+__all__ = [
+    "MAX_OCCURRENCES",
+    "MAX_SERIES_STEPS",
+    "MAX_VIEW_STEPS",
+    "Budget",
+    "expand",
+    "expansion_cost",
+    "overlaps",
+]
 
 #: Occurrences generated per series at most before expansion stops (guards
 #: against rules such as ``FREQ=SECONDLY`` that start years before a window).
 MAX_OCCURRENCES = 50_000
+#: Steps (``rules.cost``) one series may take to expand; a series whose rules
+#: would take more shows as its first occurrence alone.
+MAX_SERIES_STEPS = 1_500_000
+#: Steps all the series of one view may take together (``select_occurrences``
+#: spends them cheapest series first).
+MAX_VIEW_STEPS = 5_000_000
+
+
+@attrs.define
+class Budget:
+    """Steps left for expanding series, spent by ``expand``."""
+
+    steps: int
+
 
 _UNTIL = re.compile(r"(?i)(UNTIL=)([0-9TZ]+)")
 _FREQS = frozenset({"YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"})
@@ -51,14 +75,16 @@ def overlaps(event: Event, window: Window) -> bool:
     return event.start < window.end and event.end > window.start
 
 
-def expand(events: Sequence[Event], window: Window) -> list[Event]:
+def expand(events: Sequence[Event], window: Window, budget: Budget | None = None) -> list[Event]:
     """The occurrences of one series (master + overrides) inside ``window``.
 
     Generated occurrences are copies of the master with ``start``/``end``
     moved and ``recurrence_id`` set to the occurrence start. An override
     replaces the occurrence with its ``recurrence_id``; cancelled events and
-    overrides are left out. A master whose rules cannot be evaluated is
-    returned alone (when it overlaps the window). Sorted by start.
+    overrides are left out. A master whose rules cannot be evaluated, or
+    would take more than ``MAX_SERIES_STEPS`` (or what is left of
+    ``budget``, which its expansion spends), is returned alone (when it
+    overlaps the window). Sorted by start.
     """
     masters = [e for e in events if e.recurrence_id is None]
     overrides = {e.recurrence_id: e for e in events if e.recurrence_id is not None}
@@ -72,7 +98,7 @@ def expand(events: Sequence[Event], window: Window) -> list[Event]:
             if overlaps(master, window):
                 found.append(master)
             continue
-        starts = _occurrences(master, window)
+        starts = _occurrences(master, window, budget)
         if starts is None:
             if overlaps(master, window):
                 found.append(master)
@@ -124,12 +150,77 @@ def _shift_end(master: Event, start: datetime) -> datetime:
     return end if end >= start else start + (master.end - master.start)
 
 
-def _occurrences(master: Event, window: Window) -> list[datetime] | None:
-    """Occurrence starts overlapping the window, or None if the rules are unusable."""
+def expansion_cost(events: Sequence[Event], window: Window) -> int:
+    """Steps ``expand`` would take for this series in ``window`` (its rules
+    read, nothing expanded); unusable rules cost nothing."""
+    total = 0
+    for master in events:
+        if master.recurrence_id is None and master.recurrence:
+            with contextlib.suppress(Exception):  # unusable: expand shows the master
+                total += _plan(master, window).cost
+    return total
+
+
+@attrs.frozen
+class _Line:
+    """One RRULE or EXRULE of a series, and where its walk starts."""
+
+    name: str
+    rule: Rule
+    start: datetime
+
+
+@attrs.frozen
+class _Plan:
+    dtstart: datetime
+    zone: tzinfo
+    rules: tuple[_Line, ...]
+    dates: tuple[tuple[str, datetime], ...]  # RDATE/EXDATE values
+    cost: int
+
+
+def _plan(master: Event, window: Window) -> _Plan:
+    """A series' rules read and costed; ``ValueError`` for one unusable."""
+    zone = _zone(master)
+    dtstart = master.start.astimezone(zone)
+    earliest = window.start - max(master.end - master.start, timedelta(0))
+    lines: list[_Line] = []
+    dates: list[tuple[str, datetime]] = []
+    total = 0
+    for line in master.recurrence:
+        for part in line.replace("\r\n ", "").splitlines():
+            head, sep, value = part.strip().partition(":")
+            if not sep:
+                continue
+            name, *params = head.split(";")
+            name = name.strip().upper()
+            if name in ("RRULE", "EXRULE"):
+                rule = _check_rule(_fix_until(value, zone))
+                start = start_near(rule, dtstart, earliest)
+                steps = cost(rule, start, window.end, MAX_OCCURRENCES)
+                if steps is None:
+                    raise ValueError(f"{name} finer than a day with day parts")
+                total += steps
+                lines.append(_Line(name, rule, start))
+            elif name in ("RDATE", "EXDATE"):
+                tz = _param_zone(params) or zone
+                for item in value.split(","):
+                    dates.append((name, _parse_moment(item.split("/")[0].strip(), dtstart, tz)))
+                    total += 1
+    return _Plan(dtstart, zone, tuple(lines), tuple(dates), total)
+
+
+def _occurrences(master: Event, window: Window, budget: Budget | None) -> list[datetime] | None:
+    """Occurrence starts overlapping the window, or None if the rules are
+    unusable or cost more than is left to spend."""
     try:
-        zone = _zone(master)
-        dtstart = master.start.astimezone(zone)
-        rules = _ruleset(master.recurrence, dtstart, zone)
+        plan = _plan(master, window)
+        limit = MAX_SERIES_STEPS if budget is None else min(MAX_SERIES_STEPS, budget.steps)
+        if plan.cost > limit:
+            return None
+        if budget is not None:
+            budget.steps -= plan.cost
+        rules = _ruleset(plan)
         duration = max(master.end - master.start, timedelta(0))
         earliest = window.start - duration
         starts: list[datetime] = []
@@ -143,47 +234,28 @@ def _occurrences(master: Event, window: Window) -> list[datetime] | None:
         return None
 
 
-def _ruleset(lines: Sequence[str], dtstart: datetime, zone: tzinfo) -> rruleset:
+def _ruleset(plan: _Plan) -> rruleset:
     rules = rruleset()
-    rules.rdate(dtstart)  # RFC 5545: DTSTART is always the first instance
-    for line in lines:
-        for part in line.replace("\r\n ", "").splitlines():
-            _add_line(rules, part.strip(), dtstart, zone)
+    rules.rdate(plan.dtstart)  # RFC 5545: DTSTART is always the first instance
+    for line in plan.rules:
+        if not _ever_matches(line.rule.text, line.start):
+            raise ValueError(f"{line.name} never matches")
+        rule = rrulestr(line.rule.text, dtstart=line.start)
+        if not isinstance(rule, rrule):
+            raise ValueError(f"unsupported {line.name}")
+        (rules.rrule if line.name == "RRULE" else rules.exrule)(rule)
+    for name, moment in plan.dates:
+        (rules.rdate if name == "RDATE" else rules.exdate)(moment)
     return rules
 
 
-def _add_line(rules: rruleset, line: str, dtstart: datetime, zone: tzinfo) -> None:
-    head, sep, value = line.partition(":")
-    if not sep:
-        return
-    name, *params = head.split(";")
-    name = name.strip().upper()
-    if name in ("RRULE", "EXRULE"):
-        _check_rule(value)
-        if not _ever_matches(value, dtstart):
-            raise ValueError(f"{name} never matches")
-        rule = rrulestr(_fix_until(value, zone), dtstart=dtstart)
-        if not isinstance(rule, rrule):
-            raise ValueError(f"unsupported {name}")
-        (rules.rrule if name == "RRULE" else rules.exrule)(rule)
-    elif name in ("RDATE", "EXDATE"):
-        tz = _param_zone(params) or zone
-        for item in value.split(","):
-            moment = _parse_moment(item.split("/")[0].strip(), dtstart, tz)
-            (rules.rdate if name == "RDATE" else rules.exdate)(moment)
-
-
-def _check_rule(value: str) -> None:
-    """Reject rules dateutil would loop on forever looking for an occurrence
-    (zero interval, out-of-range parts, month days no month has)."""
-    parts: dict[str, list[str]] = {}
-    for item in value.split(";"):
-        key, _, val = item.partition("=")
-        key = key.strip().upper()
-        if key in parts:
-            raise ValueError(f"repeated rule part {key}")
-        parts[key] = [v.strip().upper() for v in val.split(",")]
-    if parts.get("FREQ", [""])[0] not in _FREQS or len(parts["FREQ"]) != 1:
+def _check_rule(value: str) -> Rule:
+    """The rule's parts, refusing rules dateutil would loop on forever looking
+    for an occurrence (zero interval, out-of-range parts, month days no
+    month has)."""
+    rule = parse_rule(value)
+    parts = rule.parts
+    if parts.get("FREQ", ("",))[0] not in _FREQS or len(parts["FREQ"]) != 1:
         raise ValueError("missing or unknown FREQ")
     numbers: dict[str, list[int]] = {}
     for key, (low, high, signed) in _RANGES.items():
@@ -194,7 +266,7 @@ def _check_rule(value: str) -> None:
             size = abs(number) if signed else number
             if not low <= size <= high or (signed and number == 0):
                 raise ValueError(f"{key}={number} is out of range")
-    if not all(_WEEKDAY.match(day) for day in parts.get("BYDAY", ["MO"])):
+    if not all(_WEEKDAY.match(day) for day in parts.get("BYDAY", ("MO",))):
         raise ValueError("bad BYDAY")
     freq = parts["FREQ"][0]
     months = set(numbers.get("BYMONTH", range(1, 13)))
@@ -208,7 +280,7 @@ def _check_rule(value: str) -> None:
     if "BYSETPOS" in numbers and freq not in ("YEARLY", "MONTHLY"):
         size = 1  # most instances one period can hold
         for key in _SET_EXPANDERS[freq]:
-            size *= len(parts.get(key, [""]))
+            size *= len(parts.get(key, ("",)))
         if all(abs(pos) > size for pos in numbers["BYSETPOS"]):
             raise ValueError("BYSETPOS beyond the set of each period")
     nth = [d for d in parts.get("BYDAY", []) if d[:-2]]
@@ -221,6 +293,7 @@ def _check_rule(value: str) -> None:
         and "BYMONTHDAY" in numbers
     ):
         raise ValueError("BYMONTHDAY never is the BYDAY weekday")
+    return rule
 
 
 def _ever_matches(value: str, dtstart: datetime) -> bool:

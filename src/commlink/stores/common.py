@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import attrs
 
 from ..addresses import normalise_entry
-from ..calendar.recurrence import expand
+from ..calendar.recurrence import MAX_VIEW_STEPS, Budget, expand, expansion_cost
 from ..errors import InvalidInput
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
@@ -489,9 +489,18 @@ def select_occurrences(
     for (uid, _rid), event in events.items():
         by_uid.setdefault(uid, []).append(event)
     linked_set = set(linked)
+    uids = sorted({uid for uid, _rid in linked_set})
+    # one budget for the view, spent cheapest series first: a costly rule
+    # from an outsider's invitation shows alone instead of starving the rest
+    budget = Budget(MAX_VIEW_STEPS)
+    costs = {uid: expansion_cost(by_uid.get(uid, []), window) for uid in uids}
+    expanded = {
+        uid: expand(by_uid.get(uid, []), window, budget)
+        for uid in sorted(uids, key=lambda uid: (costs[uid], uid))
+    }
     found: list[tuple[Event, EventKey]] = []
-    for uid in sorted({uid for uid, _rid in linked_set}):
-        for occurrence in expand(by_uid.get(uid, []), window):
+    for uid in uids:
+        for occurrence in expanded[uid]:
             key: EventKey = (uid, occurrence.recurrence_id)
             if key not in events:
                 key = (uid, None)
