@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from dateutil.rrule import rruleset, rrulestr
 from hypothesis import example, given, settings
@@ -20,7 +21,7 @@ from commlink.calendar.recurrence import (
     expand,
     expansion_cost,
 )
-from commlink.calendar.rules import cost, parse_rule, start_near
+from commlink.calendar.rules import as_yearly, cost, parse_rule, start_near
 from commlink.model import Event
 from commlink.records import Window
 from commlink.stores.common import select_occurrences
@@ -83,15 +84,32 @@ def test_runaway_rules_are_told_before_dateutil_walks(rule: str) -> None:
     assert expansion_cost([master], CENTURY) > MAX_SERIES_STEPS or "BYDAY" in rule
 
 
-def test_repeated_positions_are_walked_once() -> None:
-    # 300 BYSETPOS values took dateutil 2.2 s to the next Monday, 29 February
-    rule = "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYSETPOS=" + ",".join(["1", "-1"] * 150)
-    assert parse_rule(rule).parts["BYSETPOS"] == ("1", "-1")
+def test_repeated_values_are_walked_once() -> None:
+    # dateutil walks every BYSETPOS value given, repeats included
+    once = "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1"
+    rule = once + ",-1" * 300
+    assert parse_rule(rule).parts["BYSETPOS"] == ("-1",)
     master = series(rule, datetime(2024, 3, 1, 9, tzinfo=PARIS))
     began = time.monotonic()
     found = expand([master], CENTURY)
     assert time.monotonic() - began < 1
-    assert [e.start.date().isoformat() for e in found] == ["2024-03-01", "2044-02-29", "2072-02-29"]
+    assert found == expand([series(once, master.start)], CENTURY)
+    assert len(found) == 1 + 910  # DTSTART, then the last weekday of each month to 2099
+
+
+def test_a_rare_daily_rule_is_walked_a_year_at_a_time() -> None:
+    rule = parse_rule("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=1MO")
+    assert as_yearly(rule).text == "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"
+    every_day = as_yearly(parse_rule("FREQ=DAILY;BYMONTH=1,7"))
+    assert every_day.parts["BYMONTHDAY"] == tuple(str(d) for d in range(1, 32))
+    for unchanged in ("FREQ=DAILY;BYDAY=MO", "FREQ=DAILY;INTERVAL=2;BYMONTH=1", "FREQ=WEEKLY"):
+        assert as_yearly(parse_rule(unchanged)) == parse_rule(unchanged)
+    master = series(rule.text, datetime(2024, 3, 1, 9, tzinfo=PARIS))
+    assert [e.start.date().isoformat() for e in expand([master], CENTURY)] == [
+        "2024-03-01",
+        "2044-02-29",
+        "2072-02-29",
+    ]
 
 
 def test_finer_than_daily_rules_with_day_parts_have_no_bound() -> None:
@@ -145,6 +163,8 @@ RULES = st.sampled_from(
         "FREQ=DAILY;INTERVAL=3;BYDAY=MO,WE,FR",
         "FREQ=DAILY;BYMONTH=1,7",
         "FREQ=DAILY;BYMONTHDAY=13;BYDAY=FR",
+        "FREQ=DAILY;BYYEARDAY=1,100,-1;BYDAY=1MO,TU",
+        "FREQ=DAILY;BYWEEKNO=1,53;BYHOUR=8,20",
         "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH;BYHOUR=9,15",
         "FREQ=WEEKLY;BYMONTH=2;BYDAY=MO",
         "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
@@ -191,7 +211,7 @@ def test_a_view_spends_its_budget_on_the_cheapest_series_first(
     each = expansion_cost([costly[0]], decade)
     mine = expansion_cost([ordinary], decade)
     assert mine < each <= MAX_SERIES_STEPS
-    monkeypatch.setattr("commlink.stores.common.MAX_VIEW_STEPS", mine + 3 * each + 1)
+    monkeypatch.setattr("commlink.calendar.recurrence.MAX_VIEW_STEPS", mine + 3 * each + 1)
     events = {(e.uid, None): e for e in [ordinary, *costly]}
     found = select_occurrences(events, list(events), decade)
     counts: dict[str, int] = {}
@@ -210,3 +230,47 @@ def test_a_budget_is_spent_and_then_refuses() -> None:
     assert len(expand([master], CENTURY, budget)) > 1
     assert budget.steps == 0
     assert expand([master], CENTURY, budget) == [master]
+
+
+def test_an_exrule_that_leaves_out_everything_is_told() -> None:
+    # dateutil walked both rules to the year 9999 without returning: 18 s
+    master = Event(
+        provider_id="p",
+        uid="u",
+        start=datetime(2026, 1, 1, 9, tzinfo=UTC),
+        end=datetime(2026, 1, 1, 10, tzinfo=UTC),
+        timezone="UTC",
+        recurrence=("RRULE:FREQ=DAILY", "EXRULE:FREQ=DAILY"),
+    )
+    began = time.monotonic()
+    assert expand([master], MONTH) == []  # the master alone, outside the window
+    assert time.monotonic() - began < 1
+    assert expansion_cost([master], MONTH) > MAX_SERIES_STEPS
+    # rules that end (COUNT, UNTIL) may still leave some out
+    bounded = attrs.evolve(
+        master,
+        recurrence=("RRULE:FREQ=DAILY;COUNT=10", "EXRULE:FREQ=WEEKLY;UNTIL=20260301T000000Z"),
+    )
+    assert len(expand([bounded], Window(master.start, master.start + timedelta(days=30)))) == 8
+
+
+def test_reading_rules_stops_at_the_limit() -> None:
+    weeks = ",".join(str(w) for w in [*range(1, 54), *range(-53, 0)])
+    lines = tuple(f"RRULE:FREQ=YEARLY;BYWEEKNO={weeks};BYDAY=MO" for _ in range(1000))
+    master = attrs.evolve(series("FREQ=DAILY", datetime(2026, 1, 1, tzinfo=UTC)), recurrence=lines)
+    began = time.monotonic()
+    assert expansion_cost([master], MONTH) == MAX_SERIES_STEPS + 1
+    assert expand([master], MONTH) == []
+    assert time.monotonic() - began < 0.5
+
+
+def test_dates_are_charged_before_they_are_read() -> None:
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    holes = ",".join((start + timedelta(days=d)).strftime("%Y%m%dT%H%M%SZ") for d in range(1, 31))
+    master = attrs.evolve(
+        series("FREQ=DAILY", start, zone="UTC"),
+        recurrence=("RRULE:FREQ=DAILY", f"EXDATE:{holes}"),
+    )
+    assert [e.start for e in expand([master], MONTH)] == [start]
+    plain = attrs.evolve(master, recurrence=("RRULE:FREQ=DAILY",))
+    assert expansion_cost([master], MONTH) > expansion_cost([plain], MONTH) + 30 * 24

@@ -10,10 +10,10 @@ weekly 09:00 meeting stays at 09:00 local time across DST changes.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -21,7 +21,7 @@ from dateutil.rrule import rrule, rruleset, rrulestr  # type: ignore[import-unty
 
 from ..model import Event, EventStatus
 from ..records import Window
-from .rules import Rule, cost, parse_rule, start_near
+from .rules import Rule, as_yearly, cost, parse_rule, start_near
 
 __all__ = [
     "MAX_OCCURRENCES",
@@ -29,6 +29,7 @@ __all__ = [
     "MAX_VIEW_STEPS",
     "Budget",
     "expand",
+    "expand_all",
     "expansion_cost",
     "overlaps",
 ]
@@ -150,15 +151,40 @@ def _shift_end(master: Event, start: datetime) -> datetime:
     return end if end >= start else start + (master.end - master.start)
 
 
-def expansion_cost(events: Sequence[Event], window: Window) -> int:
-    """Steps ``expand`` would take for this series in ``window`` (its rules
-    read, nothing expanded); unusable rules cost nothing."""
-    total = 0
+def expansion_cost(events: Sequence[Event], window: Window, limit: int = MAX_SERIES_STEPS) -> int:
+    """Steps ``expand`` would take for this series in ``window``: its rules
+    read (reading stops at ``limit``, and the series then costs more than
+    ``MAX_SERIES_STEPS``), nothing expanded. A series whose rules cannot be
+    used costs what reading them did."""
+    return _series_cost(events, window, limit)[1]
+
+
+def expand_all(series: Mapping[str, Sequence[Event]], window: Window) -> dict[str, list[Event]]:
+    """``expand`` for many series (by any key), within one budget of
+    ``MAX_VIEW_STEPS`` spent on the cheapest series first: a costly rule
+    (say, from an outsider's invitation) shows alone instead of starving
+    the rest. Reading the rules to compare them is bounded by as much."""
+    reading = MAX_VIEW_STEPS
+    costs: dict[str, int] = {}
+    for key, events in series.items():
+        read, costs[key] = _series_cost(events, window, min(MAX_SERIES_STEPS, reading))
+        reading = max(reading - read, 0)
+    budget = Budget(MAX_VIEW_STEPS)
+    return {
+        key: expand(series[key], window, budget)
+        for key in sorted(series, key=lambda key: (costs[key], key))
+    }
+
+
+def _series_cost(events: Sequence[Event], window: Window, limit: int) -> tuple[int, int]:
+    """Steps spent reading a series' rules, and what expanding it would take."""
+    read = total = 0
     for master in events:
         if master.recurrence_id is None and master.recurrence:
-            with contextlib.suppress(Exception):  # unusable: expand shows the master
-                total += _plan(master, window).cost
-    return total
+            plan = _plan(master, window, max(limit - total, 0))
+            read += plan.read
+            total += plan.cost
+    return read, total
 
 
 @attrs.frozen
@@ -172,54 +198,89 @@ class _Line:
 
 @attrs.frozen
 class _Plan:
+    """A series' rules read and costed. ``cost`` is what reading them took
+    (``read``) and what walking them would; ``rules`` is ``None`` when a rule
+    cannot be used, or reading stopped at the limit."""
+
     dtstart: datetime
     zone: tzinfo
-    rules: tuple[_Line, ...]
-    dates: tuple[tuple[str, datetime], ...]  # RDATE/EXDATE values
+    rules: tuple[_Line, ...] | None
+    dates: tuple[tuple[str, str, tzinfo], ...]  # RDATE/EXDATE values, parsed when built
+    read: int
     cost: int
 
 
-def _plan(master: Event, window: Window) -> _Plan:
-    """A series' rules read and costed; ``ValueError`` for one unusable."""
-    zone = _zone(master)
-    dtstart = master.start.astimezone(zone)
-    earliest = window.start - max(master.end - master.start, timedelta(0))
+#: Steps charged for reading a rule line, before it is read: per line, and
+#: per character (the checks cost about a microsecond per value).
+_PER_LINE = 50
+_CHARS_PER_STEP = 2
+#: Steps per RDATE or EXDATE value (each is parsed, then made an occurrence
+#: or a hole).
+_PER_DATE = 24
+
+
+def _plan(master: Event, window: Window, limit: int) -> _Plan:
+    """A series' rules read and costed, reading stopped once ``limit`` is
+    passed (never raises: a rule it cannot use leaves ``rules`` ``None``)."""
+    parts = [p.strip() for text in master.recurrence for p in _unfolded(text).splitlines()]
+    names = [p.partition(":")[0].split(";")[0].strip().upper() for p in parts]
+    # an EXRULE may leave out every occurrence from some point on: dateutil
+    # then walks every rule to its end (or year 9999) without returning
+    excluding = "EXRULE" in names
+    last = datetime(MAXYEAR, 12, 31, tzinfo=timezone.utc) if excluding else window.end
+    holes = sum(p.count(",") + 1 for p, n in zip(parts, names, strict=True) if n == "EXDATE")
+    cap = 10**12 if excluding else MAX_OCCURRENCES + holes
     lines: list[_Line] = []
-    dates: list[tuple[str, datetime]] = []
-    total = 0
-    for line in master.recurrence:
-        for part in line.replace("\r\n ", "").splitlines():
-            head, sep, value = part.strip().partition(":")
+    dates: list[tuple[str, str, tzinfo]] = []
+    read = walk = 0
+    usable = True
+    zone: tzinfo = timezone.utc
+    dtstart = master.start
+    try:
+        zone = _zone(master)
+        dtstart = master.start.astimezone(zone)
+        earliest = window.start - max(master.end - master.start, timedelta(0))
+        for part, name in zip(parts, names, strict=True):
+            read += _PER_LINE + len(part) // _CHARS_PER_STEP
+            if read + walk > limit:  # not read to the end: too costly to know
+                return _Plan(dtstart, zone, None, (), read, MAX_SERIES_STEPS + 1)
+            head, sep, value = part.partition(":")
             if not sep:
                 continue
-            name, *params = head.split(";")
-            name = name.strip().upper()
+            params = head.split(";")[1:]
             if name in ("RRULE", "EXRULE"):
-                rule = _check_rule(_fix_until(value, zone))
+                rule = as_yearly(_check_rule(_fix_until(value, zone)))
                 start = start_near(rule, dtstart, earliest)
-                steps = cost(rule, start, window.end, MAX_OCCURRENCES)
+                steps = cost(rule, start, last, cap)
                 if steps is None:
                     raise ValueError(f"{name} finer than a day with day parts")
-                total += steps
+                walk += steps
                 lines.append(_Line(name, rule, start))
             elif name in ("RDATE", "EXDATE"):
                 tz = _param_zone(params) or zone
-                for item in value.split(","):
-                    dates.append((name, _parse_moment(item.split("/")[0].strip(), dtstart, tz)))
-                    total += 1
-    return _Plan(dtstart, zone, tuple(lines), tuple(dates), total)
+                items = value.split(",")
+                walk += _PER_DATE * len(items)
+                dates.extend((name, item.split("/")[0].strip(), tz) for item in items)
+    except Exception:  # any malformed rule: expand shows the master alone
+        usable = False
+    return _Plan(dtstart, zone, tuple(lines) if usable else None, tuple(dates), read, read + walk)
+
+
+def _unfolded(text: str) -> str:
+    return text.replace("\r\n ", "")
 
 
 def _occurrences(master: Event, window: Window, budget: Budget | None) -> list[datetime] | None:
     """Occurrence starts overlapping the window, or None if the rules are
     unusable or cost more than is left to spend."""
+    limit = MAX_SERIES_STEPS if budget is None else min(MAX_SERIES_STEPS, budget.steps)
+    plan = _plan(master, window, limit)
+    usable = plan.rules is not None and plan.cost <= limit
+    if budget is not None:
+        budget.steps -= plan.cost if usable else min(plan.read, budget.steps)
+    if not usable:
+        return None
     try:
-        plan = _plan(master, window)
-        limit = MAX_SERIES_STEPS if budget is None else min(MAX_SERIES_STEPS, budget.steps)
-        if plan.cost > limit:
-            return None
-        if budget is not None:
-            budget.steps -= plan.cost
         rules = _ruleset(plan)
         duration = max(master.end - master.start, timedelta(0))
         earliest = window.start - duration
@@ -237,14 +298,15 @@ def _occurrences(master: Event, window: Window, budget: Budget | None) -> list[d
 def _ruleset(plan: _Plan) -> rruleset:
     rules = rruleset()
     rules.rdate(plan.dtstart)  # RFC 5545: DTSTART is always the first instance
-    for line in plan.rules:
+    for line in plan.rules or ():
         if not _ever_matches(line.rule.text, line.start):
             raise ValueError(f"{line.name} never matches")
         rule = rrulestr(line.rule.text, dtstart=line.start)
         if not isinstance(rule, rrule):
             raise ValueError(f"unsupported {line.name}")
         (rules.rrule if line.name == "RRULE" else rules.exrule)(rule)
-    for name, moment in plan.dates:
+    for name, text, tz in plan.dates:
+        moment = _parse_moment(text, plan.dtstart, tz)
         (rules.rdate if name == "RDATE" else rules.exdate)(moment)
     return rules
 
@@ -330,42 +392,53 @@ _SET_EXPANDERS = {
 
 
 def _yearday_months(yeardays: list[int]) -> set[int]:
+    return set().union(*map(_yearday_month, yeardays))
+
+
+@lru_cache(maxsize=1024)
+def _yearday_month(day: int) -> frozenset[int]:
     found: set[int] = set()
     for year in (2023, 2024):  # a common and a leap year
         first, last = date(year, 1, 1), date(year, 12, 31)
         length = (last - first).days + 1
-        for day in yeardays:
-            if abs(day) <= length:
-                moment = first + timedelta(day - 1) if day > 0 else last + timedelta(day + 1)
-                found.add(moment.month)
-    return found
+        if abs(day) <= length:
+            moment = first + timedelta(day - 1) if day > 0 else last + timedelta(day + 1)
+            found.add(moment.month)
+    return frozenset(found)
 
 
 def _weekno_months(weeknos: list[int]) -> set[int]:
     """Months a week number may touch (a generous superset)."""
-    found: set[int] = set()
-    for week in weeknos:
-        first = (week - 1) * 7 - 7 if week > 0 else 365 + week * 7 - 7
-        for offset in range(first, first + 22):
-            found.add((date(2024, 1, 1) + timedelta(min(max(offset, 0), 365))).month)
-    return found
+    return set().union(*map(_weekno_month, weeknos))
+
+
+@lru_cache(maxsize=256)
+def _weekno_month(week: int) -> frozenset[int]:
+    first = (week - 1) * 7 - 7 if week > 0 else 365 + week * 7 - 7
+    return frozenset(
+        (date(2024, 1, 1) + timedelta(min(max(offset, 0), 365))).month
+        for offset in range(first, first + 22)
+    )
 
 
 def _nth_weekday_days(nth: list[str]) -> set[int]:
     """Month days (positive and negative) the n-th weekday of a month can fall on."""
+    return set().union(*(_nth_days(int(spec[:-2])) for spec in nth))
+
+
+@lru_cache(maxsize=256)
+def _nth_days(n: int) -> frozenset[int]:
     found: set[int] = set()
-    for spec in nth:
-        n = int(spec[:-2])
-        for length in (28, 29, 30, 31):
-            span = (
-                range((n - 1) * 7 + 1, n * 7 + 1)
-                if n > 0
-                else range(length + 7 * n + 1, length + 7 * (n + 1) + 1)
-            )
-            for day in span:
-                if 1 <= day <= length:
-                    found.update((day, day - length - 1))
-    return found
+    for length in (28, 29, 30, 31):
+        span = (
+            range((n - 1) * 7 + 1, n * 7 + 1)
+            if n > 0
+            else range(length + 7 * n + 1, length + 7 * (n + 1) + 1)
+        )
+        for day in span:
+            if 1 <= day <= length:
+                found.update((day, day - length - 1))
+    return frozenset(found)
 
 
 def _param_zone(params: list[str]) -> tzinfo | None:

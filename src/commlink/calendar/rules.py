@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import attrs
 
-__all__ = ["Rule", "cost", "parse_rule", "start_near"]
+__all__ = ["Rule", "as_yearly", "cost", "parse_rule", "start_near"]
 
 #: Seconds in one step of a rule finer than a day.
 FINE = {"HOURLY": 3600, "MINUTELY": 60, "SECONDLY": 1}
@@ -63,10 +63,10 @@ _DAY_SECONDS = 86_400
 _PER_PERIOD = 2.0
 _PER_REBUILD = 8.0
 _PER_DAY = 0.1
-_PER_POSITION = 0.5
+_PER_POSITION = 1.0
 _PER_POSITION_DAY = 0.05
 _PER_STEP = 0.5
-_PER_OCCURRENCE = 12.0
+_PER_OCCURRENCE = 24.0
 
 
 @attrs.frozen
@@ -111,6 +111,30 @@ def parse_rule(value: str) -> Rule:
             raise ValueError(f"repeated rule part {key}")
         parts[key] = tuple(dict.fromkeys(v.strip().upper() for v in val.split(",")))
     return Rule(parts)
+
+
+def as_yearly(rule: Rule) -> Rule:
+    """A daily rule tied to months or years (``INTERVAL`` 1, no BYSETPOS)
+    written as the yearly rule with the same occurrences: every day that
+    passes its parts, in order. dateutil walks it a year per step instead of
+    a day, and a rare one (29 February on a Monday) needs 400 steps to
+    cycle instead of 146,097."""
+    parts = rule.parts
+    if (
+        rule.freq != "DAILY"
+        or rule.interval != 1
+        or "BYSETPOS" in parts
+        or not _YEAR_PARTS & parts.keys()
+    ):
+        return rule
+    yearly = {key: values for key, values in parts.items() if key != "INTERVAL"}
+    yearly["FREQ"] = ("YEARLY",)
+    if "BYDAY" in parts:  # a daily rule ignores ordinals; a yearly one would not
+        yearly["BYDAY"] = tuple(dict.fromkeys(day[-2:] for day in parts["BYDAY"]))
+    if not parts.keys() & {"BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYEASTER"}:
+        # a yearly rule without a day part keeps only DTSTART's day of the month
+        yearly["BYMONTHDAY"] = tuple(str(day) for day in range(1, 32))
+    return Rule(yearly)
 
 
 def start_near(rule: Rule, dtstart: datetime, earliest: datetime) -> datetime:
@@ -183,6 +207,8 @@ def cost(rule: Rule, start: datetime, last: datetime, cap: int) -> int | None:
     periods = span / _DAY_SECONDS / (mean * rule.interval) + 1
     if gap <= 1:  # every period has an occurrence: the cap ends the walk too
         periods = min(periods, cap + 1)
+    if "COUNT" in rule.parts:  # dateutil stops at the COUNT-th occurrence
+        periods = min(periods, (int(rule.parts["COUNT"][0]) + 1) * gap)
     made = min(cap, periods * days * rule.times()) + rule.times()
     # the first occurrence is at most one gap away: the ever-matches probe
     # walks that far, and the walk that far past ``last``

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import attrs
 
 from ..addresses import normalise_entry
-from ..calendar.recurrence import MAX_VIEW_STEPS, Budget, expand, expansion_cost
+from ..calendar.recurrence import expand_all
 from ..errors import InvalidInput
 from ..model import Attachment, Direction, Event, Participant, Visibility
 from ..records import (
@@ -490,14 +490,7 @@ def select_occurrences(
         by_uid.setdefault(uid, []).append(event)
     linked_set = set(linked)
     uids = sorted({uid for uid, _rid in linked_set})
-    # one budget for the view, spent cheapest series first: a costly rule
-    # from an outsider's invitation shows alone instead of starving the rest
-    budget = Budget(MAX_VIEW_STEPS)
-    costs = {uid: expansion_cost(by_uid.get(uid, []), window) for uid in uids}
-    expanded = {
-        uid: expand(by_uid.get(uid, []), window, budget)
-        for uid in sorted(uids, key=lambda uid: (costs[uid], uid))
-    }
+    expanded = expand_all({uid: by_uid.get(uid, []) for uid in uids}, window)
     found: list[tuple[Event, EventKey]] = []
     for uid in uids:
         for occurrence in expanded[uid]:
