@@ -141,6 +141,9 @@ def test_a_finer_rule_moves_by_its_step_or_by_whole_days() -> None:
     every = parse_rule("FREQ=SECONDLY;INTERVAL=7")
     moved = start_near(every, start, MONTH.start)
     assert MONTH.start - timedelta(seconds=7) < moved <= MONTH.start
+    summer = datetime(2026, 7, 1, tzinfo=UTC)  # Paris is an hour further from UTC
+    moved = start_near(every, start.replace(month=1), summer)
+    assert summer - timedelta(seconds=7) < moved <= summer
     some = parse_rule("FREQ=MINUTELY;INTERVAL=7;BYHOUR=9")
     moved = start_near(some, start, MONTH.start)
     assert (moved.hour, moved.minute, moved.second) == (1, 30, 7)

@@ -86,7 +86,8 @@ class LazyTimezone:
         self.text = text
         self._component: Any = None
 
-    def _parsed(self) -> Any:
+    def parsed(self) -> Any:
+        """The VTIMEZONE as the library reads it (read once)."""
         if self._component is None:
             import icalendar
 
@@ -94,10 +95,10 @@ class LazyTimezone:
         return self._component
 
     def get(self, name: str) -> object:
-        return self._parsed().get(name)
+        return self.parsed().get(name)
 
     def to_tz(self, tzp: object, lookup_tzid: bool = False) -> object:
-        return self._parsed().to_tz(tzp, lookup_tzid=lookup_tzid)
+        return self.parsed().to_tz(tzp, lookup_tzid=lookup_tzid)
 
 
 class Props(dict[str, Any]):

@@ -94,11 +94,15 @@ class Zones:
             return None
         from icalendar.timezone import tzp
 
+        from .library_zones import zone_too_costly
+
         try:  # a quick-path VTIMEZONE is read by the library here, on first use
             location = getattr(component, "get", lambda _name: None)("X-LIC-LOCATION")
             zone = iana_zone(str(location)) if location else None
             if zone is not None:
                 return zone, zone.key
+            if zone_too_costly(component):
+                return None
             custom = component.to_tz(tzp, lookup_tzid=False)  # type: ignore[attr-defined]
         except Exception:  # the VTIMEZONE itself is broken: treat the TZID as unknown
             return None
