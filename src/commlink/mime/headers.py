@@ -21,6 +21,9 @@ from .text import collapse, decode_8bit
 from .words import decode_words, lenient_b64decode
 
 __all__ = [
+    "MAX_ADDRESS_TEXT",
+    "MAX_TOKENIZED_TEXT",
+    "AddressBudget",
     "EPOCH",
     "LARGE_HEADER",
     "ROLE_HEADERS",
@@ -270,6 +273,14 @@ _CACHED_NAME = 256
 #: Longest address-header value read, in characters; the rest is dropped with
 #: the warning ``header-truncated:<header>`` (1 MiB is ~25,000 mailboxes).
 MAX_ADDRESS_HEADER = 1 << 20
+#: Address-header text read per message, every address header and every
+#: occurrence together, in the order From, Sender, To, Cc, Bcc, Reply-To.
+MAX_ADDRESS_TEXT = 1 << 20
+#: Of that, text read by the full tokenizer (values in the common forms, and
+#: values of at most 2 KiB, are not counted). It takes up to about 3 µs a
+#: character, so this bounds a message's worst at under a second; past it a
+#: value gives only the addresses a plain scan finds.
+MAX_TOKENIZED_TEXT = 128 << 10
 
 
 # Keyed by header name rather than Role: enum hashing runs Python code. Sized
@@ -297,27 +308,51 @@ def _long_participant(address: str, name: str, header: str) -> Participant:
     return Participant(parse_address(text, name), ROLE_HEADERS[header])
 
 
+class AddressBudget:
+    """What one message's address headers may still take: ``text``
+    characters read in all (``MAX_ADDRESS_TEXT``), of which ``tokenized``
+    by the full tokenizer (``MAX_TOKENIZED_TEXT``)."""
+
+    def __init__(self) -> None:
+        self.text = MAX_ADDRESS_TEXT
+        self.tokenized = MAX_TOKENIZED_TEXT
+
+
 def participants(
-    header: str, values: Sequence[str], warnings: list[str] | None = None
+    header: str,
+    values: Sequence[str],
+    warnings: list[str] | None = None,
+    budget: AddressBudget | None = None,
 ) -> list[Participant]:
     """Participants from raw values of an address header (every occurrence of it).
 
     Names and invalid address text are storable (see ``addrlist``).
     Recovered mistakes and repairs are reported in ``warnings``:
     ``missing-comma`` (two mailboxes with no comma between them, both kept),
-    ``header-truncated:<header>`` (a value over ``MAX_ADDRESS_HEADER``), and
-    the codes of ``AddressList.repairs``.
+    ``header-truncated:<header>`` (a value over ``MAX_ADDRESS_HEADER``, or
+    over what ``budget``, shared by a message's address headers, has left),
+    ``header-scanned:<header>`` (a value past the budget's tokenizer share,
+    read for its addresses alone), and the codes of ``AddressList.repairs``.
     """
     found: list[Participant] = []
     notes = warnings if warnings is not None else []
+    budget = budget if budget is not None else AddressBudget()
     for value in values:
-        if len(value) > MAX_ADDRESS_HEADER:
-            cut = value.rfind(",", 0, MAX_ADDRESS_HEADER)
-            value = value[: cut if cut > 0 else MAX_ADDRESS_HEADER]
+        limit = min(MAX_ADDRESS_HEADER, budget.text)
+        if len(value) > limit:
+            cut = value.rfind(",", 0, limit)
+            value = value[: cut if cut > 0 else limit]
             notes.append(f"header-truncated:{header}")
-        entries, missing, repairs = split_address_list(value)
+        budget.text -= len(value)
+        entries, missing, repairs = split_address_list(value, tokenize=False)
+        if "addresses-scanned" in repairs and len(value) <= budget.tokenized:
+            budget.tokenized -= len(value)
+            entries, missing, repairs = split_address_list(value)
         if missing:
             notes.append("missing-comma")
+        if "addresses-scanned" in repairs:
+            notes.append(f"header-scanned:{header}")
+            repairs = tuple(r for r in repairs if r != "addresses-scanned")
         notes.extend(repairs)
         found.extend(
             participant(addr, name, header)

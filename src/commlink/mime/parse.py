@@ -32,7 +32,11 @@ Problems never raise; they become short strings in ``Message.warnings``:
 * ``bad-address:<header>``: an entry that is not an address (kept as an
   invalid ``Address``); ``missing-comma``: two mailboxes with no comma
   between them (both kept); ``header-truncated:<header>``: an address header
-  over 1 MiB was cut; ``participants-truncated:<total>``: only the first
+  over 1 MiB, or past the 1 MiB all of a message's address headers may
+  take together, was cut; ``header-scanned:<header>``: an address header
+  past the 128 KiB of unusual forms (comments, groups, quoting) a message
+  may have read in full gave its addresses without names;
+  ``participants-truncated:<total>``: only the first
   ``max_participants`` of ``<total>`` participants were kept (From first);
 * ``text-truncated``: the body text was cut to ``max_text_chars``;
   ``html-truncated``: the HTML was cut to ``max_html_chars``;
@@ -77,6 +81,7 @@ from .headers import (
     EPOCH,
     LARGE_HEADER,
     ROLE_HEADERS,
+    AddressBudget,
     as_utc,
     decode_words,
     header_block,
@@ -374,6 +379,7 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
         subject = _decoded(raw_values(src.block, "subject") or hdrs.get("subject", []), warnings)
 
     found: list[Participant] = []
+    budget = AddressBudget()  # shared by the message's address headers
     for name in ROLE_HEADERS:
         shown = hdrs.get(name)
         if not shown:
@@ -383,7 +389,7 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
             mailboxes = _trusted(mail, name, shown)
         if mailboxes is None:
             values = raw_values(src.block, name) or shown
-            mailboxes = _dedupe(participants(name, values, warnings))
+            mailboxes = _dedupe(participants(name, values, warnings, budget))
             if any(not p.address.valid for p in mailboxes):
                 warnings.append(f"bad-address:{name}")
         found.extend(mailboxes)
@@ -443,10 +449,11 @@ def _raw_head(block: bytes, warnings: list[str]) -> _Head:
     if repaired:
         warnings.append("header-charset-repaired")
     found: list[Participant] = []
+    budget = AddressBudget()  # shared by the message's address headers
     for name in ROLE_HEADERS:
         values = hdrs.get(name)
         if values:
-            mailboxes = _dedupe(participants(name, values, warnings))
+            mailboxes = _dedupe(participants(name, values, warnings, budget))
             if any(not p.address.valid for p in mailboxes):
                 warnings.append(f"bad-address:{name}")
             found.extend(mailboxes)

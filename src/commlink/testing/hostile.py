@@ -268,3 +268,9 @@ def corpus(*, large: bool = True) -> Iterator[Specimen]:
         _message(_headers(18), "x" * (4 * 2**20)),
         "a 4 MB body line without a line break",
     )
+    groups = "g:" * 256_000
+    yield Specimen(
+        "address-groups",
+        _message(_headers(22, Cc=groups, Bcc=groups, Reply_To=groups, Sender=groups)),
+        "four address headers, each 512 KB of empty groups (g:g:g:...)",
+    )
