@@ -6,6 +6,10 @@ A series is a master event carrying iCalendar ``RRULE``/``EXRULE``/``RDATE``/
 occurrences, overrides in place of the occurrences they replace, and nothing
 that was cancelled. Rules are evaluated in the master's time zone, so a
 weekly 09:00 meeting stays at 09:00 local time across DST changes.
+
+Rules come from whoever sent the invitation, so what walking them costs is
+told first (``rules.cost``) and bounded: per series (``MAX_SERIES_STEPS``)
+and, through ``expand_all``, per view (``MAX_VIEW_STEPS``).
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ MAX_OCCURRENCES = 50_000
 #: Steps (``rules.cost``) one series may take to expand; a series whose rules
 #: would take more shows as its first occurrence alone.
 MAX_SERIES_STEPS = 1_500_000
-#: Steps all the series of one view may take together (``select_occurrences``
-#: spends them cheapest series first).
+#: Steps all the series of one view may take together (``expand_all`` spends
+#: them cheapest series first).
 MAX_VIEW_STEPS = 5_000_000
 
 
@@ -180,7 +184,11 @@ def _series_cost(events: Sequence[Event], window: Window, limit: int) -> tuple[i
     """Steps spent reading a series' rules, and what expanding it would take."""
     read = total = 0
     for master in events:
-        if master.recurrence_id is None and master.recurrence:
+        if (
+            master.recurrence_id is None
+            and master.recurrence
+            and master.status is not EventStatus.CANCELLED  # expand skips it
+        ):
             plan = _plan(master, window, max(limit - total, 0))
             read += plan.read
             total += plan.cost
