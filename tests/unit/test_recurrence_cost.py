@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from commlink.calendar.recurrence import (
+    MAX_RULES,
     MAX_SERIES_STEPS,
     MAX_VIEW_STEPS,
     Budget,
@@ -258,8 +259,8 @@ def test_an_exrule_that_leaves_out_everything_is_told() -> None:
 
 
 def test_reading_rules_stops_at_the_limit() -> None:
-    weeks = ",".join(str(w) for w in [*range(1, 54), *range(-53, 0)])
-    lines = tuple(f"RRULE:FREQ=YEARLY;BYWEEKNO={weeks};BYDAY=MO" for _ in range(1000))
+    stamps = ",".join(f"2026{m:02}{d:02}T090000Z" for m in range(1, 13) for d in range(1, 6))
+    lines = ("RRULE:FREQ=DAILY", *(f"EXDATE:{stamps}" for _ in range(1000)))
     master = attrs.evolve(series("FREQ=DAILY", datetime(2026, 1, 1, tzinfo=UTC)), recurrence=lines)
     began = time.monotonic()
     assert expansion_cost([master], MONTH) == MAX_SERIES_STEPS + 1
@@ -277,3 +278,22 @@ def test_dates_are_charged_before_they_are_read() -> None:
     assert [e.start for e in expand([master], MONTH)] == [start]
     plain = attrs.evolve(master, recurrence=("RRULE:FREQ=DAILY",))
     assert expansion_cost([master], MONTH) > expansion_cost([plain], MONTH) + 30 * 24
+
+
+def test_plain_and_nth_weekdays_together_are_costed_as_rare() -> None:
+    # dateutil keeps a day only when it is both: "TH,2FR" never matches, and
+    # its check walked a whole 400-year cycle while it was costed as dense
+    never = series("FREQ=MONTHLY;BYDAY=TH,2FR", datetime(2026, 6, 10, 14, tzinfo=UTC))
+    assert expansion_cost([never], MONTH) > 100_000
+    second_friday = series("FREQ=MONTHLY;BYDAY=FR,2FR", datetime(2026, 6, 10, 14, tzinfo=UTC))
+    assert expansion_cost([second_friday], MONTH) < 10_000
+    assert [e.start.day for e in expand([second_friday], MONTH)] == [11]
+
+
+def test_a_series_has_at_most_sixteen_rules() -> None:
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    rules = tuple(f"RRULE:FREQ=WEEKLY;INTERVAL={i + 1}" for i in range(MAX_RULES + 1))
+    master = attrs.evolve(series("FREQ=WEEKLY", start), recurrence=rules)
+    assert expand([master], MONTH) == [master]
+    fewer = attrs.evolve(master, recurrence=rules[:MAX_RULES])
+    assert len(expand([fewer], MONTH)) == 5  # every week of December

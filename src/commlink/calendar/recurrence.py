@@ -29,6 +29,7 @@ from .rules import Rule, as_yearly, cost, parse_rule, start_near
 
 __all__ = [
     "MAX_OCCURRENCES",
+    "MAX_RULES",
     "MAX_SERIES_STEPS",
     "MAX_VIEW_STEPS",
     "Budget",
@@ -47,6 +48,9 @@ MAX_SERIES_STEPS = 1_500_000
 #: Steps all the series of one view may take together (``expand_all`` spends
 #: them cheapest series first).
 MAX_VIEW_STEPS = 5_000_000
+#: RRULE and EXRULE lines one series may have (a series has one, as RFC 5545
+#: asks); a series with more shows as its first occurrence alone.
+MAX_RULES = 16
 
 
 @attrs.define
@@ -235,20 +239,20 @@ def _plan(master: Event, window: Window, limit: int) -> _Plan:
     # an EXRULE may leave out every occurrence from some point on: dateutil
     # then walks every rule to its end (or year 9999) without returning
     excluding = "EXRULE" in names
+    usable = sum(1 for n in names if n in ("RRULE", "EXRULE")) <= MAX_RULES
     last = datetime(MAXYEAR, 12, 31, tzinfo=timezone.utc) if excluding else window.end
     holes = sum(p.count(",") + 1 for p, n in zip(parts, names, strict=True) if n == "EXDATE")
     cap = 10**12 if excluding else MAX_OCCURRENCES + holes
     lines: list[_Line] = []
     dates: list[tuple[str, str, tzinfo]] = []
     read = walk = 0
-    usable = True
     zone: tzinfo = timezone.utc
     dtstart = master.start
     try:
         zone = _zone(master)
         dtstart = master.start.astimezone(zone)
         earliest = window.start - max(master.end - master.start, timedelta(0))
-        for part, name in zip(parts, names, strict=True):
+        for part, name in zip(parts, names, strict=True) if usable else ():
             read += _PER_LINE + len(part) // _CHARS_PER_STEP
             if read + walk > limit:  # not read to the end: too costly to know
                 return _Plan(dtstart, zone, None, (), read, MAX_SERIES_STEPS + 1)

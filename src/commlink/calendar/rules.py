@@ -334,6 +334,12 @@ def _least_set(rule: Rule, start: datetime) -> int:
     if byday:
         per_month = freq == "MONTHLY" or "BYMONTH" in parts
         limit = 4 if per_month else 52
+        if plain and nth:
+            # dateutil keeps a day only when it is both: one of the plain
+            # weekdays and one of the n-th weekdays ("FR,2FR" is the second
+            # Friday; "TH,2FR" never matches)
+            both = [d for d in byday if len(d) > 2 and d[-2:] in plain]
+            return sum(1 for d in both if abs(int(d[:-2])) <= limit) * times
         return (4 * len(plain) + sum(1 for n in nth if abs(n) <= limit)) * times
     if "BYMONTHDAY" in parts:
         return len(mdays) * times
