@@ -4,12 +4,15 @@ megabytes to build is read as no zone, on both of ``parse_calendar``'s paths."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import icalendar
 import pytest
 
 from commlink.calendar.ical import parse_calendar
-from commlink.calendar.library_zones import zone_too_costly
+from commlink.calendar.library_zones import MAX_ZONE_STEPS, zone_too_costly
+from commlink.calendar.rules import cost, parse_rule
+from commlink.calendar.zones import MAX_CALENDAR_ZONE_STEPS
 
 
 def calendar(standard: str, start: str = "20200101T000000") -> str:
@@ -82,3 +85,46 @@ def test_rules_the_library_could_not_read_are_costly() -> None:
     zone = icalendar.Calendar.from_ical(calendar("RRULE:FREQ=YEARLY")).walk("VTIMEZONE")[0]
     assert not zone_too_costly(zone)
     assert zone_too_costly(object())
+
+
+def test_a_rare_zone_rule_is_costed_to_the_year_9999() -> None:
+    # a rule that never matches is walked past 2038 to the year 9999
+    never = calendar("RRULE:FREQ=MONTHLY;BYDAY=TH,2FR")
+    assert "unknown-tzid:Custom" in parse_calendar(never).warnings
+
+
+def test_one_parse_builds_zones_of_a_million_steps_at_most() -> None:
+    zone = calendar("RRULE:FREQ=DAILY;UNTIL=20400101T000000Z")
+    begin = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    each = cost(
+        parse_rule("FREQ=DAILY;UNTIL=20400101T000000Z"),
+        begin,
+        datetime(2040, 1, 1, tzinfo=timezone.utc),
+        10**9,
+    ) + cost(
+        parse_rule("FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU"),
+        begin,
+        datetime(2038, 12, 31, tzinfo=timezone.utc),
+        10**9,
+    )
+    assert 100_000 < each <= MAX_ZONE_STEPS
+    fitting = MAX_CALENDAR_ZONE_STEPS // each
+    head, _, rest = zone.partition("BEGIN:VTIMEZONE")
+    block, _, tail = rest.partition("END:VTIMEZONE\r\n")
+    zones = "".join(
+        "BEGIN:VTIMEZONE" + block.replace("TZID:Custom", f"TZID:Custom{i}") + "END:VTIMEZONE\r\n"
+        for i in range(10)
+    )
+    events = "".join(
+        tail.replace("TZID=Custom", f"TZID=Custom{i}").replace("UID:e1", f"UID:e{i}")
+        for i in range(10)
+    ).replace("END:VCALENDAR\r\n", "")
+    text = head + zones + events + "END:VCALENDAR\r\n"
+    for quick in (True, False):
+        parsed = parse_calendar(text, quick=quick)
+        assert len(parsed.events) == 10
+        unknown = [w for w in parsed.warnings if w.startswith("unknown-tzid")]
+        # the first zones fit in the parse's million steps, the rest do not
+        assert "unknown-tzid:Custom0" not in unknown
+        assert "unknown-tzid:Custom9" in unknown
+        assert len(unknown) == 10 - fitting

@@ -43,7 +43,7 @@ from ..model import Address, Attendee, Event, EventStatus, ResponseStatus
 from . import lines
 from .links import find_meeting_link, first_http_url
 from .storable import MAX_DESCRIPTION_BYTES, cap_text
-from .zones import Moment, Zones
+from .zones import Moment, Zones, zone_allowance
 
 __all__ = ["DESCRIPTION_LIMIT", "SKIP_CODES", "CalendarParse", "parse_calendar", "skipped_uids"]
 
@@ -115,10 +115,12 @@ def parse_calendar(
         if quick:
             attempt = list(notes)
             try:
-                return _map(_quick_calendars(text), provider_id, calendar_id, attempt)
+                with zone_allowance():
+                    return _map(_quick_calendars(text), provider_id, calendar_id, attempt)
             except lines.Unusual:
                 pass
-        return _map(_library_calendars(text, notes), provider_id, calendar_id, notes)
+        with zone_allowance():
+            return _map(_library_calendars(text, notes), provider_id, calendar_id, notes)
     except Exception as exc:  # the contract is to never raise
         notes.append(f"parse-error:{type(exc).__name__}")
         return CalendarParse(warnings=tuple(notes))

@@ -21,7 +21,8 @@ from icalendar import Timezone
 from icalendar.timezone import tzp
 from icalendar.timezone.zoneinfo import ZONEINFO
 
-from .rules import cost, parse_rule
+from .rules import cost, may_be_rare, parse_rule
+from .zones import spend_zone_steps, zone_refused
 
 __all__ = ["MAX_ZONE_STEPS", "guard_zone_lookups", "zone_too_costly"]
 
@@ -75,13 +76,18 @@ def guard_zone_lookups() -> None:
 
 
 def zone_too_costly(component: Any) -> bool:
-    """Whether building a VTIMEZONE would take more than ``MAX_ZONE_STEPS``
-    (or cannot be told): its STANDARD and DAYLIGHT rules are costed as the
+    """Whether building a VTIMEZONE would take more than ``MAX_ZONE_STEPS``,
+    or than the parse has left of ``zones.MAX_CALENDAR_ZONE_STEPS`` (or
+    cannot be told): its STANDARD and DAYLIGHT rules are costed as the
     library walks them, every transition listed. Such a zone is no zone."""
     total = 0
     try:
         parsed = getattr(component, "parsed", None)  # the quick reader's LazyTimezone
-        for part in (parsed() if parsed else component).subcomponents:
+        zone = parsed() if parsed else component
+        known = zone_refused(id(zone))
+        if known is not None:
+            return known
+        for part in zone.subcomponents:
             recur = part.get("RRULE")
             if recur is not None:
                 text = recur.to_ical().decode()
@@ -94,7 +100,9 @@ def zone_too_costly(component: Any) -> bool:
                 if not isinstance(start, datetime):
                     start = datetime(start.year, start.month, start.day)
                 start = start.replace(tzinfo=timezone.utc)
-                if "UNTIL" in rule.parts:
+                if may_be_rare(rule, start):
+                    last = _NO_END  # walked on past any end to the next occurrence
+                elif "UNTIL" in rule.parts:
                     last = _until_or(rule.parts["UNTIL"][0], _NO_END)
                 else:
                     last = _NO_END if "COUNT" in rule.parts else _LIBRARY_END
@@ -109,7 +117,7 @@ def zone_too_costly(component: Any) -> bool:
                 return True
     except Exception:  # a part the library could not read either
         return True
-    return False
+    return not spend_zone_steps(id(zone), total)
 
 
 def _as_list(value: object) -> list[object]:

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import attrs
 
-__all__ = ["Rule", "as_yearly", "cost", "parse_rule", "start_near"]
+__all__ = ["Rule", "as_yearly", "cost", "may_be_rare", "parse_rule", "start_near"]
 
 #: Seconds in one step of a rule finer than a day.
 FINE = {"HOURLY": 3600, "MINUTELY": 60, "SECONDLY": 1}
@@ -227,6 +227,17 @@ def cost(rule: Rule, start: datetime, last: datetime, cap: int) -> int | None:
     return int((periods + 2 * gap) * per_period + made * _PER_OCCURRENCE)
 
 
+def may_be_rare(rule: Rule, start: datetime) -> bool:
+    """Whether a daily or coarser rule's occurrences may be a whole 400-year
+    cycle apart, or never come: dateutil then walks on to the year 9999
+    past any UNTIL (it checks UNTIL only at an occurrence)."""
+    return rule.freq in _PERIOD and _gap(rule, start) >= _cycle(rule)
+
+
+def _cycle(rule: Rule) -> float:
+    return _GREGORIAN_YEARS * 365.2425 / _PERIOD[rule.freq][1]
+
+
 def _fine_cost(rule: Rule, unit: int, span: float, cap: int) -> int:
     step = unit * rule.interval
     cycle = math.lcm(step, _DAY_SECONDS) // step  # steps before times of day repeat
@@ -248,8 +259,7 @@ def _gap(rule: Rule, start: datetime) -> float:
     """Periods (of ``INTERVAL`` each) between occurrences, at most: one when
     every period holds one, else a bound from the parts that thin them out,
     else a whole 400-year cycle."""
-    days, mean = _PERIOD[rule.freq]
-    cycle = _GREGORIAN_YEARS * 365.2425 / mean
+    cycle = _cycle(rule)
     parts = rule.parts
     if parts.keys() & {"BYWEEKNO", "BYYEARDAY", "BYEASTER"}:
         return cycle
@@ -261,6 +271,7 @@ def _gap(rule: Rule, start: datetime) -> float:
         return cycle
     if freq == "YEARLY":
         return 1
+    days = _PERIOD[freq][0]
     if freq == "MONTHLY":
         if "BYMONTH" not in parts:
             return 1

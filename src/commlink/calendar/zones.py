@@ -11,15 +11,71 @@ to the calendar's ``X-WR-TIMEZONE`` or UTC.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 import attrs
 
-__all__ = ["UTC", "Moment", "Zones", "iana_zone"]
+__all__ = [
+    "MAX_CALENDAR_ZONE_STEPS",
+    "UTC",
+    "Moment",
+    "Zones",
+    "iana_zone",
+    "spend_zone_steps",
+    "zone_allowance",
+    "zone_refused",
+]
 
 UTC = timezone.utc
+
+#: Steps (``rules.cost``) that building every custom VTIMEZONE of one parse
+#: may take together (each zone at most ``library_zones.MAX_ZONE_STEPS``):
+#: a file of many costly zones would otherwise add them up.
+MAX_CALENDAR_ZONE_STEPS = 1_000_000
+_ZONE_STEPS: ContextVar[_Allowance | None] = ContextVar("commlink_zone_steps", default=None)
+
+
+@attrs.define
+class _Allowance:
+    """What one parse's zones may still take, and each costed zone's verdict
+    (a zone is costed once: the quick reader and the library both ask)."""
+
+    left: int
+    refused: dict[int, bool] = attrs.Factory(dict)
+
+
+@contextmanager
+def zone_allowance() -> Iterator[None]:
+    """One parse's ``MAX_CALENDAR_ZONE_STEPS``, for the zones built within."""
+    token = _ZONE_STEPS.set(_Allowance(MAX_CALENDAR_ZONE_STEPS))
+    try:
+        yield
+    finally:
+        _ZONE_STEPS.reset(token)
+
+
+def zone_refused(key: int) -> bool | None:
+    """This parse's verdict on the zone ``key`` (its component's ``id``),
+    ``None`` when it has not been costed."""
+    allowance = _ZONE_STEPS.get()
+    return None if allowance is None else allowance.refused.get(key)
+
+
+def spend_zone_steps(key: int, steps: int) -> bool:
+    """Whether a zone of ``steps`` fits in what the parse has left (spent and
+    remembered if so); outside ``zone_allowance`` every zone fits."""
+    allowance = _ZONE_STEPS.get()
+    if allowance is None:
+        return True
+    fits = steps <= allowance.left
+    if fits:
+        allowance.left -= steps
+    allowance.refused[key] = not fits
+    return fits
 
 
 #: IANA names that the Windows table maps elsewhere (``UTC`` to ``Etc/UTC``).
