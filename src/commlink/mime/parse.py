@@ -38,6 +38,9 @@ Problems never raise; they become short strings in ``Message.warnings``:
   may have read in full gave its addresses without names;
   ``participants-truncated:<total>``: only the first
   ``max_participants`` of ``<total>`` participants were kept (From first);
+* ``calendar-too-large:<characters>``: the message's calendar parts held
+  more than ``MAX_CALENDAR_CHARS`` (512 KiB) together; those past it are
+  not read as an invitation (they stay attachments);
 * ``text-truncated``: the body text was cut to ``max_text_chars``;
   ``html-truncated``: the HTML was cut to ``max_html_chars``;
   ``html-too-deep``: HTML nested too deep to sanitise (none kept);
@@ -102,8 +105,13 @@ from .storable import MAX_NAME_CHARS, MAX_SUBJECT_CHARS, storable_message
 from .structure import NATIVE_SAFE_BYTES, crlf_line_ends, native_refusal, native_safe
 from .text import collapse, snippet
 
-__all__ = ["MAX_DATE_AHEAD", "parse_message"]
+__all__ = ["MAX_CALENDAR_CHARS", "MAX_DATE_AHEAD", "parse_message"]
 
+#: Calendar text a message's calendar parts may hold together (an invitation
+#: is a few to a few hundred KB; reading one costs 0.5-3 µs a character, the
+#: library's reader the most). Parts past it are not kept
+#: (``calendar-too-large:<characters>``).
+MAX_CALENDAR_CHARS = 512 << 10
 #: How far a Date header may run ahead of the message's arrival (a sender's
 #: clock or time zone set wrong) before the arrival date is used instead.
 MAX_DATE_AHEAD = timedelta(days=1)
@@ -264,6 +272,7 @@ def _parse(
     unsubscribe = hdrs.get("list-unsubscribe")
     precedence = hdrs.get("precedence")
     auto = hdrs.get("auto-submitted")
+    calendars = _bounded_calendars(content.calendar_parts if content is not None else (), warnings)
     return Message(
         provider_id=provider_id,
         message_id=message_id,
@@ -278,7 +287,7 @@ def _parse(
         html=html,
         snippet=snippet(body) if body else "",
         attachments=content.attachments if content is not None else (),
-        calendar_parts=content.calendar_parts if content is not None else (),
+        calendar_parts=calendars,
         list_id=_list_id(list_id[0][:_TEXT_SCAN]) if list_id else "",
         list_unsubscribe=collapse(unsubscribe[0][:_TEXT_SCAN]) if unsubscribe else "",
         precedence=token(precedence[0][:_TEXT_SCAN]) if precedence else "",
@@ -459,6 +468,19 @@ def _raw_head(block: bytes, warnings: list[str]) -> _Head:
             found.extend(mailboxes)
     subject = _decoded(hdrs.get("subject", [""])[:1], warnings)
     return hdrs, subject, parse_date(_first(hdrs, "date")), found
+
+
+def _bounded_calendars(parts: Sequence[str], warnings: list[str]) -> tuple[str, ...]:
+    """The calendar parts that fit in ``MAX_CALENDAR_CHARS``, in order."""
+    kept: list[str] = []
+    room = MAX_CALENDAR_CHARS
+    for part in parts:
+        if len(part) <= room:
+            kept.append(part)
+            room -= len(part)
+    if len(kept) < len(parts):
+        warnings.append(f"calendar-too-large:{sum(map(len, parts))}")
+    return tuple(kept)
 
 
 def _decoded(values: Sequence[str], warnings: list[str]) -> str:
