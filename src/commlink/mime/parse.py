@@ -173,7 +173,8 @@ def parse_message(
     ``max_text_chars`` is cut (``text-truncated``); participants past
     ``max_participants`` are dropped, in header order From, Sender, To, Cc,
     Bcc, Reply-To, with ``participants-truncated:<total>`` giving how many
-    there were (the policy's recipient count can use it).
+    there were (the policy's recipient count can use it; addresses past
+    ``max_participants`` are counted, not checked).
     """
     warnings: list[str] = []
     limits = limits or _DEFAULT_LIMITS
@@ -213,11 +214,13 @@ def _parse(
     full = detail is Detail.FULL
     max_chars = limits.max_text_chars
     content: Content | None = None
+    # shared by the message's address headers
+    budget = AddressBudget(limits.max_participants)
     if len(raw) > LARGE_HEADER and len(src.block) > LARGE_HEADER:
         # The fast parser slows down quadratically on thousands of encoded
         # words: read such headers here and give it only the MIME headers.
         warnings.append("fallback-parser:large-header")
-        hdrs, subject, date, found = _raw_head(src.block, warnings)
+        hdrs, subject, date, found = _raw_head(src.block, warnings, budget)
         if full:
             rest = mime_headers_only(src.block) + raw[len(src.block) :]
             content = _content(rest, max_chars, limits.max_html_chars, warnings)
@@ -226,7 +229,7 @@ def _parse(
         # over: headers from the header section alone, the body from the
         # bounded reader.
         warnings.append(f"fallback-parser:{refusal}")
-        hdrs, subject, date, found = _head_only(src, src.block, warnings)
+        hdrs, subject, date, found = _head_only(src, src.block, warnings, budget)
         content = _stdlib_content(raw, warnings) if full else None
     else:
         mark = len(warnings)
@@ -234,16 +237,17 @@ def _parse(
             mail: _FastMail = (
                 fmp.parse_email(raw, mode="lazy") if full else fmp.parse_email(raw, mode="metadata")
             )
-            hdrs, subject, date, found = _fast_head(mail, src, warnings)
+            hdrs, subject, date, found = _fast_head(mail, src, warnings, budget)
             if isinstance(mail, fmp.PyLazyMail):
                 content = fast_content(mail, raw, max_chars, warnings, limits.max_html_chars)
         except Exception as exc:  # a refusal, or an error from the parsed result
             del warnings[mark:]
             warnings.append(f"fallback-parser:{_kebab(type(exc).__name__)}")
+            budget = AddressBudget(limits.max_participants)
             if isinstance(exc, fmp.ParseError):
-                hdrs, subject, date, found = _head_only(src, src.raw, warnings)
+                hdrs, subject, date, found = _head_only(src, src.raw, warnings, budget)
             else:
-                hdrs, subject, date, found = _raw_head(src.block, warnings)
+                hdrs, subject, date, found = _raw_head(src.block, warnings, budget)
             content = _stdlib_content(raw, warnings) if full else None
 
     message_id, synthetic = _message_id(hdrs, raw, warnings)
@@ -256,8 +260,9 @@ def _parse(
         date = _fallback_date("date" in hdrs, fallback_date, hdrs.get("received"), warnings)
     else:
         date = _not_ahead_of_arrival(date, fallback_date, hdrs.get("received"), warnings)
-    if len(found) > limits.max_participants:
-        warnings.append(f"participants-truncated:{len(found)}")
+    total = len(found) + budget.unread
+    if total > limits.max_participants:
+        warnings.append(f"participants-truncated:{total}")
         del found[limits.max_participants :]
     body = None if content is None else body_text(content, max_chars, warnings)
     html = None
@@ -298,7 +303,7 @@ def _parse(
     )
 
 
-def _head_only(src: _Source, data: bytes, warnings: list[str]) -> _Head:
+def _head_only(src: _Source, data: bytes, warnings: list[str], budget: AddressBudget) -> _Head:
     """Headers of a message whose body the fast parser refused or is not given.
 
     ``data`` is what the fast parser may read: the whole message, or its
@@ -306,11 +311,11 @@ def _head_only(src: _Source, data: bytes, warnings: list[str]) -> _Head:
     """
     try:
         if not native_safe(data):
-            return _raw_head(src.block, warnings)
+            return _raw_head(src.block, warnings, budget)
         mail = fmp.parse_email(data, mode="metadata")
     except fmp.ParseError:
-        return _raw_head(src.block, warnings)
-    return _fast_head(mail, src, warnings)
+        return _raw_head(src.block, warnings, budget)
+    return _fast_head(mail, src, warnings, budget)
 
 
 def _content(data: bytes, max_chars: int, html_chars: int, warnings: list[str]) -> Content:
@@ -374,7 +379,7 @@ class _Source:
 # --- headers ---------------------------------------------------------------------
 
 
-def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
+def _fast_head(mail: _FastMail, src: _Source, warnings: list[str], budget: AddressBudget) -> _Head:
     headers = mail.headers
     hdrs = {name.lower(): values for name, values in headers.items()}
     if len(hdrs) != len(headers):  # one name in several spellings: keep every value
@@ -388,7 +393,6 @@ def _fast_head(mail: _FastMail, src: _Source, warnings: list[str]) -> _Head:
         subject = _decoded(raw_values(src.block, "subject") or hdrs.get("subject", []), warnings)
 
     found: list[Participant] = []
-    budget = AddressBudget()  # shared by the message's address headers
     for name in ROLE_HEADERS:
         shown = hdrs.get(name)
         if not shown:
@@ -453,12 +457,11 @@ def _trusted(mail: _FastMail, header: str, values: Sequence[str]) -> list[Partic
     return _dedupe(out) if len(out) > 1 else out
 
 
-def _raw_head(block: bytes, warnings: list[str]) -> _Head:
+def _raw_head(block: bytes, warnings: list[str], budget: AddressBudget) -> _Head:
     hdrs, repaired = raw_headers(block)
     if repaired:
         warnings.append("header-charset-repaired")
     found: list[Participant] = []
-    budget = AddressBudget()  # shared by the message's address headers
     for name in ROLE_HEADERS:
         values = hdrs.get(name)
         if values:
