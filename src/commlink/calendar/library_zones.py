@@ -21,7 +21,7 @@ from icalendar import Timezone
 from icalendar.timezone import tzp
 from icalendar.timezone.zoneinfo import ZONEINFO
 
-from .rules import cost, may_be_rare, parse_rule
+from .rules import PER_OCCURRENCE, cost, may_be_rare, parse_rule, until
 from .zones import spend_zone_steps, zone_refused
 
 __all__ = ["MAX_ZONE_STEPS", "guard_zone_lookups", "zone_too_costly"]
@@ -33,7 +33,6 @@ __all__ = ["MAX_ZONE_STEPS", "guard_zone_lookups", "zone_too_costly"]
 MAX_ZONE_STEPS = 250_000
 _LIBRARY_END = datetime(2038, 12, 31, tzinfo=timezone.utc)
 _NO_END = datetime(9999, 12, 31, tzinfo=timezone.utc)
-_PER_TRANSITION = 24
 
 # A TZID that zoneinfo cannot open as a file on any platform (over 255 bytes).
 _UNOPENABLE = "x" * 256
@@ -103,7 +102,7 @@ def zone_too_costly(component: Any) -> bool:
                 if may_be_rare(rule, start):
                     last = _NO_END  # walked on past any end to the next occurrence
                 elif "UNTIL" in rule.parts:
-                    last = _until_or(rule.parts["UNTIL"][0], _NO_END)
+                    last = until(rule) or _NO_END
                 else:
                     last = _NO_END if "COUNT" in rule.parts else _LIBRARY_END
                 count = int(rule.parts.get("COUNT", ("1000000000",))[0])
@@ -112,7 +111,7 @@ def zone_too_costly(component: Any) -> bool:
                     return True
                 total += steps
             for dates in _as_list(part.get("RDATE")):
-                total += _PER_TRANSITION * len(getattr(dates, "dts", ()))
+                total += PER_OCCURRENCE * len(getattr(dates, "dts", ()))
             if total > MAX_ZONE_STEPS:
                 return True
     except Exception:  # a part the library could not read either
@@ -124,12 +123,3 @@ def _as_list(value: object) -> list[object]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-def _until_or(value: str, default: datetime) -> datetime:
-    for shape in ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y%m%d"):
-        try:
-            return datetime.strptime(value, shape).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    return default

@@ -25,7 +25,7 @@ from dateutil.rrule import rrule, rruleset, rrulestr  # type: ignore[import-unty
 
 from ..model import Event, EventStatus
 from ..records import Window
-from .rules import Rule, as_yearly, cost, parse_rule, start_near
+from .rules import PER_OCCURRENCE, Rule, as_yearly, cost, parse_rule, start_near
 
 __all__ = [
     "MAX_OCCURRENCES",
@@ -226,9 +226,6 @@ class _Plan:
 #: per character (the checks cost about a microsecond per value).
 _PER_LINE = 50
 _CHARS_PER_STEP = 2
-#: Steps per RDATE or EXDATE value (each is parsed, then made an occurrence
-#: or a hole).
-_PER_DATE = 24
 
 
 def _plan(master: Event, window: Window, limit: int) -> _Plan:
@@ -271,7 +268,7 @@ def _plan(master: Event, window: Window, limit: int) -> _Plan:
             elif name in ("RDATE", "EXDATE"):
                 tz = _param_zone(params) or zone
                 items = value.split(",")
-                walk += _PER_DATE * len(items)
+                walk += PER_OCCURRENCE * len(items)  # each parsed, then an occurrence or a hole
                 dates.extend((name, item.split("/")[0].strip(), tz) for item in items)
     except Exception:  # any malformed rule: expand shows the master alone
         usable = False

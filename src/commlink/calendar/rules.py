@@ -30,7 +30,16 @@ from functools import lru_cache
 
 import attrs
 
-__all__ = ["Rule", "as_yearly", "cost", "may_be_rare", "parse_rule", "start_near"]
+__all__ = [
+    "PER_OCCURRENCE",
+    "Rule",
+    "as_yearly",
+    "cost",
+    "may_be_rare",
+    "parse_rule",
+    "start_near",
+    "until",
+]
 
 #: Seconds in one step of a rule finer than a day.
 FINE = {"HOURLY": 3600, "MINUTELY": 60, "SECONDLY": 1}
@@ -69,7 +78,7 @@ _PER_DAY = 0.1
 _PER_POSITION = 1.0
 _PER_POSITION_DAY = 0.05
 _PER_STEP = 0.5
-_PER_OCCURRENCE = 24.0
+PER_OCCURRENCE = 24
 
 
 @attrs.frozen
@@ -200,7 +209,7 @@ def cost(rule: Rule, start: datetime, last: datetime, cap: int) -> int | None:
     including the check that the rule ever matches; ``None`` for a rule
     finer than a day with day parts, whose walk has no useful bound.
     """
-    stop = min(last, _until(rule) or last)
+    stop = min(last, until(rule) or last)
     span = max((stop - start).total_seconds(), 0.0)
     unit = FINE.get(rule.freq)
     if unit is not None:
@@ -224,7 +233,7 @@ def cost(rule: Rule, start: datetime, last: datetime, cap: int) -> int | None:
     made = min(cap, periods * _most_set(rule)) + rule.times()
     # the first occurrence is at most one gap away: the ever-matches probe
     # walks that far, and the walk that far past ``last``
-    return int((periods + 2 * gap) * per_period + made * _PER_OCCURRENCE)
+    return int((periods + 2 * gap) * per_period + made * PER_OCCURRENCE)
 
 
 def may_be_rare(rule: Rule, start: datetime) -> bool:
@@ -246,7 +255,7 @@ def _fine_cost(rule: Rule, unit: int, span: float, cap: int) -> int:
         timeset *= len(rule.parts.get(key, ("",)))
     steps = span / step + 1
     filtered = any(key in rule.parts for key in _TIME_FILTERS[rule.freq])
-    per_occurrence = _PER_PERIOD + timeset * _PER_OCCURRENCE
+    per_occurrence = _PER_PERIOD + timeset * PER_OCCURRENCE
     if not filtered:  # every step is an occurrence
         return int(min(steps, cap / timeset + 1) * per_occurrence)
     # each step is taken one by one, to the first kept time past the window
@@ -359,10 +368,14 @@ def _least_set(rule: Rule, start: datetime) -> int:
     return (1 if start.day <= 28 else 0) * times
 
 
-def _until(rule: Rule) -> datetime | None:
-    """The rule's UNTIL when written in UTC (``recurrence`` rewrites it so)."""
+def until(rule: Rule) -> datetime | None:
+    """The rule's UNTIL as a UTC moment (a floating or date-only one read as
+    UTC: ``recurrence`` rewrites it in the series' zone first), ``None``
+    when it has none or it cannot be read."""
     value = rule.parts.get("UNTIL", ("",))[0]
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
+    for shape in ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S", "%Y%m%d"):
+        try:
+            return datetime.strptime(value, shape).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
